@@ -1,0 +1,1 @@
+//! Benches and load tools for ironic-rs.

@@ -1,0 +1,59 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Node, Port, Portgroup};
+
+/// What a driver method works on: a snapshot of the node and its ports, taken
+/// under the node's lock.
+///
+/// Drivers read `driver_info`/`instance_info` from it and may change
+/// `driver_internal_info`, `properties` and the like on `node`; the conductor saves
+/// the node after the call (for methods taking `&mut Task`). A `shared` task is
+/// read-only: whatever a driver changes on it is not saved.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// The node.
+    pub node: Node,
+    /// Its ports.
+    pub ports: Vec<Port>,
+    /// Its port groups.
+    pub portgroups: Vec<Portgroup>,
+    /// Whether the task holds only a shared lock.
+    pub shared: bool,
+    /// Facts about the deployment the drivers may need.
+    pub env: TaskEnv,
+}
+
+/// Facts about the conductor and the deployment a driver may need: where the API
+/// is (for the agent's kernel command line), the conductor's host name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEnv {
+    /// Conductor host name.
+    pub conductor: String,
+    /// The URL the ramdisk agent should call (`ipa-api-url`), if an API is served.
+    pub api_url: Option<String>,
+    /// Free-form settings the application passes to drivers (e.g. deploy kernel defaults).
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Task {
+    /// A task over a node with no ports (for tests and simple callers).
+    pub fn new(node: Node) -> Self {
+        Task {
+            node,
+            ports: Vec::new(),
+            portgroups: Vec::new(),
+            shared: false,
+            env: TaskEnv::default(),
+        }
+    }
+
+    /// A task over a node and its ports.
+    pub fn with_ports(node: Node, ports: Vec<Port>) -> Self {
+        Task {
+            ports,
+            ..Task::new(node)
+        }
+    }
+}

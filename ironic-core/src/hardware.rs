@@ -1,0 +1,398 @@
+//! Hardware types as plain data, and the registry the application fills.
+//!
+//! A [`HardwareType`] names, for each interface, the implementations it supports,
+//! the preferred (default) one first. Variants are built by struct update:
+//!
+//! ```
+//! use ironic_core::hardware::{HardwareType, GENERIC};
+//! const MY_VENDOR: HardwareType = HardwareType {
+//!     name: "my-vendor",
+//!     power: &["my-vendor"],
+//!     management: &["my-vendor", "noop"],
+//!     ..GENERIC
+//! };
+//! assert_eq!(MY_VENDOR.deploy, GENERIC.deploy);
+//! ```
+//!
+//! The [`InterfaceRegistry`] holds implementations by `(interface type, name)` and
+//! the hardware types. Nothing registers itself: each driver crate exports a
+//! `register(&mut InterfaceRegistry, ...)` and the application calls it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::driver::noop::*;
+use crate::driver::*;
+use crate::error::{DriverError, ErrorKind};
+use crate::model::{InterfaceType, Node, NodeInterfaces};
+
+/// A hardware type: which implementations of each interface it supports, the
+/// default first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct HardwareType {
+    /// The name nodes use in `driver`.
+    pub name: &'static str,
+    pub bios: &'static [&'static str],
+    pub boot: &'static [&'static str],
+    pub console: &'static [&'static str],
+    pub deploy: &'static [&'static str],
+    pub firmware: &'static [&'static str],
+    pub inspect: &'static [&'static str],
+    pub management: &'static [&'static str],
+    pub network: &'static [&'static str],
+    pub power: &'static [&'static str],
+    pub raid: &'static [&'static str],
+    pub rescue: &'static [&'static str],
+    pub storage: &'static [&'static str],
+    pub vendor: &'static [&'static str],
+}
+
+impl HardwareType {
+    /// The supported implementations of one interface.
+    pub fn supported(&self, t: InterfaceType) -> &'static [&'static str] {
+        match t {
+            InterfaceType::Bios => self.bios,
+            InterfaceType::Boot => self.boot,
+            InterfaceType::Console => self.console,
+            InterfaceType::Deploy => self.deploy,
+            InterfaceType::Firmware => self.firmware,
+            InterfaceType::Inspect => self.inspect,
+            InterfaceType::Management => self.management,
+            InterfaceType::Network => self.network,
+            InterfaceType::Power => self.power,
+            InterfaceType::Raid => self.raid,
+            InterfaceType::Rescue => self.rescue,
+            InterfaceType::Storage => self.storage,
+            InterfaceType::Vendor => self.vendor,
+        }
+    }
+}
+
+/// Ironic's `GenericHardware` defaults; hardware types override what they add.
+pub const GENERIC: HardwareType = HardwareType {
+    name: "generic",
+    bios: &["no-bios"],
+    boot: &["ipxe", "pxe", "http-ipxe", "http"],
+    console: &["no-console"],
+    deploy: &["direct", "ramdisk"],
+    firmware: &["no-firmware"],
+    inspect: &["agent", "no-inspect"],
+    management: &["noop"],
+    network: &["flat", "noop"],
+    power: &[],
+    raid: &["no-raid", "agent"],
+    rescue: &["no-rescue", "agent"],
+    storage: &["noop"],
+    vendor: &["no-vendor"],
+};
+
+/// `fake-hardware`: every interface `fake`, plus the generic ones.
+pub const FAKE_HARDWARE: HardwareType = HardwareType {
+    name: "fake-hardware",
+    bios: &["fake", "no-bios"],
+    boot: &["fake", "ipxe", "pxe", "http-ipxe", "http"],
+    console: &["fake", "no-console"],
+    deploy: &["fake", "direct", "ramdisk"],
+    firmware: &["fake", "no-firmware"],
+    inspect: &["fake", "agent", "no-inspect"],
+    management: &["fake", "noop"],
+    network: &["noop", "flat"],
+    power: &["fake"],
+    raid: &["fake", "no-raid", "agent"],
+    rescue: &["fake", "no-rescue", "agent"],
+    storage: &["noop"],
+    vendor: &["fake", "no-vendor"],
+};
+
+/// `manual-management`: the operator powers the node by hand.
+pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
+    name: "manual-management",
+    power: &["agent", "fake"],
+    management: &["noop", "fake"],
+    network: &["noop", "flat"],
+    ..GENERIC
+};
+
+/// The interface implementations a node resolves to.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub struct Driver {
+    /// The hardware type.
+    pub hardware_type: HardwareType,
+    pub bios: Arc<dyn BiosInterface>,
+    pub boot: Arc<dyn BootInterface>,
+    pub console: Arc<dyn ConsoleInterface>,
+    pub deploy: Arc<dyn DeployInterface>,
+    pub firmware: Arc<dyn FirmwareInterface>,
+    pub inspect: Arc<dyn InspectInterface>,
+    pub management: Arc<dyn ManagementInterface>,
+    pub network: Arc<dyn NetworkInterface>,
+    pub power: Arc<dyn PowerInterface>,
+    pub raid: Arc<dyn RaidInterface>,
+    pub rescue: Arc<dyn RescueInterface>,
+    pub storage: Arc<dyn StorageInterface>,
+    pub vendor: Arc<dyn VendorInterface>,
+}
+
+impl Driver {
+    /// One interface, as its base trait (for validation and steps).
+    pub fn base(&self, t: InterfaceType) -> &dyn BaseInterface {
+        match t {
+            InterfaceType::Bios => &*self.bios,
+            InterfaceType::Boot => &*self.boot,
+            InterfaceType::Console => &*self.console,
+            InterfaceType::Deploy => &*self.deploy,
+            InterfaceType::Firmware => &*self.firmware,
+            InterfaceType::Inspect => &*self.inspect,
+            InterfaceType::Management => &*self.management,
+            InterfaceType::Network => &*self.network,
+            InterfaceType::Power => &*self.power,
+            InterfaceType::Raid => &*self.raid,
+            InterfaceType::Rescue => &*self.rescue,
+            InterfaceType::Storage => &*self.storage,
+            InterfaceType::Vendor => &*self.vendor,
+        }
+    }
+}
+
+macro_rules! registry_impl {
+    ($( $variant:ident / $field:ident : $tr:ident => $reg:ident ),+ $(,)?) => {
+        /// Interface implementations by name, and hardware types. Filled by the
+        /// application: `ironic_core::fake::register(&mut reg, ..)`,
+        /// `ironic_drivers_ipmi::register(&mut reg, ..)`, ...
+        #[derive(Clone, Default)]
+        pub struct InterfaceRegistry {
+            hardware_types: BTreeMap<&'static str, HardwareType>,
+            $( $field: BTreeMap<String, Arc<dyn $tr>>, )+
+        }
+
+        impl InterfaceRegistry {
+            $(
+                #[doc = concat!("Register a `", stringify!($field), "` interface implementation under `name`.")]
+                pub fn $reg(&mut self, name: impl Into<String>, imp: Arc<dyn $tr>) -> &mut Self {
+                    self.$field.insert(name.into(), imp);
+                    self
+                }
+            )+
+
+            /// Names registered for an interface type, sorted.
+            pub fn interface_names(&self, t: InterfaceType) -> Vec<String> {
+                match t {
+                    $( InterfaceType::$variant => self.$field.keys().cloned().collect(), )+
+                }
+            }
+
+            fn base_of(&self, t: InterfaceType, name: &str) -> Option<&dyn BaseInterface> {
+                match t {
+                    $( InterfaceType::$variant => self.$field.get(name).map(|i| &**i as &dyn BaseInterface), )+
+                }
+            }
+
+            /// Resolve a node's interfaces into a [`Driver`].
+            pub fn driver_for(&self, node: &Node) -> Result<Driver, DriverError> {
+                let hw = self.hardware_type(&node.driver)?;
+                Ok(Driver {
+                    hardware_type: hw,
+                    $( $field: self.$field
+                        .get(node.interfaces.get(InterfaceType::$variant))
+                        .cloned()
+                        .ok_or_else(|| self.unknown(InterfaceType::$variant, node.interfaces.get(InterfaceType::$variant)))?, )+
+                })
+            }
+        }
+    };
+}
+
+registry_impl! {
+    Bios / bios: BiosInterface => register_bios,
+    Boot / boot: BootInterface => register_boot,
+    Console / console: ConsoleInterface => register_console,
+    Deploy / deploy: DeployInterface => register_deploy,
+    Firmware / firmware: FirmwareInterface => register_firmware,
+    Inspect / inspect: InspectInterface => register_inspect,
+    Management / management: ManagementInterface => register_management,
+    Network / network: NetworkInterface => register_network,
+    Power / power: PowerInterface => register_power,
+    Raid / raid: RaidInterface => register_raid,
+    Rescue / rescue: RescueInterface => register_rescue,
+    Storage / storage: StorageInterface => register_storage,
+    Vendor / vendor: VendorInterface => register_vendor,
+}
+
+impl std::fmt::Debug for InterfaceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("InterfaceRegistry");
+        d.field(
+            "hardware_types",
+            &self.hardware_types.keys().collect::<Vec<_>>(),
+        );
+        for t in InterfaceType::ALL {
+            d.field(t.as_str(), &self.interface_names(t));
+        }
+        d.finish()
+    }
+}
+
+impl InterfaceRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with Ironic's no-op interfaces (`no-bios`, `no-console`,
+    /// `no-inspect`, `no-raid`, `no-rescue`, `no-firmware`, `no-vendor`, storage
+    /// `noop`, network `noop`, management `noop`) that hardware types fall back on.
+    pub fn with_noop() -> Self {
+        let mut r = Self::new();
+        r.register_bios(NoBios::NAME, Arc::new(NoBios))
+            .register_console(NoConsole::NAME, Arc::new(NoConsole))
+            .register_inspect(NoInspect::NAME, Arc::new(NoInspect))
+            .register_raid(NoRaid::NAME, Arc::new(NoRaid))
+            .register_rescue(NoRescue::NAME, Arc::new(NoRescue))
+            .register_firmware(NoFirmware::NAME, Arc::new(NoFirmware))
+            .register_vendor(NoVendor::NAME, Arc::new(NoVendor))
+            .register_storage(NoopStorage::NAME, Arc::new(NoopStorage))
+            .register_network(NoopNetwork::NAME, Arc::new(NoopNetwork))
+            .register_management(NoopManagement::NAME, Arc::new(NoopManagement));
+        r
+    }
+
+    /// Register (or replace) a hardware type.
+    pub fn register_hardware_type(&mut self, hw: HardwareType) -> &mut Self {
+        self.hardware_types.insert(hw.name, hw);
+        self
+    }
+
+    /// The registered hardware types, sorted by name.
+    pub fn hardware_types(&self) -> Vec<HardwareType> {
+        self.hardware_types.values().copied().collect()
+    }
+
+    /// A hardware type by name; the error lists the known ones.
+    pub fn hardware_type(&self, name: &str) -> Result<HardwareType, DriverError> {
+        self.hardware_types.get(name).copied().ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "Could not find the following driver(s) or hardware type(s): {name}. Known hardware types: {}",
+                    self.hardware_types.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+
+    fn unknown(&self, t: InterfaceType, name: &str) -> DriverError {
+        DriverError::new(
+            ErrorKind::NotFound,
+            format!(
+                "Could not find the following interface in the 'ironic.hardware.interfaces.{t}' entrypoint: {name}. Valid interfaces are: {}",
+                self.interface_names(t).join(", ")
+            ),
+        )
+    }
+
+    /// The implementations of `t` that `hw` supports and that are registered, in the
+    /// hardware type's order of preference.
+    pub fn enabled_for(&self, hw: &HardwareType, t: InterfaceType) -> Vec<&'static str> {
+        hw.supported(t)
+            .iter()
+            .copied()
+            .filter(|n| self.base_of(t, n).is_some())
+            .collect()
+    }
+
+    /// Default interface choice for a hardware type: the first supported one that is
+    /// registered (Ironic's `driver_factory.default_interface`).
+    pub fn default_interfaces(&self, hw: &HardwareType) -> Result<NodeInterfaces, DriverError> {
+        let mut out = NodeInterfaces::default();
+        for t in InterfaceType::ALL {
+            let name = self.enabled_for(hw, t).first().copied().ok_or_else(|| {
+                DriverError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "No default for {t} interface for hardware type {}: none of {:?} is enabled (registered: {:?})",
+                        hw.name,
+                        hw.supported(t),
+                        self.interface_names(t)
+                    ),
+                )
+            })?;
+            out.set(t, name);
+        }
+        Ok(out)
+    }
+
+    /// Fill the node's empty interface fields with the hardware type's defaults and
+    /// check that every named one is supported by the hardware type and registered.
+    pub fn resolve_interfaces(&self, node: &mut Node) -> Result<(), DriverError> {
+        let hw = self.hardware_type(&node.driver)?;
+        for t in InterfaceType::ALL {
+            let current = node.interfaces.get(t).to_owned();
+            if current.is_empty() {
+                let enabled = self.enabled_for(&hw, t);
+                let name = enabled.first().ok_or_else(|| {
+                    DriverError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "No {t} interface enabled for hardware type {}: it supports {:?}, registered are {:?}",
+                            hw.name,
+                            hw.supported(t),
+                            self.interface_names(t)
+                        ),
+                    )
+                })?;
+                node.interfaces.set(t, *name);
+            } else if !hw.supported(t).contains(&current.as_str()) {
+                return Err(DriverError::invalid(format!(
+                    "Could not find the following interface in the 'ironic.hardware.interfaces.{t}' entrypoint: {current}. Valid interfaces for hardware type {} are: {}",
+                    hw.name,
+                    self.enabled_for(&hw, t).join(", ")
+                )));
+            } else if self.base_of(t, &current).is_none() {
+                return Err(self.unknown(t, &current));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `driver_info` properties of a hardware type's default interfaces
+    /// (`GET /v1/drivers/{name}/properties`).
+    pub fn properties(&self, hw: &HardwareType) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for t in InterfaceType::ALL {
+            for name in self.enabled_for(hw, t).into_iter().take(1) {
+                if let Some(i) = self.base_of(t, name) {
+                    for p in i.properties() {
+                        let desc = if p.required {
+                            format!("{} Required.", p.description)
+                        } else {
+                            format!("{} Optional.", p.description)
+                        };
+                        out.insert(p.name.to_owned(), desc);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_hardware_type_lists_known_ones() {
+        let mut r = InterfaceRegistry::with_noop();
+        r.register_hardware_type(MANUAL_MANAGEMENT);
+        let e = r.hardware_type("nope").unwrap_err();
+        assert!(e.message().contains("manual-management"), "{e}");
+    }
+
+    #[test]
+    fn struct_update_builds_variants() {
+        assert_eq!(MANUAL_MANAGEMENT.deploy, GENERIC.deploy);
+        assert_eq!(MANUAL_MANAGEMENT.power, &["agent", "fake"]);
+    }
+}

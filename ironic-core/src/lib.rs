@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub mod driver;
+pub mod error;
+pub mod hardware;
+pub mod ids;
+pub mod mac;
+pub mod model;
+pub mod secret;
+pub mod states;
+pub mod store;
+
+pub use error::{DriverError, Error, ErrorKind, Result};
+pub use hardware::{Driver, HardwareType, InterfaceRegistry};
+pub use ids::{Ident, NodeId, PortId};
+pub use mac::MacAddress;
+pub use model::{Node, Port};
+pub use secret::{DriverInfo, Secret};
+pub use states::{Event, PowerAction, PowerState, ProvisionState};

@@ -1,0 +1,39 @@
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+use crate::ids::{HistoryId, NodeId};
+
+/// Severity of a history event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Warning.
+    Warning,
+    /// Error.
+    Error,
+}
+
+/// An entry of a node's history (`/v1/nodes/{id}/history`, 1.78).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// UUID.
+    pub uuid: HistoryId,
+    /// The node.
+    pub node_uuid: NodeId,
+    /// What happened (usually an error message).
+    pub event: String,
+    /// Kind (`provisioning`, `power`, `maintenance`, `deployment`, `cleaning`, ...).
+    pub event_type: String,
+    /// Severity.
+    pub severity: Severity,
+    /// User (project) that caused it, if known.
+    pub user: Option<String>,
+    /// Conductor host.
+    pub conductor: Option<String>,
+    /// Provision state at the time (1.115).
+    pub provision_state: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+}

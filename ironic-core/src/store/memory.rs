@@ -1,0 +1,1 @@
+//! Placeholder: the in-memory store is being written.

@@ -1,0 +1,337 @@
+//! Durable state: the [`Store`] trait and its implementations.
+//!
+//! * [`MemoryStore`]: in memory, for tests and scale runs.
+//! * `SqliteStore` (feature `sqlite`, default): the embedded default; one file, WAL.
+//!
+//! The trait speaks in model types and plain queries only (no SQL), so a PostgreSQL
+//! store can be added without changing it. Reservations (node locks) live in the
+//! store, so they survive a restart and can be shared by several conductors.
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+// pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+// pub use sqlite::SqliteStore;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::driver::{BiosSetting, FirmwareComponent};
+use crate::ids::*;
+use crate::mac::MacAddress;
+use crate::model::*;
+use crate::states::ProvisionState;
+
+/// What a store call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("{kind} {ident} could not be found.")]
+    NotFound {
+        /// Kind of record.
+        kind: &'static str,
+        /// What was asked for.
+        ident: String,
+    },
+    /// A unique value is taken (name, MAC address, ...).
+    #[error("{0}")]
+    Duplicate(String),
+    /// The node is reserved by another host.
+    #[error("node {node} is locked by host {holder}")]
+    Locked {
+        /// The node.
+        node: NodeId,
+        /// The holder.
+        holder: String,
+    },
+    /// The backend failed.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// A `NotFound`.
+    pub fn not_found(kind: &'static str, ident: impl ToString) -> Self {
+        StoreError::NotFound {
+            kind,
+            ident: ident.to_string(),
+        }
+    }
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Sort direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDir {
+    /// Ascending (default).
+    #[default]
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// Node columns lists can be sorted by (JSON fields are not sortable, as in Ironic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeSortKey {
+    /// Creation order (Ironic's internal `id`; the default).
+    #[default]
+    Id,
+    /// `uuid`.
+    Uuid,
+    /// `name`.
+    Name,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `provision_state`.
+    ProvisionState,
+    /// `provision_updated_at`.
+    ProvisionUpdatedAt,
+    /// `power_state`.
+    PowerState,
+    /// `driver`.
+    Driver,
+    /// `maintenance`.
+    Maintenance,
+    /// `resource_class`.
+    ResourceClass,
+    /// `conductor_group`.
+    ConductorGroup,
+    /// `owner`.
+    Owner,
+    /// `instance_uuid`.
+    InstanceUuid,
+}
+
+impl NodeSortKey {
+    /// Parse Ironic's `sort_key` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// Filters for listing nodes; `None` means "don't filter".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeFilter {
+    /// Any of these provision states.
+    pub provision_state: Option<Vec<ProvisionState>>,
+    /// Maintenance flag.
+    pub maintenance: Option<bool>,
+    /// Whether an instance is associated (`instance_uuid` set).
+    pub associated: Option<bool>,
+    /// Hardware type.
+    pub driver: Option<String>,
+    /// Resource class.
+    pub resource_class: Option<String>,
+    /// Conductor group (case-insensitive in Ironic; stored lower-case).
+    pub conductor_group: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Lessee.
+    pub lessee: Option<String>,
+    /// Owner or lessee (Ironic's `project`).
+    pub project: Option<String>,
+    /// Fault.
+    pub fault: Option<Fault>,
+    /// Chassis.
+    pub chassis_uuid: Option<ChassisId>,
+    /// Instance UUID.
+    pub instance_uuid: Option<String>,
+    /// Retired flag.
+    pub retired: Option<bool>,
+    /// Substring of `description`.
+    pub description_contains: Option<String>,
+    /// Shard(s).
+    pub shard: Option<Vec<String>>,
+    /// Whether a shard is set.
+    pub sharded: Option<bool>,
+    /// Reserved (locked) or not.
+    pub reserved: Option<bool>,
+    /// Reserved by this host.
+    pub reserved_by: Option<String>,
+    /// Parent node.
+    pub parent_node: Option<NodeId>,
+    /// Only nodes without a parent (Ironic hides children by default since 1.83).
+    pub exclude_children: bool,
+    /// Provision state changed before this time (for timeouts).
+    pub provision_updated_before: Option<Timestamp>,
+}
+
+/// A page request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page<K> {
+    /// Maximum items (None = all).
+    pub limit: Option<usize>,
+    /// UUID of the last item of the previous page.
+    pub marker: Option<uuid::Uuid>,
+    /// Sort key.
+    pub sort_key: K,
+    /// Direction.
+    pub sort_dir: SortDir,
+}
+
+/// A node listing query.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeQuery {
+    /// Filters.
+    pub filter: NodeFilter,
+    /// Paging and sorting.
+    pub page: Page<NodeSortKey>,
+}
+
+/// A port listing query.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PortQuery {
+    /// Ports of this node.
+    pub node: Option<NodeId>,
+    /// Ports of this port group.
+    pub portgroup: Option<PortgroupId>,
+    /// With this address.
+    pub address: Option<MacAddress>,
+    /// Any of these addresses.
+    pub addresses: Option<Vec<MacAddress>>,
+    /// Physical network.
+    pub physical_network: Option<String>,
+    /// Paging (sorted by creation order).
+    pub limit: Option<usize>,
+    /// Marker (UUID of the last port of the previous page).
+    pub marker: Option<uuid::Uuid>,
+    /// Direction.
+    pub sort_dir: SortDir,
+}
+
+/// The durable state of a deployment.
+///
+/// # Contract
+/// * `create_*` fails with [`StoreError::Duplicate`] when a unique value (UUID, name,
+///   MAC address, instance UUID, trait name) is taken, and writes nothing.
+/// * `update_node` writes every field **except `reservation`**, which only
+///   `reserve_node`/`release_node`/`clear_reservations` change, atomically.
+/// * `reserve_node` is a compare-and-set: it succeeds only when the node has no
+///   reservation (or is already reserved by the same host, which is refused too:
+///   locks are not re-entrant), and returns the node as stored.
+/// * Deleting a node deletes its ports, port groups, history, BIOS settings,
+///   firmware components and inventory.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // ---- nodes ----
+    /// Insert a node.
+    async fn create_node(&self, node: &Node) -> StoreResult<()>;
+    /// A node by UUID or name.
+    async fn get_node(&self, ident: &Ident) -> StoreResult<Node>;
+    /// Replace a node's fields (not `reservation`).
+    async fn update_node(&self, node: &Node) -> StoreResult<()>;
+    /// Delete a node and what belongs to it.
+    async fn delete_node(&self, id: NodeId) -> StoreResult<()>;
+    /// List nodes.
+    async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>>;
+    /// Count nodes matching a filter.
+    async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize>;
+    /// Take the exclusive lock: set `reservation = host` if it is empty.
+    async fn reserve_node(&self, id: NodeId, host: &str) -> StoreResult<Node>;
+    /// Release the lock if `host` holds it.
+    async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()>;
+    /// Release every lock `host` holds (conductor start-up). Returns how many.
+    async fn clear_reservations(&self, host: &str) -> StoreResult<usize>;
+
+    // ---- ports ----
+    /// Insert a port.
+    async fn create_port(&self, port: &Port) -> StoreResult<()>;
+    /// A port by UUID or name.
+    async fn get_port(&self, ident: &Ident) -> StoreResult<Port>;
+    /// A port by MAC address.
+    async fn get_port_by_address(&self, address: MacAddress) -> StoreResult<Port>;
+    /// Replace a port.
+    async fn update_port(&self, port: &Port) -> StoreResult<()>;
+    /// Delete a port.
+    async fn delete_port(&self, id: PortId) -> StoreResult<()>;
+    /// List ports.
+    async fn list_ports(&self, query: &PortQuery) -> StoreResult<Vec<Port>>;
+
+    // ---- port groups ----
+    /// Insert a port group.
+    async fn create_portgroup(&self, pg: &Portgroup) -> StoreResult<()>;
+    /// A port group by UUID or name.
+    async fn get_portgroup(&self, ident: &Ident) -> StoreResult<Portgroup>;
+    /// Replace a port group.
+    async fn update_portgroup(&self, pg: &Portgroup) -> StoreResult<()>;
+    /// Delete a port group.
+    async fn delete_portgroup(&self, id: PortgroupId) -> StoreResult<()>;
+    /// Port groups, of one node or all.
+    async fn list_portgroups(&self, node: Option<NodeId>) -> StoreResult<Vec<Portgroup>>;
+
+    // ---- chassis ----
+    /// Insert a chassis.
+    async fn create_chassis(&self, c: &Chassis) -> StoreResult<()>;
+    /// A chassis.
+    async fn get_chassis(&self, id: ChassisId) -> StoreResult<Chassis>;
+    /// Replace a chassis.
+    async fn update_chassis(&self, c: &Chassis) -> StoreResult<()>;
+    /// Delete a chassis.
+    async fn delete_chassis(&self, id: ChassisId) -> StoreResult<()>;
+    /// All chassis.
+    async fn list_chassis(&self) -> StoreResult<Vec<Chassis>>;
+
+    // ---- allocations ----
+    /// Insert an allocation.
+    async fn create_allocation(&self, a: &Allocation) -> StoreResult<()>;
+    /// An allocation by UUID or name.
+    async fn get_allocation(&self, ident: &Ident) -> StoreResult<Allocation>;
+    /// Replace an allocation.
+    async fn update_allocation(&self, a: &Allocation) -> StoreResult<()>;
+    /// Delete an allocation.
+    async fn delete_allocation(&self, id: AllocationId) -> StoreResult<()>;
+    /// All allocations.
+    async fn list_allocations(&self) -> StoreResult<Vec<Allocation>>;
+
+    // ---- deploy templates ----
+    /// Insert a deploy template.
+    async fn create_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()>;
+    /// A deploy template by UUID or name.
+    async fn get_deploy_template(&self, ident: &Ident) -> StoreResult<DeployTemplate>;
+    /// Replace a deploy template.
+    async fn update_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()>;
+    /// Delete a deploy template.
+    async fn delete_deploy_template(&self, id: DeployTemplateId) -> StoreResult<()>;
+    /// All deploy templates.
+    async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>>;
+
+    // ---- conductors ----
+    /// Register or refresh a conductor (sets `updated_at`).
+    async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()>;
+    /// Touch a conductor's keep-alive.
+    async fn touch_conductor(&self, hostname: &str) -> StoreResult<()>;
+    /// Remove a conductor.
+    async fn delete_conductor(&self, hostname: &str) -> StoreResult<()>;
+    /// All conductors (`alive` as stored; callers derive liveness from `updated_at`).
+    async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>>;
+
+    // ---- history, BIOS, firmware, inventory ----
+    /// Append a history event (keeping at most `max_per_node`, oldest dropped).
+    async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()>;
+    /// A node's history, oldest first.
+    async fn list_history(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>>;
+    /// Replace a node's cached BIOS settings.
+    async fn set_bios_settings(&self, node: NodeId, s: &[BiosSetting]) -> StoreResult<()>;
+    /// A node's cached BIOS settings.
+    async fn get_bios_settings(&self, node: NodeId) -> StoreResult<Vec<BiosSetting>>;
+    /// Replace a node's cached firmware components.
+    async fn set_firmware_components(
+        &self,
+        node: NodeId,
+        c: &[FirmwareComponent],
+    ) -> StoreResult<()>;
+    /// A node's cached firmware components.
+    async fn get_firmware_components(&self, node: NodeId) -> StoreResult<Vec<FirmwareComponent>>;
+    /// Store a node's inspection inventory.
+    async fn set_inventory(&self, node: NodeId, inventory: &serde_json::Value) -> StoreResult<()>;
+    /// A node's inspection inventory.
+    async fn get_inventory(&self, node: NodeId) -> StoreResult<Option<serde_json::Value>>;
+}

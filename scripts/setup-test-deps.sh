@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything the tests talk to: Debian packages listed in */test-deps/apt.txt
+# and PyPI packages listed in */test-deps/pip.txt (into the venv .venv-test/).
+# Safe to run again; does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=$(cat */test-deps/apt.txt examples/*/test-deps/apt.txt 2>/dev/null | sed 's/#.*//' | xargs -r echo)
+pip_pkgs=$(cat */test-deps/pip.txt examples/*/test-deps/pip.txt 2>/dev/null | sed 's/#.*//' | xargs -r echo)
+
+if [ -n "$apt_pkgs" ]; then
+  missing=""
+  for p in $apt_pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "setup-test-deps: installing Debian packages:$missing"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  fi
+fi
+
+if [ -n "$pip_pkgs" ]; then
+  if [ ! -x .venv-test/bin/python ]; then
+    python3 -m venv .venv-test
+  fi
+  stamp=.venv-test/.installed
+  want=$(echo "$pip_pkgs" | tr ' ' '\n' | sort | tr '\n' ' ')
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup-test-deps: installing PyPI packages into .venv-test: $want"
+    .venv-test/bin/pip install -q --upgrade pip
+    .venv-test/bin/pip install -q $want
+    echo "$want" > "$stamp"
+  fi
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-nextest" ]; then
+  echo "setup-test-deps: cargo-nextest not found; tests will run with cargo test"
+fi
+echo "setup-test-deps: done"
