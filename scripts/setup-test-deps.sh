@@ -16,8 +16,8 @@ if [ -n "$apt_pkgs" ]; then
   if [ -n "$missing" ]; then
     echo "setup-test-deps: installing Debian packages:$missing"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+    $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing
   fi
 fi
 
