@@ -11,13 +11,15 @@ pip_pkgs=$(cat */test-deps/pip.txt examples/*/test-deps/pip.txt 2>/dev/null | se
 if [ -n "$apt_pkgs" ]; then
   missing=""
   for p in $apt_pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    # entries may pin a release (qemu-utils/bookworm) or a version (name=ver)
+    name=${p%%/*}; name=${name%%=*}
+    dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
   if [ -n "$missing" ]; then
     echo "setup-test-deps: installing Debian packages:$missing"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends --allow-downgrades $missing
   fi
 fi
 
