@@ -16,6 +16,8 @@ if [ -n "$apt_pkgs" ]; then
     dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
   if [ -n "$missing" ]; then
+    # pinned entries go along with every install, so apt resolves them together
+    for p in $apt_pkgs; do case "$p" in */*|*=*) case " $missing " in *" $p "*) ;; *) missing="$missing $p";; esac;; esac; done
     echo "setup-test-deps: installing Debian packages:$missing"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
