@@ -1,0 +1,218 @@
+//! A read-only TFTP server over a [`BootFiles`] set.
+//!
+//! Options negotiated (RFC 2347 option extension): `blksize` (RFC 2348),
+//! `timeout` and `tsize` (RFC 2349), `windowsize` (RFC 7440). Write requests
+//! are refused, and so are absolute paths and paths that climb out of the root
+//! (see [`sanitize_path`](crate::files::sanitize_path)). Every transfer gets its
+//! own socket, so many clients are served at once.
+//!
+//! The protocol engine is the `async-tftp` crate, kept private behind this
+//! type: nothing of it shows in the public API, so it can be replaced.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_tftp::packet;
+use async_tftp::server::{Handler, TftpServerBuilder};
+use bytes::Bytes;
+use futures_lite::AsyncRead;
+use futures_lite::io::Cursor;
+
+use crate::files::{BootFile, BootFiles, OpenError};
+
+/// Limits and defaults of the TFTP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TftpOptions {
+    /// The largest `blksize` granted (RFC 2348 allows 8..=65464). Default 65464.
+    pub max_block_size: u16,
+    /// The largest `windowsize` granted (RFC 7440). Default 64.
+    pub max_window_size: u16,
+    /// Retransmission timeout when the client asks for none. Default 3 s.
+    pub timeout: Duration,
+    /// How often a block is resent before the transfer is dropped. Default 10.
+    pub max_send_retries: u32,
+}
+
+impl Default for TftpOptions {
+    fn default() -> Self {
+        TftpOptions {
+            max_block_size: 65464,
+            max_window_size: 64,
+            timeout: Duration::from_secs(3),
+            max_send_retries: 10,
+        }
+    }
+}
+
+/// A running TFTP server. Stops when dropped (or with [`TftpServer::shutdown`]).
+pub struct TftpServer {
+    local_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for TftpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TftpServer")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl TftpServer {
+    /// Bind `addr` (port 0 picks a free port) and serve `files` from a thread of
+    /// its own until dropped.
+    pub fn bind(
+        addr: SocketAddr,
+        files: Arc<BootFiles>,
+        options: TftpOptions,
+    ) -> io::Result<TftpServer> {
+        let socket = UdpSocket::bind(addr)?;
+        let local_addr = socket.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("tftp-{local_addr}"))
+            .spawn(move || {
+                futures_lite::future::block_on(async move {
+                    let builder = TftpServerBuilder::with_handler(FileHandler { files })
+                        .block_size_limit(options.max_block_size.clamp(8, 65464))
+                        .window_size_limit(options.max_window_size.max(1))
+                        .timeout(options.timeout)
+                        .max_send_retries(options.max_send_retries);
+                    let server = match builder.std_socket(socket) {
+                        Ok(b) => b.build().await,
+                        Err(e) => Err(e),
+                    };
+                    let server = match server {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(io::Error::other(e.to_string())));
+                            return;
+                        }
+                    };
+                    let stop = async {
+                        let _ = rx.await;
+                        Ok(())
+                    };
+                    if let Err(e) = futures_lite::future::or(server.serve(), stop).await {
+                        tracing::error!(addr = %local_addr, error = %e, "TFTP server stopped");
+                    }
+                })
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("TFTP server thread died"))??;
+        tracing::info!(addr = %local_addr, "TFTP server listening");
+        Ok(TftpServer {
+            local_addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stop serving and wait for the server thread (transfers in flight are dropped).
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TftpServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+struct FileHandler {
+    files: Arc<BootFiles>,
+}
+
+/// What a transfer reads from.
+enum Reader {
+    Memory(Cursor<Bytes>),
+    Disk(blocking::Unblock<std::fs::File>),
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Reader::Memory(c) => Pin::new(c).poll_read(cx, buf),
+            Reader::Disk(f) => Pin::new(f).poll_read(cx, buf),
+        }
+    }
+}
+
+impl Handler for FileHandler {
+    type Reader = Reader;
+    type Writer = futures_lite::io::Sink;
+
+    async fn read_req_open(
+        &mut self,
+        client: &SocketAddr,
+        path: &Path,
+    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
+        let Some(name) = path.to_str() else {
+            tracing::warn!(%client, "TFTP request for a non-UTF-8 path refused");
+            return Err(packet::Error::PermissionDenied);
+        };
+        match self.files.open(name) {
+            Ok(file) => {
+                let len = file.len();
+                tracing::debug!(%client, path = name, len, "TFTP read");
+                let reader = match file {
+                    BootFile::Memory(b) => Reader::Memory(Cursor::new(b)),
+                    BootFile::Disk { file, .. } => {
+                        Reader::Disk(blocking::Unblock::with_capacity(64 * 1024, file))
+                    }
+                };
+                Ok((reader, Some(len)))
+            }
+            Err(OpenError::Refused(p)) => {
+                tracing::warn!(%client, path = %p, "TFTP request refused: path leaves the boot root");
+                Err(packet::Error::PermissionDenied)
+            }
+            Err(e) => {
+                tracing::debug!(%client, path = name, error = %e, "TFTP file not found");
+                Err(packet::Error::FileNotFound)
+            }
+        }
+    }
+
+    async fn write_req_open(
+        &mut self,
+        client: &SocketAddr,
+        path: &Path,
+        _size: Option<u64>,
+    ) -> Result<Self::Writer, packet::Error> {
+        tracing::warn!(%client, path = %path.display(), "TFTP write refused: the server is read-only");
+        Err(packet::Error::Msg("read-only server".into()))
+    }
+}

@@ -1,0 +1,219 @@
+//! The TFTP server against real clients: tftp-hpa, atftp and curl.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{random_file, run, same_file, tool};
+use ironic_boot_pxe::{BootFiles, TftpOptions, TftpServer};
+
+const BIG: usize = 64 << 20;
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    out: std::path::PathBuf,
+    files: Arc<BootFiles>,
+    server: TftpServer,
+}
+
+fn lab() -> Lab {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    // Outside the root: must never be served.
+    std::fs::write(dir.path().join("secret"), b"top secret\n").unwrap();
+    std::fs::write(root.join("sub/small.txt"), b"hello from disk\n").unwrap();
+    let files = BootFiles::new(Some(&root)).unwrap();
+    files
+        .insert(
+            "pxelinux.cfg/01-52-54-00-12-34-56",
+            &b"default deploy\n"[..],
+        )
+        .unwrap();
+    let server = TftpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::clone(&files),
+        TftpOptions::default(),
+    )
+    .unwrap();
+    Lab {
+        root,
+        out,
+        files,
+        server,
+        _dir: dir,
+    }
+}
+
+fn big_file(root: &Path) -> std::path::PathBuf {
+    let p = root.join("ramdisk.img");
+    random_file(&p, BIG, 0x1234_5678);
+    p
+}
+
+#[test]
+fn tftp_hpa_gets_files_and_is_refused_traversal() {
+    let tftp = tool("tftp", "tftp-hpa");
+    let lab = lab();
+    let port = lab.server.local_addr().port().to_string();
+    let big = big_file(&lab.root);
+    let get = |remote: &str, local: &Path| {
+        run(Command::new(&tftp)
+            .args(["-4", "-v", "-m", "binary", "127.0.0.1", &port, "-c", "get"])
+            .arg(remote)
+            .arg(local))
+    };
+    // 64 MiB at the default 512-byte blocks: 131072 blocks, so the block
+    // number wraps around.
+    let (ok, log) = get("ramdisk.img", &lab.out.join("big"));
+    assert!(ok, "{log}");
+    assert!(same_file(&big, &lab.out.join("big")), "64 MiB file differs");
+    // Generated in memory.
+    let (ok, log) = get("pxelinux.cfg/01-52-54-00-12-34-56", &lab.out.join("cfg"));
+    assert!(ok, "{log}");
+    assert_eq!(
+        std::fs::read(lab.out.join("cfg")).unwrap(),
+        b"default deploy\n"
+    );
+    // Traversal and absolute paths.
+    for bad in [
+        "../secret",
+        "sub/../../secret",
+        "/etc/passwd",
+        "nonexistent",
+    ] {
+        let dest = lab.out.join("bad");
+        let _ = std::fs::remove_file(&dest);
+        let (_, log) = get(bad, &dest);
+        // tftp-hpa exits 0 even on a server error; it prints the error.
+        assert!(
+            log.contains("Error code") || log.contains("error"),
+            "{bad}: {log}"
+        );
+        let got = std::fs::read(&dest).unwrap_or_default();
+        assert!(!got.starts_with(b"top secret"), "{bad} leaked");
+        assert!(got.is_empty(), "{bad}: got {} bytes", got.len());
+    }
+    // Write requests are refused.
+    std::fs::write(lab.out.join("up"), b"x").unwrap();
+    let (_, log) = run(Command::new(&tftp)
+        .args(["-4", "-v", "-m", "binary", "127.0.0.1", &port, "-c", "put"])
+        .arg(lab.out.join("up"))
+        .arg("uploaded"));
+    assert!(log.contains("Error code") || log.contains("error"), "{log}");
+    assert!(!lab.root.join("uploaded").exists());
+    drop(lab.files);
+}
+
+#[test]
+fn atftp_negotiates_options() {
+    let atftp = tool("atftp", "atftp");
+    let lab = lab();
+    let port = lab.server.local_addr().port().to_string();
+    let big = big_file(&lab.root);
+    let dest = lab.out.join("big");
+    let (ok, log) = run(Command::new(&atftp)
+        .args([
+            "--trace",
+            "--option",
+            "blksize 1468",
+            "--option",
+            "tsize 0",
+            "--option",
+            "timeout 2",
+            "--option",
+            "windowsize 8",
+            "-g",
+            "-r",
+            "ramdisk.img",
+            "-l",
+        ])
+        .arg(&dest)
+        .args(["127.0.0.1", &port]));
+    assert!(ok, "{log}");
+    // atftp traces the server's OACK.
+    let oack = log
+        .lines()
+        .find(|l| l.contains("OACK"))
+        .unwrap_or_else(|| panic!("no OACK in atftp trace:\n{}", &log[..log.len().min(2000)]));
+    assert!(oack.contains("blksize: 1468"), "{oack}");
+    assert!(oack.contains(&format!("tsize: {BIG}")), "{oack}");
+    assert!(oack.contains("timeout: 2"), "{oack}");
+    assert!(oack.contains("windowsize: 8"), "{oack}");
+    assert!(same_file(&big, &dest), "64 MiB file differs");
+
+    let (ok, log) = run(Command::new(&atftp)
+        .args(["--option", "blksize 1468", "-g", "-r", "../secret", "-l"])
+        .arg(lab.out.join("secret"))
+        .args(["127.0.0.1", &port]));
+    assert!(!ok, "traversal must fail: {log}");
+    assert!(
+        std::fs::read(lab.out.join("secret"))
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[test]
+fn curl_tftp_with_blksize_and_tsize() {
+    let curl = tool("curl", "curl");
+    let lab = lab();
+    let addr = lab.server.local_addr();
+    let big = big_file(&lab.root);
+    let dest = lab.out.join("big");
+    let (ok, log) = run(Command::new(&curl)
+        .args(["-sS", "--fail", "--tftp-blksize", "8192", "-o"])
+        .arg(&dest)
+        .arg(format!("tftp://{addr}/ramdisk.img")));
+    assert!(ok, "{log}");
+    assert!(same_file(&big, &dest), "64 MiB file differs");
+
+    let (ok, log) = run(Command::new(&curl)
+        .args(["-sS", "--fail", "-o", "-"])
+        .arg(format!("tftp://{addr}/sub/small.txt")));
+    assert!(ok, "{log}");
+    assert_eq!(log, "hello from disk\n");
+
+    // curl normalises "../" in URLs itself; %2e%2e reaches the server as "..".
+    for bad in [
+        "%2e%2e/secret",
+        "sub/%2e%2e/%2e%2e/secret",
+        "%2fetc%2fpasswd",
+    ] {
+        let (ok, log) = run(Command::new(&curl)
+            .args(["-sS", "--fail", "-o", "-"])
+            .arg(format!("tftp://{addr}/{bad}")));
+        assert!(!ok, "{bad} must fail: {log}");
+        assert!(!log.contains("top secret"), "{bad} leaked: {log}");
+    }
+}
+
+#[test]
+fn many_clients_at_once() {
+    let curl = tool("curl", "curl");
+    let lab = lab();
+    let addr = lab.server.local_addr();
+    let src = lab.root.join("mid.img");
+    random_file(&src, 4 << 20, 42);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let dest = lab.out.join(format!("mid{i}"));
+            let child = Command::new(&curl)
+                .args(["-sS", "--fail", "--tftp-blksize", "1468", "-o"])
+                .arg(&dest)
+                .arg(format!("tftp://{addr}/mid.img"))
+                .spawn()
+                .unwrap();
+            (common::ChildGuard(child), dest)
+        })
+        .collect();
+    for (mut c, dest) in children {
+        assert!(c.0.wait().unwrap().success());
+        assert!(same_file(&src, &dest));
+    }
+}
