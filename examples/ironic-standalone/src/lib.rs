@@ -1,0 +1,3 @@
+//! The ironic-rs reference deployment: the `ironic` binary's library half.
+
+pub mod lab;
