@@ -1,3 +1,6 @@
-//! The ironic-rs reference deployment: the `ironic` binary's library half.
+#![doc = include_str!("../README.md")]
 
+pub mod api;
+pub mod auth;
+pub mod config;
 pub mod lab;

@@ -1,0 +1,480 @@
+//! The `ironic` configuration: a TOML file (every key documented in
+//! `ironic.example.toml`), overridden by `IRONIC__SECTION__KEY` environment
+//! variables, then by command-line flags. Defaults work on a laptop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `ironic` reads.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[conductor]`.
+    pub conductor: ConductorSection,
+    /// `[fake]`.
+    pub fake: FakeSection,
+    /// `[log]`.
+    pub log: LogConfig,
+}
+
+/// How clients authenticate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStrategy {
+    /// No authentication; `X-Auth-Token` is accepted and ignored.
+    #[default]
+    Noauth,
+    /// HTTP basic auth against an htpasswd file with bcrypt hashes.
+    HttpBasic,
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the REST API listens on.
+    pub listen: SocketAddr,
+    /// Base URL used in links (`links`, `next`, `Location`); default: from the
+    /// request's `Host` header.
+    pub public_endpoint: Option<String>,
+    /// Maximum (and default) page size of lists.
+    pub max_limit: usize,
+    /// `noauth` or `http_basic`.
+    pub auth_strategy: AuthStrategy,
+    /// htpasswd file for `http_basic` (bcrypt entries only).
+    pub http_basic_auth_user_file: Option<PathBuf>,
+    /// Only nodes in lookup-allowed states are returned by `/v1/lookup`.
+    pub restrict_lookup: bool,
+    /// Seconds between agent heartbeats that the agent is told to keep.
+    pub ramdisk_heartbeat_timeout: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6385)),
+            public_endpoint: None,
+            max_limit: 1000,
+            auth_strategy: AuthStrategy::Noauth,
+            http_basic_auth_user_file: None,
+            restrict_lookup: true,
+            ramdisk_heartbeat_timeout: 300,
+        }
+    }
+}
+
+/// Which store keeps the state.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// One SQLite file under `data_dir` (durable; the default).
+    #[default]
+    Sqlite,
+    /// In memory (lost at exit; for experiments and scale runs).
+    Memory,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite` or `memory`.
+    pub backend: Backend,
+    /// Directory holding `ironic.sqlite` and other state.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Sqlite,
+            data_dir: PathBuf::from("./ironic-data"),
+        }
+    }
+}
+
+/// `[conductor]`: maps onto `ironic_core::conductor::ConductorConfig`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConductorSection {
+    /// Host name recorded in reservations and the conductors list (default: the
+    /// machine's host name).
+    pub host: Option<String>,
+    /// Conductor group served.
+    pub conductor_group: String,
+    /// URL of this API that ramdisk agents call back (default: from `api.listen`).
+    pub api_url: Option<String>,
+    /// Bounded worker pool; a full pool answers 503.
+    pub max_concurrent_operations: usize,
+    /// Clean nodes automatically on `provide` and after undeploy.
+    pub automated_clean: bool,
+    /// Allow provisioning actions on nodes in maintenance.
+    pub allow_provisioning_in_maintenance: bool,
+    /// Seconds between power-state syncs (0 disables).
+    pub power_state_sync_interval: u64,
+    /// Failed power reads before a node goes into maintenance.
+    pub power_state_sync_max_retries: u32,
+    /// Seconds between checks of nodes in maintenance for power failure.
+    pub power_failure_recovery_interval: u64,
+    /// Seconds between callback-timeout checks.
+    pub check_provision_state_interval: u64,
+    /// Seconds to wait for the agent during deploy.
+    pub deploy_callback_timeout: u64,
+    /// Seconds to wait for the agent during cleaning.
+    pub clean_callback_timeout: u64,
+    /// Seconds to wait for inspection data.
+    pub inspect_wait_timeout: u64,
+    /// Seconds to wait for the rescue agent.
+    pub rescue_callback_timeout: u64,
+    /// Seconds to wait for the agent during servicing.
+    pub service_callback_timeout: u64,
+    /// Default timeout of power actions, in seconds.
+    pub power_state_change_timeout: u64,
+    /// Retries when a node is locked.
+    pub node_locked_retry_attempts: u32,
+    /// Seconds between those retries.
+    pub node_locked_retry_interval: u64,
+    /// Seconds between conductor keep-alives.
+    pub conductor_heartbeat_interval: u64,
+    /// History entries kept per node.
+    pub node_history_max_entries: usize,
+    /// Free-form settings passed to drivers.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Default for ConductorSection {
+    fn default() -> Self {
+        ConductorSection {
+            host: None,
+            conductor_group: String::new(),
+            api_url: None,
+            max_concurrent_operations: 300,
+            automated_clean: true,
+            allow_provisioning_in_maintenance: true,
+            power_state_sync_interval: 120,
+            power_state_sync_max_retries: 3,
+            power_failure_recovery_interval: 300,
+            check_provision_state_interval: 60,
+            deploy_callback_timeout: 1800,
+            clean_callback_timeout: 1800,
+            inspect_wait_timeout: 1800,
+            rescue_callback_timeout: 1800,
+            service_callback_timeout: 1800,
+            power_state_change_timeout: 60,
+            node_locked_retry_attempts: 3,
+            node_locked_retry_interval: 1,
+            conductor_heartbeat_interval: 10,
+            node_history_max_entries: 300,
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[fake]`: the fake-hardware driver.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FakeSection {
+    /// Register `fake-hardware` and the `fake` interfaces.
+    pub enabled: bool,
+    /// Milliseconds each fake power action takes.
+    pub power_delay_ms: u64,
+    /// Milliseconds each fake deploy takes.
+    pub deploy_delay_ms: u64,
+}
+
+impl Default for FakeSection {
+    fn default() -> Self {
+        FakeSection {
+            enabled: true,
+            power_delay_ms: 0,
+            deploy_delay_ms: 0,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `ironic_core=debug,info`, ...). `RUST_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration that could not be loaded; the message names the file, the key
+/// and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key has a wrong type/value.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message: line, column, key and expectation.
+        message: String,
+    },
+    /// An `IRONIC__*` environment variable is wrong.
+    #[error("invalid environment override {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Keys are valid one by one but do not fit together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Prefix of environment overrides: `IRONIC__API__LISTEN=127.0.0.1:7000`.
+pub const ENV_PREFIX: &str = "IRONIC__";
+
+impl Config {
+    /// Load `path` (if any), then apply `env` overrides (`(name, value)` pairs; pass
+    /// `std::env::vars()`), then check.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, shown) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?,
+                p.to_owned(),
+            ),
+            None => (String::new(), PathBuf::from("<defaults>")),
+        };
+        // Parse the file alone first, so errors point at its lines and keys.
+        let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if parts.len() != 2 || parts.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "expected IRONIC__<SECTION>__<KEY>, e.g. IRONIC__API__LISTEN".into(),
+                });
+            }
+            let parsed = parse_env_value(&value);
+            let section = table
+                .entry(parts[0].clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section) = section.as_table_mut() else {
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!("[{}] is not a section", parts[0]),
+                });
+            };
+            section.insert(parts[1].clone(), parsed);
+            // Check this override alone for a precise message.
+            let mut probe = toml::Table::new();
+            let mut sec = toml::Table::new();
+            sec.insert(parts[1].clone(), section[&parts[1]].clone());
+            probe.insert(parts[0].clone(), toml::Value::Table(sec));
+            if let Err(e) = toml::to_string(&probe)
+                .map_err(|e| e.to_string())
+                .and_then(|s| toml::from_str::<Config>(&s).map_err(|e| e.to_string()))
+            {
+                return Err(ConfigError::Env {
+                    var,
+                    message: e.trim_end().replace('\n', " "),
+                });
+            }
+        }
+        let text = toml::to_string(&table).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Cross-key checks.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.api.max_limit == 0 {
+            return Err(ConfigError::Invalid(
+                "api.max_limit must be at least 1".into(),
+            ));
+        }
+        if self.api.auth_strategy == AuthStrategy::HttpBasic
+            && self.api.http_basic_auth_user_file.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "api.auth_strategy = \"http_basic\" needs api.http_basic_auth_user_file (an htpasswd file with bcrypt entries)".into(),
+            ));
+        }
+        if let Some(url) = &self.api.public_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "api.public_endpoint must be an http:// or https:// URL, got {url:?}"
+            )));
+        }
+        if self.conductor.max_concurrent_operations == 0 {
+            return Err(ConfigError::Invalid(
+                "conductor.max_concurrent_operations must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The conductor's host name: configured, else the machine's, else `localhost`.
+    pub fn host(&self) -> String {
+        if let Some(h) = &self.conductor.host {
+            return h.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+
+    /// The callback URL given to ramdisk agents.
+    pub fn api_url(&self) -> String {
+        self.conductor
+            .api_url
+            .clone()
+            .or_else(|| self.api.public_endpoint.clone())
+            .unwrap_or_else(|| format!("http://{}", self.api.listen))
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    // A TOML literal (number, bool, array, quoted string) if it parses as one,
+    // else the raw string.
+    let doc = format!("v = {v}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(v.into())),
+        Err(_) => toml::Value::String(v.into()),
+    }
+}
+
+/// Seconds as a [`Duration`].
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(s: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ironic.toml");
+        std::fs::write(&p, s).unwrap();
+        Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
+        assert_eq!(c.storage.data_dir, PathBuf::from("./ironic-data"));
+        assert!(c.fake.enabled);
+        assert_eq!(c.api.auth_strategy, AuthStrategy::Noauth);
+    }
+
+    #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let text = include_str!("../ironic.example.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn bad_keys_and_types_are_named() {
+        let e = load_str("[api]\nmax_limit = \"lots\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("max_limit") && e.contains("line 2"), "{e}");
+        let e = load_str("[api]\nlisten = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = load_str("[api]\nlisen = \"127.0.0.1:1\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("lisen") && e.contains("listen"), "{e}");
+        let e = load_str("[nope]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = load_str("[api]\nauth_strategy = \"http_basic\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("http_basic_auth_user_file"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_win_and_are_checked() {
+        let c = load_str(
+            "[api]\nlisten = \"127.0.0.1:7000\"\n",
+            &[
+                ("IRONIC__API__LISTEN", "127.0.0.1:7001"),
+                ("IRONIC__API__MAX_LIMIT", "50"),
+                ("IRONIC__STORAGE__BACKEND", "memory"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(c.api.max_limit, 50);
+        assert_eq!(c.storage.backend, Backend::Memory);
+        let e = load_str("", &[("IRONIC__API__MAX_LIMIT", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IRONIC__API__MAX_LIMIT"), "{e}");
+        let e = load_str("", &[("IRONIC__API", "x")]).unwrap_err().to_string();
+        assert!(e.contains("IRONIC__<SECTION>__<KEY>"), "{e}");
+        let e = load_str("", &[("IRONIC__API__NOPE", "1")]).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_reported() {
+        let e = Config::load(Some(Path::new("/nonexistent/ironic.toml")), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/ironic.toml"), "{e}");
+    }
+}
