@@ -79,7 +79,9 @@ impl Htpasswd {
             if !(hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$")) {
                 return Err((
                     i + 1,
-                    format!("user {user:?}: only bcrypt hashes are supported (create them with htpasswd -B)"),
+                    format!(
+                        "user {user:?}: only bcrypt hashes are supported (create them with htpasswd -B)"
+                    ),
                 ));
             }
             users.insert(user.to_owned(), hash.to_owned());
@@ -139,11 +141,19 @@ mod tests {
 
     #[test]
     fn bcrypt_users_authenticate() {
-        let hash = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+        let hash = bcrypt::hash("s3cret", 4)
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
         let h = Htpasswd::parse(&format!("# comment\nadmin:{hash}\n")).unwrap();
-        assert_eq!(h.check(Some(&header("admin", "s3cret"))).as_deref(), Some("admin"));
+        assert_eq!(
+            h.check(Some(&header("admin", "s3cret"))).as_deref(),
+            Some("admin")
+        );
         // cached path
-        assert_eq!(h.check(Some(&header("admin", "s3cret"))).as_deref(), Some("admin"));
+        assert_eq!(
+            h.check(Some(&header("admin", "s3cret"))).as_deref(),
+            Some("admin")
+        );
         assert!(h.check(Some(&header("admin", "wrong"))).is_none());
         assert!(h.check(Some(&header("other", "s3cret"))).is_none());
         assert!(h.check(Some("Bearer abc")).is_none());

@@ -391,7 +391,9 @@ fn parse_env_value(v: &str) -> toml::Value {
     // else the raw string.
     let doc = format!("v = {v}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(v.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.into())),
         Err(_) => toml::Value::String(v.into()),
     }
 }
@@ -433,15 +435,23 @@ mod tests {
 
     #[test]
     fn bad_keys_and_types_are_named() {
-        let e = load_str("[api]\nmax_limit = \"lots\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[api]\nmax_limit = \"lots\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_limit") && e.contains("line 2"), "{e}");
-        let e = load_str("[api]\nlisten = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[api]\nlisten = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen"), "{e}");
-        let e = load_str("[api]\nlisen = \"127.0.0.1:1\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[api]\nlisen = \"127.0.0.1:1\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lisen") && e.contains("listen"), "{e}");
         let e = load_str("[nope]\n", &[]).unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
-        let e = load_str("[api]\nauth_strategy = \"http_basic\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[api]\nauth_strategy = \"http_basic\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("http_basic_auth_user_file"), "{e}");
     }
 
@@ -464,9 +474,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("IRONIC__API__MAX_LIMIT"), "{e}");
-        let e = load_str("", &[("IRONIC__API", "x")]).unwrap_err().to_string();
+        let e = load_str("", &[("IRONIC__API", "x")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("IRONIC__<SECTION>__<KEY>"), "{e}");
-        let e = load_str("", &[("IRONIC__API__NOPE", "1")]).unwrap_err().to_string();
+        let e = load_str("", &[("IRONIC__API__NOPE", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
     }
 

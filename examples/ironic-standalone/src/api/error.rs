@@ -57,10 +57,7 @@ impl ApiError {
     }
     /// 406 as Ironic raises it for a feature newer than the requested version.
     pub fn not_acceptable() -> Self {
-        Self::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "Request not acceptable.",
-        )
+        Self::new(StatusCode::NOT_ACCEPTABLE, "Request not acceptable.")
     }
     /// 406 from version negotiation (`code`/`title`/`description`).
     pub fn version_not_acceptable(description: impl Into<String>) -> Self {
@@ -122,7 +119,9 @@ impl ApiError {
                 } else {
                     "Client"
                 };
-                format!("{{\"faultcode\": \"{code}\", \"faultstring\": {msg}, \"debuginfo\": null}}")
+                format!(
+                    "{{\"faultcode\": \"{code}\", \"faultstring\": {msg}, \"debuginfo\": null}}"
+                )
             }
             Shape::Webob => format!(
                 "{{\"code\": {}, \"title\": \"{}\", \"description\": {msg}}}",
@@ -170,9 +169,7 @@ impl From<ironic_core::Error> for ApiError {
         let status = match &e {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::NodeLocked { .. } | E::Conflict(_) => StatusCode::CONFLICT,
-            E::InvalidState { .. } | E::Invalid(_) | E::InMaintenance(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            E::InvalidState { .. } | E::Invalid(_) | E::InMaintenance(_) => StatusCode::BAD_REQUEST,
             E::Driver(d) => driver_status(d.kind()),
             E::NoFreeWorker | E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(detail) => return ApiError::internal(format!("database error: {detail}")),

@@ -41,7 +41,12 @@ impl Op {
 impl PatchOp {
     /// The root field the operation touches (`/driver_info/x` → `driver_info`).
     pub fn root(&self) -> String {
-        let first = self.path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let first = self
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
         unescape(first)
     }
 
@@ -141,10 +146,7 @@ pub fn check_allowed(ops: &[PatchOp], allowed: &[&str]) -> Result<(), ApiError> 
 /// Apply `ops` to `doc` one at a time. Adding a new root attribute is refused.
 pub fn apply(doc: &mut Value, ops: &[PatchOp]) -> Result<(), ApiError> {
     for op in ops {
-        if op.op == Op::Add
-            && op.path.matches('/').count() == 1
-            && doc.get(op.root()).is_none()
-        {
+        if op.op == Op::Add && op.path.matches('/').count() == 1 && doc.get(op.root()).is_none() {
             return Err(ApiError::bad_request(format!(
                 "Adding a new attribute ({}) to the root of the resource is not allowed",
                 op.path
@@ -212,7 +214,12 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
                 a.remove(i);
             }
         },
-        _ => return Err(format!("the parent of {} is not an object or a list", op.path)),
+        _ => {
+            return Err(format!(
+                "the parent of {} is not an object or a list",
+                op.path
+            ));
+        }
     }
     Ok(())
 }
@@ -221,7 +228,10 @@ fn index(token: &str, len: usize, for_insert: bool) -> Result<usize, String> {
     if token == "-" && for_insert {
         return Ok(len);
     }
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) || (token.len() > 1 && token.starts_with('0')) {
+    if token.is_empty()
+        || !token.bytes().all(|b| b.is_ascii_digit())
+        || (token.len() > 1 && token.starts_with('0'))
+    {
         return Err(format!("'{token}' is not a valid list index"));
     }
     let i: usize = token
@@ -275,15 +285,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_operation() {
-        let e = run(json!({"extra": {}}), json!([{"op": "remove", "path": "/extra/nope"}]))
-            .unwrap_err();
+        let e = run(
+            json!({"extra": {}}),
+            json!([{"op": "remove", "path": "/extra/nope"}]),
+        )
+        .unwrap_err();
         assert!(e.starts_with("Couldn't apply patch"), "{e}");
-        assert!(e.contains("can't remove a non-existent object 'nope'"), "{e}");
-        let e = run(json!({"extra": {}}), json!([{"op": "replace", "path": "/extra/x", "value": 1}]))
-            .unwrap_err();
+        assert!(
+            e.contains("can't remove a non-existent object 'nope'"),
+            "{e}"
+        );
+        let e = run(
+            json!({"extra": {}}),
+            json!([{"op": "replace", "path": "/extra/x", "value": 1}]),
+        )
+        .unwrap_err();
         assert!(e.contains("can't replace a non-existent object 'x'"), "{e}");
-        let e = run(json!({"extra": {}}), json!([{"op": "add", "path": "/bogus", "value": 1}]))
-            .unwrap_err();
+        let e = run(
+            json!({"extra": {}}),
+            json!([{"op": "add", "path": "/bogus", "value": 1}]),
+        )
+        .unwrap_err();
         assert!(e.contains("Adding a new attribute (/bogus)"), "{e}");
     }
 

@@ -136,7 +136,9 @@ impl ListArgs {
             None => max_limit,
             Some(s) => {
                 let n: i64 = s.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!("Invalid value for limit: {s:?} is not an integer"))
+                    ApiError::bad_request(format!(
+                        "Invalid value for limit: {s:?} is not an integer"
+                    ))
                 })?;
                 if n <= 0 {
                     return Err(ApiError::bad_request("Limit must be positive"));
@@ -245,7 +247,9 @@ mod tests {
 
     #[test]
     fn parses_and_decodes() {
-        let p = Params::parse(Some("provision_state=clean%20wait&fields=uuid,name&detail=True&x+y=1"));
+        let p = Params::parse(Some(
+            "provision_state=clean%20wait&fields=uuid,name&detail=True&x+y=1",
+        ));
         assert_eq!(p.get("provision_state"), Some("clean wait"));
         assert_eq!(p.list("fields").unwrap(), vec!["uuid", "name"]);
         assert_eq!(p.bool("detail").unwrap(), Some(true));
@@ -263,8 +267,13 @@ mod tests {
         assert!(ListArgs::parse(&Params::parse(Some("limit=x")), v, 1000, false).is_err());
         assert!(ListArgs::parse(&Params::parse(Some("sort_dir=up")), v, 1000, false).is_err());
         assert!(ListArgs::parse(&Params::parse(Some("marker=nope")), v, 1000, false).is_err());
-        let e = ListArgs::parse(&Params::parse(Some("detail=true&fields=uuid")), v, 1000, false)
-            .unwrap_err();
+        let e = ListArgs::parse(
+            &Params::parse(Some("detail=true&fields=uuid")),
+            v,
+            1000,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
         let e = ListArgs::parse(&Params::parse(Some("fields=uuid")), Version(7), 1000, false)
             .unwrap_err();

@@ -108,7 +108,7 @@ pub fn negotiate(requested: Option<&str>) -> Result<Version, VersionError> {
     if major != 1 {
         return Err(VersionError::WrongMajor(shown));
     }
-    if minor < MIN.0 || minor > MAX.0 {
+    if !(MIN.0..=MAX.0).contains(&minor) {
         return Err(VersionError::OutOfRange(shown));
     }
     Ok(Version(minor))

@@ -362,7 +362,12 @@ mod tests {
     fn version_1_1_hides_newer_fields_and_1_115_shows_all() {
         let n = sample();
         let old = render(1, &n, None);
-        let keys: Vec<&str> = old.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&str> = old
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         for k in [
             "uuid",
             "driver",
@@ -389,8 +394,14 @@ mod tests {
             assert!(new.get(k).is_some(), "{k} missing at max");
         }
         assert_eq!(new["conductor"], "c1");
-        assert_eq!(new["states"][0]["href"], format!("http://127.0.0.1:6385/v1/nodes/{}/states", n.uuid));
-        assert_eq!(new["links"][1]["href"], format!("http://127.0.0.1:6385/nodes/{}", n.uuid));
+        assert_eq!(
+            new["states"][0]["href"],
+            format!("http://127.0.0.1:6385/v1/nodes/{}/states", n.uuid)
+        );
+        assert_eq!(
+            new["links"][1]["href"],
+            format!("http://127.0.0.1:6385/nodes/{}", n.uuid)
+        );
         assert_eq!(new["links"][1]["rel"], "bookmark");
     }
 

@@ -138,12 +138,23 @@ fn portgroup_field(w: &mut ObjWriter<'_>, p: &Portgroup, name: &str) {
 /// Render a port group.
 pub fn write_portgroup(buf: &mut Vec<u8>, ctx: &Ctx<'_>, p: &Portgroup, fields: Option<&[String]>) {
     let id = p.uuid.to_string();
-    write_selected(buf, ctx, PORTGROUP_FIELDS, fields, p, portgroup_field, |w| {
-        write_links(w, ctx.base, "portgroups", &id);
-        if fields.is_none() {
-            w.raw("ports", &links(ctx.base, "portgroups", &format!("{id}/ports")));
-        }
-    });
+    write_selected(
+        buf,
+        ctx,
+        PORTGROUP_FIELDS,
+        fields,
+        p,
+        portgroup_field,
+        |w| {
+            write_links(w, ctx.base, "portgroups", &id);
+            if fields.is_none() {
+                w.raw(
+                    "ports",
+                    &links(ctx.base, "portgroups", &format!("{id}/ports")),
+                );
+            }
+        },
+    );
 }
 
 /// Chassis fields.
@@ -219,9 +230,15 @@ pub fn write_allocation(
     fields: Option<&[String]>,
 ) {
     let id = a.uuid.to_string();
-    write_selected(buf, ctx, ALLOCATION_FIELDS, fields, a, allocation_field, |w| {
-        write_links(w, ctx.base, "allocations", &id)
-    });
+    write_selected(
+        buf,
+        ctx,
+        ALLOCATION_FIELDS,
+        fields,
+        a,
+        allocation_field,
+        |w| write_links(w, ctx.base, "allocations", &id),
+    );
 }
 
 /// Deploy template fields.
