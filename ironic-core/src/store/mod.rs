@@ -7,13 +7,16 @@
 //! store can be added without changing it. Reservations (node locks) live in the
 //! store, so they survive a restart and can be shared by several conductors.
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 // pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
-// pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

@@ -1,1 +1,0 @@
-//! Placeholder: the SQLite store is being written.

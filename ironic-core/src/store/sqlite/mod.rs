@@ -1,0 +1,410 @@
+//! The SQLite store: one file, WAL journal, embedded migrations.
+//!
+//! Each record is stored whole as JSON beside indexed columns for what is filtered,
+//! sorted or unique (see `migrations/0001_initial.sql`). Only runtime queries are
+//! used (no compile-time checked macros), so building needs no database.
+//!
+//! Concurrency: a small connection pool; SQLite serialises writers, every
+//! multi-statement write runs in a `BEGIN IMMEDIATE` transaction, and a
+//! `busy_timeout` makes a writer wait for another instead of failing. The node lock
+//! is one `UPDATE ... WHERE reservation IS NULL` statement, so several processes
+//! sharing one file still get exactly one winner.
+
+mod node_data;
+mod nodes;
+mod ports;
+mod records;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::*;
+
+/// The migrations embedded in the binary (`ironic-core/migrations/`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Tuning for [`SqliteStore::open_with`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Connections in the pool (SQLite runs one writer at a time; readers run beside it
+    /// in WAL mode). Default 4.
+    pub max_connections: u32,
+    /// How long a statement waits for another connection's write lock before failing
+    /// with "database is locked". Default 30 s.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file (or in memory, for tests).
+///
+/// ```no_run
+/// # async fn f() -> ironic_core::store::StoreResult<()> {
+/// use ironic_core::store::{SqliteStore, Store};
+/// let store = SqliteStore::open("/var/lib/ironic/ironic.sqlite").await?;
+/// let nodes = store.list_nodes(&Default::default()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// The file, or `None` in memory.
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "SqliteStore({})", p.display()),
+            None => f.write_str("SqliteStore(:memory:)"),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file at `path`, creating its parent directory,
+    /// and bring its schema up to date. WAL journal, foreign keys on, default
+    /// [`SqliteOptions`].
+    ///
+    /// Fails with [`StoreError::Backend`] naming the path and the cause when the
+    /// directory cannot be created, the file is not an SQLite database (or is
+    /// corrupt), cannot be written, or was written by a newer ironic-rs.
+    pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// [`open`](Self::open) with explicit options.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |what: &str, e: &dyn fmt::Display| {
+            StoreError::Backend(format!(
+                "cannot open SQLite database {}: {what}: {e}",
+                path.display()
+            ))
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(&format!("cannot create directory {}", dir.display()), &e))?;
+        }
+        if path.is_dir() {
+            return Err(fail("not a file", &"it is a directory"));
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(|e| fail("cannot connect", &describe(&e)))?;
+        // Read the schema now, so a damaged file fails here and not on first use.
+        sqlx::query("SELECT count(*) FROM sqlite_schema")
+            .execute(&pool)
+            .await
+            .map_err(|e| fail("cannot read the schema", &describe(&e)))?;
+        migrate(&pool)
+            .await
+            .map_err(|e| fail("cannot migrate", &e))?;
+        Ok(SqliteStore {
+            pool,
+            path: Some(path),
+        })
+    }
+
+    /// A private in-memory database (one connection, lives as long as the store).
+    pub async fn in_memory() -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {e}")))?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {}", describe(&e))))?;
+        migrate(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {e}")))?;
+        Ok(SqliteStore { pool, path: None })
+    }
+
+    /// The database file (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Close every connection, checkpointing the WAL. Dropping the store without
+    /// closing it loses nothing that was committed.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), String> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => format!(
+            "the database has schema migration {v}, which this ironic-rs does not know: \
+             it was written by a newer version"
+        ),
+        sqlx::migrate::MigrateError::Execute(e) => describe(&e),
+        other => other.to_string(),
+    })
+}
+
+/// An sqlx error as a sentence, with SQLite's own message for database errors.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => match d.code() {
+            Some(code) => format!("{} (SQLite code {code})", d.message()),
+            None => d.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A backend error with context.
+fn backend(context: impl fmt::Display, e: sqlx::Error) -> StoreError {
+    StoreError::Backend(format!("{context}: {}", describe(&e)))
+}
+
+/// `table.column` of a violated unique constraint.
+fn unique_violation(e: &sqlx::Error) -> Option<&str> {
+    match e {
+        sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            d.message().rsplit(": ").next()
+        }
+        _ => None,
+    }
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
+/// Serialize a record for the `data` column.
+fn encode<T: Serialize + ?Sized>(kind: &str, id: impl fmt::Display, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v)
+        .map_err(|e| StoreError::Backend(format!("cannot serialize {kind} {id}: {e}")))
+}
+
+/// Parse a stored record.
+fn decode<T: DeserializeOwned>(kind: &str, data: &str) -> StoreResult<T> {
+    serde_json::from_str(data).map_err(|e| {
+        let id = serde_json::from_str::<serde_json::Value>(data)
+            .ok()
+            .and_then(|v| v.get("uuid").and_then(|u| u.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "(unknown)".into());
+        StoreError::Backend(format!(
+            "stored {kind} {id} cannot be read (damaged or written by another version): {e}"
+        ))
+    })
+}
+
+/// A timestamp as nanoseconds since the epoch (saturating outside 1677..2262).
+fn nanos(t: &Timestamp) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A timestamp for a text column (exact, RFC 3339).
+fn ts_text(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn parse_ts_text(s: &str) -> StoreResult<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| StoreError::Backend(format!("stored timestamp {s:?} does not parse: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_node(&self, node: &Node) -> StoreResult<()> {
+        self.node_create(node).await
+    }
+    async fn get_node(&self, ident: &Ident) -> StoreResult<Node> {
+        self.node_get(ident).await
+    }
+    async fn update_node(&self, node: &Node) -> StoreResult<()> {
+        self.node_update(node).await
+    }
+    async fn delete_node(&self, id: NodeId) -> StoreResult<()> {
+        self.node_delete(id).await
+    }
+    async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>> {
+        self.node_list(query).await
+    }
+    async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize> {
+        self.node_count(filter).await
+    }
+    async fn reserve_node(&self, id: NodeId, host: &str) -> StoreResult<Node> {
+        self.node_reserve(id, host).await
+    }
+    async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()> {
+        self.node_release(id, host).await
+    }
+    async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
+        self.node_clear_reservations(host).await
+    }
+
+    async fn create_port(&self, port: &Port) -> StoreResult<()> {
+        self.port_create(port).await
+    }
+    async fn get_port(&self, ident: &Ident) -> StoreResult<Port> {
+        self.port_get(ident).await
+    }
+    async fn get_port_by_address(&self, address: MacAddress) -> StoreResult<Port> {
+        self.port_get_by_address(address).await
+    }
+    async fn update_port(&self, port: &Port) -> StoreResult<()> {
+        self.port_update(port).await
+    }
+    async fn delete_port(&self, id: PortId) -> StoreResult<()> {
+        self.port_delete(id).await
+    }
+    async fn list_ports(&self, query: &PortQuery) -> StoreResult<Vec<Port>> {
+        self.port_list(query).await
+    }
+
+    async fn create_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
+        self.portgroup_create(pg).await
+    }
+    async fn get_portgroup(&self, ident: &Ident) -> StoreResult<Portgroup> {
+        self.portgroup_get(ident).await
+    }
+    async fn update_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
+        self.portgroup_update(pg).await
+    }
+    async fn delete_portgroup(&self, id: PortgroupId) -> StoreResult<()> {
+        self.portgroup_delete(id).await
+    }
+    async fn list_portgroups(&self, node: Option<NodeId>) -> StoreResult<Vec<Portgroup>> {
+        self.portgroup_list(node).await
+    }
+
+    async fn create_chassis(&self, c: &Chassis) -> StoreResult<()> {
+        self.chassis_create(c).await
+    }
+    async fn get_chassis(&self, id: ChassisId) -> StoreResult<Chassis> {
+        self.chassis_get(id).await
+    }
+    async fn update_chassis(&self, c: &Chassis) -> StoreResult<()> {
+        self.chassis_update(c).await
+    }
+    async fn delete_chassis(&self, id: ChassisId) -> StoreResult<()> {
+        self.chassis_delete(id).await
+    }
+    async fn list_chassis(&self) -> StoreResult<Vec<Chassis>> {
+        self.chassis_list().await
+    }
+
+    async fn create_allocation(&self, a: &Allocation) -> StoreResult<()> {
+        self.allocation_create(a).await
+    }
+    async fn get_allocation(&self, ident: &Ident) -> StoreResult<Allocation> {
+        self.allocation_get(ident).await
+    }
+    async fn update_allocation(&self, a: &Allocation) -> StoreResult<()> {
+        self.allocation_update(a).await
+    }
+    async fn delete_allocation(&self, id: AllocationId) -> StoreResult<()> {
+        self.allocation_delete(id).await
+    }
+    async fn list_allocations(&self) -> StoreResult<Vec<Allocation>> {
+        self.allocation_list().await
+    }
+
+    async fn create_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
+        self.template_create(t).await
+    }
+    async fn get_deploy_template(&self, ident: &Ident) -> StoreResult<DeployTemplate> {
+        self.template_get(ident).await
+    }
+    async fn update_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
+        self.template_update(t).await
+    }
+    async fn delete_deploy_template(&self, id: DeployTemplateId) -> StoreResult<()> {
+        self.template_delete(id).await
+    }
+    async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>> {
+        self.template_list().await
+    }
+
+    async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {
+        self.conductor_upsert(c).await
+    }
+    async fn touch_conductor(&self, hostname: &str) -> StoreResult<()> {
+        self.conductor_touch(hostname).await
+    }
+    async fn delete_conductor(&self, hostname: &str) -> StoreResult<()> {
+        self.conductor_delete(hostname).await
+    }
+    async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
+        self.conductor_list().await
+    }
+
+    async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
+        self.history_add(e, max_per_node).await
+    }
+    async fn list_history(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
+        self.history_list(node).await
+    }
+    async fn set_bios_settings(&self, node: NodeId, s: &[BiosSetting]) -> StoreResult<()> {
+        self.node_blob_set(node_data::Blob::Bios, node, s).await
+    }
+    async fn get_bios_settings(&self, node: NodeId) -> StoreResult<Vec<BiosSetting>> {
+        Ok(self
+            .node_blob_get(node_data::Blob::Bios, node)
+            .await?
+            .unwrap_or_default())
+    }
+    async fn set_firmware_components(
+        &self,
+        node: NodeId,
+        c: &[FirmwareComponent],
+    ) -> StoreResult<()> {
+        self.node_blob_set(node_data::Blob::Firmware, node, c).await
+    }
+    async fn get_firmware_components(&self, node: NodeId) -> StoreResult<Vec<FirmwareComponent>> {
+        Ok(self
+            .node_blob_get(node_data::Blob::Firmware, node)
+            .await?
+            .unwrap_or_default())
+    }
+    async fn set_inventory(&self, node: NodeId, inventory: &serde_json::Value) -> StoreResult<()> {
+        self.node_blob_set(node_data::Blob::Inventory, node, inventory)
+            .await
+    }
+    async fn get_inventory(&self, node: NodeId) -> StoreResult<Option<serde_json::Value>> {
+        self.node_blob_get(node_data::Blob::Inventory, node).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! SQLite specifics: opening, pragmas, damaged files, schema versions. The
+//! behaviour of the store itself is covered by the conformance kit.
+
+use super::*;
+
+async fn pragma_text(store: &SqliteStore, name: &str) -> String {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+        .fetch_one(&store.pool)
+        .await
+        .unwrap_or_else(|e| panic!("PRAGMA {name}: {e}"))
+}
+
+async fn pragma_int(store: &SqliteStore, name: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+        .fetch_one(&store.pool)
+        .await
+        .unwrap_or_else(|e| panic!("PRAGMA {name}: {e}"))
+}
+
+fn backend_message<T: fmt::Debug>(r: StoreResult<T>) -> String {
+    match r {
+        Err(StoreError::Backend(m)) => m,
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn open_creates_the_directory_and_sets_wal_foreign_keys_and_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/ironic.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(path.is_file());
+    assert_eq!(store.path(), Some(path.as_path()));
+    assert_eq!(pragma_text(&store, "journal_mode").await, "wal");
+    assert_eq!(pragma_int(&store, "foreign_keys").await, 1);
+    assert_eq!(pragma_int(&store, "busy_timeout").await, 30_000);
+    assert_eq!(pragma_int(&store, "synchronous").await, 1, "NORMAL");
+    assert!(format!("{store:?}").contains("ironic.sqlite"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn in_memory_keeps_its_data_while_the_store_lives() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let node = Node::new("fake-hardware");
+    store.create_node(&node).await.unwrap();
+    // More than one call, so more than one pool checkout of the single connection.
+    for _ in 0..3 {
+        assert_eq!(store.get_node(&node.uuid.into()).await.unwrap(), node);
+    }
+    assert_eq!(store.path(), None);
+    assert_eq!(format!("{store:?}"), "SqliteStore(:memory:)");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(
+        &path,
+        "this is not a database, just some text that is long enough. ".repeat(100),
+    )
+    .unwrap();
+    let msg = backend_message(SqliteStore::open(&path).await);
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("not a database"), "{msg}");
+    // Nothing was written over it.
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("this is not a database")
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_database_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ironic.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .create_node(&Node::new("fake-hardware"))
+        .await
+        .unwrap();
+    store.close().await;
+    // Keep the 100-byte header, trample the rest of the first page (the schema).
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[100..4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = backend_message(SqliteStore::open(&path).await);
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("malformed") || msg.contains("not a database"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_directory_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the parent directory should be: fails even as root.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "").unwrap();
+    let path = blocker.join("ironic.sqlite");
+    let msg = backend_message(SqliteStore::open(&path).await);
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("cannot create directory"), "{msg}");
+
+    let msg = backend_message(SqliteStore::open(dir.path()).await);
+    assert!(msg.contains("directory"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ironic.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    store.close().await;
+    let msg = backend_message(SqliteStore::open(&path).await);
+    assert!(msg.contains("9999") && msg.contains("newer"), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_reported_not_panicked() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let node = Node::new("fake-hardware");
+    store.create_node(&node).await.unwrap();
+    sqlx::query("UPDATE nodes SET data = '{\"uuid\": \"' || uuid || '\", \"driver\": 7}'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let msg = backend_message(store.get_node(&node.uuid.into()).await);
+    assert!(
+        msg.contains(&node.uuid.to_string()) && msg.contains("cannot be read"),
+        "{msg}"
+    );
+    let msg = backend_message(store.list_nodes(&NodeQuery::default()).await);
+    assert!(msg.contains(&node.uuid.to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn everything_committed_survives_dropping_the_store_without_closing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ironic.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut node = Node::new("fake-hardware");
+    node.name = Some("survivor".into());
+    store.create_node(&node).await.unwrap();
+    let port = Port::new(node.uuid, "52:54:00:de:ad:01".parse().unwrap());
+    store.create_port(&port).await.unwrap();
+    let locked = store.reserve_node(node.uuid, "conductor-1").await.unwrap();
+    drop(store);
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        reopened
+            .get_node(&Ident::Name("survivor".into()))
+            .await
+            .unwrap(),
+        locked
+    );
+    assert_eq!(
+        reopened.get_port_by_address(port.address).await.unwrap(),
+        port
+    );
+    let msg = match reopened
+        .create_port(&Port::new(node.uuid, port.address))
+        .await
+    {
+        Err(StoreError::Duplicate(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        msg,
+        "A port with MAC address 52:54:00:de:ad:01 already exists."
+    );
+}
