@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=$(cat */test-deps/apt.txt examples/*/test-deps/apt.txt 2>/dev/null | sed 's/#.*//' | xargs -r echo)
-pip_pkgs=$(cat */test-deps/pip.txt examples/*/test-deps/pip.txt 2>/dev/null | sed 's/#.*//' | xargs -r echo)
+list() { # every test-deps/<file> of the workspace, comments stripped, deduplicated
+  find . \( -path ./target -o -path './.venv*' -o -path ./.git \) -prune -o -path "*/test-deps/$1" -print 2>/dev/null | sort | xargs -r cat | sed 's/#.*//' | tr -s ' \t' '\n' | { grep -v '^$' || true; } | sort -u | xargs -r echo
+}
+apt_pkgs=$(list apt.txt)
+pip_pkgs=$(list pip.txt)
 
 if [ -n "$apt_pkgs" ]; then
   missing=""
