@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{DriverError, ErrorKind};
+use crate::hardware::Driver;
 use crate::model::{Node, Port, Portgroup};
 
 /// What a driver method works on: a snapshot of the node and its ports, taken
@@ -23,6 +25,11 @@ pub struct Task {
     pub shared: bool,
     /// Facts about the deployment the drivers may need.
     pub env: TaskEnv,
+    /// The node's resolved interfaces, so that one interface can reach the others
+    /// (the agent deploy interface boots the ramdisk through `driver.boot` and
+    /// reboots through `driver.power`, as Ironic's `task.driver.*`). The conductor
+    /// sets it on every task it builds; `None` only in hand-made tasks.
+    pub driver: Option<Driver>,
 }
 
 /// Facts about the conductor and the deployment a driver may need: where the API
@@ -46,7 +53,28 @@ impl Task {
             portgroups: Vec::new(),
             shared: false,
             env: TaskEnv::default(),
+            driver: None,
         }
+    }
+
+    /// The same task with its resolved interfaces set.
+    pub fn with_driver(mut self, driver: Driver) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// The node's resolved interfaces, or an error naming the node when the task was
+    /// built without them.
+    pub fn driver(&self) -> Result<&Driver, DriverError> {
+        self.driver.as_ref().ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::Other,
+                format!(
+                    "Task for node {} carries no resolved driver interfaces",
+                    self.node.uuid
+                ),
+            )
+        })
     }
 
     /// A task over a node and its ports.

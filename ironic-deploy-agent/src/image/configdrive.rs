@@ -1,0 +1,215 @@
+//! Config drives: decode what Ironic sends (gzip + base64 of an ISO9660/vfat
+//! image labelled `config-2`), build one from Ironic's JSON form, and write it to
+//! a partition at the end of the disk.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::partition::{self, Partition, Table};
+use crate::error::{AgentError, Result};
+
+/// Largest config drive accepted (IPA's limit).
+pub const MAX_SIZE: u64 = 64 << 20;
+/// The label the config drive's filesystem and partition carry.
+pub const LABEL: &str = "config-2";
+
+/// Decode a `configdrive` string: base64 of a gzip'd image (or of a plain one).
+pub fn decode(b64: &str) -> Result<Vec<u8>> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim().as_bytes())
+        .map_err(|e| AgentError::InvalidParams(format!("config drive is not valid base64: {e}")))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .take(MAX_SIZE + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                AgentError::InvalidParams(format!("config drive is not valid gzip: {e}"))
+            })?;
+        check_size(out.len() as u64)?;
+        Ok(out)
+    } else {
+        check_size(raw.len() as u64)?;
+        Ok(raw)
+    }
+}
+
+fn check_size(n: u64) -> Result<()> {
+    if n > MAX_SIZE {
+        return Err(AgentError::InvalidParams(format!(
+            "config drive is larger than {} MiB",
+            MAX_SIZE >> 20
+        )));
+    }
+    if n == 0 {
+        return Err(AgentError::InvalidParams("config drive is empty".into()));
+    }
+    Ok(())
+}
+
+/// Build a config drive ISO from Ironic's JSON form
+/// (`{meta_data, network_data, user_data, vendor_data}`) with `genisoimage`
+/// (or `mkisofs`/`xorrisofs`), as openstacksdk does, and return it gzip'd and
+/// base64-encoded, ready for `standby.prepare_image`.
+pub fn build(value: &Value) -> Result<String> {
+    let obj = value.as_object().ok_or_else(|| {
+        AgentError::InvalidParams("configdrive must be a string or an object".into())
+    })?;
+    for k in obj.keys() {
+        if !matches!(
+            k.as_str(),
+            "meta_data" | "network_data" | "user_data" | "vendor_data"
+        ) {
+            return Err(AgentError::InvalidParams(format!(
+                "unknown configdrive key {k:?}"
+            )));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("ironic-configdrive-{}", uuid::Uuid::new_v4()));
+    let result = build_in(&dir, obj);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn build_in(dir: &Path, obj: &serde_json::Map<String, Value>) -> Result<String> {
+    let latest = dir.join("root/openstack/latest");
+    std::fs::create_dir_all(&latest)
+        .map_err(|e| AgentError::io("creating config drive tree", e))?;
+    let w = |name: &str, data: &[u8]| {
+        std::fs::write(latest.join(name), data)
+            .map_err(|e| AgentError::io(format!("writing {name}"), e))
+    };
+    let meta = obj
+        .get("meta_data")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    w("meta_data.json", meta.to_string().as_bytes())?;
+    if let Some(n) = obj.get("network_data") {
+        w("network_data.json", n.to_string().as_bytes())?;
+    }
+    if let Some(v) = obj.get("vendor_data") {
+        w("vendor_data.json", v.to_string().as_bytes())?;
+    }
+    match obj.get("user_data") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => w("user_data", s.as_bytes())?,
+        Some(other) => w("user_data", other.to_string().as_bytes())?,
+    }
+    let iso = dir.join("cd.iso");
+    let mut last = String::from("none of genisoimage, mkisofs, xorrisofs found");
+    for tool in ["genisoimage", "mkisofs", "xorrisofs"] {
+        let out = std::process::Command::new(tool)
+            .args(["-o"])
+            .arg(&iso)
+            .args([
+                "-ldots",
+                "-allow-lowercase",
+                "-allow-multidot",
+                "-l",
+                "-publisher",
+                "ironic-rs",
+                "-quiet",
+                "-J",
+                "-r",
+                "-V",
+                LABEL,
+            ])
+            .arg(dir.join("root"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let data = std::fs::read(&iso)
+                    .map_err(|e| AgentError::io("reading built config drive", e))?;
+                check_size(data.len() as u64)?;
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(&data)
+                    .map_err(|e| AgentError::io("compressing config drive", e))?;
+                let gz = gz
+                    .finish()
+                    .map_err(|e| AgentError::io("compressing config drive", e))?;
+                return Ok(base64::engine::general_purpose::STANDARD.encode(gz));
+            }
+            Ok(o) => {
+                last = format!(
+                    "{tool} failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => last = format!("{tool}: {e}"),
+        }
+    }
+    Err(AgentError::Other(format!(
+        "cannot build the config drive ISO: {last} (install genisoimage)"
+    )))
+}
+
+/// Write a config drive image to the partition labelled `config-2` if there is
+/// one, else to a new 64 MiB partition at the end of the disk. Returns it.
+pub fn write(f: &File, disk_size: u64, image: &[u8]) -> Result<Partition> {
+    check_size(image.len() as u64)?;
+    let table = partition::read_table(f)?;
+    let existing = table
+        .partitions()
+        .iter()
+        .find(|p| {
+            partition::fs_label(f, p.start)
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(LABEL))
+        })
+        .cloned();
+    let part = match existing {
+        Some(p) if p.len >= image.len() as u64 => p,
+        Some(p) => {
+            return Err(AgentError::DiskTooSmall(format!(
+                "the existing config-2 partition {} has {} bytes, the config drive needs {}",
+                p.number,
+                p.len,
+                image.len()
+            )));
+        }
+        None => {
+            if matches!(table, Table::None) {
+                return Err(AgentError::ImageFormat(
+                    "the image has no partition table, so no config drive partition can be added"
+                        .into(),
+                ));
+            }
+            partition::add_partition_at_end(f, disk_size, MAX_SIZE, LABEL)?
+        }
+    };
+    f.write_all_at(image, part.start)
+        .map_err(|e| AgentError::io("writing the config drive", e))?;
+    f.sync_all()
+        .map_err(|e| AgentError::io("fsync after the config drive", e))?;
+    Ok(part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_gzip_and_plain() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"hello").unwrap();
+        let b = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert_eq!(decode(&b).unwrap(), b"hello");
+        let b = base64::engine::general_purpose::STANDARD.encode(b"plain");
+        assert_eq!(decode(&b).unwrap(), b"plain");
+        assert!(decode("!!!").is_err());
+        assert!(decode("").is_err());
+    }
+
+    #[test]
+    fn build_rejects_unknown_keys() {
+        assert!(build(&serde_json::json!({"bogus": 1})).is_err());
+        assert!(build(&serde_json::json!([1])).is_err());
+    }
+}

@@ -1,0 +1,554 @@
+//! Partition tables: just enough GPT and MBR to do what IPA does with `sgdisk`/
+//! `parted`: move a whole-disk image's backup GPT to the end of a bigger disk,
+//! add the config drive partition at the end of the disk, make a partition table
+//! for a partition image, and find partitions by label.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use uuid::Uuid;
+
+use crate::error::{AgentError, Result};
+
+/// Logical sector size assumed for files and most disks.
+pub const SECTOR: u64 = 512;
+const ALIGN: u64 = 2048; // 1 MiB in sectors
+const ENTRIES: u64 = 128;
+const ENTRY_SIZE: u64 = 128;
+const ENTRY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR; // 32
+
+/// GPT type GUID of Linux filesystem data.
+pub const LINUX_FS: Uuid = Uuid::from_u128(0x0FC63DAF_8483_4772_8E79_3D69D8477DE4);
+/// GPT type GUID of Linux swap.
+pub const LINUX_SWAP: Uuid = Uuid::from_u128(0x0657FD6D_A4AB_43C4_84E5_0933C84B4F4F);
+
+/// One partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// 1-based number (as in `/dev/sda1`).
+    pub number: u32,
+    /// First byte.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// GPT partition name (empty on MBR).
+    pub name: String,
+    /// GPT unique partition GUID, or `<disk id>-<nn>` on MBR (as `blkid` PARTUUID).
+    pub uuid: String,
+}
+
+/// A disk's partition table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// GPT, with its disk GUID.
+    Gpt {
+        /// Disk GUID.
+        disk_guid: Uuid,
+        /// Partitions.
+        parts: Vec<Partition>,
+    },
+    /// MBR (msdos) with its 32-bit disk identifier.
+    Mbr {
+        /// Disk identifier.
+        disk_id: u32,
+        /// Primary partitions.
+        parts: Vec<Partition>,
+    },
+    /// No partition table.
+    None,
+}
+
+impl Table {
+    /// The partitions.
+    pub fn partitions(&self) -> &[Partition] {
+        match self {
+            Table::Gpt { parts, .. } | Table::Mbr { parts, .. } => parts,
+            Table::None => &[],
+        }
+    }
+
+    /// What IPA reports as the whole disk's `root uuid`: the GPT disk GUID or the
+    /// MBR disk identifier (`0x1234abcd`).
+    pub fn disk_identifier(&self) -> Option<String> {
+        match self {
+            Table::Gpt { disk_guid, .. } => Some(disk_guid.to_string()),
+            Table::Mbr { disk_id, .. } => Some(format!("0x{disk_id:08x}")),
+            Table::None => None,
+        }
+    }
+}
+
+fn io(what: &str, e: std::io::Error) -> AgentError {
+    AgentError::io(what.to_owned(), e)
+}
+
+fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>> {
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, off)
+        .map_err(|e| io("reading the partition table", e))?;
+    Ok(b)
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from(le32(b, o)) | (u64::from(le32(b, o + 4)) << 32)
+}
+
+#[derive(Clone, Debug)]
+struct GptEntry {
+    type_guid: Uuid,
+    uuid: Uuid,
+    first: u64,
+    last: u64,
+    attrs: u64,
+    name: String,
+}
+
+fn read_gpt(f: &File) -> Result<Option<(Uuid, Vec<GptEntry>)>> {
+    let h = read_at(f, SECTOR, SECTOR as usize)?;
+    if &h[..8] != b"EFI PART" {
+        return Ok(None);
+    }
+    let hsize = le32(&h, 12) as usize;
+    if !(92..=512).contains(&hsize) {
+        return Err(AgentError::ImageFormat(
+            "GPT header has an invalid size".into(),
+        ));
+    }
+    let mut hc = h[..hsize].to_vec();
+    hc[16..20].fill(0);
+    if crc32fast::hash(&hc) != le32(&h, 16) {
+        return Err(AgentError::ImageFormat(
+            "GPT header checksum is wrong".into(),
+        ));
+    }
+    let disk_guid = Uuid::from_bytes_le(h[56..72].try_into().expect("16 bytes"));
+    let entries_lba = le64(&h, 72);
+    let n = u64::from(le32(&h, 80));
+    let esz = u64::from(le32(&h, 84));
+    if n > 1024 || !(128..=1024).contains(&esz) {
+        return Err(AgentError::ImageFormat(
+            "GPT partition array is implausible".into(),
+        ));
+    }
+    let arr = read_at(f, entries_lba * SECTOR, (n * esz) as usize)?;
+    if crc32fast::hash(&arr) != le32(&h, 88) {
+        return Err(AgentError::ImageFormat(
+            "GPT partition array checksum is wrong".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for e in arr.chunks_exact(esz as usize) {
+        let type_guid = Uuid::from_bytes_le(e[0..16].try_into().expect("16"));
+        if type_guid.is_nil() {
+            out.push(GptEntry {
+                type_guid,
+                uuid: Uuid::nil(),
+                first: 0,
+                last: 0,
+                attrs: 0,
+                name: String::new(),
+            });
+            continue;
+        }
+        let name: Vec<u16> = e[56..128]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&c| c != 0)
+            .collect();
+        out.push(GptEntry {
+            type_guid,
+            uuid: Uuid::from_bytes_le(e[16..32].try_into().expect("16")),
+            first: le64(e, 32),
+            last: le64(e, 40),
+            attrs: le64(e, 48),
+            name: String::from_utf16_lossy(&name),
+        });
+    }
+    Ok(Some((disk_guid, out)))
+}
+
+/// Read the partition table of a device of `size` bytes.
+pub fn read_table(f: &File) -> Result<Table> {
+    if let Some((disk_guid, entries)) = read_gpt(f)? {
+        let parts = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.type_guid.is_nil())
+            .map(|(i, e)| Partition {
+                number: i as u32 + 1,
+                start: e.first * SECTOR,
+                len: (e.last + 1 - e.first) * SECTOR,
+                name: e.name.clone(),
+                uuid: e.uuid.to_string(),
+            })
+            .collect();
+        return Ok(Table::Gpt { disk_guid, parts });
+    }
+    let m = read_at(f, 0, 512)?;
+    if m[510] != 0x55 || m[511] != 0xAA {
+        return Ok(Table::None);
+    }
+    let disk_id = le32(&m, 440);
+    let mut parts = Vec::new();
+    for i in 0..4 {
+        let e = &m[446 + i * 16..446 + (i + 1) * 16];
+        let ty = e[4];
+        let first = u64::from(le32(e, 8));
+        let count = u64::from(le32(e, 12));
+        if ty == 0 || count == 0 || ty == 0xEE {
+            continue;
+        }
+        parts.push(Partition {
+            number: i as u32 + 1,
+            start: first * SECTOR,
+            len: count * SECTOR,
+            name: String::new(),
+            uuid: format!("{disk_id:08x}-{:02x}", i + 1),
+        });
+    }
+    Ok(Table::Mbr { disk_id, parts })
+}
+
+fn write_gpt(f: &File, disk_size: u64, disk_guid: Uuid, entries: &[GptEntry]) -> Result<()> {
+    let sectors = disk_size / SECTOR;
+    if sectors < 2 * (ENTRY_SECTORS + 2) + 1 {
+        return Err(AgentError::DiskTooSmall("disk too small for a GPT".into()));
+    }
+    let last = sectors - 1;
+    let first_usable = 2 + ENTRY_SECTORS;
+    let last_usable = last - 1 - ENTRY_SECTORS;
+    let mut arr = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
+    for (i, e) in entries.iter().take(ENTRIES as usize).enumerate() {
+        if e.type_guid.is_nil() {
+            continue;
+        }
+        if e.first < first_usable || e.last > last_usable || e.last < e.first {
+            return Err(AgentError::DiskTooSmall(format!(
+                "partition {} ({}..{}) does not fit the disk's usable sectors {first_usable}..{last_usable}",
+                i + 1,
+                e.first,
+                e.last
+            )));
+        }
+        let o = i * ENTRY_SIZE as usize;
+        arr[o..o + 16].copy_from_slice(&e.type_guid.to_bytes_le());
+        arr[o + 16..o + 32].copy_from_slice(&e.uuid.to_bytes_le());
+        arr[o + 32..o + 40].copy_from_slice(&e.first.to_le_bytes());
+        arr[o + 40..o + 48].copy_from_slice(&e.last.to_le_bytes());
+        arr[o + 48..o + 56].copy_from_slice(&e.attrs.to_le_bytes());
+        for (j, c) in e.name.encode_utf16().take(36).enumerate() {
+            arr[o + 56 + 2 * j..o + 58 + 2 * j].copy_from_slice(&c.to_le_bytes());
+        }
+    }
+    let arr_crc = crc32fast::hash(&arr);
+    let header = |cur: u64, alt: u64, entries_lba: u64| {
+        let mut h = vec![0u8; SECTOR as usize];
+        h[..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&cur.to_le_bytes());
+        h[32..40].copy_from_slice(&alt.to_le_bytes());
+        h[40..48].copy_from_slice(&first_usable.to_le_bytes());
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[56..72].copy_from_slice(&disk_guid.to_bytes_le());
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
+        h[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
+        h[88..92].copy_from_slice(&arr_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+    // protective MBR
+    let mut mbr = read_at(f, 0, 512)?;
+    mbr[446..510].fill(0);
+    let e = &mut mbr[446..462];
+    e[1..4].copy_from_slice(&[0, 2, 0]);
+    e[4] = 0xEE;
+    e[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFF]);
+    e[8..12].copy_from_slice(&1u32.to_le_bytes());
+    e[12..16].copy_from_slice(&((last).min(0xFFFF_FFFF) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    let w = |off: u64, b: &[u8]| f.write_all_at(b, off).map_err(|e| io("writing the GPT", e));
+    w(0, &mbr)?;
+    w(SECTOR, &header(1, last, 2))?;
+    w(2 * SECTOR, &arr)?;
+    w((last - ENTRY_SECTORS) * SECTOR, &arr)?;
+    w(last * SECTOR, &header(last, 1, last - ENTRY_SECTORS))?;
+    f.sync_all()
+        .map_err(|e| io("fsync after writing the GPT", e))
+}
+
+/// After a whole-disk image was written: if it has a GPT made for a smaller disk,
+/// move the backup GPT to the end of this one (`sgdisk -e`).
+pub fn fix_gpt(f: &File, disk_size: u64) -> Result<()> {
+    if let Some((guid, entries)) = read_gpt(f)? {
+        write_gpt(f, disk_size, guid, &entries)?;
+    }
+    Ok(())
+}
+
+/// Create a new partition of `size` bytes at the end of the disk (after every
+/// existing partition), named `name` on GPT. Returns it.
+pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> Result<Partition> {
+    let sectors = disk_size / SECTOR;
+    let want = size.div_ceil(SECTOR);
+    match read_table(f)? {
+        Table::Gpt { .. } => {
+            let (guid, mut entries) = read_gpt(f)?.expect("GPT present");
+            let last_usable = sectors - 2 - ENTRY_SECTORS;
+            let used_end = entries
+                .iter()
+                .filter(|e| !e.type_guid.is_nil())
+                .map(|e| e.last)
+                .max()
+                .unwrap_or(2 + ENTRY_SECTORS);
+            let first = (last_usable + 1 - want) / ALIGN * ALIGN;
+            if last_usable + 1 < want || first <= used_end {
+                return Err(AgentError::DiskTooSmall(format!(
+                    "no room for a {} MiB partition after the image's partitions",
+                    size >> 20
+                )));
+            }
+            let slot = match entries.iter().position(|e| e.type_guid.is_nil()) {
+                Some(i) => i,
+                None if entries.len() < ENTRIES as usize => {
+                    entries.push(GptEntry {
+                        type_guid: Uuid::nil(),
+                        uuid: Uuid::nil(),
+                        first: 0,
+                        last: 0,
+                        attrs: 0,
+                        name: String::new(),
+                    });
+                    entries.len() - 1
+                }
+                None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
+            };
+            let uuid = Uuid::new_v4();
+            entries[slot] = GptEntry {
+                type_guid: LINUX_FS,
+                uuid,
+                first,
+                last: first + want - 1,
+                attrs: 0,
+                name: name.to_owned(),
+            };
+            write_gpt(f, disk_size, guid, &entries)?;
+            Ok(Partition {
+                number: slot as u32 + 1,
+                start: first * SECTOR,
+                len: want * SECTOR,
+                name: name.to_owned(),
+                uuid: uuid.to_string(),
+            })
+        }
+        Table::Mbr { disk_id, parts } => {
+            let mut m = read_at(f, 0, 512)?;
+            let slot = (0..4).find(|i| m[446 + i * 16 + 4] == 0).ok_or_else(|| {
+                AgentError::ImageFormat(
+                    "the MBR has no free primary partition slot for the config drive".into(),
+                )
+            })?;
+            let used_end = parts
+                .iter()
+                .map(|p| (p.start + p.len) / SECTOR)
+                .max()
+                .unwrap_or(1);
+            let end = sectors.min(0xFFFF_FFFF);
+            let first = end.saturating_sub(want) / ALIGN * ALIGN;
+            if end < want || first < used_end {
+                return Err(AgentError::DiskTooSmall(format!(
+                    "no room for a {} MiB partition after the image's partitions",
+                    size >> 20
+                )));
+            }
+            let e = &mut m[446 + slot * 16..446 + (slot + 1) * 16];
+            e.fill(0);
+            e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+            e[4] = 0x83;
+            e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+            e[8..12].copy_from_slice(&(first as u32).to_le_bytes());
+            e[12..16].copy_from_slice(&(want as u32).to_le_bytes());
+            f.write_all_at(&m, 0)
+                .map_err(|e| io("writing the MBR", e))?;
+            f.sync_all()
+                .map_err(|e| io("fsync after writing the MBR", e))?;
+            Ok(Partition {
+                number: slot as u32 + 1,
+                start: first * SECTOR,
+                len: want * SECTOR,
+                name: String::new(),
+                uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
+            })
+        }
+        Table::None => Err(AgentError::ImageFormat(
+            "the image has no partition table, so no config drive partition can be added".into(),
+        )),
+    }
+}
+
+/// A partition to create for a partition image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartSpec {
+    /// GPT name.
+    pub name: String,
+    /// Type.
+    pub type_guid: Uuid,
+    /// Size in bytes (0: the rest of the disk).
+    pub size: u64,
+}
+
+/// Write a fresh GPT with `specs` laid out from 1 MiB, 1 MiB aligned, and
+/// return the partitions.
+pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid, Vec<Partition>)> {
+    let sectors = disk_size / SECTOR;
+    if sectors < ALIGN + 2 * (ENTRY_SECTORS + 2) {
+        return Err(AgentError::DiskTooSmall(format!(
+            "a {disk_size}-byte disk cannot hold a partition table"
+        )));
+    }
+    let last_usable = sectors - 2 - ENTRY_SECTORS;
+    let guid = Uuid::new_v4();
+    let mut entries = Vec::new();
+    let mut parts = Vec::new();
+    let mut next = ALIGN;
+    for (i, s) in specs.iter().enumerate() {
+        let len = if s.size == 0 {
+            (last_usable + 1).saturating_sub(next)
+        } else {
+            s.size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN
+        };
+        if len == 0 || next + len - 1 > last_usable {
+            return Err(AgentError::DiskTooSmall(format!(
+                "partition {:?} of {} MiB does not fit the {} MiB disk",
+                s.name,
+                (len * SECTOR) >> 20,
+                disk_size >> 20
+            )));
+        }
+        let uuid = Uuid::new_v4();
+        entries.push(GptEntry {
+            type_guid: s.type_guid,
+            uuid,
+            first: next,
+            last: next + len - 1,
+            attrs: 0,
+            name: s.name.clone(),
+        });
+        parts.push(Partition {
+            number: i as u32 + 1,
+            start: next * SECTOR,
+            len: len * SECTOR,
+            name: s.name.clone(),
+            uuid: uuid.to_string(),
+        });
+        next += len;
+    }
+    // wipe whatever table was there
+    f.write_all_at(&vec![0u8; (ALIGN * SECTOR) as usize], 0)
+        .map_err(|e| io("wiping the old partition table", e))?;
+    write_gpt(f, disk_size, guid, &entries)?;
+    Ok((guid, parts))
+}
+
+/// The filesystem label at the start of a partition: ISO9660 volume id or FAT label.
+pub fn fs_label(f: &File, start: u64) -> Option<String> {
+    let iso = read_at(f, start + 0x8000, 72).ok()?;
+    if &iso[1..6] == b"CD001" {
+        return Some(String::from_utf8_lossy(&iso[40..72]).trim().to_owned());
+    }
+    let boot = read_at(f, start, 512).ok()?;
+    if boot[510] == 0x55 && boot[511] == 0xAA {
+        if &boot[82..87] == b"FAT32" {
+            return Some(String::from_utf8_lossy(&boot[71..82]).trim().to_owned());
+        }
+        if &boot[54..57] == b"FAT" {
+            return Some(String::from_utf8_lossy(&boot[43..54]).trim().to_owned());
+        }
+    }
+    None
+}
+
+/// The filesystem UUID of an ext2/3/4 filesystem at `start`, as `blkid` shows it.
+pub fn ext_uuid(f: &File, start: u64) -> Option<String> {
+    let sb = read_at(f, start + 1024, 136).ok()?;
+    if sb[0x38] != 0x53 || sb[0x39] != 0xEF {
+        return None;
+    }
+    Uuid::from_slice(&sb[0x68..0x78])
+        .ok()
+        .map(|u| u.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(size: u64) -> (tempfile::TempDir, File) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("disk");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(size).unwrap();
+        (d, f)
+    }
+
+    #[test]
+    fn create_grow_and_add() {
+        let (_d, f) = disk(64 << 20);
+        let (guid, parts) = create_gpt(
+            &f,
+            32 << 20,
+            &[PartSpec {
+                name: "root".into(),
+                type_guid: LINUX_FS,
+                size: 8 << 20,
+            }],
+        )
+        .unwrap();
+        assert_eq!(parts[0].start, 1 << 20);
+        assert_eq!(parts[0].len, 8 << 20);
+        // the "image" was made for a 32 MiB disk: fix it for 64 MiB and add config-2
+        fix_gpt(&f, 64 << 20).unwrap();
+        let p = add_partition_at_end(&f, 64 << 20, 16 << 20, "config-2").unwrap();
+        assert_eq!(p.number, 2);
+        assert!(p.start + p.len <= (64 << 20) - 33 * 512);
+        let t = read_table(&f).unwrap();
+        assert_eq!(t.disk_identifier().unwrap(), guid.to_string());
+        assert_eq!(t.partitions().len(), 2);
+        assert_eq!(t.partitions()[1].name, "config-2");
+        // no room for another 60 MiB
+        assert!(matches!(
+            add_partition_at_end(&f, 64 << 20, 60 << 20, "x"),
+            Err(AgentError::DiskTooSmall(_))
+        ));
+    }
+
+    #[test]
+    fn mbr_add() {
+        let (_d, f) = disk(32 << 20);
+        let mut m = vec![0u8; 512];
+        m[440..444].copy_from_slice(&0xdeadbeefu32.to_le_bytes());
+        m[446 + 4] = 0x83;
+        m[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        m[446 + 12..446 + 16].copy_from_slice(&8192u32.to_le_bytes());
+        m[510] = 0x55;
+        m[511] = 0xAA;
+        f.write_all_at(&m, 0).unwrap();
+        let p = add_partition_at_end(&f, 32 << 20, 4 << 20, "config-2").unwrap();
+        assert_eq!(p.number, 2);
+        let t = read_table(&f).unwrap();
+        assert_eq!(t.disk_identifier().unwrap(), "0xdeadbeef");
+        assert_eq!(t.partitions().len(), 2);
+    }
+}
