@@ -2,6 +2,8 @@
 //! processes, making test files.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
