@@ -4,7 +4,9 @@
 //! ([`redfish::RedfishSim`]) or IPMI v2.0 lanplus
 //! ([`ipmi::IpmiSim`]), and fault injection (slow, flaky, wrong password, stuck).
 
+pub mod images;
 pub mod ipmi;
+pub mod machine;
 pub mod model;
 pub mod redfish;
 

@@ -516,6 +516,18 @@ impl SimServer {
         Ok(())
     }
 
+    /// The operating system shut the machine down by itself (e.g. the agent's power off
+    /// command): power goes off whatever faults the BMC has.
+    pub fn os_halted(&self) {
+        let mut st = self.lock();
+        if st.power == Power::On {
+            st.power = Power::Off;
+            st.generation += 1;
+            self.publish(&st, None);
+            tracing::info!(server = %self.inner.spec.name, "the operating system powered the machine off");
+        }
+    }
+
     /// Powers on (or reboots): consumes a one-time override and publishes what it booted.
     fn boot(&self, st: &mut ServerState) {
         let target = if st.boot.enabled == BootEnabled::Disabled {

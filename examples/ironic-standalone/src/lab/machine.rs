@@ -1,0 +1,267 @@
+//! The simulated machine behind a BMC: what "powered on" means.
+//!
+//! A [`Machine`] follows its [`SimServer`]'s power status. Booting from the network (PXE,
+//! UEFI HTTP) or from a virtual CD starts the real `ironic-agent` as a child process, with
+//! the server's disk file as its root device, a loopback listen address and the server's
+//! MACs; powering off kills it, a reset restarts it. Booting from the disk with an image on
+//! it counts as "instance running" (logged, no process). The agent exiting by itself with
+//! success is the ramdisk powering the machine off.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::lab::model::{BootSource, Power, PowerStatus, SimServer};
+
+/// Name of the agent binary.
+pub const AGENT_BINARY: &str = "ironic-agent";
+
+/// Finds the `ironic-agent` binary: `$IRONIC_AGENT_BIN`, next to the current executable
+/// (or one directory up, for test binaries in `target/*/deps`), then `PATH`.
+pub fn find_agent_binary() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("IRONIC_AGENT_BIN") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("IRONIC_AGENT_BIN={} is not a file", p.display()))
+        };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join(AGENT_BINARY));
+        if let Some(up) = dir.parent() {
+            candidates.push(up.join(AGENT_BINARY));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(AGENT_BINARY)));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        "the `ironic-agent` binary was not found next to this executable nor on PATH: build it with \
+         `cargo build -p ironic-deploy-agent --bin ironic-agent` (or set IRONIC_AGENT_BIN)"
+            .to_string()
+    })
+}
+
+/// How machines start the agent.
+#[derive(Clone, Debug)]
+pub struct AgentLaunch {
+    /// The `ironic-agent` binary.
+    pub binary: PathBuf,
+    /// The Ironic API the agent looks itself up in and heartbeats to.
+    pub api_url: String,
+    /// Where each agent's output goes (`<server>-agent.log`).
+    pub log_dir: PathBuf,
+}
+
+impl AgentLaunch {
+    /// The command line for one server's agent listening on `listen`.
+    pub fn command(&self, server: &SimServer, listen: std::net::SocketAddr) -> Command {
+        let spec = server.spec();
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--api-url")
+            .arg(&self.api_url)
+            .arg("--root-device")
+            .arg(&spec.disk)
+            .arg("--listen")
+            .arg(listen.to_string());
+        for mac in &spec.macs {
+            cmd.arg("--mac").arg(mac.to_string());
+        }
+        cmd
+    }
+}
+
+/// What the machine is doing, for progress displays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineState {
+    /// Powered off.
+    Off,
+    /// Running the deploy agent (process id).
+    Agent(u32),
+    /// Booted the instance from its disk.
+    Instance,
+    /// On, with nothing bootable (or in firmware setup).
+    Idle,
+}
+
+/// A running machine; stops (killing its agent) when dropped or on [`Machine::shutdown`].
+#[derive(Debug)]
+pub struct Machine {
+    state: Arc<Mutex<MachineState>>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Machine {
+    /// Starts following `server`.
+    pub fn spawn(server: SimServer, launch: AgentLaunch) -> Machine {
+        let state = Arc::new(Mutex::new(MachineState::Off));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(server, launch, state.clone(), cancel.clone()));
+        Machine {
+            state,
+            cancel,
+            task: Some(task),
+        }
+    }
+
+    /// What the machine is doing now.
+    pub fn state(&self) -> MachineState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops following the server and kills its agent.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Whether a disk file holds a bootable image: an MBR boot signature, or a GPT header.
+pub fn disk_is_bootable(disk: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(disk) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut head = [0u8; 520];
+    let mut n = 0;
+    while n < head.len() {
+        let r = f.read(&mut head[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    let mbr = n >= 512 && head[510] == 0x55 && head[511] == 0xAA;
+    let gpt = n >= 520 && &head[512..520] == b"EFI PART";
+    Ok(mbr || gpt)
+}
+
+fn free_loopback_port() -> std::io::Result<std::net::SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    l.local_addr()
+}
+
+fn set(state: &Mutex<MachineState>, s: MachineState) {
+    *state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+}
+
+async fn stop(child: &mut Option<Child>, name: &str) {
+    if let Some(mut c) = child.take() {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+        tracing::info!(server = %name, "agent stopped");
+    }
+}
+
+async fn run(
+    server: SimServer,
+    launch: AgentLaunch,
+    state: Arc<Mutex<MachineState>>,
+    cancel: CancellationToken,
+) {
+    let name = server.spec().name.clone();
+    let mut rx = server.subscribe();
+    let mut seen_boots = rx.borrow().boots;
+    let mut child: Option<Child> = None;
+    loop {
+        let status: PowerStatus = rx.borrow_and_update().clone();
+        if status.power == Power::Off {
+            stop(&mut child, &name).await;
+            set(&state, MachineState::Off);
+        } else if status.boots != seen_boots {
+            stop(&mut child, &name).await;
+            match status.booted_from.clone().unwrap_or(BootSource::Firmware) {
+                BootSource::Network | BootSource::VirtualMedia(_) => {
+                    match start_agent(&server, &launch) {
+                        Ok(c) => {
+                            set(&state, MachineState::Agent(c.id().unwrap_or(0)));
+                            child = Some(c);
+                        }
+                        Err(e) => {
+                            tracing::error!(server = %name, error = %e, "could not start the agent");
+                            set(&state, MachineState::Idle);
+                        }
+                    }
+                }
+                BootSource::Disk => match disk_is_bootable(server.disk()) {
+                    Ok(true) => {
+                        tracing::info!(server = %name, disk = %server.disk().display(), "booted from disk: instance running");
+                        set(&state, MachineState::Instance);
+                    }
+                    Ok(false) => {
+                        tracing::info!(server = %name, "no bootable disk: idle");
+                        set(&state, MachineState::Idle);
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %name, error = %e, "cannot read the disk file");
+                        set(&state, MachineState::Idle);
+                    }
+                },
+                BootSource::Firmware => set(&state, MachineState::Idle),
+            }
+        }
+        seen_boots = status.boots;
+        let exited = async {
+            match child.as_mut() {
+                Some(c) => c.wait().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            changed = rx.changed() => if changed.is_err() { break },
+            code = exited => {
+                child = None;
+                match code {
+                    Some(c) if c.success() => {
+                        tracing::info!(server = %name, "agent exited: the ramdisk powered the machine off");
+                        server.os_halted();
+                    }
+                    other => {
+                        tracing::warn!(server = %name, status = ?other, "agent died; the machine hangs until reset");
+                        set(&state, MachineState::Idle);
+                    }
+                }
+            }
+        }
+    }
+    stop(&mut child, &name).await;
+}
+
+fn start_agent(server: &SimServer, launch: &AgentLaunch) -> std::io::Result<Child> {
+    let name = &server.spec().name;
+    std::fs::create_dir_all(&launch.log_dir)?;
+    let log_path = launch.log_dir.join(format!("{name}-agent.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let listen = free_loopback_port()?;
+    let mut cmd = launch.command(server, listen);
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    let child = cmd.spawn()?;
+    tracing::info!(server = %name, pid = child.id().unwrap_or(0), %listen, log = %log_path.display(), "booted the deploy ramdisk: agent started");
+    Ok(child)
+}
