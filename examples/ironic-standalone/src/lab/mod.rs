@@ -8,6 +8,7 @@ pub mod images;
 pub mod ipmi;
 pub mod machine;
 pub mod model;
+pub mod rack;
 pub mod redfish;
 
 pub use ipmi::IpmiSim;
