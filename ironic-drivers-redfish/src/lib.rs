@@ -1,1 +1,108 @@
 #![doc = include_str!("../README.md")]
+
+pub mod client;
+pub mod config;
+mod error;
+mod inspect;
+mod management;
+pub mod models;
+mod power;
+mod vmedia;
+
+use std::sync::Arc;
+
+use ironic_core::driver::Task;
+use ironic_core::hardware::GENERIC;
+use ironic_core::{DriverError, HardwareType, InterfaceRegistry};
+
+pub use client::RedfishClient;
+pub use config::{AuthType, RedfishConfig, RedfishDriverInfo, VerifyCa};
+pub use inspect::RedfishInspect;
+pub use management::RedfishManagement;
+pub use power::RedfishPower;
+pub use vmedia::RedfishVirtualMediaBoot;
+
+use crate::client::ClientCache;
+
+/// The name of this driver's interfaces (`power_interface = "redfish"`, ...).
+pub const NAME: &str = "redfish";
+
+/// The virtual-media boot interface's name.
+pub const VIRTUAL_MEDIA_BOOT: &str = "redfish-virtual-media";
+
+/// The `redfish` hardware type, as Ironic's `RedfishHardware` defines it. This
+/// crate provides the `redfish` implementations and `redfish-virtual-media`;
+/// `redfish-https`, `redfish-graphical` and the `redfish` vendor interface are
+/// not implemented (so the defaults fall to the next registered name).
+pub const REDFISH_HARDWARE: HardwareType = HardwareType {
+    name: "redfish",
+    bios: &["redfish", "no-bios"],
+    boot: &[
+        "ipxe",
+        "pxe",
+        "http-ipxe",
+        "http",
+        "redfish-virtual-media",
+        "redfish-https",
+    ],
+    console: &["no-console", "redfish-graphical"],
+    firmware: &["redfish", "no-firmware"],
+    inspect: &["redfish", "agent", "no-inspect"],
+    management: &["redfish", "noop"],
+    power: &["redfish"],
+    raid: &["redfish", "no-raid", "agent"],
+    vendor: &["redfish", "no-vendor"],
+    ..GENERIC
+};
+
+/// Register the Redfish interfaces and the `redfish` hardware type. Every
+/// interface registered by one call shares one client cache (connections and
+/// sessions per BMC).
+pub fn register(registry: &mut InterfaceRegistry, config: RedfishConfig) {
+    let shared = Arc::new(Shared::new(config));
+    registry
+        .register_power(NAME, Arc::new(RedfishPower::with_shared(shared.clone())))
+        .register_management(
+            NAME,
+            Arc::new(RedfishManagement::with_shared(shared.clone())),
+        )
+        .register_boot(
+            VIRTUAL_MEDIA_BOOT,
+            Arc::new(RedfishVirtualMediaBoot::with_shared(shared.clone())),
+        )
+        .register_inspect(NAME, Arc::new(RedfishInspect::with_shared(shared.clone())))
+        .register_hardware_type(REDFISH_HARDWARE);
+}
+
+/// What the interfaces of one registration share: the settings and the clients.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: RedfishConfig,
+    clients: ClientCache,
+}
+
+impl Shared {
+    pub(crate) fn new(config: RedfishConfig) -> Self {
+        Shared {
+            config,
+            clients: ClientCache::default(),
+        }
+    }
+
+    /// The node's parsed `driver_info`.
+    pub(crate) fn info(&self, task: &Task) -> Result<RedfishDriverInfo, DriverError> {
+        RedfishDriverInfo::parse(&task.node.driver_info, self.config.default_auth_type)
+    }
+
+    /// The client for the node's BMC and the path of its system.
+    pub(crate) async fn connect(
+        &self,
+        task: &Task,
+    ) -> Result<(Arc<RedfishClient>, String), error::RedfishError> {
+        let info =
+            RedfishDriverInfo::parse_inner(&task.node.driver_info, self.config.default_auth_type)?;
+        let client = self.clients.get(&info, &self.config)?;
+        let system = client.system_path(info.system_id.as_deref()).await?;
+        Ok((client, system))
+    }
+}

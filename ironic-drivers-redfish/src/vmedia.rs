@@ -1,0 +1,320 @@
+//! Virtual media: finding the slots (under the System, or under its Manager on
+//! older BMCs), inserting and ejecting, and `RedfishVirtualMediaBoot`, the boot
+//! interface that boots the deploy ISO from the virtual CD.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ironic_core::DriverError;
+use ironic_core::driver::{
+    BaseInterface, BootDevice, BootInterface, PropertyDoc, RamdiskKind, RamdiskParams, Task,
+    VmediaDevice,
+};
+use serde_json::{Value, json};
+
+use crate::client::RedfishClient;
+use crate::error::{RedfishError, Result};
+use crate::management::{requested_boot_mode, set_boot_device};
+use crate::models::{ComputerSystem, Manager, VirtualMedia};
+use crate::{RedfishConfig, Shared, config};
+
+/// A virtual media slot: its path and what it reported.
+pub(crate) type Slot = (String, VirtualMedia);
+
+/// The Redfish media types that serve an Ironic virtual media device.
+pub(crate) fn media_types(device: VmediaDevice) -> &'static [&'static str] {
+    match device {
+        VmediaDevice::Cdrom => &["CD", "DVD"],
+        VmediaDevice::Floppy => &["Floppy"],
+        VmediaDevice::Disk => &["USBStick"],
+    }
+}
+
+/// Every virtual media slot of the system: from `System.VirtualMedia` (Redfish
+/// 1.11+), else from the managers that manage it.
+pub(crate) async fn slots(
+    client: &RedfishClient,
+    path: &str,
+    system: &ComputerSystem,
+) -> Result<Vec<Slot>> {
+    let mut collections = Vec::new();
+    if let Some(l) = &system.virtual_media {
+        collections.push(l.odata_id.clone());
+    } else {
+        for m in system.managers() {
+            match client.get::<Manager>(&m.odata_id).await {
+                Ok(mgr) => collections.extend(mgr.virtual_media.map(|l| l.odata_id)),
+                Err(e) => {
+                    tracing::warn!(manager = %m.odata_id, error = %e, "skipping a manager while looking for virtual media")
+                }
+            }
+        }
+    }
+    if collections.is_empty() {
+        return Err(RedfishError::Unsupported(format!(
+            "The Redfish system {path} at {} offers no virtual media (neither under the system nor under its managers)",
+            client.address
+        )));
+    }
+    let mut out = Vec::new();
+    for c in collections {
+        for link in client.member_links(&c).await? {
+            let media: VirtualMedia = client.get(&link).await?;
+            out.push((link, media));
+        }
+    }
+    Ok(out)
+}
+
+/// The first slot that takes `device` media.
+pub(crate) async fn find_slot(
+    client: &RedfishClient,
+    path: &str,
+    system: &ComputerSystem,
+    device: VmediaDevice,
+) -> Result<Slot> {
+    let all = slots(client, path, system).await?;
+    let types = media_types(device);
+    let listed: Vec<String> = all
+        .iter()
+        .map(|(p, m)| format!("{p} {:?}", m.media_types))
+        .collect();
+    all.into_iter()
+        .find(|(_, m)| m.accepts(types))
+        .ok_or_else(|| {
+            RedfishError::Unsupported(format!(
+                "No virtual media slot of the system {path} takes {types:?}; it has: {}",
+                listed.join(", ")
+            ))
+        })
+}
+
+/// Eject what is in `slot`; nothing inserted is fine.
+pub(crate) async fn eject(client: &RedfishClient, slot: &Slot) -> Result<()> {
+    let (path, media) = slot;
+    if !media.is_inserted() {
+        return Ok(());
+    }
+    let res = match media.eject_action() {
+        Some(a) => client.post(&a.target, &json!({})).await,
+        None => {
+            client
+                .patch(
+                    path,
+                    &json!({"Image": Value::Null, "Inserted": false}),
+                    media.etag.as_deref(),
+                )
+                .await
+        }
+    };
+    match res {
+        Ok(resp) => {
+            client
+                .wait_for_task(&resp, "virtual media eject", client.config().task_timeout)
+                .await?;
+        }
+        Err(e) => {
+            // Some BMCs answer an error when the slot is already empty.
+            let now: VirtualMedia = client.get(path).await?;
+            if now.is_inserted() {
+                return Err(e);
+            }
+            tracing::info!(bmc = %client.address, slot = %path, error = %e, "eject failed but the slot is empty");
+        }
+    }
+    tracing::info!(bmc = %client.address, slot = %path, "virtual media ejected");
+    Ok(())
+}
+
+/// Insert `url` into `slot` (ejecting other media first; the same image already
+/// inserted is left alone) and check that the BMC took it.
+pub(crate) async fn insert(client: &RedfishClient, slot: &Slot, url: &str) -> Result<()> {
+    let (path, media) = slot;
+    if media.is_inserted() && media.image.as_deref() == Some(url) {
+        return Ok(());
+    }
+    eject(client, slot).await?;
+    let resp = match media.insert_action() {
+        Some(a) => {
+            let body = json!({"Image": url, "Inserted": true, "WriteProtected": true});
+            client.post(&a.target, &body).await?
+        }
+        None => {
+            let (_, etag): (Value, _) = client.get_with_etag(path).await?;
+            client
+                .patch(
+                    path,
+                    &json!({"Image": url, "Inserted": true}),
+                    etag.as_deref(),
+                )
+                .await?
+        }
+    };
+    client
+        .wait_for_task(&resp, "virtual media insert", client.config().task_timeout)
+        .await?;
+    let now: VirtualMedia = client.get(path).await?;
+    if !now.is_inserted() {
+        return Err(RedfishError::Other(format!(
+            "The Redfish BMC at {} accepted inserting {url} into {path} but the slot reads empty",
+            client.address
+        )));
+    }
+    tracing::info!(bmc = %client.address, slot = %path, image = url, "virtual media inserted");
+    Ok(())
+}
+
+/// Boot the agent ramdisk from virtual media
+/// (`boot_interface = "redfish-virtual-media"`).
+///
+/// The ISO comes from `driver_info.redfish_deploy_iso` (or `deploy_iso`; for
+/// rescue `redfish_rescue_iso` / `rescue_iso`) and must be an http(s) URL the BMC
+/// can download. This interface inserts the ISO as is: it must carry its own
+/// configuration (the agent finds the API from its kernel command line baked into
+/// the ISO, or through DHCP); the conductor's kernel parameters are recorded in
+/// `driver_internal_info.redfish_vmedia` but not injected.
+#[derive(Debug, Clone)]
+pub struct RedfishVirtualMediaBoot {
+    shared: Arc<Shared>,
+}
+
+impl RedfishVirtualMediaBoot {
+    /// A boot interface with its own client cache.
+    pub fn new(config: RedfishConfig) -> Self {
+        Self::with_shared(Arc::new(Shared::new(config)))
+    }
+
+    pub(crate) fn with_shared(shared: Arc<Shared>) -> Self {
+        RedfishVirtualMediaBoot { shared }
+    }
+
+    fn iso(task: &Task, kind: RamdiskKind) -> Result<String> {
+        let keys: &[&str] = match kind {
+            RamdiskKind::Deploy => &["redfish_deploy_iso", "deploy_iso"],
+            RamdiskKind::Rescue => &["redfish_rescue_iso", "rescue_iso"],
+        };
+        let info = &task.node.driver_info;
+        let url = keys
+            .iter()
+            .find_map(|k| info.get_str(k).filter(|s| !s.trim().is_empty()))
+            .ok_or_else(|| {
+                RedfishError::MissingParameter(format!(
+                    "Missing the following property in node's driver_info: {} (or {})",
+                    keys[0], keys[1]
+                ))
+            })?;
+        let url = url.trim().to_owned();
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            RedfishError::InvalidParameter(format!("{} {url:?} is not a URL: {e}", keys[0]))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(RedfishError::InvalidParameter(format!(
+                "{} {url:?} must be an http or https URL the BMC can download",
+                keys[0]
+            )));
+        }
+        Ok(url)
+    }
+
+    async fn eject_all_cd(&self, task: &Task) -> Result<()> {
+        let (client, path) = self.shared.connect(task).await?;
+        let system: ComputerSystem = client.get(&path).await?;
+        for slot in slots(&client, &path, &system).await? {
+            if slot.1.accepts(media_types(VmediaDevice::Cdrom)) {
+                eject(&client, &slot).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BaseInterface for RedfishVirtualMediaBoot {
+    fn properties(&self) -> Vec<PropertyDoc> {
+        let mut p = config::PROPERTIES.to_vec();
+        p.push(PropertyDoc::required(
+            "redfish_deploy_iso",
+            "URL (http/https) of the deploy ISO the BMC inserts as virtual CD; deploy_iso is accepted too.",
+        ));
+        p.push(PropertyDoc::optional(
+            "redfish_rescue_iso",
+            "URL (http/https) of the rescue ISO; rescue_iso is accepted too.",
+        ));
+        p
+    }
+
+    fn validate(&self, task: &Task) -> Result<(), DriverError> {
+        self.shared.info(task)?;
+        Self::iso(task, RamdiskKind::Deploy)?;
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<ironic_core::driver::StepDef> {
+        Vec::new()
+    }
+}
+
+#[async_trait]
+impl BootInterface for RedfishVirtualMediaBoot {
+    fn capabilities(&self) -> Vec<&'static str> {
+        vec!["ramdisk_boot"]
+    }
+
+    async fn prepare_ramdisk(
+        &self,
+        task: &mut Task,
+        params: &RamdiskParams,
+    ) -> Result<(), DriverError> {
+        let iso = Self::iso(task, params.kind)?;
+        let (client, path) = self.shared.connect(task).await?;
+        let system: ComputerSystem = client.get(&path).await?;
+        let slot = find_slot(&client, &path, &system, VmediaDevice::Cdrom).await?;
+        insert(&client, &slot, &iso).await?;
+        set_boot_device(
+            &client,
+            &path,
+            BootDevice::Cdrom,
+            false,
+            requested_boot_mode(task),
+        )
+        .await?;
+        task.node.set_internal(
+            "redfish_vmedia",
+            json!({"slot": slot.0, "image": iso, "kernel_params": params.command_line()}),
+        );
+        Ok(())
+    }
+
+    async fn clean_up_ramdisk(&self, task: &mut Task) -> Result<(), DriverError> {
+        self.eject_all_cd(task).await?;
+        task.node.driver_internal_info.remove("redfish_vmedia");
+        Ok(())
+    }
+
+    async fn prepare_instance(&self, task: &mut Task) -> Result<(), DriverError> {
+        self.clean_up_ramdisk(task).await?;
+        let (client, path) = self.shared.connect(task).await?;
+        set_boot_device(
+            &client,
+            &path,
+            BootDevice::Disk,
+            true,
+            requested_boot_mode(task),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn clean_up_instance(&self, task: &mut Task) -> Result<(), DriverError> {
+        self.clean_up_ramdisk(task).await
+    }
+
+    fn validate_rescue(&self, task: &Task) -> Result<(), DriverError> {
+        Self::iso(task, RamdiskKind::Rescue)?;
+        Ok(())
+    }
+
+    fn validate_inspection(&self, task: &Task) -> Result<(), DriverError> {
+        self.validate(task)
+    }
+}
