@@ -1,0 +1,191 @@
+//! Against OpenIPMI's ipmi_sim (cipher suite 3 only), cross-checked with ipmitool.
+
+mod common;
+
+use common::peers::{IpmiSim, PASSWORD, ipmitool};
+use common::{config, interfaces, task};
+use ironic_core::driver::BootDevice;
+use ironic_core::{ErrorKind, PowerAction, PowerState};
+
+fn sim_task(sim: &IpmiSim) -> ironic_core::driver::Task {
+    task(sim.driver_info())
+}
+
+#[tokio::test]
+async fn power_actions_are_reached_and_seen_by_ipmitool() {
+    let sim = IpmiSim::start();
+    let (power, _) = interfaces(config());
+    let t = sim_task(&sim);
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::Off);
+
+    power
+        .set_power_state(&t, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    assert!(ipmitool(sim.port, 3, &["power", "status"]).contains("is on"));
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::On);
+    // already on: succeeds
+    power
+        .set_power_state(&t, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+
+    power.reboot(&t, None).await.unwrap();
+    assert!(ipmitool(sim.port, 3, &["power", "status"]).contains("is on"));
+
+    power
+        .set_power_state(&t, PowerAction::SoftPowerOff, None)
+        .await
+        .unwrap();
+    assert!(ipmitool(sim.port, 3, &["power", "status"]).contains("is off"));
+
+    power
+        .set_power_state(&t, PowerAction::SoftReboot, None)
+        .await
+        .unwrap();
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::On);
+
+    power
+        .set_power_state(&t, PowerAction::PowerOff, None)
+        .await
+        .unwrap();
+    assert!(ipmitool(sim.port, 3, &["power", "status"]).contains("is off"));
+
+    let calls = sim.calls();
+    for c in ["set power 1", "set power 0", "set shutdown 1"] {
+        assert!(
+            calls.contains(c),
+            "chassis_control never got {c:?}: {calls}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn boot_device_is_set_and_read_back() {
+    let sim = IpmiSim::start();
+    let (_, mgmt) = interfaces(config());
+    let t = sim_task(&sim);
+    for (dev, ipmitool_name) in [
+        (BootDevice::Pxe, "Force PXE"),
+        (BootDevice::Cdrom, "Force Boot from CD/DVD"),
+        (BootDevice::Bios, "Force Boot into BIOS Setup"),
+    ] {
+        mgmt.set_boot_device(&t, dev, true).await.unwrap();
+        let out = ipmitool(sim.port, 3, &["chassis", "bootparam", "get", "5"]);
+        assert!(out.contains(ipmitool_name), "{dev}: {out}");
+        let got = mgmt.get_boot_device(&t).await.unwrap();
+        assert_eq!(got.boot_device, Some(dev));
+    }
+    // ipmi_sim keeps only the device (see test-peers.md): flags read back as unset
+    assert!(sim.calls().contains("set boot pxe"));
+    let e = mgmt
+        .set_boot_device(&t, BootDevice::UefiHttp, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter);
+}
+
+#[tokio::test]
+async fn sensors_come_from_the_sdr() {
+    let sim = IpmiSim::start();
+    let (_, mgmt) = interfaces(config());
+    let data = mgmt.get_sensors_data(&sim_task(&sim)).await.unwrap();
+    let temp = &data["Temperature"]["CPU Temp (0x1)"];
+    assert_eq!(
+        temp["Sensor Reading"], "45 (+/- 0) Degrees Celsius",
+        "{data:#?}"
+    );
+    assert_eq!(temp["Status"], "ok");
+    assert_eq!(temp["Upper Critical"], "90");
+    let psu = &data["Power Supply"]["PSU Status (0x2)"];
+    assert_eq!(
+        psu["Sensor Type (Discrete)"], "Power Supply (0x08)",
+        "{data:#?}"
+    );
+    // ipmitool reads the same value
+    let out = ipmitool(sim.port, 3, &["sdr", "list"]);
+    assert!(
+        out.contains("CPU Temp") && out.contains("45 degrees C") && out.contains("ok"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_clear_non_retryable_error() {
+    let sim = IpmiSim::start();
+    let (power, _) = interfaces(config());
+    let mut info = sim.driver_info();
+    info["ipmi_password"] = "not-the-password".into();
+    let started = std::time::Instant::now();
+    let e = power.get_power_state(&task(info)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(!e.is_retryable());
+    let msg = e.to_string();
+    assert!(msg.contains("authentication failed"), "{msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{}", sim.port)) && msg.contains("'admin'"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-password") && !msg.contains(PASSWORD));
+    assert!(!format!("{e:?}").contains("not-the-password"));
+    // not retried until the command bound: well under ipmi_command_retry_timeout (20 s)
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn privilege_is_raised_and_limits_are_reported() {
+    let sim = IpmiSim::start();
+    let (power, _) = interfaces(config());
+    // the admin session is raised to ADMINISTRATOR: chassis control works
+    let t = sim_task(&sim);
+    power
+        .set_power_state(&t, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    // "viewer" at USER (ipmi_sim does not refuse ADMINISTRATOR to it at session
+    // setup, it checks each command) can read the power state but not change it
+    let mut info = sim.driver_info();
+    info["ipmi_username"] = "viewer".into();
+    info["ipmi_password"] = "viewer-pw".into();
+    info["ipmi_priv_level"] = "USER".into();
+    let t = task(info);
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::On);
+    let e = power
+        .set_power_state(&t, PowerAction::PowerOff, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(e.to_string().contains("insufficient privilege"), "{e}");
+}
+
+#[tokio::test]
+async fn suite_17_is_tried_then_3_and_explicit_17_is_refused_clearly() {
+    let sim = IpmiSim::start();
+    let (power, _) = interfaces(config());
+    // no ipmi_cipher_suite: 17 is refused by ipmi_sim, 3 works
+    assert_eq!(
+        power.get_power_state(&sim_task(&sim)).await.unwrap(),
+        PowerState::Off
+    );
+    let mut info = sim.driver_info();
+    info["ipmi_cipher_suite"] = 17.into();
+    let e = power.get_power_state(&task(info)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
+    assert!(e.to_string().contains("cipher suite 17"), "{e}");
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_queue() {
+    let sim = IpmiSim::start();
+    let (power, _) = interfaces(config());
+    let t = sim_task(&sim);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let p = power.clone();
+        let t = t.clone();
+        set.spawn(async move { p.get_power_state(&t).await });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.unwrap().unwrap(), PowerState::Off);
+    }
+}
