@@ -104,7 +104,15 @@ pub fn sanitize_path(raw: &str) -> Result<String, OpenError> {
 /// interfaces, which write per-node files into it.
 pub struct BootFiles {
     root: Option<PathBuf>,
-    generated: RwLock<HashMap<String, Bytes>>,
+    generated: RwLock<HashMap<String, Entry>>,
+}
+
+/// A generated entry: content in memory, or a link to a file anywhere on disk
+/// (a node's deploy kernel, published under a per-node path).
+#[derive(Clone)]
+enum Entry {
+    Bytes(Bytes),
+    Link(PathBuf),
 }
 
 impl fmt::Debug for BootFiles {
@@ -142,8 +150,32 @@ impl BootFiles {
         self.generated
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(p, content.into());
+            .insert(p, Entry::Bytes(content.into()));
         Ok(())
+    }
+
+    /// Publish the file at `target` (any readable path, not only below the
+    /// root) under `path`. The file is opened at each request.
+    pub fn link(&self, path: &str, target: &Path) -> Result<(), DriverError> {
+        let p = sanitize_path(path).map_err(|_| PxeError::BadPath(path.to_owned()))?;
+        self.generated
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p, Entry::Link(target.to_owned()));
+        Ok(())
+    }
+
+    /// Remove every generated file whose path starts with `prefix` (a
+    /// directory, e.g. a node's UUID); how many were removed.
+    pub fn remove_dir(&self, prefix: &str) -> usize {
+        let Ok(p) = sanitize_path(prefix) else {
+            return 0;
+        };
+        let dir = format!("{p}/");
+        let mut map = self.generated.write().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|k, _| !k.starts_with(&dir));
+        before - map.len()
     }
 
     /// Remove a generated file; whether it existed.
@@ -159,14 +191,32 @@ impl BootFiles {
         }
     }
 
-    /// A generated file's content.
+    /// A generated file's content (`None` for links and unknown paths).
     pub fn generated(&self, path: &str) -> Option<Bytes> {
         let p = sanitize_path(path).ok()?;
-        self.generated
+        match self
+            .generated
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&p)
-            .cloned()
+            .get(&p)?
+        {
+            Entry::Bytes(b) => Some(b.clone()),
+            Entry::Link(_) => None,
+        }
+    }
+
+    /// Where a linked path points.
+    pub fn link_target(&self, path: &str) -> Option<PathBuf> {
+        let p = sanitize_path(path).ok()?;
+        match self
+            .generated
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&p)?
+        {
+            Entry::Link(t) => Some(t.clone()),
+            Entry::Bytes(_) => None,
+        }
     }
 
     /// Paths of all generated files, sorted.
@@ -209,15 +259,17 @@ impl BootFiles {
     /// only an `open` and a `metadata` call.
     pub fn open(&self, raw: &str) -> Result<BootFile, OpenError> {
         let rel = sanitize_path(raw)?;
-        if let Some(b) = self
+        let entry = self
             .generated
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&rel)
-        {
-            return Ok(BootFile::Memory(b.clone()));
-        }
-        let real = self.disk_path(&rel)?;
+            .cloned();
+        let real = match entry {
+            Some(Entry::Bytes(b)) => return Ok(BootFile::Memory(b)),
+            Some(Entry::Link(target)) => target,
+            None => self.disk_path(&rel)?,
+        };
         let file = File::open(&real).map_err(|_| OpenError::NotFound(rel.clone()))?;
         let meta = file
             .metadata()

@@ -24,13 +24,13 @@ fn reservation(ip: Option<Ipv4Addr>) -> Reservation {
         mac: MAC.parse().unwrap(),
         ip,
         hostname: Some("node-1".into()),
-        boot: BootOptions {
+        boot: Some(BootOptions {
             next_server: SERVER_IP,
             bios_file: "undionly.kpxe".into(),
             uefi_file: "snponly.efi".into(),
             ipxe_script: Some(SCRIPT_URL.into()),
             http_boot_url: Some(HTTP_URL.into()),
-        },
+        }),
     }
 }
 

@@ -269,7 +269,7 @@ pub(crate) fn handle(
             source,
         )),
         (DhcpMode::Proxy, Port::Dhcp, MessageType::Discover) => {
-            if kind == ClientKind::Plain {
+            if kind == ClientKind::Plain || res.boot.is_none() {
                 return Err(Ignored::NotBooting);
             }
             Ok(reply(
@@ -285,7 +285,7 @@ pub(crate) fn handle(
         }
         (DhcpMode::Proxy, Port::Pxe, MessageType::Request)
         | (DhcpMode::Proxy, Port::Pxe, MessageType::Inform) => {
-            if kind == ClientKind::Plain {
+            if kind == ClientKind::Plain || res.boot.is_none() {
                 return Err(Ignored::NotBooting);
             }
             Ok(reply(
@@ -322,8 +322,11 @@ fn reply(
         .set_giaddr(req.giaddr())
         .set_ciaddr(req.ciaddr())
         .set_yiaddr(yiaddr.unwrap_or(Ipv4Addr::UNSPECIFIED))
-        .set_siaddr(res.boot.next_server)
         .set_chaddr(req.chaddr());
+    let boot = res.boot.as_ref().filter(|_| kind != ClientKind::Plain);
+    if let Some(b) = boot {
+        m.set_siaddr(b.next_server);
+    }
     let opts = m.opts_mut();
     opts.insert(DhcpOption::MessageType(mtype));
     opts.insert(DhcpOption::ServerIdentifier(config.server_ip));
@@ -345,6 +348,7 @@ fn reply(
         }
     }
     match kind {
+        _ if boot.is_none() => {}
         ClientKind::PxeBios | ClientKind::PxeUefi => {
             opts.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
             if config.mode == DhcpMode::Proxy {
@@ -361,9 +365,11 @@ fn reply(
         }
         _ => {}
     }
-    if let Some(file) = boot_file(&res.boot, kind) {
+    if let Some(b) = boot
+        && let Some(file) = boot_file(b, kind)
+    {
         opts.insert(DhcpOption::TFTPServerName(
-            res.boot.next_server.to_string().into_bytes(),
+            b.next_server.to_string().into_bytes(),
         ));
         opts.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
         if file.len() < 128 {
@@ -425,13 +431,13 @@ mod tests {
             mac: "52:54:00:00:00:01".parse().unwrap(),
             ip: Some(Ipv4Addr::new(10, 99, 0, 10)),
             hostname: Some("node-1".into()),
-            boot: BootOptions {
+            boot: Some(BootOptions {
                 next_server: Ipv4Addr::new(10, 99, 0, 1),
                 bios_file: "undionly.kpxe".into(),
                 uefi_file: "snponly.efi".into(),
                 ipxe_script: Some("http://10.99.0.1:8080/pxelinux.cfg/52-54-00-00-00-01".into()),
                 http_boot_url: Some("http://10.99.0.1:8080/snponly.efi".into()),
-            },
+            }),
         });
         r
     }

@@ -103,8 +103,8 @@ pub struct Reservation {
     pub ip: Option<Ipv4Addr>,
     /// Option 12.
     pub hostname: Option<String>,
-    /// Boot options.
-    pub boot: BootOptions,
+    /// Boot options; `None` = an address only (server mode) or no answer (proxy).
+    pub boot: Option<BootOptions>,
 }
 
 /// The reservations a [`DhcpServer`] answers for; shared with whoever adds and
@@ -148,6 +148,77 @@ impl Reservations {
             .values()
             .find(|r| r.ip == Some(ip))
             .cloned()
+    }
+
+    /// Set (or clear) the boot options of a MAC. Creates a reservation without an
+    /// address if there is none (enough for a ProxyDHCP). Returns whether the MAC
+    /// has a reservation afterwards.
+    pub fn set_boot(&self, mac: MacAddress, boot: Option<BootOptions>) -> bool {
+        let mut map = self.by_mac.write().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&mac) {
+            Some(r) => {
+                r.boot = boot;
+                true
+            }
+            None if boot.is_some() => {
+                map.insert(
+                    mac,
+                    Reservation {
+                        mac,
+                        ip: None,
+                        hostname: None,
+                        boot,
+                    },
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Give `mac` an address from `first..=last` (keeping the one it has), in
+    /// one step under the lock so two nodes never get the same address.
+    pub fn reserve(
+        &self,
+        mac: MacAddress,
+        first: Ipv4Addr,
+        last: Ipv4Addr,
+        hostname: Option<String>,
+    ) -> Result<Ipv4Addr, String> {
+        let mut map = self.by_mac.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = map.get_mut(&mac)
+            && let Some(ip) = r.ip
+        {
+            r.hostname = hostname;
+            return Ok(ip);
+        }
+        let used: std::collections::HashSet<Ipv4Addr> = map.values().filter_map(|r| r.ip).collect();
+        let ip = (u32::from(first)..=u32::from(last))
+            .map(Ipv4Addr::from)
+            .find(|ip| !used.contains(ip))
+            .ok_or_else(|| format!("the pool {first}-{last} is exhausted"))?;
+        let entry = map.entry(mac).or_insert(Reservation {
+            mac,
+            ip: None,
+            hostname: None,
+            boot: None,
+        });
+        entry.ip = Some(ip);
+        entry.hostname = hostname;
+        Ok(ip)
+    }
+
+    /// All reservations, sorted by MAC.
+    pub fn list(&self) -> Vec<Reservation> {
+        let mut v: Vec<Reservation> = self
+            .by_mac
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.mac);
+        v
     }
 
     /// How many there are.

@@ -2,6 +2,7 @@
 //! processes, making test files.
 #![allow(dead_code)]
 
+pub mod driver;
 pub mod netns;
 
 use std::io::Write;
