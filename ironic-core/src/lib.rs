@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod conductor;
 pub mod driver;
 pub mod error;
+pub mod fake;
 pub mod hardware;
 pub mod ids;
 pub mod mac;
@@ -10,6 +12,7 @@ pub mod secret;
 pub mod states;
 pub mod store;
 
+pub use conductor::{Conductor, ConductorConfig, NodeEvent, ProvisionRequest};
 pub use error::{DriverError, Error, ErrorKind, Result};
 pub use hardware::{Driver, HardwareType, InterfaceRegistry};
 pub use ids::{Ident, NodeId, PortId};

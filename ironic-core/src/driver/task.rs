@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DriverError, ErrorKind};
 use crate::hardware::Driver;
 use crate::model::{Node, Port, Portgroup};
+use crate::states::PowerAction;
 
 /// What a driver method works on: a snapshot of the node and its ports, taken
 /// under the node's lock.
@@ -75,6 +76,27 @@ impl Task {
                 ),
             )
         })
+    }
+
+    /// Ironic's `node_power_action`: run `action` through the node's power
+    /// interface and record the resulting state in `node.power_state` (and clear
+    /// `target_power_state`), so that the conductor saves it. Drivers that power the
+    /// node during a step should use this rather than calling the power interface
+    /// directly, or the conductor's power-state sync would see a stale state.
+    pub async fn node_power_action(
+        &mut self,
+        action: PowerAction,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), DriverError> {
+        let power = self.driver()?.power.clone();
+        let res = match action {
+            PowerAction::Reboot => power.reboot(self, timeout).await,
+            other => power.set_power_state(self, other, timeout).await,
+        };
+        self.node.target_power_state = None;
+        res?;
+        self.node.power_state = Some(action.resulting_state());
+        Ok(())
     }
 
     /// A task over a node and its ports.

@@ -1,1 +1,834 @@
-//! Placeholder: the in-memory store is being written.
+//! [`MemoryStore`]: the whole deployment in memory, behind one lock.
+//!
+//! For tests, examples and scale runs. It honours the full [`Store`] contract
+//! (uniqueness, reservation compare-and-set, cascade delete, sorting, marker
+//! pagination, filters), so code that works against it works against the durable
+//! stores too. Nothing survives the process.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::driver::{BiosSetting, FirmwareComponent};
+
+#[derive(Default)]
+struct Data {
+    next_id: u64,
+    nodes: HashMap<NodeId, (u64, Node)>,
+    ports: HashMap<PortId, (u64, Port)>,
+    portgroups: HashMap<PortgroupId, (u64, Portgroup)>,
+    chassis: HashMap<ChassisId, (u64, Chassis)>,
+    allocations: HashMap<AllocationId, (u64, Allocation)>,
+    templates: HashMap<DeployTemplateId, (u64, DeployTemplate)>,
+    conductors: HashMap<String, ConductorRecord>,
+    history: HashMap<NodeId, Vec<HistoryEvent>>,
+    bios: HashMap<NodeId, Vec<BiosSetting>>,
+    firmware: HashMap<NodeId, Vec<FirmwareComponent>>,
+    inventory: HashMap<NodeId, serde_json::Value>,
+}
+
+impl Data {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn find_node(&self, ident: &Ident) -> StoreResult<&(u64, Node)> {
+        let found = match ident {
+            Ident::Uuid(u) => self.nodes.get(&NodeId(*u)),
+            Ident::Name(n) => self
+                .nodes
+                .values()
+                .find(|(_, node)| node.name.as_deref() == Some(n.as_str())),
+        };
+        found.ok_or_else(|| StoreError::not_found("Node", ident))
+    }
+
+    fn check_node_unique(&self, node: &Node) -> StoreResult<()> {
+        for (_, other) in self.nodes.values() {
+            if other.uuid == node.uuid {
+                continue;
+            }
+            if node.name.is_some() && other.name == node.name {
+                return Err(StoreError::Duplicate(format!(
+                    "A node with name {} already exists.",
+                    node.name.as_deref().unwrap_or_default()
+                )));
+            }
+            if node.instance_uuid.is_some() && other.instance_uuid == node.instance_uuid {
+                return Err(StoreError::Duplicate(format!(
+                    "Instance {} is already associated with a node, it cannot be associated with this other node {}",
+                    node.instance_uuid.as_deref().unwrap_or_default(),
+                    node.uuid
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_port_unique(&self, port: &Port) -> StoreResult<()> {
+        if !self.nodes.contains_key(&port.node_uuid) {
+            return Err(StoreError::not_found("Node", port.node_uuid));
+        }
+        if let Some(pg) = port.portgroup_uuid
+            && !self.portgroups.contains_key(&pg)
+        {
+            return Err(StoreError::not_found("Portgroup", pg));
+        }
+        for (_, other) in self.ports.values() {
+            if other.uuid == port.uuid {
+                continue;
+            }
+            if other.address == port.address {
+                return Err(StoreError::Duplicate(format!(
+                    "A port with MAC address {} already exists.",
+                    port.address
+                )));
+            }
+            if port.name.is_some() && other.name == port.name {
+                return Err(StoreError::Duplicate(format!(
+                    "A port with name {} already exists.",
+                    port.name.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_portgroup_unique(&self, pg: &Portgroup) -> StoreResult<()> {
+        if !self.nodes.contains_key(&pg.node_uuid) {
+            return Err(StoreError::not_found("Node", pg.node_uuid));
+        }
+        for (_, other) in self.portgroups.values() {
+            if other.uuid == pg.uuid {
+                continue;
+            }
+            if pg.address.is_some() && other.address == pg.address {
+                return Err(StoreError::Duplicate(format!(
+                    "A portgroup with MAC address {} already exists.",
+                    pg.address.map(|a| a.to_string()).unwrap_or_default()
+                )));
+            }
+            if pg.name.is_some() && other.name == pg.name {
+                return Err(StoreError::Duplicate(format!(
+                    "A portgroup with name {} already exists.",
+                    pg.name.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole deployment in memory. Cheap to create; `Debug` prints counts only.
+#[derive(Default)]
+pub struct MemoryStore {
+    data: Mutex<Data>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("nodes", &d.nodes.len())
+            .field("ports", &d.ports.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Data> {
+        // A panic while holding the lock cannot leave `Data` half-written: every
+        // method checks first and writes last. Recover from poisoning.
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn cmp_node(key: NodeSortKey, a: &(u64, Node), b: &(u64, Node)) -> Ordering {
+    let (ai, a) = a;
+    let (bi, b) = b;
+    let primary = match key {
+        NodeSortKey::Id => Ordering::Equal,
+        NodeSortKey::Uuid => a.uuid.cmp(&b.uuid),
+        NodeSortKey::Name => a.name.cmp(&b.name),
+        NodeSortKey::CreatedAt => a.created_at.cmp(&b.created_at),
+        NodeSortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        NodeSortKey::ProvisionState => a.provision_state.as_str().cmp(b.provision_state.as_str()),
+        NodeSortKey::ProvisionUpdatedAt => a.provision_updated_at.cmp(&b.provision_updated_at),
+        NodeSortKey::PowerState => a
+            .power_state
+            .map(|p| p.as_str())
+            .cmp(&b.power_state.map(|p| p.as_str())),
+        NodeSortKey::Driver => a.driver.cmp(&b.driver),
+        NodeSortKey::Maintenance => a.maintenance.cmp(&b.maintenance),
+        NodeSortKey::ResourceClass => a.resource_class.cmp(&b.resource_class),
+        NodeSortKey::ConductorGroup => a.conductor_group.cmp(&b.conductor_group),
+        NodeSortKey::Owner => a.owner.cmp(&b.owner),
+        NodeSortKey::InstanceUuid => a.instance_uuid.cmp(&b.instance_uuid),
+    };
+    primary.then(ai.cmp(bi))
+}
+
+fn node_matches(f: &NodeFilter, n: &Node) -> bool {
+    if let Some(states) = &f.provision_state
+        && !states.contains(&n.provision_state)
+    {
+        return false;
+    }
+    if f.maintenance.is_some_and(|m| m != n.maintenance) {
+        return false;
+    }
+    if f.associated.is_some_and(|a| a != n.instance_uuid.is_some()) {
+        return false;
+    }
+    if f.driver.as_ref().is_some_and(|d| *d != n.driver) {
+        return false;
+    }
+    if f.resource_class.is_some() && f.resource_class != n.resource_class {
+        return false;
+    }
+    if f.conductor_group
+        .as_ref()
+        .is_some_and(|g| !g.eq_ignore_ascii_case(&n.conductor_group))
+    {
+        return false;
+    }
+    if f.owner.is_some() && f.owner != n.owner {
+        return false;
+    }
+    if f.lessee.is_some() && f.lessee != n.lessee {
+        return false;
+    }
+    if f.project.is_some() && f.project != n.owner && f.project != n.lessee {
+        return false;
+    }
+    if f.fault.is_some() && f.fault != n.fault {
+        return false;
+    }
+    if f.chassis_uuid.is_some() && f.chassis_uuid != n.chassis_uuid {
+        return false;
+    }
+    if f.instance_uuid.is_some() && f.instance_uuid != n.instance_uuid {
+        return false;
+    }
+    if f.retired.is_some_and(|r| r != n.retired) {
+        return false;
+    }
+    if let Some(sub) = &f.description_contains
+        && !n
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(sub.as_str()))
+    {
+        return false;
+    }
+    if let Some(shards) = &f.shard
+        && !n.shard.as_ref().is_some_and(|s| shards.contains(s))
+    {
+        return false;
+    }
+    if f.sharded.is_some_and(|s| s != n.shard.is_some()) {
+        return false;
+    }
+    if f.reserved.is_some_and(|r| r != n.reservation.is_some()) {
+        return false;
+    }
+    if f.reserved_by.is_some() && f.reserved_by != n.reservation {
+        return false;
+    }
+    if f.parent_node.is_some() && f.parent_node != n.parent_node {
+        return false;
+    }
+    if f.exclude_children && n.parent_node.is_some() {
+        return false;
+    }
+    if let Some(before) = f.provision_updated_before
+        && n.provision_updated_at.is_none_or(|t| t >= before)
+    {
+        return false;
+    }
+    true
+}
+
+/// Sort `items`, then apply the marker (exclusive) and the limit.
+fn paginate<T: Clone>(
+    mut items: Vec<&(u64, T)>,
+    cmp: impl Fn(&(u64, T), &(u64, T)) -> Ordering,
+    dir: SortDir,
+    marker: Option<uuid::Uuid>,
+    uuid_of: impl Fn(&T) -> uuid::Uuid,
+    limit: Option<usize>,
+    kind: &'static str,
+) -> StoreResult<Vec<T>> {
+    items.sort_by(|a, b| match dir {
+        SortDir::Asc => cmp(a, b),
+        SortDir::Desc => cmp(b, a),
+    });
+    let start = match marker {
+        None => 0,
+        Some(m) => {
+            items
+                .iter()
+                .position(|(_, t)| uuid_of(t) == m)
+                .ok_or_else(|| StoreError::not_found(kind, format!("marker {m}")))?
+                + 1
+        }
+    };
+    let limit = limit.unwrap_or(usize::MAX);
+    Ok(items
+        .into_iter()
+        .skip(start)
+        .take(limit)
+        .map(|(_, t)| t.clone())
+        .collect())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_node(&self, node: &Node) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.nodes.contains_key(&node.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A node with UUID {} already exists.",
+                node.uuid
+            )));
+        }
+        d.check_node_unique(node)?;
+        let id = d.next_id();
+        d.nodes.insert(node.uuid, (id, node.clone()));
+        Ok(())
+    }
+
+    async fn get_node(&self, ident: &Ident) -> StoreResult<Node> {
+        Ok(self.lock().find_node(ident)?.1.clone())
+    }
+
+    async fn update_node(&self, node: &Node) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.nodes.contains_key(&node.uuid) {
+            return Err(StoreError::not_found("Node", node.uuid));
+        }
+        d.check_node_unique(node)?;
+        let entry = d.nodes.get_mut(&node.uuid).expect("checked above");
+        let reservation = entry.1.reservation.take();
+        entry.1 = node.clone();
+        entry.1.reservation = reservation;
+        Ok(())
+    }
+
+    async fn delete_node(&self, id: NodeId) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.nodes.remove(&id).is_none() {
+            return Err(StoreError::not_found("Node", id));
+        }
+        d.ports.retain(|_, (_, p)| p.node_uuid != id);
+        d.portgroups.retain(|_, (_, p)| p.node_uuid != id);
+        d.history.remove(&id);
+        d.bios.remove(&id);
+        d.firmware.remove(&id);
+        d.inventory.remove(&id);
+        Ok(())
+    }
+
+    async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>> {
+        let d = self.lock();
+        let items: Vec<_> = d
+            .nodes
+            .values()
+            .filter(|(_, n)| node_matches(&query.filter, n))
+            .collect();
+        let key = query.page.sort_key;
+        paginate(
+            items,
+            |a, b| cmp_node(key, a, b),
+            query.page.sort_dir,
+            query.page.marker,
+            |n| n.uuid.0,
+            query.page.limit,
+            "Node",
+        )
+    }
+
+    async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize> {
+        let d = self.lock();
+        Ok(d.nodes
+            .values()
+            .filter(|(_, n)| node_matches(filter, n))
+            .count())
+    }
+
+    async fn reserve_node(&self, id: NodeId, host: &str) -> StoreResult<Node> {
+        let mut d = self.lock();
+        let (_, node) = d
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("Node", id))?;
+        if let Some(holder) = &node.reservation {
+            return Err(StoreError::Locked {
+                node: id,
+                holder: holder.clone(),
+            });
+        }
+        node.reservation = Some(host.to_owned());
+        Ok(node.clone())
+    }
+
+    async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()> {
+        let mut d = self.lock();
+        let (_, node) = d
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("Node", id))?;
+        match &node.reservation {
+            Some(h) if h == host => {
+                node.reservation = None;
+                Ok(())
+            }
+            Some(h) => Err(StoreError::Locked {
+                node: id,
+                holder: h.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
+        let mut d = self.lock();
+        let mut n = 0;
+        for (_, node) in d.nodes.values_mut() {
+            if node.reservation.as_deref() == Some(host) {
+                node.reservation = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn create_port(&self, port: &Port) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.ports.contains_key(&port.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A port with UUID {} already exists.",
+                port.uuid
+            )));
+        }
+        d.check_port_unique(port)?;
+        let id = d.next_id();
+        d.ports.insert(port.uuid, (id, port.clone()));
+        Ok(())
+    }
+
+    async fn get_port(&self, ident: &Ident) -> StoreResult<Port> {
+        let d = self.lock();
+        let found = match ident {
+            Ident::Uuid(u) => d.ports.get(&PortId(*u)),
+            Ident::Name(n) => d
+                .ports
+                .values()
+                .find(|(_, p)| p.name.as_deref() == Some(n.as_str())),
+        };
+        found
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| StoreError::not_found("Port", ident))
+    }
+
+    async fn get_port_by_address(&self, address: MacAddress) -> StoreResult<Port> {
+        let d = self.lock();
+        d.ports
+            .values()
+            .find(|(_, p)| p.address == address)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| StoreError::not_found("Port", address))
+    }
+
+    async fn update_port(&self, port: &Port) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.ports.contains_key(&port.uuid) {
+            return Err(StoreError::not_found("Port", port.uuid));
+        }
+        d.check_port_unique(port)?;
+        d.ports.get_mut(&port.uuid).expect("checked above").1 = port.clone();
+        Ok(())
+    }
+
+    async fn delete_port(&self, id: PortId) -> StoreResult<()> {
+        let mut d = self.lock();
+        d.ports
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Port", id))
+    }
+
+    async fn list_ports(&self, q: &PortQuery) -> StoreResult<Vec<Port>> {
+        let d = self.lock();
+        let items: Vec<_> = d
+            .ports
+            .values()
+            .filter(|(_, p)| {
+                q.node.is_none_or(|n| p.node_uuid == n)
+                    && q.portgroup.is_none_or(|g| p.portgroup_uuid == Some(g))
+                    && q.address.is_none_or(|a| p.address == a)
+                    && q.addresses.as_ref().is_none_or(|a| a.contains(&p.address))
+                    && (q.physical_network.is_none() || q.physical_network == p.physical_network)
+            })
+            .collect();
+        paginate(
+            items,
+            |a, b| a.0.cmp(&b.0),
+            q.sort_dir,
+            q.marker,
+            |p| p.uuid.0,
+            q.limit,
+            "Port",
+        )
+    }
+
+    async fn create_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.portgroups.contains_key(&pg.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A portgroup with UUID {} already exists.",
+                pg.uuid
+            )));
+        }
+        d.check_portgroup_unique(pg)?;
+        let id = d.next_id();
+        d.portgroups.insert(pg.uuid, (id, pg.clone()));
+        Ok(())
+    }
+
+    async fn get_portgroup(&self, ident: &Ident) -> StoreResult<Portgroup> {
+        let d = self.lock();
+        let found = match ident {
+            Ident::Uuid(u) => d.portgroups.get(&PortgroupId(*u)),
+            Ident::Name(n) => d
+                .portgroups
+                .values()
+                .find(|(_, p)| p.name.as_deref() == Some(n.as_str())),
+        };
+        found
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| StoreError::not_found("Portgroup", ident))
+    }
+
+    async fn update_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.portgroups.contains_key(&pg.uuid) {
+            return Err(StoreError::not_found("Portgroup", pg.uuid));
+        }
+        d.check_portgroup_unique(pg)?;
+        d.portgroups.get_mut(&pg.uuid).expect("checked above").1 = pg.clone();
+        Ok(())
+    }
+
+    async fn delete_portgroup(&self, id: PortgroupId) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.portgroups.remove(&id).is_none() {
+            return Err(StoreError::not_found("Portgroup", id));
+        }
+        for (_, p) in d.ports.values_mut() {
+            if p.portgroup_uuid == Some(id) {
+                p.portgroup_uuid = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_portgroups(&self, node: Option<NodeId>) -> StoreResult<Vec<Portgroup>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d
+            .portgroups
+            .values()
+            .filter(|(_, p)| node.is_none_or(|n| p.node_uuid == n))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, p)| p.clone()).collect())
+    }
+
+    async fn create_chassis(&self, c: &Chassis) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.chassis.contains_key(&c.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A chassis with UUID {} already exists.",
+                c.uuid
+            )));
+        }
+        let id = d.next_id();
+        d.chassis.insert(c.uuid, (id, c.clone()));
+        Ok(())
+    }
+
+    async fn get_chassis(&self, id: ChassisId) -> StoreResult<Chassis> {
+        self.lock()
+            .chassis
+            .get(&id)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| StoreError::not_found("Chassis", id))
+    }
+
+    async fn update_chassis(&self, c: &Chassis) -> StoreResult<()> {
+        let mut d = self.lock();
+        let e = d
+            .chassis
+            .get_mut(&c.uuid)
+            .ok_or_else(|| StoreError::not_found("Chassis", c.uuid))?;
+        e.1 = c.clone();
+        Ok(())
+    }
+
+    async fn delete_chassis(&self, id: ChassisId) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.chassis.remove(&id).is_none() {
+            return Err(StoreError::not_found("Chassis", id));
+        }
+        for (_, n) in d.nodes.values_mut() {
+            if n.chassis_uuid == Some(id) {
+                n.chassis_uuid = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_chassis(&self) -> StoreResult<Vec<Chassis>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d.chassis.values().collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn create_allocation(&self, a: &Allocation) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.allocations.contains_key(&a.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "An allocation with UUID {} already exists.",
+                a.uuid
+            )));
+        }
+        if a.name.is_some() && d.allocations.values().any(|(_, o)| o.name == a.name) {
+            return Err(StoreError::Duplicate(format!(
+                "An allocation with name {} already exists.",
+                a.name.as_deref().unwrap_or_default()
+            )));
+        }
+        let id = d.next_id();
+        d.allocations.insert(a.uuid, (id, a.clone()));
+        Ok(())
+    }
+
+    async fn get_allocation(&self, ident: &Ident) -> StoreResult<Allocation> {
+        let d = self.lock();
+        let found = match ident {
+            Ident::Uuid(u) => d.allocations.get(&AllocationId(*u)),
+            Ident::Name(n) => d
+                .allocations
+                .values()
+                .find(|(_, a)| a.name.as_deref() == Some(n.as_str())),
+        };
+        found
+            .map(|(_, a)| a.clone())
+            .ok_or_else(|| StoreError::not_found("Allocation", ident))
+    }
+
+    async fn update_allocation(&self, a: &Allocation) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.allocations.contains_key(&a.uuid) {
+            return Err(StoreError::not_found("Allocation", a.uuid));
+        }
+        if a.name.is_some()
+            && d.allocations
+                .values()
+                .any(|(_, o)| o.uuid != a.uuid && o.name == a.name)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "An allocation with name {} already exists.",
+                a.name.as_deref().unwrap_or_default()
+            )));
+        }
+        d.allocations.get_mut(&a.uuid).expect("checked above").1 = a.clone();
+        Ok(())
+    }
+
+    async fn delete_allocation(&self, id: AllocationId) -> StoreResult<()> {
+        let mut d = self.lock();
+        d.allocations
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Allocation", id))
+    }
+
+    async fn list_allocations(&self) -> StoreResult<Vec<Allocation>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d.allocations.values().collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, a)| a.clone()).collect())
+    }
+
+    async fn create_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.templates.contains_key(&t.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A deploy template with UUID {} already exists.",
+                t.uuid
+            )));
+        }
+        if d.templates.values().any(|(_, o)| o.name == t.name) {
+            return Err(StoreError::Duplicate(format!(
+                "A deploy template with name {} already exists.",
+                t.name
+            )));
+        }
+        let id = d.next_id();
+        d.templates.insert(t.uuid, (id, t.clone()));
+        Ok(())
+    }
+
+    async fn get_deploy_template(&self, ident: &Ident) -> StoreResult<DeployTemplate> {
+        let d = self.lock();
+        let found = match ident {
+            Ident::Uuid(u) => d.templates.get(&DeployTemplateId(*u)),
+            Ident::Name(n) => d.templates.values().find(|(_, t)| t.name == *n),
+        };
+        found
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| StoreError::not_found("DeployTemplate", ident))
+    }
+
+    async fn update_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.templates.contains_key(&t.uuid) {
+            return Err(StoreError::not_found("DeployTemplate", t.uuid));
+        }
+        if d.templates
+            .values()
+            .any(|(_, o)| o.uuid != t.uuid && o.name == t.name)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "A deploy template with name {} already exists.",
+                t.name
+            )));
+        }
+        d.templates.get_mut(&t.uuid).expect("checked above").1 = t.clone();
+        Ok(())
+    }
+
+    async fn delete_deploy_template(&self, id: DeployTemplateId) -> StoreResult<()> {
+        let mut d = self.lock();
+        d.templates
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("DeployTemplate", id))
+    }
+
+    async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d.templates.values().collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, t)| t.clone()).collect())
+    }
+
+    async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {
+        let mut d = self.lock();
+        let now = crate::model::now();
+        let mut rec = c.clone();
+        if let Some(old) = d.conductors.get(&c.hostname) {
+            rec.created_at = old.created_at;
+        }
+        rec.updated_at = Some(now);
+        d.conductors.insert(c.hostname.clone(), rec);
+        Ok(())
+    }
+
+    async fn touch_conductor(&self, hostname: &str) -> StoreResult<()> {
+        let mut d = self.lock();
+        let c = d
+            .conductors
+            .get_mut(hostname)
+            .ok_or_else(|| StoreError::not_found("Conductor", hostname))?;
+        c.updated_at = Some(crate::model::now());
+        Ok(())
+    }
+
+    async fn delete_conductor(&self, hostname: &str) -> StoreResult<()> {
+        let mut d = self.lock();
+        d.conductors
+            .remove(hostname)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Conductor", hostname))
+    }
+
+    async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d.conductors.values().cloned().collect();
+        v.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        Ok(v)
+    }
+
+    async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.nodes.contains_key(&e.node_uuid) {
+            return Err(StoreError::not_found("Node", e.node_uuid));
+        }
+        let h = d.history.entry(e.node_uuid).or_default();
+        h.push(e.clone());
+        if h.len() > max_per_node {
+            let excess = h.len() - max_per_node;
+            h.drain(..excess);
+        }
+        Ok(())
+    }
+
+    async fn list_history(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
+        Ok(self.lock().history.get(&node).cloned().unwrap_or_default())
+    }
+
+    async fn set_bios_settings(&self, node: NodeId, s: &[BiosSetting]) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.nodes.contains_key(&node) {
+            return Err(StoreError::not_found("Node", node));
+        }
+        d.bios.insert(node, s.to_vec());
+        Ok(())
+    }
+
+    async fn get_bios_settings(&self, node: NodeId) -> StoreResult<Vec<BiosSetting>> {
+        Ok(self.lock().bios.get(&node).cloned().unwrap_or_default())
+    }
+
+    async fn set_firmware_components(
+        &self,
+        node: NodeId,
+        c: &[FirmwareComponent],
+    ) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.nodes.contains_key(&node) {
+            return Err(StoreError::not_found("Node", node));
+        }
+        d.firmware.insert(node, c.to_vec());
+        Ok(())
+    }
+
+    async fn get_firmware_components(&self, node: NodeId) -> StoreResult<Vec<FirmwareComponent>> {
+        Ok(self.lock().firmware.get(&node).cloned().unwrap_or_default())
+    }
+
+    async fn set_inventory(&self, node: NodeId, inventory: &serde_json::Value) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.nodes.contains_key(&node) {
+            return Err(StoreError::not_found("Node", node));
+        }
+        d.inventory.insert(node, inventory.clone());
+        Ok(())
+    }
+
+    async fn get_inventory(&self, node: NodeId) -> StoreResult<Option<serde_json::Value>> {
+        Ok(self.lock().inventory.get(&node).cloned())
+    }
+}

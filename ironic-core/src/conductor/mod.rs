@@ -1,0 +1,303 @@
+//! The conductor: the engine that embedders drive.
+//!
+//! A [`Conductor`] owns a [`Store`], an [`InterfaceRegistry`] and a bounded pool of
+//! workers. Its methods are the operations of Ironic's conductor: node and port
+//! CRUD, every provisioning verb, power and management actions, the agent's
+//! lookup and heartbeat, allocations. Long operations return as soon as the node's
+//! state has changed (HTTP 202 semantics) and continue on a worker that holds the
+//! node's exclusive lock; watch them through [`Conductor::subscribe`] or by reading
+//! the node.
+//!
+//! ```
+//! # async fn demo() -> ironic_core::Result<()> {
+//! use std::sync::Arc;
+//! use ironic_core::conductor::{Conductor, ConductorConfig, ProvisionRequest};
+//! use ironic_core::store::MemoryStore;
+//! use ironic_core::{fake, InterfaceRegistry, Node};
+//!
+//! let mut registry = InterfaceRegistry::with_noop();
+//! fake::register(&mut registry, fake::FakeConfig::default());
+//! let conductor = Conductor::start(Arc::new(MemoryStore::new()), registry, ConductorConfig::default()).await?;
+//! let node = conductor.create_node(Node::new("fake-hardware")).await?;
+//! conductor.provision(&node.uuid.into(), ProvisionRequest::new("manage")).await?;
+//! conductor.shutdown().await;
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+
+mod allocations;
+mod heartbeat;
+mod job;
+mod nodes;
+mod periodic;
+mod power;
+mod provision;
+mod steps;
+mod types;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use steps::{RESERVED_STEPS, UserStep, parse_user_steps};
+pub use types::{LookupResult, NodeEvent, ProvisionRequest, ValidationResult};
+
+use crate::error::{Error, Result};
+use crate::hardware::InterfaceRegistry;
+use crate::model::ConductorRecord;
+use crate::store::{Store, StoreError};
+
+/// The conductor's settings. `Default::default()` gives Ironic's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConductorConfig {
+    /// Host name recorded in reservations and the conductors table.
+    pub host: String,
+    /// Conductor group.
+    pub conductor_group: String,
+    /// URL the ramdisk agent calls (`ipa-api-url`), passed to drivers in `TaskEnv`.
+    pub api_url: Option<String>,
+    /// Free-form settings passed to drivers in `TaskEnv.settings`.
+    pub settings: BTreeMap<String, String>,
+    /// Size of the worker pool (`workers_pool_size`, 300). A full pool refuses new
+    /// operations with [`Error::NoFreeWorker`].
+    pub max_concurrent_operations: usize,
+    /// Run automated cleaning on `provide` and after undeploy (true).
+    pub automated_clean: bool,
+    /// Allow `provide`, and ignore heartbeats instead of failing, for nodes in
+    /// maintenance (true).
+    pub allow_provisioning_in_maintenance: bool,
+    /// Power-state sync period (120 s; `Duration::ZERO` disables).
+    pub power_state_sync_interval: Duration,
+    /// Failed power reads before a node goes into maintenance (3).
+    pub power_state_sync_max_retries: u32,
+    /// Force the recorded power state onto the hardware when they differ (true,
+    /// Ironic's `force_power_state_during_sync`); false records what the BMC says.
+    pub force_power_state_during_sync: bool,
+    /// How many nodes the power sync reads at once (8).
+    pub sync_power_state_workers: usize,
+    /// Power failure recovery period (300 s; zero disables).
+    pub power_failure_recovery_interval: Duration,
+    /// Period of the callback-timeout checks (60 s; zero disables).
+    pub check_provision_state_interval: Duration,
+    /// `wait call-back` timeout (1800 s; zero disables).
+    pub deploy_callback_timeout: Duration,
+    /// `clean wait` timeout (1800 s; zero disables).
+    pub clean_callback_timeout: Duration,
+    /// `inspect wait` timeout (1800 s; zero disables).
+    pub inspect_wait_timeout: Duration,
+    /// `rescue wait` timeout (1800 s; zero disables).
+    pub rescue_callback_timeout: Duration,
+    /// `service wait` timeout (1800 s; zero disables).
+    pub service_callback_timeout: Duration,
+    /// Default timeout of power actions (60 s).
+    pub power_state_change_timeout: Duration,
+    /// Attempts to take a node's exclusive lock (3).
+    pub node_locked_retry_attempts: u32,
+    /// Pause between them (1 s).
+    pub node_locked_retry_interval: Duration,
+    /// Keep-alive period of the conductor record (10 s).
+    pub conductor_heartbeat_interval: Duration,
+    /// History events kept per node (300).
+    pub node_history_max_entries: usize,
+    /// Refuse agent heartbeats whose `callback_url` is not `https://` (false here;
+    /// Ironic's `[agent]require_tls` defaults to true).
+    pub require_agent_tls: bool,
+}
+
+impl Default for ConductorConfig {
+    fn default() -> Self {
+        let min = Duration::from_secs;
+        ConductorConfig {
+            host: std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned()),
+            conductor_group: String::new(),
+            api_url: None,
+            settings: BTreeMap::new(),
+            max_concurrent_operations: 300,
+            automated_clean: true,
+            allow_provisioning_in_maintenance: true,
+            power_state_sync_interval: min(120),
+            power_state_sync_max_retries: 3,
+            force_power_state_during_sync: true,
+            sync_power_state_workers: 8,
+            power_failure_recovery_interval: min(300),
+            check_provision_state_interval: min(60),
+            deploy_callback_timeout: min(1800),
+            clean_callback_timeout: min(1800),
+            inspect_wait_timeout: min(1800),
+            rescue_callback_timeout: min(1800),
+            service_callback_timeout: min(1800),
+            power_state_change_timeout: min(60),
+            node_locked_retry_attempts: 3,
+            node_locked_retry_interval: min(1),
+            conductor_heartbeat_interval: min(10),
+            node_history_max_entries: 300,
+            require_agent_tls: false,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, ident } => Error::NotFound { kind, ident },
+            StoreError::Duplicate(m) => Error::Conflict(m),
+            StoreError::Locked { node, holder } => Error::NodeLocked {
+                node: node.to_string(),
+                holder,
+            },
+            StoreError::Backend(m) => Error::Store(m),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    registry: InterfaceRegistry,
+    config: ConductorConfig,
+    events: broadcast::Sender<NodeEvent>,
+    workers: Arc<Semaphore>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    accepting: AtomicBool,
+    periodics: TaskTracker,
+    power_failures: std::sync::Mutex<std::collections::HashMap<crate::ids::NodeId, u32>>,
+}
+
+/// The engine. Cheap to clone (an `Arc` inside); every clone drives the same conductor.
+#[derive(Clone)]
+pub struct Conductor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Conductor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conductor")
+            .field("host", &self.inner.config.host)
+            .field("store", &self.inner.store)
+            .finish()
+    }
+}
+
+impl Conductor {
+    /// Start a conductor: register it in the conductors table, clear reservations
+    /// left under its host name, fail nodes a crash left in transient states
+    /// (`STUCK_STATES_TREATED_AS_FAIL`), and spawn the periodic tasks.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        registry: InterfaceRegistry,
+        config: ConductorConfig,
+    ) -> Result<Conductor> {
+        if config.max_concurrent_operations == 0 {
+            return Err(Error::Invalid(
+                "max_concurrent_operations must be at least 1".to_owned(),
+            ));
+        }
+        let (events, _) = broadcast::channel(4096);
+        let c = Conductor {
+            inner: Arc::new(Inner {
+                workers: Arc::new(Semaphore::new(config.max_concurrent_operations)),
+                store,
+                registry,
+                config,
+                events,
+                tracker: TaskTracker::new(),
+                cancel: CancellationToken::new(),
+                accepting: AtomicBool::new(true),
+                periodics: TaskTracker::new(),
+                power_failures: Default::default(),
+            }),
+        };
+        c.recover_on_start().await?;
+        c.store()
+            .upsert_conductor(&ConductorRecord {
+                hostname: c.config().host.clone(),
+                conductor_group: c.config().conductor_group.to_lowercase(),
+                drivers: c
+                    .registry()
+                    .hardware_types()
+                    .iter()
+                    .map(|h| h.name.to_owned())
+                    .collect(),
+                alive: true,
+                created_at: crate::model::now(),
+                updated_at: None,
+            })
+            .await?;
+        c.spawn_periodics();
+        tracing::info!(host = %c.config().host, "conductor started");
+        Ok(c)
+    }
+
+    /// Stop: refuse new operations ([`Error::ShuttingDown`]), wait for every
+    /// in-flight operation to finish and release its lock, stop the periodic tasks,
+    /// release any reservation still held under this host and mark the conductor
+    /// offline. Nodes waiting for a callback stay in their wait state; a new
+    /// conductor picks them up.
+    pub async fn shutdown(&self) {
+        if !self.inner.accepting.swap(false, Ordering::SeqCst) {
+            self.inner.tracker.wait().await;
+            return;
+        }
+        tracing::info!(host = %self.config().host, "conductor shutting down");
+        self.inner.cancel.cancel();
+        self.inner.periodics.close();
+        self.inner.periodics.wait().await;
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+        let host = &self.config().host;
+        match self.store().clear_reservations(host).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(host = %host, released = n, "released leftover reservations"),
+            Err(e) => tracing::error!(host = %host, error = %e, "could not release reservations"),
+        }
+        if let Err(e) = self.store().delete_conductor(host).await {
+            tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
+        }
+        tracing::info!(host = %host, "conductor stopped");
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The interface registry.
+    pub fn registry(&self) -> &InterfaceRegistry {
+        &self.inner.registry
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConductorConfig {
+        &self.inner.config
+    }
+
+    /// Watch nodes change.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// How many operations are running on workers right now.
+    pub fn running_operations(&self) -> usize {
+        self.config().max_concurrent_operations - self.inner.workers.available_permits()
+    }
+
+    pub(crate) fn emit(&self, e: NodeEvent) {
+        let _ = self.inner.events.send(e);
+    }
+
+    pub(crate) fn check_accepting(&self) -> Result<()> {
+        if self.inner.accepting.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Error::ShuttingDown)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The conductor API's request and event types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::NodeId;
+use crate::model::Node;
+use crate::secret::Secret;
+use crate::states::{PowerState, ProvisionState};
+
+/// A provisioning request (`PUT /v1/nodes/{id}/states/provision`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionRequest {
+    /// API verb target: `active|deploy|rebuild|deleted|undeploy|manage|provide|inspect|clean|abort|adopt|rescue|unrescue|unhold|service`.
+    pub target: String,
+    /// Config drive: a gzipped, base64-encoded ISO string, or a dict
+    /// `{meta_data, network_data, user_data, vendor_data}`. Stored in
+    /// `instance_info.configdrive` for the deploy interface.
+    #[serde(default)]
+    pub configdrive: Option<Value>,
+    /// Manual clean steps `[{interface, step, args}]` (required for `clean`).
+    #[serde(default)]
+    pub clean_steps: Option<Vec<Value>>,
+    /// Deploy steps `[{interface, step, args, priority}]` (for `active`/`deploy`/`rebuild`).
+    #[serde(default)]
+    pub deploy_steps: Option<Vec<Value>>,
+    /// Service steps `[{interface, step, args}]` (required for `service`).
+    #[serde(default)]
+    pub service_steps: Option<Vec<Value>>,
+    /// Rescue password (required for `rescue`).
+    #[serde(default)]
+    pub rescue_password: Option<Secret>,
+    /// Run manual clean/service steps without booting the ramdisk.
+    #[serde(default)]
+    pub disable_ramdisk: Option<bool>,
+}
+
+impl ProvisionRequest {
+    /// A request with only a target.
+    pub fn new(target: impl Into<String>) -> Self {
+        ProvisionRequest {
+            target: target.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Something that happened to a node, broadcast to [`subscribe`](super::Conductor::subscribe)rs.
+///
+/// Delivery is best effort: a subscriber that falls behind by more than the
+/// channel's capacity (4096 events) gets `RecvError::Lagged` and should re-read the
+/// nodes it cares about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeEvent {
+    /// A node was created.
+    Created {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node's fields were changed through the API.
+    Updated {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node was deleted.
+    Deleted {
+        /// The node.
+        node: NodeId,
+    },
+    /// The provision state changed.
+    ProvisionStateChanged {
+        /// The node.
+        node: NodeId,
+        /// Old state.
+        from: ProvisionState,
+        /// New state.
+        to: ProvisionState,
+        /// New target.
+        target: Option<ProvisionState>,
+        /// `last_error` after the change.
+        last_error: Option<String>,
+    },
+    /// The recorded power state changed.
+    PowerStateChanged {
+        /// The node.
+        node: NodeId,
+        /// Old state.
+        from: Option<PowerState>,
+        /// New state.
+        to: Option<PowerState>,
+    },
+    /// Maintenance was switched on or off.
+    MaintenanceChanged {
+        /// The node.
+        node: NodeId,
+        /// New flag.
+        maintenance: bool,
+        /// Reason.
+        reason: Option<String>,
+    },
+}
+
+impl NodeEvent {
+    /// The node the event is about.
+    pub fn node(&self) -> NodeId {
+        match self {
+            NodeEvent::Created { node }
+            | NodeEvent::Updated { node }
+            | NodeEvent::Deleted { node }
+            | NodeEvent::ProvisionStateChanged { node, .. }
+            | NodeEvent::PowerStateChanged { node, .. }
+            | NodeEvent::MaintenanceChanged { node, .. } => *node,
+        }
+    }
+}
+
+/// One interface's line of `GET /v1/nodes/{id}/validate`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationResult {
+    /// `true` valid, `false` invalid, `None` not supported by the driver.
+    pub result: Option<bool>,
+    /// Why not.
+    pub reason: Option<String>,
+}
+
+/// What the agent gets back from lookup (and from `continue_inspection`).
+#[derive(Clone, PartialEq)]
+pub struct LookupResult {
+    /// The node.
+    pub node: Node,
+    /// The one-time agent token (43 URL-safe characters) the first time, `"******"`
+    /// afterwards.
+    pub agent_token: String,
+}
+
+impl std::fmt::Debug for LookupResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupResult")
+            .field("node", &self.node.uuid)
+            .field("agent_token", &crate::secret::MASK)
+            .finish()
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared helpers for the conductor tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironic_core::conductor::{Conductor, ConductorConfig, ProvisionRequest};
+use ironic_core::fake::{self, FakeConfig, FakeControl, FakeDeployMode};
+use ironic_core::ids::Ident;
+use ironic_core::store::{MemoryStore, Store};
+use ironic_core::{InterfaceRegistry, Node, ProvisionState};
+
+/// A config for tests: quick lock retries, periodic tasks off unless a test turns them on.
+pub fn test_config() -> ConductorConfig {
+    ConductorConfig {
+        host: format!("test-{}", uuid_suffix()),
+        node_locked_retry_attempts: 1,
+        node_locked_retry_interval: Duration::from_millis(10),
+        power_state_sync_interval: Duration::ZERO,
+        power_failure_recovery_interval: Duration::ZERO,
+        check_provision_state_interval: Duration::ZERO,
+        ..ConductorConfig::default()
+    }
+}
+
+fn uuid_suffix() -> String {
+    ironic_core::NodeId::new().to_string()[..8].to_owned()
+}
+
+pub struct Env {
+    pub c: Conductor,
+    pub fake: FakeControl,
+    pub store: Arc<dyn Store>,
+}
+
+pub async fn env_with(config: ConductorConfig, mode: FakeDeployMode) -> Env {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    env_on(store, config, mode).await
+}
+
+pub async fn env_on(store: Arc<dyn Store>, config: ConductorConfig, mode: FakeDeployMode) -> Env {
+    let mut reg = InterfaceRegistry::with_noop();
+    let fake = fake::register(
+        &mut reg,
+        FakeConfig {
+            deploy_mode: mode,
+            ..FakeConfig::default()
+        },
+    );
+    let c = Conductor::start(store.clone(), reg, config).await.unwrap();
+    Env { c, fake, store }
+}
+
+pub async fn env(mode: FakeDeployMode) -> Env {
+    env_with(test_config(), mode).await
+}
+
+pub fn id(n: &Node) -> Ident {
+    n.uuid.into()
+}
+
+/// Poll the node until `pred` holds (10 s at most).
+pub async fn wait_until(
+    c: &Conductor,
+    ident: &Ident,
+    what: &str,
+    pred: impl Fn(&Node) -> bool,
+) -> Node {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = c.get_node(ident).await.unwrap();
+        if pred(&n) && n.reservation.is_none() {
+            return n;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}: node is {} (target {:?}), last_error {:?}, reservation {:?}",
+                n.provision_state, n.target_provision_state, n.last_error, n.reservation
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Wait until the node reaches `state` and is unlocked.
+pub async fn wait_state(c: &Conductor, ident: &Ident, state: ProvisionState) -> Node {
+    wait_until(c, ident, state.as_str(), |n| n.provision_state == state).await
+}
+
+pub async fn provision(c: &Conductor, ident: &Ident, target: &str) {
+    c.provision(ident, ProvisionRequest::new(target))
+        .await
+        .unwrap_or_else(|e| panic!("provision {target}: {e}"));
+}
+
+/// enroll -> manageable -> available.
+pub async fn make_available(c: &Conductor, ident: &Ident) {
+    provision(c, ident, "manage").await;
+    wait_state(c, ident, ProvisionState::Manageable).await;
+    provision(c, ident, "provide").await;
+    wait_state(c, ident, ProvisionState::Available).await;
+}

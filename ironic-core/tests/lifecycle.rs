@@ -1,0 +1,31 @@
+//! Lifecycle tests of the conductor over fake hardware.
+
+mod common;
+
+use common::*;
+use ironic_core::fake::FakeDeployMode;
+use ironic_core::{Node, PowerState, ProvisionState as S};
+
+#[tokio::test]
+async fn enroll_to_active_and_back_with_sync_fakes() {
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    assert_eq!(n.provision_state, S::Enroll);
+    assert_eq!(n.interfaces.power_interface, "fake");
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    let n = wait_state(&e.c, &i, S::Manageable).await;
+    assert_eq!(n.power_state, Some(PowerState::Off));
+    provision(&e.c, &i, "provide").await;
+    wait_state(&e.c, &i, S::Available).await;
+    provision(&e.c, &i, "active").await;
+    let n = wait_state(&e.c, &i, S::Active).await;
+    assert_eq!(n.power_state, Some(PowerState::On));
+    assert!(n.deploy_step.is_empty());
+    assert_eq!(n.target_provision_state, None);
+    provision(&e.c, &i, "deleted").await;
+    let n = wait_state(&e.c, &i, S::Available).await;
+    assert_eq!(n.power_state, Some(PowerState::Off));
+    assert!(n.last_error.is_none());
+    e.c.shutdown().await;
+}
