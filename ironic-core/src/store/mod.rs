@@ -13,11 +13,11 @@ mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
-pub use memory::MemoryStore;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::{BiosSetting, FirmwareComponent};
