@@ -1,12 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+mod bios;
 pub mod client;
 pub mod config;
 mod error;
+mod firmware;
 mod inspect;
 mod management;
 pub mod models;
 mod power;
+mod raid;
 mod vmedia;
 
 use std::sync::Arc;
@@ -15,11 +18,14 @@ use ironic_core::driver::Task;
 use ironic_core::hardware::GENERIC;
 use ironic_core::{DriverError, HardwareType, InterfaceRegistry};
 
+pub use bios::RedfishBios;
 pub use client::RedfishClient;
 pub use config::{AuthType, RedfishConfig, RedfishDriverInfo, VerifyCa};
+pub use firmware::RedfishFirmware;
 pub use inspect::RedfishInspect;
 pub use management::RedfishManagement;
 pub use power::RedfishPower;
+pub use raid::RedfishRaid;
 pub use vmedia::RedfishVirtualMediaBoot;
 
 use crate::client::ClientCache;
@@ -71,6 +77,9 @@ pub fn register(registry: &mut InterfaceRegistry, config: RedfishConfig) {
             Arc::new(RedfishVirtualMediaBoot::with_shared(shared.clone())),
         )
         .register_inspect(NAME, Arc::new(RedfishInspect::with_shared(shared.clone())))
+        .register_bios(NAME, Arc::new(RedfishBios::with_shared(shared.clone())))
+        .register_raid(NAME, Arc::new(RedfishRaid::with_shared(shared.clone())))
+        .register_firmware(NAME, Arc::new(RedfishFirmware::with_shared(shared.clone())))
         .register_hardware_type(REDFISH_HARDWARE);
 }
 

@@ -427,7 +427,6 @@ impl RedfishClient {
     }
 
     /// DELETE and require a 2xx.
-    #[allow(dead_code)] // used by the RAID interface
     pub(crate) async fn delete(&self, path: &str) -> Result<Response> {
         let resp = self
             .request(Method::DELETE, path, None, &HeaderMap::new())

@@ -143,3 +143,78 @@ pub struct SoftwareInventory {
     #[serde(rename = "Updateable", deserialize_with = "de::boolean")]
     pub updateable: Option<bool>,
 }
+
+/// A `MessageRegistryFile` (`/redfish/v1/Registries/{id}`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegistryFile {
+    /// `Id`.
+    #[serde(rename = "Id", deserialize_with = "de::string")]
+    pub id: Option<String>,
+    /// `Registry`.
+    #[serde(rename = "Registry", deserialize_with = "de::string")]
+    pub registry: Option<String>,
+    /// `Location`.
+    #[serde(rename = "Location", deserialize_with = "de::list")]
+    pub location: Vec<RegistryLocation>,
+}
+
+/// One `Location` of a registry file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegistryLocation {
+    /// `Uri`: where the registry is served.
+    #[serde(rename = "Uri", deserialize_with = "de::string")]
+    pub uri: Option<String>,
+    /// `Language`.
+    #[serde(rename = "Language", deserialize_with = "de::string")]
+    pub language: Option<String>,
+}
+
+/// A BIOS `AttributeRegistry`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AttributeRegistry {
+    /// `RegistryEntries`.
+    #[serde(rename = "RegistryEntries", deserialize_with = "de::lenient")]
+    pub entries: Option<RegistryEntries>,
+}
+
+/// `RegistryEntries`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegistryEntries {
+    /// `Attributes`.
+    #[serde(rename = "Attributes", deserialize_with = "de::list")]
+    pub attributes: Vec<RegistryAttribute>,
+}
+
+/// One attribute of a BIOS registry.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegistryAttribute {
+    /// `AttributeName`.
+    #[serde(rename = "AttributeName", deserialize_with = "de::string")]
+    pub name: Option<String>,
+    /// `Type` (Enumeration, String, Integer, Boolean, Password).
+    #[serde(rename = "Type", deserialize_with = "de::string")]
+    pub kind: Option<String>,
+    /// `ReadOnly`.
+    #[serde(rename = "ReadOnly", deserialize_with = "de::boolean")]
+    pub read_only: Option<bool>,
+    /// `ResetRequired`.
+    #[serde(rename = "ResetRequired", deserialize_with = "de::boolean")]
+    pub reset_required: Option<bool>,
+    /// `Value`: the allowed values of an enumeration.
+    #[serde(rename = "Value", deserialize_with = "de::list")]
+    pub values: Vec<RegistryValue>,
+}
+
+/// One allowed value.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegistryValue {
+    /// `ValueName`.
+    #[serde(rename = "ValueName", deserialize_with = "de::string")]
+    pub name: Option<String>,
+}
