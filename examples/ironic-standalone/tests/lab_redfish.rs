@@ -4,16 +4,17 @@ mod lab_support;
 
 use std::path::Path;
 
+use ironic_standalone::lab::images::{self, FileServer};
 use ironic_standalone::lab::model::{BootEnabled, BootMode, BootTarget, Power};
 use ironic_standalone::lab::{Faults, RedfishSim};
 use serde_json::Value;
 
-async fn sushy_run(url: &str, system: &str, password: &str, auth: &str) -> Value {
+async fn sushy_run(url: &str, system: &str, password: &str, auth: &str, iso: &str) -> Value {
     let python = lab_support::python_with("sushy", "sushy");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab_support/sushy_check.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
-        .args([url, system, "admin", password, auth])
+        .args([url, system, "admin", password, auth, iso])
         .kill_on_drop(true)
         .output()
         .await
@@ -36,8 +37,13 @@ async fn sushy_drives_power_boot_and_vmedia() {
         .await
         .unwrap();
 
+    let files = images::generate(&dir.path().join("images")).unwrap();
+    let http = FileServer::start("127.0.0.1:0".parse().unwrap(), files.dir.clone())
+        .await
+        .unwrap();
+    let iso = http.url(images::DEPLOY_ISO);
     for auth in ["session", "basic"] {
-        let seen = sushy_run(&sim.url(), "lab-1", "pw-lab-1", auth).await;
+        let seen = sushy_run(&sim.url(), "lab-1", "pw-lab-1", auth, &iso).await;
         assert_eq!(
             seen["systems"],
             serde_json::json!(["/redfish/v1/Systems/lab-0", "/redfish/v1/Systems/lab-1"])
@@ -57,10 +63,7 @@ async fn sushy_drives_power_boot_and_vmedia() {
         assert_eq!(seen["memory_gib"], 8.0);
         assert_eq!(seen["disk_sizes"], serde_json::json!([8u64 << 30]));
         assert_eq!(seen["vmedia_types"], serde_json::json!(["CD", "DVD"]));
-        assert_eq!(
-            seen["vmedia_inserted"]["image"],
-            "http://127.0.0.1:1/deploy.iso"
-        );
+        assert_eq!(seen["vmedia_inserted"]["image"], iso.as_str());
         assert_eq!(seen["vmedia_inserted"]["inserted"], true);
         assert_eq!(seen["vmedia_ejected"]["inserted"], false);
         assert_eq!(seen["manager_id"], "lab-1");

@@ -21,6 +21,8 @@ pub const TEST_IMAGE: &str = "lab-image.raw";
 pub const DEPLOY_KERNEL: &str = "deploy.kernel";
 /// File name of the placeholder deploy ramdisk.
 pub const DEPLOY_RAMDISK: &str = "deploy.initramfs";
+/// File name of the placeholder deploy ISO (virtual media boot).
+pub const DEPLOY_ISO: &str = "deploy.iso";
 /// Size of the test image.
 pub const TEST_IMAGE_SIZE: u64 = 4 << 20;
 /// The marker text at the start of the test image's partition.
@@ -53,7 +55,11 @@ pub fn generate(dir: &Path) -> std::io::Result<LabFiles> {
     )?;
     // The simulated machines do not execute these: booting "them" starts the agent. They
     // exist so boot interfaces that fetch or stage the deploy images find real files.
-    for (name, what) in [(DEPLOY_KERNEL, "kernel"), (DEPLOY_RAMDISK, "ramdisk")] {
+    for (name, what) in [
+        (DEPLOY_KERNEL, "kernel"),
+        (DEPLOY_RAMDISK, "ramdisk"),
+        (DEPLOY_ISO, "ISO"),
+    ] {
         let mut f = std::fs::File::create(dir.join(name))?;
         writeln!(
             f,

@@ -1,6 +1,6 @@
 """Drives the lab's Redfish simulator with the real sushy client.
 
-Usage: sushy_check.py URL SYSTEM USER PASSWORD AUTH(session|basic)
+Usage: sushy_check.py URL SYSTEM USER PASSWORD AUTH(session|basic) ISO_URL
 Prints one JSON document of what sushy saw; exits non-zero on any failure.
 """
 import json
@@ -9,7 +9,7 @@ import sys
 import sushy
 from sushy import auth as sushy_auth
 
-url, system_id, user, password, mode = sys.argv[1:6]
+url, system_id, user, password, mode, iso_url = sys.argv[1:7]
 out = {}
 if mode == "session":
     authn = sushy_auth.SessionAuth(username=user, password=password)
@@ -44,7 +44,7 @@ out["disk_sizes"] = sorted(system.simple_storage.disks_sizes_bytes)
 manager = root.get_manager("/redfish/v1/Managers/" + system_id)
 vm = manager.virtual_media.get_members()[0]
 out["vmedia_types"] = sorted(str(t.value) for t in vm.media_types)
-vm.insert_media("http://127.0.0.1:1/deploy.iso", inserted=True, write_protected=True)
+vm.insert_media(iso_url, inserted=True, write_protected=True)
 vm.refresh()
 out["vmedia_inserted"] = {"image": vm.image, "inserted": vm.inserted}
 vm.eject_media()

@@ -710,6 +710,50 @@ fn insert_from(s: &SimServer, body: &Map<String, Value>) -> Result<(), RfError> 
     Ok(())
 }
 
+/// A real BMC downloads the image it is given: check it can be fetched (loopback only,
+/// as everything in the lab).
+async fn check_image(url: &str) -> Result<(), RfError> {
+    let bad = |why: String| RfError::BadRequest {
+        id: "ActionParameterValueFormatError",
+        message: format!(
+            "The value {url} for the parameter Image in the action VirtualMedia.InsertMedia is invalid: {why}."
+        ),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only http and https images can be inserted".into()));
+    }
+    let host = parsed
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(bad("the lab BMC only reaches loopback addresses".into()));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let resp = client
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| bad(format!("download failed: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(bad(format!(
+            "download failed with HTTP {}",
+            resp.status().as_u16()
+        )));
+    }
+    Ok(())
+}
+
 async fn insert_media(
     State(bmc): State<Shared>,
     Path((id, dev)): Path<(String, String)>,
@@ -717,7 +761,11 @@ async fn insert_media(
     body: Bytes,
 ) -> RfResult {
     let s = vmedia_request(&bmc, &id, &dev, &headers).await?;
-    insert_from(s, &parse_body(&body)?)?;
+    let body = parse_body(&body)?;
+    if let Some(image) = string_prop(&body, "Image")? {
+        check_image(image).await?;
+    }
+    insert_from(s, &body)?;
     Ok(no_content())
 }
 
@@ -745,6 +793,7 @@ async fn patch_vmedia(
     }
     match string_prop(&body, "Image")? {
         Some(image) if !image.is_empty() => {
+            check_image(image).await?;
             s.eject_media();
             insert_from(s, &body)?;
         }

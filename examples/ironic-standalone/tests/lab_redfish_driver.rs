@@ -1,0 +1,216 @@
+//! The lab's Redfish simulator driven by this project's Redfish driver
+//! (`ironic-drivers-redfish`): power, management, virtual media boot, inspection.
+
+mod lab_support;
+
+use ironic_core::driver::{
+    BaseInterface, BootDevice, BootInterface, BootMode, InspectInterface, InspectOutcome,
+    ManagementInterface, PowerInterface, RamdiskKind, RamdiskParams, Task,
+};
+use ironic_core::{DriverInfo, Node, PowerAction, PowerState};
+use ironic_drivers_redfish::{
+    RedfishConfig, RedfishInspect, RedfishManagement, RedfishPower, RedfishVirtualMediaBoot,
+};
+use ironic_standalone::lab::images::{self, FileServer};
+use ironic_standalone::lab::model::{BootEnabled, BootSource, BootTarget, Power};
+use ironic_standalone::lab::{Faults, RedfishSim, SimServer};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn config() -> RedfishConfig {
+    RedfishConfig {
+        connection_attempts: 3,
+        retry_interval: Duration::from_millis(20),
+        max_retry_interval: Duration::from_millis(50),
+        power_state_timeout: Duration::from_secs(5),
+        power_poll_interval: Duration::from_millis(50),
+        ..RedfishConfig::default()
+    }
+}
+
+fn task(sim: &RedfishSim, server: &SimServer, password: &str, extra: Value) -> Task {
+    let mut info = json!({
+        "redfish_address": sim.url(),
+        "redfish_system_id": format!("/redfish/v1/Systems/{}", server.spec().name),
+        "redfish_username": "admin",
+        "redfish_password": password,
+    });
+    if let (Some(m), Value::Object(e)) = (info.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    let mut node = Node::new("redfish");
+    node.driver_info = serde_json::from_value::<DriverInfo>(info).unwrap();
+    Task::new(node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_driver_power_management_and_inspection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = lab_support::server(dir.path(), "lab-0", 0);
+    let other = lab_support::server(dir.path(), "lab-1", 1);
+    let sim = RedfishSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![server.clone(), other.clone()],
+    )
+    .await
+    .unwrap();
+    let t = task(&sim, &server, "pw-lab-0", json!({}));
+    let power = RedfishPower::new(config());
+    let mgmt = RedfishManagement::new(config());
+
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::Off);
+    power
+        .set_power_state(&t, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    assert_eq!(server.power(), Power::On);
+    let boots = server.subscribe().borrow().boots;
+    power.reboot(&t, None).await.unwrap();
+    assert!(server.subscribe().borrow().boots > boots);
+    power
+        .set_power_state(&t, PowerAction::PowerOff, None)
+        .await
+        .unwrap();
+    assert_eq!(server.power(), Power::Off);
+    assert_eq!(
+        other.power(),
+        Power::Off,
+        "only the addressed system changes"
+    );
+
+    mgmt.set_boot_device(&t, BootDevice::Pxe, false)
+        .await
+        .unwrap();
+    let b = server.boot_override();
+    assert_eq!((b.target, b.enabled), (BootTarget::Pxe, BootEnabled::Once));
+    let info = mgmt.get_boot_device(&t).await.unwrap();
+    assert_eq!(
+        (info.boot_device, info.persistent),
+        (Some(BootDevice::Pxe), Some(false))
+    );
+    mgmt.set_boot_device(&t, BootDevice::Disk, true)
+        .await
+        .unwrap();
+    let info = mgmt.get_boot_device(&t).await.unwrap();
+    assert_eq!(
+        (info.boot_device, info.persistent),
+        (Some(BootDevice::Disk), Some(true))
+    );
+    mgmt.set_boot_mode(&t, BootMode::Bios).await.unwrap();
+    assert_eq!(mgmt.get_boot_mode(&t).await.unwrap(), Some(BootMode::Bios));
+    mgmt.set_boot_mode(&t, BootMode::Uefi).await.unwrap();
+    assert_eq!(mgmt.get_boot_mode(&t).await.unwrap(), Some(BootMode::Uefi));
+    let macs = mgmt.get_mac_addresses(&t).await.unwrap();
+    assert_eq!(macs, vec!["52:54:00:aa:00:00", "52:54:00:bb:00:00"]);
+
+    let mut t2 = task(&sim, &server, "pw-lab-0", json!({}));
+    let InspectOutcome::Done(data) = RedfishInspect::new(config())
+        .inspect_hardware(&mut t2)
+        .await
+        .unwrap()
+    else {
+        panic!("out-of-band inspection must finish");
+    };
+    let ports: Vec<String> = data.ports.iter().map(|p| p.address.to_string()).collect();
+    assert_eq!(ports, macs);
+    assert_eq!(data.properties["cpus"], json!(4));
+    assert_eq!(data.properties["memory_mb"], json!(8192));
+    // 8 GiB disk, one GiB kept back as Ironic does.
+    assert_eq!(data.properties["local_gb"], json!(7));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_driver_virtual_media_boot_starts_from_the_cd() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = images::generate(&dir.path().join("images")).unwrap();
+    let http = FileServer::start("127.0.0.1:0".parse().unwrap(), files.dir.clone())
+        .await
+        .unwrap();
+    let server = lab_support::server(dir.path(), "lab-0", 0);
+    let sim = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![server.clone()])
+        .await
+        .unwrap();
+    let iso = http.url(images::DEPLOY_ISO);
+    let boot = RedfishVirtualMediaBoot::new(config());
+    let mut t = task(
+        &sim,
+        &server,
+        "pw-lab-0",
+        json!({"redfish_deploy_iso": iso}),
+    );
+    boot.validate(&t).unwrap();
+    let params = RamdiskParams {
+        kind: RamdiskKind::Deploy,
+        kernel_params: [("ipa-api-url".to_owned(), "http://127.0.0.1:6385".to_owned())].into(),
+    };
+    boot.prepare_ramdisk(&mut t, &params).await.unwrap();
+    assert_eq!(server.vmedia().image.as_deref(), Some(iso.as_str()));
+    assert_eq!(server.boot_override().target, BootTarget::Cd);
+    RedfishPower::new(config()).reboot(&t, None).await.unwrap();
+    assert_eq!(
+        server.subscribe().borrow().booted_from,
+        Some(BootSource::VirtualMedia(iso.clone()))
+    );
+    boot.prepare_instance(&mut t).await.unwrap();
+    assert!(!server.vmedia().inserted());
+    assert_eq!(server.boot_override().target, BootTarget::Hdd);
+
+    // The BMC downloads what it is given: a missing image is refused.
+    let mut bad = task(
+        &sim,
+        &server,
+        "pw-lab-0",
+        json!({"redfish_deploy_iso": http.url("missing.iso")}),
+    );
+    let e = boot.prepare_ramdisk(&mut bad, &params).await.unwrap_err();
+    assert!(e.message().contains("404"), "{e}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_driver_sees_the_injected_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = lab_support::server(dir.path(), "lab-0", 0);
+    let sim = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![server.clone()])
+        .await
+        .unwrap();
+    let t = task(&sim, &server, "pw-lab-0", json!({}));
+    let power = RedfishPower::new(config());
+
+    let wrong = task(&sim, &server, "nope", json!({}));
+    let e = power.get_power_state(&wrong).await.unwrap_err();
+    assert_eq!(e.kind(), ironic_core::ErrorKind::Unauthenticated, "{e}");
+    assert!(
+        !e.to_string().contains("nope"),
+        "no password in errors: {e}"
+    );
+
+    server.set_faults(Faults::parse("stuck").unwrap());
+    let e = power
+        .set_power_state(&t, PowerAction::PowerOn, Some(Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ironic_core::ErrorKind::Timeout, "{e}");
+    assert_eq!(server.power(), Power::Off);
+
+    // A third of the requests fail with 500: the driver's retries get through
+    // (10 attempts: a call fails only with probability 0.3^10).
+    let patient = RedfishPower::new(RedfishConfig {
+        connection_attempts: 10,
+        ..config()
+    });
+    server.set_faults(Faults::parse("flaky=0.3").unwrap());
+    for _ in 0..5 {
+        patient.get_power_state(&t).await.unwrap();
+    }
+    server.set_faults(Faults::parse("flaky=1").unwrap());
+    assert!(power.get_power_state(&t).await.is_err());
+    server.set_faults(Faults::default());
+    power
+        .set_power_state(&t, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    assert_eq!(server.power(), Power::On);
+    sim.shutdown().await;
+}
