@@ -1,6 +1,8 @@
-//! Everything survives a crash: a child process fills a SQLite file, keeps writing,
-//! and is killed with SIGKILL mid-write; the file is then reopened in a new store
-//! and every record, lock and state must be there.
+//! Everything survives a crash: a child process fills a SQLite file (through the
+//! store, and through a conductor with fake hardware), and is killed with SIGKILL;
+//! the file is then reopened in a new store (and a new conductor) and every record,
+//! lock and state must be there, with Ironic's crash recovery applied by the new
+//! conductor.
 //!
 //! The child is this same test binary, re-executed with an environment variable
 //! naming the directory to fill (so the crash is real: no destructor, no close, no
@@ -9,14 +11,17 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ironic_core::conductor::{Conductor, ConductorConfig, ProvisionRequest};
 use ironic_core::driver::{BiosSetting, FirmwareComponent};
+use ironic_core::fake::{self, Delay, FakeConfig, FakeControl, FakeDeployMode};
 use ironic_core::ids::*;
 use ironic_core::model::*;
 use ironic_core::states::{PowerState, ProvisionState};
 use ironic_core::store::{NodeQuery, PortQuery, SqliteStore, Store};
-use ironic_core::{Ident, MacAddress};
+use ironic_core::{Ident, InterfaceRegistry, MacAddress};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -317,58 +322,20 @@ async fn sqlite_store_survives_a_killed_process() {
         child(Path::new(&dir)).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = KillOnDrop(
-        Command::new(exe)
-            .args([
-                "sqlite_store_survives_a_killed_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the child test process"),
-    );
-    let stdout = child.0.stdout.take().expect("child stdout");
-    // Read the child's lines on a thread; wait for READY and then some commits.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut ready = false;
     let mut last_committed: Option<u64> = None;
-    while last_committed.is_none_or(|c| c < 30) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|e| {
-            panic!("the child stopped before the crash point ({e}); ready={ready}")
-        });
-        if line == "READY" {
-            ready = true;
-        } else if let Some(n) = line.strip_prefix("COMMITTED ") {
-            last_committed = Some(n.parse().expect("counter"));
-        }
-    }
-    // Crash it in the middle of its writes.
-    child.0.kill().expect("SIGKILL the child");
-    let status = child.0.wait().expect("wait");
-    assert!(
-        !status.success(),
-        "the child was killed, not finished: {status:?}"
+    crash_child(
+        "sqlite_store_survives_a_killed_process",
+        CHILD_DIR,
+        dir.path(),
+        |line| {
+            if let Some(n) = line.strip_prefix("COMMITTED ") {
+                last_committed = Some(n.parse().expect("counter"));
+            }
+            // Crash it in the middle of its writes.
+            last_committed.is_some_and(|c| c >= 30)
+        },
     );
     let last_committed = last_committed.expect("commits seen");
-    let wal = dir.path().join(format!("{DB}-wal"));
-    assert!(
-        wal.exists(),
-        "the killed process left its WAL behind (no clean shutdown)"
-    );
 
     let expected: Expected =
         serde_json::from_slice(&std::fs::read(dir.path().join(EXPECTED)).expect("expected.json"))
@@ -519,6 +486,56 @@ async fn sqlite_store_survives_a_killed_process() {
     assert_eq!(still, vec![Some(OTHER_HOST.to_string())]);
 }
 
+/// Run this test binary again as a child, with `env` naming `dir`, running only
+/// `test`; feed each line it prints after `READY` to `crash_now` and SIGKILL it as
+/// soon as that returns true. Panics if the child stops or takes more than 2 min.
+fn crash_child(test: &str, env: &str, dir: &Path, mut crash_now: impl FnMut(&str) -> bool) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = KillOnDrop(
+        Command::new(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(env, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the child test process"),
+    );
+    let stdout = child.0.stdout.take().expect("child stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ready = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|e| {
+            panic!("the child stopped before the crash point ({e}); ready={ready}")
+        });
+        if line.ends_with("READY") {
+            ready = true;
+        }
+        if ready && crash_now(&line) {
+            break;
+        }
+    }
+    child.0.kill().expect("SIGKILL the child");
+    let status = child.0.wait().expect("wait");
+    assert!(
+        !status.success(),
+        "the child was killed, not finished: {status:?}"
+    );
+    let wal = dir.join(format!("{DB}-wal"));
+    assert!(
+        wal.exists(),
+        "the killed process left its WAL behind (no clean shutdown)"
+    );
+}
+
 /// `PRAGMA integrity_check` on the recovered file, through a separate connection.
 async fn check_integrity(path: &Path) {
     use sqlx::ConnectOptions;
@@ -532,4 +549,303 @@ async fn check_integrity(path: &Path) {
         .await
         .expect("integrity_check");
     assert_eq!(result, "ok", "the recovered database is intact");
+}
+
+// ---- the same through a conductor ----
+
+const CONDUCTOR_CHILD_DIR: &str = "IRONIC_TEST_RESTART_CONDUCTOR_CHILD_DIR";
+/// The conductor's host name, in both lives.
+const HOST: &str = "restart-conductor";
+/// Another (live) conductor, holding a lock the restart must not touch.
+const PEER: &str = "peer-conductor";
+
+/// A conductor config with the periodic tasks off, so nothing moves but what the
+/// test does (and the recovery on start).
+fn conductor_config() -> ConductorConfig {
+    ConductorConfig {
+        host: HOST.into(),
+        conductor_group: "rack1".into(),
+        node_locked_retry_attempts: 1,
+        node_locked_retry_interval: Duration::from_millis(10),
+        power_state_sync_interval: Duration::ZERO,
+        power_failure_recovery_interval: Duration::ZERO,
+        check_provision_state_interval: Duration::ZERO,
+        ..ConductorConfig::default()
+    }
+}
+
+async fn start_conductor(store: Arc<dyn Store>) -> (Conductor, FakeControl) {
+    let mut registry = InterfaceRegistry::with_noop();
+    let fake = fake::register(&mut registry, FakeConfig::default());
+    let c = Conductor::start(store, registry, conductor_config())
+        .await
+        .expect("start the conductor");
+    (c, fake)
+}
+
+async fn wait_for(c: &Conductor, ident: &Ident, what: &str, pred: impl Fn(&Node) -> bool) -> Node {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = c.get_node(ident).await.expect("get_node");
+        if pred(&n) {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: node is {} (target {:?}), reservation {:?}, last_error {:?}",
+            n.provision_state,
+            n.target_provision_state,
+            n.reservation,
+            n.last_error
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn settle(c: &Conductor, ident: &Ident, state: ProvisionState) -> Node {
+    wait_for(c, ident, state.as_str(), |n| {
+        n.provision_state == state && n.reservation.is_none()
+    })
+    .await
+}
+
+async fn verb(c: &Conductor, ident: &Ident, target: &str) {
+    c.provision(ident, ProvisionRequest::new(target))
+        .await
+        .unwrap_or_else(|e| panic!("provision {target}: {e}"));
+}
+
+/// What the conductor child left, read back from its store just before the crash.
+#[derive(Serialize, Deserialize)]
+struct ConductorExpected {
+    nodes: Vec<Node>,
+    ports: Vec<Port>,
+    portgroups: Vec<Portgroup>,
+}
+
+/// The child: a conductor on a SQLite file drives nodes into many states, leaves
+/// one mid-deploy (its worker holding the lock inside the deploy step) and one
+/// waiting for the agent in `clean wait`, then waits to be killed.
+async fn conductor_child(dir: &Path) -> ! {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join(DB)).await.expect("open"));
+    let (c, fake) = start_conductor(store.clone()).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let mut n = Node::new("fake-hardware");
+        n.name = Some(format!("node-{i}"));
+        n.driver_info.insert("fake_password", "hunter2");
+        n.properties.insert("cpus".into(), json!(4));
+        let n = c.create_node(n).await.expect("create_node");
+        let mut pg = Portgroup::new(n.uuid);
+        pg.name = Some(format!("bond-{i}"));
+        let pg = c.create_portgroup(pg).await.expect("create_portgroup");
+        for j in 0..2 {
+            let mut p = Port::new(n.uuid, mac(i, j));
+            p.portgroup_uuid = (j == 0).then_some(pg.uuid);
+            c.create_port(p).await.expect("create_port");
+        }
+        ids.push(Ident::from(n.uuid));
+    }
+    // node-0 stays in enroll. node-1: manageable. node-2..=5: available.
+    for id in &ids[1..8] {
+        verb(&c, id, "manage").await;
+        settle(&c, id, ProvisionState::Manageable).await;
+    }
+    for id in &ids[2..8] {
+        verb(&c, id, "provide").await;
+        settle(&c, id, ProvisionState::Available).await;
+    }
+    // node-3: active. node-4: in maintenance.
+    verb(&c, &ids[3], "active").await;
+    settle(&c, &ids[3], ProvisionState::Active).await;
+    c.set_maintenance(&ids[4], true, Some("disk swap".into()))
+        .await
+        .expect("set_maintenance");
+    // node-5: cleaning waits for the agent (clean wait, no lock held).
+    fake.set_deploy_mode(FakeDeployMode::Agent);
+    verb(&c, &ids[5], "manage").await;
+    settle(&c, &ids[5], ProvisionState::Manageable).await;
+    verb(&c, &ids[5], "provide").await;
+    settle(&c, &ids[5], ProvisionState::CleanWait).await;
+    fake.set_deploy_mode(FakeDeployMode::Sync);
+    // node-6: a deploy whose deploy step never ends: the worker holds the lock.
+    fake.set_method_delay("deploy.deploy", Delay::Fixed(Duration::from_secs(3600)));
+    verb(&c, &ids[6], "active").await;
+    wait_for(&c, &ids[6], "deploying under lock", |n| {
+        n.provision_state == ProvisionState::Deploying && n.reservation.as_deref() == Some(HOST)
+    })
+    .await;
+    // node-7: another conductor's deploy, caught mid-way (its lock must survive).
+    let mut n7 = c.get_node(&ids[7]).await.expect("get_node");
+    n7.provision_state = ProvisionState::Deploying;
+    n7.target_provision_state = Some(ProvisionState::Active);
+    store.update_node(&n7).await.expect("update_node");
+    store
+        .reserve_node(n7.uuid, PEER)
+        .await
+        .expect("reserve_node");
+
+    let expected = ConductorExpected {
+        nodes: store
+            .list_nodes(&NodeQuery::default())
+            .await
+            .expect("list_nodes"),
+        ports: store
+            .list_ports(&PortQuery::default())
+            .await
+            .expect("list_ports"),
+        portgroups: store.list_portgroups(None).await.expect("list_portgroups"),
+    };
+    let tmp = dir.join("expected.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&expected).expect("serialize")).expect("write");
+    std::fs::rename(&tmp, dir.join(EXPECTED)).expect("rename");
+    println!("READY");
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conductor_recovers_from_a_killed_process() {
+    if let Some(dir) = std::env::var_os(CONDUCTOR_CHILD_DIR) {
+        conductor_child(Path::new(&dir)).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    crash_child(
+        "conductor_recovers_from_a_killed_process",
+        CONDUCTOR_CHILD_DIR,
+        dir.path(),
+        |_| true,
+    );
+    let expected: ConductorExpected =
+        serde_json::from_slice(&std::fs::read(dir.path().join(EXPECTED)).expect("expected.json"))
+            .expect("parse expected.json");
+    let by_name = |name: &str| {
+        expected
+            .nodes
+            .iter()
+            .find(|n| n.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in expected.json"))
+            .clone()
+    };
+
+    // First, the file as the crash left it: everything, locks included.
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(dir.path().join(DB))
+            .await
+            .expect("reopen after the crash"),
+    );
+    check_integrity(&dir.path().join(DB)).await;
+    assert_eq!(
+        store
+            .list_nodes(&NodeQuery::default())
+            .await
+            .expect("list_nodes"),
+        expected.nodes
+    );
+    assert_eq!(
+        store
+            .list_ports(&PortQuery::default())
+            .await
+            .expect("list_ports"),
+        expected.ports
+    );
+    assert_eq!(
+        store.list_portgroups(None).await.expect("list_portgroups"),
+        expected.portgroups
+    );
+    let states: Vec<(String, ProvisionState, Option<String>)> = expected
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone().unwrap_or_default(),
+                n.provision_state,
+                n.reservation.clone(),
+            )
+        })
+        .collect();
+    use ProvisionState as S;
+    let held = |h: &str| Some(h.to_string());
+    assert_eq!(
+        states,
+        vec![
+            ("node-0".into(), S::Enroll, None),
+            ("node-1".into(), S::Manageable, None),
+            ("node-2".into(), S::Available, None),
+            ("node-3".into(), S::Active, None),
+            ("node-4".into(), S::Available, None),
+            ("node-5".into(), S::CleanWait, None),
+            ("node-6".into(), S::Deploying, held(HOST)),
+            ("node-7".into(), S::Deploying, held(PEER)),
+        ],
+        "the states and locks the crash left"
+    );
+
+    // Then a new conductor with the same host name on the same file.
+    let (c, _fake) = start_conductor(store.clone()).await;
+    let after = store
+        .list_nodes(&NodeQuery::default())
+        .await
+        .expect("list_nodes");
+    for (before, now) in expected.nodes.iter().zip(&after) {
+        match before.name.as_deref() {
+            Some("node-6") => {
+                // Ironic's crash recovery: its own lock cleared, the deploy failed.
+                assert_eq!(now.reservation, None, "the dead run's lock is cleared");
+                assert_eq!(now.provision_state, S::DeployFailed);
+                assert_eq!(now.target_provision_state, Some(S::Active));
+                let err = now.last_error.as_deref().unwrap_or_default();
+                assert!(
+                    err.contains(HOST) && err.contains("restarted"),
+                    "last_error: {err:?}"
+                );
+                assert!(now.deploy_step.is_empty(), "no step is running any more");
+            }
+            // Everything else is as it was: another host's lock and mid-deploy node,
+            // the node waiting for its agent, maintenance, the active instance.
+            _ => assert_eq!(now, before, "{} must not change", before.display_name()),
+        }
+    }
+    let history = c
+        .history(&by_name("node-6").uuid.into())
+        .await
+        .expect("history");
+    assert!(
+        history.iter().any(|e| e.event.contains("restarted")),
+        "the recovery is recorded in the node's history: {history:?}"
+    );
+    let me = store
+        .list_conductors()
+        .await
+        .expect("list_conductors")
+        .into_iter()
+        .find(|r| r.hostname == HOST)
+        .expect("the conductor is registered");
+    assert!(me.alive);
+
+    // The recovered conductor works on the recovered file: node-2 deploys, the
+    // failed node-6 is torn down and cleaned, node-0 is managed.
+    let node2 = Ident::from(by_name("node-2").uuid);
+    verb(&c, &node2, "active").await;
+    settle(&c, &node2, S::Active).await;
+    let node6 = Ident::from(by_name("node-6").uuid);
+    verb(&c, &node6, "deleted").await;
+    settle(&c, &node6, S::Available).await;
+    let node0 = Ident::from(by_name("node-0").uuid);
+    verb(&c, &node0, "manage").await;
+    settle(&c, &node0, S::Manageable).await;
+    // MAC addresses are still unique across the restart.
+    let dup = Port::new(by_name("node-0").uuid, expected.ports[0].address);
+    assert!(c.create_port(dup).await.is_err());
+    c.shutdown().await;
+    let node7 = store
+        .get_node(&by_name("node-7").uuid.into())
+        .await
+        .expect("get_node");
+    assert_eq!(
+        node7.reservation.as_deref(),
+        Some(PEER),
+        "shutdown leaves other hosts' locks"
+    );
 }

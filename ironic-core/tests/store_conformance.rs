@@ -28,6 +28,16 @@ macro_rules! conformance_tests {
             )+
         }
 
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let store = ironic_core::store::MemoryStore::new();
+                    super::conformance::$check(&store).await;
+                }
+            )+
+        }
+
         mod sqlite_memory {
             $(
                 #[tokio::test]
