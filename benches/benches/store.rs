@@ -1,5 +1,4 @@
-//! Store operations side by side: SQLite file (WAL), SQLite in memory (and the
-//! in-memory store once it exists).
+//! Store operations side by side: `MemoryStore`, SQLite file (WAL), SQLite in memory.
 //!
 //! `cargo bench -p ironic-benches --bench store`
 //!
@@ -15,7 +14,7 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ironic_core::Node;
-use ironic_core::store::{NodeFilter, NodeQuery, SqliteStore, Store};
+use ironic_core::store::{MemoryStore, NodeFilter, NodeQuery, SqliteStore, Store};
 use serde_json::json;
 
 /// A node shaped like a real one (driver_info, properties, interfaces, extra).
@@ -53,6 +52,11 @@ async fn backends() -> Vec<Backend> {
         .await
         .expect("open SQLite file");
     vec![
+        Backend {
+            name: "memory",
+            store: Arc::new(MemoryStore::new()),
+            _dir: None,
+        },
         Backend {
             name: "sqlite-file",
             store: Arc::new(file),
