@@ -1,6 +1,156 @@
-//! `ironic-agent`: the agent that runs in the deploy ramdisk (work in progress).
+//! `ironic-agent`: the agent that runs in the deploy ramdisk. Reads IPA's kernel
+//! parameters from `/proc/cmdline`; flags override them (for running on a host
+//! against a file disk: `--root-device`, `--listen`, `--power-off exit`).
 
-fn main() {
-    eprintln!("ironic-agent: not wired yet");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use ironic_deploy_agent::agent::{Agent, AgentConfig, PowerOffMode, config::parse_cmdline};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ironic-agent",
+    version,
+    about = "ironic-rs deploy agent (speaks IPA's protocol)"
+)]
+struct Args {
+    /// Kernel command line to read IPA parameters from.
+    #[arg(long, default_value = "/proc/cmdline")]
+    cmdline: PathBuf,
+    /// Ironic API URL(s) (ipa-api-url), comma separated.
+    #[arg(long)]
+    api_url: Option<String>,
+    /// MAC to look the node up with (repeatable; BOOTIF comes first).
+    #[arg(long = "mac")]
+    macs: Vec<String>,
+    /// Node UUID to look up with.
+    #[arg(long)]
+    node_uuid: Option<String>,
+    /// Address of the command API (default 0.0.0.0:9999).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Host name or IP to advertise in callback_url.
+    #[arg(long)]
+    advertise_host: Option<String>,
+    /// Serve the command API over TLS with a self-signed certificate.
+    #[arg(long)]
+    auto_tls: bool,
+    /// Use this device or file as the only disk (and the root device).
+    #[arg(long)]
+    root_device: Option<PathBuf>,
+    /// What standby.power_off does: `system` (poweroff -f) or `exit`.
+    #[arg(long, default_value = "system")]
+    power_off: String,
+    /// Directory for the agent's state (its token survives a restart there).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Heartbeat interval in seconds (default: from lookup, 0.3-0.6 x heartbeat_timeout).
+    #[arg(long)]
+    heartbeat_interval: Option<f64>,
+    /// Minimum spacing of forced heartbeats in seconds (default 5).
+    #[arg(long)]
+    heartbeat_min_interval: Option<f64>,
+    /// Lookup timeout in seconds.
+    #[arg(long)]
+    lookup_timeout: Option<f64>,
+    /// Image download retries.
+    #[arg(long)]
+    download_retries: Option<u32>,
+    /// Do not read written images back to verify them.
+    #[arg(long)]
+    no_verify: bool,
+    /// /sys root (tests).
+    #[arg(long, hide = true)]
+    sys_root: Option<PathBuf>,
+    /// /proc root (tests).
+    #[arg(long, hide = true)]
+    proc_root: Option<PathBuf>,
+}
+
+fn config(a: Args) -> Result<AgentConfig, String> {
+    let mut c = AgentConfig::default();
+    if let Ok(line) = std::fs::read_to_string(&a.cmdline) {
+        c.apply_cmdline(&parse_cmdline(&line))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(u) = a.api_url {
+        c.api_urls = u
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    for m in a.macs {
+        c.macs.push(m.parse().map_err(|e| format!("--mac: {e}"))?);
+    }
+    let secs = |v: f64, name: &str| {
+        Duration::try_from_secs_f64(v).map_err(|_| format!("--{name}: not a number of seconds"))
+    };
+    c.node_uuid = a.node_uuid.or(c.node_uuid);
+    if let Some(l) = a.listen {
+        c.listen = l;
+    }
+    c.advertise_host = a.advertise_host.or(c.advertise_host);
+    c.auto_tls |= a.auto_tls;
+    c.root_device = a.root_device;
+    c.power_off = match a.power_off.as_str() {
+        "system" => PowerOffMode::System,
+        "exit" => PowerOffMode::Exit,
+        other => return Err(format!("--power-off {other:?}: expected system or exit")),
+    };
+    if let Some(d) = a.state_dir {
+        c.state_dir = d;
+    }
+    if let Some(v) = a.heartbeat_interval {
+        c.heartbeat_interval = Some(secs(v, "heartbeat-interval")?);
+    }
+    if let Some(v) = a.heartbeat_min_interval {
+        c.heartbeat_min_interval = secs(v, "heartbeat-min-interval")?;
+    }
+    if let Some(v) = a.lookup_timeout {
+        c.lookup_timeout = secs(v, "lookup-timeout")?;
+    }
+    if let Some(r) = a.download_retries {
+        c.download_retries = r;
+    }
+    c.verify_writes = !a.no_verify;
+    if let Some(p) = a.sys_root {
+        c.sys_root = p;
+    }
+    if let Some(p) = a.proc_root {
+        c.proc_root = p;
+    }
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match config(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ironic-agent: {e}");
+            std::process::exit(2);
+        }
+    };
+    let (agent, server) = match Agent::bind(cfg).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("ironic-agent: {e}");
+            std::process::exit(1);
+        }
+    };
+    // tests read this line to find the port
+    println!("LISTENING {} {}", agent.addr, agent.callback_url);
+    if let Err(e) = agent.run(server).await {
+        tracing::error!(error = %e, "agent stopped");
+        std::process::exit(1);
+    }
 }

@@ -12,7 +12,7 @@
 mod checksum;
 pub mod configdrive;
 mod fetch;
-mod info;
+pub mod info;
 pub mod partition;
 pub mod qcow2;
 mod raw;

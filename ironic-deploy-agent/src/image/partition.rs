@@ -307,7 +307,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 .map(|e| e.last)
                 .max()
                 .unwrap_or(2 + ENTRY_SECTORS);
-            let first = (last_usable + 1 - want) / ALIGN * ALIGN;
+            let first = (last_usable + 1).saturating_sub(want) / ALIGN * ALIGN;
             if last_usable + 1 < want || first <= used_end {
                 return Err(AgentError::DiskTooSmall(format!(
                     "no room for a {} MiB partition after the image's partitions",

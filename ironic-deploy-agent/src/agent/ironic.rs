@@ -1,0 +1,264 @@
+//! Talking to Ironic: API version discovery, lookup with backoff, heartbeats.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironic_core::Secret;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{State, inventory};
+use crate::error::{AgentError, Result};
+use crate::protocol::{AGENT_VERSION, HeartbeatBody, LookupResponse};
+
+const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
+
+/// The host to advertise: the local address used to reach the first API URL.
+pub async fn advertise_host(cfg: &super::AgentConfig, bound: std::net::SocketAddr) -> String {
+    if !bound.ip().is_unspecified() {
+        return bound.ip().to_string();
+    }
+    let target = cfg
+        .api_urls
+        .first()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+    if let Some(t) = target
+        && let Ok(Some(addr)) = tokio::net::lookup_host(&t).await.map(|mut a| a.next())
+        && let Ok(sock) = std::net::UdpSocket::bind(if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        })
+        && sock.connect(addr).is_ok()
+        && let Ok(local) = sock.local_addr()
+    {
+        return local.ip().to_string();
+    }
+    "127.0.0.1".to_owned()
+}
+
+/// A token kept by an earlier run of the agent process (survives a crash/restart).
+pub fn load_token(dir: &Path) -> Option<Secret> {
+    std::fs::read_to_string(dir.join("agent_token"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s.len() >= 32)
+        .map(Secret::new)
+}
+
+fn save_token(dir: &Path, t: &Secret) {
+    if std::fs::create_dir_all(dir).is_ok() {
+        let p = dir.join("agent_token");
+        if std::fs::write(&p, t.expose()).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+async fn max_version(http: &reqwest::Client, base: &str) -> Option<u32> {
+    let v: Value = http
+        .get(format!("{}/", base.trim_end_matches('/')))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let s = v
+        .pointer("/default_version/version")
+        .or_else(|| v.pointer("/versions/0/version"))?
+        .as_str()?;
+    s.strip_prefix("1.")?.parse().ok()
+}
+
+fn jitter(base: Duration, lo: f64, hi: f64) -> Duration {
+    base.mul_f64(rand::rng().random_range(lo..hi))
+}
+
+struct Api {
+    url: String,
+    lookup_version: u32,
+    heartbeat_version: u32,
+}
+
+async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
+    let cfg = &st.cfg;
+    if cfg.api_urls.is_empty() {
+        return Err(AgentError::InvalidParams("no ipa-api-url given".into()));
+    }
+    let inv = inventory::collect(cfg);
+    let macs = inventory::macs(cfg, &inv);
+    if macs.is_empty() && cfg.node_uuid.is_none() {
+        return Err(AgentError::InvalidParams(
+            "no MAC address or node UUID to look up with".into(),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + cfg.lookup_timeout;
+    let mut wait = cfg.lookup_interval;
+    let mut conflicts = 0usize;
+    let mut urls = cfg.api_urls.clone();
+    loop {
+        for i in 0..urls.len() {
+            let base = urls[i].trim_end_matches('/').to_owned();
+            let max = max_version(&st.http, &base).await;
+            let Some(max) = max else {
+                tracing::warn!(url = %base, "Ironic API not reachable");
+                continue;
+            };
+            let lv = max.min(62);
+            let mut req = st
+                .http
+                .get(format!("{base}/v1/lookup"))
+                .header(VERSION_HEADER, format!("1.{lv}"))
+                .timeout(Duration::from_secs(30));
+            if !macs.is_empty() {
+                req = req.query(&[("addresses", macs.join(","))]);
+            }
+            if let Some(u) = &cfg.node_uuid {
+                req = req.query(&[("node_uuid", u)]);
+            }
+            match req.send().await {
+                Ok(r) if r.status() == StatusCode::OK => {
+                    let body: LookupResponse = r
+                        .json()
+                        .await
+                        .map_err(|e| AgentError::Protocol(format!("lookup response: {e}")))?;
+                    urls.rotate_left(i);
+                    return Ok((
+                        Api {
+                            url: base,
+                            lookup_version: lv,
+                            heartbeat_version: max.min(68),
+                        },
+                        body,
+                    ));
+                }
+                Ok(r) if r.status() == StatusCode::CONFLICT => {
+                    conflicts += 1;
+                    wait = Duration::from_secs([5, 10, 30][conflicts.min(3) - 1]);
+                }
+                Ok(r) => tracing::info!(status = %r.status(), "lookup: node not found yet"),
+                Err(e) => tracing::warn!(error = %e, "lookup failed"),
+            }
+        }
+        if tokio::time::Instant::now() + wait > deadline {
+            return Err(AgentError::Unreachable(format!(
+                "lookup did not find the node within {}s",
+                cfg.lookup_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(jitter(wait, 0.5, 1.0)).await;
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Look the node up (until the token is known), then heartbeat forever.
+pub async fn lookup_and_heartbeat(
+    st: Arc<State>,
+    callback_url: String,
+    cert_pem: Option<String>,
+) -> Result<()> {
+    let (api, node_uuid, timeout) = loop {
+        let (api, resp) = lookup(&st).await?;
+        let uuid = resp
+            .node
+            .get("uuid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AgentError::Protocol("lookup response has no node uuid".into()))?
+            .to_owned();
+        let token = resp
+            .config
+            .get("agent_token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let timeout = resp
+            .config
+            .get("heartbeat_timeout")
+            .and_then(Value::as_u64)
+            .unwrap_or(300);
+        *st.node.write().await = Some(resp.node.clone());
+        *st.lookup_config.write().await = resp.config.clone();
+        if token.len() >= 32 && token != ironic_core::secret::MASK {
+            let t = Secret::new(token);
+            save_token(&st.cfg.state_dir, &t);
+            *st.token.write().await = Some(t);
+            break (api, uuid, timeout);
+        }
+        if st.token.read().await.is_some() {
+            tracing::info!("token already issued; using the one this agent holds");
+            break (api, uuid, timeout);
+        }
+        tracing::warn!(
+            "Ironic has already issued this node's token and this agent does not hold it; \
+             retrying lookup until the token is reset"
+        );
+        tokio::time::sleep(st.cfg.lookup_interval.max(Duration::from_secs(1))).await;
+    };
+    tracing::info!(node = %node_uuid, api = %api.url, lookup_version = api.lookup_version, "lookup done");
+    let interval = st
+        .cfg
+        .heartbeat_interval
+        .unwrap_or(Duration::from_secs(timeout));
+    let mut last_forced = tokio::time::Instant::now() - st.cfg.heartbeat_min_interval;
+    loop {
+        if st.is_locked() {
+            tracing::info!("agent locked down: heartbeats stop");
+            std::future::pending::<()>().await;
+        }
+        let token = st
+            .token
+            .read()
+            .await
+            .clone()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
+        let body = HeartbeatBody {
+            callback_url: callback_url.clone(),
+            agent_token: token,
+            agent_version: AGENT_VERSION.to_owned(),
+            agent_verify_ca: cert_pem.clone(),
+            agent_status: None,
+            agent_status_message: None,
+        };
+        let r = st
+            .http
+            .post(format!("{}/v1/heartbeat/{node_uuid}", api.url))
+            .header(VERSION_HEADER, format!("1.{}", api.heartbeat_version))
+            .timeout(Duration::from_secs(30))
+            .json(&body)
+            .send()
+            .await;
+        let next = match r {
+            Ok(resp) if resp.status().is_success() => {
+                if st.cfg.heartbeat_interval.is_some() {
+                    interval
+                } else {
+                    jitter(interval, 0.3, 0.6)
+                }
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                tracing::warn!(%status, body = %text.chars().take(300).collect::<String>(), "heartbeat refused");
+                jitter(Duration::from_secs(5), 1.0, 2.0).min(interval)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                jitter(Duration::from_secs(5), 1.0, 2.0).min(interval)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = st.force_heartbeat.notified() => {
+                let earliest = last_forced + st.cfg.heartbeat_min_interval;
+                tokio::time::sleep_until(earliest).await;
+                last_forced = tokio::time::Instant::now();
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The agent that runs in the deploy ramdisk (`ironic-agent`): looks its node up,
+//! heartbeats, and serves IPA's command API on port 9999.
+//!
+//! Run it on a host for tests with `--root-device FILE` (that file becomes the
+//! only disk), `--listen 127.0.0.1:0` and `--power-off exit`.
+
+mod api;
+mod commands;
+pub mod config;
+pub mod hints;
+pub mod inventory;
+mod ironic;
+mod tls;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ironic_core::Secret;
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify, RwLock};
+
+pub use config::{AgentConfig, PowerOffMode};
+pub use tls::pinned_client_config;
+
+use crate::error::{AgentError, Result};
+use crate::protocol::CommandResult;
+
+/// Shared agent state.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub cfg: AgentConfig,
+    pub token: RwLock<Option<Secret>>,
+    pub node: RwLock<Option<Value>>,
+    pub lookup_config: RwLock<Value>,
+    pub commands: Mutex<Vec<CommandResult>>,
+    pub force_heartbeat: Notify,
+    pub started_at: f64,
+    pub partition_uuids: Mutex<Value>,
+    pub locked: AtomicBool,
+    pub shutdown: Notify,
+    pub http: reqwest::Client,
+}
+
+impl State {
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::SeqCst)
+    }
+
+    pub fn lock_down(&self) {
+        self.locked.store(true, Ordering::SeqCst);
+        self.force_heartbeat.notify_one();
+    }
+
+    pub async fn allow_md5(&self) -> bool {
+        self.lookup_config
+            .read()
+            .await
+            .get("agent_md5_checksum_enable")
+            .and_then(Value::as_bool)
+            .unwrap_or(self.cfg.allow_md5)
+    }
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    state: Arc<State>,
+    /// The address the command API listens on.
+    pub addr: std::net::SocketAddr,
+    /// The URL advertised to Ironic.
+    pub callback_url: String,
+    cert_pem: Option<String>,
+}
+
+impl Agent {
+    /// Bind the command API (and make the TLS certificate if asked to); does not
+    /// contact Ironic yet.
+    pub async fn bind(cfg: AgentConfig) -> Result<(Agent, api::Server)> {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(cfg.insecure)
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| AgentError::Other(format!("HTTP client: {e}")))?;
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let token = cfg
+            .token
+            .clone()
+            .or_else(|| ironic::load_token(&cfg.state_dir));
+        let state = Arc::new(State {
+            token: RwLock::new(token),
+            node: RwLock::new(None),
+            lookup_config: RwLock::new(Value::Null),
+            commands: Mutex::new(Vec::new()),
+            force_heartbeat: Notify::new(),
+            started_at,
+            partition_uuids: Mutex::new(Value::Object(Default::default())),
+            locked: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            http,
+            cfg,
+        });
+        let listener = tokio::net::TcpListener::bind(state.cfg.listen)
+            .await
+            .map_err(|e| AgentError::io(format!("binding {}", state.cfg.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| AgentError::io("local address", e))?;
+        let host = match &state.cfg.advertise_host {
+            Some(h) => h.clone(),
+            None => ironic::advertise_host(&state.cfg, addr).await,
+        };
+        let (tls, cert_pem) = if state.cfg.auto_tls {
+            let (cfg, pem) = tls::self_signed(&host)?;
+            (Some(cfg), Some(pem))
+        } else {
+            (None, None)
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host_fmt = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let callback_url = format!("{scheme}://{host_fmt}:{}", addr.port());
+        let server = api::Server::new(state.clone(), listener, tls);
+        Ok((
+            Agent {
+                state,
+                addr,
+                callback_url,
+                cert_pem,
+            },
+            server,
+        ))
+    }
+
+    /// Serve the API, look up the node, heartbeat; returns when the agent shuts down.
+    pub async fn run(self, server: api::Server) -> Result<()> {
+        let api_task = tokio::spawn(server.run());
+        let st = self.state.clone();
+        let result = tokio::select! {
+            r = ironic::lookup_and_heartbeat(st.clone(), self.callback_url.clone(), self.cert_pem.clone()) => r,
+            _ = st.shutdown.notified() => Ok(()),
+        };
+        api_task.abort();
+        result
+    }
+}

@@ -1,0 +1,489 @@
+//! `AgentDeploy`: the `direct` deploy interface (Ironic's `agent.AgentDeploy`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironic_core::driver::{
+    BaseInterface, DeployInterface, Heartbeat, HeartbeatOutcome, NetworkPhase, PropertyDoc,
+    RamdiskKind, RamdiskParams, Step, StepDef, StepKind, StepOutcome, Task,
+};
+use ironic_core::{DriverError, PowerAction, ProvisionState, Secret};
+use serde_json::{Value, json};
+
+use super::client::{AgentClient, node_view};
+use crate::error::AgentError;
+use crate::image::configdrive;
+use crate::protocol::{CommandStatus, HARDWARE_MANAGER};
+
+/// Settings of the agent deploy interface (Ironic's `[agent]` options).
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Timeout of one command POST/GET (`[agent]command_timeout`, 60 s).
+    pub command_timeout: Duration,
+    /// Timeout for power actions (driver default when `None`).
+    pub power_timeout: Option<Duration>,
+    /// Priority of `erase_devices` (10).
+    pub erase_devices_priority: u32,
+    /// Priority of `erase_devices_metadata` (99).
+    pub erase_devices_metadata_priority: u32,
+    /// Ask agents to serve their API over TLS (`ipa-enable-auto-tls`).
+    pub auto_tls: bool,
+    /// Extra kernel parameters for the ramdisk.
+    pub kernel_params: BTreeMap<String, String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            command_timeout: Duration::from_secs(60),
+            power_timeout: None,
+            erase_devices_priority: 10,
+            erase_devices_metadata_priority: 99,
+            auto_tls: false,
+            kernel_params: BTreeMap::new(),
+        }
+    }
+}
+
+/// Key in `driver_internal_info` naming the asynchronous agent command a step waits for.
+pub const PENDING: &str = "agent_pending_command";
+const TOKEN_KEYS: [&str; 5] = [
+    "agent_secret_token",
+    "agent_secret_token_pregenerated",
+    "agent_url",
+    "agent_verify_ca",
+    PENDING,
+];
+
+/// The `direct` deploy interface.
+#[derive(Clone, Debug, Default)]
+pub struct AgentDeploy {
+    cfg: AgentConfig,
+}
+
+fn err(e: AgentError) -> DriverError {
+    e.into()
+}
+
+impl AgentDeploy {
+    /// Registered name.
+    pub const NAME: &'static str = "direct";
+
+    /// With settings.
+    pub fn new(cfg: AgentConfig) -> Self {
+        AgentDeploy { cfg }
+    }
+
+    fn client(&self, task: &Task) -> Result<AgentClient, DriverError> {
+        AgentClient::for_node(&task.node, self.cfg.command_timeout).map_err(err)
+    }
+
+    fn ramdisk_params(&self, task: &Task) -> RamdiskParams {
+        let mut kp = self.cfg.kernel_params.clone();
+        if let Some(u) = &task.env.api_url {
+            kp.insert("ipa-api-url".into(), u.clone());
+        }
+        if self.cfg.auto_tls {
+            kp.insert("ipa-enable-auto-tls".into(), "1".into());
+        }
+        RamdiskParams {
+            kind: RamdiskKind::Deploy,
+            kernel_params: kp,
+        }
+    }
+
+    /// Forget the agent: its token, URL and certificate (a new ramdisk boot gets a new token).
+    pub fn wipe_agent(task: &mut Task) {
+        for k in TOKEN_KEYS {
+            task.node.remove_internal(k);
+        }
+    }
+
+    async fn boot_ramdisk(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        Self::wipe_agent(task);
+        let driver = task.driver()?.clone();
+        let params = self.ramdisk_params(task);
+        driver.boot.prepare_ramdisk(task, &params).await?;
+        driver.power.reboot(task, self.cfg.power_timeout).await?;
+        Ok(StepOutcome::Wait)
+    }
+
+    fn image_info(task: &Task) -> Result<Value, DriverError> {
+        let ii = &task.node.instance_info;
+        let source = ii
+            .get("image_source")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DriverError::missing("instance_info.image_source is required"))?;
+        if !(source.starts_with("http://") || source.starts_with("https://")) {
+            return Err(DriverError::invalid(format!(
+                "instance_info.image_source must be an http(s) URL, not {source:?} (no Glance here)"
+            )));
+        }
+        let mut info = json!({
+            "id": source,
+            "urls": [source],
+            "disk_format": ii.get("image_disk_format").cloned().unwrap_or(json!("raw")),
+            "container_format": "bare",
+            "stream_raw_images": true,
+            "node_uuid": task.node.uuid.to_string(),
+        });
+        for (from, to) in [
+            ("image_checksum", "checksum"),
+            ("image_os_hash_algo", "os_hash_algo"),
+            ("image_os_hash_value", "os_hash_value"),
+            ("image_type", "image_type"),
+            ("root_mb", "root_mb"),
+            ("swap_mb", "swap_mb"),
+            ("ephemeral_mb", "ephemeral_mb"),
+        ] {
+            if let Some(v) = ii.get(from).filter(|v| !v.is_null()) {
+                info[to] = v.clone();
+            }
+        }
+        if let Some(gb) = ii.get("root_gb").and_then(Value::as_u64)
+            && ii.get("image_type").and_then(Value::as_str) == Some("partition")
+            && ii.get("root_mb").is_none()
+        {
+            info["root_mb"] = json!(gb * 1024);
+        }
+        if info.get("checksum").is_none() && info.get("os_hash_value").is_none() {
+            return Err(DriverError::missing(
+                "instance_info needs image_checksum or image_os_hash_algo + image_os_hash_value",
+            ));
+        }
+        Ok(info)
+    }
+
+    fn configdrive(task: &Task) -> Result<Option<String>, DriverError> {
+        match task.node.instance_info.get("configdrive") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v @ Value::Object(_)) => configdrive::build(v).map(Some).map_err(err),
+            Some(_) => Err(DriverError::invalid(
+                "instance_info.configdrive must be a string or an object",
+            )),
+        }
+    }
+
+    async fn start_command(
+        &self,
+        task: &mut Task,
+        step: &str,
+        fut: impl std::future::Future<Output = crate::error::Result<crate::protocol::CommandResult>>,
+    ) -> Result<StepOutcome, DriverError> {
+        let r = fut.await.map_err(err)?;
+        task.node.set_internal(
+            PENDING,
+            json!({"id": r.id, "name": r.command_name, "step": step}),
+        );
+        if r.command_status == CommandStatus::Failed {
+            task.node.remove_internal(PENDING);
+            return Err(DriverError::other(format!(
+                "Agent returned error for {step} on node {}: {}",
+                task.node.uuid,
+                r.error_message()
+            )));
+        }
+        Ok(StepOutcome::Wait)
+    }
+
+    async fn write_image(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        let info = Self::image_info(task)?;
+        let cd = Self::configdrive(task)?;
+        let client = self.client(task)?;
+        self.start_command(task, "write_image", client.prepare_image(info, cd))
+            .await
+    }
+
+    async fn prepare_instance_boot(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        let client = self.client(task)?;
+        let uuids = client.get_partition_uuids().await.map_err(err)?;
+        if let Some(root) = uuids.get("root uuid").and_then(Value::as_str) {
+            task.node.set_internal("root_uuid_or_disk_id", root);
+        }
+        let _ = client.sync().await;
+        let driver = task.driver()?.clone();
+        driver.boot.prepare_instance(task).await?;
+        Ok(StepOutcome::Done)
+    }
+
+    async fn tear_down_agent(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        // ask the agent to power off (it syncs first); the BMC makes sure
+        if let Ok(c) = self.client(task)
+            && let Err(e) = c.power_off().await
+        {
+            tracing::info!(node = %task.node.uuid, error = %e, "agent power_off failed; powering off via the BMC");
+        }
+        let driver = task.driver()?.clone();
+        driver
+            .power
+            .set_power_state(task, PowerAction::PowerOff, self.cfg.power_timeout)
+            .await?;
+        Self::wipe_agent(task);
+        Ok(StepOutcome::Done)
+    }
+
+    async fn clean_step(&self, task: &mut Task, step: &Step) -> Result<StepOutcome, DriverError> {
+        let client = self.client(task)?;
+        let step_json = json!({
+            "interface": "deploy", "step": step.step, "priority": step.priority,
+            "args": step.args, "abortable": step.abortable, "reboot_requested": false,
+        });
+        let version = json!({ HARDWARE_MANAGER.0: HARDWARE_MANAGER.1 });
+        let ports: Value = json!(
+            task.ports
+                .iter()
+                .map(|p| json!({"address": p.address.to_string(), "uuid": p.uuid.to_string()}))
+                .collect::<Vec<_>>()
+        );
+        let node = task.node.clone();
+        self.start_command(
+            task,
+            &step.step.clone(),
+            client.execute_clean_step(step_json, &node, ports, version),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl BaseInterface for AgentDeploy {
+    fn properties(&self) -> Vec<PropertyDoc> {
+        vec![
+            PropertyDoc::optional("deploy_kernel", "Kernel of the deploy ramdisk (agent)."),
+            PropertyDoc::optional("deploy_ramdisk", "Initramfs of the deploy ramdisk (agent)."),
+        ]
+    }
+
+    fn validate(&self, task: &Task) -> Result<(), DriverError> {
+        if matches!(
+            task.node.provision_state,
+            ProvisionState::Deploying | ProvisionState::Available | ProvisionState::Active
+        ) && task.node.instance_info.contains_key("image_source")
+        {
+            Self::image_info(task)?;
+        }
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<StepDef> {
+        vec![
+            StepDef::deploy("deploy", 100),
+            StepDef::deploy("write_image", 80),
+            StepDef::deploy("prepare_instance_boot", 60),
+            StepDef::deploy("tear_down_agent", 40),
+            StepDef::deploy("switch_to_tenant_network", 30),
+            StepDef::deploy("boot_instance", 20),
+            StepDef::clean(
+                "erase_devices_metadata",
+                self.cfg.erase_devices_metadata_priority,
+            )
+            .abortable(true),
+            StepDef::clean("erase_devices", self.cfg.erase_devices_priority).abortable(true),
+        ]
+    }
+
+    async fn execute_step(
+        &self,
+        task: &mut Task,
+        kind: StepKind,
+        step: &Step,
+    ) -> Result<StepOutcome, DriverError> {
+        match (kind, step.step.as_str()) {
+            (StepKind::Deploy, "deploy") => self.deploy(task).await,
+            (StepKind::Deploy, "write_image") => self.write_image(task).await,
+            (StepKind::Deploy, "prepare_instance_boot") => self.prepare_instance_boot(task).await,
+            (StepKind::Deploy, "tear_down_agent") => self.tear_down_agent(task).await,
+            (StepKind::Deploy, "switch_to_tenant_network") => {
+                let driver = task.driver()?.clone();
+                driver
+                    .network
+                    .remove_network(task, NetworkPhase::Provisioning)
+                    .await?;
+                driver.network.configure_tenant_networks(task).await?;
+                Ok(StepOutcome::Done)
+            }
+            (StepKind::Deploy, "boot_instance") => {
+                let driver = task.driver()?.clone();
+                driver
+                    .power
+                    .set_power_state(task, PowerAction::PowerOn, self.cfg.power_timeout)
+                    .await?;
+                Ok(StepOutcome::Done)
+            }
+            (StepKind::Clean | StepKind::Service, "erase_devices" | "erase_devices_metadata") => {
+                self.clean_step(task, step).await
+            }
+            _ => Err(DriverError::unsupported(format!(
+                "{kind} step deploy.{} is not supported by the direct deploy interface",
+                step.step
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl DeployInterface for AgentDeploy {
+    async fn deploy(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        self.boot_ramdisk(task).await
+    }
+
+    async fn tear_down(&self, task: &mut Task) -> Result<(), DriverError> {
+        let driver = task.driver()?.clone();
+        driver
+            .power
+            .set_power_state(task, PowerAction::PowerOff, self.cfg.power_timeout)
+            .await?;
+        driver.network.unconfigure_tenant_networks(task).await?;
+        driver.boot.clean_up_instance(task).await?;
+        Self::wipe_agent(task);
+        Ok(())
+    }
+
+    async fn prepare(&self, task: &mut Task) -> Result<(), DriverError> {
+        if task.node.provision_state == ProvisionState::Deploying {
+            let driver = task.driver()?.clone();
+            driver
+                .network
+                .add_network(task, NetworkPhase::Provisioning)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn clean_up(&self, task: &mut Task) -> Result<(), DriverError> {
+        let driver = task.driver()?.clone();
+        driver.boot.clean_up_ramdisk(task).await?;
+        driver.boot.clean_up_instance(task).await?;
+        Self::wipe_agent(task);
+        Ok(())
+    }
+
+    async fn prepare_cleaning(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        let driver = task.driver()?.clone();
+        driver
+            .network
+            .add_network(task, NetworkPhase::Cleaning)
+            .await?;
+        self.boot_ramdisk(task).await
+    }
+
+    async fn tear_down_cleaning(&self, task: &mut Task) -> Result<(), DriverError> {
+        let driver = task.driver()?.clone();
+        driver.boot.clean_up_ramdisk(task).await?;
+        driver
+            .network
+            .remove_network(task, NetworkPhase::Cleaning)
+            .await?;
+        Self::wipe_agent(task);
+        Ok(())
+    }
+
+    async fn prepare_service(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        let driver = task.driver()?.clone();
+        driver
+            .network
+            .add_network(task, NetworkPhase::Servicing)
+            .await?;
+        self.boot_ramdisk(task).await
+    }
+
+    async fn tear_down_service(&self, task: &mut Task) -> Result<(), DriverError> {
+        let driver = task.driver()?.clone();
+        driver.boot.clean_up_ramdisk(task).await?;
+        driver
+            .network
+            .remove_network(task, NetworkPhase::Servicing)
+            .await?;
+        Self::wipe_agent(task);
+        Ok(())
+    }
+
+    async fn heartbeat(
+        &self,
+        task: &mut Task,
+        _hb: &Heartbeat,
+    ) -> Result<HeartbeatOutcome, DriverError> {
+        let pending = task.node.internal(PENDING).cloned();
+        let Some(pending) = pending else {
+            return match task.node.provision_state {
+                ProvisionState::RescueWait => {
+                    let pw = task
+                        .node
+                        .instance_info
+                        .get("hashed_rescue_password")
+                        .or_else(|| task.node.instance_info.get("rescue_password"))
+                        .and_then(Value::as_str)
+                        .map(Secret::new)
+                        .ok_or_else(|| {
+                            DriverError::missing("instance_info has no rescue password")
+                        })?;
+                    self.client(task)?.finalize_rescue(&pw).await.map_err(err)?;
+                    Ok(HeartbeatOutcome::Continue)
+                }
+                // the ramdisk is up (deploy / clean / service wait): go on
+                _ => Ok(HeartbeatOutcome::Continue),
+            };
+        };
+        let name = pending
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let id = pending
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let step = pending
+            .get("step")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let client = self.client(task)?;
+        let cmds = match client.commands().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(node = %task.node.uuid, error = %e, "cannot read agent commands; will retry on next heartbeat");
+                return Ok(HeartbeatOutcome::Wait);
+            }
+        };
+        let Some(cmd) = cmds
+            .iter()
+            .rev()
+            .find(|c| c.id == id || (id.is_empty() && c.command_name == name))
+        else {
+            task.node.remove_internal(PENDING);
+            return Ok(HeartbeatOutcome::Fail(format!(
+                "The agent has no record of command {name} for step {step} (did the ramdisk restart?)"
+            )));
+        };
+        match cmd.command_status {
+            CommandStatus::Running => Ok(HeartbeatOutcome::Wait),
+            CommandStatus::Succeeded => {
+                task.node.remove_internal(PENDING);
+                Ok(HeartbeatOutcome::Continue)
+            }
+            CommandStatus::Failed | CommandStatus::CleanVersionMismatch => {
+                task.node.remove_internal(PENDING);
+                if let Ok(logs) = client.collect_system_logs().await
+                    && let Some(l) = logs.get("system_logs").and_then(Value::as_str)
+                {
+                    task.node.set_internal("agent_last_logs_size", l.len());
+                }
+                Ok(HeartbeatOutcome::Fail(format!(
+                    "Agent returned error for step {step} on node {}: {}",
+                    task.node.uuid,
+                    cmd.error_message()
+                )))
+            }
+        }
+    }
+}
+
+/// The node fields the agent sees (for tests and callers).
+pub fn agent_node_view(task: &Task) -> Value {
+    node_view(&task.node)
+}
