@@ -157,10 +157,7 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
         {
             continue;
         }
-        let raw = nic
-            .mac_address
-            .as_deref()
-            .or(nic.permanent_mac_address.as_deref());
+        let raw = nic_mac(nic);
         let Some(mac) = raw.and_then(|m| m.trim().parse::<MacAddress>().ok()) else {
             tracing::warn!(nic = ?nic.odata_id, mac = ?raw, "NIC without a usable MAC address skipped");
             continue;
@@ -224,7 +221,16 @@ async fn optional_members<T: DeserializeOwned>(
     }
 }
 
-fn drive_disk(d: &Drive, link: &str) -> Option<Disk> {
+/// A NIC's MAC: `MACAddress`, or `PermanentMACAddress` when that is empty.
+pub(crate) fn nic_mac(nic: &EthernetInterface) -> Option<&str> {
+    [&nic.mac_address, &nic.permanent_mac_address]
+        .into_iter()
+        .flatten()
+        .map(|m| m.trim())
+        .find(|m| !m.is_empty())
+}
+
+pub(crate) fn drive_disk(d: &Drive, link: &str) -> Option<Disk> {
     if d.status.as_ref().is_some_and(|s| s.is_absent()) {
         return None;
     }

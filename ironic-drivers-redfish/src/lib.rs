@@ -10,6 +10,8 @@ mod management;
 pub mod models;
 mod power;
 mod raid;
+#[cfg(test)]
+mod tests;
 mod vmedia;
 
 use std::sync::Arc;

@@ -475,11 +475,7 @@ impl ManagementInterface for RedfishManagement {
         let nics: Vec<EthernetInterface> = client.members(&link.odata_id).await?;
         Ok(nics
             .iter()
-            .filter_map(|n| {
-                n.mac_address
-                    .as_deref()
-                    .or(n.permanent_mac_address.as_deref())
-            })
+            .filter_map(crate::inspect::nic_mac)
             .filter_map(|m| m.parse::<MacAddress>().ok())
             .filter(|m| !m.is_multicast() && m.octets() != [0; 6])
             .map(|m| m.to_string())

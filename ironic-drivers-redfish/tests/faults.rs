@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering;
 
 use common::proxy::Proxy;
 use common::{FakeSystem, Sushy, SushyOptions, fast_config, task};
-use ironic_core::driver::{ManagementInterface, PowerInterface};
+use ironic_core::driver::{
+    BootDevice, BootInterface, ManagementInterface, PowerInterface, RamdiskKind, RamdiskParams,
+};
 use ironic_core::{ErrorKind, PowerAction, PowerState};
-use ironic_drivers_redfish::{RedfishManagement, RedfishPower};
+use ironic_drivers_redfish::{RedfishManagement, RedfishPower, RedfishVirtualMediaBoot};
 use serde_json::json;
 
 fn emulator(auth: bool) -> Sushy {
@@ -42,7 +44,7 @@ async fn intermittent_500_and_503_are_retried() {
         .await
         .unwrap();
     let mgmt = RedfishManagement::new(fast_config());
-    mgmt.set_boot_device(&t, ironic_core::driver::BootDevice::Pxe, true)
+    mgmt.set_boot_device(&t, BootDevice::Pxe, true)
         .await
         .unwrap();
     proxy.state.fail_every.store(0, Ordering::SeqCst);
@@ -143,4 +145,79 @@ async fn unreachable_bmc_is_retryable() {
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.is_retryable());
     assert!(e.message().contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etag_demanding_bmc_gets_if_match() {
+    let emu = emulator(false);
+    let proxy = Proxy::start(&emu.address, None).await;
+    let st = &proxy.state;
+    st.require_etag.store(true, Ordering::SeqCst);
+    st.etag_on_get.store(true, Ordering::SeqCst);
+    let mgmt = RedfishManagement::new(fast_config());
+    let t = task(&proxy.address, json!({}));
+    // The ETag read with the resource goes along: no precondition failure.
+    mgmt.set_boot_device(&t, BootDevice::Pxe, true)
+        .await
+        .unwrap();
+    assert_eq!(st.precondition_failures.load(Ordering::SeqCst), 0);
+    // A concurrent change (412): re-read, send again.
+    st.stale_next.store(1, Ordering::SeqCst);
+    mgmt.set_boot_device(&t, BootDevice::Cdrom, true)
+        .await
+        .unwrap();
+    assert_eq!(st.precondition_failures.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        mgmt.get_boot_device(&t).await.unwrap().boot_device,
+        Some(BootDevice::Cdrom)
+    );
+    // No ETag offered but If-Match demanded (428): the wildcard is sent.
+    st.etag_on_get.store(false, Ordering::SeqCst);
+    mgmt.set_indicator_state(&t, "system", "led", "BLINKING")
+        .await
+        .unwrap();
+    assert_eq!(st.precondition_failures.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        mgmt.get_indicator_state(&t, "system", "led").await.unwrap(),
+        "BLINKING"
+    );
+    // Stale twice in a row: a conflict error, not a loop.
+    st.etag_on_get.store(true, Ordering::SeqCst);
+    st.stale_next.store(2, Ordering::SeqCst);
+    let e = mgmt
+        .set_boot_device(&t, BootDevice::Disk, true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn virtual_media_found_under_the_manager() {
+    let emu = emulator(false);
+    let proxy = Proxy::start(&emu.address, None).await;
+    proxy.state.hide_system_vmedia.store(true, Ordering::SeqCst);
+    let iso = common::IsoServer::start().await;
+    let boot = RedfishVirtualMediaBoot::new(fast_config());
+    let mut t = task(&proxy.address, json!({"redfish_deploy_iso": iso.url}));
+    let params = RamdiskParams {
+        kind: RamdiskKind::Deploy,
+        kernel_params: Default::default(),
+    };
+    boot.prepare_ramdisk(&mut t, &params).await.unwrap();
+    let sys = FakeSystem::new(3);
+    let cd = common::raw_get(
+        &emu.address,
+        &format!("/redfish/v1/Systems/{}/VirtualMedia/Cd", sys.uuid),
+        None,
+    )
+    .await;
+    assert_eq!(cd["Inserted"], json!(true), "{cd}");
+    boot.clean_up_ramdisk(&mut t).await.unwrap();
+    let cd = common::raw_get(
+        &emu.address,
+        &format!("/redfish/v1/Systems/{}/VirtualMedia/Cd", sys.uuid),
+        None,
+    )
+    .await;
+    assert_eq!(cd["Inserted"], json!(false), "{cd}");
 }

@@ -4,7 +4,7 @@
 //! requests of a valid session to sushy with basic auth.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
@@ -38,6 +38,17 @@ pub struct ProxyState {
     pub injected: AtomicU32,
     /// Session logins.
     pub logins: AtomicU32,
+    /// Behave like BMCs that demand `If-Match` on PATCH (HPE iLO): 428 without
+    /// it, 412 when it is stale. `etag_on_get` adds `ETag` headers to GETs.
+    pub require_etag: AtomicBool,
+    pub etag_on_get: AtomicBool,
+    /// Answer 412 to the next `stale_next` PATCHes (a concurrent change).
+    pub stale_next: AtomicU32,
+    /// 428/412 answers given.
+    pub precondition_failures: AtomicU32,
+    /// Drop `VirtualMedia` from systems, as BMCs before Redfish 1.11 do (the
+    /// slots are then found under the Manager).
+    pub hide_system_vmedia: AtomicBool,
     /// Credentials (for sessions) and valid tokens.
     creds: Option<(String, String)>,
     tokens: Mutex<HashSet<String>>,
@@ -157,6 +168,34 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         }
     }
 
+    if method == "PATCH" && st.require_etag.load(Ordering::SeqCst) {
+        let given = headers
+            .get("if-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Some(given) = given else {
+            st.precondition_failures.fetch_add(1, Ordering::SeqCst);
+            return error(428, "If-Match header required");
+        };
+        let stale = st.stale_next.load(Ordering::SeqCst);
+        if stale > 0 {
+            st.stale_next.store(stale - 1, Ordering::SeqCst);
+            st.precondition_failures.fetch_add(1, Ordering::SeqCst);
+            return error(412, "ETag does not match (changed concurrently)");
+        }
+        if given != "*" {
+            let mut cur = st.client.get(format!("{}{path}", st.upstream));
+            if let Some(a) = &upstream_auth {
+                cur = cur.header("authorization", a.to_str().unwrap());
+            }
+            let body = cur.send().await.unwrap().bytes().await.unwrap();
+            if given != etag_of(&body) {
+                st.precondition_failures.fetch_add(1, Ordering::SeqCst);
+                return error(412, "ETag does not match");
+            }
+        }
+    }
+
     let mut req = st.client.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
         format!("{}{path}", st.upstream),
@@ -184,6 +223,19 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         }
     }
     let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
+    if method == "GET" && st.etag_on_get.load(Ordering::SeqCst) {
+        h.insert("etag", HeaderValue::from_str(&etag_of(&bytes)).unwrap());
+    }
+    let is_system = path.starts_with("/redfish/v1/Systems/")
+        && path.trim_end_matches('/').matches('/').count() == 4;
+    if method == "GET" && is_system && st.hide_system_vmedia.load(Ordering::SeqCst) {
+        if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("VirtualMedia");
+            }
+            bytes = v.to_string().into_bytes();
+        }
+    }
     if st.creds.is_some() && path.trim_end_matches('/') == "/redfish/v1" {
         // Advertise the session service in the service root.
         if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
@@ -193,6 +245,15 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         }
     }
     (StatusCode::from_u16(status).unwrap(), h, Body::from(bytes)).into_response()
+}
+
+/// A strong ETag over a resource's JSON content.
+fn etag_of(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
 }
 
 fn uuid_like(i: u32) -> String {
