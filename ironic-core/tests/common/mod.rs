@@ -100,3 +100,38 @@ pub async fn make_available(c: &Conductor, ident: &Ident) {
     provision(c, ident, "provide").await;
     wait_state(c, ident, ProvisionState::Available).await;
 }
+
+use ironic_core::conductor::LookupResult;
+use ironic_core::driver::Heartbeat;
+use ironic_core::{MacAddress, Port};
+
+/// A node with one port (MAC derived from `i`).
+pub async fn node_with_port(c: &Conductor, i: u8) -> (Node, MacAddress) {
+    let n = c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let mac: MacAddress = format!("52:54:00:00:00:{i:02x}").parse().unwrap();
+    c.create_port(Port::new(n.uuid, mac)).await.unwrap();
+    (n, mac)
+}
+
+pub fn hb(url: &str) -> Heartbeat {
+    Heartbeat {
+        callback_url: url.to_owned(),
+        agent_version: Some("11.0.0".to_owned()),
+        agent_verify_ca: None,
+        agent_status: None,
+        agent_status_message: None,
+    }
+}
+
+/// What the agent does on boot: look the node up by MAC and get a token.
+pub async fn agent_lookup(c: &Conductor, mac: MacAddress) -> LookupResult {
+    c.lookup(&[mac], None).await.expect("lookup")
+}
+
+/// Heartbeat until the node leaves `state` (each heartbeat lets the fake agent
+/// finish its current command).
+pub async fn heartbeat_once(c: &Conductor, ident: &Ident, token: &str) {
+    c.heartbeat(ident, token, hb("http://127.0.0.1:9999"))
+        .await
+        .expect("heartbeat");
+}
