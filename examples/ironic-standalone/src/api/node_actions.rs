@@ -1,0 +1,604 @@
+//! Node actions: `/states` (provision, power, boot mode, secure boot, RAID,
+//! console), `/management` (boot device, NMI), `/maintenance`, `/validate`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, put};
+use ironic_core::conductor::ProvisionRequest;
+use ironic_core::driver::{BootDevice, BootMode};
+use ironic_core::model::InterfaceType;
+use ironic_core::states::{self, PowerAction, ProvisionState};
+use ironic_core::Secret;
+use serde_json::{Map, Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::nodes::ident;
+use super::render::node::write_states;
+use super::version::feature as f;
+use super::{ApiState, ReqCtx, accepted, no_content, ok, ok_value, parse_object};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/nodes/{node}/states", get(get_states))
+        .route("/v1/nodes/{node}/states/provision", put(provision))
+        .route("/v1/nodes/{node}/states/power", put(power))
+        .route("/v1/nodes/{node}/states/boot_mode", put(boot_mode))
+        .route("/v1/nodes/{node}/states/secure_boot", put(secure_boot))
+        .route("/v1/nodes/{node}/states/raid", put(raid))
+        .route(
+            "/v1/nodes/{node}/management/boot_device",
+            get(get_boot_device).put(set_boot_device),
+        )
+        .route(
+            "/v1/nodes/{node}/management/boot_device/supported",
+            get(supported_boot_devices),
+        )
+        .route("/v1/nodes/{node}/management/inject_nmi", put(inject_nmi))
+        .route(
+            "/v1/nodes/{node}/maintenance",
+            put(set_maintenance).delete(unset_maintenance),
+        )
+        .route("/v1/nodes/{node}/validate", get(validate))
+}
+
+fn states_location(ctx: &ReqCtx, node: &str) -> String {
+    format!("{}/v1/nodes/{node}/states", ctx.base)
+}
+
+async fn get_states(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let mut buf = Vec::with_capacity(400);
+    write_states(&mut buf, &ctx.render(&st), &n);
+    Ok(ok(buf))
+}
+
+fn take<'a>(body: &'a Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+    for k in body.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Unknown argument: \"{k}\" (expected one of: {})",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn steps_arg(body: &Map<String, Value>, key: &str, need_priority: bool) -> ApiResult<Option<Vec<Value>>> {
+    let Some(v) = body.get(key) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = v else {
+        if v.is_null() {
+            return Ok(None);
+        }
+        return Err(ApiError::bad_request(format!("Invalid {key}: expected a list of steps")));
+    };
+    let kind = key.trim_end_matches("_steps");
+    for s in items {
+        let Value::Object(m) = s else {
+            return Err(ApiError::bad_request(format!("Invalid {key}: {s} is not of type 'object'")));
+        };
+        let iface = m.get("interface").and_then(Value::as_str);
+        let step = m.get("step").and_then(Value::as_str);
+        match (iface, step) {
+            (Some(i), Some(st)) if !st.is_empty() => {
+                if i.parse::<InterfaceType>().is_err() {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid {key}: '{i}' is not a valid interface"
+                    )));
+                }
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid {key}: each step needs 'interface' and 'step'"
+                )));
+            }
+        }
+        if let Some(a) = m.get("args")
+            && !a.is_object()
+        {
+            return Err(ApiError::bad_request(format!("Invalid {key}: 'args' must be an object")));
+        }
+        if need_priority {
+            match m.get("priority") {
+                Some(Value::Number(n)) if n.as_u64().is_some() => {}
+                Some(Value::String(s)) if s.parse::<u64>().is_ok() => {}
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid {kind}_steps: 'priority' is a required non-negative integer"
+                    )));
+                }
+            }
+        }
+        for k in m.keys() {
+            let ok_keys: &[&str] = if need_priority {
+                &["interface", "step", "args", "priority"]
+            } else {
+                &["interface", "step", "args", "order", "execute_on_child_nodes", "limit_child_node_execution"]
+            };
+            if !ok_keys.contains(&k.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid {key}: Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+        }
+    }
+    Ok(Some(items.clone()))
+}
+
+fn check_configdrive(ctx: &ReqCtx, target: &str, cd: &Value) -> ApiResult<()> {
+    if cd.is_null() {
+        return Ok(());
+    }
+    let allowed_targets: &[&str] = if ctx.version.at_least(f::REBUILD_CONFIG_DRIVE) {
+        &["active", "rebuild", "deploy"]
+    } else {
+        &["active", "deploy"]
+    };
+    if !allowed_targets.contains(&target) {
+        return Err(ApiError::bad_request(format!(
+            "Adding a config drive is only supported when setting provision state to {}",
+            allowed_targets.join(", ")
+        )));
+    }
+    match cd {
+        Value::String(_) => Ok(()),
+        Value::Object(m) => {
+            ctx.require(f::BUILD_CONFIGDRIVE)?;
+            for (k, v) in m {
+                match k.as_str() {
+                    "meta_data" | "network_data" => {}
+                    "user_data" => {}
+                    "vendor_data" => ctx.require(f::CONFIGDRIVE_VENDOR_DATA)?,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid configdrive: unexpected key '{other}' (expected meta_data, network_data, user_data, vendor_data)"
+                        )));
+                    }
+                }
+                if matches!(k.as_str(), "meta_data" | "network_data" | "vendor_data") && !(v.is_object() || v.is_null()) {
+                    return Err(ApiError::bad_request(format!("Invalid configdrive: {k} must be an object")));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(ApiError::bad_request(
+            "Invalid configdrive: expected a gzipped and base64-encoded string or an object",
+        )),
+    }
+}
+
+async fn provision(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let mut body = parse_object(&body)?;
+    take(
+        &body,
+        &[
+            "target",
+            "configdrive",
+            "clean_steps",
+            "deploy_steps",
+            "service_steps",
+            "rescue_password",
+            "disable_ramdisk",
+            "runbook",
+        ],
+    )?;
+    let target = match body.get("target") {
+        Some(Value::String(t)) => t.clone(),
+        _ => return Err(ApiError::bad_request("'target' is a required string argument")),
+    };
+    let node_ident = ident(&ctx, &id)?;
+    let node = st.conductor().get_node(&node_ident).await?;
+    let Some(event) = states::verb_event(&target) else {
+        return Err(ApiError::bad_request(format!(
+            "The requested action \"{target}\" can not be performed on node \"{}\" while it is in state \"{}\".",
+            node.uuid, node.provision_state
+        )));
+    };
+    if let Some(min) = states::verb_min_version(&target) {
+        ctx.require(min)?;
+    }
+    if matches!(target.as_str(), "active" | "rebuild" | "deploy") && node.maintenance {
+        return Err(ApiError::bad_request(format!(
+            "The node {} is in maintenance mode. Cannot perform provisioning.",
+            node.uuid
+        )));
+    }
+    if states::next(node.provision_state, event).is_none() {
+        if let Some(holder) = &node.reservation {
+            return Err(ApiError::conflict(format!(
+                "Node {} is locked by host {holder}, please retry after the current operation is completed.",
+                node.uuid
+            )));
+        }
+        return Err(ironic_core::Error::InvalidState {
+            action: target,
+            node: node.uuid.to_string(),
+            state: node.provision_state.to_string(),
+        }
+        .into());
+    }
+    let configdrive = body.remove("configdrive").filter(|v| !v.is_null());
+    if let Some(cd) = &configdrive {
+        check_configdrive(&ctx, &target, cd)?;
+    }
+    let mut clean_steps = steps_arg(&body, "clean_steps", false)?;
+    let deploy_steps = steps_arg(&body, "deploy_steps", true)?;
+    let mut service_steps = steps_arg(&body, "service_steps", false)?;
+    let mut disable_ramdisk = match body.get("disable_ramdisk") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            super::query::parse_bool(
+                "disable_ramdisk",
+                &match v {
+                    Value::Bool(b) => b.to_string(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            )?,
+        ),
+    };
+    if let Some(rb) = body.get("runbook").and_then(Value::as_str) {
+        ctx.require(f::RUNBOOKS)?;
+        if !matches!(target.as_str(), "clean" | "service") {
+            return Err(ApiError::bad_request(
+                "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']",
+            ));
+        }
+        let (steps, dr) = st.extras().runbook_steps(rb, &node)?;
+        if target == "clean" {
+            clean_steps = Some(steps);
+        } else {
+            service_steps = Some(steps);
+        }
+        if dr.is_some() {
+            disable_ramdisk = dr;
+        }
+    }
+    if let Some(d) = disable_ramdisk {
+        let _ = d;
+        match target.as_str() {
+            "clean" => ctx.require(f::CLEAN_DISABLE_RAMDISK)?,
+            "service" => ctx.require(f::SERVICE_DISABLE_RAMDISK)?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "\"disable_ramdisk\" is only valid when setting target provision state to clean or service",
+                ));
+            }
+        }
+    }
+    if target == "clean" {
+        if clean_steps.is_none() {
+            return Err(ApiError::bad_request(
+                "\"clean_steps\" is required when setting target provision state to clean",
+            ));
+        }
+    } else if clean_steps.is_some() {
+        return Err(ApiError::bad_request(
+            "\"clean_steps\" is only valid when setting target provision state to clean",
+        ));
+    }
+    if deploy_steps.is_some() {
+        ctx.require(f::DEPLOY_STEPS)?;
+        if !matches!(target.as_str(), "active" | "rebuild" | "deploy") {
+            return Err(ApiError::bad_request(
+                "\"deploy_steps\" is only valid when setting target provision state to active or rebuild",
+            ));
+        }
+    }
+    if service_steps.is_some() && target != "service" {
+        return Err(ApiError::bad_request(
+            "\"service_steps\" is only valid when setting target provision state to service",
+        ));
+    }
+    if target == "service" && service_steps.is_none() {
+        return Err(ApiError::bad_request(
+            "\"service_steps\" is required when setting target provision state to service",
+        ));
+    }
+    let rescue_password = match body.get("rescue_password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => {
+            if target != "rescue" {
+                return Err(ApiError::bad_request(
+                    "\"rescue_password\" is only valid when setting target provision state to rescue",
+                ));
+            }
+            if p.trim().is_empty() {
+                return Err(ApiError::bad_request("A non-empty \"rescue_password\" is required when setting target provision state to rescue"));
+            }
+            Some(Secret::new(p.clone()))
+        }
+        Some(_) => return Err(ApiError::bad_request("\"rescue_password\" must be a string")),
+    };
+    if target == "rescue" && rescue_password.is_none() {
+        return Err(ApiError::bad_request(
+            "A non-empty \"rescue_password\" is required when setting target provision state to rescue",
+        ));
+    }
+    if target == "abort" {
+        if node.provision_state == ProvisionState::InspectWait {
+            ctx.require(f::INSPECT_ABORT)?;
+        }
+        if node.provision_state == ProvisionState::DeployWait {
+            ctx.require(f::DEPLOY_WAIT_ABORT)?;
+        }
+    }
+    let req = ProvisionRequest {
+        target,
+        configdrive,
+        clean_steps,
+        deploy_steps,
+        service_steps,
+        rescue_password,
+        disable_ramdisk,
+    };
+    st.conductor().provision(&node_ident, req).await?;
+    Ok(accepted(Some(&states_location(&ctx, &id))))
+}
+
+async fn power(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = parse_object(&body)?;
+    take(&body, &["target", "timeout"])?;
+    let target = match body.get("target") {
+        Some(Value::String(t)) => t.clone(),
+        _ => return Err(ApiError::bad_request("'target' is a required string argument")),
+    };
+    let timeout = match body.get("timeout") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+            ApiError::bad_request("Invalid timeout: expected an integer")
+        })?),
+        Some(Value::String(s)) => Some(s.trim().parse::<i64>().map_err(|_| {
+            ApiError::bad_request("Invalid timeout: expected an integer")
+        })?),
+        Some(_) => return Err(ApiError::bad_request("Invalid timeout: expected an integer")),
+    };
+    let node_ident = ident(&ctx, &id)?;
+    let node = st.conductor().get_node(&node_ident).await?;
+    let action: Option<PowerAction> = target.parse().ok();
+    if (action.is_some_and(|a| a.is_soft()) || timeout.is_some()) && !ctx.version.at_least(f::SOFT_POWER_OFF) {
+        return Err(ApiError::not_acceptable());
+    }
+    if timeout.is_some_and(|t| t < 1) {
+        return Err(ApiError::bad_request("timeout has to be positive integer"));
+    }
+    let Some(action) = action else {
+        return Err(ApiError::bad_request(format!(
+            "The requested action \"{target}\" can not be performed on node \"{id}\" while it is in state \"{}\".",
+            node.power_state.map(|p| p.as_str()).unwrap_or("None")
+        )));
+    };
+    if matches!(node.provision_state, ProvisionState::CleanWait | ProvisionState::Cleaning) {
+        return Err(ApiError::bad_request(format!(
+            "The requested action \"{target}\" can not be performed on node \"{id}\" while it is in state \"{}\".",
+            node.provision_state
+        )));
+    }
+    if matches!(action, PowerAction::PowerOff | PowerAction::SoftPowerOff) && node.disable_power_off {
+        return Err(ApiError::bad_request(format!(
+            "Failed to set node power state to {target}: power off is disabled for this node (disable_power_off)."
+        )));
+    }
+    st.conductor()
+        .set_power_state(&node_ident, action, timeout.map(|t| Duration::from_secs(t as u64)))
+        .await?;
+    Ok(accepted(Some(&states_location(&ctx, &id))))
+}
+
+async fn boot_mode(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::SET_BOOT_MODE)?;
+    let body = parse_object(&body)?;
+    take(&body, &["target"])?;
+    let mode: BootMode = body
+        .get("target")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("Invalid boot mode target: expected \"uefi\" or \"bios\""))?;
+    st.conductor().set_boot_mode(&ident(&ctx, &id)?, mode).await?;
+    Ok(accepted(Some(&states_location(&ctx, &id))))
+}
+
+async fn secure_boot(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::SET_BOOT_MODE)?;
+    let body = parse_object(&body)?;
+    take(&body, &["target"])?;
+    let on = match body.get("target") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => super::query::parse_bool("target", s)?,
+        _ => return Err(ApiError::bad_request("Invalid secure boot target: expected true or false")),
+    };
+    st.conductor().set_secure_boot(&ident(&ctx, &id)?, on).await?;
+    Ok(accepted(Some(&states_location(&ctx, &id))))
+}
+
+async fn raid(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.require(f::RAID_CONFIG)?;
+    let cfg = parse_object(&body)?;
+    st.conductor()
+        .set_target_raid_config(&ident(&ctx, &id)?, cfg)
+        .await
+        .map_err(|e| match e {
+            ironic_core::Error::Driver(d) if d.kind() == ironic_core::ErrorKind::Unsupported => {
+                ApiError::not_found(d.to_string())
+            }
+            other => other.into(),
+        })?;
+    Ok(no_content())
+}
+
+/// `GET /states/console`.
+pub(super) async fn get_console(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let info = st.conductor().get_console(&ident(&ctx, &id)?).await?;
+    ok_value(&json!({"console_enabled": info.is_some(), "console_info": info}))
+}
+
+/// `PUT /states/console {"enabled": bool}`.
+pub(super) async fn set_console(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = parse_object(&body)?;
+    take(&body, &["enabled"])?;
+    let enabled = match body.get("enabled") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => super::query::parse_bool("enabled", s)?,
+        _ => return Err(ApiError::bad_request("'enabled' is a required boolean argument")),
+    };
+    st.conductor().set_console_mode(&ident(&ctx, &id)?, enabled).await?;
+    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/states/console", ctx.base))))
+}
+
+async fn get_boot_device(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let info = st.conductor().get_boot_device(&ident(&ctx, &id)?).await?;
+    ok_value(&info)
+}
+
+async fn set_boot_device(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = parse_object(&body)?;
+    take(&body, &["boot_device", "persistent"])?;
+    let dev = body
+        .get("boot_device")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("'boot_device' is a required string argument"))?;
+    let device: BootDevice = dev.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Invalid boot device {dev}, valid boot devices are: {}",
+            BootDevice::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let persistent = match body.get("persistent") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => super::query::parse_bool("persistent", s)?,
+        Some(_) => return Err(ApiError::bad_request("Invalid persistent: expected a boolean")),
+    };
+    st.conductor()
+        .set_boot_device(&ident(&ctx, &id)?, device, persistent)
+        .await?;
+    Ok(no_content())
+}
+
+async fn supported_boot_devices(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let devs = st
+        .conductor()
+        .get_supported_boot_devices(&ident(&ctx, &id)?)
+        .await?;
+    ok_value(&json!({ "supported_boot_devices": devs }))
+}
+
+async fn inject_nmi(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::INJECT_NMI)?;
+    st.conductor().inject_nmi(&ident(&ctx, &id)?).await?;
+    Ok(no_content())
+}
+
+async fn set_maintenance(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let m = parse_object(&body)?;
+        take(&m, &["reason"])?;
+        match m.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("Invalid reason: expected a string")),
+        }
+    };
+    st.conductor()
+        .set_maintenance(&ident(&ctx, &id)?, true, reason)
+        .await?;
+    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/maintenance", ctx.base))))
+}
+
+async fn unset_maintenance(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    st.conductor()
+        .set_maintenance(&ident(&ctx, &id)?, false, None)
+        .await?;
+    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/maintenance", ctx.base))))
+}
+
+async fn validate(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let results = st.conductor().validate(&ident(&ctx, &id)?).await?;
+    let mut out = Map::new();
+    for (t, r) in results {
+        if t == InterfaceType::Firmware && !ctx.version.at_least(f::FIRMWARE) {
+            continue;
+        }
+        out.insert(
+            t.as_str().to_owned(),
+            json!({"result": r.result, "reason": r.reason}),
+        );
+    }
+    ok_value(&Value::Object(out))
+}

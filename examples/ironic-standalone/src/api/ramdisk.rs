@@ -1,0 +1,202 @@
+//! The ramdisk agent's endpoints: `GET /v1/lookup`, `POST /v1/heartbeat/{node}`,
+//! `POST /v1/continue_inspection`, wired to the conductor.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use ironic_core::MacAddress;
+use ironic_core::conductor::LookupResult;
+use ironic_core::driver::Heartbeat;
+use ironic_core::ids::NodeId;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::query::Params;
+use super::render::node::write_node;
+use super::version::feature as f;
+use super::{ApiState, ReqCtx, accepted, ok, parse_object};
+
+const LOOKUP_FIELDS: &[&str] = &["uuid", "properties", "instance_info", "driver_internal_info"];
+
+fn lookup_body(st: &ApiState, ctx: &ReqCtx, r: &LookupResult) -> Vec<u8> {
+    let fields: Vec<String> = LOOKUP_FIELDS.iter().map(|s| s.to_string()).collect();
+    let mut node = Vec::with_capacity(1500);
+    write_node(&mut node, &ctx.render(st), &r.node, Some(&fields));
+    let skip_bmc_detect = matches!(
+        r.node.interfaces.management_interface.as_str(),
+        "redfish" | "idrac-redfish"
+    );
+    let config = json!({
+        "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false,
+                    "prepend_host_reverse": true, "global_prefix": null},
+        "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
+        "heartbeat_timeout": st.settings().ramdisk_heartbeat_timeout,
+        "agent_token": r.agent_token,
+        "agent_token_required": true,
+        "agent_md5_checksum_enable": false,
+        "disable_deep_image_inspection": false,
+        "permitted_image_formats": ["raw", "gpt", "qcow2", "iso"],
+        "agent_skip_bmc_detect": skip_bmc_detect,
+        "enable_bios_bootloader_install": false,
+    });
+    let mut buf = b"{\"node\":".to_vec();
+    buf.extend(node);
+    buf.extend_from_slice(b",\"config\":");
+    buf.extend(serde_json::to_vec(&config).unwrap_or_else(|_| b"{}".to_vec()));
+    buf.push(b'}');
+    buf
+}
+
+fn node_uuid_arg(v: Option<&str>) -> ApiResult<Option<NodeId>> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for node_uuid but received {s}."))),
+    }
+}
+
+/// `GET /v1/lookup?addresses=MAC,MAC&node_uuid=U`.
+pub(super) async fn lookup(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::LOOKUP_HEARTBEAT)?;
+    let p = Params::parse(q.as_deref());
+    let macs: Vec<MacAddress> = p
+        .list("addresses")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| match a.parse() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                tracing::warn!(address = %a, "lookup: ignoring an invalid MAC address");
+                None
+            }
+        })
+        .collect();
+    let node_uuid = node_uuid_arg(p.get("node_uuid"))?;
+    if macs.is_empty() && node_uuid.is_none() {
+        return Err(ApiError::bad_request(
+            "At least one of 'addresses' and 'node_uuid' parameters is required",
+        ));
+    }
+    let r = st.conductor().lookup(&macs, node_uuid).await?;
+    Ok(ok(lookup_body(&st, &ctx, &r)))
+}
+
+/// `POST /v1/heartbeat/{node}`.
+pub(super) async fn heartbeat(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(node): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::LOOKUP_HEARTBEAT)?;
+    let body = parse_object(&body)?;
+    let s = |k: &str| -> ApiResult<Option<String>> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) => Ok(Some(v.clone())),
+            Some(_) => Err(ApiError::bad_request(format!("Field \"{k}\" must be a string"))),
+        }
+    };
+    for k in body.keys() {
+        if !matches!(
+            k.as_str(),
+            "callback_url" | "agent_token" | "agent_version" | "agent_verify_ca" | "agent_status" | "agent_status_message"
+        ) {
+            return Err(ApiError::bad_request(format!("Unknown argument: \"{k}\"")));
+        }
+    }
+    let callback_url = s("callback_url")?
+        .ok_or_else(|| ApiError::bad_request("Missing argument: \"callback_url\""))?;
+    let agent_version = s("agent_version")?;
+    if agent_version.is_some() && !ctx.version.at_least(f::AGENT_VERSION_HEARTBEAT) {
+        return Err(ApiError::bad_request("Field \"agent_version\" not recognised"));
+    }
+    let agent_verify_ca = s("agent_verify_ca")?;
+    if agent_verify_ca.is_some() && !ctx.version.at_least(f::HEARTBEAT_VERIFY_CA) {
+        return Err(ApiError::bad_request(
+            "Field \"agent_verify_ca\" not recognised in this version",
+        ));
+    }
+    let agent_status = s("agent_status")?;
+    let agent_status_message = s("agent_status_message")?;
+    if (agent_status.is_some() || agent_status_message.is_some())
+        && !ctx.version.at_least(f::HEARTBEAT_STATUS)
+    {
+        return Err(ApiError::bad_request(
+            "Fields \"agent_status\" and \"agent_status_message\" not recognised.",
+        ));
+    }
+    if let Some(status) = &agent_status
+        && !matches!(status.as_str(), "start" | "end" | "error")
+    {
+        return Err(ApiError::bad_request(
+            "Agent status is invalid. Valid states are start,end,error.",
+        ));
+    }
+    if !callback_url.is_empty() {
+        let scheme_ok = callback_url.starts_with("http://") || callback_url.starts_with("https://");
+        let host_ok = callback_url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+        if !(scheme_ok && host_ok) {
+            return Err(ApiError::bad_request(
+                "An issue with the supplied \"callback_url\" has been detected.",
+            ));
+        }
+    }
+    let token = s("agent_token")?.ok_or_else(|| {
+        ApiError::bad_request("Agent token is required for heartbeat processing.")
+    })?;
+    let ident = super::nodes::ident(&ctx, &node)?;
+    let hb = Heartbeat {
+        callback_url,
+        agent_version,
+        agent_verify_ca,
+        agent_status,
+        agent_status_message,
+    };
+    st.conductor().heartbeat(&ident, &token, hb).await?;
+    Ok(accepted(None))
+}
+
+/// `POST /v1/continue_inspection[?node_uuid=]` (1.84; 1.1 accepted for old agents).
+pub(super) async fn continue_inspection(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let node_uuid = node_uuid_arg(p.get("node_uuid"))?;
+    let new_endpoint = ctx.version.at_least(f::CONTINUE_INSPECTION);
+    if !(new_endpoint || ctx.version.0 == 1) || (node_uuid.is_some() && !new_endpoint) {
+        return Err(ApiError::not_found(format!(
+            "API version 1.{} or newer is required",
+            f::CONTINUE_INSPECTION
+        )));
+    }
+    let data = parse_object(&body)?;
+    let Some(Value::Object(inventory)) = data.get("inventory") else {
+        return Err(ApiError::bad_request("'inventory' is a required object"));
+    };
+    if !matches!(inventory.get("interfaces"), Some(Value::Array(_))) {
+        return Err(ApiError::bad_request(
+            "Invalid inventory: 'interfaces' is a required list",
+        ));
+    }
+    let r = st
+        .conductor()
+        .continue_inspection(node_uuid, Value::Object(data))
+        .await?;
+    if new_endpoint {
+        Ok(ok(lookup_body(&st, &ctx, &r)))
+    } else {
+        super::ok_value(&json!({ "uuid": r.node.uuid.to_string() }))
+    }
+}
