@@ -178,24 +178,40 @@ impl Default for ConductorSection {
     }
 }
 
-/// `[fake]`: the fake-hardware driver.
+/// `[fake]`: the fake-hardware driver. Delays use Ironic's `[fake] *_delay`
+/// syntax: `"N"` seconds or `"min,max"` (fractions allowed), `"0"` for none.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FakeSection {
     /// Register `fake-hardware` and the `fake` interfaces.
     pub enabled: bool,
-    /// Milliseconds each fake power action takes.
-    pub power_delay_ms: u64,
-    /// Milliseconds each fake deploy takes.
-    pub deploy_delay_ms: u64,
+    /// Delay of fake power actions.
+    pub power_delay: String,
+    /// Delay of fake management calls (boot device, ...).
+    pub management_delay: String,
+    /// Delay of fake boot preparation.
+    pub boot_delay: String,
+    /// Delay of fake deploys.
+    pub deploy_delay: String,
+    /// Delay of fake inspection.
+    pub inspect_delay: String,
+    /// Delay of fake RAID steps.
+    pub raid_delay: String,
+    /// Delay of fake BIOS steps.
+    pub bios_delay: String,
 }
 
 impl Default for FakeSection {
     fn default() -> Self {
         FakeSection {
             enabled: true,
-            power_delay_ms: 0,
-            deploy_delay_ms: 0,
+            power_delay: "0".into(),
+            management_delay: "0".into(),
+            boot_delay: "0".into(),
+            deploy_delay: "0".into(),
+            inspect_delay: "0".into(),
+            raid_delay: "0".into(),
+            bios_delay: "0".into(),
         }
     }
 }
@@ -355,6 +371,18 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "api.public_endpoint must be an http:// or https:// URL, got {url:?}"
             )));
+        }
+        for (key, v) in [
+            ("power_delay", &self.fake.power_delay),
+            ("management_delay", &self.fake.management_delay),
+            ("boot_delay", &self.fake.boot_delay),
+            ("deploy_delay", &self.fake.deploy_delay),
+            ("inspect_delay", &self.fake.inspect_delay),
+            ("raid_delay", &self.fake.raid_delay),
+            ("bios_delay", &self.fake.bios_delay),
+        ] {
+            ironic_core::fake::Delay::parse(v)
+                .map_err(|e| ConfigError::Invalid(format!("fake.{key} = {v:?}: {e}")))?;
         }
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(

@@ -1,6 +1,82 @@
-//! The `ironic` binary (being written).
+//! The `ironic` binary: Ironic-compatible v1 REST API + conductor in one process.
+//!
+//! `ironic` (or `ironic serve`) runs on 127.0.0.1:6385 with SQLite under
+//! `./ironic-data/` and fake hardware enabled; `--config FILE` reads a TOML file
+//! (see `ironic.example.toml`), `IRONIC__SECTION__KEY` variables override it, and
+//! `--listen` / `--data-dir` override both.
 
-fn main() {
-    eprintln!("ironic: the reference deployment is being written");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ironic_standalone::config::{Config, LogFormat};
+use ironic_standalone::server;
+
+#[derive(Parser, Debug)]
+#[command(name = "ironic", version, about = "Bare-metal provisioning with an Ironic-compatible REST API")]
+struct Cli {
+    /// TOML configuration file (every key is documented in ironic.example.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the REST API (overrides [api] listen).
+    #[arg(long, global = true, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory of the SQLite database (overrides [storage] data_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the API and the conductor (the default).
+    Serve,
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut cfg = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ironic: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(l) = cli.listen {
+        cfg.api.listen = l;
+    }
+    if let Some(d) = cli.data_dir {
+        cfg.storage.data_dir = d;
+    }
+    init_logging(&cfg);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ironic: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(server::serve(cfg, server::shutdown_signal())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironic: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
