@@ -57,7 +57,9 @@ fn parse_args() -> Result<Args, String> {
             "--ironic-venv" => a.ironic_venv = Some(PathBuf::from(val()?)),
             "--seconds" => a.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--nodes" => a.nodes = val()?.parse().map_err(|e| format!("--nodes: {e}"))?,
-            "--lifecycle" => a.lifecycle = val()?.parse().map_err(|e| format!("--lifecycle: {e}"))?,
+            "--lifecycle" => {
+                a.lifecycle = val()?.parse().map_err(|e| format!("--lifecycle: {e}"))?
+            }
             "--only" => a.only = Some(val()?),
             "-h" | "--help" => {
                 return Err("usage: api_load [--ours PATH] [--ironic-venv DIR] [--seconds N] [--nodes N] [--lifecycle N] [--only ours|ironic]".into());
@@ -78,7 +80,9 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -135,7 +139,12 @@ fn start_ours(bin: &Path) -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("start {}: {e}", bin.display()))?;
     wait_up(&url, &mut child, "ironic-rs")?;
-    Ok(Server { name: "ironic-rs", child, url, _dir: dir })
+    Ok(Server {
+        name: "ironic-rs",
+        child,
+        url,
+        _dir: dir,
+    })
 }
 
 fn start_real(venv: &Path) -> Result<Server, String> {
@@ -186,7 +195,12 @@ fn start_real(venv: &Path) -> Result<Server, String> {
         .map_err(|e| format!("start ironic: {e}"))?;
     let url = format!("http://127.0.0.1:{port}");
     wait_up(&url, &mut child, "Ironic")?;
-    Ok(Server { name: "Ironic 39", child, url, _dir: dir })
+    Ok(Server {
+        name: "Ironic 39",
+        child,
+        url,
+        _dir: dir,
+    })
 }
 
 /// Peak RSS in KiB summed over `pid` and its descendants (`VmHWM`).
@@ -200,7 +214,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
                 };
                 if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
                     && let Some(rest) = stat.rsplit(')').next()
-                    && rest.split_whitespace().nth(1).and_then(|x| x.parse::<u32>().ok()) == Some(pid)
+                    && rest
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|x| x.parse::<u32>().ok())
+                        == Some(pid)
                 {
                     out.push(p);
                 }
@@ -235,7 +253,12 @@ fn client(conns: usize) -> reqwest::Client {
         .expect("http client")
 }
 
-async fn req(c: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> Result<(u16, Value), String> {
+async fn req(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
     let mut r = c
         .request(method, &url)
         .header("X-OpenStack-Ironic-API-Version", VERSION)
@@ -246,12 +269,21 @@ async fn req(c: &reqwest::Client, method: reqwest::Method, url: String, body: Op
     let resp = r.send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     Ok((status, v))
 }
 
 /// Enroll `n` nodes with `conns` concurrent connections; returns (nodes/s, uuids).
-async fn enroll(base: &str, n: usize, conns: usize, prefix: &str) -> Result<(f64, Vec<String>), String> {
+async fn enroll(
+    base: &str,
+    n: usize,
+    conns: usize,
+    prefix: &str,
+) -> Result<(f64, Vec<String>), String> {
     let c = client(conns);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -270,7 +302,13 @@ async fn enroll(base: &str, n: usize, conns: usize, prefix: &str) -> Result<(f64
                 }
                 let body = json!({"driver": "fake-hardware", "name": format!("{prefix}-{i:05}"),
                                   "properties": {"cpus": 4, "memory_mb": 8192, "local_gb": 100}});
-                let (s, v) = req(&c, reqwest::Method::POST, format!("{base}/v1/nodes"), Some(body)).await?;
+                let (s, v) = req(
+                    &c,
+                    reqwest::Method::POST,
+                    format!("{base}/v1/nodes"),
+                    Some(body),
+                )
+                .await?;
                 if s != 201 {
                     return Err(format!("enroll: HTTP {s}: {v}"));
                 }
@@ -315,7 +353,12 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn wait_state(c: &reqwest::Client, base: &str, ids: &[String], state: &str) -> Result<(), String> {
+async fn wait_state(
+    c: &reqwest::Client,
+    base: &str,
+    ids: &[String],
+    state: &str,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut pending: Vec<&String> = ids.iter().collect();
     while !pending.is_empty() {
@@ -324,7 +367,13 @@ async fn wait_state(c: &reqwest::Client, base: &str, ids: &[String], state: &str
         }
         let mut still = Vec::new();
         for id in pending {
-            let (_, v) = req(c, reqwest::Method::GET, format!("{base}/v1/nodes/{id}?fields=provision_state,last_error"), None).await?;
+            let (_, v) = req(
+                c,
+                reqwest::Method::GET,
+                format!("{base}/v1/nodes/{id}?fields=provision_state,last_error"),
+                None,
+            )
+            .await?;
             let ps = v["provision_state"].as_str().unwrap_or("");
             if ps == state {
                 continue;
@@ -347,14 +396,19 @@ async fn lifecycle(base: &str, n: usize) -> Result<f64, String> {
     let c = client(8);
     let started = Instant::now();
     let (_, ids) = enroll(base, n, 8, "life").await?;
-    for (verb, state) in [("manage", "manageable"), ("provide", "available"), ("active", "active")] {
+    for (verb, state) in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("active", "active"),
+    ] {
         for chunk in ids.chunks(8) {
             let mut hs = Vec::new();
             for id in chunk {
                 let c = c.clone();
                 let url = format!("{base}/v1/nodes/{id}/states/provision");
                 hs.push(tokio::spawn(async move {
-                    let (s, v) = req(&c, reqwest::Method::PUT, url, Some(json!({"target": verb}))).await?;
+                    let (s, v) =
+                        req(&c, reqwest::Method::PUT, url, Some(json!({"target": verb}))).await?;
                     if s != 202 {
                         return Err(format!("{verb}: HTTP {s}: {v}"));
                     }
@@ -429,7 +483,11 @@ async fn measure(s: &Server, a: &Args) -> Result<Figures, String> {
 }
 
 fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.1}x", a / b) } else { "-".into() }
+    if b > 0.0 {
+        format!("{:.1}x", a / b)
+    } else {
+        "-".into()
+    }
 }
 
 #[tokio::main]
@@ -457,7 +515,9 @@ async fn main() {
     }
     if run_real {
         let Some(venv) = a.ironic_venv.as_deref() else {
-            eprintln!("api_load: pass --ironic-venv DIR (a venv with `pip install 'ironic==39.*'`) or --only ours");
+            eprintln!(
+                "api_load: pass --ironic-venv DIR (a venv with `pip install 'ironic==39.*'`) or --only ours"
+            );
             std::process::exit(2)
         };
         let s = start_real(venv).unwrap_or_else(|e| {
@@ -471,14 +531,38 @@ async fn main() {
     }
     let o = ours.clone().unwrap_or_default();
     let r = real.clone().unwrap_or_default();
-    println!("{:<42} {:>14} {:>14} {:>9}", "measure", "ironic-rs", "Ironic 39", "ratio");
+    println!(
+        "{:<42} {:>14} {:>14} {:>9}",
+        "measure", "ironic-rs", "Ironic 39", "ratio"
+    );
     let row = |name: &str, x: f64, y: f64, unit: &str| {
-        println!("{:<42} {:>10.1} {unit:<3} {:>10.1} {unit:<3} {:>9}", name, x, y, ratio(x, y));
+        println!(
+            "{:<42} {:>10.1} {unit:<3} {:>10.1} {unit:<3} {:>9}",
+            name,
+            x,
+            y,
+            ratio(x, y)
+        );
     };
-    row(&format!("enroll {} nodes", a.nodes), o.enroll, r.enroll, "/s");
-    row(&format!("GET /v1/nodes ({} nodes)", a.nodes), o.list, r.list, "/s");
+    row(
+        &format!("enroll {} nodes", a.nodes),
+        o.enroll,
+        r.enroll,
+        "/s",
+    );
+    row(
+        &format!("GET /v1/nodes ({} nodes)", a.nodes),
+        o.list,
+        r.list,
+        "/s",
+    );
     for (k, c) in [1, 8, 32].into_iter().enumerate() {
-        row(&format!("GET /v1/nodes/{{uuid}} x{c} conns"), o.get[k], r.get[k], "/s");
+        row(
+            &format!("GET /v1/nodes/{{uuid}} x{c} conns"),
+            o.get[k],
+            r.get[k],
+            "/s",
+        );
     }
     println!(
         "{:<42} {:>10.2} s   {:>10.2} s   {:>9}",

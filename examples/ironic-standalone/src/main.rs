@@ -14,7 +14,11 @@ use ironic_standalone::config::{Config, LogFormat};
 use ironic_standalone::server;
 
 #[derive(Parser, Debug)]
-#[command(name = "ironic", version, about = "Bare-metal provisioning with an Ironic-compatible REST API")]
+#[command(
+    name = "ironic",
+    version,
+    about = "Bare-metal provisioning with an Ironic-compatible REST API"
+)]
 struct Cli {
     /// TOML configuration file (every key is documented in ironic.example.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -39,7 +43,9 @@ fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -62,7 +68,10 @@ fn main() -> ExitCode {
         cfg.storage.data_dir = d;
     }
     init_logging(&cfg);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ironic: cannot start the async runtime: {e}");

@@ -19,7 +19,9 @@ use crate::config::{AuthStrategy, Backend, Config, secs};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The listen address is taken.
-    #[error("cannot listen on {addr}: the address is already in use (another ironic or service on this port?); pick another with --listen or [api] listen")]
+    #[error(
+        "cannot listen on {addr}: the address is already in use (another ironic or service on this port?); pick another with --listen or [api] listen"
+    )]
     AddrInUse {
         /// The address.
         addr: SocketAddr,
@@ -148,7 +150,9 @@ pub async fn start(cfg: &Config) -> Result<Deployment, ServeError> {
                 .api
                 .http_basic_auth_user_file
                 .as_deref()
-                .ok_or_else(|| ServeError::Store("http_basic needs api.http_basic_auth_user_file".into()))?;
+                .ok_or_else(|| {
+                    ServeError::Store("http_basic needs api.http_basic_auth_user_file".into())
+                })?;
             Some(Arc::new(Htpasswd::load(path)?))
         }
     };
@@ -168,20 +172,26 @@ pub async fn start(cfg: &Config) -> Result<Deployment, ServeError> {
         ramdisk_heartbeat_timeout: cfg.api.ramdisk_heartbeat_timeout,
         default_host: cfg.api.listen.to_string(),
     };
-    let state = ApiState::new(conductor.clone(), settings, auth, extras_file).map_err(ServeError::Store)?;
+    let state =
+        ApiState::new(conductor.clone(), settings, auth, extras_file).map_err(ServeError::Store)?;
     Ok(Deployment { conductor, state })
 }
 
 /// Run API + conductor until `shutdown` resolves, then stop accepting requests,
 /// let in-flight ones finish and shut the conductor down (waiting for its
 /// operations), so nothing is lost.
-pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let listener = bind(cfg.api.listen).await?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     let dep = start(&cfg).await?;
     tracing::info!(listen = %local, data_dir = %cfg.storage.data_dir.display(), host = %dep.conductor.config().host, "ironic API and conductor running");
     let app = api::router(dep.state.clone());
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     tracing::info!("API stopped; shutting the conductor down");
     dep.conductor.shutdown().await;
     tracing::info!("conductor stopped");

@@ -37,11 +37,23 @@ impl Api {
         }
         r.send().await.unwrap()
     }
-    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let r = self.send(method, path, Some("latest"), body).await;
         let s = r.status();
         let t = r.text().await.unwrap();
-        (s, if t.is_empty() { Value::Null } else { serde_json::from_str(&t).unwrap() })
+        (
+            s,
+            if t.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&t).unwrap()
+            },
+        )
     }
 }
 
@@ -314,27 +326,48 @@ fn resources_statuses_links_fields_and_patch_rules() {
 fn http_basic_auth_guards_all_but_the_public_routes() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
-    let hash = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+    let hash = bcrypt::hash("s3cret", 4)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
     std::fs::write(&htpasswd, format!("admin:{hash}\n")).unwrap();
     let ir = Ironic::start(
         &[],
         &[
             ("IRONIC__API__AUTH_STRATEGY", "http_basic"),
-            ("IRONIC__API__HTTP_BASIC_AUTH_USER_FILE", htpasswd.to_str().unwrap()),
+            (
+                "IRONIC__API__HTTP_BASIC_AUTH_USER_FILE",
+                htpasswd.to_str().unwrap(),
+            ),
         ],
     );
     rt().block_on(async {
         let c = reqwest::Client::new();
         let r = c.get(format!("{}/v1/nodes", ir.url)).send().await.unwrap();
         assert_eq!(r.status(), 401);
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
-        let r = c.get(format!("{}/v1/nodes", ir.url)).basic_auth("admin", Some("wrong")).send().await.unwrap();
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        let r = c
+            .get(format!("{}/v1/nodes", ir.url))
+            .basic_auth("admin", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
-        let r = c.get(format!("{}/v1/nodes", ir.url)).basic_auth("admin", Some("s3cret")).send().await.unwrap();
+        let r = c
+            .get(format!("{}/v1/nodes", ir.url))
+            .basic_auth("admin", Some("s3cret"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let r = c.get(format!("{}/", ir.url)).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let r = c.get(format!("{}/v1/lookup?addresses=52:54:00:00:00:01", ir.url))
+        let r = c
+            .get(format!("{}/v1/lookup?addresses=52:54:00:00:00:01", ir.url))
             .header("X-OpenStack-Ironic-API-Version", "1.62")
             .send()
             .await
@@ -355,7 +388,10 @@ fn bad_config_and_busy_port_give_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_limit") && err.contains("ironic.toml"), "{err}");
+    assert!(
+        err.contains("max_limit") && err.contains("ironic.toml"),
+        "{err}"
+    );
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap();
@@ -368,5 +404,8 @@ fn bad_config_and_busy_port_give_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use") && err.contains(&addr.to_string()), "{err}");
+    assert!(
+        err.contains("already in use") && err.contains(&addr.to_string()),
+        "{err}"
+    );
 }

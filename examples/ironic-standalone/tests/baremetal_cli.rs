@@ -34,8 +34,19 @@ fn cli_drives_the_whole_lifecycle() {
     let created = json(&bm(
         url,
         &[
-            "node", "create", "--driver", "fake-hardware", "--name", "wf-node", "--property",
-            "cpus=4", "--property", "memory_mb=8192", "--resource-class", "baremetal", "-f",
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            "wf-node",
+            "--property",
+            "cpus=4",
+            "--property",
+            "memory_mb=8192",
+            "--resource-class",
+            "baremetal",
+            "-f",
             "json",
         ],
     ));
@@ -47,27 +58,56 @@ fn cli_drives_the_whole_lifecycle() {
     let port = json(&bm(
         url,
         &[
-            "port", "create", "--node", &uuid, "52:54:00:12:34:56", "--local-link-connection",
-            "switch_id=52:54:00:00:00:01", "--local-link-connection", "port_id=Eth1/1",
-            "--physical-network", "physnet1", "--pxe-enabled", "true", "-f", "json",
+            "port",
+            "create",
+            "--node",
+            &uuid,
+            "52:54:00:12:34:56",
+            "--local-link-connection",
+            "switch_id=52:54:00:00:00:01",
+            "--local-link-connection",
+            "port_id=Eth1/1",
+            "--physical-network",
+            "physnet1",
+            "--pxe-enabled",
+            "true",
+            "-f",
+            "json",
         ],
     ));
     assert_eq!(port["address"], "52:54:00:12:34:56");
     assert_eq!(port["local_link_connection"]["port_id"], "Eth1/1");
     assert_eq!(port["physical_network"], "physnet1");
-    let ports = bm(url, &["port", "list", "--node", &uuid, "-f", "value", "-c", "Address"]);
+    let ports = bm(
+        url,
+        &[
+            "port", "list", "--node", &uuid, "-f", "value", "-c", "Address",
+        ],
+    );
     assert_eq!(ports.trim(), "52:54:00:12:34:56");
     // A duplicate MAC is refused.
-    let dup = baremetal(url, &["port", "create", "--node", &uuid, "52:54:00:12:34:56"]);
+    let dup = baremetal(
+        url,
+        &["port", "create", "--node", &uuid, "52:54:00:12:34:56"],
+    );
     assert!(!dup.ok && dup.stderr.contains("409"), "{}", dup.stderr);
 
     // node set / unset (JSON patches), passwords masked.
     bm(
         url,
         &[
-            "node", "set", "wf-node", "--driver-info", "ipmi_address=10.0.0.5",
-            "--driver-info", "ipmi_password=hunter2", "--instance-info",
-            "image_source=http://127.0.0.1/fake.img", "--extra", "rack=r1", "--description",
+            "node",
+            "set",
+            "wf-node",
+            "--driver-info",
+            "ipmi_address=10.0.0.5",
+            "--driver-info",
+            "ipmi_password=hunter2",
+            "--instance-info",
+            "image_source=http://127.0.0.1/fake.img",
+            "--extra",
+            "rack=r1",
+            "--description",
             "first node",
         ],
     );
@@ -78,7 +118,17 @@ fn cli_drives_the_whole_lifecycle() {
     assert_eq!(shown["description"], "first node");
     let all = bm(url, &["node", "show", "wf-node", "-f", "json"]);
     assert!(!all.contains("hunter2"));
-    bm(url, &["node", "unset", "wf-node", "--extra", "rack", "--description"]);
+    bm(
+        url,
+        &[
+            "node",
+            "unset",
+            "wf-node",
+            "--extra",
+            "rack",
+            "--description",
+        ],
+    );
     let shown = json(&bm(url, &["node", "show", "wf-node", "-f", "json"]));
     assert!(shown["extra"].as_object().unwrap().is_empty(), "{shown}");
     assert!(shown["description"].is_null());
@@ -111,8 +161,31 @@ fn cli_drives_the_whole_lifecycle() {
     assert_eq!(field(url, "wf-node", "provision_state"), "available");
 
     // maintenance on/off with a reason
-    bm(url, &["node", "maintenance", "set", "wf-node", "--reason", "cabling"]);
-    let m = json(&bm(url, &["node", "show", "wf-node", "-f", "json", "-c", "maintenance", "-c", "maintenance_reason"]));
+    bm(
+        url,
+        &[
+            "node",
+            "maintenance",
+            "set",
+            "wf-node",
+            "--reason",
+            "cabling",
+        ],
+    );
+    let m = json(&bm(
+        url,
+        &[
+            "node",
+            "show",
+            "wf-node",
+            "-f",
+            "json",
+            "-c",
+            "maintenance",
+            "-c",
+            "maintenance_reason",
+        ],
+    ));
     assert_eq!(m["maintenance"], true);
     assert_eq!(m["maintenance_reason"], "cabling");
     bm(url, &["node", "maintenance", "unset", "wf-node"]);
@@ -120,7 +193,10 @@ fn cli_drives_the_whole_lifecycle() {
 
     bm(url, &["node", "deploy", "wf-node", "--wait", "60"]);
     assert_eq!(field(url, "wf-node", "provision_state"), "active");
-    bm(url, &["node", "power", "off", "wf-node", "--power-timeout", "30"]);
+    bm(
+        url,
+        &["node", "power", "off", "wf-node", "--power-timeout", "30"],
+    );
     assert_eq!(field(url, "wf-node", "power_state"), "power off");
     bm(url, &["node", "power", "on", "wf-node"]);
     assert_eq!(field(url, "wf-node", "power_state"), "power on");
@@ -131,8 +207,22 @@ fn cli_drives_the_whole_lifecycle() {
     bm(url, &["node", "add", "trait", "wf-node", "CUSTOM_GPU"]);
     let traits = bm(url, &["node", "trait", "list", "wf-node", "-f", "value"]);
     assert_eq!(traits.trim(), "CUSTOM_GPU");
-    bm(url, &["node", "boot", "device", "set", "wf-node", "pxe", "--persistent"]);
-    let bd = json(&bm(url, &["node", "boot", "device", "show", "wf-node", "-f", "json"]));
+    bm(
+        url,
+        &[
+            "node",
+            "boot",
+            "device",
+            "set",
+            "wf-node",
+            "pxe",
+            "--persistent",
+        ],
+    );
+    let bd = json(&bm(
+        url,
+        &["node", "boot", "device", "show", "wf-node", "-f", "json"],
+    ));
     assert_eq!(bd["boot_device"], "pxe", "{bd}");
     let history = bm(url, &["node", "history", "list", "wf-node", "-f", "json"]);
     json(&history);
@@ -144,7 +234,11 @@ fn cli_drives_the_whole_lifecycle() {
     // delete
     bm(url, &["node", "delete", "wf-node"]);
     let gone = baremetal(url, &["node", "show", "wf-node"]);
-    assert!(!gone.ok && gone.stderr.contains("could not be found"), "{}", gone.stderr);
+    assert!(
+        !gone.ok && gone.stderr.contains("could not be found"),
+        "{}",
+        gone.stderr
+    );
 }
 
 #[test]
@@ -181,18 +275,26 @@ fn cli_pages_through_2500_nodes() {
     let out = bm(&url, &["node", "list", "-f", "value", "-c", "Name"]);
     assert_eq!(out.lines().count(), 1000);
     // ...and with --limit 0 it follows the `next` links through all three pages.
-    let out = bm(&url, &["node", "list", "--limit", "0", "-f", "value", "-c", "Name"]);
+    let out = bm(
+        &url,
+        &["node", "list", "--limit", "0", "-f", "value", "-c", "Name"],
+    );
     let names: Vec<&str> = out.lines().collect();
     assert_eq!(names.len(), 2500);
     let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
     assert_eq!(unique.len(), 2500);
     // An explicit page size, then the next page from a marker.
-    let first = bm(&url, &["node", "list", "--limit", "7", "-f", "value", "-c", "UUID"]);
+    let first = bm(
+        &url,
+        &["node", "list", "--limit", "7", "-f", "value", "-c", "UUID"],
+    );
     let first: Vec<&str> = first.lines().collect();
     assert_eq!(first.len(), 7);
     let next = bm(
         &url,
-        &["node", "list", "--limit", "7", "--marker", first[6], "-f", "value", "-c", "UUID"],
+        &[
+            "node", "list", "--limit", "7", "--marker", first[6], "-f", "value", "-c", "UUID",
+        ],
     );
     let next: Vec<&str> = next.lines().collect();
     assert_eq!(next.len(), 7);
@@ -202,12 +304,30 @@ fn cli_pages_through_2500_nodes() {
 #[test]
 fn sigterm_shuts_down_cleanly_and_state_survives_a_restart() {
     let ir = Ironic::start(&[], &[]);
-    bm(&ir.url, &["node", "create", "--driver", "fake-hardware", "--name", "keep-me"]);
+    bm(
+        &ir.url,
+        &[
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            "keep-me",
+        ],
+    );
     bm(&ir.url, &["node", "manage", "keep-me", "--wait", "30"]);
     let mut ir = ir;
     let status = ir.terminate();
-    assert!(status.success(), "exit status {status:?}: {}", ir.log_text());
-    assert!(ir.log_text().contains("conductor stopped"), "{}", ir.log_text());
+    assert!(
+        status.success(),
+        "exit status {status:?}: {}",
+        ir.log_text()
+    );
+    assert!(
+        ir.log_text().contains("conductor stopped"),
+        "{}",
+        ir.log_text()
+    );
     let dir = ir.into_dir();
     let ir = Ironic::start_in(dir, &[], &[]);
     assert_eq!(field(&ir.url, "keep-me", "provision_state"), "manageable");

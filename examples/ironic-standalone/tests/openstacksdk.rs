@@ -10,7 +10,10 @@ use api_support::{Ironic, python_with};
 fn openstacksdk_drives_the_lifecycle() {
     let ir = Ironic::start(&[], &[]);
     let python = python_with("openstack", "openstacksdk");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api_support/sdk_lifecycle.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api_support/sdk_lifecycle.py"
+    );
     let out = std::process::Command::new(python)
         .arg(script)
         .arg(&ir.url)

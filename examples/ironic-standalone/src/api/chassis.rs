@@ -31,7 +31,12 @@ fn chassis_id(s: &str) -> ApiResult<ChassisId> {
         .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {s}.")))
 }
 
-async fn list_chassis(st: &ApiState, ctx: &ReqCtx, raw: Option<&str>, detail_path: bool) -> ApiResult<Response> {
+async fn list_chassis(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    raw: Option<&str>,
+    detail_path: bool,
+) -> ApiResult<Response> {
     let p = Params::parse(raw);
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, detail_path)?;
     if let Some(fl) = &args.fields {
@@ -57,7 +62,11 @@ async fn list_chassis(st: &ApiState, ctx: &ReqCtx, raw: Option<&str>, detail_pat
             Some(i) => {
                 all.drain(..=i);
             }
-            None => return Err(ApiError::not_found(format!("Chassis {m} could not be found."))),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "Chassis {m} could not be found."
+                )));
+            }
         }
     }
     all.truncate(args.limit);
@@ -79,8 +88,20 @@ async fn list_chassis(st: &ApiState, ctx: &ReqCtx, raw: Option<&str>, detail_pat
         render::write_chassis(&mut buf, &rctx, c, fields);
     }
     buf.push(b']');
-    let path = if detail_path { "chassis/detail" } else { "chassis" };
-    if let Some(next) = next_link(&ctx.base, path, &p, &args, all.len(), all.last().map(|c| c.uuid.to_string()), None) {
+    let path = if detail_path {
+        "chassis/detail"
+    } else {
+        "chassis"
+    };
+    if let Some(next) = next_link(
+        &ctx.base,
+        path,
+        &p,
+        &args,
+        all.len(),
+        all.last().map(|c| c.uuid.to_string()),
+        None,
+    ) {
         buf.extend_from_slice(b",\"next\":");
         write_str(&mut buf, &next);
     }
@@ -88,11 +109,19 @@ async fn list_chassis(st: &ApiState, ctx: &ReqCtx, raw: Option<&str>, detail_pat
     Ok(ok(buf))
 }
 
-async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_chassis(&st, &ctx, q.as_deref(), false).await
 }
 
-async fn list_detail(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list_detail(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_chassis(&st, &ctx, q.as_deref(), true).await
 }
 
@@ -119,7 +148,11 @@ fn apply_field(c: &mut Chassis, k: &str, v: &Value) -> ApiResult<()> {
             c.description = match v {
                 Value::Null => None,
                 Value::String(s) if s.chars().count() <= 255 => Some(s.clone()),
-                Value::String(_) => return Err(ApiError::bad_request("Invalid description: longer than 255 characters")),
+                Value::String(_) => {
+                    return Err(ApiError::bad_request(
+                        "Invalid description: longer than 255 characters",
+                    ));
+                }
                 _ => return Err(ApiError::bad_request("Invalid description: not a string")),
             }
         }
@@ -192,7 +225,9 @@ async fn delete(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult
         },
     };
     if !st.conductor().list_nodes(&q).await?.is_empty() {
-        return Err(ApiError::bad_request(format!("Chassis {id} contains nodes.")));
+        return Err(ApiError::bad_request(format!(
+            "Chassis {id} contains nodes."
+        )));
     }
     st.conductor().store().delete_chassis(cid).await?;
     Ok(no_content())
@@ -206,9 +241,14 @@ async fn nodes(
 ) -> ApiResult<Response> {
     let cid = chassis_id(&id)?;
     st.conductor().store().get_chassis(cid).await?;
-    list_nodes(&st, &ctx, q.as_deref(), false, &format!("chassis/{id}/nodes"), |f| {
-        f.chassis_uuid = Some(cid)
-    })
+    list_nodes(
+        &st,
+        &ctx,
+        q.as_deref(),
+        false,
+        &format!("chassis/{id}/nodes"),
+        |f| f.chassis_uuid = Some(cid),
+    )
     .await
 }
 
@@ -220,8 +260,13 @@ async fn nodes_detail(
 ) -> ApiResult<Response> {
     let cid = chassis_id(&id)?;
     st.conductor().store().get_chassis(cid).await?;
-    list_nodes(&st, &ctx, q.as_deref(), true, &format!("chassis/{id}/nodes/detail"), |f| {
-        f.chassis_uuid = Some(cid)
-    })
+    list_nodes(
+        &st,
+        &ctx,
+        q.as_deref(),
+        true,
+        &format!("chassis/{id}/nodes/detail"),
+        |f| f.chassis_uuid = Some(cid),
+    )
     .await
 }

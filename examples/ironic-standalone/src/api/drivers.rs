@@ -66,7 +66,10 @@ fn driver_doc(st: &ApiState, ctx: &ReqCtx, hw: &HardwareType, detail: bool) -> M
                 let enabled = reg.enabled_for(hw, t);
                 d.insert(
                     format!("default_{}_interface", t.as_str()),
-                    enabled.first().map(|s| Value::from(*s)).unwrap_or(Value::Null),
+                    enabled
+                        .first()
+                        .map(|s| Value::from(*s))
+                        .unwrap_or(Value::Null),
                 );
                 d.insert(format!("enabled_{}_interfaces", t.as_str()), json!(enabled));
             }
@@ -79,7 +82,9 @@ fn select(mut d: Map<String, Value>, fields: Option<&[String]>) -> ApiResult<Val
     if let Some(fl) = fields {
         for k in fl {
             if !d.contains_key(k) {
-                return Err(ApiError::bad_request(format!("Field {k} is not a valid field.")));
+                return Err(ApiError::bad_request(format!(
+                    "Field {k} is not a valid field."
+                )));
             }
         }
         d.retain(|k, _| k == "links" || fl.contains(k));
@@ -87,7 +92,11 @@ fn select(mut d: Map<String, Value>, fields: Option<&[String]>) -> ApiResult<Val
     Ok(Value::Object(d))
 }
 
-async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
     let detail = match p.bool("detail")? {
         Some(d) => {
@@ -113,7 +122,10 @@ async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) ->
     match kind {
         None | Some("dynamic") => {
             for hw in st.conductor().registry().hardware_types() {
-                out.push(select(driver_doc(&st, &ctx, &hw, detail), fields.as_deref())?);
+                out.push(select(
+                    driver_doc(&st, &ctx, &hw, detail),
+                    fields.as_deref(),
+                )?);
             }
         }
         Some("classic") => {}
@@ -127,10 +139,11 @@ async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) ->
 }
 
 fn hardware_type(st: &ApiState, name: &str) -> ApiResult<HardwareType> {
-    st.conductor()
-        .registry()
-        .hardware_type(name)
-        .map_err(|_| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))
+    st.conductor().registry().hardware_type(name).map_err(|_| {
+        ApiError::not_found(format!(
+            "Could not find the following driver(s) or hardware type(s): {name}."
+        ))
+    })
 }
 
 async fn show(
@@ -145,13 +158,13 @@ async fn show(
         ctx.require(f::DRIVER_FIELDS)?;
     }
     let hw = hardware_type(&st, &name)?;
-    ok_value(&select(driver_doc(&st, &ctx, &hw, true), fields.as_deref())?)
+    ok_value(&select(
+        driver_doc(&st, &ctx, &hw, true),
+        fields.as_deref(),
+    )?)
 }
 
-async fn properties(
-    State(st): State<ApiState>,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
+async fn properties(State(st): State<ApiState>, Path(name): Path<String>) -> ApiResult<Response> {
     let hw = hardware_type(&st, &name)?;
     ok_value(&st.conductor().registry().properties(&hw))
 }

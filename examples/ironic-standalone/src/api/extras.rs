@@ -63,22 +63,56 @@ impl Kind {
     fn fields(self) -> &'static [&'static str] {
         match self {
             Kind::Connector => &["node_uuid", "type", "connector_id", "extra"],
-            Kind::Target => &["node_uuid", "volume_type", "properties", "boot_index", "volume_id", "extra"],
-            Kind::Runbook => &["name", "steps", "disable_ramdisk", "public", "owner", "extra"],
+            Kind::Target => &[
+                "node_uuid",
+                "volume_type",
+                "properties",
+                "boot_index",
+                "volume_id",
+                "extra",
+            ],
+            Kind::Runbook => &[
+                "name",
+                "steps",
+                "disable_ramdisk",
+                "public",
+                "owner",
+                "extra",
+            ],
         }
     }
     fn list_fields(self) -> &'static [&'static str] {
         match self {
             Kind::Connector => &["uuid", "node_uuid", "type", "connector_id"],
-            Kind::Target => &["uuid", "node_uuid", "volume_type", "boot_index", "volume_id"],
+            Kind::Target => &[
+                "uuid",
+                "node_uuid",
+                "volume_type",
+                "boot_index",
+                "volume_id",
+            ],
             Kind::Runbook => &["uuid", "name"],
         }
     }
     fn patchable(self) -> &'static [&'static str] {
         match self {
             Kind::Connector => &["node_uuid", "type", "connector_id", "extra"],
-            Kind::Target => &["node_uuid", "volume_type", "properties", "boot_index", "volume_id", "extra"],
-            Kind::Runbook => &["name", "steps", "disable_ramdisk", "public", "owner", "extra"],
+            Kind::Target => &[
+                "node_uuid",
+                "volume_type",
+                "properties",
+                "boot_index",
+                "volume_id",
+                "extra",
+            ],
+            Kind::Runbook => &[
+                "name",
+                "steps",
+                "disable_ramdisk",
+                "public",
+                "owner",
+                "extra",
+            ],
         }
     }
 }
@@ -151,10 +185,15 @@ impl ExtraStore {
 
     /// The steps of a runbook for a provision request on `node` (runbook names
     /// are traits the node must have, as before 1.112), and its `disable_ramdisk`.
-    pub(super) fn runbook_steps(&self, ident: &str, node: &Node) -> ApiResult<(Vec<Value>, Option<bool>)> {
+    pub(super) fn runbook_steps(
+        &self,
+        ident: &str,
+        node: &Node,
+    ) -> ApiResult<(Vec<Value>, Option<bool>)> {
         self.with(|d| {
-            let rb = find(d.items(Kind::Runbook), ident)
-                .ok_or_else(|| ApiError::not_found(format!("Runbook {ident} could not be found.")))?;
+            let rb = find(d.items(Kind::Runbook), ident).ok_or_else(|| {
+                ApiError::not_found(format!("Runbook {ident} could not be found."))
+            })?;
             let name = rb.get("name").and_then(Value::as_str).unwrap_or("");
             if !node.traits.iter().any(|t| t == name) {
                 return Err(ApiError::bad_request(format!(
@@ -189,10 +228,15 @@ fn find<'a>(items: &'a [Map<String, Value>], ident: &str) -> Option<&'a Map<Stri
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/volume", get(volume_root))
-        .route("/v1/volume/connectors", get(list_connectors).post(create_connector))
+        .route(
+            "/v1/volume/connectors",
+            get(list_connectors).post(create_connector),
+        )
         .route(
             "/v1/volume/connectors/{id}",
-            get(show_connector).patch(update_connector).delete(delete_connector),
+            get(show_connector)
+                .patch(update_connector)
+                .delete(delete_connector),
         )
         .route("/v1/volume/targets", get(list_targets).post(create_target))
         .route(
@@ -205,7 +249,9 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/runbooks", get(list_runbooks).post(create_runbook))
         .route(
             "/v1/runbooks/{id}",
-            get(show_runbook).patch(update_runbook).delete(delete_runbook),
+            get(show_runbook)
+                .patch(update_runbook)
+                .delete(delete_runbook),
         )
 }
 
@@ -218,7 +264,11 @@ fn link_pair(base: &str, path: &str) -> Value {
 
 fn render(ctx: &ReqCtx, k: Kind, item: &Map<String, Value>, fields: Option<&[String]>) -> Value {
     let mut out = Map::new();
-    let uuid = item.get("uuid").and_then(Value::as_str).unwrap_or("").to_owned();
+    let uuid = item
+        .get("uuid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let all: Vec<&str> = ["uuid", "created_at", "updated_at"]
         .into_iter()
         .chain(k.fields().iter().copied())
@@ -228,20 +278,35 @@ fn render(ctx: &ReqCtx, k: Kind, item: &Map<String, Value>, fields: Option<&[Str
             out.insert(name.into(), item.get(name).cloned().unwrap_or(Value::Null));
         }
     }
-    out.insert("links".into(), link_pair(&ctx.base, &format!("{}/{uuid}", k.collection())));
+    out.insert(
+        "links".into(),
+        link_pair(&ctx.base, &format!("{}/{uuid}", k.collection())),
+    );
     Value::Object(out)
 }
 
 fn check_fields(k: Kind, fields: &[String]) -> ApiResult<()> {
     for fl in fields {
-        if !(fl == "uuid" || fl == "created_at" || fl == "updated_at" || k.fields().contains(&fl.as_str())) {
-            return Err(ApiError::bad_request(format!("Field {fl} is not a valid field.")));
+        if !(fl == "uuid"
+            || fl == "created_at"
+            || fl == "updated_at"
+            || k.fields().contains(&fl.as_str()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "Field {fl} is not a valid field."
+            )));
         }
     }
     Ok(())
 }
 
-async fn list(st: &ApiState, ctx: &ReqCtx, k: Kind, raw: Option<&str>, node: Option<String>) -> ApiResult<Response> {
+async fn list(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    k: Kind,
+    raw: Option<&str>,
+    node: Option<String>,
+) -> ApiResult<Response> {
     ctx.exists_since(k.since())?;
     let p = Params::parse(raw);
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
@@ -249,7 +314,13 @@ async fn list(st: &ApiState, ctx: &ReqCtx, k: Kind, raw: Option<&str>, node: Opt
         check_fields(k, fl)?;
     }
     let node = match node.or_else(|| p.get("node").map(str::to_owned)) {
-        Some(n) => Some(st.conductor().get_node(&Ident::parse(&n)).await?.uuid.to_string()),
+        Some(n) => Some(
+            st.conductor()
+                .get_node(&Ident::parse(&n))
+                .await?
+                .uuid
+                .to_string(),
+        ),
         None => None,
     };
     let mut items = st.extras().with(|d| Ok((d.items(k).clone(), false)))?;
@@ -261,11 +332,19 @@ async fn list(st: &ApiState, ctx: &ReqCtx, k: Kind, raw: Option<&str>, node: Opt
     }
     if let Some(m) = args.marker {
         let m = m.to_string();
-        match items.iter().position(|i| i.get("uuid").and_then(Value::as_str) == Some(&m)) {
+        match items
+            .iter()
+            .position(|i| i.get("uuid").and_then(Value::as_str) == Some(&m))
+        {
             Some(i) => {
                 items.drain(..=i);
             }
-            None => return Err(ApiError::not_found(format!("{} {m} could not be found.", k.title()))),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "{} {m} could not be found.",
+                    k.title()
+                )));
+            }
         }
     }
     items.truncate(args.limit);
@@ -284,7 +363,10 @@ async fn list(st: &ApiState, ctx: &ReqCtx, k: Kind, raw: Option<&str>, node: Opt
         &p,
         &args,
         items.len(),
-        items.last().and_then(|i| i.get("uuid").and_then(Value::as_str)).map(str::to_owned),
+        items
+            .last()
+            .and_then(|i| i.get("uuid").and_then(Value::as_str))
+            .map(str::to_owned),
         None,
     ) {
         out.insert("next".into(), n.into());
@@ -292,7 +374,13 @@ async fn list(st: &ApiState, ctx: &ReqCtx, k: Kind, raw: Option<&str>, node: Opt
     ok_value(&Value::Object(out))
 }
 
-async fn show(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str, raw: Option<&str>) -> ApiResult<Response> {
+async fn show(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    k: Kind,
+    id: &str,
+    raw: Option<&str>,
+) -> ApiResult<Response> {
     ctx.exists_since(k.since())?;
     let p = Params::parse(raw);
     let fields = p.list("fields");
@@ -301,9 +389,9 @@ async fn show(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str, raw: Option<&str>)
     }
     let item = st.extras().with(|d| {
         Ok((
-            find(d.items(k), id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("{} {id} could not be found.", k.title())))?,
+            find(d.items(k), id).cloned().ok_or_else(|| {
+                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
+            })?,
             false,
         ))
     })?;
@@ -314,14 +402,20 @@ fn opt_str(k: &str, v: &Value) -> ApiResult<Option<String>> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        other => Err(ApiError::bad_request(format!("Invalid {k}: {other} is not a string"))),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid {k}: {other} is not a string"
+        ))),
     }
 }
 
 /// Validate and normalise an item of `k` (all fields present after this).
 async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiResult<()> {
     for key in item.keys() {
-        if !(key == "uuid" || key == "created_at" || key == "updated_at" || k.fields().contains(&key.as_str())) {
+        if !(key == "uuid"
+            || key == "created_at"
+            || key == "updated_at"
+            || k.fields().contains(&key.as_str()))
+        {
             return Err(ApiError::bad_request(format!(
                 "Additional properties are not allowed ('{key}' was unexpected)"
             )));
@@ -337,10 +431,16 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
         Kind::Connector | Kind::Target => {
             let node = opt_str("node_uuid", item.get("node_uuid").unwrap_or(&Value::Null))?
                 .ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
-            let n = st.conductor().get_node(&Ident::parse(&node)).await.map_err(|e| match e {
-                ironic_core::Error::NotFound { .. } => ApiError::bad_request(format!("Node {node} could not be found.")),
-                other => other.into(),
-            })?;
+            let n = st
+                .conductor()
+                .get_node(&Ident::parse(&node))
+                .await
+                .map_err(|e| match e {
+                    ironic_core::Error::NotFound { .. } => {
+                        ApiError::bad_request(format!("Node {node} could not be found."))
+                    }
+                    other => other.into(),
+                })?;
             item.insert("node_uuid".into(), n.uuid.to_string().into());
         }
         Kind::Runbook => {}
@@ -349,25 +449,38 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
         Kind::Connector => {
             let t = opt_str("type", item.get("type").unwrap_or(&Value::Null))?
                 .ok_or_else(|| ApiError::bad_request("'type' is a required property"))?;
-            if !matches!(t.as_str(), "iqn" | "ip" | "mac" | "wwnn" | "wwpn" | "port" | "portgroup") {
+            if !matches!(
+                t.as_str(),
+                "iqn" | "ip" | "mac" | "wwnn" | "wwpn" | "port" | "portgroup"
+            ) {
                 return Err(ApiError::bad_request(format!(
                     "Invalid connector type {t:?}: expected one of iqn, ip, mac, wwnn, wwpn, port, portgroup"
                 )));
             }
-            opt_str("connector_id", item.get("connector_id").unwrap_or(&Value::Null))?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| ApiError::bad_request("'connector_id' is a required property"))?;
+            opt_str(
+                "connector_id",
+                item.get("connector_id").unwrap_or(&Value::Null),
+            )?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("'connector_id' is a required property"))?;
         }
         Kind::Target => {
-            opt_str("volume_type", item.get("volume_type").unwrap_or(&Value::Null))?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| ApiError::bad_request("'volume_type' is a required property"))?;
+            opt_str(
+                "volume_type",
+                item.get("volume_type").unwrap_or(&Value::Null),
+            )?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("'volume_type' is a required property"))?;
             opt_str("volume_id", item.get("volume_id").unwrap_or(&Value::Null))?
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| ApiError::bad_request("'volume_id' is a required property"))?;
             match item.get("boot_index") {
                 Some(Value::Number(n)) if n.as_u64().is_some() => {}
-                _ => return Err(ApiError::bad_request("'boot_index' is a required non-negative integer")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "'boot_index' is a required non-negative integer",
+                    ));
+                }
             }
             match item.get("properties") {
                 None | Some(Value::Null) => {
@@ -386,7 +499,9 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
             };
             for s in steps {
                 let Value::Object(m) = s else {
-                    return Err(ApiError::bad_request(format!("Invalid step {s}: not an object")));
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid step {s}: not an object"
+                    )));
                 };
                 for key in m.keys() {
                     if !matches!(key.as_str(), "interface" | "step" | "args" | "order") {
@@ -397,16 +512,25 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
                 }
                 let iface = m.get("interface").and_then(Value::as_str).unwrap_or("");
                 if iface.parse::<ironic_core::model::InterfaceType>().is_err() {
-                    return Err(ApiError::bad_request(format!("Invalid step interface {iface:?}")));
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid step interface {iface:?}"
+                    )));
                 }
-                if m.get("step").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if m.get("step")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     return Err(ApiError::bad_request("Invalid step: 'step' is required"));
                 }
                 if m.get("args").is_some_and(|a| !a.is_object()) {
-                    return Err(ApiError::bad_request("Invalid step: 'args' must be an object"));
+                    return Err(ApiError::bad_request(
+                        "Invalid step: 'args' must be an object",
+                    ));
                 }
                 if m.get("order").and_then(Value::as_u64).is_none() {
-                    return Err(ApiError::bad_request("Invalid step: 'order' is a required non-negative integer"));
+                    return Err(ApiError::bad_request(
+                        "Invalid step: 'order' is a required non-negative integer",
+                    ));
                 }
             }
             for (key, default) in [("disable_ramdisk", false), ("public", false)] {
@@ -415,7 +539,11 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
                         item.insert(key.into(), default.into());
                     }
                     Some(Value::Bool(_)) => {}
-                    Some(_) => return Err(ApiError::bad_request(format!("Invalid {key}: not a boolean"))),
+                    Some(_) => {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid {key}: not a boolean"
+                        )));
+                    }
                 }
             }
             if !item.contains_key("owner") {
@@ -435,10 +563,12 @@ fn check_unique(k: Kind, items: &[Map<String, Value>], item: &Map<String, Value>
     for other in items.iter().filter(|o| o.get("uuid") != uuid) {
         let clash = match k {
             Kind::Connector => {
-                other.get("type") == item.get("type") && other.get("connector_id") == item.get("connector_id")
+                other.get("type") == item.get("type")
+                    && other.get("connector_id") == item.get("connector_id")
             }
             Kind::Target => {
-                other.get("node_uuid") == item.get("node_uuid") && other.get("boot_index") == item.get("boot_index")
+                other.get("node_uuid") == item.get("node_uuid")
+                    && other.get("boot_index") == item.get("boot_index")
             }
             Kind::Runbook => other.get("name") == item.get("name"),
         };
@@ -464,12 +594,15 @@ async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<
     let mut item = parse_object(body)?;
     let uuid = match item.get("uuid") {
         None | Some(Value::Null) => uuid::Uuid::new_v4(),
-        Some(Value::String(s)) => uuid::Uuid::parse_str(s)
-            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for uuid but received {s}.")))?,
+        Some(Value::String(s)) => uuid::Uuid::parse_str(s).map_err(|_| {
+            ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
+        })?,
         Some(_) => return Err(ApiError::bad_request("Invalid uuid: not a string")),
     };
     if item.contains_key("created_at") || item.contains_key("updated_at") {
-        return Err(ApiError::bad_request("created_at and updated_at are read-only"));
+        return Err(ApiError::bad_request(
+            "created_at and updated_at are read-only",
+        ));
     }
     item.insert("uuid".into(), uuid.to_string().into());
     validate(st, k, &mut item).await?;
@@ -479,25 +612,37 @@ async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<
     st.extras().with(|d| {
         let items = d.items(k);
         if items.iter().any(|i| i.get("uuid") == stored.get("uuid")) {
-            return Err(ApiError::conflict(format!("{} with UUID {uuid} already exists.", k.title())));
+            return Err(ApiError::conflict(format!(
+                "{} with UUID {uuid} already exists.",
+                k.title()
+            )));
         }
         check_unique(k, items, &stored)?;
         items.push(stored);
         Ok(((), true))
     })?;
     let body = serde_json::to_vec(&render(ctx, k, &item, None)).map_err(ApiError::internal)?;
-    Ok(created(&format!("{}/v1/{}/{uuid}", ctx.base, k.collection()), body))
+    Ok(created(
+        &format!("{}/v1/{}/{uuid}", ctx.base, k.collection()),
+        body,
+    ))
 }
 
-async fn update(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str, body: &[u8]) -> ApiResult<Response> {
+async fn update(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    k: Kind,
+    id: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
     ctx.exists_since(k.since())?;
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, k.patchable())?;
     let current = st.extras().with(|d| {
         Ok((
-            find(d.items(k), id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("{} {id} could not be found.", k.title())))?,
+            find(d.items(k), id).cloned().ok_or_else(|| {
+                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
+            })?,
             false,
         ))
     })?;
@@ -515,7 +660,9 @@ async fn update(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str, body: &[u8]) -> 
         let slot = items
             .iter_mut()
             .find(|i| i.get("uuid") == stored.get("uuid"))
-            .ok_or_else(|| ApiError::not_found(format!("{} {id} could not be found.", k.title())))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
+            })?;
         *slot = stored;
         Ok(((), true))
     })?;
@@ -528,10 +675,14 @@ async fn delete(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str) -> ApiResult<Res
         let items = d.items(k);
         let before = items.len();
         items.retain(|i| {
-            i.get("uuid").and_then(Value::as_str) != Some(id) && i.get("name").and_then(Value::as_str) != Some(id)
+            i.get("uuid").and_then(Value::as_str) != Some(id)
+                && i.get("name").and_then(Value::as_str) != Some(id)
         });
         if items.len() == before {
-            return Err(ApiError::not_found(format!("{} {id} could not be found.", k.title())));
+            return Err(ApiError::not_found(format!(
+                "{} {id} could not be found.",
+                k.title()
+            )));
         }
         Ok(((), true))
     })?;
@@ -547,7 +698,11 @@ async fn volume_root(ctx: ReqCtx) -> ApiResult<Response> {
     }))
 }
 
-async fn node_volume(State(st): State<ApiState>, ctx: ReqCtx, Path(node): Path<String>) -> ApiResult<Response> {
+async fn node_volume(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(node): Path<String>,
+) -> ApiResult<Response> {
     ctx.exists_since(f::VOLUME)?;
     let n = st.conductor().get_node(&Ident::parse(&node)).await?;
     let base = format!("nodes/{}/volume", n.uuid);
@@ -560,10 +715,18 @@ async fn node_volume(State(st): State<ApiState>, ctx: ReqCtx, Path(node): Path<S
 
 macro_rules! handlers {
     ($kind:expr, $list:ident, $create:ident, $show:ident, $update:ident, $delete:ident) => {
-        async fn $list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+        async fn $list(
+            State(st): State<ApiState>,
+            ctx: ReqCtx,
+            RawQuery(q): RawQuery,
+        ) -> ApiResult<Response> {
             list(&st, &ctx, $kind, q.as_deref(), None).await
         }
-        async fn $create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
+        async fn $create(
+            State(st): State<ApiState>,
+            ctx: ReqCtx,
+            body: Bytes,
+        ) -> ApiResult<Response> {
             create(&st, &ctx, $kind, &body).await
         }
         async fn $show(
@@ -582,15 +745,40 @@ macro_rules! handlers {
         ) -> ApiResult<Response> {
             update(&st, &ctx, $kind, &id, &body).await
         }
-        async fn $delete(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+        async fn $delete(
+            State(st): State<ApiState>,
+            ctx: ReqCtx,
+            Path(id): Path<String>,
+        ) -> ApiResult<Response> {
             delete(&st, &ctx, $kind, &id).await
         }
     };
 }
 
-handlers!(Kind::Connector, list_connectors, create_connector, show_connector, update_connector, delete_connector);
-handlers!(Kind::Target, list_targets, create_target, show_target, update_target, delete_target);
-handlers!(Kind::Runbook, list_runbooks, create_runbook, show_runbook, update_runbook, delete_runbook);
+handlers!(
+    Kind::Connector,
+    list_connectors,
+    create_connector,
+    show_connector,
+    update_connector,
+    delete_connector
+);
+handlers!(
+    Kind::Target,
+    list_targets,
+    create_target,
+    show_target,
+    update_target,
+    delete_target
+);
+handlers!(
+    Kind::Runbook,
+    list_runbooks,
+    create_runbook,
+    show_runbook,
+    update_runbook,
+    delete_runbook
+);
 
 async fn node_connectors(
     State(st): State<ApiState>,

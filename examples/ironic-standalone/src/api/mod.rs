@@ -219,7 +219,9 @@ pub(crate) fn no_content() -> Response {
 /// Parse a JSON request body into `T`, with a client error naming the problem.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("The request body is empty; a JSON document is expected."));
+        return Err(ApiError::bad_request(
+            "The request body is empty; a JSON document is expected.",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))
@@ -241,8 +243,10 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Paths that stay open under HTTP basic auth (Ironic's `public_api_routes`).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/lookup/" | "/v1/continue_inspection")
-        || path.starts_with("/v1/heartbeat/")
+    matches!(
+        path,
+        "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/lookup/" | "/v1/continue_inspection"
+    ) || path.starts_with("/v1/heartbeat/")
 }
 
 async fn middleware(State(st): State<ApiState>, mut req: Request, next: Next) -> Response {
@@ -367,10 +371,16 @@ pub fn router(state: ApiState) -> Router {
         .merge(extras::routes())
         .route("/v1/lookup", get(ramdisk::lookup))
         .route("/v1/heartbeat/{node}", post(ramdisk::heartbeat))
-        .route("/v1/continue_inspection", post(ramdisk::continue_inspection))
+        .route(
+            "/v1/continue_inspection",
+            post(ramdisk::continue_inspection),
+        )
         .route("/v1/events", post(scheduling::events))
         .route("/v1/shards", get(scheduling::shards))
-        .route("/v1/nodes/{node}/states/console", get(node_actions::get_console).put(node_actions::set_console))
+        .route(
+            "/v1/nodes/{node}/states/console",
+            get(node_actions::get_console).put(node_actions::set_console),
+        )
         .with_state(state.clone());
     let plain = routes.clone();
     routes

@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, put};
+use ironic_core::Secret;
 use ironic_core::conductor::ProvisionRequest;
 use ironic_core::driver::{BootDevice, BootMode};
 use ironic_core::model::InterfaceType;
 use ironic_core::states::{self, PowerAction, ProvisionState};
-use ironic_core::Secret;
 use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -60,7 +60,7 @@ async fn get_states(
     Ok(ok(buf))
 }
 
-fn take<'a>(body: &'a Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+fn take(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
     for k in body.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -72,7 +72,11 @@ fn take<'a>(body: &'a Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
     Ok(())
 }
 
-fn steps_arg(body: &Map<String, Value>, key: &str, need_priority: bool) -> ApiResult<Option<Vec<Value>>> {
+fn steps_arg(
+    body: &Map<String, Value>,
+    key: &str,
+    need_priority: bool,
+) -> ApiResult<Option<Vec<Value>>> {
     let Some(v) = body.get(key) else {
         return Ok(None);
     };
@@ -80,12 +84,16 @@ fn steps_arg(body: &Map<String, Value>, key: &str, need_priority: bool) -> ApiRe
         if v.is_null() {
             return Ok(None);
         }
-        return Err(ApiError::bad_request(format!("Invalid {key}: expected a list of steps")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid {key}: expected a list of steps"
+        )));
     };
     let kind = key.trim_end_matches("_steps");
     for s in items {
         let Value::Object(m) = s else {
-            return Err(ApiError::bad_request(format!("Invalid {key}: {s} is not of type 'object'")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid {key}: {s} is not of type 'object'"
+            )));
         };
         let iface = m.get("interface").and_then(Value::as_str);
         let step = m.get("step").and_then(Value::as_str);
@@ -106,7 +114,9 @@ fn steps_arg(body: &Map<String, Value>, key: &str, need_priority: bool) -> ApiRe
         if let Some(a) = m.get("args")
             && !a.is_object()
         {
-            return Err(ApiError::bad_request(format!("Invalid {key}: 'args' must be an object")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid {key}: 'args' must be an object"
+            )));
         }
         if need_priority {
             match m.get("priority") {
@@ -123,7 +133,14 @@ fn steps_arg(body: &Map<String, Value>, key: &str, need_priority: bool) -> ApiRe
             let ok_keys: &[&str] = if need_priority {
                 &["interface", "step", "args", "priority"]
             } else {
-                &["interface", "step", "args", "order", "execute_on_child_nodes", "limit_child_node_execution"]
+                &[
+                    "interface",
+                    "step",
+                    "args",
+                    "order",
+                    "execute_on_child_nodes",
+                    "limit_child_node_execution",
+                ]
             };
             if !ok_keys.contains(&k.as_str()) {
                 return Err(ApiError::bad_request(format!(
@@ -165,8 +182,12 @@ fn check_configdrive(ctx: &ReqCtx, target: &str, cd: &Value) -> ApiResult<()> {
                         )));
                     }
                 }
-                if matches!(k.as_str(), "meta_data" | "network_data" | "vendor_data") && !(v.is_object() || v.is_null()) {
-                    return Err(ApiError::bad_request(format!("Invalid configdrive: {k} must be an object")));
+                if matches!(k.as_str(), "meta_data" | "network_data" | "vendor_data")
+                    && !(v.is_object() || v.is_null())
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid configdrive: {k} must be an object"
+                    )));
                 }
             }
             Ok(())
@@ -199,7 +220,11 @@ async fn provision(
     )?;
     let target = match body.get("target") {
         Some(Value::String(t)) => t.clone(),
-        _ => return Err(ApiError::bad_request("'target' is a required string argument")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "'target' is a required string argument",
+            ));
+        }
     };
     let node_ident = ident(&ctx, &id)?;
     let node = st.conductor().get_node(&node_ident).await?;
@@ -241,16 +266,14 @@ async fn provision(
     let mut service_steps = steps_arg(&body, "service_steps", false)?;
     let mut disable_ramdisk = match body.get("disable_ramdisk") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            super::query::parse_bool(
-                "disable_ramdisk",
-                &match v {
-                    Value::Bool(b) => b.to_string(),
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                },
-            )?,
-        ),
+        Some(v) => Some(super::query::parse_bool(
+            "disable_ramdisk",
+            &match v {
+                Value::Bool(b) => b.to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        )?),
     };
     if let Some(rb) = body.get("runbook").and_then(Value::as_str) {
         ctx.require(f::RUNBOOKS)?;
@@ -319,11 +342,17 @@ async fn provision(
                 ));
             }
             if p.trim().is_empty() {
-                return Err(ApiError::bad_request("A non-empty \"rescue_password\" is required when setting target provision state to rescue"));
+                return Err(ApiError::bad_request(
+                    "A non-empty \"rescue_password\" is required when setting target provision state to rescue",
+                ));
             }
             Some(Secret::new(p.clone()))
         }
-        Some(_) => return Err(ApiError::bad_request("\"rescue_password\" must be a string")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "\"rescue_password\" must be a string",
+            ));
+        }
     };
     if target == "rescue" && rescue_password.is_none() {
         return Err(ApiError::bad_request(
@@ -361,22 +390,35 @@ async fn power(
     take(&body, &["target", "timeout"])?;
     let target = match body.get("target") {
         Some(Value::String(t)) => t.clone(),
-        _ => return Err(ApiError::bad_request("'target' is a required string argument")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "'target' is a required string argument",
+            ));
+        }
     };
     let timeout = match body.get("timeout") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
-            ApiError::bad_request("Invalid timeout: expected an integer")
-        })?),
-        Some(Value::String(s)) => Some(s.trim().parse::<i64>().map_err(|_| {
-            ApiError::bad_request("Invalid timeout: expected an integer")
-        })?),
-        Some(_) => return Err(ApiError::bad_request("Invalid timeout: expected an integer")),
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| ApiError::bad_request("Invalid timeout: expected an integer"))?,
+        ),
+        Some(Value::String(s)) => Some(
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request("Invalid timeout: expected an integer"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid timeout: expected an integer",
+            ));
+        }
     };
     let node_ident = ident(&ctx, &id)?;
     let node = st.conductor().get_node(&node_ident).await?;
     let action: Option<PowerAction> = target.parse().ok();
-    if (action.is_some_and(|a| a.is_soft()) || timeout.is_some()) && !ctx.version.at_least(f::SOFT_POWER_OFF) {
+    if (action.is_some_and(|a| a.is_soft()) || timeout.is_some())
+        && !ctx.version.at_least(f::SOFT_POWER_OFF)
+    {
         return Err(ApiError::not_acceptable());
     }
     if timeout.is_some_and(|t| t < 1) {
@@ -388,19 +430,27 @@ async fn power(
             node.power_state.map(|p| p.as_str()).unwrap_or("None")
         )));
     };
-    if matches!(node.provision_state, ProvisionState::CleanWait | ProvisionState::Cleaning) {
+    if matches!(
+        node.provision_state,
+        ProvisionState::CleanWait | ProvisionState::Cleaning
+    ) {
         return Err(ApiError::bad_request(format!(
             "The requested action \"{target}\" can not be performed on node \"{id}\" while it is in state \"{}\".",
             node.provision_state
         )));
     }
-    if matches!(action, PowerAction::PowerOff | PowerAction::SoftPowerOff) && node.disable_power_off {
+    if matches!(action, PowerAction::PowerOff | PowerAction::SoftPowerOff) && node.disable_power_off
+    {
         return Err(ApiError::bad_request(format!(
             "Failed to set node power state to {target}: power off is disabled for this node (disable_power_off)."
         )));
     }
     st.conductor()
-        .set_power_state(&node_ident, action, timeout.map(|t| Duration::from_secs(t as u64)))
+        .set_power_state(
+            &node_ident,
+            action,
+            timeout.map(|t| Duration::from_secs(t as u64)),
+        )
         .await?;
     Ok(accepted(Some(&states_location(&ctx, &id))))
 }
@@ -418,8 +468,12 @@ async fn boot_mode(
         .get("target")
         .and_then(Value::as_str)
         .and_then(|t| t.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("Invalid boot mode target: expected \"uefi\" or \"bios\""))?;
-    st.conductor().set_boot_mode(&ident(&ctx, &id)?, mode).await?;
+        .ok_or_else(|| {
+            ApiError::bad_request("Invalid boot mode target: expected \"uefi\" or \"bios\"")
+        })?;
+    st.conductor()
+        .set_boot_mode(&ident(&ctx, &id)?, mode)
+        .await?;
     Ok(accepted(Some(&states_location(&ctx, &id))))
 }
 
@@ -435,9 +489,15 @@ async fn secure_boot(
     let on = match body.get("target") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => super::query::parse_bool("target", s)?,
-        _ => return Err(ApiError::bad_request("Invalid secure boot target: expected true or false")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Invalid secure boot target: expected true or false",
+            ));
+        }
     };
-    st.conductor().set_secure_boot(&ident(&ctx, &id)?, on).await?;
+    st.conductor()
+        .set_secure_boot(&ident(&ctx, &id)?, on)
+        .await?;
     Ok(accepted(Some(&states_location(&ctx, &id))))
 }
 
@@ -483,10 +543,19 @@ pub(super) async fn set_console(
     let enabled = match body.get("enabled") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => super::query::parse_bool("enabled", s)?,
-        _ => return Err(ApiError::bad_request("'enabled' is a required boolean argument")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "'enabled' is a required boolean argument",
+            ));
+        }
     };
-    st.conductor().set_console_mode(&ident(&ctx, &id)?, enabled).await?;
-    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/states/console", ctx.base))))
+    st.conductor()
+        .set_console_mode(&ident(&ctx, &id)?, enabled)
+        .await?;
+    Ok(accepted(Some(&format!(
+        "{}/v1/nodes/{id}/states/console",
+        ctx.base
+    ))))
 }
 
 async fn get_boot_device(
@@ -513,14 +582,22 @@ async fn set_boot_device(
     let device: BootDevice = dev.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "Invalid boot device {dev}, valid boot devices are: {}",
-            BootDevice::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+            BootDevice::ALL
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let persistent = match body.get("persistent") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => super::query::parse_bool("persistent", s)?,
-        Some(_) => return Err(ApiError::bad_request("Invalid persistent: expected a boolean")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid persistent: expected a boolean",
+            ));
+        }
     };
     st.conductor()
         .set_boot_device(&ident(&ctx, &id)?, device, persistent)
@@ -570,7 +647,10 @@ async fn set_maintenance(
     st.conductor()
         .set_maintenance(&ident(&ctx, &id)?, true, reason)
         .await?;
-    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/maintenance", ctx.base))))
+    Ok(accepted(Some(&format!(
+        "{}/v1/nodes/{id}/maintenance",
+        ctx.base
+    ))))
 }
 
 async fn unset_maintenance(
@@ -581,7 +661,10 @@ async fn unset_maintenance(
     st.conductor()
         .set_maintenance(&ident(&ctx, &id)?, false, None)
         .await?;
-    Ok(accepted(Some(&format!("{}/v1/nodes/{id}/maintenance", ctx.base))))
+    Ok(accepted(Some(&format!(
+        "{}/v1/nodes/{id}/maintenance",
+        ctx.base
+    ))))
 }
 
 async fn validate(

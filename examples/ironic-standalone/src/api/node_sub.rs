@@ -96,7 +96,9 @@ async fn set_traits(
     ctx.exists_since(f::NODE_TRAITS)?;
     let m = parse_object(&body)?;
     let Some(Value::Array(items)) = m.get("traits") else {
-        return Err(ApiError::bad_request("'traits' is a required list of strings"));
+        return Err(ApiError::bad_request(
+            "'traits' is a required list of strings",
+        ));
     };
     if m.len() != 1 {
         return Err(ApiError::bad_request("Only 'traits' may be given"));
@@ -116,7 +118,9 @@ async fn set_traits(
             "Could not set traits: a node may have at most 50 traits",
         ));
     }
-    st.conductor().set_traits(&ident(&ctx, &id)?, traits).await?;
+    st.conductor()
+        .set_traits(&ident(&ctx, &id)?, traits)
+        .await?;
     Ok(no_content())
 }
 
@@ -187,7 +191,13 @@ async fn attach_vif(
         ));
     }
     st.conductor()
-        .vif_attach(&ident(&ctx, &id)?, VifInfo { id: vif_id, extra: m })
+        .vif_attach(
+            &ident(&ctx, &id)?,
+            VifInfo {
+                id: vif_id,
+                extra: m,
+            },
+        )
         .await?;
     Ok(no_content())
 }
@@ -212,12 +222,7 @@ async fn history(
     let p = Params::parse(q.as_deref());
     let detail = p.bool("detail")?.unwrap_or(false);
     let args = ListArgs::parse(
-        &Params(
-            p.0.iter()
-                .filter(|(k, _)| k != "detail")
-                .cloned()
-                .collect(),
-        ),
+        &Params(p.0.iter().filter(|(k, _)| k != "detail").cloned().collect()),
         ctx.version,
         st.settings().max_limit,
         false,
@@ -275,7 +280,9 @@ async fn history_event(
     let e = events
         .iter()
         .find(|e| e.uuid.to_string() == event)
-        .ok_or_else(|| ApiError::not_found(format!("Node history record {event} could not be found.")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Node history record {event} could not be found."))
+        })?;
     let mut buf = Vec::new();
     write_history(&mut buf, &ctx.render(&st), e, true);
     Ok(ok(buf))
@@ -288,7 +295,16 @@ async fn node_ports(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    super::ports::list_ports(&st, &ctx, q.as_deref(), false, &format!("nodes/{id}/ports"), Some(n.uuid), None).await
+    super::ports::list_ports(
+        &st,
+        &ctx,
+        q.as_deref(),
+        false,
+        &format!("nodes/{id}/ports"),
+        Some(n.uuid),
+        None,
+    )
+    .await
 }
 
 async fn node_ports_detail(
@@ -298,7 +314,16 @@ async fn node_ports_detail(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    super::ports::list_ports(&st, &ctx, q.as_deref(), true, &format!("nodes/{id}/ports/detail"), Some(n.uuid), None).await
+    super::ports::list_ports(
+        &st,
+        &ctx,
+        q.as_deref(),
+        true,
+        &format!("nodes/{id}/ports/detail"),
+        Some(n.uuid),
+        None,
+    )
+    .await
 }
 
 async fn node_portgroups(
@@ -309,7 +334,15 @@ async fn node_portgroups(
 ) -> ApiResult<Response> {
     ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    super::ports::list_portgroups(&st, &ctx, q.as_deref(), false, &format!("nodes/{id}/portgroups"), Some(n.uuid)).await
+    super::ports::list_portgroups(
+        &st,
+        &ctx,
+        q.as_deref(),
+        false,
+        &format!("nodes/{id}/portgroups"),
+        Some(n.uuid),
+    )
+    .await
 }
 
 async fn node_portgroups_detail(
@@ -320,7 +353,15 @@ async fn node_portgroups_detail(
 ) -> ApiResult<Response> {
     ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    super::ports::list_portgroups(&st, &ctx, q.as_deref(), true, &format!("nodes/{id}/portgroups/detail"), Some(n.uuid)).await
+    super::ports::list_portgroups(
+        &st,
+        &ctx,
+        q.as_deref(),
+        true,
+        &format!("nodes/{id}/portgroups/detail"),
+        Some(n.uuid),
+    )
+    .await
 }
 
 fn bios_value(
@@ -388,15 +429,12 @@ async fn bios_setting(
     ctx.exists_since(f::BIOS)?;
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
     let settings = st.conductor().store().get_bios_settings(n.uuid).await?;
-    let s = settings
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Node {} doesn't have a BIOS setting '{name}'",
-                n.uuid
-            ))
-        })?;
+    let s = settings.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Node {} doesn't have a BIOS setting '{name}'",
+            n.uuid
+        ))
+    })?;
     let mut buf = b"{".to_vec();
     super::json::write_str(&mut buf, &name);
     buf.push(b':');
@@ -469,7 +507,11 @@ async fn firmware(
 ) -> ApiResult<Response> {
     ctx.exists_since(f::FIRMWARE)?;
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    let comps = st.conductor().store().get_firmware_components(n.uuid).await?;
+    let comps = st
+        .conductor()
+        .store()
+        .get_firmware_components(n.uuid)
+        .await?;
     let items: Vec<Value> = comps
         .iter()
         .map(|c| {
@@ -493,7 +535,12 @@ async fn node_allocation(
     ctx.exists_since(f::ALLOCATIONS)?;
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
     let a = match n.allocation_uuid {
-        Some(a) => st.conductor().store().get_allocation(&Ident::Uuid(a.0)).await?,
+        Some(a) => {
+            st.conductor()
+                .store()
+                .get_allocation(&Ident::Uuid(a.0))
+                .await?
+        }
         None => {
             return Err(ApiError::not_found(format!(
                 "Allocation for node {id} could not be found."
@@ -522,9 +569,7 @@ async fn delete_node_allocation(
             "Allocation for node {id} could not be found."
         )));
     };
-    st.conductor()
-        .delete_allocation(&Ident::Uuid(a.0))
-        .await?;
+    st.conductor().delete_allocation(&Ident::Uuid(a.0)).await?;
     Ok(no_content())
 }
 

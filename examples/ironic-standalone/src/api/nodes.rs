@@ -22,10 +22,7 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/nodes", get(list).post(create))
         .route("/v1/nodes/detail", get(list_detail))
-        .route(
-            "/v1/nodes/{node}",
-            get(show).patch(update).delete(delete),
-        )
+        .route("/v1/nodes/{node}", get(show).patch(update).delete(delete))
 }
 
 /// Parse a node identifier; names exist from 1.5 on.
@@ -106,8 +103,11 @@ fn filters(st: &ApiState, ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, Po
         nf.fault = Some(parsed);
     }
     if let Some(c) = p.get("chassis_uuid") {
-        let u = uuid::Uuid::parse_str(c)
-            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for chassis_uuid but received {c}.")))?;
+        let u = uuid::Uuid::parse_str(c).map_err(|_| {
+            ApiError::bad_request(format!(
+                "Expected a UUID for chassis_uuid but received {c}."
+            ))
+        })?;
         nf.chassis_uuid = Some(u.into());
     }
     if let Some(shards) = p.list("shard") {
@@ -119,13 +119,18 @@ fn filters(st: &ApiState, ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, Po
         let _ = st;
         nf.parent_node = Some(
             uuid::Uuid::parse_str(parent)
-                .map_err(|_| ApiError::bad_request(format!("Expected a UUID for parent_node but received {parent}.")))?
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "Expected a UUID for parent_node but received {parent}."
+                    ))
+                })?
                 .into(),
         );
     }
     let include_children = opt_bool(p, "include_children", ctx, f::PARENT_NODES)?;
-    nf.exclude_children =
-        ctx.version.at_least(f::PARENT_NODES) && nf.parent_node.is_none() && include_children != Some(true);
+    nf.exclude_children = ctx.version.at_least(f::PARENT_NODES)
+        && nf.parent_node.is_none()
+        && include_children != Some(true);
     let post = PostFilter {
         instance_name: opt_string(p, "instance_name", ctx, f::INSTANCE_NAME)?,
         conductor: opt_string(p, "conductor", ctx, f::CONDUCTORS)?,
@@ -175,9 +180,7 @@ pub(super) async fn list_nodes(
         sort_dir: args.sort_dir,
     };
     let mut nodes = if host_ok {
-        conductor
-            .list_nodes(&NodeQuery { filter, page })
-            .await?
+        conductor.list_nodes(&NodeQuery { filter, page }).await?
     } else {
         Vec::new()
     };
@@ -227,7 +230,11 @@ pub(super) async fn list_nodes(
     Ok(ok(buf))
 }
 
-async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_nodes(&st, &ctx, q.as_deref(), false, "nodes", |_| {}).await
 }
 
@@ -387,9 +394,9 @@ fn map_value(k: &str, v: &Value) -> ApiResult<JsonMap> {
 fn uuid_value(k: &str, v: &Value) -> ApiResult<Option<uuid::Uuid>> {
     match str_value(k, v, None)? {
         None => Ok(None),
-        Some(s) => uuid::Uuid::parse_str(&s)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for {k} but received {s}."))),
+        Some(s) => uuid::Uuid::parse_str(&s).map(Some).map_err(|_| {
+            ApiError::bad_request(format!("Expected a UUID for {k} but received {s}."))
+        }),
     }
 }
 
@@ -400,7 +407,8 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
         .strip_suffix("_interface")
         .and_then(|t| t.parse::<InterfaceType>().ok())
     {
-        node.interfaces.set(t, str_value(k, v, Some(255))?.unwrap_or_default());
+        node.interfaces
+            .set(t, str_value(k, v, Some(255))?.unwrap_or_default());
         return Ok(());
     }
     match k {
@@ -445,7 +453,10 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
         }
         "conductor_group" => {
             let g = str_value(k, v, Some(255))?.unwrap_or_default();
-            if !g.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            if !g
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
                 return Err(ApiError::bad_request(format!(
                     "Invalid conductor_group {g:?}: use only letters, digits, '.', '_' and '-'"
                 )));
@@ -461,7 +472,9 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
         "instance_name" => {
             let n = str_value(k, v, Some(255))?;
             if n.as_deref() == Some("") {
-                return Err(ApiError::bad_request("Invalid instance_name: must not be empty"));
+                return Err(ApiError::bad_request(
+                    "Invalid instance_name: must not be empty",
+                ));
             }
             node.instance_name = n;
         }
@@ -518,7 +531,11 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
     }
     let driver = match body.get("driver") {
         Some(Value::String(d)) => d.clone(),
-        Some(_) => return Err(ApiError::bad_request("Invalid value for driver: not of type 'string'")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid value for driver: not of type 'string'",
+            ));
+        }
         None => return Err(ApiError::bad_request("'driver' is a required property")),
     };
     let mut node = Node::new(driver);
@@ -540,7 +557,10 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
     let rctx = ctx.render(&st);
     let mut buf = Vec::with_capacity(3000);
     write_node(&mut buf, &rctx, &node, None);
-    Ok(created(&format!("{}/v1/nodes/{}", ctx.base, node.uuid), buf))
+    Ok(created(
+        &format!("{}/v1/nodes/{}", ctx.base, node.uuid),
+        buf,
+    ))
 }
 
 async fn update(
@@ -575,16 +595,17 @@ async fn update(
         ));
     }
     let node = st.conductor().get_node(&ident(&ctx, &id)?).await?;
-    let only_remove_instance_uuid = ops.len() == 1
-        && ops[0].op == patch::Op::Remove
-        && ops[0].path == "/instance_uuid";
+    let only_remove_instance_uuid =
+        ops.len() == 1 && ops[0].op == patch::Op::Remove && ops[0].path == "/instance_uuid";
     if !(node.maintenance && only_remove_instance_uuid) {
         if node.target_provision_state.is_some() && !node.provision_state.update_allowed() {
             return Err(ApiError::conflict(format!(
                 "Node {id} can not be updated while a state transition is in progress."
             )));
         }
-        if node.provision_state == ProvisionState::Inspecting && ctx.version.at_least(f::INSPECT_WAIT) {
+        if node.provision_state == ProvisionState::Inspecting
+            && ctx.version.at_least(f::INSPECT_WAIT)
+        {
             return Err(ApiError::conflict(format!(
                 "Cannot update node \"{}\" while it is in state \"inspecting\".",
                 node.uuid
@@ -607,7 +628,9 @@ async fn update(
         let new = doc.get(*field).unwrap_or(&Value::Null);
         if before.get(*field).unwrap_or(&Value::Null) != new {
             if *field == "driver" && new.is_null() {
-                return Err(ApiError::bad_request("'/driver' is a mandatory attribute and can not be removed"));
+                return Err(ApiError::bad_request(
+                    "'/driver' is a mandatory attribute and can not be removed",
+                ));
             }
             set_field(&st, &mut updated, field, new).await?;
         }
@@ -639,7 +662,10 @@ async fn update(
     {
         updated.instance_name = Some(dn.clone());
     }
-    let saved = st.conductor().update_node(updated, reset_interfaces).await?;
+    let saved = st
+        .conductor()
+        .update_node(updated, reset_interfaces)
+        .await?;
     let rctx = ctx.render(&st);
     let mut buf = Vec::with_capacity(3000);
     write_node(&mut buf, &rctx, &saved, None);
@@ -647,7 +673,11 @@ async fn update(
     Ok(ok(buf))
 }
 
-async fn delete(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     st.conductor().delete_node(&ident(&ctx, &id)?).await?;
     Ok(no_content())
 }

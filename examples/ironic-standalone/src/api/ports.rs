@@ -5,18 +5,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
+use ironic_core::MacAddress;
 use ironic_core::ids::{Ident, NodeId, PortgroupId, validate_name};
 use ironic_core::model::{JsonMap, Port, Portgroup};
 use ironic_core::store::{PortQuery, SortDir};
-use ironic_core::MacAddress;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use super::json::write_str;
 use super::query::{ListArgs, Params, next_link, parse_bool};
 use super::render::{
-    self, PORT_FIELDS, PORT_LIST_FIELDS, PORTGROUP_FIELDS, PORTGROUP_LIST_FIELDS,
-    check_fields_in,
+    self, PORT_FIELDS, PORT_LIST_FIELDS, PORTGROUP_FIELDS, PORTGROUP_LIST_FIELDS, check_fields_in,
 };
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, created, no_content, ok, parse_object, patch};
@@ -37,8 +36,9 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 fn mac(k: &str, v: &str) -> ApiResult<MacAddress> {
-    v.parse()
-        .map_err(|_| ApiError::bad_request(format!("Expected a MAC address for {k} but received {v}.")))
+    v.parse().map_err(|_| {
+        ApiError::bad_request(format!("Expected a MAC address for {k} but received {v}."))
+    })
 }
 
 /// Sort in memory for keys the store does not order by, then page.
@@ -49,7 +49,7 @@ fn page<T>(
     key: Option<fn(&T) -> String>,
 ) -> ApiResult<Vec<T>> {
     if let Some(k) = key {
-        items.sort_by_key(|a| k(a));
+        items.sort_by_key(k);
     }
     if args.sort_dir == SortDir::Desc && key.is_some() {
         items.reverse();
@@ -59,14 +59,21 @@ fn page<T>(
             Some(i) => {
                 items.drain(..=i);
             }
-            None => return Err(ApiError::not_found(format!("Marker {m} could not be found."))),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "Marker {m} could not be found."
+                )));
+            }
         }
     }
     items.truncate(args.limit);
     Ok(items)
 }
 
-fn port_sort_key(k: &str) -> ApiResult<Option<fn(&Port) -> String>> {
+/// A key function for sorting ports in memory.
+type PortKey = fn(&Port) -> String;
+
+fn port_sort_key(k: &str) -> ApiResult<Option<PortKey>> {
     Ok(match k {
         "id" | "created_at" => None,
         "uuid" => Some(|p: &Port| p.uuid.to_string()),
@@ -124,7 +131,11 @@ pub(super) async fn list_ports(
     }
     if let Some(pg) = p.get("portgroup") {
         ctx.require(f::PORTGROUPS)?;
-        let found = st.conductor().store().get_portgroup(&Ident::parse(pg)).await?;
+        let found = st
+            .conductor()
+            .store()
+            .get_portgroup(&Ident::parse(pg))
+            .await?;
         q.portgroup = Some(found.uuid);
     }
     if let Some(pn) = p.get("physical_network") {
@@ -175,7 +186,11 @@ pub(super) async fn list_ports(
     Ok(ok(buf))
 }
 
-async fn list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_ports(&st, &ctx, q.as_deref(), false, "ports", None, None).await
 }
 
@@ -189,11 +204,11 @@ async fn list_detail(
 
 fn port_ident(ctx: &ReqCtx, s: &str) -> ApiResult<Ident> {
     let id = Ident::parse(s);
-    if matches!(id, Ident::Name(_)) {
-        if !ctx.version.at_least(f::PORT_NAME) {
-            // Before 1.88 a port is addressed by UUID or MAC address.
-            return Err(ApiError::bad_request(format!("Expected a UUID but received {s}.")));
-        }
+    if matches!(id, Ident::Name(_)) && !ctx.version.at_least(f::PORT_NAME) {
+        // Before 1.88 a port is addressed by UUID or MAC address.
+        return Err(ApiError::bad_request(format!(
+            "Expected a UUID but received {s}."
+        )));
     }
     Ok(id)
 }
@@ -204,7 +219,11 @@ async fn get_port(st: &ApiState, ctx: &ReqCtx, s: &str) -> ApiResult<Port> {
     {
         return Ok(st.conductor().store().get_port_by_address(m).await?);
     }
-    Ok(st.conductor().store().get_port(&port_ident(ctx, s)?).await?)
+    Ok(st
+        .conductor()
+        .store()
+        .get_port(&port_ident(ctx, s)?)
+        .await?)
 }
 
 async fn show(
@@ -268,7 +287,9 @@ fn check_llc(ctx: &ReqCtx, v: &Value) -> ApiResult<JsonMap> {
         let s = sw.as_str().unwrap_or("");
         let is_mac = s.parse::<MacAddress>().is_ok();
         let is_dpid = s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        let is_dpid_colons = s.len() == 23 && s.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        let is_dpid_colons = s.len() == 23
+            && s.split(':')
+                .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
         if !(is_mac || is_dpid || is_dpid_colons) {
             return Err(ApiError::bad_request(format!(
                 "Expected a MAC address or OpenFlow datapath ID but received {s}."
@@ -316,17 +337,27 @@ fn bool_of(k: &str, v: &Value) -> ApiResult<bool> {
     }
 }
 
-async fn set_port_field(st: &ApiState, ctx: &ReqCtx, p: &mut Port, k: &str, v: &Value) -> ApiResult<()> {
+async fn set_port_field(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    p: &mut Port,
+    k: &str,
+    v: &Value,
+) -> ApiResult<()> {
     match k {
         "address" => {
-            let s = opt_str(k, v)?.ok_or_else(|| ApiError::bad_request("'address' is a required property"))?;
+            let s = opt_str(k, v)?
+                .ok_or_else(|| ApiError::bad_request("'address' is a required property"))?;
             p.address = mac(k, &s)?;
         }
         "node_uuid" | "node" => {
-            let s = opt_str(k, v)?.ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
+            let s = opt_str(k, v)?
+                .ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
             let ident = if k == "node_uuid" {
                 Ident::Uuid(uuid::Uuid::parse_str(&s).map_err(|_| {
-                    ApiError::bad_request(format!("Expected a UUID for node_uuid but received {s}."))
+                    ApiError::bad_request(format!(
+                        "Expected a UUID for node_uuid but received {s}."
+                    ))
                 })?)
             } else {
                 Ident::parse(&s)
@@ -341,21 +372,31 @@ async fn set_port_field(st: &ApiState, ctx: &ReqCtx, p: &mut Port, k: &str, v: &
         }
         "uuid" => {
             if let Some(s) = opt_str(k, v)? {
-                p.uuid = s.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID for uuid but received {s}.")))?;
+                p.uuid = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
+                })?;
             }
         }
         "extra" => {
             p.extra = match v {
                 Value::Null => JsonMap::new(),
                 Value::Object(m) => m.clone(),
-                _ => return Err(ApiError::bad_request("Invalid value for extra: not an object")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "Invalid value for extra: not an object",
+                    ));
+                }
             }
         }
         "portgroup_uuid" => {
             p.portgroup_uuid = match opt_str(k, v)? {
                 None => None,
                 Some(s) => {
-                    let pg = st.conductor().store().get_portgroup(&Ident::parse(&s)).await?;
+                    let pg = st
+                        .conductor()
+                        .store()
+                        .get_portgroup(&Ident::parse(&s))
+                        .await?;
                     Some(pg.uuid)
                 }
             }
@@ -412,7 +453,9 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         return Err(ApiError::bad_request("'node_uuid' is a required property"));
     }
     if body.contains_key("node_uuid") && body.contains_key("node") {
-        return Err(ApiError::bad_request("Only one of node or node_uuid can be specified"));
+        return Err(ApiError::bad_request(
+            "Only one of node or node_uuid can be specified",
+        ));
     }
     let mut port = Port::new(NodeId::new(), mac("address", address)?);
     for (k, v) in &body {
@@ -421,7 +464,10 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
     let port = st.conductor().create_port(port).await?;
     let mut buf = Vec::with_capacity(800);
     render::write_port(&mut buf, &ctx.render(&st), &port, None);
-    Ok(created(&format!("{}/v1/ports/{}", ctx.base, port.uuid), buf))
+    Ok(created(
+        &format!("{}/v1/ports/{}", ctx.base, port.uuid),
+        buf,
+    ))
 }
 
 const PORT_PATCH: &[&str] = &[
@@ -473,7 +519,11 @@ async fn update(
     Ok(ok(buf))
 }
 
-async fn delete(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let port = get_port(&st, &ctx, &id).await?;
     st.conductor().delete_port(port.uuid).await?;
     Ok(no_content())
@@ -527,7 +577,10 @@ pub(super) async fn list_portgroups(
         (Some(f), _) => Some(f),
         (None, true) => None,
         (None, false) => {
-            owned = PORTGROUP_LIST_FIELDS.iter().map(|s| s.to_string()).collect();
+            owned = PORTGROUP_LIST_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             Some(&owned)
         }
     };
@@ -556,7 +609,11 @@ pub(super) async fn list_portgroups(
     Ok(ok(buf))
 }
 
-async fn pg_list(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn pg_list(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_portgroups(&st, &ctx, q.as_deref(), false, "portgroups", None).await
 }
 
@@ -579,7 +636,11 @@ async fn get_pg(st: &ApiState, ctx: &ReqCtx, s: &str) -> ApiResult<Portgroup> {
             .find(|p| p.address == Some(m))
             .ok_or_else(|| ApiError::not_found(format!("Portgroup {s} could not be found.")));
     }
-    Ok(st.conductor().store().get_portgroup(&Ident::parse(s)).await?)
+    Ok(st
+        .conductor()
+        .store()
+        .get_portgroup(&Ident::parse(s))
+        .await?)
 }
 
 async fn pg_show(
@@ -623,19 +684,26 @@ async fn set_pg_field(st: &ApiState, pg: &mut Portgroup, k: &str, v: &Value) -> 
             pg.name = n;
         }
         "node_uuid" => {
-            let s = opt_str(k, v)?.ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
+            let s = opt_str(k, v)?
+                .ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
             pg.node_uuid = st.conductor().get_node(&Ident::parse(&s)).await?.uuid;
         }
         "uuid" => {
             if let Some(s) = opt_str(k, v)? {
-                pg.uuid = s.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID for uuid but received {s}.")))?;
+                pg.uuid = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
+                })?;
             }
         }
         "extra" | "properties" => {
             let m = match v {
                 Value::Null => JsonMap::new(),
                 Value::Object(m) => m.clone(),
-                _ => return Err(ApiError::bad_request(format!("Invalid value for {k}: not an object"))),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid value for {k}: not an object"
+                    )));
+                }
             };
             if k == "extra" {
                 pg.extra = m;
@@ -670,7 +738,10 @@ async fn pg_create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiR
     let pg = st.conductor().create_portgroup(pg).await?;
     let mut buf = Vec::with_capacity(800);
     render::write_portgroup(&mut buf, &ctx.render(&st), &pg, None);
-    Ok(created(&format!("{}/v1/portgroups/{}", ctx.base, pg.uuid), buf))
+    Ok(created(
+        &format!("{}/v1/portgroups/{}", ctx.base, pg.uuid),
+        buf,
+    ))
 }
 
 const PG_PATCH: &[&str] = &[
@@ -718,7 +789,11 @@ async fn pg_update(
     Ok(ok(buf))
 }
 
-async fn pg_delete(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+async fn pg_delete(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let pg = get_pg(&st, &ctx, &id).await?;
     st.conductor().delete_portgroup(pg.uuid).await?;
     Ok(no_content())
@@ -732,7 +807,16 @@ async fn pg_ports(
 ) -> ApiResult<Response> {
     ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
     let pg = get_pg(&st, &ctx, &id).await?;
-    list_ports(&st, &ctx, q.as_deref(), false, &format!("portgroups/{id}/ports"), None, Some(pg.uuid)).await
+    list_ports(
+        &st,
+        &ctx,
+        q.as_deref(),
+        false,
+        &format!("portgroups/{id}/ports"),
+        None,
+        Some(pg.uuid),
+    )
+    .await
 }
 
 async fn pg_ports_detail(
@@ -743,5 +827,14 @@ async fn pg_ports_detail(
 ) -> ApiResult<Response> {
     ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
     let pg = get_pg(&st, &ctx, &id).await?;
-    list_ports(&st, &ctx, q.as_deref(), true, &format!("portgroups/{id}/ports/detail"), None, Some(pg.uuid)).await
+    list_ports(
+        &st,
+        &ctx,
+        q.as_deref(),
+        true,
+        &format!("portgroups/{id}/ports/detail"),
+        None,
+        Some(pg.uuid),
+    )
+    .await
 }

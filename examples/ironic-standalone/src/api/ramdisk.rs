@@ -16,7 +16,12 @@ use super::render::node::write_node;
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, accepted, ok, parse_object};
 
-const LOOKUP_FIELDS: &[&str] = &["uuid", "properties", "instance_info", "driver_internal_info"];
+const LOOKUP_FIELDS: &[&str] = &[
+    "uuid",
+    "properties",
+    "instance_info",
+    "driver_internal_info",
+];
 
 fn lookup_body(st: &ApiState, ctx: &ReqCtx, r: &LookupResult) -> Vec<u8> {
     let fields: Vec<String> = LOOKUP_FIELDS.iter().map(|s| s.to_string()).collect();
@@ -50,10 +55,9 @@ fn lookup_body(st: &ApiState, ctx: &ReqCtx, r: &LookupResult) -> Vec<u8> {
 fn node_uuid_arg(v: Option<&str>) -> ApiResult<Option<NodeId>> {
     match v {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for node_uuid but received {s}."))),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("Expected a UUID for node_uuid but received {s}."))
+        }),
     }
 }
 
@@ -100,13 +104,20 @@ pub(super) async fn heartbeat(
         match body.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(v)) => Ok(Some(v.clone())),
-            Some(_) => Err(ApiError::bad_request(format!("Field \"{k}\" must be a string"))),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "Field \"{k}\" must be a string"
+            ))),
         }
     };
     for k in body.keys() {
         if !matches!(
             k.as_str(),
-            "callback_url" | "agent_token" | "agent_version" | "agent_verify_ca" | "agent_status" | "agent_status_message"
+            "callback_url"
+                | "agent_token"
+                | "agent_version"
+                | "agent_verify_ca"
+                | "agent_status"
+                | "agent_status_message"
         ) {
             return Err(ApiError::bad_request(format!("Unknown argument: \"{k}\"")));
         }
@@ -115,7 +126,9 @@ pub(super) async fn heartbeat(
         .ok_or_else(|| ApiError::bad_request("Missing argument: \"callback_url\""))?;
     let agent_version = s("agent_version")?;
     if agent_version.is_some() && !ctx.version.at_least(f::AGENT_VERSION_HEARTBEAT) {
-        return Err(ApiError::bad_request("Field \"agent_version\" not recognised"));
+        return Err(ApiError::bad_request(
+            "Field \"agent_version\" not recognised",
+        ));
     }
     let agent_verify_ca = s("agent_verify_ca")?;
     if agent_verify_ca.is_some() && !ctx.version.at_least(f::HEARTBEAT_VERIFY_CA) {
@@ -175,7 +188,7 @@ pub(super) async fn continue_inspection(
     let p = Params::parse(q.as_deref());
     let node_uuid = node_uuid_arg(p.get("node_uuid"))?;
     let new_endpoint = ctx.version.at_least(f::CONTINUE_INSPECTION);
-    if !(new_endpoint || ctx.version.0 == 1) || (node_uuid.is_some() && !new_endpoint) {
+    if !new_endpoint && (ctx.version.0 != 1 || node_uuid.is_some()) {
         return Err(ApiError::not_found(format!(
             "API version 1.{} or newer is required",
             f::CONTINUE_INSPECTION

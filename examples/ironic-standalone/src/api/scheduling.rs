@@ -28,7 +28,9 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/allocations", get(allocations).post(create_allocation))
         .route(
             "/v1/allocations/{id}",
-            get(allocation).patch(update_allocation).delete(delete_allocation),
+            get(allocation)
+                .patch(update_allocation)
+                .delete(delete_allocation),
         )
         .route("/v1/deploy_templates", get(templates).post(create_template))
         .route(
@@ -77,14 +79,22 @@ fn page_by<T>(items: &mut Vec<T>, args: &ListArgs, id: impl Fn(&T) -> String) ->
             Some(i) => {
                 items.drain(..=i);
             }
-            None => return Err(ApiError::not_found(format!("Marker {m} could not be found."))),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "Marker {m} could not be found."
+                )));
+            }
         }
     }
     items.truncate(args.limit);
     Ok(())
 }
 
-async fn conductors(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn conductors(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.exists_since(f::CONDUCTORS)?;
     let p = Params::parse(q.as_deref());
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
@@ -106,7 +116,10 @@ async fn conductors(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQue
         all.reverse();
     }
     all.truncate(args.limit);
-    let default: Vec<String> = ["hostname", "conductor_group", "alive"].iter().map(|s| s.to_string()).collect();
+    let default: Vec<String> = ["hostname", "conductor_group", "alive"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let fields = match (&args.fields, args.detail) {
         (Some(f), _) => Some(f.as_slice()),
         (None, true) => None,
@@ -146,7 +159,11 @@ async fn conductor(
 
 // ---- allocations ----
 
-async fn allocations(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn allocations(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.exists_since(f::ALLOCATIONS)?;
     let p = Params::parse(q.as_deref());
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
@@ -181,7 +198,15 @@ async fn allocations(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQu
             b
         })
         .collect();
-    let next = next_link(&ctx.base, "allocations", &p, &args, all.len(), all.last().map(|a| a.uuid.to_string()), None);
+    let next = next_link(
+        &ctx.base,
+        "allocations",
+        &p,
+        &args,
+        all.len(),
+        all.last().map(|a| a.uuid.to_string()),
+        None,
+    );
     Ok(ok(list_body("allocations", items, next)))
 }
 
@@ -197,7 +222,11 @@ async fn allocation(
     if let Some(fl) = &fields {
         check_fields_in(ALLOCATION_FIELDS, ctx.version, fl)?;
     }
-    let a = st.conductor().store().get_allocation(&Ident::parse(&id)).await?;
+    let a = st
+        .conductor()
+        .store()
+        .get_allocation(&Ident::parse(&id))
+        .await?;
     let mut b = Vec::new();
     render::write_allocation(&mut b, &ctx.render(&st), &a, fields.as_deref());
     Ok(ok(b))
@@ -209,12 +238,14 @@ fn string_list(k: &str, v: &Value) -> ApiResult<Vec<String>> {
         Value::Array(items) => items
             .iter()
             .map(|i| {
-                i.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| ApiError::bad_request(format!("Invalid {k}: {i} is not a string")))
+                i.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::bad_request(format!("Invalid {k}: {i} is not a string"))
+                })
             })
             .collect(),
-        other => Err(ApiError::bad_request(format!("Invalid {k}: {other} is not a list"))),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid {k}: {other} is not a list"
+        ))),
     }
 }
 
@@ -222,11 +253,17 @@ fn opt_string(k: &str, v: &Value) -> ApiResult<Option<String>> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        other => Err(ApiError::bad_request(format!("Invalid {k}: {other} is not a string"))),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid {k}: {other} is not a string"
+        ))),
     }
 }
 
-async fn create_allocation(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
+async fn create_allocation(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    body: Bytes,
+) -> ApiResult<Response> {
     ctx.exists_since(f::ALLOCATIONS)?;
     let body = parse_object(&body)?;
     let now = ironic_core::model::now();
@@ -249,7 +286,9 @@ async fn create_allocation(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes)
         match k.as_str() {
             "uuid" => {
                 if let Some(s) = opt_string(k, v)? {
-                    a.uuid = s.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID for uuid but received {s}.")))?;
+                    a.uuid = s.parse().map_err(|_| {
+                        ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
+                    })?;
                 }
             }
             "name" => {
@@ -260,8 +299,13 @@ async fn create_allocation(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes)
             }
             "resource_class" => {
                 a.resource_class = opt_string(k, v)?;
-                if a.resource_class.as_ref().is_some_and(|r| r.is_empty() || r.len() > 80) {
-                    return Err(ApiError::bad_request("Invalid resource_class: must be 1 to 80 characters"));
+                if a.resource_class
+                    .as_ref()
+                    .is_some_and(|r| r.is_empty() || r.len() > 80)
+                {
+                    return Err(ApiError::bad_request(
+                        "Invalid resource_class: must be 1 to 80 characters",
+                    ));
                 }
             }
             "traits" => {
@@ -274,12 +318,16 @@ async fn create_allocation(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes)
                 let names = string_list(k, v)?;
                 let mut uuids = Vec::with_capacity(names.len());
                 for n in names {
-                    let node = st.conductor().get_node(&Ident::parse(&n)).await.map_err(|e| match e {
-                        ironic_core::Error::NotFound { .. } => {
-                            ApiError::bad_request(format!("Node {n} could not be found."))
-                        }
-                        other => other.into(),
-                    })?;
+                    let node =
+                        st.conductor()
+                            .get_node(&Ident::parse(&n))
+                            .await
+                            .map_err(|e| match e {
+                                ironic_core::Error::NotFound { .. } => {
+                                    ApiError::bad_request(format!("Node {n} could not be found."))
+                                }
+                                other => other.into(),
+                            })?;
                     uuids.push(node.uuid.to_string());
                 }
                 a.candidate_nodes = uuids;
@@ -310,15 +358,22 @@ async fn create_allocation(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes)
         }
     }
     if a.node_uuid.is_none() && a.resource_class.is_none() {
-        return Err(ApiError::bad_request("The resource_class field is mandatory when not backfilling"));
+        return Err(ApiError::bad_request(
+            "The resource_class field is mandatory when not backfilling",
+        ));
     }
     if a.node_uuid.is_some() && !a.candidate_nodes.is_empty() {
-        return Err(ApiError::bad_request("Cannot use candidate_nodes when backfilling an allocation"));
+        return Err(ApiError::bad_request(
+            "Cannot use candidate_nodes when backfilling an allocation",
+        ));
     }
     let a = st.conductor().create_allocation(a).await?;
     let mut b = Vec::new();
     render::write_allocation(&mut b, &ctx.render(&st), &a, None);
-    Ok(created(&format!("{}/v1/allocations/{}", ctx.base, a.uuid), b))
+    Ok(created(
+        &format!("{}/v1/allocations/{}", ctx.base, a.uuid),
+        b,
+    ))
 }
 
 async fn update_allocation(
@@ -336,7 +391,11 @@ async fn update_allocation(
         &["name", "extra"]
     };
     patch::check_allowed(&ops, allowed)?;
-    let a = st.conductor().store().get_allocation(&Ident::parse(&id)).await?;
+    let a = st
+        .conductor()
+        .store()
+        .get_allocation(&Ident::parse(&id))
+        .await?;
     let mut doc = serde_json::to_value(&a).map_err(ApiError::internal)?;
     patch::apply(&mut doc, &ops)?;
     let mut u = a.clone();
@@ -357,7 +416,11 @@ async fn update_allocation(
     Ok(ok(b))
 }
 
-async fn delete_allocation(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_allocation(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     ctx.exists_since(f::ALLOCATIONS)?;
     st.conductor().delete_allocation(&Ident::parse(&id)).await?;
     Ok(no_content())
@@ -365,19 +428,32 @@ async fn delete_allocation(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Pa
 
 // ---- deploy templates ----
 
-const STEP_INTERFACES: &[&str] = &["bios", "deploy", "firmware", "management", "network", "power", "raid", "vendor"];
+const STEP_INTERFACES: &[&str] = &[
+    "bios",
+    "deploy",
+    "firmware",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "vendor",
+];
 
 fn parse_steps(v: &Value) -> ApiResult<Vec<DeployTemplateStep>> {
     let Value::Array(items) = v else {
         return Err(ApiError::bad_request("Invalid steps: expected a list"));
     };
     if items.is_empty() {
-        return Err(ApiError::bad_request("Invalid steps: at least one step is required"));
+        return Err(ApiError::bad_request(
+            "Invalid steps: at least one step is required",
+        ));
     }
     let mut out = Vec::with_capacity(items.len());
     for s in items {
         let Value::Object(m) = s else {
-            return Err(ApiError::bad_request(format!("Invalid step {s}: not an object")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid step {s}: not an object"
+            )));
         };
         for k in m.keys() {
             if !matches!(k.as_str(), "interface" | "step" | "args" | "priority") {
@@ -397,18 +473,26 @@ fn parse_steps(v: &Value) -> ApiResult<Vec<DeployTemplateStep>> {
             .get("step")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::bad_request("Invalid step: 'step' is a required non-empty string"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request("Invalid step: 'step' is a required non-empty string")
+            })?;
         let args = match m.get("args") {
             None | Some(Value::Null) => JsonMap::new(),
             Some(Value::Object(a)) => a.clone(),
-            Some(_) => return Err(ApiError::bad_request("Invalid step: 'args' must be an object")),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Invalid step: 'args' must be an object",
+                ));
+            }
         };
         let priority = match m.get("priority") {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),
             _ => None,
         }
-        .ok_or_else(|| ApiError::bad_request("Invalid step: 'priority' is a required non-negative integer"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("Invalid step: 'priority' is a required non-negative integer")
+        })?;
         out.push(DeployTemplateStep {
             interface: interface.to_owned(),
             step: step.to_owned(),
@@ -423,7 +507,11 @@ fn check_template_name(n: &str) -> ApiResult<()> {
     validate_trait(n).map_err(ApiError::bad_request)
 }
 
-async fn templates(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn templates(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.exists_since(f::DEPLOY_TEMPLATES)?;
     let p = Params::parse(q.as_deref());
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
@@ -447,7 +535,15 @@ async fn templates(State(st): State<ApiState>, ctx: ReqCtx, RawQuery(q): RawQuer
             b
         })
         .collect();
-    let next = next_link(&ctx.base, "deploy_templates", &p, &args, all.len(), all.last().map(|t| t.uuid.to_string()), None);
+    let next = next_link(
+        &ctx.base,
+        "deploy_templates",
+        &p,
+        &args,
+        all.len(),
+        all.last().map(|t| t.uuid.to_string()),
+        None,
+    );
     Ok(ok(list_body("deploy_templates", items, next)))
 }
 
@@ -463,13 +559,21 @@ async fn template(
     if let Some(fl) = &fields {
         check_fields_in(TEMPLATE_FIELDS, ctx.version, fl)?;
     }
-    let t = st.conductor().store().get_deploy_template(&Ident::parse(&id)).await?;
+    let t = st
+        .conductor()
+        .store()
+        .get_deploy_template(&Ident::parse(&id))
+        .await?;
     let mut b = Vec::new();
     render::write_template(&mut b, &ctx.render(&st), &t, fields.as_deref());
     Ok(ok(b))
 }
 
-async fn create_template(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
+async fn create_template(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    body: Bytes,
+) -> ApiResult<Response> {
     ctx.exists_since(f::DEPLOY_TEMPLATES)?;
     let body = parse_object(&body)?;
     for k in body.keys() {
@@ -484,9 +588,14 @@ async fn create_template(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_template_name(name)?;
-    let steps = parse_steps(body.get("steps").ok_or_else(|| ApiError::bad_request("'steps' is a required property"))?)?;
+    let steps = parse_steps(
+        body.get("steps")
+            .ok_or_else(|| ApiError::bad_request("'steps' is a required property"))?,
+    )?;
     let uuid = match body.get("uuid").and_then(Value::as_str) {
-        Some(s) => s.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID for uuid but received {s}.")))?,
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
+        })?,
         None => DeployTemplateId::new(),
     };
     let extra = match body.get("extra") {
@@ -505,7 +614,10 @@ async fn create_template(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -
     st.conductor().store().create_deploy_template(&t).await?;
     let mut b = Vec::new();
     render::write_template(&mut b, &ctx.render(&st), &t, None);
-    Ok(created(&format!("{}/v1/deploy_templates/{}", ctx.base, t.uuid), b))
+    Ok(created(
+        &format!("{}/v1/deploy_templates/{}", ctx.base, t.uuid),
+        b,
+    ))
 }
 
 async fn update_template(
@@ -517,14 +629,17 @@ async fn update_template(
     ctx.exists_since(f::DEPLOY_TEMPLATES)?;
     let ops = patch::parse(&body)?;
     patch::check_allowed(&ops, &["name", "steps", "extra"])?;
-    let t = st.conductor().store().get_deploy_template(&Ident::parse(&id)).await?;
+    let t = st
+        .conductor()
+        .store()
+        .get_deploy_template(&Ident::parse(&id))
+        .await?;
     let mut doc = serde_json::to_value(&t).map_err(ApiError::internal)?;
     patch::apply(&mut doc, &ops)?;
     let mut u = t.clone();
-    let name = doc
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("'/name' is a mandatory attribute and can not be removed"))?;
+    let name = doc.get("name").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request("'/name' is a mandatory attribute and can not be removed")
+    })?;
     check_template_name(name)?;
     u.name = name.to_owned();
     u.steps = parse_steps(doc.get("steps").ok_or_else(|| {
@@ -542,10 +657,21 @@ async fn update_template(
     Ok(ok(b))
 }
 
-async fn delete_template(State(st): State<ApiState>, ctx: ReqCtx, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_template(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     ctx.exists_since(f::DEPLOY_TEMPLATES)?;
-    let t = st.conductor().store().get_deploy_template(&Ident::parse(&id)).await?;
-    st.conductor().store().delete_deploy_template(t.uuid).await?;
+    let t = st
+        .conductor()
+        .store()
+        .get_deploy_template(&Ident::parse(&id))
+        .await?;
+    st.conductor()
+        .store()
+        .delete_deploy_template(t.uuid)
+        .await?;
     Ok(no_content())
 }
 
@@ -564,10 +690,15 @@ pub(super) async fn events(ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     }
     for e in events {
         let Value::Object(m) = e else {
-            return Err(ApiError::bad_request(format!("Invalid event {e}: not an object")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid event {e}: not an object"
+            )));
         };
         let kind = m.get("event").and_then(Value::as_str).unwrap_or("");
-        if !matches!(kind, "network.bind_port" | "network.unbind_port" | "network.delete_port") {
+        if !matches!(
+            kind,
+            "network.bind_port" | "network.unbind_port" | "network.delete_port"
+        ) {
             return Err(ApiError::bad_request(format!(
                 "Invalid event {kind:?}: expected network.bind_port, network.unbind_port or network.delete_port"
             )));
@@ -575,7 +706,13 @@ pub(super) async fn events(ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
         for k in m.keys() {
             if !matches!(
                 k.as_str(),
-                "event" | "port_id" | "mac_address" | "status" | "device_id" | "binding:host_id" | "binding:vnic_type"
+                "event"
+                    | "port_id"
+                    | "mac_address"
+                    | "status"
+                    | "device_id"
+                    | "binding:host_id"
+                    | "binding:vnic_type"
             ) {
                 return Err(ApiError::bad_request(format!(
                     "Invalid event: Additional properties are not allowed ('{k}' was unexpected)"
@@ -584,12 +721,18 @@ pub(super) async fn events(ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
         }
         match m.get("port_id").and_then(Value::as_str) {
             Some(p) if uuid::Uuid::parse_str(p).is_ok() => {}
-            _ => return Err(ApiError::bad_request("Invalid event: 'port_id' must be a UUID")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Invalid event: 'port_id' must be a UUID",
+                ));
+            }
         }
         if let Some(mac) = m.get("mac_address").and_then(Value::as_str)
             && mac.parse::<ironic_core::MacAddress>().is_err()
         {
-            return Err(ApiError::bad_request(format!("Invalid event: {mac} is not a MAC address")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid event: {mac} is not a MAC address"
+            )));
         }
         tracing::info!(event = kind, port = ?m.get("port_id"), "network event received");
     }
@@ -615,6 +758,9 @@ pub(super) async fn shards(State(st): State<ApiState>, ctx: ReqCtx) -> ApiResult
             *counts.entry(s).or_default() += 1;
         }
     }
-    let items: Vec<Value> = counts.into_iter().map(|(name, count)| json!({"name": name, "count": count})).collect();
+    let items: Vec<Value> = counts
+        .into_iter()
+        .map(|(name, count)| json!({"name": name, "count": count}))
+        .collect();
     ok_value(&json!({ "shards": items }))
 }

@@ -30,6 +30,7 @@ impl Ironic {
 
     /// Start on an existing data dir.
     pub fn start_in(dir: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Ironic {
+        let mut dir = dir;
         for _attempt in 0..5 {
             let port = free_port();
             let log = dir.path().join(format!("ironic-{port}.log"));
@@ -59,9 +60,9 @@ impl Ironic {
                 Err(retry) => {
                     let text = me.log_text();
                     if retry && text.contains("already in use") {
-                        let dir = me.take_dir();
+                        dir = me.take_dir();
                         drop(me);
-                        return Self::start_in(dir, extra_args, env);
+                        continue;
                     }
                     panic!("ironic did not start: {text}");
                 }
@@ -127,7 +128,9 @@ impl Ironic {
 impl Drop for Ironic {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -218,6 +221,10 @@ pub fn baremetal(url: &str, args: &[&str]) -> CliOut {
 /// Run `baremetal` and require success; returns stdout.
 pub fn bm(url: &str, args: &[&str]) -> String {
     let o = baremetal(url, args);
-    assert!(o.ok, "baremetal {args:?} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
+    assert!(
+        o.ok,
+        "baremetal {args:?} failed:\nstdout: {}\nstderr: {}",
+        o.stdout, o.stderr
+    );
     o.stdout
 }
