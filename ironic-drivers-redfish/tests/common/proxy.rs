@@ -228,13 +228,15 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     }
     let is_system = path.starts_with("/redfish/v1/Systems/")
         && path.trim_end_matches('/').matches('/').count() == 4;
-    if method == "GET" && is_system && st.hide_system_vmedia.load(Ordering::SeqCst) {
-        if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
-            if let Some(m) = v.as_object_mut() {
-                m.remove("VirtualMedia");
-            }
-            bytes = v.to_string().into_bytes();
+    if method == "GET"
+        && is_system
+        && st.hide_system_vmedia.load(Ordering::SeqCst)
+        && let Ok(mut v) = serde_json::from_slice::<Value>(&bytes)
+    {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("VirtualMedia");
         }
+        bytes = v.to_string().into_bytes();
     }
     if st.creds.is_some() && path.trim_end_matches('/') == "/redfish/v1" {
         // Advertise the session service in the service root.
