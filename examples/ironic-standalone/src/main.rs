@@ -23,10 +23,10 @@ struct Cli {
     /// TOML configuration file (every key is documented in ironic.example.toml).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address of the REST API (overrides [api] listen).
+    /// Address of the REST API (overrides `[api] listen`).
     #[arg(long, global = true, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Directory of the SQLite database (overrides [storage] data_dir).
+    /// Directory of the SQLite database (overrides `[storage] data_dir`).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
