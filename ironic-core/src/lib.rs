@@ -11,6 +11,8 @@ pub mod model;
 pub mod secret;
 pub mod states;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use conductor::{Conductor, ConductorConfig, NodeEvent, ProvisionRequest};
 pub use error::{DriverError, Error, ErrorKind, Result};

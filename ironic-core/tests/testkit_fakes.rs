@@ -1,0 +1,143 @@
+//! The fakes pass the whole conformance kit, through the interfaces a conductor
+//! resolves for a fake-hardware node.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ironic_core::driver::{RamdiskKind, RamdiskParams, Task};
+use ironic_core::fake::{self, Delay, FakeConfig};
+use ironic_core::testkit::{self, Outcome, Patience};
+use ironic_core::{InterfaceRegistry, Node};
+
+fn task(config: FakeConfig) -> (Task, fake::FakeControl) {
+    let mut reg = InterfaceRegistry::with_noop();
+    let control = fake::register(&mut reg, config);
+    let mut node = Node::new("fake-hardware");
+    reg.resolve_interfaces(&mut node).unwrap();
+    let driver = reg.driver_for(&node).unwrap();
+    (Task::new(node).with_driver(driver), control)
+}
+
+fn quick() -> Patience {
+    Patience {
+        timeout: Duration::from_secs(10),
+        interval: Duration::from_millis(5),
+    }
+}
+
+#[tokio::test]
+async fn fakes_pass_the_whole_kit() {
+    let (t, control) = task(FakeConfig::default());
+    let d = t.driver.clone().unwrap();
+    let power = testkit::run_power_suite(&*d.power, &t, &quick()).await;
+    power.print();
+    // the fake supports every action, so only the refusal check does not apply
+    assert_eq!(
+        power.not_applicable().len(),
+        2,
+        "{:?}",
+        power.not_applicable()
+    );
+    let mgmt = testkit::run_management_suite(&*d.management, &t, &quick()).await;
+    mgmt.print();
+    assert!(mgmt.passed() >= 5, "{mgmt:?}");
+    let params = RamdiskParams {
+        kind: RamdiskKind::Deploy,
+        kernel_params: BTreeMap::new(),
+    };
+    let boot = testkit::run_boot_suite(&*d.boot, &t, &params).await;
+    assert_eq!(boot.passed(), 5, "{boot:?}");
+    let deploy = testkit::run_deploy_suite(&*d.deploy, &t, &quick()).await;
+    assert_eq!(deploy.passed(), 4, "{deploy:?}");
+    for iface in [
+        &*d.power as &dyn ironic_core::driver::BaseInterface,
+        &*d.management,
+        &*d.boot,
+        &*d.deploy,
+    ] {
+        let o = testkit::validate_never_contacts_bmc(iface, &t, |t, addr| {
+            t.node.driver_info.insert("fake_address", addr.to_string());
+        })
+        .await;
+        assert_eq!(o, Outcome::Passed);
+    }
+    assert!(
+        control.calls("power.validate") >= 2,
+        "validate was exercised"
+    );
+}
+
+#[tokio::test]
+async fn the_kit_polls_slow_hardware() {
+    // every power call takes a while, as a real BMC's
+    let (t, _c) = task(FakeConfig {
+        power_delay: Delay::Range(Duration::from_millis(5), Duration::from_millis(30)),
+        ..FakeConfig::default()
+    });
+    let d = t.driver.clone().unwrap();
+    assert_eq!(
+        testkit::power_on_then_off_reaches_states(&*d.power, &t).await,
+        Outcome::Passed
+    );
+    assert_eq!(
+        testkit::reboot_powers_on_an_off_node(&*d.power, &t).await,
+        Outcome::Passed
+    );
+}
+
+#[tokio::test]
+#[should_panic(expected = "not reached within")]
+async fn the_kit_catches_a_power_interface_that_lies() {
+    // a BMC whose reads keep failing (retryable) never reaches the state
+    let (t, c) = task(FakeConfig::default());
+    c.fail_with_probability(
+        "power.get_power_state",
+        1.0,
+        ironic_core::ErrorKind::Timeout,
+        true,
+    );
+    let d = t.driver.clone().unwrap();
+    let p = Patience {
+        timeout: Duration::from_millis(100),
+        interval: Duration::from_millis(10),
+    };
+    testkit::power_on_then_off_reaches_states_within(&*d.power, &t, &p).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "instead of invalid parameter")]
+async fn the_kit_catches_a_wrong_error_kind() {
+    // management that fails unsupported devices with the wrong kind
+    let (t, c) = task(FakeConfig::default());
+    c.fail_next(
+        "management.set_boot_device",
+        1,
+        ironic_core::ErrorKind::Other,
+        false,
+    );
+    let d = t.driver.clone().unwrap();
+    testkit::unsupported_boot_device_is_invalid_parameter(&*d.management, &t).await;
+}
+
+/// A power "driver" whose validate pings the BMC: the kit must catch it.
+#[derive(Debug)]
+struct ChattyValidate;
+
+#[async_trait::async_trait]
+impl ironic_core::driver::BaseInterface for ChattyValidate {
+    fn validate(&self, task: &Task) -> Result<(), ironic_core::DriverError> {
+        let addr = task.node.driver_info.get_str("bmc").unwrap();
+        let _ = std::net::TcpStream::connect(addr);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "validate opened a TCP connection")]
+async fn the_kit_catches_a_validate_that_contacts_the_bmc() {
+    let (t, _c) = task(FakeConfig::default());
+    testkit::validate_never_contacts_bmc(&ChattyValidate, &t, |t, addr| {
+        t.node.driver_info.insert("bmc", addr.to_string());
+    })
+    .await;
+}
