@@ -137,7 +137,18 @@ pub(crate) async fn insert(client: &RedfishClient, slot: &Slot, url: &str) -> Re
     let resp = match media.insert_action() {
         Some(a) => {
             let body = json!({"Image": url, "Inserted": true, "WriteProtected": true});
-            client.post(&a.target, &body).await?
+            match client.post(&a.target, &body).await {
+                Ok(r) => r,
+                // Some BMCs refuse the optional parameters: try with the image alone.
+                Err(e) if e.status() == Some(400) => {
+                    tracing::info!(bmc = %client.address, slot = %path, error = %e, "InsertMedia refused; retrying with Image only");
+                    client
+                        .post(&a.target, &json!({"Image": url}))
+                        .await
+                        .map_err(|_| e)?
+                }
+                Err(e) => return Err(e),
+            }
         }
         None => {
             let (_, etag): (Value, _) = client.get_with_etag(path).await?;

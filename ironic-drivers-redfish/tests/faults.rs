@@ -129,11 +129,14 @@ async fn expired_session_logs_in_again() {
     // Wrong password at session creation: clear and not retryable.
     let t = task(
         &proxy.address,
-        json!({"redfish_username": "admin", "redfish_password": "nope", "redfish_auth_type": "session"}),
+        json!({"redfish_username": "admin", "redfish_password": "wr0ng-Secret", "redfish_auth_type": "session"}),
     );
     let e = power.get_power_state(&t).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
     assert!(!e.is_retryable());
+    // The BMC echoed the password; the error does not.
+    assert!(e.message().contains("invalid credentials"), "{e}");
+    assert!(!e.message().contains("wr0ng-Secret"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -92,7 +92,17 @@ impl Auth {
             address: address.to_owned(),
             user: self.user.clone().unwrap_or_else(|| "(none)".into()),
             status: resp.status,
-            detail: models::error_messages(&resp.body),
+            detail: self.redact(models::error_messages(&resp.body)),
+        }
+    }
+
+    /// `text` with the password masked, in case a BMC echoes it in an error.
+    pub(crate) fn redact(&self, text: String) -> String {
+        match &self.password {
+            Some(p) if !p.is_empty() && text.contains(p.expose()) => {
+                text.replace(p.expose(), ironic_core::secret::MASK)
+            }
+            _ => text,
         }
     }
 

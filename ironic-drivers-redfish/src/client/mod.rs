@@ -300,7 +300,7 @@ impl RedfishClient {
             method: method.to_string(),
             url: self.url(path),
             status: resp.status,
-            detail: models::error_messages(&resp.body),
+            detail: self.auth.redact(models::error_messages(&resp.body)),
         })
     }
 

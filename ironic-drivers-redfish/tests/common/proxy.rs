@@ -136,7 +136,11 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         if method == "POST" && path.trim_end_matches('/') == "/redfish/v1/SessionService/Sessions" {
             let v: Value = serde_json::from_slice(&body).unwrap_or_default();
             if v["UserName"] != *user || v["Password"] != *pass {
-                return error(401, "invalid credentials");
+                // Like a sloppy BMC, echo what was sent.
+                return error(
+                    401,
+                    &format!("invalid credentials {} / {}", v["UserName"], v["Password"]),
+                );
             }
             st.logins.fetch_add(1, Ordering::SeqCst);
             let id = st.counter.fetch_add(1, Ordering::SeqCst);
