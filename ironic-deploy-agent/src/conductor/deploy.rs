@@ -105,7 +105,8 @@ impl AgentDeploy {
         let driver = task.driver()?.clone();
         let params = self.ramdisk_params(task);
         driver.boot.prepare_ramdisk(task, &params).await?;
-        driver.power.reboot(task, self.cfg.power_timeout).await?;
+        task.node_power_action(PowerAction::Reboot, self.cfg.power_timeout)
+            .await?;
         Ok(StepOutcome::Wait)
     }
 
@@ -216,10 +217,7 @@ impl AgentDeploy {
         {
             tracing::info!(node = %task.node.uuid, error = %e, "agent power_off failed; powering off via the BMC");
         }
-        let driver = task.driver()?.clone();
-        driver
-            .power
-            .set_power_state(task, PowerAction::PowerOff, self.cfg.power_timeout)
+        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
             .await?;
         Self::wipe_agent(task);
         Ok(StepOutcome::Done)
@@ -306,10 +304,7 @@ impl BaseInterface for AgentDeploy {
                 Ok(StepOutcome::Done)
             }
             (StepKind::Deploy, "boot_instance") => {
-                let driver = task.driver()?.clone();
-                driver
-                    .power
-                    .set_power_state(task, PowerAction::PowerOn, self.cfg.power_timeout)
+                task.node_power_action(PowerAction::PowerOn, self.cfg.power_timeout)
                     .await?;
                 Ok(StepOutcome::Done)
             }
@@ -331,11 +326,9 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down(&self, task: &mut Task) -> Result<(), DriverError> {
-        let driver = task.driver()?.clone();
-        driver
-            .power
-            .set_power_state(task, PowerAction::PowerOff, self.cfg.power_timeout)
+        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
             .await?;
+        let driver = task.driver()?.clone();
         driver.network.unconfigure_tenant_networks(task).await?;
         driver.boot.clean_up_instance(task).await?;
         Self::wipe_agent(task);
@@ -423,8 +416,9 @@ impl DeployInterface for AgentDeploy {
                     self.client(task)?.finalize_rescue(&pw).await.map_err(err)?;
                     Ok(HeartbeatOutcome::Continue)
                 }
-                // the ramdisk is up (deploy / clean / service wait): go on
-                _ => Ok(HeartbeatOutcome::Continue),
+                _ if ramdisk_just_booted(&task.node) => Ok(HeartbeatOutcome::Continue),
+                // another step waits (an out-of-band one, or `wait`): not ours to end
+                _ => Ok(HeartbeatOutcome::Wait),
             };
         };
         let name = pending
@@ -483,7 +477,85 @@ impl DeployInterface for AgentDeploy {
     }
 }
 
+/// Whether a heartbeat without a pending agent command means "the ramdisk we
+/// booted is up, go on" (Ironic's `in_core_deploy_step` / first clean heartbeat):
+/// in `wait call-back` while the `deploy.deploy` step (which boots the ramdisk)
+/// is current, or in `clean wait` / `service wait` before any step ran. Any
+/// other waiting step is someone else's to finish.
+fn ramdisk_just_booted(node: &ironic_core::Node) -> bool {
+    let is = |step: &ironic_core::model::JsonMap, iface: &str, name: &str| {
+        step.get("interface").and_then(Value::as_str) == Some(iface)
+            && step.get("step").and_then(Value::as_str) == Some(name)
+    };
+    match node.provision_state {
+        ProvisionState::DeployWait => {
+            node.deploy_step.is_empty() || is(&node.deploy_step, "deploy", "deploy")
+        }
+        ProvisionState::CleanWait => node.clean_step.is_empty(),
+        ProvisionState::ServiceWait => node.service_step.is_empty(),
+        _ => false,
+    }
+}
+
 /// The node fields the agent sees (for tests and callers).
 pub fn agent_node_view(task: &Task) -> Value {
     node_view(&task.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironic_core::Node;
+
+    fn hb() -> Heartbeat {
+        Heartbeat {
+            callback_url: "http://127.0.0.1:9".into(),
+            agent_version: Some("x".into()),
+            agent_verify_ca: None,
+            agent_status: None,
+            agent_status_message: None,
+        }
+    }
+
+    async fn outcome(state: ProvisionState, f: impl FnOnce(&mut Node)) -> HeartbeatOutcome {
+        let mut n = Node::new("fake-hardware");
+        n.provision_state = state;
+        f(&mut n);
+        let mut task = Task::new(n);
+        AgentDeploy::default()
+            .heartbeat(&mut task, &hb())
+            .await
+            .unwrap()
+    }
+
+    fn step(iface: &str, name: &str) -> ironic_core::model::JsonMap {
+        json!({"interface": iface, "step": name, "priority": 10, "args": {}})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn first_heartbeat_continues_only_after_the_ramdisk_boot() {
+        use HeartbeatOutcome::*;
+        use ProvisionState::*;
+        let core = step("deploy", "deploy");
+        assert_eq!(
+            outcome(DeployWait, |n| n.deploy_step = core.clone()).await,
+            Continue
+        );
+        // another interface's step waits without an agent command: keep waiting
+        let bios = step("bios", "apply_configuration");
+        assert_eq!(outcome(DeployWait, |n| n.deploy_step = bios).await, Wait);
+        let wait = step("deploy", "wait");
+        assert_eq!(outcome(DeployWait, |n| n.deploy_step = wait).await, Wait);
+        assert_eq!(outcome(CleanWait, |_| {}).await, Continue);
+        let erase = step("deploy", "erase_devices");
+        assert_eq!(
+            outcome(CleanWait, |n| n.clean_step = erase.clone()).await,
+            Wait
+        );
+        assert_eq!(outcome(ServiceWait, |_| {}).await, Continue);
+        assert_eq!(outcome(InspectWait, |_| {}).await, Wait);
+    }
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod rack;
+
 use rand::{Rng, SeedableRng};
 use sha2::Digest;
 
