@@ -312,50 +312,57 @@ impl Worker {
         }
     }
 
-    async fn target(&self, suite: CipherSuite) -> Result<Target, Error> {
-        let bmc = self.info.bmc();
-        let mut addrs = tokio::net::lookup_host((self.info.address.as_str(), self.info.port))
-            .await
-            .map_err(|source| Error::Unreachable {
-                bmc: bmc.clone(),
-                source,
-            })?;
-        let addr = addrs.next().ok_or_else(|| Error::Unreachable {
-            bmc: bmc.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the address resolves to nothing",
-            ),
-        })?;
-        Ok(Target {
-            bmc,
-            addr,
-            user: self.info.username.clone(),
-            password: self.info.password.clone(),
-            kg: self.info.kg.clone(),
-            suite,
-            privilege: self.info.priv_level,
-            packet_timeout: self.info.packet_timeout,
-            packet_retries: self.info.packet_retries,
-        })
-    }
-
     async fn open(&mut self) -> Result<Session, Error> {
-        match self.suite {
-            Some(suite) => Session::open(&self.target(suite).await?).await,
-            None => match Session::open(&self.target(CipherSuite::Suite17).await?).await {
-                Ok(s) => {
-                    self.suite = Some(CipherSuite::Suite17);
-                    Ok(s)
-                }
-                Err(Error::CipherSuite { .. }) => {
-                    let s = Session::open(&self.target(CipherSuite::Suite3).await?).await?;
-                    tracing::debug!(bmc = %self.info.bmc(), "BMC has no cipher suite 17; using 3");
-                    self.suite = Some(CipherSuite::Suite3);
-                    Ok(s)
-                }
-                Err(e) => Err(e),
-            },
-        }
+        let (s, suite) = open_session(&self.info, self.suite).await?;
+        self.suite = Some(suite);
+        Ok(s)
+    }
+}
+
+async fn target(info: &IpmiDriverInfo, suite: CipherSuite) -> Result<Target, Error> {
+    let bmc = info.bmc();
+    let mut addrs = tokio::net::lookup_host((info.address.as_str(), info.port))
+        .await
+        .map_err(|source| Error::Unreachable {
+            bmc: bmc.clone(),
+            source,
+        })?;
+    let addr = addrs.next().ok_or_else(|| Error::Unreachable {
+        bmc: bmc.clone(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the address resolves to nothing",
+        ),
+    })?;
+    Ok(Target {
+        bmc,
+        addr,
+        user: info.username.clone(),
+        password: info.password.clone(),
+        kg: info.kg.clone(),
+        suite,
+        privilege: info.priv_level,
+        packet_timeout: info.packet_timeout,
+        packet_retries: info.packet_retries,
+    })
+}
+
+/// Open a session with `suite`, or when `None` with suite 17 and, if the BMC refuses
+/// it, suite 3. Returns the suite that worked.
+pub(crate) async fn open_session(
+    info: &IpmiDriverInfo,
+    suite: Option<CipherSuite>,
+) -> Result<(Session, CipherSuite), Error> {
+    match suite {
+        Some(suite) => Ok((Session::open(&target(info, suite).await?).await?, suite)),
+        None => match Session::open(&target(info, CipherSuite::Suite17).await?).await {
+            Ok(s) => Ok((s, CipherSuite::Suite17)),
+            Err(Error::CipherSuite { .. }) => {
+                let s = Session::open(&target(info, CipherSuite::Suite3).await?).await?;
+                tracing::debug!(bmc = %info.bmc(), "BMC has no cipher suite 17; using 3");
+                Ok((s, CipherSuite::Suite3))
+            }
+            Err(e) => Err(e),
+        },
     }
 }

@@ -2,6 +2,7 @@
 
 mod client;
 pub mod config;
+mod console;
 mod error;
 mod management;
 mod power;
@@ -14,6 +15,7 @@ use ironic_core::InterfaceRegistry;
 use ironic_core::hardware::{GENERIC, HardwareType};
 
 pub use config::{IpmiConfig, IpmiDriverInfo};
+pub use console::{CONSOLE_NAME, IpmiConsole};
 pub use management::{IpmiManagement, SUPPORTED_BOOT_DEVICES};
 pub use power::IpmiPower;
 pub use session::Privilege;
@@ -31,7 +33,7 @@ pub const IPMI_HARDWARE: HardwareType = HardwareType {
     name: "ipmi",
     power: &[NAME],
     management: &[NAME, "noop"],
-    console: &["ipmitool-socat", "no-console"],
+    console: &[CONSOLE_NAME, "no-console"],
     vendor: &[NAME, "no-vendor"],
     ..GENERIC
 };
@@ -44,27 +46,33 @@ pub struct IpmiInterfaces {
     pub power: Arc<IpmiPower>,
     /// Management.
     pub management: Arc<IpmiManagement>,
+    /// Serial console (`ipmitool-socat`).
+    pub console: Arc<IpmiConsole>,
 }
 
 impl IpmiInterfaces {
     /// Build the interfaces (for callers that hold them directly rather than
     /// through an [`InterfaceRegistry`]).
     pub fn new(config: IpmiConfig) -> Self {
+        let console = Arc::new(IpmiConsole::new(config.clone()));
         let client = Arc::new(client::IpmiClient::new(config));
         IpmiInterfaces {
             power: Arc::new(IpmiPower::new(client.clone())),
             management: Arc::new(IpmiManagement::new(client)),
+            console,
         }
     }
 }
 
-/// Register the `ipmitool` power and management interfaces and the `ipmi` hardware
-/// type. One client (and so one session per BMC) is shared by all of them.
+/// Register the `ipmitool` power and management interfaces, the `ipmitool-socat`
+/// console interface and the `ipmi` hardware type. Power and management share one
+/// client (one session per BMC); each console client gets its own SOL session.
 pub fn register(registry: &mut InterfaceRegistry, config: IpmiConfig) {
     let i = IpmiInterfaces::new(config);
     registry
         .register_power(NAME, i.power)
         .register_management(NAME, i.management)
+        .register_console(CONSOLE_NAME, i.console)
         .register_hardware_type(IPMI_HARDWARE);
 }
 

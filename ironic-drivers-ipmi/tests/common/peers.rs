@@ -274,7 +274,9 @@ impl PyghmiBmcs {
     /// Start `count` BMCs in one Python process.
     pub fn start(count: usize) -> PyghmiBmcs {
         let py = pyghmi_python();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pyghmi_bmc.py");
+        // also built into the ipmi-fleet bench, a sibling crate
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ironic-drivers-ipmi/tests/peers/pyghmi_bmc.py");
         let mut child = Command::new(&py)
             .arg("-u")
             .arg(&script)
@@ -326,6 +328,20 @@ impl PyghmiBmcs {
     /// Lines the BMCs logged ("BMC PORT power on", "BMC PORT nmi", ...).
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the BMCs log `line` within `wait` (the log is read by a thread).
+    pub fn logged(&self, line: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l == line) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
