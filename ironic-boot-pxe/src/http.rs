@@ -213,6 +213,21 @@ impl HttpBootServer {
         Ok(HttpBootServer { local_addr, task })
     }
 
+    /// Serve `app` on a listener bound elsewhere (in another network namespace,
+    /// or handed over by a service manager). Call inside a tokio runtime.
+    pub fn from_std(listener: std::net::TcpListener, app: Router) -> io::Result<HttpBootServer> {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let local_addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(addr = %local_addr, error = %e, "HTTP boot server stopped");
+            }
+        });
+        tracing::info!(addr = %local_addr, "HTTP boot server listening");
+        Ok(HttpBootServer { local_addr, task })
+    }
+
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

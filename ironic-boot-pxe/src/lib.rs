@@ -27,7 +27,7 @@ pub use http_boot::HttpBoot;
 pub use ipxe::IpxeBoot;
 pub use network::DhcpNetwork;
 pub use pxe::PxeBoot;
-pub use tftp::{TftpOptions, TftpServer};
+pub use tftp::{TftpOptions, TftpServer, TftpStats};
 
 /// The crate's name, for logs.
 pub const NAME: &str = "ironic-boot-pxe";

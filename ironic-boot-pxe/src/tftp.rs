@@ -15,6 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -51,9 +52,28 @@ impl Default for TftpOptions {
     }
 }
 
+/// Counters of a running server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TftpStats {
+    /// Read requests that opened a file (transfers started).
+    pub opened: u64,
+    /// Requests refused (paths leaving the root, writes).
+    pub refused: u64,
+    /// Requests for files that do not exist.
+    pub not_found: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    opened: AtomicU64,
+    refused: AtomicU64,
+    not_found: AtomicU64,
+}
+
 /// A running TFTP server. Stops when dropped (or with [`TftpServer::shutdown`]).
 pub struct TftpServer {
     local_addr: SocketAddr,
+    counters: Arc<Counters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -76,13 +96,18 @@ impl TftpServer {
     ) -> io::Result<TftpServer> {
         let socket = UdpSocket::bind(addr)?;
         let local_addr = socket.local_addr()?;
+        let counters = Arc::new(Counters::default());
+        let handler = FileHandler {
+            files,
+            counters: Arc::clone(&counters),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread = std::thread::Builder::new()
             .name(format!("tftp-{local_addr}"))
             .spawn(move || {
                 futures_lite::future::block_on(async move {
-                    let builder = TftpServerBuilder::with_handler(FileHandler { files })
+                    let builder = TftpServerBuilder::with_handler(handler)
                         .block_size_limit(options.max_block_size.clamp(8, 65464))
                         .window_size_limit(options.max_window_size.max(1))
                         .timeout(options.timeout)
@@ -116,6 +141,7 @@ impl TftpServer {
         tracing::info!(addr = %local_addr, "TFTP server listening");
         Ok(TftpServer {
             local_addr,
+            counters,
             stop: Some(tx),
             thread: Some(thread),
         })
@@ -124,6 +150,15 @@ impl TftpServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the server has done so far.
+    pub fn stats(&self) -> TftpStats {
+        TftpStats {
+            opened: self.counters.opened.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
+            not_found: self.counters.not_found.load(Ordering::Relaxed),
+        }
     }
 
     /// Stop serving and wait for the server thread (transfers in flight are dropped).
@@ -149,6 +184,7 @@ impl Drop for TftpServer {
 
 struct FileHandler {
     files: Arc<BootFiles>,
+    counters: Arc<Counters>,
 }
 
 /// What a transfer reads from.
@@ -180,12 +216,14 @@ impl Handler for FileHandler {
         path: &Path,
     ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
         let Some(name) = path.to_str() else {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%client, "TFTP request for a non-UTF-8 path refused");
             return Err(packet::Error::PermissionDenied);
         };
         match self.files.open(name) {
             Ok(file) => {
                 let len = file.len();
+                self.counters.opened.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%client, path = name, len, "TFTP read");
                 let reader = match file {
                     BootFile::Memory(b) => Reader::Memory(Cursor::new(b)),
@@ -196,10 +234,12 @@ impl Handler for FileHandler {
                 Ok((reader, Some(len)))
             }
             Err(OpenError::Refused(p)) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%client, path = %p, "TFTP request refused: path leaves the boot root");
                 Err(packet::Error::PermissionDenied)
             }
             Err(e) => {
+                self.counters.not_found.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%client, path = name, error = %e, "TFTP file not found");
                 Err(packet::Error::FileNotFound)
             }
@@ -212,6 +252,7 @@ impl Handler for FileHandler {
         path: &Path,
         _size: Option<u64>,
     ) -> Result<Self::Writer, packet::Error> {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%client, path = %path.display(), "TFTP write refused: the server is read-only");
         Err(packet::Error::Msg("read-only server".into()))
     }

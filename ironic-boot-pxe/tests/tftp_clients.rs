@@ -107,6 +107,10 @@ fn tftp_hpa_gets_files_and_is_refused_traversal() {
         .arg("uploaded"));
     assert!(log.contains("Error code") || log.contains("error"), "{log}");
     assert!(!lab.root.join("uploaded").exists());
+    let st = lab.server.stats();
+    assert_eq!(st.opened, 2, "{st:?}");
+    assert_eq!(st.not_found, 1, "{st:?}");
+    assert_eq!(st.refused, 4, "{st:?}");
     drop(lab.files);
 }
 

@@ -96,6 +96,8 @@ pub fn boot_file(boot: &BootOptions, kind: ClientKind) -> Option<&str> {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) message: Message,
+    /// What the client was taken for.
+    pub(crate) kind: ClientKind,
     /// Where to send it; `None` = broadcast to port 68 on the interface.
     pub(crate) to: Option<SocketAddrV4>,
 }
@@ -349,13 +351,14 @@ fn reply(
     }
     match kind {
         _ if boot.is_none() => {}
-        ClientKind::PxeBios | ClientKind::PxeUefi => {
+        // A ProxyDHCP offer must say PXEClient (option 60) and carry PXE vendor
+        // options (43: discovery control 8 = boot the file name given, PXE spec
+        // 2.1). A server's offer must not: UEFI PXE (EDK2) takes a PXEClient
+        // offer without a boot menu for a BINL offer and asks port 4011, where
+        // a plain server does not listen; without option 60 it boots the file.
+        ClientKind::PxeBios | ClientKind::PxeUefi if config.mode == DhcpMode::Proxy => {
             opts.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
-            if config.mode == DhcpMode::Proxy {
-                // PXE discovery control: boot from the file name given, no
-                // boot server discovery (PXE spec 2.1, option 43 sub-option 6).
-                opts.insert(DhcpOption::VendorExtensions(vec![6, 1, 8, 255]));
-            }
+            opts.insert(DhcpOption::VendorExtensions(vec![6, 1, 8, 255]));
         }
         ClientKind::UefiHttp => {
             opts.insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
@@ -385,7 +388,11 @@ fn reply(
     } else {
         None
     };
-    Reply { message: m, to }
+    Reply {
+        message: m,
+        kind,
+        to,
+    }
 }
 
 fn nak(config: &DhcpConfig, req: &Message) -> Reply {
@@ -405,7 +412,11 @@ fn nak(config: &DhcpConfig, req: &Message) -> Reply {
     } else {
         Some(SocketAddrV4::new(req.giaddr(), 67))
     };
-    Reply { message: m, to }
+    Reply {
+        message: m,
+        kind: classify(req.opts()),
+        to,
+    }
 }
 
 #[cfg(test)]
@@ -511,6 +522,15 @@ mod tests {
             assert_eq!(file_of(&rep).as_deref(), want, "{opts:?}");
             assert_eq!(rep.message.yiaddr(), Ipv4Addr::new(10, 99, 0, 10));
             assert_eq!(rep.message.opts().msg_type(), Some(MessageType::Offer));
+            // A server's PXE offers are plain DHCP offers with a file name.
+            if !matches!(want, Some(w) if w.starts_with("http://10.99.0.1:8080/snponly")) {
+                assert!(
+                    rep.message
+                        .opts()
+                        .get(OptionCode::ClassIdentifier)
+                        .is_none()
+                );
+            }
         }
     }
 

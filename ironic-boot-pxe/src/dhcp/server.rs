@@ -149,6 +149,7 @@ async fn serve(
             }
         };
         tracing::debug!(
+            kind = ?reply.kind,
             mac = ?reply.message.chaddr(),
             yiaddr = %reply.message.yiaddr(),
             msg = ?reply.message.opts().msg_type(),
