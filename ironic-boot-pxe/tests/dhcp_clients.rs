@@ -60,7 +60,7 @@ fn udhcpc(ns: &Netns, extra: &[&str]) -> Option<HashMap<String, String>> {
     let (ok, log) = run(ns
         .command(udhcpc)
         .args([
-            "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-O", "tftp", "-O", "bootfile",
+            "-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "2", "-O", "tftp", "-O", "bootfile",
             "-s",
         ])
         .arg(&script)
@@ -310,11 +310,17 @@ async fn proxy_dhcp_answers_beside_dnsmasq() {
     let res = Arc::new(Reservations::default());
     res.insert(reservation(None));
     let _proxy = start(&lab, DhcpConfig::proxy(SERVER_IP), Arc::clone(&res));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    // A plain client (udhcpc) is left to dnsmasq: the proxy stays silent.
     let dnsmasq_log =
         || std::fs::read_to_string(dir.path().join("dnsmasq.log")).unwrap_or_default();
+    // dnsmasq logs its DHCP range once its sockets are bound.
+    for _ in 0..100 {
+        if dnsmasq_log().contains("DHCP, sockets bound") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A plain client (udhcpc) is left to dnsmasq: the proxy stays silent.
     let env = tokio::task::block_in_place(|| udhcpc(&cli, &[]))
         .unwrap_or_else(|| panic!("no lease from dnsmasq: {}", dnsmasq_log()));
     assert_eq!(env.get("serverid").map(String::as_str), Some("10.99.0.2"));
