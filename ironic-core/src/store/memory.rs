@@ -28,6 +28,11 @@ struct Data {
     bios: HashMap<NodeId, Vec<BiosSetting>>,
     firmware: HashMap<NodeId, Vec<FirmwareComponent>>,
     inventory: HashMap<NodeId, serde_json::Value>,
+    // indexes
+    node_names: HashMap<String, NodeId>,
+    node_instances: HashMap<String, NodeId>,
+    port_addresses: HashMap<MacAddress, PortId>,
+    node_ports: HashMap<NodeId, std::collections::BTreeSet<(u64, PortId)>>,
 }
 
 impl Data {
@@ -39,34 +44,67 @@ impl Data {
     fn find_node(&self, ident: &Ident) -> StoreResult<&(u64, Node)> {
         let found = match ident {
             Ident::Uuid(u) => self.nodes.get(&NodeId(*u)),
-            Ident::Name(n) => self
-                .nodes
-                .values()
-                .find(|(_, node)| node.name.as_deref() == Some(n.as_str())),
+            Ident::Name(n) => self.node_names.get(n).and_then(|id| self.nodes.get(id)),
         };
         found.ok_or_else(|| StoreError::not_found("Node", ident))
     }
 
     fn check_node_unique(&self, node: &Node) -> StoreResult<()> {
-        for (_, other) in self.nodes.values() {
-            if other.uuid == node.uuid {
-                continue;
-            }
-            if node.name.is_some() && other.name == node.name {
-                return Err(StoreError::Duplicate(format!(
-                    "A node with name {} already exists.",
-                    node.name.as_deref().unwrap_or_default()
-                )));
-            }
-            if node.instance_uuid.is_some() && other.instance_uuid == node.instance_uuid {
-                return Err(StoreError::Duplicate(format!(
-                    "Instance {} is already associated with a node, it cannot be associated with this other node {}",
-                    node.instance_uuid.as_deref().unwrap_or_default(),
-                    node.uuid
-                )));
-            }
+        if let Some(name) = &node.name
+            && self.node_names.get(name).is_some_and(|o| *o != node.uuid)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "A node with name {name} already exists."
+            )));
+        }
+        if let Some(inst) = &node.instance_uuid
+            && self
+                .node_instances
+                .get(inst)
+                .is_some_and(|o| *o != node.uuid)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "Instance {inst} is already associated with a node, it cannot be associated with this other node {}",
+                node.uuid
+            )));
         }
         Ok(())
+    }
+
+    fn unindex_node(&mut self, node: &Node) {
+        if let Some(n) = &node.name {
+            self.node_names.remove(n);
+        }
+        if let Some(i) = &node.instance_uuid {
+            self.node_instances.remove(i);
+        }
+    }
+
+    fn index_node(&mut self, node: &Node) {
+        if let Some(n) = &node.name {
+            self.node_names.insert(n.clone(), node.uuid);
+        }
+        if let Some(i) = &node.instance_uuid {
+            self.node_instances.insert(i.clone(), node.uuid);
+        }
+    }
+
+    fn unindex_port(&mut self, id: u64, port: &Port) {
+        self.port_addresses.remove(&port.address);
+        if let Some(set) = self.node_ports.get_mut(&port.node_uuid) {
+            set.remove(&(id, port.uuid));
+            if set.is_empty() {
+                self.node_ports.remove(&port.node_uuid);
+            }
+        }
+    }
+
+    fn index_port(&mut self, id: u64, port: &Port) {
+        self.port_addresses.insert(port.address, port.uuid);
+        self.node_ports
+            .entry(port.node_uuid)
+            .or_default()
+            .insert((id, port.uuid));
     }
 
     fn check_port_unique(&self, port: &Port) -> StoreResult<()> {
@@ -78,17 +116,24 @@ impl Data {
         {
             return Err(StoreError::not_found("Portgroup", pg));
         }
+        if self
+            .port_addresses
+            .get(&port.address)
+            .is_some_and(|o| *o != port.uuid)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "A port with MAC address {} already exists.",
+                port.address
+            )));
+        }
+        if port.name.is_none() {
+            return Ok(());
+        }
         for (_, other) in self.ports.values() {
             if other.uuid == port.uuid {
                 continue;
             }
-            if other.address == port.address {
-                return Err(StoreError::Duplicate(format!(
-                    "A port with MAC address {} already exists.",
-                    port.address
-                )));
-            }
-            if port.name.is_some() && other.name == port.name {
+            if other.name == port.name {
                 return Err(StoreError::Duplicate(format!(
                     "A port with name {} already exists.",
                     port.name.as_deref().unwrap_or_default()
@@ -303,6 +348,7 @@ impl Store for MemoryStore {
         }
         d.check_node_unique(node)?;
         let id = d.next_id();
+        d.index_node(node);
         d.nodes.insert(node.uuid, (id, node.clone()));
         Ok(())
     }
@@ -317,19 +363,27 @@ impl Store for MemoryStore {
             return Err(StoreError::not_found("Node", node.uuid));
         }
         d.check_node_unique(node)?;
+        let old = d.nodes.get(&node.uuid).expect("checked above").1.clone();
+        d.unindex_node(&old);
+        d.index_node(node);
         let entry = d.nodes.get_mut(&node.uuid).expect("checked above");
-        let reservation = entry.1.reservation.take();
-        entry.1 = node.clone();
-        entry.1.reservation = reservation;
+        let mut new = node.clone();
+        new.reservation = old.reservation;
+        entry.1 = new;
         Ok(())
     }
 
     async fn delete_node(&self, id: NodeId) -> StoreResult<()> {
         let mut d = self.lock();
-        if d.nodes.remove(&id).is_none() {
+        let Some((_, old)) = d.nodes.remove(&id) else {
             return Err(StoreError::not_found("Node", id));
+        };
+        d.unindex_node(&old);
+        for (_, pid) in d.node_ports.remove(&id).unwrap_or_default() {
+            if let Some((_, p)) = d.ports.remove(&pid) {
+                d.port_addresses.remove(&p.address);
+            }
         }
-        d.ports.retain(|_, (_, p)| p.node_uuid != id);
         d.portgroups.retain(|_, (_, p)| p.node_uuid != id);
         d.history.remove(&id);
         d.bios.remove(&id);
@@ -422,6 +476,7 @@ impl Store for MemoryStore {
         }
         d.check_port_unique(port)?;
         let id = d.next_id();
+        d.index_port(id, port);
         d.ports.insert(port.uuid, (id, port.clone()));
         Ok(())
     }
@@ -442,9 +497,9 @@ impl Store for MemoryStore {
 
     async fn get_port_by_address(&self, address: MacAddress) -> StoreResult<Port> {
         let d = self.lock();
-        d.ports
-            .values()
-            .find(|(_, p)| p.address == address)
+        d.port_addresses
+            .get(&address)
+            .and_then(|id| d.ports.get(id))
             .map(|(_, p)| p.clone())
             .ok_or_else(|| StoreError::not_found("Port", address))
     }
@@ -455,23 +510,36 @@ impl Store for MemoryStore {
             return Err(StoreError::not_found("Port", port.uuid));
         }
         d.check_port_unique(port)?;
+        let (id, old) = d.ports.get(&port.uuid).cloned().expect("checked above");
+        d.unindex_port(id, &old);
+        d.index_port(id, port);
         d.ports.get_mut(&port.uuid).expect("checked above").1 = port.clone();
         Ok(())
     }
 
     async fn delete_port(&self, id: PortId) -> StoreResult<()> {
         let mut d = self.lock();
-        d.ports
+        let (seq, old) = d
+            .ports
             .remove(&id)
-            .map(|_| ())
-            .ok_or_else(|| StoreError::not_found("Port", id))
+            .ok_or_else(|| StoreError::not_found("Port", id))?;
+        d.unindex_port(seq, &old);
+        Ok(())
     }
 
     async fn list_ports(&self, q: &PortQuery) -> StoreResult<Vec<Port>> {
         let d = self.lock();
-        let items: Vec<_> = d
-            .ports
-            .values()
+        let candidates: Box<dyn Iterator<Item = &(u64, Port)>> = match q.node {
+            Some(n) => Box::new(
+                d.node_ports
+                    .get(&n)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, id)| d.ports.get(id)),
+            ),
+            None => Box::new(d.ports.values()),
+        };
+        let items: Vec<_> = candidates
             .filter(|(_, p)| {
                 q.node.is_none_or(|n| p.node_uuid == n)
                     && q.portgroup.is_none_or(|g| p.portgroup_uuid == Some(g))
