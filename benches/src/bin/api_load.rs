@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const VERSION: &str = "1.100";
+const VERSION: &str = "1.95";
 
 struct Args {
     ours: PathBuf,

@@ -258,7 +258,7 @@ fn cli_pages_through_2500_nodes() {
             tasks.push(tokio::spawn(async move {
                 let r = client
                     .post(format!("{url}/v1/nodes"))
-                    .header("X-OpenStack-Ironic-API-Version", "1.100")
+                    .header("X-OpenStack-Ironic-API-Version", "1.95")
                     .json(&serde_json::json!({"driver": "fake-hardware", "name": format!("n-{i:04}")}))
                     .send()
                     .await

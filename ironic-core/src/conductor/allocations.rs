@@ -80,6 +80,13 @@ impl Conductor {
                 && (candidates.is_empty() || candidates.contains(&n.uuid))
         });
         pool.shuffle(&mut rand::rng());
+        // As Ironic (API 1.79): a node whose name is the allocation's name is tried first.
+        if let Some(name) = &a.name
+            && let Some(i) = pool.iter().position(|n| n.name.as_ref() == Some(name))
+        {
+            let preferred = pool.remove(i);
+            pool.insert(0, preferred);
+        }
         for n in pool {
             let Ok(mut job) = self.job(&n.uuid.into(), false).await else {
                 continue;

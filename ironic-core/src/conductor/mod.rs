@@ -28,6 +28,7 @@
 mod allocations;
 mod heartbeat;
 mod job;
+mod media;
 mod nodes;
 mod periodic;
 mod power;

@@ -289,6 +289,14 @@ pub trait ManagementInterface: BaseInterface {
         Err(DriverError::unsupported("detach_virtual_media"))
     }
 
+    /// The virtual media devices and what is inserted in them, as the BMC
+    /// reports it (`GET /v1/nodes/{node}/vmedia`, API 1.93), e.g.
+    /// `{"cdrom": {"image_url": "...", "inserted": true}}`.
+    async fn get_virtual_media(&self, task: &Task) -> Result<JsonMap, DriverError> {
+        let _ = task;
+        Err(DriverError::unsupported("get_virtual_media"))
+    }
+
     /// Vendor of the hardware, as the BMC reports it.
     async fn detect_vendor(&self, task: &Task) -> Result<Option<String>, DriverError> {
         let _ = task;

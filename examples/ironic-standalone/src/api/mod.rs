@@ -35,7 +35,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ironic_core::conductor::Conductor;
-use tower::ServiceExt;
 
 use crate::auth::Htpasswd;
 use error::{ApiError, ApiResult, Formatted};
@@ -336,23 +335,34 @@ async fn reformat(r: Response, _method: &Method) -> Response {
     e.into_response()
 }
 
-async fn strip_trailing_slash(inner: Router, mut req: Request<Body>) -> Response {
+/// Normalise the path before routing: drop a trailing slash (`/v1/ports/`), and,
+/// for clients asking for a version before 1.91, a `.json` suffix (Ironic's
+/// `JsonExtensionMiddleware`).
+async fn normalize_path(mut req: Request<Body>) -> Request<Body> {
     let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let new = match req.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_owned(),
-        };
-        if let Ok(uri) = new.parse() {
-            *req.uri_mut() = uri;
-            return match inner.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+    let mut new = path.to_owned();
+    while new.len() > 1 && new.ends_with('/') {
+        new.pop();
+    }
+    if new.ends_with(".json") {
+        let old_client = header_str(req.headers(), version::HEADER)
+            .and_then(|v| v.trim().split_once('.'))
+            .and_then(|(_, minor)| minor.parse::<u32>().ok())
+            .is_some_and(|minor| minor < version::feature::NO_JSON_SUFFIX);
+        if old_client {
+            new.truncate(new.len() - ".json".len());
         }
     }
-    ApiError::no_such_path().into_response()
+    if new != path {
+        let uri = match req.uri().query() {
+            Some(q) => format!("{new}?{q}"),
+            None => new,
+        };
+        if let Ok(uri) = uri.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// The whole v1 API over `state`.
@@ -382,8 +392,10 @@ pub fn router(state: ApiState) -> Router {
             get(node_actions::get_console).put(node_actions::set_console),
         )
         .with_state(state.clone());
-    let plain = routes.clone();
-    routes
-        .fallback(move |req: Request<Body>| strip_trailing_slash(plain.clone(), req))
-        .layer(middleware::from_fn_with_state(state, middleware))
+    let inner = routes
+        .fallback(|| async { ApiError::no_such_path() })
+        .layer(middleware::from_fn_with_state(state, middleware));
+    Router::new()
+        .fallback_service(inner)
+        .layer(middleware::map_request(normalize_path))
 }

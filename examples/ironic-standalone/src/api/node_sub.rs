@@ -54,6 +54,15 @@ pub(super) fn routes() -> Router<ApiState> {
             "/v1/nodes/{node}/allocation",
             get(node_allocation).delete(delete_node_allocation),
         )
+        .route("/v1/nodes/{node}/management/indicators", get(indicators))
+        .route(
+            "/v1/nodes/{node}/management/indicators/{indicator}",
+            get(indicator_state).put(set_indicator),
+        )
+        .route(
+            "/v1/nodes/{node}/vmedia",
+            get(get_vmedia).post(attach_vmedia).delete(detach_vmedia),
+        )
         .route(
             "/v1/nodes/{node}/vendor_passthru/methods",
             get(vendor_methods),
@@ -624,4 +633,168 @@ async fn vendor_call(
         .vendor_passthru(&ident(&ctx, &id)?, &name, method.as_str(), data)
         .await?;
     ok_value(&out)
+}
+
+fn split_indicator(unique: &str) -> ApiResult<(&str, &str)> {
+    unique
+        .split_once('@')
+        .filter(|(n, c)| !n.is_empty() && !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("Malformed indicator name \"{unique}\"")))
+}
+
+async fn indicators(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::INDICATORS)?;
+    let ind = st
+        .conductor()
+        .get_supported_indicators(&ident(&ctx, &id)?)
+        .await?;
+    let mut out = Vec::new();
+    for (component, names) in &ind {
+        let Some(names) = names.as_object() else {
+            continue;
+        };
+        for (name, fields) in names {
+            let unique = format!("{name}@{component}");
+            out.push(json!({
+                "name": unique,
+                "component": component,
+                "readonly": fields.get("readonly").cloned().unwrap_or(Value::Bool(true)),
+                "states": fields.get("states").cloned().unwrap_or_else(|| json!([])),
+                "links": render::links_value(&ctx.base, "nodes", &format!("{id}/management/indicators/{unique}")),
+            }));
+        }
+    }
+    ok_value(&json!({ "indicators": out }))
+}
+
+async fn indicator_state(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path((id, indicator)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::INDICATORS)?;
+    let (name, component) = split_indicator(&indicator)?;
+    let state = st
+        .conductor()
+        .get_indicator_state(&ident(&ctx, &id)?, component, name)
+        .await?;
+    ok_value(&json!({ "state": state }))
+}
+
+async fn set_indicator(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path((id, indicator)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::INDICATORS)?;
+    let (name, component) = split_indicator(&indicator)?;
+    // The state comes as a query argument (the client) or in a JSON body.
+    let p = Params::parse(q.as_deref());
+    let state = match p.get("state") {
+        Some(s) => s.to_owned(),
+        None => parse_object(&body)?
+            .get("state")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::bad_request("'state' is required"))?,
+    };
+    if !matches!(state.as_str(), "ON" | "OFF" | "BLINKING" | "UNKNOWN") {
+        return Err(ApiError::bad_request(format!(
+            "Invalid indicator state {state:?}: expected ON, OFF, BLINKING or UNKNOWN"
+        )));
+    }
+    st.conductor()
+        .set_indicator_state(&ident(&ctx, &id)?, component, name, &state)
+        .await?;
+    Ok(no_content())
+}
+
+fn vmedia_device(s: &str) -> ApiResult<ironic_core::driver::VmediaDevice> {
+    serde_json::from_value(json!(s)).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Invalid device type(s) {s} (valid are cdrom, floppy, disk)"
+        ))
+    })
+}
+
+async fn get_vmedia(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::GET_VMEDIA)?;
+    let v = st.conductor().get_virtual_media(&ident(&ctx, &id)?).await?;
+    ok_value(&v)
+}
+
+async fn attach_vmedia(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::ATTACH_VMEDIA)?;
+    let m = parse_object(&body)?;
+    for k in m.keys() {
+        if !matches!(
+            k.as_str(),
+            "device_type" | "image_url" | "image_download_source"
+        ) {
+            return Err(ApiError::bad_request(format!(
+                "Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+    }
+    let device = vmedia_device(
+        m.get("device_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("'device_type' is a required property"))?,
+    )?;
+    let url = m
+        .get("image_url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("'image_url' is a required property"))?;
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    if !matches!(scheme, "http" | "https" | "nfs" | "cifs") {
+        return Err(ApiError::bad_request(format!(
+            "Unsupported or missing URL scheme: {scheme}"
+        )));
+    }
+    if let Some(src) = m.get("image_download_source")
+        && !matches!(src.as_str(), Some("http" | "local" | "swift"))
+    {
+        return Err(ApiError::bad_request(
+            "Invalid image_download_source: expected http, local or swift",
+        ));
+    }
+    st.conductor()
+        .attach_virtual_media(&ident(&ctx, &id)?, device, url)
+        .await?;
+    Ok(no_content())
+}
+
+async fn detach_vmedia(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    ctx.exists_since(f::ATTACH_VMEDIA)?;
+    let p = Params::parse(q.as_deref());
+    let devices = p
+        .list("device_types")
+        .unwrap_or_default()
+        .iter()
+        .map(|d| vmedia_device(d))
+        .collect::<ApiResult<Vec<_>>>()?;
+    st.conductor()
+        .detach_virtual_media(&ident(&ctx, &id)?, &devices)
+        .await?;
+    Ok(no_content())
 }

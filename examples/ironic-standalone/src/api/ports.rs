@@ -260,13 +260,26 @@ fn check_llc(ctx: &ReqCtx, v: &Value) -> ApiResult<JsonMap> {
     for k in m.keys() {
         match k.as_str() {
             "switch_id" | "port_id" | "switch_info" => {}
-            "network_type" => ctx.require(f::LESSEE - 1)?,
+            "network_type" => ctx.require(f::LOCAL_LINK_NETWORK_TYPE)?,
+            "vtep-logical-switch" | "vtep-physical-switch" => ctx.require(f::OVN_VTEP)?,
             other => {
                 return Err(ApiError::bad_request(format!(
                     "Invalid local_link_connection: unexpected key '{other}' (allowed: switch_id, port_id, switch_info, network_type)"
                 )));
             }
         }
+    }
+    let vtep = m.contains_key("vtep-logical-switch") || m.contains_key("vtep-physical-switch");
+    if vtep {
+        if !(m.contains_key("vtep-logical-switch")
+            && m.contains_key("vtep-physical-switch")
+            && m.contains_key("port_id"))
+        {
+            return Err(ApiError::bad_request(
+                "Missing mandatory keys. Required keys are ['vtep-logical-switch', 'vtep-physical-switch', 'port_id'] for an OVN VTEP switch.",
+            ));
+        }
+        return Ok(m);
     }
     match m.get("network_type").and_then(Value::as_str) {
         Some("unmanaged") => {}

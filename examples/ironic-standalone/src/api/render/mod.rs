@@ -37,6 +37,11 @@ pub fn links(base: &str, resource: &str, id: &str) -> Vec<u8> {
     buf
 }
 
+/// The same link pair as a JSON value.
+pub fn links_value(base: &str, resource: &str, id: &str) -> serde_json::Value {
+    serde_json::from_slice(&links(base, resource, id)).unwrap_or(serde_json::Value::Null)
+}
+
 /// Write the `links` key.
 pub fn write_links(w: &mut ObjWriter<'_>, base: &str, resource: &str, id: &str) {
     w.raw("links", &links(base, resource, id));
