@@ -62,16 +62,21 @@ pub struct AgentLaunch {
 }
 
 impl AgentLaunch {
-    /// The command line for one server's agent listening on `listen`.
-    pub fn command(&self, server: &SimServer, listen: std::net::SocketAddr) -> Command {
+    /// The command line of one server's agent: its disk as the root device, its MACs,
+    /// a loopback command API on any free port, a fresh state directory (a ramdisk keeps
+    /// nothing across boots), and `--power-off exit` (the ramdisk's power off ends the
+    /// process instead of the host).
+    pub fn command(&self, server: &SimServer, state_dir: &Path) -> Command {
         let spec = server.spec();
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--api-url")
             .arg(&self.api_url)
             .arg("--root-device")
             .arg(&spec.disk)
-            .arg("--listen")
-            .arg(listen.to_string());
+            .args(["--listen", "127.0.0.1:0", "--advertise-host", "127.0.0.1"])
+            .args(["--power-off", "exit", "--cmdline", "/dev/null"])
+            .arg("--state-dir")
+            .arg(state_dir);
         for mac in &spec.macs {
             cmd.arg("--mac").arg(mac.to_string());
         }
@@ -153,11 +158,6 @@ pub fn disk_is_bootable(disk: &Path) -> std::io::Result<bool> {
     let mbr = n >= 512 && head[510] == 0x55 && head[511] == 0xAA;
     let gpt = n >= 520 && &head[512..520] == b"EFI PART";
     Ok(mbr || gpt)
-}
-
-fn free_loopback_port() -> std::io::Result<std::net::SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    l.local_addr()
 }
 
 fn set(state: &Mutex<MachineState>, s: MachineState) {
@@ -255,13 +255,17 @@ fn start_agent(server: &SimServer, launch: &AgentLaunch) -> std::io::Result<Chil
         .create(true)
         .append(true)
         .open(&log_path)?;
-    let listen = free_loopback_port()?;
-    let mut cmd = launch.command(server, listen);
+    let state_dir = launch.log_dir.join(format!("{name}-agent-state"));
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir)?;
+    }
+    std::fs::create_dir_all(&state_dir)?;
+    let mut cmd = launch.command(server, &state_dir);
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
     let child = cmd.spawn()?;
-    tracing::info!(server = %name, pid = child.id().unwrap_or(0), %listen, log = %log_path.display(), "booted the deploy ramdisk: agent started");
+    tracing::info!(server = %name, pid = child.id().unwrap_or(0), log = %log_path.display(), "booted the deploy ramdisk: agent started");
     Ok(child)
 }

@@ -69,6 +69,9 @@ pub struct SessionCtx {
 pub struct BootParams {
     /// Boot option parameter 0 (set in progress).
     pub set_in_progress: u8,
+    /// Boot option parameters 1-3 (service partition selector and scan, boot flag
+    /// valid bit clearing), one byte each.
+    pub simple: [u8; 3],
     /// Boot option parameter 4 (boot info acknowledge).
     pub info_ack: [u8; 2],
 }
@@ -247,6 +250,12 @@ fn set_boot_option(
             };
             params.set_in_progress = v & 0x03;
         }
+        p @ 1..=3 => {
+            let Some(&v) = data.first() else {
+                return fail(cc::BAD_LENGTH);
+            };
+            params.simple[p as usize - 1] = v;
+        }
         4 => {
             if data.len() < 2 {
                 return fail(cc::BAD_LENGTH);
@@ -290,6 +299,7 @@ fn get_boot_option(
     let mut out = vec![0x01, selector];
     match selector {
         0 => out.push(params.set_in_progress),
+        p @ 1..=3 => out.push(params.simple[p as usize - 1]),
         4 => out.extend_from_slice(&params.info_ack),
         5 => {
             let b = server.boot_override();
