@@ -37,6 +37,9 @@ struct Cli {
 enum Command {
     /// Run the API and the conductor (the default).
     Serve,
+    /// Run the service plus simulated servers (Redfish and IPMI BMCs, machines that
+    /// boot the real agent) on loopback, enrolled and made available.
+    Lab(ironic_standalone::lab::cli::LabArgs),
 }
 
 fn init_logging(cfg: &Config) {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
     if let Some(l) = cli.listen {
         cfg.api.listen = l;
     }
+    let lab_dir = cli.data_dir.clone();
     if let Some(d) = cli.data_dir {
         cfg.storage.data_dir = d;
     }
@@ -80,6 +84,20 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(server::serve(cfg, server::shutdown_signal())),
+        Command::Lab(args) => {
+            use ironic_standalone::lab::cli;
+            let run = async {
+                let opts = cli::options(&args, cli.listen, lab_dir)?;
+                cli::run(opts, server::shutdown_signal()).await
+            };
+            return match runtime.block_on(run) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ironic lab: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

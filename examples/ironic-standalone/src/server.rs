@@ -143,6 +143,15 @@ pub struct Deployment {
 
 /// Start the store, registry and conductor, and build the API state.
 pub async fn start(cfg: &Config) -> Result<Deployment, ServeError> {
+    start_with(cfg, build_registry(cfg)).await
+}
+
+/// [`start`] with a registry the caller built (e.g. `ironic lab` adds drivers and
+/// boot interfaces wired to its own servers).
+pub async fn start_with(
+    cfg: &Config,
+    registry: InterfaceRegistry,
+) -> Result<Deployment, ServeError> {
     let auth = match cfg.api.auth_strategy {
         AuthStrategy::Noauth => None,
         AuthStrategy::HttpBasic => {
@@ -157,7 +166,6 @@ pub async fn start(cfg: &Config) -> Result<Deployment, ServeError> {
         }
     };
     let store = open_store(cfg).await?;
-    let registry = build_registry(cfg);
     let conductor = Conductor::start(store, registry, conductor_config(cfg))
         .await
         .map_err(|e| ServeError::Conductor(e.to_string()))?;
