@@ -81,7 +81,7 @@ async fn the_lab_binary_comes_up_and_stops_on_sigint() {
         ])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -99,7 +99,8 @@ async fn the_lab_binary_comes_up_and_stops_on_sigint() {
     })
     .await
     .unwrap_or(false);
-    assert!(ready, "no banner:\n{banner}");
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    assert!(ready, "no banner:\n{banner}\n{}", log());
     assert!(banner.contains("2 simulated servers"), "{banner}");
     assert!(banner.contains("baremetal node deploy"), "{banner}");
     assert!(dir.path().join("images/lab-image.raw").is_file());
