@@ -1,0 +1,563 @@
+//! The other verbs and API calls: rescue, inspect, adopt, service, allocations,
+//! node and port CRUD rules, validation, traits, management calls.
+
+mod common;
+
+use common::*;
+use ironic_core::conductor::ProvisionRequest;
+use ironic_core::driver::{BootDevice, VifInfo};
+use ironic_core::fake::FakeDeployMode;
+use ironic_core::ids::{AllocationId, Ident};
+use ironic_core::model::{Allocation, AllocationState, InterfaceType, JsonMap};
+use ironic_core::{Error, ErrorKind, Node, Port, PowerState, ProvisionState as S, Secret};
+use serde_json::json;
+
+fn allocation(rc: &str, traits: &[&str]) -> Allocation {
+    Allocation {
+        uuid: AllocationId::new(),
+        name: None,
+        state: AllocationState::Allocating,
+        node_uuid: None,
+        resource_class: Some(rc.to_owned()),
+        traits: traits.iter().map(|t| t.to_string()).collect(),
+        candidate_nodes: Vec::new(),
+        last_error: None,
+        owner: None,
+        extra: JsonMap::new(),
+        conductor_affinity: None,
+        created_at: ironic_core::model::now(),
+        updated_at: None,
+    }
+}
+
+#[tokio::test]
+async fn rescue_and_unrescue_through_the_agent() {
+    let e = env(FakeDeployMode::Agent).await;
+    let (n, mac) = node_with_port(&e.c, 0x10).await;
+    let i = id(&n);
+    e.c.update_node(
+        {
+            let mut n = n.clone();
+            n.automated_clean = Some(false);
+            n
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    make_available(&e.c, &i).await;
+    provision(&e.c, &i, "active").await;
+    wait_state(&e.c, &i, S::DeployWait).await;
+    let t = agent_lookup(&e.c, mac).await.agent_token;
+    for _ in 0..2 {
+        heartbeat_once(&e.c, &i, &t).await;
+        wait_until(&e.c, &i, "hb", |n| n.provision_state != S::Deploying).await;
+    }
+    wait_state(&e.c, &i, S::Active).await;
+    // rescue needs a password
+    let err =
+        e.c.provision(&i, ProvisionRequest::new("rescue"))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    let req = ProvisionRequest {
+        rescue_password: Some(Secret::new("s3cret")),
+        ..ProvisionRequest::new("rescue")
+    };
+    e.c.provision(&i, req).await.unwrap();
+    wait_state(&e.c, &i, S::RescueWait).await;
+    let t = agent_lookup(&e.c, mac).await.agent_token;
+    heartbeat_once(&e.c, &i, &t).await;
+    let n = wait_state(&e.c, &i, S::Rescue).await;
+    assert_eq!(n.instance_info["rescue_password"], "s3cret");
+    provision(&e.c, &i, "unrescue").await;
+    let n = wait_state(&e.c, &i, S::Active).await;
+    assert!(n.instance_info.get("rescue_password").is_none());
+    assert_eq!(n.power_state, Some(PowerState::On));
+    // rescue wait can be aborted
+    let req = ProvisionRequest {
+        rescue_password: Some(Secret::new("x")),
+        ..ProvisionRequest::new("rescue")
+    };
+    e.c.provision(&i, req).await.unwrap();
+    wait_state(&e.c, &i, S::RescueWait).await;
+    provision(&e.c, &i, "abort").await;
+    let n = wait_state(&e.c, &i, S::RescueFailed).await;
+    assert!(n.last_error.unwrap().contains("aborted"));
+    // and undeployed from there
+    provision(&e.c, &i, "deleted").await;
+    wait_state(&e.c, &i, S::Available).await;
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_band_inspection_creates_ports_and_merges_properties() {
+    let e = env(FakeDeployMode::Agent).await;
+    let (n, mac) = node_with_port(&e.c, 0x20).await;
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    provision(&e.c, &i, "inspect").await;
+    let n = wait_state(&e.c, &i, S::InspectWait).await;
+    assert!(n.inspection_started_at.is_some());
+    let inventory = json!({"inventory": {
+        "interfaces": [{"name": "eth0", "mac_address": mac.to_string()},
+                       {"name": "eth1", "mac_address": "52:54:00:aa:bb:cc"}],
+        "cpu": {"count": 16, "architecture": "x86_64"},
+        "memory": {"physical_mb": 65536},
+        "disks": [{"name": "/dev/sda", "size": 500u64 * (1 << 30)}],
+        "boot": {"current_boot_mode": "uefi", "pxe_interface": mac.to_string()}}});
+    let r =
+        e.c.continue_inspection(None, inventory.clone())
+            .await
+            .unwrap();
+    assert_eq!(r.node.uuid, n.uuid);
+    assert_eq!(r.agent_token.len(), 43);
+    let n = wait_state(&e.c, &i, S::Manageable).await;
+    assert_eq!(n.properties["cpus"], 16);
+    assert_eq!(n.properties["memory_mb"], 65536);
+    assert_eq!(n.properties["local_gb"], 499);
+    assert_eq!(n.boot_mode.as_deref(), Some("uefi"));
+    assert!(n.inspection_finished_at.is_some());
+    let ports = e
+        .store
+        .list_ports(&ironic_core::store::PortQuery {
+            node: Some(n.uuid),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ports.len(), 2);
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.address.to_string() == "52:54:00:aa:bb:cc" && !p.pxe_enabled)
+    );
+    assert_eq!(
+        e.store.get_inventory(n.uuid).await.unwrap(),
+        Some(inventory)
+    );
+    // not waiting any more: refused
+    assert!(matches!(
+        e.c.continue_inspection(Some(n.uuid), json!({})).await,
+        Err(Error::InvalidState { .. })
+    ));
+    // garbage inventory fails inspection with a clear message, nothing created
+    provision(&e.c, &i, "inspect").await;
+    wait_state(&e.c, &i, S::InspectWait).await;
+    e.c.continue_inspection(Some(n.uuid), json!({"inventory": {"interfaces": []}}))
+        .await
+        .unwrap();
+    let n = wait_state(&e.c, &i, S::InspectFailed).await;
+    assert!(n.last_error.unwrap().contains("no interfaces"));
+    // abort in inspect wait
+    provision(&e.c, &i, "inspect").await;
+    wait_state(&e.c, &i, S::InspectWait).await;
+    provision(&e.c, &i, "abort").await;
+    wait_state(&e.c, &i, S::InspectFailed).await;
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn adopt_and_service() {
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    e.fake
+        .fail_next("boot.prepare_instance", 1, ErrorKind::Other, false);
+    provision(&e.c, &i, "adopt").await;
+    let n = wait_state(&e.c, &i, S::AdoptFailed).await;
+    assert!(n.last_error.unwrap().contains("adopt"));
+    provision(&e.c, &i, "adopt").await;
+    wait_state(&e.c, &i, S::Active).await;
+    // service with firmware and bios steps
+    let req = ProvisionRequest {
+        service_steps: Some(vec![
+            json!({"interface": "firmware", "step": "update", "args": {"settings": [{"component": "bmc", "url": "http://x/bmc-2.1.bin"}]}}),
+            json!({"interface": "deploy", "step": "hold"}),
+        ]),
+        ..ProvisionRequest::new("service")
+    };
+    e.c.provision(&i, req).await.unwrap();
+    let n = wait_state(&e.c, &i, S::ServiceHold).await;
+    assert_eq!(n.internal("fake_firmware").unwrap()["bmc"], "bmc-2.1.bin");
+    provision(&e.c, &i, "unhold").await;
+    wait_state(&e.c, &i, S::Active).await;
+    // a failing service step: service failed, maintenance with the fault; abort returns to active
+    let req = ProvisionRequest {
+        service_steps: Some(vec![
+            json!({"interface": "firmware", "step": "update", "args": {"settings": [{"component": "gpu", "url": "http://x/g"}]}}),
+        ]),
+        ..ProvisionRequest::new("service")
+    };
+    e.c.provision(&i, req).await.unwrap();
+    let n = wait_state(&e.c, &i, S::ServiceFailed).await;
+    assert!(
+        n.last_error.clone().unwrap().contains("firmware.update"),
+        "{:?}",
+        n.last_error
+    );
+    assert_eq!(n.fault, Some(ironic_core::model::Fault::ServiceFailure));
+    provision(&e.c, &i, "abort").await;
+    wait_state(&e.c, &i, S::Active).await;
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocations_pick_matching_available_nodes() {
+    let e = env(FakeDeployMode::Sync).await;
+    let mut ids = Vec::new();
+    for k in 0..3 {
+        let mut n = Node::new("fake-hardware");
+        n.resource_class = Some(if k < 2 { "gold" } else { "silver" }.into());
+        if k == 1 {
+            n.traits = vec!["CUSTOM_GPU".into()];
+        }
+        let n = e.c.create_node(n).await.unwrap();
+        make_available(&e.c, &id(&n)).await;
+        ids.push(n.uuid);
+    }
+    let a =
+        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
+            .await
+            .unwrap();
+    assert_eq!(a.state, AllocationState::Active);
+    assert_eq!(a.node_uuid, Some(ids[1]));
+    let n = e.c.get_node(&ids[1].into()).await.unwrap();
+    assert_eq!(n.allocation_uuid, Some(a.uuid));
+    assert_eq!(n.instance_uuid, Some(a.uuid.to_string()));
+    // the GPU node is taken; nothing else matches
+    let b =
+        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
+            .await
+            .unwrap();
+    assert_eq!(b.state, AllocationState::Error);
+    assert!(b.last_error.unwrap().contains("CUSTOM_GPU"));
+    // candidate_nodes restrict the choice
+    let mut c = allocation("gold", &[]);
+    c.candidate_nodes = vec![ids[2].to_string()];
+    assert_eq!(
+        e.c.create_allocation(c).await.unwrap().state,
+        AllocationState::Error
+    );
+    let mut c = allocation("gold", &[]);
+    c.candidate_nodes = vec![ids[0].to_string()];
+    assert_eq!(
+        e.c.create_allocation(c).await.unwrap().node_uuid,
+        Some(ids[0])
+    );
+    // deleting frees the node
+    e.c.delete_allocation(&Ident::Uuid(a.uuid.0)).await.unwrap();
+    let n = e.c.get_node(&ids[1].into()).await.unwrap();
+    assert_eq!(n.allocation_uuid, None);
+    assert_eq!(n.instance_uuid, None);
+    // undeploy deletes the allocation of a deployed node
+    let a =
+        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
+            .await
+            .unwrap();
+    provision(&e.c, &ids[1].into(), "active").await;
+    wait_state(&e.c, &ids[1].into(), S::Active).await;
+    assert!(matches!(
+        e.c.delete_allocation(&Ident::Uuid(a.uuid.0)).await,
+        Err(Error::InvalidState { .. })
+    ));
+    provision(&e.c, &ids[1].into(), "deleted").await;
+    let n = wait_state(&e.c, &ids[1].into(), S::Available).await;
+    assert_eq!(n.allocation_uuid, None);
+    assert!(
+        e.store
+            .get_allocation(&Ident::Uuid(a.uuid.0))
+            .await
+            .is_err()
+    );
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn node_rules() {
+    let e = env(FakeDeployMode::Sync).await;
+    // bad name, unknown driver (lists the known ones), unknown interface
+    let mut n = Node::new("fake-hardware");
+    n.name = Some("has space".into());
+    assert!(matches!(e.c.create_node(n).await, Err(Error::Invalid(_))));
+    let err = e.c.create_node(Node::new("nope")).await.unwrap_err();
+    assert!(err.to_string().contains("fake-hardware"), "{err}");
+    let mut n = Node::new("fake-hardware");
+    n.interfaces.power_interface = "ipmi".into();
+    assert!(matches!(e.c.create_node(n).await, Err(Error::Invalid(_))));
+    let mut n = Node::new("fake-hardware");
+    n.traits = vec!["lowercase".into()];
+    assert!(matches!(e.c.create_node(n).await, Err(Error::Invalid(_))));
+    // names unique
+    let mut n = Node::new("fake-hardware");
+    n.name = Some("node-1".into());
+    let n1 = e.c.create_node(n.clone()).await.unwrap();
+    n.uuid = ironic_core::NodeId::new();
+    let err = e.c.create_node(n).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert_eq!(e.c.get_node(&"node-1".into()).await.unwrap().uuid, n1.uuid);
+    // interfaces default from the hardware type; validate reports every interface
+    let v = e.c.validate(&"node-1".into()).await.unwrap();
+    assert_eq!(v.len(), 13);
+    assert!(v.values().all(|r| r.result == Some(true)), "{v:?}");
+    e.fake
+        .fail_next("power.validate", 1, ErrorKind::MissingParameter, false);
+    let v = e.c.validate(&"node-1".into()).await.unwrap();
+    assert_eq!(v[&InterfaceType::Power].result, Some(false));
+    assert!(
+        v[&InterfaceType::Power]
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("injected")
+    );
+    assert_eq!(
+        e.fake.calls("power.get_power_state"),
+        0,
+        "validate never contacts the BMC"
+    );
+    // update: fields the API may not change are kept
+    let mut upd = n1.clone();
+    upd.provision_state = S::Active;
+    upd.extra.insert("rack".into(), json!("r1"));
+    upd.interfaces.boot_interface = "fake".into();
+    let got = e.c.update_node(upd, false).await.unwrap();
+    assert_eq!(got.provision_state, S::Enroll);
+    assert_eq!(got.extra["rack"], "r1");
+    // reset_interfaces after a driver change
+    let mut upd = got.clone();
+    upd.driver = "fake-hardware".into();
+    assert_eq!(
+        e.c.update_node(upd, true)
+            .await
+            .unwrap()
+            .interfaces
+            .power_interface,
+        "fake"
+    );
+    // traits
+    let n = e.c.add_trait(&"node-1".into(), "CUSTOM_A").await.unwrap();
+    assert_eq!(n.traits, ["CUSTOM_A"]);
+    assert_eq!(
+        e.c.add_trait(&"node-1".into(), "CUSTOM_A")
+            .await
+            .unwrap()
+            .traits
+            .len(),
+        1
+    );
+    assert!(matches!(
+        e.c.remove_trait(&"node-1".into(), "CUSTOM_B").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        e.c.set_traits(&"node-1".into(), vec![])
+            .await
+            .unwrap()
+            .traits
+            .is_empty()
+    );
+    // instance traits must be node traits
+    let i: ironic_core::Ident = "node-1".into();
+    make_available(&e.c, &i).await;
+    let mut upd = e.c.get_node(&i).await.unwrap();
+    upd.instance_info
+        .insert("traits".into(), json!(["CUSTOM_X"]));
+    e.c.update_node(upd, false).await.unwrap();
+    let err =
+        e.c.provision(&i, ProvisionRequest::new("active"))
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("CUSTOM_X"), "{err}");
+    // maintenance refuses deploy
+    e.c.set_maintenance(&i, true, Some("x".into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.c.provision(&i, ProvisionRequest::new("active")).await,
+        Err(Error::InMaintenance(_))
+    ));
+    e.c.set_maintenance(&i, false, None).await.unwrap();
+    // delete: not while associated, allowed when available
+    let mut upd = e.c.get_node(&i).await.unwrap();
+    upd.instance_uuid = Some("inst-1".into());
+    upd.instance_info.clear();
+    e.c.update_node(upd, false).await.unwrap();
+    assert!(matches!(e.c.delete_node(&i).await, Err(Error::Conflict(_))));
+    let mut upd = e.c.get_node(&i).await.unwrap();
+    upd.instance_uuid = None;
+    e.c.update_node(upd, false).await.unwrap();
+    e.c.delete_node(&i).await.unwrap();
+    assert!(matches!(
+        e.c.get_node(&i).await,
+        Err(Error::NotFound { .. })
+    ));
+    // unknown target
+    assert!(matches!(
+        e.c.provision(&n1.uuid.into(), ProvisionRequest::new("explode"))
+            .await,
+        Err(Error::Invalid(_)) | Err(Error::NotFound { .. })
+    ));
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn update_is_refused_during_a_transition() {
+    let e = env(FakeDeployMode::Agent).await;
+    let (n, _) = node_with_port(&e.c, 0x30).await;
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    provision(&e.c, &i, "provide").await;
+    let n = wait_state(&e.c, &i, S::CleanWait).await;
+    let err = e.c.update_node(n.clone(), false).await.unwrap_err();
+    assert!(
+        err.to_string().contains("state transition is in progress"),
+        "{err}"
+    );
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn ports_vifs_and_management_calls() {
+    let e = env(FakeDeployMode::Sync).await;
+    let (n, mac) = node_with_port(&e.c, 0x40).await;
+    let i = id(&n);
+    // MAC addresses are unique
+    let err = e.c.create_port(Port::new(n.uuid, mac)).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    // ports need an existing node
+    assert!(
+        e.c.create_port(Port::new(
+            ironic_core::NodeId::new(),
+            "52:54:00:99:99:99".parse().unwrap()
+        ))
+        .await
+        .is_err()
+    );
+    // VIFs
+    e.c.vif_attach(
+        &i,
+        VifInfo {
+            id: "vif-1".into(),
+            extra: JsonMap::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.c.vif_list(&i).await.unwrap(), ["vif-1"]);
+    let err =
+        e.c.vif_attach(
+            &i,
+            VifInfo {
+                id: "vif-2".into(),
+                extra: JsonMap::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not enough free"), "{err}");
+    // boot device
+    e.c.set_boot_device(&i, BootDevice::Disk, true)
+        .await
+        .unwrap();
+    let b = e.c.get_boot_device(&i).await.unwrap();
+    assert_eq!(
+        (b.boot_device, b.persistent),
+        (Some(BootDevice::Disk), Some(true))
+    );
+    let err =
+        e.c.set_boot_device(&i, BootDevice::Wanboot, false)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(&err, Error::Driver(d) if d.kind() == ErrorKind::InvalidParameter),
+        "{err:?}"
+    );
+    assert!(!e.c.get_sensors_data(&i).await.unwrap().is_empty());
+    // console
+    assert_eq!(e.c.get_console(&i).await.unwrap(), None);
+    e.c.set_console_mode(&i, true).await.unwrap();
+    assert_eq!(e.c.get_console(&i).await.unwrap().unwrap().kind, "fake");
+    // vendor passthru
+    let out =
+        e.c.vendor_passthru(&i, "echo", "POST", json!({"a": 1}))
+            .await
+            .unwrap();
+    assert_eq!(out, json!({"a": 1}));
+    assert!(
+        e.c.vendor_passthru(&i, "nope", "POST", json!({}))
+            .await
+            .is_err()
+    );
+    // RAID config is checked by the RAID interface
+    assert!(
+        e.c.set_target_raid_config(&i, JsonMap::from_iter([("x".to_string(), json!(1))]))
+            .await
+            .is_err()
+    );
+    let cfg = JsonMap::from_iter([(
+        "logical_disks".to_string(),
+        json!([{"size_gb": 100, "raid_level": "1"}]),
+    )]);
+    e.c.set_target_raid_config(&i, cfg.clone()).await.unwrap();
+    assert_eq!(e.c.get_node(&i).await.unwrap().target_raid_config, cfg);
+    // power: unsupported timeout value, and a failing BMC is recorded in last_error
+    assert!(
+        e.c.set_power_state(
+            &i,
+            ironic_core::PowerAction::PowerOn,
+            Some(std::time::Duration::ZERO)
+        )
+        .await
+        .is_err()
+    );
+    e.fake
+        .fail_next("power.set_power_state", 1, ErrorKind::Unreachable, false);
+    e.c.set_power_state(&i, ironic_core::PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    let n = wait_until(&e.c, &i, "power failed", |n| {
+        n.target_power_state.is_none() && n.last_error.is_some()
+    })
+    .await;
+    assert!(
+        n.last_error
+            .unwrap()
+            .contains("Failed to change power state")
+    );
+    assert_eq!(n.power_state, None, "unchanged after a failed action");
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn secrets_never_show_in_errors() {
+    let e = env(FakeDeployMode::Agent).await;
+    let (n, mac) = node_with_port(&e.c, 0x50).await;
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    provision(&e.c, &i, "provide").await;
+    wait_state(&e.c, &i, S::CleanWait).await;
+    let r = agent_lookup(&e.c, mac).await;
+    let dbg = format!("{r:?}");
+    assert!(
+        !dbg.contains(&r.agent_token),
+        "LookupResult Debug leaks the token"
+    );
+    let err =
+        e.c.heartbeat(
+            &i,
+            &format!("{}x", r.agent_token),
+            hb("http://127.0.0.1:9999"),
+        )
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains(&r.agent_token));
+    e.c.shutdown().await;
+}
