@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{FakeSystem, Sushy, SushyOptions, fast_config, gen_cert, task};
+use common::{FakeSystem, Sushy, SushyOptions, fast_config, gen_ca_signed, gen_cert, task};
 use ironic_core::driver::PowerInterface;
 use ironic_core::{ErrorKind, PowerState};
 use ironic_drivers_redfish::RedfishPower;
@@ -128,4 +128,42 @@ async fn auth_types_against_a_bmc_without_sessions() {
     let e = power.get_power_state(&with("session")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.message().contains("redfish_auth_type"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ca_bundle_verifies_a_ca_signed_bmc_certificate() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, server_cert, server_key) = gen_ca_signed(pki.path());
+    let emu = Sushy::start(SushyOptions {
+        fake_systems: vec![FakeSystem::new(8)],
+        tls: true,
+        tls_files: Some((server_cert.clone(), server_key)),
+        ..Default::default()
+    });
+    let power = RedfishPower::new(fast_config());
+    // The CA verifies the chain (the WebPKI path, not pinning).
+    let t = task(
+        &emu.address,
+        json!({"redfish_verify_ca": ca.to_str().unwrap()}),
+    );
+    assert_eq!(power.get_power_state(&t).await.unwrap(), PowerState::Off);
+    // Another CA does not.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = gen_ca_signed(other.path());
+    let t = task(
+        &emu.address,
+        json!({"redfish_verify_ca": other_ca.to_str().unwrap()}),
+    );
+    let e = power.get_power_state(&t).await.unwrap_err();
+    assert!(e.message().contains("redfish_verify_ca"), "{e}");
+    // A file that is not PEM: named in the error, before any connection.
+    let junk = other.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let t = task(
+        &emu.address,
+        json!({"redfish_verify_ca": junk.to_str().unwrap()}),
+    );
+    let e = power.get_power_state(&t).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
+    assert!(e.message().contains("junk.pem"), "{e}");
 }

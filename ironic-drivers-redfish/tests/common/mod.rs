@@ -79,6 +79,8 @@ pub struct SushyOptions {
     pub auth: Option<(String, String)>,
     /// Static storage (one controller, two drives) for every system.
     pub storage: bool,
+    /// Serve HTTPS with this certificate and key instead of a self-signed one.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running sushy-emulator; killed on drop.
@@ -162,7 +164,10 @@ impl Sushy {
             }
             let mut cert = None;
             if opts.tls {
-                let (c, k) = gen_cert(dir.path());
+                let (c, k) = opts
+                    .tls_files
+                    .clone()
+                    .unwrap_or_else(|| gen_cert(dir.path()));
                 conf.push_str(&format!(
                     "SUSHY_EMULATOR_SSL_CERT = {}\nSUSHY_EMULATOR_SSL_KEY = {}\n",
                     py_str(c.to_str().unwrap()),
@@ -280,6 +285,83 @@ pub fn gen_cert(dir: &Path) -> (PathBuf, PathBuf) {
         String::from_utf8_lossy(&out.stderr)
     );
     (cert, key)
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it:
+/// `(ca.pem, server.pem, server.key)`.
+pub fn gen_ca_signed(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("openssl not found ({e}); install the Debian package openssl")
+            });
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test BMC CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=bmc",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 /// Settings that keep the tests quick.
