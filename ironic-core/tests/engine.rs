@@ -343,3 +343,51 @@ async fn automated_clean_can_be_disabled() {
     assert_eq!(e.fake.calls("deploy.prepare_cleaning"), 0);
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_watcher_reacting_to_the_final_event_finds_the_node_unlocked() {
+    let mut cfg = test_config();
+    cfg.node_locked_retry_attempts = 1; // no retry: a lock still held would fail
+    let e = env_with(cfg, FakeDeployMode::Sync).await;
+    let mut events = e.c.subscribe();
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    for (verb, until) in [
+        ("manage", S::Manageable),
+        ("provide", S::Available),
+        ("active", S::Active),
+        ("deleted", S::Available),
+    ] {
+        e.c.provision(&i, ProvisionRequest::new(verb))
+            .await
+            .unwrap();
+        loop {
+            match events.recv().await.unwrap() {
+                ironic_core::NodeEvent::ProvisionStateChanged { to, .. } if to == until => break,
+                _ => {}
+            }
+        }
+    }
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn conductor_keep_alive_touches_its_record() {
+    let mut cfg = test_config();
+    cfg.conductor_heartbeat_interval = Duration::from_millis(20);
+    let e = env_with(cfg, FakeDeployMode::Sync).await;
+    let first = e.store.list_conductors().await.unwrap()[0].clone();
+    assert_eq!(first.hostname, e.c.config().host);
+    assert!(first.drivers.contains(&"fake-hardware".to_string()));
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if e.store.list_conductors().await.unwrap()[0].updated_at > first.updated_at {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("keep-alive");
+    e.c.shutdown().await;
+}

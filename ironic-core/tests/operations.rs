@@ -561,3 +561,59 @@ async fn secrets_never_show_in_errors() {
     assert!(!err.to_string().contains(&r.agent_token));
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn deploy_templates_matching_instance_traits_add_steps() {
+    use ironic_core::model::{DeployTemplate, DeployTemplateStep};
+    let e = env(FakeDeployMode::Sync).await;
+    let mut n = Node::new("fake-hardware");
+    n.traits = vec!["CUSTOM_RAID1".into(), "CUSTOM_OTHER".into()];
+    let n = e.c.create_node(n).await.unwrap();
+    let i = id(&n);
+    make_available(&e.c, &i).await;
+    let tmpl = DeployTemplate {
+        uuid: ironic_core::ids::DeployTemplateId::new(),
+        name: "CUSTOM_RAID1".into(),
+        steps: vec![
+            DeployTemplateStep {
+                interface: "raid".into(),
+                step: "apply_configuration".into(),
+                args: JsonMap::from_iter([(
+                    "raid_config".to_string(),
+                    json!({"logical_disks": [{"size_gb": 10, "raid_level": "1"}]}),
+                )]),
+                priority: 90,
+            },
+            DeployTemplateStep {
+                interface: "deploy".into(),
+                step: "wait".into(),
+                args: JsonMap::from_iter([("seconds".to_string(), json!(0.05))]),
+                priority: 85,
+            },
+        ],
+        extra: JsonMap::new(),
+        created_at: ironic_core::model::now(),
+        updated_at: None,
+    };
+    e.store.create_deploy_template(&tmpl).await.unwrap();
+    let mut upd = e.c.get_node(&i).await.unwrap();
+    upd.instance_info
+        .insert("traits".into(), json!(["CUSTOM_RAID1"]));
+    e.c.update_node(upd, false).await.unwrap();
+    let mut events = e.c.subscribe();
+    provision(&e.c, &i, "active").await;
+    let n = wait_state(&e.c, &i, S::Active).await;
+    assert_eq!(
+        n.raid_config["logical_disks"][0]["raid_level"], "1",
+        "the template's RAID step ran"
+    );
+    // the wait step ran between, the deploy step list order followed priorities
+    let mut order = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let ironic_core::NodeEvent::ProvisionStateChanged { to, .. } = ev {
+            order.push(to);
+        }
+    }
+    assert_eq!(order, [S::Deploying, S::Active]);
+    e.c.shutdown().await;
+}

@@ -62,6 +62,10 @@ pub(crate) struct Job {
     lock: NodeLock,
     saved_power: Option<PowerState>,
     permit: Option<OwnedSemaphorePermit>,
+    /// The event of a transition into a state where the job ends (stable, failed,
+    /// waiting, held): sent after the lock is released, so that whoever reacts to it
+    /// finds the node unlocked.
+    deferred: Option<NodeEvent>,
 }
 
 /// Which operation a state belongs to, for messages and history.
@@ -184,6 +188,7 @@ impl Conductor {
                 lock,
                 saved_power,
                 permit: None,
+                deferred: None,
             }),
             Err(e) => {
                 lock.release().await;
@@ -263,11 +268,20 @@ impl Job {
         &mut self.task.node
     }
 
-    /// Release the lock (and the worker permit).
+    /// Release the lock (and the worker permit), then send the last state change.
     pub(crate) async fn finish(self) {
-        let Job { lock, permit, .. } = self;
+        let Job {
+            lock,
+            permit,
+            deferred,
+            c,
+            ..
+        } = self;
         lock.release().await;
         drop(permit);
+        if let Some(e) = deferred {
+            c.emit(e);
+        }
     }
 
     /// Save the node; emit a power event if the recorded power state changed.
@@ -336,13 +350,23 @@ impl Job {
         } else {
             tracing::info!(node = %id, from = %from, to = %to, event = %event, "provision state changed");
         }
-        self.c.emit(NodeEvent::ProvisionStateChanged {
+        if let Some(e) = self.deferred.take() {
+            self.c.emit(e);
+        }
+        let event = NodeEvent::ProvisionStateChanged {
             node: id,
             from,
             to,
             target: new_target,
             last_error,
-        });
+        };
+        let job_ends_here =
+            to.is_stable() || to.is_failure() || to.is_hold() || to.is_wait_for_callback();
+        if job_ends_here {
+            self.deferred = Some(event);
+        } else {
+            self.c.emit(event);
+        }
         Ok(())
     }
 

@@ -204,7 +204,10 @@ impl Fault {
 }
 
 /// A bare-metal node, with the fields of Ironic's node object (API 1.115).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` masks every secret-looking value (`driver_info` passwords, the agent
+/// token in `driver_internal_info`, `instance_info.rescue_password`, ...).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// The node's UUID.
     pub uuid: NodeId,
@@ -313,6 +316,18 @@ pub struct Node {
     pub updated_at: Option<Timestamp>,
 }
 
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(mut v) => {
+                crate::secret::mask_value(&mut v);
+                write!(f, "Node({v})")
+            }
+            Err(_) => write!(f, "Node({})", self.uuid),
+        }
+    }
+}
+
 impl Node {
     /// A new node in `enroll` with the given hardware type; interfaces are filled in
     /// by the conductor from the hardware type's defaults.
@@ -395,5 +410,26 @@ impl Node {
     /// Remove a `driver_internal_info` value.
     pub fn remove_internal(&mut self, key: &str) -> Option<serde_json::Value> {
         self.driver_internal_info.remove(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_secrets_everywhere() {
+        let mut n = Node::new("fake-hardware");
+        n.driver_info.insert("ipmi_password", "hunter2");
+        n.set_internal("agent_secret_token", "tok-abcdef");
+        n.instance_info
+            .insert("rescue_password".into(), "r3scue".into());
+        n.driver_info.insert("ipmi_address", "10.0.0.9");
+        let d = format!("{n:?}");
+        assert!(
+            !d.contains("hunter2") && !d.contains("tok-abcdef") && !d.contains("r3scue"),
+            "{d}"
+        );
+        assert!(d.contains("10.0.0.9") && d.contains(&n.uuid.to_string()));
     }
 }
