@@ -9,15 +9,29 @@ pub mod conductor;
 pub mod httpd;
 pub mod protocol;
 
-pub use conductor::{AgentClient, AgentConfig, AgentDeploy};
+pub use conductor::{AgentClient, AgentConfig, AgentDeploy, AgentInspect, AgentInspectConfig};
 
 /// The hardware-independent name of this crate's deploy interface.
 pub const NAME: &str = AgentDeploy::NAME;
 
-/// Register the `direct` deploy interface.
+/// Register the `direct` deploy interface and the `agent` inspect interface
+/// (with [`AgentInspectConfig::default`]).
 pub fn register(reg: &mut ironic_core::InterfaceRegistry, cfg: AgentConfig) {
+    register_with(reg, cfg, AgentInspectConfig::default());
+}
+
+/// Register the `direct` deploy interface and the `agent` inspect interface.
+pub fn register_with(
+    reg: &mut ironic_core::InterfaceRegistry,
+    cfg: AgentConfig,
+    inspect: AgentInspectConfig,
+) {
     reg.register_deploy(
         AgentDeploy::NAME,
         std::sync::Arc::new(AgentDeploy::new(cfg)),
+    )
+    .register_inspect(
+        AgentInspect::NAME,
+        std::sync::Arc::new(AgentInspect::new(inspect)),
     );
 }

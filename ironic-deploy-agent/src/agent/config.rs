@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub macs: Vec<MacAddress>,
     /// Node UUID to look up with (`ipa-node-uuid`).
     pub node_uuid: Option<String>,
+    /// Where to post the inventory when booted for inspection
+    /// (`ipa-inspection-callback-url`, Ironic's `/v1/continue_inspection`).
+    pub inspection_callback_url: Option<String>,
     /// A pre-generated token (`ipa-agent-token`).
     pub token: Option<Secret>,
     /// Where the command API listens (`ipa-listen-port`; default `0.0.0.0:9999`).
@@ -75,6 +78,7 @@ impl Default for AgentConfig {
             bootif: None,
             macs: Vec::new(),
             node_uuid: None,
+            inspection_callback_url: None,
             token: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 9999)),
             advertise_host: None,
@@ -162,6 +166,9 @@ impl AgentConfig {
                     })?);
                 }
                 "ipa-node-uuid" => self.node_uuid = Some(v.clone()),
+                "ipa-inspection-callback-url" if !v.is_empty() => {
+                    self.inspection_callback_url = Some(v.clone())
+                }
                 "ipa-agent-token" => self.token = Some(Secret::new(v.clone())),
                 "ipa-listen-port" => {
                     let p: u16 = v
@@ -201,7 +208,8 @@ mod tests {
         let p = parse_cmdline(
             "BOOT_IMAGE=/vmlinuz ipa-api-url=http://10.0.0.1:6385,http://10.0.0.2:6385 \
              BOOTIF=01-52-54-00-12-34-56 ipa-agent-token=abc quiet ipa-insecure=1 \
-             ipa-lookup-timeout=30 console=\"ttyS0,115200\"",
+             ipa-lookup-timeout=30 console=\"ttyS0,115200\" \
+             ipa-inspection-callback-url=http://10.0.0.1:6385/v1/continue_inspection",
         );
         assert_eq!(p["console"], "ttyS0,115200");
         assert_eq!(p["quiet"], "");
@@ -211,6 +219,10 @@ mod tests {
         assert_eq!(c.bootif.unwrap().to_string(), "52:54:00:12:34:56");
         assert_eq!(c.token.unwrap().expose(), "abc");
         assert!(c.insecure);
+        assert_eq!(
+            c.inspection_callback_url.as_deref(),
+            Some("http://10.0.0.1:6385/v1/continue_inspection")
+        );
         assert_eq!(c.lookup_timeout, Duration::from_secs(30));
         let mut c = AgentConfig::default();
         assert!(c.apply_cmdline(&parse_cmdline("BOOTIF=zz")).is_err());

@@ -157,6 +157,92 @@ async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
     }
 }
 
+/// The inspection data IPA posts: the inventory, the disk it would install on,
+/// and the MAC it booted from.
+pub fn inspection_data(cfg: &super::AgentConfig) -> Value {
+    let inv = inventory::collect(cfg);
+    let disks = inventory::disks(cfg);
+    let root = super::hints::pick(&disks, None)
+        .ok()
+        .and_then(|d| serde_json::to_value(d).ok());
+    serde_json::json!({
+        "inventory": inv,
+        "root_disk": root,
+        "boot_interface": cfg.bootif.map(|m| m.to_string()),
+        "configuration": {"collectors": ["default"], "managers": []},
+    })
+}
+
+/// Post the inventory to `url` (`/v1/continue_inspection`), retrying with backoff
+/// until the lookup timeout while Ironic is unreachable or the node is not (yet)
+/// waiting for it. A token in the answer (API >= 1.84) is kept as a lookup's.
+pub async fn inspect(st: &Arc<State>, url: &str) -> Result<()> {
+    let cfg = &st.cfg;
+    let data = inspection_data(cfg);
+    let deadline = tokio::time::Instant::now() + cfg.lookup_timeout;
+    let mut wait = cfg.lookup_interval;
+    loop {
+        let mut req = st
+            .http
+            .post(url)
+            .header(VERSION_HEADER, "1.84")
+            .timeout(Duration::from_secs(30))
+            .json(&data);
+        if let Some(u) = &cfg.node_uuid {
+            req = req.query(&[("node_uuid", u)]);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                let body: Option<LookupResponse> = r.json().await.ok();
+                let token = body
+                    .as_ref()
+                    .and_then(|b| b.config.get("agent_token"))
+                    .and_then(Value::as_str)
+                    .filter(|t| t.len() >= 32 && *t != ironic_core::secret::MASK);
+                if let Some(t) = token {
+                    let t = Secret::new(t);
+                    save_token(&cfg.state_dir, &t);
+                    *st.token.write().await = Some(t);
+                }
+                if let Some(b) = body {
+                    *st.node.write().await = Some(b.node);
+                    *st.lookup_config.write().await = b.config;
+                }
+                tracing::info!("inspection data accepted");
+                return Ok(());
+            }
+            Ok(r)
+                if r.status().is_client_error()
+                    && !matches!(
+                        r.status(),
+                        StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::BAD_REQUEST
+                    ) =>
+            {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                return Err(AgentError::Protocol(format!(
+                    "inspection data refused ({status}): {}",
+                    text.chars().take(300).collect::<String>()
+                )));
+            }
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                tracing::info!(%status, body = %text.chars().take(300).collect::<String>(), "inspection data not taken yet");
+            }
+            Err(e) => tracing::warn!(error = %e, "posting inspection data failed"),
+        }
+        if tokio::time::Instant::now() + wait > deadline {
+            return Err(AgentError::Unreachable(format!(
+                "the inspection data was not accepted within {}s",
+                cfg.lookup_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(jitter(wait, 0.5, 1.0)).await;
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
 /// Look the node up (until the token is known), then heartbeat forever.
 pub async fn lookup_and_heartbeat(
     st: Arc<State>,

@@ -142,8 +142,26 @@ impl Agent {
     pub async fn run(self, server: api::Server) -> Result<()> {
         let api_task = tokio::spawn(server.run());
         let st = self.state.clone();
+        let main = async {
+            if let Some(url) = st.cfg.inspection_callback_url.clone() {
+                // booted for inspection: post the inventory first (IPA's inspector)
+                if let Err(e) = ironic::inspect(&st, &url).await {
+                    tracing::error!(error = %e, "inspection data could not be sent");
+                }
+                if st.cfg.api_urls.is_empty() {
+                    // nothing else to do: keep the API up until powered off
+                    std::future::pending::<()>().await;
+                }
+            }
+            ironic::lookup_and_heartbeat(
+                st.clone(),
+                self.callback_url.clone(),
+                self.cert_pem.clone(),
+            )
+            .await
+        };
         let result = tokio::select! {
-            r = ironic::lookup_and_heartbeat(st.clone(), self.callback_url.clone(), self.cert_pem.clone()) => r,
+            r = main => r,
             _ = st.shutdown.notified() => Ok(()),
         };
         api_task.abort();

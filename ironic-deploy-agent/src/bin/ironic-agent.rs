@@ -27,6 +27,9 @@ struct Args {
     /// Node UUID to look up with.
     #[arg(long)]
     node_uuid: Option<String>,
+    /// Post the inventory there first (ipa-inspection-callback-url).
+    #[arg(long)]
+    inspection_callback_url: Option<String>,
     /// Address of the command API (default 0.0.0.0:9999).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -88,6 +91,7 @@ fn config(a: Args) -> Result<AgentConfig, String> {
         Duration::try_from_secs_f64(v).map_err(|_| format!("--{name}: not a number of seconds"))
     };
     c.node_uuid = a.node_uuid.or(c.node_uuid);
+    c.inspection_callback_url = a.inspection_callback_url.or(c.inspection_callback_url);
     if let Some(l) = a.listen {
         c.listen = l;
     }

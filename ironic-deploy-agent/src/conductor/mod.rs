@@ -2,6 +2,8 @@
 
 pub mod client;
 pub mod deploy;
+pub mod inspect;
 
 pub use client::AgentClient;
 pub use deploy::{AgentConfig, AgentDeploy};
+pub use inspect::{AddPorts, AgentInspect, AgentInspectConfig};

@@ -49,6 +49,7 @@ struct Machine {
     cmdline: String,
     agent: Option<Child>,
     boots: u32,
+    extra_args: Vec<String>,
 }
 
 /// The machines, by node.
@@ -69,6 +70,12 @@ impl Rack {
     /// The disk file of a node.
     pub fn disk(&self, node: NodeId) -> PathBuf {
         self.dir.join(format!("{node}.disk"))
+    }
+
+    /// Extra `ironic-agent` arguments for a node (e.g. a fake `/sys` tree).
+    pub fn set_agent_args(&self, node: NodeId, args: &[&str]) {
+        let mut g = self.machines.lock().unwrap();
+        g.entry(node).or_default().extra_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// How many times the node's agent was started.
@@ -131,6 +138,7 @@ impl Rack {
             .arg(self.disk(node))
             .arg("--state-dir")
             .arg(dir.join("state"))
+            .args(&m.extra_args)
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("AGENT_TEST_LOG").is_some() {
                 Stdio::inherit()
@@ -266,6 +274,10 @@ impl BootInterface for RackBoot {
     }
 
     async fn clean_up_instance(&self, _task: &mut Task) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn validate_inspection(&self, _task: &Task) -> Result<(), DriverError> {
         Ok(())
     }
 }
