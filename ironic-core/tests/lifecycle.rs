@@ -29,3 +29,22 @@ async fn enroll_to_active_and_back_with_sync_fakes() {
     assert!(n.last_error.is_none());
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn manual_management_needs_generic_boot_and_deploy_and_says_so() {
+    let e = env(FakeDeployMode::Sync).await;
+    let err =
+        e.c.create_node(Node::new("manual-management"))
+            .await
+            .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("manual-management") && msg.contains("boot"),
+        "{msg}"
+    );
+    // with fake power/management chosen explicitly it still needs a generic boot interface
+    let mut n = Node::new("manual-management");
+    n.interfaces.power_interface = "fake".into();
+    assert!(e.c.create_node(n).await.is_err());
+    e.c.shutdown().await;
+}
