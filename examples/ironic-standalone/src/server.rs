@@ -68,8 +68,13 @@ pub fn build_registry(cfg: &Config) -> InterfaceRegistry {
         // The returned control handle (fault injection) is for ironic-core's own tests.
         let _control = ironic_core::fake::register(&mut reg, fake);
     }
-    // Further driver crates register here as they land, e.g.
-    // ironic_drivers_ipmi::register(&mut reg, ...); ironic_drivers_redfish::register(&mut reg, ...);
+    // The real hardware types: IPMI (native RMCP+) and Redfish (power, management,
+    // virtual-media boot, inspection, BIOS, RAID, firmware), and the agent's `direct`
+    // deploy (plus `agent` inspection). They need no server of their own, so they are
+    // always enabled; nodes pick them with `driver` and `*_interface`.
+    ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
+    ironic_drivers_redfish::register(&mut reg, ironic_drivers_redfish::RedfishConfig::default());
+    ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
     reg
 }
 
