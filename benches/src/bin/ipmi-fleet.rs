@@ -10,6 +10,9 @@
 //!   (driver: `set_power_state`, which reads, sends Chassis Control and polls until
 //!   the state is reached; ipmitool: `power status`, `power on|off`, `power status`).
 //!
+//! "client CPU" is the CPU time of this process plus the ipmitool processes it ran
+//! (the BMCs are separate processes and not counted).
+//!
 //! ```text
 //! cargo run --release -p ironic-benches --bin ipmi-fleet -- --bmcs 100
 //! ```
@@ -46,8 +49,23 @@ struct Args {
     no_ipmitool: bool,
 }
 
+/// CPU seconds used so far by this process and by its reaped children
+/// (`/proc/self/stat` utime+stime, cutime+cstime; 100 ticks a second).
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the ")" that closes the command name; utime is field 14
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let get = |i: usize| f.get(i - 3).copied().unwrap_or(0.0) / 100.0;
+    (get(14) + get(15), get(16) + get(17))
+}
+
 struct Stats {
     label: String,
+    cpu: f64,
     ops: usize,
     wall: Duration,
     lat: Vec<Duration>,
@@ -65,7 +83,7 @@ impl Stats {
             self.lat[i].as_secs_f64() * 1000.0
         };
         println!(
-            "{:<34} {:>6} ops {:>8.2} s {:>9.1} ops/s  p50 {:>8.1} ms  p95 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms  errors {}",
+            "{:<34} {:>6} ops {:>8.2} s {:>9.1} ops/s  p50 {:>8.1} ms  p95 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms  errors {}  client CPU {:.2} s ({:.2} ms/op)",
             self.label,
             self.ops,
             self.wall.as_secs_f64(),
@@ -74,7 +92,9 @@ impl Stats {
             q(0.95),
             q(0.99),
             q(1.0),
-            self.errors
+            self.errors,
+            self.cpu,
+            self.cpu * 1000.0 / self.ops.max(1) as f64
         );
     }
 }
@@ -99,6 +119,7 @@ where
     Fut: std::future::Future<Output = (Vec<Duration>, usize)> + Send + 'static,
 {
     let start = Instant::now();
+    let (cpu0, children0) = cpu_secs();
     let mut set = JoinSet::new();
     for p in ports {
         set.spawn(per_bmc(*p));
@@ -110,8 +131,10 @@ where
         lat.extend(l);
         errors += e;
     }
+    let (cpu1, children1) = cpu_secs();
     Stats {
         label: label.to_owned(),
+        cpu: (cpu1 - cpu0) + (children1 - children0),
         ops: lat.len() + errors,
         wall: start.elapsed(),
         lat,
