@@ -376,7 +376,9 @@ impl ManagementInterface for IpmiManagement {
         let f = self.read_boot_flags(&info).await?;
         Ok(BootDeviceInfo {
             boot_device: device_from_selector((f[1] >> 2) & 0x0F),
-            persistent: Some(f[0] & 0x40 != 0),
+            // Without the valid bit the persistence bit means nothing (ipmi_sim
+            // never sets it; real BMCs clear it after a one-time boot).
+            persistent: (f[0] & 0x80 != 0).then_some(f[0] & 0x40 != 0),
         })
     }
 
