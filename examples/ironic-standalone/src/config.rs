@@ -90,6 +90,9 @@ pub struct StorageConfig {
     pub backend: Backend,
     /// Directory holding `ironic.sqlite` and other state.
     pub data_dir: PathBuf,
+    /// Serve reads of nodes, ports, port groups and chassis from an in-memory
+    /// mirror (writes still go to SQLite first).
+    pub cache: bool,
 }
 
 impl Default for StorageConfig {
@@ -97,6 +100,7 @@ impl Default for StorageConfig {
         StorageConfig {
             backend: Backend::Sqlite,
             data_dir: PathBuf::from("./ironic-data"),
+            cache: true,
         }
     }
 }

@@ -119,10 +119,18 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ServeError> {
                 ))
             })?;
             let path = cfg.storage.data_dir.join("ironic.sqlite");
-            let store = SqliteStore::open(&path)
-                .await
-                .map_err(|e| ServeError::Store(format!("{}: {e}", path.display())))?;
-            Ok(Arc::new(store))
+            let store: Arc<dyn Store> = Arc::new(
+                SqliteStore::open(&path)
+                    .await
+                    .map_err(|e| ServeError::Store(format!("{}: {e}", path.display())))?,
+            );
+            if !cfg.storage.cache {
+                return Ok(store);
+            }
+            let cached = crate::cache::CachedStore::load(store).await.map_err(|e| {
+                ServeError::Store(format!("loading {} into memory: {e}", path.display()))
+            })?;
+            Ok(Arc::new(cached))
         }
     }
 }

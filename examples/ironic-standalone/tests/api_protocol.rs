@@ -409,3 +409,128 @@ fn bad_config_and_busy_port_give_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn other_resources_round_trip() {
+    let ir = Ironic::start(&[], &[]);
+    rt().block_on(async {
+        let api = Api::new(&ir.url);
+        let (_, node) = api
+            .json(reqwest::Method::POST, "/v1/nodes", Some(json!({"driver": "fake-hardware", "name": "r1"})))
+            .await;
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+
+        // Before 1.91 a `.json` suffix is stripped; from 1.91 on it is part of the name.
+        let r = api.send(reqwest::Method::GET, "/v1/nodes/r1.json", Some("1.90"), None).await;
+        assert_eq!(r.status(), 200);
+        let r = api.send(reqwest::Method::GET, "/v1/nodes/r1.json", Some("1.91"), None).await;
+        assert_eq!(r.status(), 404);
+
+        // Chassis with nodes cannot be deleted.
+        let (s, ch) = api.json(reqwest::Method::POST, "/v1/chassis", Some(json!({"description": "rack 1"}))).await;
+        assert_eq!(s, 201);
+        let cid = ch["uuid"].as_str().unwrap().to_owned();
+        let (s, _) = api
+            .json(reqwest::Method::PATCH, "/v1/nodes/r1", Some(json!([{"op": "add", "path": "/chassis_uuid", "value": cid}])))
+            .await;
+        assert_eq!(s, 200);
+        let (_, nodes) = api.json(reqwest::Method::GET, &format!("/v1/chassis/{cid}/nodes"), None).await;
+        assert_eq!(nodes["nodes"][0]["uuid"], uuid.as_str());
+        let (s, _) = api.json(reqwest::Method::DELETE, &format!("/v1/chassis/{cid}"), None).await;
+        assert_eq!(s, 400);
+
+        // Deploy templates: the name must be a trait.
+        let (s, _) = api
+            .json(
+                reqwest::Method::POST,
+                "/v1/deploy_templates",
+                Some(json!({"name": "not a trait", "steps": [{"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 150}]})),
+            )
+            .await;
+        assert_eq!(s, 400);
+        let (s, t) = api
+            .json(
+                reqwest::Method::POST,
+                "/v1/deploy_templates",
+                Some(json!({"name": "CUSTOM_HYPERTHREADING_ON", "steps": [{"interface": "bios", "step": "apply_configuration", "args": {"settings": []}, "priority": 150}]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        let (s, t2) = api
+            .json(
+                reqwest::Method::PATCH,
+                "/v1/deploy_templates/CUSTOM_HYPERTHREADING_ON",
+                Some(json!([{"op": "replace", "path": "/steps/0/priority", "value": 10}])),
+            )
+            .await;
+        assert_eq!(s, 200, "{t2}");
+        assert_eq!(t2["steps"][0]["priority"], 10);
+
+        // Volume connectors are unique per (type, connector_id).
+        let body = json!({"node_uuid": uuid, "type": "iqn", "connector_id": "iqn.2017-07.org.example:01"});
+        let (s, vc) = api.json(reqwest::Method::POST, "/v1/volume/connectors", Some(body.clone())).await;
+        assert_eq!(s, 201, "{vc}");
+        let (s, _) = api.json(reqwest::Method::POST, "/v1/volume/connectors", Some(body)).await;
+        assert_eq!(s, 409);
+        let (_, list) = api.json(reqwest::Method::GET, &format!("/v1/nodes/{uuid}/volume/connectors"), None).await;
+        assert_eq!(list["connectors"].as_array().unwrap().len(), 1);
+        let r = api.send(reqwest::Method::GET, "/v1/volume/connectors", Some("1.31"), None).await;
+        assert_eq!(r.status(), 404);
+
+        // Runbooks: a node without the runbook's trait cannot use it.
+        let (s, rb) = api
+            .json(
+                reqwest::Method::POST,
+                "/v1/runbooks",
+                Some(json!({"name": "CUSTOM_ERASE", "steps": [{"interface": "deploy", "step": "erase_devices", "args": {}, "order": 1}]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{rb}");
+        api.json(reqwest::Method::PUT, "/v1/nodes/r1/states/provision", Some(json!({"target": "manage"}))).await;
+        for _ in 0..100 {
+            let (_, n) = api.json(reqwest::Method::GET, "/v1/nodes/r1?fields=provision_state", None).await;
+            if n["provision_state"] == "manageable" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (s, v) = api
+            .json(
+                reqwest::Method::PUT,
+                "/v1/nodes/r1/states/provision",
+                Some(json!({"target": "clean", "runbook": "CUSTOM_ERASE"})),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(inner_error(&v)["faultstring"].as_str().unwrap().contains("CUSTOM_ERASE"));
+
+        // Allocations: resource class scheduling over available nodes.
+        let (s, a) = api
+            .json(reqwest::Method::POST, "/v1/allocations", Some(json!({"resource_class": "nothing-has-this"})))
+            .await;
+        assert_eq!(s, 201, "{a}");
+        assert_eq!(a["state"], "error");
+        let (_, c) = api.json(reqwest::Method::GET, "/v1/conductors?detail=true", None).await;
+        assert_eq!(c["conductors"][0]["alive"], true, "{c}");
+        assert_eq!(c["conductors"][0]["drivers"][0], "fake-hardware");
+
+        // The fake management interface has no indicators: a clear 400.
+        let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/r1/management/indicators", None).await;
+        assert_eq!(s, 400, "{v}");
+
+        // Agent endpoints: input checks before the conductor.
+        let (s, _) = api.json(reqwest::Method::GET, "/v1/lookup", None).await;
+        assert_eq!(s, 400);
+        let (s, _) = api.json(reqwest::Method::GET, "/v1/lookup?addresses=52:54:00:00:00:99", None).await;
+        assert_eq!(s, 404);
+        let (s, v) = api
+            .json(reqwest::Method::POST, &format!("/v1/heartbeat/{uuid}"), Some(json!({"callback_url": "http://10.0.0.2:9999"})))
+            .await;
+        assert_eq!(s, 400);
+        assert!(inner_error(&v)["faultstring"].as_str().unwrap().contains("Agent token is required"));
+        let (s, _) = api
+            .json(reqwest::Method::POST, &format!("/v1/heartbeat/{uuid}"), Some(json!({"callback_url": "ftp://x", "agent_token": "t"})))
+            .await;
+        assert_eq!(s, 400);
+    });
+}
