@@ -391,3 +391,49 @@ async fn conductor_keep_alive_touches_its_record() {
     .expect("keep-alive");
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn retryable_power_errors_are_retried_with_a_bound() {
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    // two retryable failures: the third attempt succeeds
+    e.fake
+        .fail_next("power.set_power_state", 2, ErrorKind::Timeout, true);
+    e.c.set_power_state(&i, PowerAction::PowerOn, None)
+        .await
+        .unwrap();
+    let n = wait_until(&e.c, &i, "power on", |n| n.target_power_state.is_none()).await;
+    assert_eq!(n.power_state, Some(PowerState::On));
+    assert!(n.last_error.is_none());
+    assert_eq!(e.fake.calls("power.set_power_state"), 3);
+    // three: out of attempts, the error is recorded
+    e.fake
+        .fail_next("power.set_power_state", 3, ErrorKind::Timeout, true);
+    e.c.set_power_state(&i, PowerAction::PowerOff, None)
+        .await
+        .unwrap();
+    let n = wait_until(&e.c, &i, "power off failed", |n| {
+        n.target_power_state.is_none()
+    })
+    .await;
+    assert_eq!(n.power_state, Some(PowerState::On));
+    assert!(n.last_error.unwrap().contains("injected timeout"));
+    assert_eq!(e.fake.calls("power.set_power_state"), 6);
+    // a non-retryable error is not retried
+    e.fake.fail_next(
+        "power.set_power_state",
+        1,
+        ErrorKind::Unauthenticated,
+        false,
+    );
+    e.c.set_power_state(&i, PowerAction::PowerOff, None)
+        .await
+        .unwrap();
+    wait_until(&e.c, &i, "power off failed", |n| {
+        n.target_power_state.is_none()
+    })
+    .await;
+    assert_eq!(e.fake.calls("power.set_power_state"), 7);
+    e.c.shutdown().await;
+}

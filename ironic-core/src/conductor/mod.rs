@@ -105,6 +105,12 @@ pub struct ConductorConfig {
     pub conductor_heartbeat_interval: Duration,
     /// History events kept per node (300).
     pub node_history_max_entries: usize,
+    /// Attempts of a conductor-initiated power action (API power requests, the
+    /// reserved `power_on`/`power_off`/`reboot` steps, the verify power read) that
+    /// fails with a retryable error (3).
+    pub retryable_error_attempts: u32,
+    /// Pause before the second attempt, doubled for each further one (1 s).
+    pub retryable_error_backoff: Duration,
     /// Refuse agent heartbeats whose `callback_url` is not `https://` (false here;
     /// Ironic's `[agent]require_tls` defaults to true).
     pub require_agent_tls: bool,
@@ -140,6 +146,8 @@ impl Default for ConductorConfig {
             node_locked_retry_interval: min(1),
             conductor_heartbeat_interval: min(10),
             node_history_max_entries: 300,
+            retryable_error_attempts: 3,
+            retryable_error_backoff: min(1),
             require_agent_tls: false,
         }
     }
@@ -288,6 +296,33 @@ impl Conductor {
     /// How many operations are running on workers right now.
     pub fn running_operations(&self) -> usize {
         self.config().max_concurrent_operations - self.inner.workers.available_permits()
+    }
+
+    /// Run `op` again while it fails with a retryable error, up to
+    /// `retryable_error_attempts` times, backing off exponentially.
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        mut op: F,
+    ) -> std::result::Result<T, crate::DriverError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, crate::DriverError>>,
+    {
+        let attempts = self.config().retryable_error_attempts.max(1);
+        let mut pause = self.config().retryable_error_backoff;
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Err(e) if e.is_retryable() && attempt < attempts => {
+                    tracing::warn!(operation = what, attempt, error = %e, "retryable driver error; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     pub(crate) fn emit(&self, e: NodeEvent) {

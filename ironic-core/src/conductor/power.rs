@@ -271,7 +271,22 @@ async fn do_power(mut job: Job, action: PowerAction, timeout: Duration) -> Job {
     let uuid = job.node().uuid;
     let before = job.node().power_state;
     tracing::info!(node = %uuid, action = %action, "power action");
-    let r = job.task.node_power_action(action, Some(timeout)).await;
+    let c = job.c.clone();
+    let base = job.task.clone();
+    let r = c
+        .with_retries("power action", || {
+            let mut t = base.clone();
+            async move {
+                t.node_power_action(action, Some(timeout))
+                    .await
+                    .map(|()| t.node.power_state)
+            }
+        })
+        .await
+        .map(|state| {
+            job.task.node.power_state = state;
+            job.task.node.target_power_state = None;
+        });
     if let Err(e) = r {
         let msg = format!(
             "Failed to change power state to '{}' by '{action}' for node {uuid}. Error: {e}",

@@ -549,9 +549,11 @@ async fn do_verify(mut job: Job) -> Job {
         d.management.validate(&job.task),
         "Failed to validate the management interface of node {uuid}: {e}"
     );
+    let c = job.c.clone();
     let state = try_or_fail!(
         job,
-        d.power.get_power_state(&job.task).await,
+        c.with_retries("power state read", || d.power.get_power_state(&job.task))
+            .await,
         "Failed to get the power state of node {uuid}: {e}"
     );
     job.node_mut().power_state = Some(state);

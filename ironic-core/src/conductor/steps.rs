@@ -476,7 +476,20 @@ impl Job {
 
     async fn power(&mut self, action: PowerAction) -> Result<()> {
         let timeout = Some(self.c.config().power_state_change_timeout);
-        self.task.node_power_action(action, timeout).await?;
+        let c = self.c.clone();
+        let base = self.task.clone();
+        let state = c
+            .with_retries("power step", || {
+                let mut t = base.clone();
+                async move {
+                    t.node_power_action(action, timeout)
+                        .await
+                        .map(|()| t.node.power_state)
+                }
+            })
+            .await?;
+        self.task.node.power_state = state;
+        self.task.node.target_power_state = None;
         Ok(())
     }
 

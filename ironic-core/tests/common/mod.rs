@@ -19,6 +19,7 @@ pub fn test_config() -> ConductorConfig {
         power_state_sync_interval: Duration::ZERO,
         power_failure_recovery_interval: Duration::ZERO,
         check_provision_state_interval: Duration::ZERO,
+        retryable_error_backoff: Duration::from_millis(10),
         ..ConductorConfig::default()
     }
 }
