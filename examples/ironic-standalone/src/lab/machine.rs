@@ -50,6 +50,48 @@ pub fn find_agent_binary() -> Result<PathBuf, String> {
     })
 }
 
+/// [`find_agent_binary`], and when it is missing under `cargo run` (which sets `CARGO`
+/// and `CARGO_MANIFEST_DIR`), builds it with the same profile first, so that
+/// `cargo run -p ironic-standalone --bin ironic -- lab` works on a fresh checkout.
+pub fn ensure_agent_binary() -> Result<PathBuf, String> {
+    match find_agent_binary() {
+        Ok(p) => Ok(p),
+        Err(not_found) => {
+            let (Some(cargo), Some(dir)) = (
+                std::env::var_os("CARGO"),
+                std::env::var_os("CARGO_MANIFEST_DIR"),
+            ) else {
+                return Err(not_found);
+            };
+            let release = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.ends_with("release")))
+                .unwrap_or(false);
+            tracing::info!(
+                "building the ironic-agent binary (cargo build -p ironic-deploy-agent --bin ironic-agent)"
+            );
+            let mut cmd = std::process::Command::new(cargo);
+            cmd.current_dir(dir).args([
+                "build",
+                "-p",
+                "ironic-deploy-agent",
+                "--bin",
+                AGENT_BINARY,
+            ]);
+            if release {
+                cmd.arg("--release");
+            }
+            match cmd.status() {
+                Ok(s) if s.success() => find_agent_binary(),
+                Ok(s) => Err(format!("building ironic-agent failed ({s}); {not_found}")),
+                Err(e) => Err(format!(
+                    "cannot run cargo to build ironic-agent: {e}; {not_found}"
+                )),
+            }
+        }
+    }
+}
+
 /// How machines start the agent.
 #[derive(Clone, Debug)]
 pub struct AgentLaunch {

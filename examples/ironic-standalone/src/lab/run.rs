@@ -134,7 +134,7 @@ impl Lab {
             .collect();
         // Machines run the agent only when some node is deployed by it.
         let agent = if opts.agents && plans.iter().any(|p| p.uses_bmc) {
-            let binary = machine::find_agent_binary().map_err(LabError::Missing)?;
+            let binary = machine::ensure_agent_binary().map_err(LabError::Missing)?;
             Some(AgentLaunch {
                 binary,
                 api_url,
