@@ -278,8 +278,14 @@ async fn run(
                         tracing::info!(server = %name, "agent exited: the ramdisk powered the machine off");
                         server.os_halted();
                     }
+                    Some(c) if c.code().is_none() => {
+                        // Killed by a signal: Ctrl-C in the lab's terminal reaches the
+                        // agents too, or someone killed it.
+                        tracing::info!(server = %name, status = %c, "agent killed; the machine hangs until reset");
+                        set(&state, MachineState::Idle);
+                    }
                     other => {
-                        tracing::warn!(server = %name, status = ?other, "agent died; the machine hangs until reset");
+                        tracing::warn!(server = %name, status = ?other, "agent failed; the machine hangs until reset");
                         set(&state, MachineState::Idle);
                     }
                 }

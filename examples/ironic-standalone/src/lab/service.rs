@@ -92,6 +92,10 @@ pub fn registry(
     if reg.hardware_type("ipmi").is_err() {
         ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
     }
+    let deploy = reg.interface_names(ironic_core::model::InterfaceType::Deploy);
+    if !deploy.iter().any(|d| d == ironic_deploy_agent::NAME) {
+        ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
+    }
     let boot = reg.interface_names(ironic_core::model::InterfaceType::Boot);
     if !boot.iter().any(|b| b == "ipxe") {
         let pxe = ironic_boot_pxe::PxeConfig::new(
