@@ -129,3 +129,57 @@ async fn many_concurrent_callers_on_several_bmcs() {
         assert_eq!(r.unwrap().unwrap(), PowerState::Off);
     }
 }
+
+#[tokio::test]
+async fn unknown_user_times_out_with_a_hint() {
+    let bmcs = PyghmiBmcs::start(1);
+    let (power, _) = interfaces(config());
+    let mut info = with_suite(&bmcs, 0, Some(3));
+    info["ipmi_username"] = "nobody".into();
+    info["ipmi_packet_timeout"] = 0.2.into();
+    info["ipmi_packet_retries"] = 1.into();
+    info["ipmi_command_retry_timeout"] = 5.into();
+    let e = power.get_power_state(&task(info)).await.unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(e.to_string().contains("user 'nobody'"), "{e}");
+}
+
+// multi-thread: `logged` blocks its thread while the session worker runs
+#[tokio::test(flavor = "multi_thread")]
+async fn one_session_is_reused_kept_alive_and_closed_when_idle() {
+    let bmcs = PyghmiBmcs::start(1);
+    let port = bmcs.ports[0];
+    let count = |what: &str| {
+        let line = format!("BMC {port} {what}");
+        bmcs.log().iter().filter(|l| **l == line).count()
+    };
+    let cfg = ironic_drivers_ipmi::IpmiConfig {
+        keepalive_interval: Duration::from_millis(300),
+        session_idle_timeout: Duration::from_millis(1500),
+        ..config()
+    };
+    let (power, _) = interfaces(cfg);
+    let t = task(with_suite(&bmcs, 0, Some(17)));
+    for _ in 0..10 {
+        power.get_power_state(&t).await.unwrap();
+    }
+    assert!(bmcs.logged(&format!("BMC {port} session open"), Duration::from_secs(5)));
+    assert_eq!(count("session open"), 1, "{:?}", bmcs.log());
+    // idle but in use: keep-alives, same session
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    power.get_power_state(&t).await.unwrap();
+    assert!(count("device id") >= 1, "no keep-alive: {:?}", bmcs.log());
+    assert_eq!(count("session open"), 1, "{:?}", bmcs.log());
+    // idle past session_idle_timeout: Close Session, then a new session
+    assert!(
+        bmcs.logged(
+            &format!("BMC {port} session close"),
+            Duration::from_secs(10)
+        ),
+        "{:?}",
+        bmcs.log()
+    );
+    power.get_power_state(&t).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count("session open"), 2, "{:?}", bmcs.log());
+}

@@ -385,7 +385,23 @@ impl Session {
                 Verdict::Accept(r)
             },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // pyghmi, for one, stays silent when it does not know the user
+            Error::Timeout {
+                bmc,
+                what,
+                attempts,
+            } => Error::Timeout {
+                bmc,
+                what: format!(
+                    "{what} (a BMC may stay silent when it does not know user '{}')",
+                    t.user
+                ),
+                attempts,
+            },
+            e => e,
+        })?;
 
         let kuid = t.password.expose().as_bytes();
         let expected = t.suite.hmac(

@@ -3,7 +3,8 @@
 Usage: pyghmi_bmc.py USER PASSWORD COUNT
 
 Prints "READY port1 port2 ..." once every BMC listens (ports are chosen by the
-kernel), then serves until killed. Each BMC keeps its power state and all five
+kernel), then serves until killed, logging "BMC PORT <event>" lines (power
+actions, boot flags, nmi, session open/close, device id). Each BMC keeps its power state and all five
 boot flag bytes (stock pyghmi keeps neither), supports Chassis Control diag (NMI)
 and soft off, and speaks cipher suite 17 (RAKP-HMAC-SHA256) besides stock
 pyghmi's suite 3, so that both suites can be checked with ipmitool.
@@ -81,6 +82,10 @@ class Suite17ServerSession(serversession.ServerSession):
         self.localsid = struct.unpack('<I', self.managedsessionid)[0]
         self.ipmicallback = self.handle_client_request
         self._send_rakp4(data[0], 0)
+        self.bmc.log('session open')
+
+    def close_server_session(self):
+        self.bmc.log('session close')
 
     def _send_rakp4(self, tagvalue, statuscode):
         payload = bytearray([tagvalue, statuscode, 0, 0]) + self.clientsessionid
@@ -135,6 +140,10 @@ class StatefulBmc(bmc.Bmc):
 
     def pulse_diag(self):
         self.log('nmi')
+
+    def send_device_id(self, session):
+        self.log('device id')
+        super().send_device_id(session)
 
     def get_system_boot_options(self, request, session):
         if request['data'][0] & 0x7F == 5:
