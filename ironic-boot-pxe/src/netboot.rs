@@ -215,6 +215,18 @@ impl Engine {
         persistent: bool,
     ) -> Result<(), DriverError> {
         let mgmt = Arc::clone(&task.driver()?.management);
+        let mut device = device;
+        if device == BootDevice::UefiHttp
+            && !mgmt
+                .get_supported_boot_devices(task)
+                .await?
+                .contains(&BootDevice::UefiHttp)
+        {
+            // Many BMCs (IPMI) cannot name UEFI HTTP boot: ask for network boot
+            // and let the firmware's network boot order reach its HTTP option.
+            tracing::warn!(node = %task.node.uuid, "management cannot select UEFI HTTP boot; asking for network (pxe) boot instead");
+            device = BootDevice::Pxe;
+        }
         mgmt.set_boot_device(task, device, persistent).await
     }
 
