@@ -437,3 +437,24 @@ async fn retryable_power_errors_are_retried_with_a_bound() {
     assert_eq!(e.fake.calls("power.set_power_state"), 7);
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn periodic_tasks_look_after_their_own_conductor_group_only() {
+    let mut cfg = test_config();
+    cfg.power_state_sync_interval = Duration::from_millis(20);
+    let e = env_with(cfg, FakeDeployMode::Sync).await;
+    let mut other = Node::new("fake-hardware");
+    other.conductor_group = "Rack2".into();
+    let other = e.c.create_node(other).await.unwrap();
+    assert_eq!(other.conductor_group, "rack2");
+    let mine = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    for n in [&other, &mine] {
+        provision(&e.c, &id(n), "manage").await;
+        wait_state(&e.c, &id(n), S::Manageable).await;
+    }
+    e.fake
+        .fail_with_probability("power.get_power_state", 1.0, ErrorKind::Unreachable, true);
+    wait_until(&e.c, &id(&mine), "maintenance", |n| n.maintenance).await;
+    assert!(!e.c.get_node(&id(&other)).await.unwrap().maintenance);
+    e.c.shutdown().await;
+}

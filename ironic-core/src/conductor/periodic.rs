@@ -1,5 +1,9 @@
 //! Start-up recovery and the periodic tasks: conductor keep-alive, power-state
 //! sync, power failure recovery, and callback timeouts of the wait states.
+//!
+//! A conductor looks after the nodes of its own `conductor_group` (compared
+//! case-insensitively; the empty group is a group too), as Ironic's do; API calls
+//! reach any node.
 
 use std::future::Future;
 use std::time::Duration;
@@ -102,6 +106,7 @@ impl Conductor {
             .store()
             .list_nodes(&NodeQuery {
                 filter: NodeFilter {
+                    conductor_group: Some(self.config().conductor_group.clone()),
                     provision_state: Some(stuck),
                     reserved: Some(false),
                     ..Default::default()
@@ -175,6 +180,7 @@ impl Conductor {
             .store()
             .list_nodes(&NodeQuery {
                 filter: NodeFilter {
+                    conductor_group: Some(self.config().conductor_group.clone()),
                     maintenance: Some(false),
                     reserved: Some(false),
                     ..Default::default()
@@ -295,6 +301,7 @@ impl Conductor {
             .store()
             .list_nodes(&NodeQuery {
                 filter: NodeFilter {
+                    conductor_group: Some(self.config().conductor_group.clone()),
                     maintenance: Some(true),
                     fault: Some(Fault::PowerFailure),
                     reserved: Some(false),
@@ -372,6 +379,7 @@ impl Conductor {
                 .store()
                 .list_nodes(&NodeQuery {
                     filter: NodeFilter {
+                        conductor_group: Some(self.config().conductor_group.clone()),
                         provision_state: Some(vec![state]),
                         maintenance: Some(false),
                         reserved: Some(false),
