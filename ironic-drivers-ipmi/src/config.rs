@@ -47,6 +47,9 @@ pub struct IpmiConfig {
     pub default_boot_mode: BootMode,
     /// Address the serial console (SOL) listener binds to.
     pub console_bind: std::net::IpAddr,
+    /// Bytes per Get SDR request: 255 reads whole records (falling back to 16-byte
+    /// pieces when the BMC refuses); smaller values always read in pieces.
+    pub sdr_chunk_size: u8,
 }
 
 impl Default for IpmiConfig {
@@ -67,6 +70,7 @@ impl Default for IpmiConfig {
             disable_boot_timeout: true,
             default_boot_mode: BootMode::Uefi,
             console_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            sdr_chunk_size: 0xFF,
         }
     }
 }

@@ -186,14 +186,17 @@ impl IpmiManagement {
     }
 
     /// Walk the SDR repository: Reserve SDR Repository, then Get SDR for every record,
-    /// whole if the BMC can, else in 16-byte pieces.
+    /// whole if the BMC can, else in pieces of `sdr_chunk_size` (16 when the BMC
+    /// refuses whole reads).
     async fn read_sdr(&self, info: &IpmiDriverInfo) -> Result<Vec<sdr::SensorRecord>, Error> {
         const MAX_RECORDS: usize = 1024;
         let mut reservation = self.reserve(info).await?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut id: u16 = 0;
-        let mut chunked = false;
+        let size = self.client.config().sdr_chunk_size;
+        let mut chunked = size < 0xFF;
+        let chunk = if chunked { size.max(1) as usize } else { 16 };
         let mut restarts = 0;
         while id != 0xFFFF && seen.len() < MAX_RECORDS {
             if !seen.insert(id) {
@@ -203,7 +206,7 @@ impl IpmiManagement {
                     detail: format!("record {id:#06x} links back into the repository"),
                 });
             }
-            let (next, rec) = match self.get_sdr(info, reservation, id, chunked).await {
+            let (next, rec) = match self.get_sdr(info, reservation, id, chunked, chunk).await {
                 Ok(v) => v,
                 Err(Error::Completion {
                     code: 0xCA | 0xC7 | 0xC8 | 0xFF,
@@ -259,6 +262,7 @@ impl IpmiManagement {
         reservation: u16,
         id: u16,
         chunked: bool,
+        chunk: usize,
     ) -> Result<(u16, Vec<u8>), Error> {
         let get = |offset: u8, count: u8| {
             let r = reservation.to_le_bytes();
@@ -290,8 +294,11 @@ impl IpmiManagement {
         let mut rec = d[2..7].to_vec();
         let total = 5 + rec[4] as usize;
         while rec.len() < total {
-            let count = (total - rec.len()).min(16) as u8;
-            let d = self.client.call(info, get(rec.len() as u8, count)).await?;
+            let count = (total - rec.len()).min(chunk) as u8;
+            let Ok(offset) = u8::try_from(rec.len()) else {
+                return Err(short(&rec)); // a record longer than an SDR can be
+            };
+            let d = self.client.call(info, get(offset, count)).await?;
             if d.len() < 3 {
                 return Err(short(&d));
             }

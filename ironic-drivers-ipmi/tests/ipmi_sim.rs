@@ -111,6 +111,24 @@ async fn sensors_come_from_the_sdr() {
 }
 
 #[tokio::test]
+async fn sdr_read_in_small_pieces_gives_the_same_sensors() {
+    let sim = IpmiSim::start();
+    let (_, whole) = interfaces(config());
+    let (_, pieces) = interfaces(ironic_drivers_ipmi::IpmiConfig {
+        sdr_chunk_size: 7,
+        ..config()
+    });
+    let t = sim_task(&sim);
+    let a = whole.get_sensors_data(&t).await.unwrap();
+    let b = pieces.get_sensors_data(&t).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        b["Temperature"]["CPU Temp (0x1)"]["Sensor Reading"],
+        "45 (+/- 0) Degrees Celsius"
+    );
+}
+
+#[tokio::test]
 async fn wrong_password_is_a_clear_non_retryable_error() {
     let sim = IpmiSim::start();
     let (power, _) = interfaces(config());
