@@ -21,6 +21,8 @@ pub struct Config {
     pub conductor: ConductorSection,
     /// `[fake]`.
     pub fake: FakeSection,
+    /// `[drivers]`.
+    pub drivers: DriversSection,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -217,6 +219,21 @@ impl Default for FakeSection {
             raid_delay: "0".into(),
             bios_delay: "0".into(),
         }
+    }
+}
+
+/// `[drivers]`: the real driver crates.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriversSection {
+    /// Register the `redfish` hardware type (Redfish power, management, virtual
+    /// media boot, inspection, BIOS, RAID, firmware) and the agent `direct` deploy.
+    pub redfish: bool,
+}
+
+impl Default for DriversSection {
+    fn default() -> Self {
+        DriversSection { redfish: true }
     }
 }
 

@@ -514,6 +514,20 @@ fn other_resources_round_trip() {
         assert_eq!(c["conductors"][0]["alive"], true, "{c}");
         assert_eq!(c["conductors"][0]["drivers"][0], "fake-hardware");
 
+        // The redfish hardware type is registered: a node gets its interfaces, and
+        // validation says what driver_info is missing without contacting a BMC.
+        let (s, rf) = api
+            .json(reqwest::Method::POST, "/v1/nodes", Some(json!({"driver": "redfish", "name": "rf1"})))
+            .await;
+        assert_eq!(s, 201, "{rf}");
+        assert_eq!(rf["power_interface"], "redfish");
+        assert_eq!(rf["boot_interface"], "redfish-virtual-media");
+        assert_eq!(rf["deploy_interface"], "direct");
+        let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/rf1/validate", None).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["power"]["result"], false, "{v}");
+        assert!(v["power"]["reason"].as_str().unwrap().contains("redfish_address"), "{v}");
+
         // The fake management interface has no indicators: a clear 400.
         let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/r1/management/indicators", None).await;
         assert_eq!(s, 400, "{v}");
