@@ -70,6 +70,10 @@ async fn rescue_and_unrescue_through_the_agent() {
     heartbeat_once(&e.c, &i, &t).await;
     let n = wait_state(&e.c, &i, S::Rescue).await;
     assert_eq!(n.instance_info["rescue_password"], "s3cret");
+    assert!(
+        n.internal("agent_secret_token").is_none(),
+        "token wiped at the end"
+    );
     provision(&e.c, &i, "unrescue").await;
     let n = wait_state(&e.c, &i, S::Active).await;
     assert!(n.instance_info.get("rescue_password").is_none());

@@ -366,6 +366,8 @@ async fn process_heartbeat(mut job: Job, hb: Heartbeat) -> Job {
         HeartbeatOutcome::Continue => match state {
             S::DeployWait | S::CleanWait | S::ServiceWait => job.continue_from_wait().await,
             S::RescueWait => {
+                // the rescue ramdisk is up: the operation ends, its token with it
+                super::job::wipe_token(job.node_mut());
                 job.node_mut().last_error = None;
                 if job.transition(Event::Resume, None).await.is_ok() {
                     job.transition_or_log(Event::Done, None).await;
