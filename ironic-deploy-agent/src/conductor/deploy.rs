@@ -364,6 +364,9 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down_cleaning(&self, task: &mut Task) -> Result<(), DriverError> {
+        // The ramdisk is done: power the node off (Ironic's tear_down_inband_cleaning).
+        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
+            .await?;
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
         driver
@@ -384,6 +387,9 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down_service(&self, task: &mut Task) -> Result<(), DriverError> {
+        // As after cleaning (Ironic's tear_down_inband_service).
+        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
+            .await?;
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
         driver
