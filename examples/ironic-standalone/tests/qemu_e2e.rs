@@ -376,27 +376,26 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
             "the disk does not hold the image (first difference at byte {first_diff:?})"
         ));
     }
-    // ... and the machine booted it: network boot for the ramdisk, then the disk.
-    let boots = vm.machine.boots();
-    let last = boots.last().ok_or("no boot recorded")?;
-    if last.source != BootSource::Disk {
-        return Err(format!(
-            "the last boot was from {:?}, not the disk",
-            last.source
-        ));
-    }
-    if !boots[boots_before..]
-        .iter()
-        .any(|b| b.source == BootSource::Network)
-    {
-        return Err("the deploy did not network-boot the ramdisk".into());
-    }
+    // ... and the machine booted it: network boot for the ramdisk, then the disk
+    // (the BMC has powered it on; QEMU may still be starting).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !last.console().contains(&vm.marker) {
+    loop {
+        let boots = vm.machine.boots();
+        let last = boots.last().ok_or("no boot recorded")?;
+        if last.source == BootSource::Disk && last.console().contains(&vm.marker) {
+            if !boots[boots_before..]
+                .iter()
+                .any(|b| b.source == BootSource::Network)
+            {
+                return Err("the deploy did not network-boot the ramdisk".into());
+            }
+            break;
+        }
         if Instant::now() > deadline {
             return Err(format!(
-                "the instance did not print its marker {} on the serial console; got:\n{}",
+                "the instance did not print its marker {} on the serial console; last boot from {:?}:\n{}",
                 vm.marker,
+                last.source,
                 clean(&last.console())
             ));
         }
@@ -416,8 +415,13 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
     if disk.iter().any(|b| *b != 0) {
         return Err("cleaning left data in the disk's first MiB (the boot sector)".into());
     }
-    if vm.machine.running() {
-        return Err("the machine is still running after cleaning".into());
+    // The BMC has powered it off; QEMU is told so right after.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while vm.machine.running() {
+        if Instant::now() > deadline {
+            return Err("the machine is still running after cleaning".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let n = api.get(&format!("/v1/nodes/{uuid}")).await?;
     if n["power_state"] != "power off"
