@@ -117,7 +117,9 @@ fn spawn_worker(
     let thread = std::thread::Builder::new()
         .name(format!("tftp-{index}-{local_addr}"))
         .spawn(move || {
-            futures_lite::future::block_on(async move {
+            // async-io's block_on runs the I/O reactor on this thread while it
+            // waits, so a datagram wakes the transfer without a thread hop.
+            async_io::block_on(async move {
                 let builder = TftpServerBuilder::with_handler(handler)
                     .block_size_limit(options.max_block_size.clamp(8, 65464))
                     .window_size_limit(options.max_window_size.max(1))
