@@ -9,6 +9,22 @@ fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// Poll a field until it has `want` (power actions finish after the 202).
+fn wait_field(url: &str, node: &str, f: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = field(url, node, f);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{f} of {node} stayed {got:?}, expected {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn field(url: &str, node: &str, f: &str) -> String {
     bm(url, &["node", "show", node, "-f", "value", "-c", f])
         .trim()
@@ -197,9 +213,9 @@ fn cli_drives_the_whole_lifecycle() {
         url,
         &["node", "power", "off", "wf-node", "--power-timeout", "30"],
     );
-    assert_eq!(field(url, "wf-node", "power_state"), "power off");
+    wait_field(url, "wf-node", "power_state", "power off");
     bm(url, &["node", "power", "on", "wf-node"]);
-    assert_eq!(field(url, "wf-node", "power_state"), "power on");
+    wait_field(url, "wf-node", "power_state", "power on");
     bm(url, &["node", "undeploy", "wf-node", "--wait", "60"]);
     assert_eq!(field(url, "wf-node", "provision_state"), "available");
 
