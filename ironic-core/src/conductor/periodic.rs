@@ -75,7 +75,8 @@ impl Conductor {
     /// Clear what a previous run under this host name left: `target_power_state`
     /// of nodes it had reserved, its reservations, and nodes stuck in states that
     /// cannot be resumed (`STUCK_STATES_TREATED_AS_FAIL`), which get the `fail`
-    /// event with a `last_error` saying why.
+    /// event with a `last_error` saying why: the nodes it had locked, and the
+    /// unlocked ones of its conductor group.
     pub(crate) async fn recover_on_start(&self) -> Result<()> {
         let host = self.config().host.clone();
         let mine = self
@@ -88,6 +89,8 @@ impl Conductor {
                 ..Default::default()
             })
             .await?;
+        let was_mine: std::collections::HashSet<crate::ids::NodeId> =
+            mine.iter().map(|n| n.uuid).collect();
         for mut n in mine {
             if n.target_power_state.take().is_some() {
                 self.store().update_node(&n).await?;
@@ -102,11 +105,13 @@ impl Conductor {
             .copied()
             .filter(|s| s.is_stuck_on_restart())
             .collect();
+        // Nodes this host had locked were its own work, whatever their group;
+        // other unlocked stuck nodes are looked after by their group's conductor.
+        let group = self.config().conductor_group.to_lowercase();
         let nodes = self
             .store()
             .list_nodes(&NodeQuery {
                 filter: NodeFilter {
-                    conductor_group: Some(self.config().conductor_group.clone()),
                     provision_state: Some(stuck),
                     reserved: Some(false),
                     ..Default::default()
@@ -114,7 +119,9 @@ impl Conductor {
                 ..Default::default()
             })
             .await?;
-        for n in nodes {
+        for n in nodes.into_iter().filter(|n| {
+            was_mine.contains(&n.uuid) || n.conductor_group.eq_ignore_ascii_case(&group)
+        }) {
             let Ok((lock, mut node)) = self.lock_node(&n.uuid.into(), false).await else {
                 continue;
             };
