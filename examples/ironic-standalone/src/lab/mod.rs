@@ -1,20 +1,17 @@
 //! `ironic lab`: a simulated rack on loopback.
 //!
-//! Simulated servers ([`model::SimServer`]) with BMCs that speak real Redfish
-//! ([`redfish::RedfishSim`]) or IPMI v2.0 lanplus
-//! ([`ipmi::IpmiSim`]), and fault injection (slow, flaky, wrong password, stuck).
+//! The simulated servers and their BMCs live in the `ironic-lab` crate
+//! (re-exported here): [`model::SimServer`] with a BMC that speaks real Redfish
+//! ([`redfish::RedfishSim`]) or IPMI v2.0 lanplus ([`ipmi::IpmiSim`]), and fault
+//! injection (slow, flaky, wrong password, stuck). This module runs them together with
+//! the service: [`service`] wires the API and conductor, [`enroll`] enrolls the rack,
+//! [`run`] is the whole lab and [`cli`] the `ironic lab` command.
 
 pub mod cli;
 pub mod enroll;
-pub mod images;
-pub mod ipmi;
-pub mod machine;
-pub mod model;
-pub mod rack;
-pub mod redfish;
 pub mod run;
 pub mod service;
 
-pub use ipmi::IpmiSim;
-pub use model::{Faults, ServerSpec, SimServer};
-pub use redfish::RedfishSim;
+pub use ironic_lab::{
+    Faults, IpmiSim, RedfishSim, ServerSpec, SimServer, images, ipmi, machine, model, rack, redfish,
+};

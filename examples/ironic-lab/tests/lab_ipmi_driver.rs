@@ -7,8 +7,8 @@ use std::time::Duration;
 use ironic_core::driver::{BootDevice, ManagementInterface, PowerInterface, Task};
 use ironic_core::{DriverInfo, ErrorKind, Node, PowerAction, PowerState};
 use ironic_drivers_ipmi::{IpmiConfig, IpmiInterfaces};
-use ironic_standalone::lab::model::{BootEnabled, BootTarget, Power};
-use ironic_standalone::lab::{Faults, IpmiSim};
+use ironic_lab::model::{BootEnabled, BootTarget, Power};
+use ironic_lab::{Faults, IpmiSim};
 use serde_json::json;
 
 fn config() -> IpmiConfig {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ironic_core::Secret;
-use ironic_standalone::lab::{ServerSpec, SimServer};
+use ironic_lab::{ServerSpec, SimServer};
 
 /// A Python interpreter that can import `module`: `$IRONIC_TEST_VENV/bin/python3` first,
 /// then `python3` on `PATH`. Panics with install instructions when there is none.
@@ -27,7 +27,7 @@ pub fn python_with(module: &str, pip_package: &str) -> PathBuf {
     }
     panic!(
         "this test needs the Python package `{pip_package}` (module `{module}`): run scripts/test.sh \
-         (it installs examples/ironic-standalone/test-deps/pip.txt into .venv-test), or \
+         (it installs examples/ironic-lab/test-deps/pip.txt into .venv-test), or \
          `python3 -m venv /tmp/v && /tmp/v/bin/pip install {pip_package}` and set IRONIC_TEST_VENV=/tmp/v"
     );
 }
@@ -44,7 +44,7 @@ pub fn debian_tool(binary: &str, package: &str) -> PathBuf {
         return PathBuf::from(binary);
     }
     panic!(
-        "this test needs `{binary}`: apt-get install {package} (listed in examples/ironic-standalone/test-deps/apt.txt)"
+        "this test needs `{binary}`: apt-get install {package} (listed in examples/ironic-lab/test-deps/apt.txt)"
     );
 }
 

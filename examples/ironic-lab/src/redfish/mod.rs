@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::model::{BootEnabled, BootMode, BootTarget, ResetAction, SimError, SimServer};
+use crate::model::{BootEnabled, BootMode, BootTarget, ResetAction, SimError, SimServer};
 use managers::*;
 use resources::VMEDIA_ID;
 use sessions::*;

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::model::{BootSource, Power, PowerStatus, SimServer};
+use crate::model::{BootSource, Power, PowerStatus, SimServer};
 
 /// Name of the agent binary.
 pub const AGENT_BINARY: &str = "ironic-agent";

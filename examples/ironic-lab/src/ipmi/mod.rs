@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::model::SimServer;
+use crate::model::SimServer;
 use commands::{BootParams, SessionCtx, SessionEffect, privilege};
 use crypto::{ICV_LEN, Rakp, SessionKeys};
 use wire::{Inbound, Request, V20, payload};

@@ -189,13 +189,13 @@ mod tests {
     fn the_test_image_is_a_bootable_disk_with_its_marker() {
         let dir = tempfile::tempdir().unwrap();
         let files = generate(dir.path()).unwrap();
-        assert!(crate::lab::machine::disk_is_bootable(&files.image).unwrap());
+        assert!(crate::machine::disk_is_bootable(&files.image).unwrap());
         assert!(disk_has_test_image(&files.image));
         assert_eq!(files.image_sha256.len(), 64);
         let blank = dir.path().join("blank.img");
         std::fs::write(&blank, vec![0u8; 4096]).unwrap();
-        assert!(!crate::lab::machine::disk_is_bootable(&blank).unwrap());
+        assert!(!crate::machine::disk_is_bootable(&blank).unwrap());
         assert!(!disk_has_test_image(&blank));
-        assert!(!crate::lab::machine::disk_is_bootable(&dir.path().join("missing")).unwrap());
+        assert!(!crate::machine::disk_is_bootable(&dir.path().join("missing")).unwrap());
     }
 }

@@ -4,9 +4,9 @@ mod lab_support;
 
 use std::path::Path;
 
-use ironic_standalone::lab::images::{self, FileServer};
-use ironic_standalone::lab::model::{BootEnabled, BootMode, BootTarget, Power};
-use ironic_standalone::lab::{Faults, RedfishSim};
+use ironic_lab::images::{self, FileServer};
+use ironic_lab::model::{BootEnabled, BootMode, BootTarget, Power};
+use ironic_lab::{Faults, RedfishSim};
 use serde_json::Value;
 
 async fn sushy_run(url: &str, system: &str, password: &str, auth: &str, iso: &str) -> Value {

@@ -2,8 +2,8 @@
 
 mod lab_support;
 
-use ironic_standalone::lab::model::{BootEnabled, BootMode, BootTarget, Power};
-use ironic_standalone::lab::{Faults, IpmiSim, SimServer};
+use ironic_lab::model::{BootEnabled, BootMode, BootTarget, Power};
+use ironic_lab::{Faults, IpmiSim, SimServer};
 
 struct Run {
     ok: bool,

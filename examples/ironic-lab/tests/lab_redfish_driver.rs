@@ -11,9 +11,9 @@ use ironic_core::{DriverInfo, Node, PowerAction, PowerState};
 use ironic_drivers_redfish::{
     RedfishConfig, RedfishInspect, RedfishManagement, RedfishPower, RedfishVirtualMediaBoot,
 };
-use ironic_standalone::lab::images::{self, FileServer};
-use ironic_standalone::lab::model::{BootEnabled, BootSource, BootTarget, Power};
-use ironic_standalone::lab::{Faults, RedfishSim, SimServer};
+use ironic_lab::images::{self, FileServer};
+use ironic_lab::model::{BootEnabled, BootSource, BootTarget, Power};
+use ironic_lab::{Faults, RedfishSim, SimServer};
 use serde_json::{Value, json};
 use std::time::Duration;
 

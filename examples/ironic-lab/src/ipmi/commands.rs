@@ -1,6 +1,6 @@
 //! The IPMI commands the simulated BMC answers, acting on the shared server model.
 
-use crate::lab::model::{BootEnabled, BootMode, BootTarget, Power, ResetAction, SimServer};
+use crate::model::{BootEnabled, BootMode, BootTarget, Power, ResetAction, SimServer};
 
 use super::wire::Request;
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::lab::model::{BootMode, BootTarget, Power, ResetAction, SimServer};
+use crate::model::{BootMode, BootTarget, Power, ResetAction, SimServer};
 
 /// The id of the only virtual media device each manager has.
 pub const VMEDIA_ID: &str = "Cd";

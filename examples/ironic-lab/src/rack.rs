@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use ironic_core::{MacAddress, Secret};
 use serde_json::{Map, Value, json};
 
-use crate::lab::ipmi::IpmiSim;
-use crate::lab::machine::{AgentLaunch, Machine, MachineState};
-use crate::lab::model::{Faults, ServerSpec, SimServer};
-use crate::lab::redfish::RedfishSim;
+use crate::ipmi::IpmiSim;
+use crate::machine::{AgentLaunch, Machine, MachineState};
+use crate::model::{Faults, ServerSpec, SimServer};
+use crate::redfish::RedfishSim;
 
 /// Which protocol a server's BMC speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
