@@ -11,6 +11,7 @@ pub mod model;
 pub mod secret;
 pub mod states;
 pub mod store;
+pub mod switch;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -37,6 +37,7 @@ mod boot;
 mod deploy;
 mod management;
 mod power;
+mod switch;
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub use boot::*;
 pub use deploy::*;
 pub use management::*;
 pub use power::*;
+pub use switch::*;
 
 use crate::driver::{BaseInterface, Task};
 use crate::error::{DriverError, ErrorKind};
