@@ -42,7 +42,8 @@ if [ -n "$pip_pkgs" ]; then
   fi
 fi
 
-if ! command -v cargo-nextest >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-nextest" ]; then
-  echo "setup-test-deps: cargo-nextest not found; tests will run with cargo test"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup-test-deps: installing cargo-nextest (runs the tests in parallel processes)"
+  cargo install --locked cargo-nextest || echo "setup-test-deps: cargo-nextest could not be installed; tests will run with cargo test"
 fi
 echo "setup-test-deps: done"
