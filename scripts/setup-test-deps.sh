@@ -42,6 +42,16 @@ if [ -n "$pip_pkgs" ]; then
   fi
 fi
 
+# Open vSwitch (ironic-switch-ovs and the switch network tests): start ovsdb-server and
+# ovs-vswitchd when nothing answers on the database socket. No systemd here, and the
+# kernel has no openvswitch module: the tests create bridges with datapath_type=netdev.
+if command -v ovs-vsctl >/dev/null 2>&1 && ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+  echo "setup-test-deps: starting Open vSwitch"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null 2>&1 || true
+  ovs-vsctl --timeout=10 show >/dev/null 2>&1 || { echo "setup-test-deps: Open vSwitch did not start" >&2; exit 1; }
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup-test-deps: installing cargo-nextest (runs the tests in parallel processes)"
   cargo install --locked cargo-nextest || echo "setup-test-deps: cargo-nextest could not be installed; tests will run with cargo test"
