@@ -90,6 +90,18 @@ typed_id!(
     /// The UUID of a node history event.
     HistoryId
 );
+typed_id!(
+    /// The UUID of a volume connector.
+    VolumeConnectorId
+);
+typed_id!(
+    /// The UUID of a volume target.
+    VolumeTargetId
+);
+typed_id!(
+    /// The UUID of a runbook.
+    RunbookId
+);
 
 /// How a caller names a resource that may be addressed by UUID or by name
 /// (`/v1/nodes/{node_ident}`).

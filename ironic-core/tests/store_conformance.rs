@@ -72,6 +72,9 @@ conformance_tests!(
     conductors_upsert_and_touch,
     history_is_capped,
     bios_firmware_inventory_roundtrip,
+    volume_connector_crud,
+    volume_target_crud,
+    runbook_crud,
 );
 
 #[test]

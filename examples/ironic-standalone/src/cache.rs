@@ -4,9 +4,10 @@
 //! [`MemoryStore`] mirror and answers reads of them from memory; every write goes
 //! to the durable store first (so nothing acknowledged is lost and the durable
 //! store keeps enforcing uniqueness and reservations), then to the mirror.
-//! Everything else (allocations, templates, conductors, history, BIOS, firmware,
-//! inventory) passes straight through. Valid only while this process is the only
-//! writer of the database, which SQLite deployments are.
+//! Everything else (allocations, templates, volume connectors and targets,
+//! runbooks, conductors, history, BIOS, firmware, inventory) passes straight
+//! through. Valid only while this process is the only writer of the database,
+//! which SQLite deployments are.
 
 use std::sync::Arc;
 
@@ -249,6 +250,54 @@ impl Store for CachedStore {
     }
     async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>> {
         self.durable.list_deploy_templates().await
+    }
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        self.durable.create_volume_connector(c).await
+    }
+    async fn get_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<VolumeConnector> {
+        self.durable.get_volume_connector(id).await
+    }
+    async fn update_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        self.durable.update_volume_connector(c).await
+    }
+    async fn delete_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<()> {
+        self.durable.delete_volume_connector(id).await
+    }
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeId>,
+    ) -> StoreResult<Vec<VolumeConnector>> {
+        self.durable.list_volume_connectors(node).await
+    }
+    async fn create_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        self.durable.create_volume_target(t).await
+    }
+    async fn get_volume_target(&self, id: VolumeTargetId) -> StoreResult<VolumeTarget> {
+        self.durable.get_volume_target(id).await
+    }
+    async fn update_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        self.durable.update_volume_target(t).await
+    }
+    async fn delete_volume_target(&self, id: VolumeTargetId) -> StoreResult<()> {
+        self.durable.delete_volume_target(id).await
+    }
+    async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>> {
+        self.durable.list_volume_targets(node).await
+    }
+    async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        self.durable.create_runbook(r).await
+    }
+    async fn get_runbook(&self, ident: &Ident) -> StoreResult<Runbook> {
+        self.durable.get_runbook(ident).await
+    }
+    async fn update_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        self.durable.update_runbook(r).await
+    }
+    async fn delete_runbook(&self, id: RunbookId) -> StoreResult<()> {
+        self.durable.delete_runbook(id).await
+    }
+    async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>> {
+        self.durable.list_runbooks().await
     }
     async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {
         self.durable.upsert_conductor(c).await

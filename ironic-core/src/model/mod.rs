@@ -1,5 +1,6 @@
 //! The model: nodes, ports, port groups, chassis, conductors, allocations, deploy
-//! templates and node history, with Ironic's field names and JSON shapes.
+//! templates, volume connectors and targets, runbooks and node history, with
+//! Ironic's field names and JSON shapes.
 //!
 //! These are the stored records. The REST layer renders them (masking secrets,
 //! hiding fields newer than the requested microversion); the conductor changes them.
@@ -11,6 +12,8 @@ mod deploy_template;
 mod history;
 mod node;
 mod port;
+mod runbook;
+mod volume;
 
 pub use allocation::{Allocation, AllocationState};
 pub use chassis::Chassis;
@@ -19,6 +22,8 @@ pub use deploy_template::{DeployTemplate, DeployTemplateStep};
 pub use history::{HistoryEvent, Severity};
 pub use node::{Fault, InterfaceType, Node, NodeInterfaces};
 pub use port::{Port, Portgroup};
+pub use runbook::{Runbook, RunbookStep};
+pub use volume::{VolumeConnector, VolumeTarget};
 
 /// A free-form JSON object (`extra`, `properties`, `instance_info`, ...).
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -23,6 +23,9 @@ struct Data {
     chassis: HashMap<ChassisId, (u64, Chassis)>,
     allocations: HashMap<AllocationId, (u64, Allocation)>,
     templates: HashMap<DeployTemplateId, (u64, DeployTemplate)>,
+    connectors: HashMap<VolumeConnectorId, (u64, VolumeConnector)>,
+    targets: HashMap<VolumeTargetId, (u64, VolumeTarget)>,
+    runbooks: HashMap<RunbookId, (u64, Runbook)>,
     conductors: HashMap<String, ConductorRecord>,
     history: HashMap<NodeId, Vec<HistoryEvent>>,
     bios: HashMap<NodeId, Vec<BiosSetting>>,
@@ -163,6 +166,48 @@ impl Data {
                     pg.name.as_deref().unwrap_or_default()
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Data {
+    fn check_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        if !self.nodes.contains_key(&c.node_uuid) {
+            return Err(StoreError::not_found("Node", c.node_uuid));
+        }
+        if self.connectors.values().any(|(_, o)| {
+            o.uuid != c.uuid
+                && o.connector_type == c.connector_type
+                && o.connector_id == c.connector_id
+        }) {
+            return Err(StoreError::Duplicate(connector_clash(c)));
+        }
+        Ok(())
+    }
+
+    fn check_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        if !self.nodes.contains_key(&t.node_uuid) {
+            return Err(StoreError::not_found("Node", t.node_uuid));
+        }
+        if self.targets.values().any(|(_, o)| {
+            o.uuid != t.uuid && o.node_uuid == t.node_uuid && o.boot_index == t.boot_index
+        }) {
+            return Err(StoreError::Duplicate(target_clash(t)));
+        }
+        Ok(())
+    }
+
+    fn check_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        if self
+            .runbooks
+            .values()
+            .any(|(_, o)| o.uuid != r.uuid && o.name == r.name)
+        {
+            return Err(StoreError::Duplicate(format!(
+                "A runbook with name {} already exists.",
+                r.name
+            )));
         }
         Ok(())
     }
@@ -385,6 +430,8 @@ impl Store for MemoryStore {
             }
         }
         d.portgroups.retain(|_, (_, p)| p.node_uuid != id);
+        d.connectors.retain(|_, (_, c)| c.node_uuid != id);
+        d.targets.retain(|_, (_, t)| t.node_uuid != id);
         d.history.remove(&id);
         d.bios.remove(&id);
         d.firmware.remove(&id);
@@ -800,6 +847,161 @@ impl Store for MemoryStore {
         let mut v: Vec<_> = d.templates.values().collect();
         v.sort_by_key(|(id, _)| *id);
         Ok(v.into_iter().map(|(_, t)| t.clone()).collect())
+    }
+
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.connectors.contains_key(&c.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A volume connector with UUID {} already exists.",
+                c.uuid
+            )));
+        }
+        d.check_connector(c)?;
+        let id = d.next_id();
+        d.connectors.insert(c.uuid, (id, c.clone()));
+        Ok(())
+    }
+
+    async fn get_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<VolumeConnector> {
+        self.lock()
+            .connectors
+            .get(&id)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| StoreError::not_found("Volume connector", id))
+    }
+
+    async fn update_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.connectors.contains_key(&c.uuid) {
+            return Err(StoreError::not_found("Volume connector", c.uuid));
+        }
+        d.check_connector(c)?;
+        d.connectors.get_mut(&c.uuid).expect("checked above").1 = c.clone();
+        Ok(())
+    }
+
+    async fn delete_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<()> {
+        self.lock()
+            .connectors
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Volume connector", id))
+    }
+
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeId>,
+    ) -> StoreResult<Vec<VolumeConnector>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d
+            .connectors
+            .values()
+            .filter(|(_, c)| node.is_none_or(|n| c.node_uuid == n))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn create_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.targets.contains_key(&t.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A volume target with UUID {} already exists.",
+                t.uuid
+            )));
+        }
+        d.check_target(t)?;
+        let id = d.next_id();
+        d.targets.insert(t.uuid, (id, t.clone()));
+        Ok(())
+    }
+
+    async fn get_volume_target(&self, id: VolumeTargetId) -> StoreResult<VolumeTarget> {
+        self.lock()
+            .targets
+            .get(&id)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| StoreError::not_found("Volume target", id))
+    }
+
+    async fn update_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.targets.contains_key(&t.uuid) {
+            return Err(StoreError::not_found("Volume target", t.uuid));
+        }
+        d.check_target(t)?;
+        d.targets.get_mut(&t.uuid).expect("checked above").1 = t.clone();
+        Ok(())
+    }
+
+    async fn delete_volume_target(&self, id: VolumeTargetId) -> StoreResult<()> {
+        self.lock()
+            .targets
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Volume target", id))
+    }
+
+    async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d
+            .targets
+            .values()
+            .filter(|(_, t)| node.is_none_or(|n| t.node_uuid == n))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, t)| t.clone()).collect())
+    }
+
+    async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.runbooks.contains_key(&r.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A runbook with UUID {} already exists.",
+                r.uuid
+            )));
+        }
+        d.check_runbook(r)?;
+        let id = d.next_id();
+        d.runbooks.insert(r.uuid, (id, r.clone()));
+        Ok(())
+    }
+
+    async fn get_runbook(&self, ident: &Ident) -> StoreResult<Runbook> {
+        let d = self.lock();
+        let found = match ident {
+            Ident::Uuid(u) => d.runbooks.get(&RunbookId(*u)),
+            Ident::Name(n) => d.runbooks.values().find(|(_, r)| r.name == *n),
+        };
+        found
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| StoreError::not_found("Runbook", ident))
+    }
+
+    async fn update_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        let mut d = self.lock();
+        if !d.runbooks.contains_key(&r.uuid) {
+            return Err(StoreError::not_found("Runbook", r.uuid));
+        }
+        d.check_runbook(r)?;
+        d.runbooks.get_mut(&r.uuid).expect("checked above").1 = r.clone();
+        Ok(())
+    }
+
+    async fn delete_runbook(&self, id: RunbookId) -> StoreResult<()> {
+        self.lock()
+            .runbooks
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Runbook", id))
+    }
+
+    async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>> {
+        let d = self.lock();
+        let mut v: Vec<_> = d.runbooks.values().collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, r)| r.clone()).collect())
     }
 
     async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {

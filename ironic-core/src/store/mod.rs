@@ -64,6 +64,22 @@ impl StoreError {
     }
 }
 
+/// Ironic's message for a taken `(type, connector_id)`.
+pub(crate) fn connector_clash(c: &VolumeConnector) -> String {
+    format!(
+        "A volume connector with type {} and connector ID {} already exists.",
+        c.connector_type, c.connector_id
+    )
+}
+
+/// Ironic's message for a taken `(node, boot_index)`.
+pub(crate) fn target_clash(t: &VolumeTarget) -> String {
+    format!(
+        "A volume target with boot index '{}' for the same node already exists.",
+        t.boot_index
+    )
+}
+
 /// Result of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -220,8 +236,8 @@ pub struct PortQuery {
 /// * `reserve_node` is a compare-and-set: it succeeds only when the node has no
 ///   reservation (or is already reserved by the same host, which is refused too:
 ///   locks are not re-entrant), and returns the node as stored.
-/// * Deleting a node deletes its ports, port groups, history, BIOS settings,
-///   firmware components and inventory.
+/// * Deleting a node deletes its ports, port groups, volume connectors and targets,
+///   history, BIOS settings, firmware components and inventory.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // ---- nodes ----
@@ -305,6 +321,43 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_deploy_template(&self, id: DeployTemplateId) -> StoreResult<()>;
     /// All deploy templates.
     async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>>;
+
+    // ---- volume connectors and targets ----
+    /// Insert a volume connector (its node must exist; `(type, connector_id)` is unique).
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()>;
+    /// A volume connector.
+    async fn get_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<VolumeConnector>;
+    /// Replace a volume connector.
+    async fn update_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()>;
+    /// Delete a volume connector.
+    async fn delete_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<()>;
+    /// Volume connectors, of one node or all, in creation order.
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeId>,
+    ) -> StoreResult<Vec<VolumeConnector>>;
+    /// Insert a volume target (its node must exist; `(node, boot_index)` is unique).
+    async fn create_volume_target(&self, t: &VolumeTarget) -> StoreResult<()>;
+    /// A volume target.
+    async fn get_volume_target(&self, id: VolumeTargetId) -> StoreResult<VolumeTarget>;
+    /// Replace a volume target.
+    async fn update_volume_target(&self, t: &VolumeTarget) -> StoreResult<()>;
+    /// Delete a volume target.
+    async fn delete_volume_target(&self, id: VolumeTargetId) -> StoreResult<()>;
+    /// Volume targets, of one node or all, in creation order.
+    async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>>;
+
+    // ---- runbooks ----
+    /// Insert a runbook (the name is unique).
+    async fn create_runbook(&self, r: &Runbook) -> StoreResult<()>;
+    /// A runbook by UUID or name.
+    async fn get_runbook(&self, ident: &Ident) -> StoreResult<Runbook>;
+    /// Replace a runbook.
+    async fn update_runbook(&self, r: &Runbook) -> StoreResult<()>;
+    /// Delete a runbook.
+    async fn delete_runbook(&self, id: RunbookId) -> StoreResult<()>;
+    /// All runbooks, in creation order.
+    async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>>;
 
     // ---- conductors ----
     /// Register or refresh a conductor (sets `updated_at`).

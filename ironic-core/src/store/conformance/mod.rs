@@ -39,6 +39,7 @@
 mod listing;
 mod nodes;
 mod related;
+mod volume;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,6 +63,7 @@ pub use related::{
     conductors_upsert_and_touch, deleting_a_portgroup_keeps_its_ports, history_is_capped,
     mac_addresses_are_unique, port_and_portgroup_crud,
 };
+pub use volume::{runbook_crud, volume_connector_crud, volume_target_crud};
 
 /// A conformance check, boxed so that [`all`] can list them.
 pub type Check = for<'a> fn(&'a dyn Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -97,6 +99,9 @@ checks!(
     conductors_upsert_and_touch,
     history_is_capped,
     bios_firmware_inventory_roundtrip,
+    volume_connector_crud,
+    volume_target_crud,
+    runbook_crud,
 );
 
 // ---- helpers ----

@@ -14,6 +14,7 @@ mod node_data;
 mod nodes;
 mod ports;
 mod records;
+mod volume;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -354,6 +355,56 @@ impl Store for SqliteStore {
     }
     async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>> {
         self.template_list().await
+    }
+
+    async fn create_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        self.connector_create(c).await
+    }
+    async fn get_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<VolumeConnector> {
+        self.connector_get(id).await
+    }
+    async fn update_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
+        self.connector_update(c).await
+    }
+    async fn delete_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<()> {
+        self.connector_delete(id).await
+    }
+    async fn list_volume_connectors(
+        &self,
+        node: Option<NodeId>,
+    ) -> StoreResult<Vec<VolumeConnector>> {
+        self.connector_list(node).await
+    }
+    async fn create_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        self.target_create(t).await
+    }
+    async fn get_volume_target(&self, id: VolumeTargetId) -> StoreResult<VolumeTarget> {
+        self.target_get(id).await
+    }
+    async fn update_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
+        self.target_update(t).await
+    }
+    async fn delete_volume_target(&self, id: VolumeTargetId) -> StoreResult<()> {
+        self.target_delete(id).await
+    }
+    async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>> {
+        self.target_list(node).await
+    }
+
+    async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        self.runbook_create(r).await
+    }
+    async fn get_runbook(&self, ident: &Ident) -> StoreResult<Runbook> {
+        self.runbook_get(ident).await
+    }
+    async fn update_runbook(&self, r: &Runbook) -> StoreResult<()> {
+        self.runbook_update(r).await
+    }
+    async fn delete_runbook(&self, id: RunbookId) -> StoreResult<()> {
+        self.runbook_delete(id).await
+    }
+    async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>> {
+        self.runbook_list().await
     }
 
     async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {
