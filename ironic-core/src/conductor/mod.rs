@@ -33,6 +33,7 @@ mod nodes;
 mod periodic;
 mod power;
 mod provision;
+mod resources;
 mod steps;
 mod types;
 
@@ -46,7 +47,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use steps::{RESERVED_STEPS, UserStep, parse_user_steps};
-pub use types::{LookupResult, NodeEvent, ProvisionRequest, ValidationResult};
+pub use types::{
+    LookupResult, NodeEvent, ProvisionRequest, ResourceAction, ResourceEvent, ResourceKind,
+    ValidationResult,
+};
 
 use crate::error::{Error, Result};
 use crate::hardware::InterfaceRegistry;
@@ -172,6 +176,7 @@ pub(crate) struct Inner {
     registry: InterfaceRegistry,
     config: ConductorConfig,
     events: broadcast::Sender<NodeEvent>,
+    resource_events: broadcast::Sender<ResourceEvent>,
     workers: Arc<Semaphore>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -210,6 +215,7 @@ impl Conductor {
             ));
         }
         let (events, _) = broadcast::channel(4096);
+        let (resource_events, _) = broadcast::channel(1024);
         let c = Conductor {
             inner: Arc::new(Inner {
                 workers: Arc::new(Semaphore::new(config.max_concurrent_operations)),
@@ -217,6 +223,7 @@ impl Conductor {
                 registry,
                 config,
                 events,
+                resource_events,
                 tracker: TaskTracker::new(),
                 cancel: CancellationToken::new(),
                 accepting: AtomicBool::new(true),
@@ -293,6 +300,12 @@ impl Conductor {
         self.inner.events.subscribe()
     }
 
+    /// Watch chassis, deploy templates, allocations, volume connectors/targets and
+    /// runbooks change.
+    pub fn subscribe_resources(&self) -> broadcast::Receiver<ResourceEvent> {
+        self.inner.resource_events.subscribe()
+    }
+
     /// How many operations are running on workers right now.
     pub fn running_operations(&self) -> usize {
         self.config().max_concurrent_operations - self.inner.workers.available_permits()
@@ -327,6 +340,10 @@ impl Conductor {
 
     pub(crate) fn emit(&self, e: NodeEvent) {
         let _ = self.inner.events.send(e);
+    }
+
+    pub(crate) fn emit_resource(&self, e: ResourceEvent) {
+        let _ = self.inner.resource_events.send(e);
     }
 
     pub(crate) fn check_accepting(&self) -> Result<()> {

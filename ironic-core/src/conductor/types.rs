@@ -141,3 +141,73 @@ impl std::fmt::Debug for LookupResult {
             .finish()
     }
 }
+
+/// A kind of record other than a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResourceKind {
+    /// A chassis.
+    Chassis,
+    /// A deploy template.
+    DeployTemplate,
+    /// An allocation.
+    Allocation,
+    /// A volume connector.
+    VolumeConnector,
+    /// A volume target.
+    VolumeTarget,
+    /// A runbook.
+    Runbook,
+}
+
+impl ResourceKind {
+    /// The name in logs and events (`chassis`, `deploy_template`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Chassis => "chassis",
+            ResourceKind::DeployTemplate => "deploy_template",
+            ResourceKind::Allocation => "allocation",
+            ResourceKind::VolumeConnector => "volume_connector",
+            ResourceKind::VolumeTarget => "volume_target",
+            ResourceKind::Runbook => "runbook",
+        }
+    }
+}
+
+/// What happened to a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceAction {
+    /// Created.
+    Created,
+    /// Changed.
+    Updated,
+    /// Deleted.
+    Deleted,
+}
+
+impl ResourceAction {
+    /// `created`, `updated` or `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceAction::Created => "created",
+            ResourceAction::Updated => "updated",
+            ResourceAction::Deleted => "deleted",
+        }
+    }
+}
+
+/// A change to a record other than a node, broadcast to
+/// [`subscribe_resources`](super::Conductor::subscribe_resources)rs (best effort, as
+/// [`NodeEvent`]s are). Changes to a node's volume connectors and targets are also
+/// announced as [`NodeEvent::Updated`] of that node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceEvent {
+    /// Which kind of record.
+    pub kind: ResourceKind,
+    /// Its UUID.
+    pub uuid: uuid::Uuid,
+    /// What happened.
+    pub action: ResourceAction,
+}
