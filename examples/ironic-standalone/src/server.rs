@@ -182,10 +182,14 @@ pub async fn start_with(
     let conductor = Conductor::start(store, registry, conductor_config(cfg))
         .await
         .map_err(|e| ServeError::Conductor(e.to_string()))?;
-    let extras_file = match cfg.storage.backend {
-        Backend::Sqlite => Some(cfg.storage.data_dir.join("api-resources.json")),
-        Backend::Memory => None,
-    };
+    if cfg.storage.backend == Backend::Sqlite {
+        // Volume connectors/targets and runbooks lived in this file before the store
+        // had tables for them.
+        let legacy = cfg.storage.data_dir.join("api-resources.json");
+        api::extras::import_legacy_file(conductor.store().as_ref(), &legacy)
+            .await
+            .map_err(ServeError::Store)?;
+    }
     let settings = ApiSettings {
         public_endpoint: cfg.api.public_endpoint.clone(),
         max_limit: cfg.api.max_limit,
@@ -193,8 +197,7 @@ pub async fn start_with(
         ramdisk_heartbeat_timeout: cfg.api.ramdisk_heartbeat_timeout,
         default_host: cfg.api.listen.to_string(),
     };
-    let state =
-        ApiState::new(conductor.clone(), settings, auth, extras_file).map_err(ServeError::Store)?;
+    let state = ApiState::new(conductor.clone(), settings, auth);
     Ok(Deployment { conductor, state })
 }
 

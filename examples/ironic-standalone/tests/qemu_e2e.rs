@@ -184,7 +184,7 @@ async fn scenario(dir: PathBuf, vmlinuz: PathBuf, initrd: PathBuf, taps: [String
         default_host: format!("{SERVER_IP}:{API_PORT}"),
         ..ApiSettings::default()
     };
-    let state = ApiState::new(conductor.clone(), settings, None, None).unwrap();
+    let state = ApiState::new(conductor.clone(), settings, None);
     let listener = tokio::net::TcpListener::bind((SERVER_IP, API_PORT))
         .await
         .expect("API listener");

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use ironic_core::ids::ChassisId;
 use ironic_core::model::{Chassis, JsonMap};
-use ironic_core::store::{NodeFilter, NodeQuery, Page, SortDir};
+use ironic_core::store::SortDir;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
@@ -42,7 +42,7 @@ async fn list_chassis(
     if let Some(fl) = &args.fields {
         check_fields_in(CHASSIS_FIELDS, ctx.version, fl)?;
     }
-    let mut all = st.conductor().store().list_chassis().await?;
+    let mut all = st.conductor().list_chassis().await?;
     match args.sort_key.as_str() {
         "id" | "created_at" => {}
         "uuid" => all.sort_by_key(|c| c.uuid),
@@ -136,7 +136,7 @@ async fn show(
     if let Some(fl) = &fields {
         check_fields_in(CHASSIS_FIELDS, ctx.version, fl)?;
     }
-    let c = st.conductor().store().get_chassis(chassis_id(&id)?).await?;
+    let c = st.conductor().get_chassis(chassis_id(&id)?).await?;
     let mut buf = Vec::new();
     render::write_chassis(&mut buf, &ctx.render(&st), &c, fields.as_deref());
     Ok(ok(buf))
@@ -183,7 +183,7 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
     for (k, v) in &body {
         apply_field(&mut c, k, v)?;
     }
-    st.conductor().store().create_chassis(&c).await?;
+    let c = st.conductor().create_chassis(c).await?;
     let mut buf = Vec::new();
     render::write_chassis(&mut buf, &ctx.render(&st), &c, None);
     Ok(created(&format!("{}/v1/chassis/{}", ctx.base, c.uuid), buf))
@@ -197,39 +197,21 @@ async fn update(
 ) -> ApiResult<Response> {
     let ops = patch::parse(&body)?;
     patch::check_allowed(&ops, &["description", "extra"])?;
-    let c = st.conductor().store().get_chassis(chassis_id(&id)?).await?;
+    let c = st.conductor().get_chassis(chassis_id(&id)?).await?;
     let mut doc = serde_json::to_value(&c).map_err(ApiError::internal)?;
     patch::apply(&mut doc, &ops)?;
     let mut updated = c.clone();
     for k in ["description", "extra"] {
         apply_field(&mut updated, k, doc.get(k).unwrap_or(&Value::Null))?;
     }
-    updated.updated_at = Some(ironic_core::model::now());
-    st.conductor().store().update_chassis(&updated).await?;
+    let updated = st.conductor().update_chassis(updated).await?;
     let mut buf = Vec::new();
     render::write_chassis(&mut buf, &ctx.render(&st), &updated, None);
     Ok(ok(buf))
 }
 
 async fn delete(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let cid = chassis_id(&id)?;
-    st.conductor().store().get_chassis(cid).await?;
-    let q = NodeQuery {
-        filter: NodeFilter {
-            chassis_uuid: Some(cid),
-            ..NodeFilter::default()
-        },
-        page: Page {
-            limit: Some(1),
-            ..Page::default()
-        },
-    };
-    if !st.conductor().list_nodes(&q).await?.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Chassis {id} contains nodes."
-        )));
-    }
-    st.conductor().store().delete_chassis(cid).await?;
+    st.conductor().delete_chassis(chassis_id(&id)?).await?;
     Ok(no_content())
 }
 
@@ -240,7 +222,7 @@ async fn nodes(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let cid = chassis_id(&id)?;
-    st.conductor().store().get_chassis(cid).await?;
+    st.conductor().get_chassis(cid).await?;
     list_nodes(
         &st,
         &ctx,
@@ -259,7 +241,7 @@ async fn nodes_detail(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let cid = chassis_id(&id)?;
-    st.conductor().store().get_chassis(cid).await?;
+    st.conductor().get_chassis(cid).await?;
     list_nodes(
         &st,
         &ctx,

@@ -1,10 +1,5 @@
-//! Resources the core store has no table for, kept by the API layer: volume
-//! connectors and targets (1.32) and runbooks (1.92). Stored as one JSON document
-//! (`<data_dir>/api-resources.json`, written atomically on every change) or in
-//! memory.
-
-use std::path::PathBuf;
-use std::sync::Mutex;
+//! Volume connectors and targets (1.32) and runbooks (1.92): the HTTP layer over
+//! the conductor's methods for them (they live in the core store).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,9 +7,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use ironic_core::Node;
-use ironic_core::ids::{Ident, validate_name};
-use ironic_core::model::{JsonMap, validate_trait};
-use serde::{Deserialize, Serialize};
+use ironic_core::ids::{Ident, NodeId};
+use ironic_core::model::{JsonMap, Runbook, VolumeConnector, VolumeTarget, validate_trait};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -117,112 +112,251 @@ impl Kind {
     }
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct Doc {
-    #[serde(default)]
-    connectors: Vec<Map<String, Value>>,
-    #[serde(default)]
-    targets: Vec<Map<String, Value>>,
-    #[serde(default)]
-    runbooks: Vec<Map<String, Value>>,
+/// One record of a kind kept here.
+#[derive(Clone, Debug)]
+enum Record {
+    Connector(VolumeConnector),
+    Target(VolumeTarget),
+    Runbook(Runbook),
 }
 
-impl Doc {
-    fn items(&mut self, k: Kind) -> &mut Vec<Map<String, Value>> {
-        match k {
-            Kind::Connector => &mut self.connectors,
-            Kind::Target => &mut self.targets,
-            Kind::Runbook => &mut self.runbooks,
+impl Record {
+    fn uuid(&self) -> String {
+        match self {
+            Record::Connector(c) => c.uuid.to_string(),
+            Record::Target(t) => t.uuid.to_string(),
+            Record::Runbook(r) => r.uuid.to_string(),
         }
     }
-}
 
-/// The store of these resources.
-pub(super) struct ExtraStore {
-    path: Option<PathBuf>,
-    doc: Mutex<Doc>,
-}
-
-impl ExtraStore {
-    /// Open (or start) the document at `path`; `None` keeps it in memory.
-    pub(super) fn open(path: Option<PathBuf>) -> Result<Self, String> {
-        let doc = match &path {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("invalid {}: {e}", p.display()))?
-            }
-            _ => Doc::default(),
+    /// The API fields, `uuid` and the timestamps (Ironic's format), as one object.
+    fn to_map(&self, k: Kind) -> Map<String, Value> {
+        let (v, created, updated) = match self {
+            Record::Connector(c) => (serde_json::to_value(c), c.created_at, c.updated_at),
+            Record::Target(t) => (serde_json::to_value(t), t.created_at, t.updated_at),
+            Record::Runbook(r) => (serde_json::to_value(r), r.created_at, r.updated_at),
         };
-        Ok(ExtraStore {
-            path,
-            doc: Mutex::new(doc),
+        let mut all = match v {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let mut out = Map::new();
+        out.insert("uuid".into(), all.remove("uuid").unwrap_or(Value::Null));
+        out.insert("created_at".into(), iso(&created).into());
+        out.insert(
+            "updated_at".into(),
+            updated.as_ref().map(iso).map_or(Value::Null, Value::from),
+        );
+        for f in k.fields() {
+            out.insert((*f).into(), all.remove(*f).unwrap_or(Value::Null));
+        }
+        out
+    }
+
+    /// A record of kind `k` from a validated object (every field present), keeping
+    /// what the API does not show from `base`.
+    fn from_map(k: Kind, item: &Map<String, Value>, base: Option<&Record>) -> ApiResult<Record> {
+        let uuid = item
+            .get("uuid")
+            .and_then(Value::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .unwrap_or_else(uuid::Uuid::new_v4);
+        let s = |f: &str| item.get(f).and_then(Value::as_str).unwrap_or("").to_owned();
+        let obj = |f: &str| match item.get(f) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => JsonMap::new(),
+        };
+        let node = || -> ApiResult<NodeId> {
+            s("node_uuid")
+                .parse()
+                .map_err(|_| ApiError::bad_request("Invalid node_uuid"))
+        };
+        let now = ironic_core::model::now();
+        Ok(match k {
+            Kind::Connector => Record::Connector(VolumeConnector {
+                uuid: uuid.into(),
+                node_uuid: node()?,
+                connector_type: s("type"),
+                connector_id: s("connector_id"),
+                extra: obj("extra"),
+                created_at: now,
+                updated_at: None,
+            }),
+            Kind::Target => Record::Target(VolumeTarget {
+                uuid: uuid.into(),
+                node_uuid: node()?,
+                volume_type: s("volume_type"),
+                properties: obj("properties"),
+                boot_index: item
+                    .get("boot_index")
+                    .and_then(Value::as_u64)
+                    .and_then(|b| u32::try_from(b).ok())
+                    .ok_or_else(|| ApiError::bad_request("Invalid boot_index: too large"))?,
+                volume_id: s("volume_id"),
+                extra: obj("extra"),
+                created_at: now,
+                updated_at: None,
+            }),
+            Kind::Runbook => {
+                let steps = serde_json::from_value(item.get("steps").cloned().unwrap_or_default())
+                    .map_err(|e| ApiError::bad_request(format!("Invalid steps: {e}")))?;
+                let (description, traits) = match base {
+                    Some(Record::Runbook(r)) => (r.description.clone(), r.traits.clone()),
+                    _ => (None, Vec::new()),
+                };
+                Record::Runbook(Runbook {
+                    uuid: uuid.into(),
+                    name: s("name"),
+                    description,
+                    steps,
+                    disable_ramdisk: item
+                        .get("disable_ramdisk")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    public: item.get("public").and_then(Value::as_bool).unwrap_or(false),
+                    owner: item.get("owner").and_then(Value::as_str).map(str::to_owned),
+                    traits,
+                    extra: obj("extra"),
+                    created_at: now,
+                    updated_at: None,
+                })
+            }
         })
     }
+}
 
-    fn save(&self, doc: &Doc) -> ApiResult<()> {
-        let Some(p) = &self.path else {
-            return Ok(());
-        };
-        let text = serde_json::to_vec_pretty(doc).map_err(ApiError::internal)?;
-        let tmp = p.with_extension("json.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, p))
-            .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", p.display())))
+/// A UUID in a path, or 400 as Ironic answers.
+fn uuid_arg(id: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {id}.")))
+}
+
+async fn fetch(st: &ApiState, k: Kind, id: &str) -> ApiResult<Record> {
+    let c = st.conductor();
+    Ok(match k {
+        Kind::Connector => Record::Connector(c.get_volume_connector(uuid_arg(id)?.into()).await?),
+        Kind::Target => Record::Target(c.get_volume_target(uuid_arg(id)?.into()).await?),
+        Kind::Runbook => Record::Runbook(c.get_runbook(&Ident::parse(id)).await?),
+    })
+}
+
+async fn fetch_all(st: &ApiState, k: Kind, node: Option<&Ident>) -> ApiResult<Vec<Record>> {
+    let c = st.conductor();
+    Ok(match k {
+        Kind::Connector => c
+            .list_volume_connectors(node)
+            .await?
+            .into_iter()
+            .map(Record::Connector)
+            .collect(),
+        Kind::Target => c
+            .list_volume_targets(node)
+            .await?
+            .into_iter()
+            .map(Record::Target)
+            .collect(),
+        Kind::Runbook => c
+            .list_runbooks()
+            .await?
+            .into_iter()
+            .map(Record::Runbook)
+            .collect(),
+    })
+}
+
+/// Ironic's rule for using a runbook on a node (before API 1.112): the runbook's
+/// name must be one of the node's traits. Returns the steps in order and the
+/// runbook's `disable_ramdisk`.
+pub(super) async fn runbook_steps(
+    st: &ApiState,
+    ident: &str,
+    node: &Node,
+) -> ApiResult<(Vec<Value>, Option<bool>)> {
+    let rb = st.conductor().get_runbook(&Ident::parse(ident)).await?;
+    if !node.traits.contains(&rb.name) {
+        return Err(ApiError::bad_request(format!(
+            "This runbook is not applicable to node {}: the node lacks the trait {}",
+            node.uuid, rb.name
+        )));
     }
+    Ok((rb.ordered_steps(), Some(rb.disable_ramdisk)))
+}
 
-    fn with<T>(&self, f: impl FnOnce(&mut Doc) -> ApiResult<(T, bool)>) -> ApiResult<T> {
-        let mut doc = self
-            .doc
-            .lock()
-            .map_err(|_| ApiError::internal("extra store poisoned"))?;
-        let (out, changed) = f(&mut doc)?;
-        if changed {
-            self.save(&doc)?;
-        }
-        Ok(out)
+/// Bring the records of the JSON file the API layer kept before they moved into
+/// the store (`<data_dir>/api-resources.json`) into `store`, keeping their UUIDs
+/// and timestamps, then rename the file `api-resources.json.imported`. Records
+/// already in the store are skipped, so an interrupted import can run again;
+/// records that cannot be imported (their node is gone) are logged and left in the
+/// renamed file.
+pub async fn import_legacy_file(
+    store: &dyn ironic_core::store::Store,
+    path: &std::path::Path,
+) -> Result<usize, String> {
+    #[derive(Default, Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        connectors: Vec<Map<String, Value>>,
+        #[serde(default)]
+        targets: Vec<Map<String, Value>>,
+        #[serde(default)]
+        runbooks: Vec<Map<String, Value>>,
     }
-
-    /// The steps of a runbook for a provision request on `node` (runbook names
-    /// are traits the node must have, as before 1.112), and its `disable_ramdisk`.
-    pub(super) fn runbook_steps(
-        &self,
-        ident: &str,
-        node: &Node,
-    ) -> ApiResult<(Vec<Value>, Option<bool>)> {
-        self.with(|d| {
-            let rb = find(d.items(Kind::Runbook), ident).ok_or_else(|| {
-                ApiError::not_found(format!("Runbook {ident} could not be found."))
-            })?;
-            let name = rb.get("name").and_then(Value::as_str).unwrap_or("");
-            if !node.traits.iter().any(|t| t == name) {
-                return Err(ApiError::bad_request(format!(
-                    "This runbook is not applicable to node {}: the node lacks the trait {name}",
-                    node.uuid
-                )));
-            }
-            let mut steps: Vec<Value> = rb
-                .get("steps")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            steps.sort_by_key(|s| s.get("order").and_then(Value::as_u64).unwrap_or(0));
-            for s in &mut steps {
-                if let Value::Object(m) = s {
-                    m.remove("order");
+    if !path.exists() {
+        return Ok(0);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc: Doc =
+        serde_json::from_str(&text).map_err(|e| format!("invalid {}: {e}", path.display()))?;
+    let mut imported = 0;
+    for (k, items) in [
+        (Kind::Connector, doc.connectors),
+        (Kind::Target, doc.targets),
+        (Kind::Runbook, doc.runbooks),
+    ] {
+        for item in items {
+            let time = |f: &str| {
+                item.get(f)
+                    .and_then(Value::as_str)
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+            };
+            let (created, updated) = (time("created_at"), time("updated_at"));
+            let r = match Record::from_map(k, &item, None) {
+                Ok(Record::Connector(mut c)) => {
+                    c.created_at = created.unwrap_or(c.created_at);
+                    c.updated_at = updated;
+                    store.create_volume_connector(&c).await
+                }
+                Ok(Record::Target(mut t)) => {
+                    t.created_at = created.unwrap_or(t.created_at);
+                    t.updated_at = updated;
+                    store.create_volume_target(&t).await
+                }
+                Ok(Record::Runbook(mut r)) => {
+                    r.created_at = created.unwrap_or(r.created_at);
+                    r.updated_at = updated;
+                    store.create_runbook(&r).await
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), kind = k.title(), error = ?e, "cannot import a record");
+                    continue;
+                }
+            };
+            match r {
+                Ok(()) => imported += 1,
+                Err(ironic_core::store::StoreError::Duplicate(_)) => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), kind = k.title(), error = %e, "cannot import a record")
                 }
             }
-            let dr = rb.get("disable_ramdisk").and_then(Value::as_bool);
-            Ok(((steps, dr), false))
-        })
+        }
     }
-}
-
-fn find<'a>(items: &'a [Map<String, Value>], ident: &str) -> Option<&'a Map<String, Value>> {
-    items.iter().find(|i| {
-        i.get("uuid").and_then(Value::as_str) == Some(ident)
-            || i.get("name").and_then(Value::as_str) == Some(ident)
-    })
+    let done = path.with_extension("json.imported");
+    std::fs::rename(path, &done)
+        .map_err(|e| format!("cannot rename {} after importing it: {e}", path.display()))?;
+    tracing::info!(records = imported, from = %path.display(), kept_as = %done.display(), "imported volume connectors, volume targets and runbooks into the store");
+    Ok(imported)
 }
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -313,20 +447,14 @@ async fn list(
     if let Some(fl) = &args.fields {
         check_fields(k, fl)?;
     }
-    let node = match node.or_else(|| p.get("node").map(str::to_owned)) {
-        Some(n) => Some(
-            st.conductor()
-                .get_node(&Ident::parse(&n))
-                .await?
-                .uuid
-                .to_string(),
-        ),
-        None => None,
-    };
-    let mut items = st.extras().with(|d| Ok((d.items(k).clone(), false)))?;
-    if let Some(n) = &node {
-        items.retain(|i| i.get("node_uuid").and_then(Value::as_str) == Some(n));
-    }
+    let node = node
+        .or_else(|| p.get("node").map(str::to_owned))
+        .map(|n| Ident::parse(&n));
+    let mut items: Vec<Map<String, Value>> = fetch_all(st, k, node.as_ref())
+        .await?
+        .iter()
+        .map(|r| r.to_map(k))
+        .collect();
     if args.sort_dir == ironic_core::store::SortDir::Desc {
         items.reverse();
     }
@@ -387,14 +515,7 @@ async fn show(
     if let Some(fl) = &fields {
         check_fields(k, fl)?;
     }
-    let item = st.extras().with(|d| {
-        Ok((
-            find(d.items(k), id).cloned().ok_or_else(|| {
-                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
-            })?,
-            false,
-        ))
-    })?;
+    let item = fetch(st, k, id).await?.to_map(k);
     ok_value(&render(ctx, k, &item, fields.as_deref()))
 }
 
@@ -558,37 +679,6 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
     Ok(())
 }
 
-fn check_unique(k: Kind, items: &[Map<String, Value>], item: &Map<String, Value>) -> ApiResult<()> {
-    let uuid = item.get("uuid");
-    for other in items.iter().filter(|o| o.get("uuid") != uuid) {
-        let clash = match k {
-            Kind::Connector => {
-                other.get("type") == item.get("type")
-                    && other.get("connector_id") == item.get("connector_id")
-            }
-            Kind::Target => {
-                other.get("node_uuid") == item.get("node_uuid")
-                    && other.get("boot_index") == item.get("boot_index")
-            }
-            Kind::Runbook => other.get("name") == item.get("name"),
-        };
-        if clash {
-            return Err(ApiError::conflict(match k {
-                Kind::Connector => format!(
-                    "A volume connector with type {} and connector ID {} already exists.",
-                    item["type"], item["connector_id"]
-                ),
-                Kind::Target => format!(
-                    "A volume target with boot index '{}' for the same node already exists.",
-                    item["boot_index"]
-                ),
-                Kind::Runbook => format!("A runbook with name {} already exists.", item["name"]),
-            }));
-        }
-    }
-    Ok(())
-}
-
 async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<Response> {
     ctx.exists_since(k.since())?;
     let mut item = parse_object(body)?;
@@ -606,22 +696,15 @@ async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<
     }
     item.insert("uuid".into(), uuid.to_string().into());
     validate(st, k, &mut item).await?;
-    item.insert("created_at".into(), iso(&ironic_core::model::now()).into());
-    item.insert("updated_at".into(), Value::Null);
-    let stored = item.clone();
-    st.extras().with(|d| {
-        let items = d.items(k);
-        if items.iter().any(|i| i.get("uuid") == stored.get("uuid")) {
-            return Err(ApiError::conflict(format!(
-                "{} with UUID {uuid} already exists.",
-                k.title()
-            )));
-        }
-        check_unique(k, items, &stored)?;
-        items.push(stored);
-        Ok(((), true))
-    })?;
-    let body = serde_json::to_vec(&render(ctx, k, &item, None)).map_err(ApiError::internal)?;
+    let record = Record::from_map(k, &item, None)?;
+    let c = st.conductor();
+    let stored = match record {
+        Record::Connector(v) => Record::Connector(c.create_volume_connector(v).await?),
+        Record::Target(v) => Record::Target(c.create_volume_target(v).await?),
+        Record::Runbook(v) => Record::Runbook(c.create_runbook(v).await?),
+    };
+    let body =
+        serde_json::to_vec(&render(ctx, k, &stored.to_map(k), None)).map_err(ApiError::internal)?;
     Ok(created(
         &format!("{}/v1/{}/{uuid}", ctx.base, k.collection()),
         body,
@@ -638,54 +721,34 @@ async fn update(
     ctx.exists_since(k.since())?;
     let ops = patch::parse(body)?;
     patch::check_allowed(&ops, k.patchable())?;
-    let current = st.extras().with(|d| {
-        Ok((
-            find(d.items(k), id).cloned().ok_or_else(|| {
-                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
-            })?,
-            false,
-        ))
-    })?;
-    let mut doc = Value::Object(current.clone());
+    let current = fetch(st, k, id).await?;
+    let mut doc = Value::Object(current.to_map(k));
     patch::apply(&mut doc, &ops)?;
     let Value::Object(mut item) = doc else {
         return Err(ApiError::internal("patched document is not an object"));
     };
+    if item.get("uuid").and_then(Value::as_str) != Some(current.uuid().as_str()) {
+        return Err(ApiError::bad_request("uuid cannot be changed"));
+    }
     validate(st, k, &mut item).await?;
-    item.insert("updated_at".into(), iso(&ironic_core::model::now()).into());
-    let stored = item.clone();
-    st.extras().with(|d| {
-        let items = d.items(k);
-        check_unique(k, items, &stored)?;
-        let slot = items
-            .iter_mut()
-            .find(|i| i.get("uuid") == stored.get("uuid"))
-            .ok_or_else(|| {
-                ApiError::not_found(format!("{} {id} could not be found.", k.title()))
-            })?;
-        *slot = stored;
-        Ok(((), true))
-    })?;
-    ok_value(&render(ctx, k, &item, None))
+    let record = Record::from_map(k, &item, Some(&current))?;
+    let c = st.conductor();
+    let stored = match record {
+        Record::Connector(v) => Record::Connector(c.update_volume_connector(v).await?),
+        Record::Target(v) => Record::Target(c.update_volume_target(v).await?),
+        Record::Runbook(v) => Record::Runbook(c.update_runbook(v).await?),
+    };
+    ok_value(&render(ctx, k, &stored.to_map(k), None))
 }
 
 async fn delete(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str) -> ApiResult<Response> {
     ctx.exists_since(k.since())?;
-    st.extras().with(|d| {
-        let items = d.items(k);
-        let before = items.len();
-        items.retain(|i| {
-            i.get("uuid").and_then(Value::as_str) != Some(id)
-                && i.get("name").and_then(Value::as_str) != Some(id)
-        });
-        if items.len() == before {
-            return Err(ApiError::not_found(format!(
-                "{} {id} could not be found.",
-                k.title()
-            )));
-        }
-        Ok(((), true))
-    })?;
+    let c = st.conductor();
+    match k {
+        Kind::Connector => c.delete_volume_connector(uuid_arg(id)?.into()).await?,
+        Kind::Target => c.delete_volume_target(uuid_arg(id)?.into()).await?,
+        Kind::Runbook => c.delete_runbook(&Ident::parse(id)).await?,
+    }
     Ok(no_content())
 }
 
@@ -798,7 +861,72 @@ async fn node_targets(
     list(&st, &ctx, Kind::Target, q.as_deref(), Some(node)).await
 }
 
-#[allow(dead_code)]
-fn _unused(_: JsonMap) {
-    let _ = validate_name;
+#[cfg(test)]
+mod tests {
+    use ironic_core::store::{SqliteStore, Store};
+
+    use super::*;
+
+    /// The JSON file the API layer wrote before the store had these tables is
+    /// imported whole (UUIDs and timestamps kept), once, and kept as `.imported`.
+    #[tokio::test]
+    async fn the_legacy_json_file_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("ironic.sqlite"))
+            .await
+            .unwrap();
+        let node = Node::new("fake-hardware");
+        store.create_node(&node).await.unwrap();
+        let gone = NodeId::new();
+        let (c, t, r, orphan) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        let doc = json!({
+            "connectors": [
+                {"uuid": c, "node_uuid": node.uuid, "type": "iqn", "connector_id": "iqn.2024-01.org.example:n1",
+                 "extra": {"a": 1}, "created_at": "2024-05-01T10:00:00+00:00", "updated_at": null},
+                {"uuid": orphan, "node_uuid": gone, "type": "iqn", "connector_id": "iqn.2024-01.org.example:gone",
+                 "extra": {}, "created_at": "2024-05-01T10:00:00+00:00", "updated_at": null}
+            ],
+            "targets": [
+                {"uuid": t, "node_uuid": node.uuid, "volume_type": "iscsi", "properties": {"target_lun": 0},
+                 "boot_index": 0, "volume_id": "vol-1", "extra": {}, "created_at": "2024-05-02T10:00:00.250000+00:00",
+                 "updated_at": "2024-05-03T10:00:00+00:00"}
+            ],
+            "runbooks": [
+                {"uuid": r, "name": "CUSTOM_WIPE", "steps": [{"interface": "deploy", "step": "erase_devices", "args": {}, "order": 1}],
+                 "disable_ramdisk": false, "public": true, "owner": null, "extra": {},
+                 "created_at": "2024-05-04T10:00:00+00:00", "updated_at": null}
+            ]
+        });
+        let path = dir.path().join("api-resources.json");
+        std::fs::write(&path, doc.to_string()).unwrap();
+
+        assert_eq!(import_legacy_file(&store, &path).await.unwrap(), 3);
+        assert!(!path.exists());
+        assert!(dir.path().join("api-resources.json.imported").exists());
+        let got = store.get_volume_connector(c.into()).await.unwrap();
+        assert_eq!(got.connector_id, "iqn.2024-01.org.example:n1");
+        assert_eq!(iso(&got.created_at), "2024-05-01T10:00:00+00:00");
+        let got = store.get_volume_target(t.into()).await.unwrap();
+        assert_eq!(iso(&got.created_at), "2024-05-02T10:00:00.250000+00:00");
+        assert!(got.updated_at.is_some());
+        let got = store
+            .get_runbook(&Ident::Name("CUSTOM_WIPE".into()))
+            .await
+            .unwrap();
+        assert!(got.public);
+        assert_eq!(got.uuid.0, r);
+        assert!(store.get_volume_connector(orphan.into()).await.is_err());
+
+        // Running again (e.g. the rename was lost) imports nothing twice.
+        std::fs::rename(dir.path().join("api-resources.json.imported"), &path).unwrap();
+        assert_eq!(import_legacy_file(&store, &path).await.unwrap(), 0);
+        assert_eq!(store.list_volume_connectors(None).await.unwrap().len(), 1);
+        // No file: nothing to do.
+        assert_eq!(import_legacy_file(&store, &path).await.unwrap(), 0);
+    }
 }

@@ -16,7 +16,7 @@ pub mod version;
 
 mod chassis;
 mod drivers;
-mod extras;
+pub mod extras;
 mod node_actions;
 mod node_sub;
 mod nodes;
@@ -78,28 +78,18 @@ struct StateInner {
     conductor: Conductor,
     settings: ApiSettings,
     auth: Option<Arc<Htpasswd>>,
-    extras: extras::ExtraStore,
 }
 
 impl ApiState {
     /// State over a started conductor. `auth` enables HTTP basic auth.
-    /// `extras` keeps the resources the core store has no table for (volume
-    /// connectors/targets, runbooks, inspection rules): `None` keeps them in memory.
-    pub fn new(
-        conductor: Conductor,
-        settings: ApiSettings,
-        auth: Option<Arc<Htpasswd>>,
-        extras_file: Option<std::path::PathBuf>,
-    ) -> Result<Self, String> {
-        let extras = extras::ExtraStore::open(extras_file)?;
-        Ok(ApiState {
+    pub fn new(conductor: Conductor, settings: ApiSettings, auth: Option<Arc<Htpasswd>>) -> Self {
+        ApiState {
             inner: Arc::new(StateInner {
                 conductor,
                 settings,
                 auth,
-                extras,
             }),
-        })
+        }
     }
 
     /// The conductor.
@@ -109,10 +99,6 @@ impl ApiState {
 
     fn settings(&self) -> &ApiSettings {
         &self.inner.settings
-    }
-
-    fn extras(&self) -> &extras::ExtraStore {
-        &self.inner.extras
     }
 }
 

@@ -282,7 +282,7 @@ async fn provision(
                 "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']",
             ));
         }
-        let (steps, dr) = st.extras().runbook_steps(rb, &node)?;
+        let (steps, dr) = super::extras::runbook_steps(&st, rb, &node).await?;
         if target == "clean" {
             clean_steps = Some(steps);
         } else {

@@ -170,7 +170,7 @@ async fn allocations(
     if let Some(fl) = &args.fields {
         check_fields_in(ALLOCATION_FIELDS, ctx.version, fl)?;
     }
-    let mut all = st.conductor().store().list_allocations().await?;
+    let mut all = st.conductor().list_allocations().await?;
     if let Some(n) = p.get("node") {
         let node = st.conductor().get_node(&Ident::parse(n)).await?;
         all.retain(|a| a.node_uuid == Some(node.uuid));
@@ -222,11 +222,7 @@ async fn allocation(
     if let Some(fl) = &fields {
         check_fields_in(ALLOCATION_FIELDS, ctx.version, fl)?;
     }
-    let a = st
-        .conductor()
-        .store()
-        .get_allocation(&Ident::parse(&id))
-        .await?;
+    let a = st.conductor().get_allocation(&Ident::parse(&id)).await?;
     let mut b = Vec::new();
     render::write_allocation(&mut b, &ctx.render(&st), &a, fields.as_deref());
     Ok(ok(b))
@@ -391,11 +387,7 @@ async fn update_allocation(
         &["name", "extra"]
     };
     patch::check_allowed(&ops, allowed)?;
-    let a = st
-        .conductor()
-        .store()
-        .get_allocation(&Ident::parse(&id))
-        .await?;
+    let a = st.conductor().get_allocation(&Ident::parse(&id)).await?;
     let mut doc = serde_json::to_value(&a).map_err(ApiError::internal)?;
     patch::apply(&mut doc, &ops)?;
     let mut u = a.clone();
@@ -409,8 +401,7 @@ async fn update_allocation(
         None | Some(Value::Null) => JsonMap::new(),
         Some(_) => return Err(ApiError::bad_request("Invalid extra: not an object")),
     };
-    u.updated_at = Some(ironic_core::model::now());
-    st.conductor().store().update_allocation(&u).await?;
+    let u = st.conductor().update_allocation(u).await?;
     let mut b = Vec::new();
     render::write_allocation(&mut b, &ctx.render(&st), &u, None);
     Ok(ok(b))
@@ -518,7 +509,7 @@ async fn templates(
     if let Some(fl) = &args.fields {
         check_fields_in(TEMPLATE_FIELDS, ctx.version, fl)?;
     }
-    let mut all = st.conductor().store().list_deploy_templates().await?;
+    let mut all = st.conductor().list_deploy_templates().await?;
     page_by(&mut all, &args, |t| t.uuid.to_string())?;
     let default: Vec<String> = vec!["uuid".into(), "name".into()];
     let fields = match (&args.fields, args.detail) {
@@ -561,7 +552,6 @@ async fn template(
     }
     let t = st
         .conductor()
-        .store()
         .get_deploy_template(&Ident::parse(&id))
         .await?;
     let mut b = Vec::new();
@@ -611,7 +601,7 @@ async fn create_template(
         created_at: ironic_core::model::now(),
         updated_at: None,
     };
-    st.conductor().store().create_deploy_template(&t).await?;
+    let t = st.conductor().create_deploy_template(t).await?;
     let mut b = Vec::new();
     render::write_template(&mut b, &ctx.render(&st), &t, None);
     Ok(created(
@@ -631,7 +621,6 @@ async fn update_template(
     patch::check_allowed(&ops, &["name", "steps", "extra"])?;
     let t = st
         .conductor()
-        .store()
         .get_deploy_template(&Ident::parse(&id))
         .await?;
     let mut doc = serde_json::to_value(&t).map_err(ApiError::internal)?;
@@ -650,8 +639,7 @@ async fn update_template(
         None | Some(Value::Null) => JsonMap::new(),
         Some(_) => return Err(ApiError::bad_request("Invalid extra: not an object")),
     };
-    u.updated_at = Some(ironic_core::model::now());
-    st.conductor().store().update_deploy_template(&u).await?;
+    let u = st.conductor().update_deploy_template(u).await?;
     let mut b = Vec::new();
     render::write_template(&mut b, &ctx.render(&st), &u, None);
     Ok(ok(b))
@@ -663,14 +651,8 @@ async fn delete_template(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     ctx.exists_since(f::DEPLOY_TEMPLATES)?;
-    let t = st
-        .conductor()
-        .store()
-        .get_deploy_template(&Ident::parse(&id))
-        .await?;
     st.conductor()
-        .store()
-        .delete_deploy_template(t.uuid)
+        .delete_deploy_template(&Ident::parse(&id))
         .await?;
     Ok(no_content())
 }
