@@ -164,6 +164,7 @@ macro_rules! registry_impl {
         #[derive(Clone, Default)]
         pub struct InterfaceRegistry {
             hardware_types: BTreeMap<&'static str, HardwareType>,
+            defaults: BTreeMap<InterfaceType, String>,
             $( $field: BTreeMap<String, Arc<dyn $tr>>, )+
         }
 
@@ -181,6 +182,22 @@ macro_rules! registry_impl {
                 match t {
                     $( InterfaceType::$variant => self.$field.keys().cloned().collect(), )+
                 }
+            }
+
+            /// Keep only the implementations of `t` whose name `keep` accepts
+            /// (the application's `enabled_<type>_interfaces`); returns the names removed.
+            pub fn retain_interfaces(&mut self, t: InterfaceType, mut keep: impl FnMut(&str) -> bool) -> Vec<String> {
+                let mut removed = Vec::new();
+                match t {
+                    $( InterfaceType::$variant => self.$field.retain(|k, _| {
+                        let k2 = keep(k);
+                        if !k2 {
+                            removed.push(k.clone());
+                        }
+                        k2
+                    }), )+
+                }
+                removed
             }
 
             fn base_of(&self, t: InterfaceType, name: &str) -> Option<&dyn BaseInterface> {
@@ -264,6 +281,92 @@ impl InterfaceRegistry {
         self
     }
 
+    /// Keep only the hardware types whose name `keep` accepts (the application's
+    /// `enabled_hardware_types`); returns the names removed.
+    pub fn retain_hardware_types(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<String> {
+        let mut removed = Vec::new();
+        self.hardware_types.retain(|k, _| {
+            let k2 = keep(k);
+            if !k2 {
+                removed.push((*k).to_owned());
+            }
+            k2
+        });
+        removed
+    }
+
+    /// Make `name` the default implementation of `t` for every hardware type
+    /// that supports it (Ironic's `default_<type>_interface`). It must be
+    /// registered; [`InterfaceRegistry::check_defaults`] then tells whether
+    /// every hardware type can use it.
+    pub fn set_default_interface(
+        &mut self,
+        t: InterfaceType,
+        name: impl Into<String>,
+    ) -> Result<(), DriverError> {
+        let name = name.into();
+        if self.base_of(t, &name).is_none() {
+            return Err(self.unknown(t, &name));
+        }
+        self.defaults.insert(t, name);
+        Ok(())
+    }
+
+    /// The configured default of `t` (see [`InterfaceRegistry::set_default_interface`]).
+    pub fn default_interface_name(&self, t: InterfaceType) -> Option<&str> {
+        self.defaults.get(&t).map(String::as_str)
+    }
+
+    /// Check, as Ironic's conductor does when it starts, that every registered
+    /// hardware type has a default for every interface type: a configured default
+    /// it supports, else one supported implementation that is registered. The
+    /// error names the hardware type, the interface type, what it supports and
+    /// what is registered.
+    pub fn check_defaults(&self) -> Result<(), DriverError> {
+        for hw in self.hardware_types.values() {
+            self.default_interfaces(hw)?;
+        }
+        Ok(())
+    }
+
+    /// The default implementation of `t` for `hw`: the configured default when
+    /// set (it must be supported by `hw`), else the first supported one that is
+    /// registered (Ironic's `driver_factory.default_interface`).
+    pub fn default_interface(
+        &self,
+        hw: &HardwareType,
+        t: InterfaceType,
+    ) -> Result<&'static str, DriverError> {
+        if let Some(name) = self.defaults.get(&t) {
+            return hw
+                .supported(t)
+                .iter()
+                .copied()
+                .find(|n| n == name)
+                .ok_or_else(|| {
+                    DriverError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "No valid default {t} interface for hardware type {}: the configured default_{t}_interface {name:?} is not one it supports ({:?})",
+                            hw.name,
+                            hw.supported(t)
+                        ),
+                    )
+                });
+        }
+        self.enabled_for(hw, t).first().copied().ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "No {t} interface enabled for hardware type {}: it supports {:?}, registered are {:?}",
+                    hw.name,
+                    hw.supported(t),
+                    self.interface_names(t)
+                ),
+            )
+        })
+    }
+
     /// The registered hardware types, sorted by name.
     pub fn hardware_types(&self) -> Vec<HardwareType> {
         self.hardware_types.values().copied().collect()
@@ -302,23 +405,13 @@ impl InterfaceRegistry {
             .collect()
     }
 
-    /// Default interface choice for a hardware type: the first supported one that is
-    /// registered (Ironic's `driver_factory.default_interface`).
+    /// Default interface choice for a hardware type: the configured default, else
+    /// the first supported one that is registered (Ironic's
+    /// `driver_factory.default_interface`), for every interface type.
     pub fn default_interfaces(&self, hw: &HardwareType) -> Result<NodeInterfaces, DriverError> {
         let mut out = NodeInterfaces::default();
         for t in InterfaceType::ALL {
-            let name = self.enabled_for(hw, t).first().copied().ok_or_else(|| {
-                DriverError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "No default for {t} interface for hardware type {}: none of {:?} is enabled (registered: {:?})",
-                        hw.name,
-                        hw.supported(t),
-                        self.interface_names(t)
-                    ),
-                )
-            })?;
-            out.set(t, name);
+            out.set(t, self.default_interface(hw, t)?);
         }
         Ok(out)
     }
@@ -330,19 +423,8 @@ impl InterfaceRegistry {
         for t in InterfaceType::ALL {
             let current = node.interfaces.get(t).to_owned();
             if current.is_empty() {
-                let enabled = self.enabled_for(&hw, t);
-                let name = enabled.first().ok_or_else(|| {
-                    DriverError::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "No {t} interface enabled for hardware type {}: it supports {:?}, registered are {:?}",
-                            hw.name,
-                            hw.supported(t),
-                            self.interface_names(t)
-                        ),
-                    )
-                })?;
-                node.interfaces.set(t, *name);
+                let name = self.default_interface(&hw, t)?;
+                node.interfaces.set(t, name);
             } else if !hw.supported(t).contains(&current.as_str()) {
                 return Err(DriverError::invalid(format!(
                     "Could not find the following interface in the 'ironic.hardware.interfaces.{t}' entrypoint: {current}. Valid interfaces for hardware type {} are: {}",
@@ -361,7 +443,7 @@ impl InterfaceRegistry {
     pub fn properties(&self, hw: &HardwareType) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for t in InterfaceType::ALL {
-            for name in self.enabled_for(hw, t).into_iter().take(1) {
+            for name in self.default_interface(hw, t).into_iter() {
                 if let Some(i) = self.base_of(t, name) {
                     for p in i.properties() {
                         let desc = if p.required {
@@ -388,6 +470,42 @@ mod tests {
         r.register_hardware_type(MANUAL_MANAGEMENT);
         let e = r.hardware_type("nope").unwrap_err();
         assert!(e.message().contains("manual-management"), "{e}");
+    }
+
+    #[test]
+    fn enabled_lists_and_configured_defaults() {
+        let mut r = InterfaceRegistry::with_noop();
+        r.register_hardware_type(GENERIC)
+            .register_hardware_type(MANUAL_MANAGEMENT);
+        // GENERIC has no power interface at all: the start-up check names it.
+        let e = r.check_defaults().unwrap_err();
+        assert!(
+            e.message().contains("boot") && e.message().contains("generic"),
+            "{e}"
+        );
+        assert_eq!(r.retain_hardware_types(|n| n != "generic"), vec!["generic"]);
+        // manual-management needs power agent/fake, none registered.
+        assert!(r.check_defaults().is_err());
+        let removed = r.retain_interfaces(InterfaceType::Rescue, |n| n != "no-rescue");
+        assert_eq!(removed, vec!["no-rescue"]);
+        assert!(r.interface_names(InterfaceType::Rescue).is_empty());
+        let e = r
+            .set_default_interface(InterfaceType::Boot, "ipxe")
+            .unwrap_err();
+        assert!(e.message().contains("ipxe"), "{e}");
+        r.set_default_interface(InterfaceType::Network, "noop")
+            .unwrap();
+        assert_eq!(
+            r.default_interface_name(InterfaceType::Network),
+            Some("noop")
+        );
+        let hw = MANUAL_MANAGEMENT;
+        assert_eq!(
+            r.default_interface(&hw, InterfaceType::Network).unwrap(),
+            "noop"
+        );
+        let e = r.default_interface(&hw, InterfaceType::Rescue).unwrap_err();
+        assert!(e.message().contains("rescue"), "{e}");
     }
 
     #[test]
