@@ -32,9 +32,10 @@ pub use tftp::{TftpOptions, TftpServer, TftpStats};
 /// The crate's name, for logs.
 pub const NAME: &str = "ironic-boot-pxe";
 
-/// Register the boot interfaces `pxe`, `ipxe` and `http`, and, when
-/// `config.dhcp` is set, the DHCP-providing network interface `flat`
-/// ([`DhcpNetwork`]). Also publishes the generic `boot.ipxe` script.
+/// Register the boot interfaces `pxe`, `ipxe` and `http`, and the network
+/// interface `flat` ([`DhcpNetwork`]: it drives this process's DHCP server when
+/// `config.dhcp` is set, else DHCP is someone else's). Also publishes the generic
+/// `boot.ipxe` script.
 ///
 /// The servers are not started here: bind a [`TftpServer`], an
 /// [`HttpBootServer`] (or mount [`router`]) and a [`DhcpServer`] over the same
@@ -47,7 +48,5 @@ pub fn register(registry: &mut InterfaceRegistry, config: PxeConfig) {
         .register_boot(PxeBoot::NAME, Arc::new(PxeBoot::new(Arc::clone(&cfg))))
         .register_boot(IpxeBoot::NAME, Arc::new(IpxeBoot::new(Arc::clone(&cfg))))
         .register_boot(HttpBoot::NAME, Arc::new(HttpBoot::new(Arc::clone(&cfg))));
-    if let Some(dhcp) = dhcp {
-        registry.register_network(DhcpNetwork::NAME, network::shared(dhcp));
-    }
+    registry.register_network(DhcpNetwork::NAME, network::shared(dhcp));
 }

@@ -13,7 +13,9 @@ use crate::dhcp::DhcpMode;
 use crate::error::PxeError;
 
 /// `network_interface = "flat"`: every node sits on one provisioning network
-/// served by this process's DHCP server.
+/// served by this process's DHCP server, or by an external one
+/// ([`DhcpNetwork::external`]: then it only records VIFs, as the external DHCP
+/// server already answers the nodes).
 ///
 /// `add_network(phase)` gives each PXE-enabled port of the node an address from
 /// the pool (server mode; a ProxyDHCP needs none) and so makes the DHCP server
@@ -22,7 +24,7 @@ use crate::error::PxeError;
 /// no answer. VIFs are recorded on ports as the `noop` interface does.
 #[derive(Debug, Clone)]
 pub struct DhcpNetwork {
-    dhcp: ProvisioningDhcp,
+    dhcp: Option<ProvisioningDhcp>,
 }
 
 impl DhcpNetwork {
@@ -31,7 +33,13 @@ impl DhcpNetwork {
 
     /// The interface over a DHCP server's reservations.
     pub fn new(dhcp: ProvisioningDhcp) -> Self {
-        DhcpNetwork { dhcp }
+        DhcpNetwork { dhcp: Some(dhcp) }
+    }
+
+    /// The flat network when DHCP is served by something else (dnsmasq, an ISC
+    /// server pointed at the boot files): nothing to reserve.
+    pub fn external() -> Self {
+        DhcpNetwork { dhcp: None }
     }
 
     fn ports(task: &Task) -> impl Iterator<Item = &Port> {
@@ -42,8 +50,11 @@ impl DhcpNetwork {
 #[async_trait]
 impl BaseInterface for DhcpNetwork {
     fn validate(&self, task: &Task) -> Result<(), DriverError> {
-        let (first, last) = self.dhcp.pool;
-        if self.dhcp.mode == DhcpMode::Server && u32::from(first) > u32::from(last) {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
+        let (first, last) = dhcp.pool;
+        if dhcp.mode == DhcpMode::Server && u32::from(first) > u32::from(last) {
             return Err(PxeError::Invalid {
                 key: "dhcp pool".into(),
                 reason: format!("{first} comes after {last}"),
@@ -66,7 +77,10 @@ impl NetworkInterface for DhcpNetwork {
     }
 
     async fn add_network(&self, task: &mut Task, phase: NetworkPhase) -> Result<(), DriverError> {
-        if self.dhcp.mode == DhcpMode::Proxy {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
+        if dhcp.mode == DhcpMode::Proxy {
             return Ok(());
         }
         let host = task
@@ -74,10 +88,9 @@ impl NetworkInterface for DhcpNetwork {
             .name
             .clone()
             .unwrap_or_else(|| task.node.uuid.to_string());
-        let (first, last) = self.dhcp.pool;
+        let (first, last) = dhcp.pool;
         for port in Self::ports(task) {
-            let ip = self
-                .dhcp
+            let ip = dhcp
                 .reservations
                 .reserve(port.address, first, last, Some(host.clone()))
                 .map_err(|reason| PxeError::NoAddress {
@@ -94,8 +107,11 @@ impl NetworkInterface for DhcpNetwork {
         task: &mut Task,
         phase: NetworkPhase,
     ) -> Result<(), DriverError> {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
         for port in &task.ports {
-            if self.dhcp.reservations.remove(&port.address).is_some() {
+            if dhcp.reservations.remove(&port.address).is_some() {
                 tracing::info!(node = %task.node.uuid, mac = %port.address, ?phase, "DHCP reservation removed");
             }
         }
@@ -104,6 +120,6 @@ impl NetworkInterface for DhcpNetwork {
 }
 
 /// Keep the type's Arc-ness obvious to callers building registries.
-pub(crate) fn shared(dhcp: ProvisioningDhcp) -> Arc<DhcpNetwork> {
-    Arc::new(DhcpNetwork::new(dhcp))
+pub(crate) fn shared(dhcp: Option<ProvisioningDhcp>) -> Arc<DhcpNetwork> {
+    Arc::new(DhcpNetwork { dhcp })
 }
