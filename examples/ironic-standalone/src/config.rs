@@ -9,6 +9,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod boot;
+
+pub use boot::{
+    BootDhcp, BootHttp, BootSection, BootTftp, DEFAULT_HARDWARE_TYPES, DhcpModeConfig,
+    DriversSection, default_enabled, host_port,
+};
+
 /// Everything `ironic` reads.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +30,8 @@ pub struct Config {
     pub fake: FakeSection,
     /// `[drivers]`.
     pub drivers: DriversSection,
+    /// `[boot]`.
+    pub boot: BootSection,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -189,7 +198,9 @@ impl Default for ConductorSection {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FakeSection {
-    /// Register `fake-hardware` and the `fake` interfaces.
+    /// Make `fake-hardware` and the `fake` interfaces available (they are
+    /// enabled when `[drivers]` lists them, as its defaults do); false removes
+    /// them from the defaults.
     pub enabled: bool,
     /// Delay of fake power actions.
     pub power_delay: String,
@@ -219,21 +230,6 @@ impl Default for FakeSection {
             raid_delay: "0".into(),
             bios_delay: "0".into(),
         }
-    }
-}
-
-/// `[drivers]`: the real driver crates.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DriversSection {
-    /// Register the `redfish` hardware type (Redfish power, management, virtual
-    /// media boot, inspection, BIOS, RAID, firmware) and the agent `direct` deploy.
-    pub redfish: bool,
-}
-
-impl Default for DriversSection {
-    fn default() -> Self {
-        DriversSection { redfish: true }
     }
 }
 
@@ -405,6 +401,8 @@ impl Config {
             ironic_core::fake::Delay::parse(v)
                 .map_err(|e| ConfigError::Invalid(format!("fake.{key} = {v:?}: {e}")))?;
         }
+        self.boot.check()?;
+        self.drivers.check()?;
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),
@@ -425,13 +423,19 @@ impl Config {
             .unwrap_or_else(|| "localhost".into())
     }
 
-    /// The callback URL given to ramdisk agents.
+    /// The callback URL given to ramdisk agents: `conductor.api_url`, else
+    /// `api.public_endpoint`, else `http://<api.listen>` (with `boot.address` for a
+    /// wildcard listen address).
     pub fn api_url(&self) -> String {
         self.conductor
             .api_url
             .clone()
             .or_else(|| self.api.public_endpoint.clone())
-            .unwrap_or_else(|| format!("http://{}", self.api.listen))
+            .unwrap_or_else(|| {
+                let host = host_port(self.api.listen, self.boot.address)
+                    .unwrap_or_else(|| self.api.listen.to_string());
+                format!("http://{host}")
+            })
     }
 }
 
@@ -531,6 +535,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn boot_and_drivers_keys_are_checked_together() {
+        let e = |t: &str| load_str(t, &[]).unwrap_err().to_string();
+        let m = e("[boot.dhcp]\nmode = \"server\"\n");
+        assert!(m.contains("boot.dhcp.interface"), "{m}");
+        let m = e(
+            "[boot]\naddress = \"10.0.0.1\"\n[boot.dhcp]\nmode = \"server\"\ninterface = \"eth1\"\n",
+        );
+        assert!(m.contains("pool_start"), "{m}");
+        let m = e(
+            "[boot]\naddress = \"10.0.0.1\"\n[boot.dhcp]\nmode = \"server\"\ninterface = \"eth1\"\npool_start = \"10.0.1.10\"\npool_end = \"10.0.1.20\"\n",
+        );
+        assert!(m.contains("10.0.1.10") && m.contains("subnet"), "{m}");
+        let m = e("[boot.dhcp]\nmode = \"proxy\"\ninterface = \"eth1\"\n");
+        assert!(m.contains("boot.address"), "{m}");
+        let m = e("[boot.dhcp]\nmode = \"relay\"\n");
+        assert!(m.contains("relay") && m.contains("proxy"), "{m}");
+        let m = e("[boot.tftp]\nenable = true\n");
+        assert!(m.contains("enable") && m.contains("enabled"), "{m}");
+        let m = e("[drivers]\nenabled_boot_interfaces = []\n");
+        assert!(m.contains("enabled_boot_interfaces"), "{m}");
+        let m = e(
+            "[drivers]\nenabled_boot_interfaces = [\"ipxe\"]\ndefault_boot_interface = \"pxe\"\n",
+        );
+        assert!(m.contains("default_boot_interface"), "{m}");
+        let c = load_str(
+            "[boot]\naddress = \"10.0.0.1\"\n[boot.dhcp]\nmode = \"server\"\ninterface = \"eth1\"\npool_start = \"10.0.0.100\"\npool_end = \"10.0.0.199\"\n",
+            &[("IRONIC__BOOT__KERNEL_APPEND_PARAMS", "quiet")],
+        )
+        .unwrap();
+        assert_eq!(c.boot.dhcp.mode, DhcpModeConfig::Server);
+        assert_eq!(c.boot.kernel_append_params, "quiet");
     }
 
     #[test]

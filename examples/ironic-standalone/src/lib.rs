@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod boot;
 pub mod cache;
 pub mod config;
 pub mod lab;

@@ -6,14 +6,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use ironic_core::InterfaceRegistry;
 use ironic_core::conductor::{Conductor, ConductorConfig};
+use ironic_core::model::InterfaceType;
 use ironic_core::store::{MemoryStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiSettings, ApiState};
 use crate::auth::Htpasswd;
-use crate::config::{AuthStrategy, Backend, Config, secs};
+use crate::boot::{BootPlan, BootServers};
+use crate::config::{AuthStrategy, Backend, Config, DEFAULT_HARDWARE_TYPES, default_enabled, secs};
 
 /// Why `ironic` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,12 @@ pub enum ServeError {
     /// The htpasswd file is bad.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthFileError),
+    /// `[drivers]` enables something that does not exist or cannot work.
+    #[error("invalid [drivers] configuration: {0}")]
+    Drivers(String),
+    /// The boot servers (`[boot]`) could not start.
+    #[error("{0}")]
+    Boot(String),
     /// The conductor did not start.
     #[error("cannot start the conductor: {0}")]
     Conductor(String),
@@ -48,9 +58,17 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// The driver registry: Ironic's no-op interfaces, plus each enabled driver crate.
-pub fn build_registry(cfg: &Config) -> InterfaceRegistry {
+/// Every implementation this build has, registered over `[boot]` and `[fake]`,
+/// with the names that exist but cannot serve this configuration and why.
+fn available_registry(
+    cfg: &Config,
+    boot: &BootPlan,
+) -> (
+    InterfaceRegistry,
+    BTreeMap<(InterfaceType, &'static str), String>,
+) {
     let mut reg = InterfaceRegistry::with_noop();
+    let mut unavailable = BTreeMap::new();
     if cfg.fake.enabled {
         use ironic_core::fake::{Delay, FakeConfig};
         // Config::check validated the syntax; a bad value cannot reach here.
@@ -70,12 +88,164 @@ pub fn build_registry(cfg: &Config) -> InterfaceRegistry {
     }
     // The real hardware types: IPMI (native RMCP+) and Redfish (power, management,
     // virtual-media boot, inspection, BIOS, RAID, firmware), and the agent's `direct`
-    // deploy (plus `agent` inspection). They need no server of their own, so they are
-    // always enabled; nodes pick them with `driver` and `*_interface`.
+    // deploy (plus `agent` inspection).
     ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
     ironic_drivers_redfish::register(&mut reg, ironic_drivers_redfish::RedfishConfig::default());
     ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
-    reg
+    // Network boot over the boot servers of `[boot]`, and the flat network.
+    let b = &cfg.boot;
+    let http_url = boot.http_url.clone();
+    let mut pxe = ironic_boot_pxe::PxeConfig::new(
+        boot.files.clone(),
+        boot.tftp_address.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        http_url.clone().unwrap_or_default(),
+    );
+    pxe.bios_nbp = b.bios_nbp.clone();
+    pxe.uefi_nbp = b.uefi_nbp.clone();
+    pxe.uefi_http_nbp = b.uefi_http_nbp.clone();
+    pxe.kernel_append_params = b.kernel_append_params.clone();
+    pxe.console = b.console.clone();
+    pxe.default_deploy_kernel = b.deploy_kernel.clone();
+    pxe.default_deploy_ramdisk = b.deploy_ramdisk.clone();
+    pxe.dhcp = boot.dhcp.clone();
+    ironic_boot_pxe::register(&mut reg, pxe);
+    if http_url.is_none() {
+        let why = format!(
+            "the API listens on the wildcard address {}: set [boot] address (this host's address on the provisioning network) or [boot.http] url",
+            cfg.api.listen
+        );
+        for name in ["ipxe", "pxe", "http"] {
+            unavailable.insert((InterfaceType::Boot, name), why.clone());
+        }
+    }
+    if !b.tftp.enabled {
+        unavailable.insert(
+            (InterfaceType::Boot, "pxe"),
+            "the pxe boot interface loads everything over TFTP: set [boot.tftp] enabled = true"
+                .into(),
+        );
+    } else if boot.tftp_address.is_none() {
+        unavailable.insert(
+            (InterfaceType::Boot, "pxe"),
+            "[boot.tftp] listens on a wildcard address: set [boot] address so nodes can reach it"
+                .into(),
+        );
+    }
+    if !cfg.fake.enabled {
+        for t in InterfaceType::ALL {
+            unavailable.insert((t, "fake"), "[fake] enabled = false".into());
+        }
+    }
+    (reg, unavailable)
+}
+
+/// The driver registry of `ironic serve` and `ironic lab`: every implementation
+/// this build has, reduced to what `[drivers]` enables (Ironic's
+/// `enabled_hardware_types`, `enabled_<type>_interfaces`,
+/// `default_<type>_interface`), with the boot interfaces serving from `boot`.
+///
+/// An unset list enables the defaults that this configuration can serve; a list
+/// naming something unknown or unavailable (e.g. `pxe` without TFTP) is an error
+/// naming the key, the name and why. As Ironic's conductor does at start, every
+/// enabled hardware type must have a default for every interface type.
+pub fn build_registry(cfg: &Config, boot: &BootPlan) -> Result<InterfaceRegistry, ServeError> {
+    let (mut reg, unavailable) = available_registry(cfg, boot);
+    let drivers = &cfg.drivers;
+    let err = |m: String| ServeError::Drivers(m);
+    // Hardware types.
+    let known: Vec<String> = reg
+        .hardware_types()
+        .iter()
+        .map(|h| h.name.to_owned())
+        .collect();
+    let hw: Vec<String> = match &drivers.enabled_hardware_types {
+        Some(list) => {
+            for n in list {
+                if !known.contains(n) {
+                    return Err(err(format!(
+                        "drivers.enabled_hardware_types names {n:?}, which this build does not have ({}){}",
+                        known.join(", "),
+                        if n == "fake-hardware" || n == "manual-management" {
+                            " : it needs [fake] enabled = true"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+            }
+            list.clone()
+        }
+        None => DEFAULT_HARDWARE_TYPES
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|n| known.contains(n))
+            .collect(),
+    };
+    reg.retain_hardware_types(|n| hw.iter().any(|h| h == n));
+    // Interfaces.
+    let mut dropped = Vec::new();
+    for t in InterfaceType::ALL {
+        let names = reg.interface_names(t);
+        let enabled: Vec<String> = match drivers.enabled(t) {
+            Some(list) => {
+                for n in list {
+                    if let Some(why) = unavailable.get(&(t, n.as_str())) {
+                        return Err(err(format!(
+                            "drivers.enabled_{t}_interfaces names {n:?}, which cannot work here: {why}"
+                        )));
+                    }
+                    if !names.contains(n) {
+                        return Err(err(format!(
+                            "drivers.enabled_{t}_interfaces names {n:?}, which this build does not have ({})",
+                            names.join(", ")
+                        )));
+                    }
+                }
+                list.to_vec()
+            }
+            None => default_enabled(t)
+                .iter()
+                .filter(|n| names.iter().any(|x| x == *n))
+                .filter(|n| match unavailable.get(&(t, **n)) {
+                    Some(why) => {
+                        dropped.push(format!("{t} interface {n:?} is not enabled: {why}"));
+                        false
+                    }
+                    None => true,
+                })
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        reg.retain_interfaces(t, |n| enabled.iter().any(|e| e == n));
+        if let Some(d) = drivers.default_for(t) {
+            if let Some(why) = unavailable.get(&(t, d)) {
+                return Err(err(format!(
+                    "drivers.default_{t}_interface = {d:?} cannot work here: {why}"
+                )));
+            }
+            reg.set_default_interface(t, d).map_err(|e| {
+                err(format!(
+                    "drivers.default_{t}_interface = {d:?} is not enabled: {}",
+                    e.message()
+                ))
+            })?;
+        }
+    }
+    reg.check_defaults().map_err(|e| {
+        let mut m = format!(
+            "{} (check [drivers] enabled_hardware_types and the enabled_*_interfaces lists)",
+            e.message()
+        );
+        for d in &dropped {
+            m.push_str("; ");
+            m.push_str(d);
+        }
+        err(m)
+    })?;
+    for d in &dropped {
+        tracing::info!("{d}");
+    }
+    Ok(reg)
 }
 
 /// The conductor settings from `[conductor]`.
@@ -154,13 +324,8 @@ pub struct Deployment {
     pub state: ApiState,
 }
 
-/// Start the store, registry and conductor, and build the API state.
-pub async fn start(cfg: &Config) -> Result<Deployment, ServeError> {
-    start_with(cfg, build_registry(cfg)).await
-}
-
-/// [`start`] with a registry the caller built (e.g. `ironic lab` adds drivers and
-/// boot interfaces wired to its own servers).
+/// Start the store and the conductor over `registry`, and build the API state
+/// (what [`launch`] does after building the registry from the configuration).
 pub async fn start_with(
     cfg: &Config,
     registry: InterfaceRegistry,
@@ -201,23 +366,103 @@ pub async fn start_with(
     Ok(Deployment { conductor, state })
 }
 
-/// Run API + conductor until `shutdown` resolves, then stop accepting requests,
-/// let in-flight ones finish and shut the conductor down (waiting for its
-/// operations), so nothing is lost.
+/// A started service: the API's listener (not yet served), the conductor, the boot
+/// servers, and the configuration as resolved (the API's real address).
+pub struct Launched {
+    /// The API's listener; serve [`Launched::router`] on it.
+    pub listener: TcpListener,
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The configuration, with `api.listen` set to the bound address.
+    pub config: Config,
+    /// The conductor and the API state.
+    pub deployment: Deployment,
+    /// The boot file set and DHCP reservations.
+    pub boot: BootPlan,
+    /// The running boot servers (stopped when dropped).
+    pub boot_servers: BootServers,
+}
+
+impl std::fmt::Debug for Launched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launched")
+            .field("addr", &self.addr)
+            .field("boot", &self.boot)
+            .field("boot_servers", &self.boot_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Launched {
+    /// The HTTP application: the Ironic API, and the boot files under `/boot` when
+    /// `[boot.http]` has no address of its own.
+    pub fn router(&self) -> axum::Router {
+        let api = api::router(self.deployment.state.clone());
+        if self.config.boot.http.listen.is_some() {
+            return api;
+        }
+        axum::Router::new()
+            .nest_service("/boot", ironic_boot_pxe::router(self.boot.files.clone()))
+            .fallback_service(api)
+    }
+}
+
+/// Bind the API, resolve `[boot]`, build the registry ([`build_registry`]), start
+/// the boot servers and the conductor: everything `ironic serve` and `ironic lab`
+/// run, in that order, so that a bad configuration fails before anything runs.
+pub async fn launch(cfg: &Config) -> Result<Launched, ServeError> {
+    let listener = bind(cfg.api.listen).await?;
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let mut cfg = cfg.clone();
+    cfg.api.listen = addr;
+    let boot = crate::boot::plan(&cfg, addr)?;
+    let registry = build_registry(&cfg, &boot)?;
+    let api_url = cfg.api_url();
+    if api_url.contains("//0.0.0.0") || api_url.contains("//[::]") {
+        tracing::warn!(api_url = %api_url, "ramdisk agents cannot call back to a wildcard address: set [conductor] api_url, [api] public_endpoint or [boot] address");
+    }
+    let boot_servers = crate::boot::start(&cfg, &boot).await?;
+    let deployment = start_with(&cfg, registry).await?;
+    tracing::info!(
+        listen = %addr,
+        api_url = %api_url,
+        boot_http = ?boot.http_url,
+        hardware_types = ?deployment.conductor.registry().hardware_types().iter().map(|h| h.name).collect::<Vec<_>>(),
+        boot_interfaces = ?deployment.conductor.registry().interface_names(InterfaceType::Boot),
+        "service started"
+    );
+    Ok(Launched {
+        listener,
+        addr,
+        config: cfg,
+        deployment,
+        boot,
+        boot_servers,
+    })
+}
+
+/// Run API + conductor (and the boot servers) until `shutdown` resolves, then stop
+/// accepting requests, let in-flight ones finish and shut the conductor down
+/// (waiting for its operations), so nothing is lost.
 pub async fn serve(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = bind(cfg.api.listen).await?;
-    let local = listener.local_addr().map_err(ServeError::Serve)?;
-    let dep = start(&cfg).await?;
-    tracing::info!(listen = %local, data_dir = %cfg.storage.data_dir.display(), host = %dep.conductor.config().host, "ironic API and conductor running");
-    let app = api::router(dep.state.clone());
+    let launched = launch(&cfg).await?;
+    tracing::info!(listen = %launched.addr, data_dir = %cfg.storage.data_dir.display(), host = %launched.deployment.conductor.config().host, "ironic API and conductor running");
+    let app = launched.router();
+    let Launched {
+        listener,
+        deployment,
+        boot_servers,
+        ..
+    } = launched;
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     tracing::info!("API stopped; shutting the conductor down");
-    dep.conductor.shutdown().await;
+    deployment.conductor.shutdown().await;
+    drop(boot_servers);
     tracing::info!("conductor stopped");
     result.map_err(ServeError::Serve)
 }
@@ -241,5 +486,162 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received"),
         _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironic_core::model::Node;
+
+    fn registry_for(toml_text: &str) -> Result<InterfaceRegistry, ServeError> {
+        let cfg: Config = toml::from_str(toml_text).unwrap();
+        cfg.check().unwrap();
+        let api = "127.0.0.1:6385".parse().unwrap();
+        let boot = crate::boot::plan(&cfg, api)?;
+        build_registry(&cfg, &boot)
+    }
+
+    fn resolve(reg: &InterfaceRegistry, driver: &str, set: &[(InterfaceType, &str)]) -> Node {
+        let mut n = Node::new(driver);
+        for (t, v) in set {
+            n.interfaces.set(*t, *v);
+        }
+        reg.resolve_interfaces(&mut n)
+            .unwrap_or_else(|e| panic!("{driver}: {e}"));
+        n
+    }
+
+    #[test]
+    fn defaults_enroll_ipmi_redfish_and_metal3_nodes() {
+        let reg = registry_for("").unwrap();
+        let hw: Vec<_> = reg.hardware_types().iter().map(|h| h.name).collect();
+        assert_eq!(
+            hw,
+            ["fake-hardware", "ipmi", "manual-management", "redfish"]
+        );
+        let n = resolve(&reg, "ipmi", &[]);
+        assert_eq!(n.interfaces.boot_interface, "ipxe");
+        assert_eq!(n.interfaces.power_interface, "ipmitool");
+        assert_eq!(n.interfaces.deploy_interface, "direct");
+        assert_eq!(n.interfaces.network_interface, "flat");
+        // Without TFTP, pxe is not enabled; http (UEFI HTTP boot) is.
+        let boot = reg.interface_names(InterfaceType::Boot);
+        assert!(!boot.contains(&"pxe".to_owned()), "{boot:?}");
+        for b in ["ipxe", "http", "redfish-virtual-media", "fake"] {
+            assert!(boot.contains(&b.to_owned()), "{b} missing from {boot:?}");
+        }
+        // What Metal3's baremetal-operator sends for a Redfish virtual-media host.
+        let n = resolve(
+            &reg,
+            "redfish",
+            &[
+                (InterfaceType::Boot, "redfish-virtual-media"),
+                (InterfaceType::Deploy, "direct"),
+                (InterfaceType::Inspect, "agent"),
+                (InterfaceType::Raid, "no-raid"),
+                (InterfaceType::Bios, "redfish"),
+                (InterfaceType::Firmware, "redfish"),
+                (InterfaceType::Management, "redfish"),
+                (InterfaceType::Power, "redfish"),
+            ],
+        );
+        assert_eq!(n.interfaces.console_interface, "no-console");
+        resolve(&reg, "fake-hardware", &[]);
+        resolve(&reg, "manual-management", &[]);
+    }
+
+    #[test]
+    fn tftp_enables_pxe_and_explicit_lists_are_strict() {
+        let with_tftp = "[boot]\naddress = \"10.0.0.1\"\n[boot.tftp]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+        let reg = registry_for(with_tftp).unwrap();
+        assert!(
+            reg.interface_names(InterfaceType::Boot)
+                .contains(&"pxe".to_owned())
+        );
+        let e = registry_for("[drivers]\nenabled_boot_interfaces = [\"pxe\", \"ipxe\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("enabled_boot_interfaces") && e.contains("tftp"),
+            "{e}"
+        );
+        let e = registry_for("[drivers]\nenabled_boot_interfaces = [\"ipxe\", \"pixie\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"pixie\"") && e.contains("redfish-virtual-media"),
+            "{e}"
+        );
+        let e = registry_for("[drivers]\nenabled_hardware_types = [\"idrac\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"idrac\"") && e.contains("ipmi"), "{e}");
+        // Only redfish, only virtual media: ipmi is gone, redfish boots vmedia.
+        let reg = registry_for(
+            "[drivers]\nenabled_hardware_types = [\"redfish\"]\nenabled_boot_interfaces = [\"redfish-virtual-media\"]\n",
+        )
+        .unwrap();
+        assert!(reg.hardware_type("ipmi").is_err());
+        let n = resolve(&reg, "redfish", &[]);
+        assert_eq!(n.interfaces.boot_interface, "redfish-virtual-media");
+        // A hardware type left without a boot interface stops the start, naming it.
+        let e = registry_for("[drivers]\nenabled_boot_interfaces = [\"redfish-virtual-media\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("No boot interface enabled for hardware type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn configured_defaults_win_and_must_fit() {
+        let reg = registry_for("[drivers]\ndefault_boot_interface = \"http\"\n").unwrap();
+        assert_eq!(resolve(&reg, "ipmi", &[]).interfaces.boot_interface, "http");
+        let e = registry_for("[drivers]\ndefault_power_interface = \"ipmitool\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("default_power_interface") && e.contains("ipmitool"),
+            "{e}"
+        );
+        let e = registry_for("[drivers]\ndefault_boot_interface = \"pxe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tftp"), "{e}");
+    }
+
+    #[test]
+    fn a_wildcard_api_without_an_address_says_what_to_set() {
+        let cfg: Config = toml::from_str("[api]\nlisten = \"0.0.0.0:6385\"\n").unwrap();
+        let boot = crate::boot::plan(&cfg, cfg.api.listen).unwrap();
+        assert_eq!(boot.http_url, None);
+        let e = build_registry(&cfg, &boot).unwrap_err().to_string();
+        assert!(e.contains("[boot] address"), "{e}");
+        let cfg: Config =
+            toml::from_str("[api]\nlisten = \"0.0.0.0:6385\"\n[boot]\naddress = \"10.0.0.1\"\n")
+                .unwrap();
+        let boot = crate::boot::plan(&cfg, cfg.api.listen).unwrap();
+        assert_eq!(boot.http_url.as_deref(), Some("http://10.0.0.1:6385/boot"));
+        assert_eq!(cfg.api_url(), "http://10.0.0.1:6385");
+        build_registry(&cfg, &boot).unwrap();
+    }
+
+    #[test]
+    fn missing_ipxe_binaries_fail_at_start_when_tftp_hands_them_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[boot]\naddress = \"10.0.0.1\"\nipxe_dir = \"{}\"\n[boot.tftp]\nenabled = true\n",
+            dir.path().display()
+        );
+        let e = registry_for(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("undionly.kpxe") && e.contains("apt-get install ipxe"),
+            "{e}"
+        );
+        // Without TFTP or DHCP nothing hands them out: no error.
+        let text = format!("[boot]\nipxe_dir = \"{}\"\n", dir.path().display());
+        registry_for(&text).unwrap();
     }
 }

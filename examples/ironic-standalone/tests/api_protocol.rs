@@ -521,7 +521,9 @@ fn other_resources_round_trip() {
             .await;
         assert_eq!(s, 201, "{rf}");
         assert_eq!(rf["power_interface"], "redfish");
-        assert_eq!(rf["boot_interface"], "redfish-virtual-media");
+        // As in Ironic, the redfish hardware type prefers iPXE when it is enabled
+        // (virtual media comes last in its list).
+        assert_eq!(rf["boot_interface"], "ipxe");
         assert_eq!(rf["deploy_interface"], "direct");
         let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/rf1/validate", None).await;
         assert_eq!(s, 200);

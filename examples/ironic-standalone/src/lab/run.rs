@@ -94,8 +94,10 @@ pub struct Lab {
     pub plans: Vec<NodePlan>,
     /// The Ironic API.
     pub api: HttpServer,
-    /// The boot file server of the PXE/iPXE boot interfaces.
-    pub boot_http: HttpServer,
+    /// The boot servers (the boot files are served on the API's port under `/boot`).
+    pub boot_servers: crate::boot::BootServers,
+    /// The boot files' base URL.
+    pub boot_url: String,
 }
 
 impl Lab {
@@ -110,19 +112,12 @@ impl Lab {
             FileServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), files.dir.clone())
                 .await
                 .map_err(io("starting the image server"))?;
-        let boot_files =
-            ironic_boot_pxe::BootFiles::new(None).map_err(io("creating the boot file set"))?;
-        let boot_listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .map_err(io("starting the boot file server"))?;
-        let boot_http =
-            HttpServer::spawn(boot_listener, ironic_boot_pxe::router(boot_files.clone()))
-                .map_err(io("starting the boot file server"))?;
         let cfg = service::config(opts.api_listen, opts.automated_clean);
-        let registry = service::registry(&cfg, boot_files, &format!("http://{}", boot_http.addr()));
-        let svc = service::start(&cfg, registry).await?;
+        let svc = service::start(&cfg).await?;
         let conductor = svc.conductor;
         let api = svc.api;
+        let boot_servers = svc.boot_servers;
+        let boot_url = svc.boot_url;
         let api_url = format!("http://{}", api.addr());
         tracing::info!(api = %api_url, "Ironic API and conductor running");
 
@@ -163,7 +158,8 @@ impl Lab {
             file_server,
             plans,
             api,
-            boot_http,
+            boot_servers,
+            boot_url,
         })
     }
 
@@ -220,7 +216,7 @@ impl Lab {
         self.api.shutdown().await;
         self.conductor.shutdown().await;
         self.rack.shutdown().await;
-        self.boot_http.shutdown().await;
+        drop(self.boot_servers);
         self.file_server.shutdown().await;
     }
 }

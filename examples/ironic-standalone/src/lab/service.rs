@@ -1,16 +1,14 @@
-//! The lab's service: the `ironic` API and conductor (the same wiring as `ironic serve`),
-//! with the hardware drivers and boot interfaces registered for the simulated rack.
+//! The lab's service: the `ironic` API, conductor and boot files, started exactly as
+//! `ironic serve` starts them ([`server::launch`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
-use ironic_core::InterfaceRegistry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::server::{self, Deployment, ServeError};
+use crate::server::{self, ServeError};
 
 /// An HTTP server started by the lab (the API, the boot file server).
 #[derive(Debug)]
@@ -68,44 +66,9 @@ pub fn config(api_listen: SocketAddr, automated_clean: bool) -> Config {
     cfg.api.listen = api_listen;
     cfg.storage.backend = Backend::Memory;
     cfg.conductor.automated_clean = automated_clean;
-    cfg.conductor.api_url = Some(format!("http://{api_listen}"));
     cfg.conductor.host = Some("ironic-lab".into());
     cfg.fake.enabled = true;
     cfg
-}
-
-/// `ironic serve`'s registry plus, when that does not have them yet, the Redfish and
-/// IPMI hardware types and the PXE/iPXE boot interfaces (serving from `boot_files`
-/// at `boot_http_url`).
-pub fn registry(
-    cfg: &Config,
-    boot_files: Arc<ironic_boot_pxe::BootFiles>,
-    boot_http_url: &str,
-) -> InterfaceRegistry {
-    let mut reg = server::build_registry(cfg);
-    if reg.hardware_type("redfish").is_err() {
-        ironic_drivers_redfish::register(
-            &mut reg,
-            ironic_drivers_redfish::RedfishConfig::default(),
-        );
-    }
-    if reg.hardware_type("ipmi").is_err() {
-        ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
-    }
-    let deploy = reg.interface_names(ironic_core::model::InterfaceType::Deploy);
-    if !deploy.iter().any(|d| d == ironic_deploy_agent::NAME) {
-        ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
-    }
-    let boot = reg.interface_names(ironic_core::model::InterfaceType::Boot);
-    if !boot.iter().any(|b| b == "ipxe") {
-        let pxe = ironic_boot_pxe::PxeConfig::new(
-            boot_files,
-            std::net::Ipv4Addr::LOCALHOST,
-            boot_http_url,
-        );
-        ironic_boot_pxe::register(&mut reg, pxe);
-    }
-    reg
 }
 
 /// A started service: conductor and API.
@@ -113,20 +76,32 @@ pub fn registry(
 pub struct Service {
     /// The conductor.
     pub conductor: ironic_core::conductor::Conductor,
-    /// The API server.
+    /// The API server (and the boot files under `/boot`).
     pub api: HttpServer,
+    /// The boot files' base URL.
+    pub boot_url: String,
+    /// The boot servers `[boot]` asked for (none by default: the files are on the API).
+    pub boot_servers: crate::boot::BootServers,
 }
 
-/// Binds the API address (a clear error when taken), starts the conductor over
-/// `registry`, and serves the Ironic API.
-pub async fn start(cfg: &Config, registry: InterfaceRegistry) -> Result<Service, ServeError> {
-    let listener = server::bind(cfg.api.listen).await?;
-    let local = listener.local_addr().map_err(ServeError::Serve)?;
-    // With port 0 the agents must be told the port actually bound.
-    let mut cfg = cfg.clone();
-    cfg.api.listen = local;
-    cfg.conductor.api_url = Some(format!("http://{local}"));
-    let Deployment { conductor, state } = server::start_with(&cfg, registry).await?;
-    let api = HttpServer::spawn(listener, crate::api::router(state)).map_err(ServeError::Serve)?;
-    Ok(Service { conductor, api })
+/// Starts what `ironic serve` starts for `cfg` ([`server::launch`]: the same
+/// registry, boot servers and conductor) and serves the Ironic API, with the boot
+/// files under `/boot` on its port.
+pub async fn start(cfg: &Config) -> Result<Service, ServeError> {
+    let launched = server::launch(cfg).await?;
+    let app = launched.router();
+    let boot_url = launched.boot.http_url.clone().unwrap_or_default();
+    let server::Launched {
+        listener,
+        deployment,
+        boot_servers,
+        ..
+    } = launched;
+    let api = HttpServer::spawn(listener, app).map_err(ServeError::Serve)?;
+    Ok(Service {
+        conductor: deployment.conductor,
+        api,
+        boot_url,
+        boot_servers,
+    })
 }
