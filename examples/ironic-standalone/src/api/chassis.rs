@@ -1,29 +1,86 @@
-//! `/v1/chassis`.
+//! `/v1/chassis` and the nodes of a chassis.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use ironic_core::ids::ChassisId;
-use ironic_core::model::{Chassis, JsonMap};
-use ironic_core::store::SortDir;
+use ironic_core::model::Chassis;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::json::write_str;
+use super::json::{ObjWriter, opt_time};
 use super::nodes::list_nodes;
-use super::query::{ListArgs, Params, next_link};
-use super::render::{self, CHASSIS_FIELDS, check_fields_in};
-use super::{ApiState, ReqCtx, created, no_content, ok, parse_object, patch};
+use super::resource::{
+    self, CREATED_AT, Ctx, Field, ListRequest, Resource, Schema, SortKey, Ty, UPDATED_AT, UUID,
+    paginate, value as v,
+};
+use super::routes::{Body, Route, delete, get, patch, post};
+use super::{ApiState, ReqCtx, created, no_content, ok, parse_object};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/chassis", get(list).post(create))
-        .route("/v1/chassis/detail", get(list_detail))
-        .route("/v1/chassis/{id}", get(show).patch(update).delete(delete))
-        .route("/v1/chassis/{id}/nodes", get(nodes))
-        .route("/v1/chassis/{id}/nodes/detail", get(nodes_detail))
+const FIELDS: &[Field] = &[
+    UUID,
+    CREATED_AT,
+    UPDATED_AT,
+    Field::new("description", 1, Ty::Str).null().rw(),
+    Field::new("extra", 1, Ty::Object).rw(),
+];
+
+/// The chassis resource.
+pub(crate) static SCHEMA: Schema = Schema {
+    name: "Chassis",
+    collection: "chassis",
+    key: "chassis",
+    fields: FIELDS,
+    list_fields: &["uuid", "description"],
+    sub_links: &[("nodes", 1)],
+};
+
+impl Resource for Chassis {
+    const SCHEMA: &'static Schema = &SCHEMA;
+
+    fn link_id(&self) -> String {
+        self.uuid.to_string()
+    }
+
+    fn write_field(&self, w: &mut ObjWriter<'_>, _ctx: &Ctx<'_>, name: &str) {
+        match name {
+            "uuid" => w.str(name, &self.uuid.to_string()),
+            "created_at" => opt_time(w, name, Some(&self.created_at)),
+            "updated_at" => opt_time(w, name, self.updated_at.as_ref()),
+            "description" => w.opt_str(name, self.description.as_deref()),
+            "extra" => w.field(name, &self.extra),
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/chassis", list)
+            .doc("List chassis")
+            .returns(Body::List(&SCHEMA)),
+        post("/v1/chassis", create)
+            .doc("Create a chassis")
+            .takes(Body::Create(&SCHEMA))
+            .returns(Body::One(&SCHEMA)),
+        get("/v1/chassis/detail", list_detail)
+            .doc("List chassis with every field")
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/chassis/{id}", show)
+            .doc("Show a chassis")
+            .returns(Body::One(&SCHEMA)),
+        patch("/v1/chassis/{id}", update)
+            .doc("Update a chassis (JSON patch)")
+            .takes(Body::Patch)
+            .returns(Body::One(&SCHEMA)),
+        delete("/v1/chassis/{id}", remove).doc("Delete a chassis (it must hold no nodes)"),
+        get("/v1/chassis/{id}/nodes", nodes)
+            .doc("Nodes of a chassis")
+            .returns(Body::List(&super::nodes::body::SCHEMA)),
+        get("/v1/chassis/{id}/nodes/detail", nodes_detail)
+            .doc("Nodes of a chassis with every field")
+            .returns(Body::List(&super::nodes::body::SCHEMA)),
+    ]
 }
 
 fn chassis_id(s: &str) -> ApiResult<ChassisId> {
@@ -31,82 +88,29 @@ fn chassis_id(s: &str) -> ApiResult<ChassisId> {
         .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {s}.")))
 }
 
+const SORT_KEYS: &[SortKey<Chassis>] = &[
+    ("uuid", |c| c.uuid.to_string()),
+    ("description", |c| c.description.clone().unwrap_or_default()),
+    ("updated_at", |c| {
+        c.updated_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+    }),
+];
+
 async fn list_chassis(
     st: &ApiState,
     ctx: &ReqCtx,
     raw: Option<&str>,
     detail_path: bool,
 ) -> ApiResult<Response> {
-    let p = Params::parse(raw);
-    let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, detail_path)?;
-    if let Some(fl) = &args.fields {
-        check_fields_in(CHASSIS_FIELDS, ctx.version, fl)?;
-    }
+    let req = ListRequest::parse(st, ctx, &SCHEMA, raw, detail_path)?;
     let mut all = st.conductor().list_chassis().await?;
-    match args.sort_key.as_str() {
-        "id" | "created_at" => {}
-        "uuid" => all.sort_by_key(|c| c.uuid),
-        "description" => all.sort_by(|a, b| a.description.cmp(&b.description)),
-        "updated_at" => all.sort_by_key(|c| c.updated_at),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "The sort_key value {other} is an invalid field for sorting"
-            )));
-        }
-    }
-    if args.sort_dir == SortDir::Desc {
-        all.reverse();
-    }
-    if let Some(m) = args.marker {
-        match all.iter().position(|c| *c.uuid.as_uuid() == m) {
-            Some(i) => {
-                all.drain(..=i);
-            }
-            None => {
-                return Err(ApiError::not_found(format!(
-                    "Chassis {m} could not be found."
-                )));
-            }
-        }
-    }
-    all.truncate(args.limit);
-    let owned: Vec<String>;
-    let fields: Option<&[String]> = match (&args.fields, args.detail) {
-        (Some(f), _) => Some(f),
-        (None, true) => None,
-        (None, false) => {
-            owned = vec!["uuid".into(), "description".into()];
-            Some(&owned)
-        }
-    };
-    let rctx = ctx.render(st);
-    let mut buf = b"{\"chassis\":[".to_vec();
-    for (i, c) in all.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        render::write_chassis(&mut buf, &rctx, c, fields);
-    }
-    buf.push(b']');
+    paginate(&mut all, &req.args, SORT_KEYS, Resource::link_id, "Chassis")?;
     let path = if detail_path {
         "chassis/detail"
     } else {
         "chassis"
     };
-    if let Some(next) = next_link(
-        &ctx.base,
-        path,
-        &p,
-        &args,
-        all.len(),
-        all.last().map(|c| c.uuid.to_string()),
-        None,
-    ) {
-        buf.extend_from_slice(b",\"next\":");
-        write_str(&mut buf, &next);
-    }
-    buf.push(b'}');
-    Ok(ok(buf))
+    Ok(ok(req.body(&ctx.render(st), path, &all, None)))
 }
 
 async fn list(
@@ -131,41 +135,18 @@ async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
-    let fields = p.list("fields");
-    if let Some(fl) = &fields {
-        check_fields_in(CHASSIS_FIELDS, ctx.version, fl)?;
-    }
+    let fields = resource::show_fields(&ctx, &SCHEMA, q.as_deref())?;
     let c = st.conductor().get_chassis(chassis_id(&id)?).await?;
-    let mut buf = Vec::new();
-    render::write_chassis(&mut buf, &ctx.render(&st), &c, fields.as_deref());
-    Ok(ok(buf))
+    Ok(ok(resource::body(&ctx.render(&st), &c, fields.as_deref())))
 }
 
-fn apply_field(c: &mut Chassis, k: &str, v: &Value) -> ApiResult<()> {
+fn set_field(c: &mut Chassis, k: &str, val: &Value) -> ApiResult<()> {
     match k {
-        "description" => {
-            c.description = match v {
-                Value::Null => None,
-                Value::String(s) if s.chars().count() <= 255 => Some(s.clone()),
-                Value::String(_) => {
-                    return Err(ApiError::bad_request(
-                        "Invalid description: longer than 255 characters",
-                    ));
-                }
-                _ => return Err(ApiError::bad_request("Invalid description: not a string")),
-            }
-        }
-        "extra" => {
-            c.extra = match v {
-                Value::Null => JsonMap::new(),
-                Value::Object(m) => m.clone(),
-                _ => return Err(ApiError::bad_request("Invalid extra: not an object")),
-            }
-        }
+        "description" => c.description = v::opt_str(k, val, Some(255))?,
+        "extra" => c.extra = v::map(k, val)?,
         "uuid" => {
-            if let Value::String(s) = v {
-                c.uuid = chassis_id(s)?;
+            if let Some(u) = v::opt_uuid(k, val)? {
+                c.uuid = u.into();
             }
         }
         other => {
@@ -179,14 +160,16 @@ fn apply_field(c: &mut Chassis, k: &str, v: &Value) -> ApiResult<()> {
 
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = parse_object(&body)?;
+    SCHEMA.check_create(ctx.version, &body)?;
     let mut c = Chassis::new();
-    for (k, v) in &body {
-        apply_field(&mut c, k, v)?;
+    for (k, val) in &body {
+        set_field(&mut c, k, val)?;
     }
     let c = st.conductor().create_chassis(c).await?;
-    let mut buf = Vec::new();
-    render::write_chassis(&mut buf, &ctx.render(&st), &c, None);
-    Ok(created(&format!("{}/v1/chassis/{}", ctx.base, c.uuid), buf))
+    Ok(created(
+        &format!("{}/v1/chassis/{}", ctx.base, c.uuid),
+        resource::body(&ctx.render(&st), &c, None),
+    ))
 }
 
 async fn update(
@@ -195,24 +178,38 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let ops = patch::parse(&body)?;
-    patch::check_allowed(&ops, &["description", "extra"])?;
+    let ops = super::patch::parse(&body)?;
+    SCHEMA.check_patch(ctx.version, &ops)?;
     let c = st.conductor().get_chassis(chassis_id(&id)?).await?;
-    let mut doc = serde_json::to_value(&c).map_err(ApiError::internal)?;
-    patch::apply(&mut doc, &ops)?;
+    let doc = serde_json::to_value(&c).map_err(ApiError::internal)?;
     let mut updated = c.clone();
-    for k in ["description", "extra"] {
-        apply_field(&mut updated, k, doc.get(k).unwrap_or(&Value::Null))?;
+    for (field, new) in resource::patch_changes(&SCHEMA, doc, &ops)? {
+        set_field(&mut updated, field, &new)?;
     }
     let updated = st.conductor().update_chassis(updated).await?;
-    let mut buf = Vec::new();
-    render::write_chassis(&mut buf, &ctx.render(&st), &updated, None);
-    Ok(ok(buf))
+    Ok(ok(resource::body(&ctx.render(&st), &updated, None)))
 }
 
-async fn delete(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn remove(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
     st.conductor().delete_chassis(chassis_id(&id)?).await?;
     Ok(no_content())
+}
+
+async fn chassis_nodes(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    id: &str,
+    raw: Option<&str>,
+    detail: bool,
+) -> ApiResult<Response> {
+    let cid = chassis_id(id)?;
+    st.conductor().get_chassis(cid).await?;
+    let path = if detail {
+        format!("chassis/{id}/nodes/detail")
+    } else {
+        format!("chassis/{id}/nodes")
+    };
+    list_nodes(st, ctx, raw, detail, &path, |f| f.chassis_uuid = Some(cid)).await
 }
 
 async fn nodes(
@@ -221,17 +218,7 @@ async fn nodes(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let cid = chassis_id(&id)?;
-    st.conductor().get_chassis(cid).await?;
-    list_nodes(
-        &st,
-        &ctx,
-        q.as_deref(),
-        false,
-        &format!("chassis/{id}/nodes"),
-        |f| f.chassis_uuid = Some(cid),
-    )
-    .await
+    chassis_nodes(&st, &ctx, &id, q.as_deref(), false).await
 }
 
 async fn nodes_detail(
@@ -240,15 +227,5 @@ async fn nodes_detail(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let cid = chassis_id(&id)?;
-    st.conductor().get_chassis(cid).await?;
-    list_nodes(
-        &st,
-        &ctx,
-        q.as_deref(),
-        true,
-        &format!("chassis/{id}/nodes/detail"),
-        |f| f.chassis_uuid = Some(cid),
-    )
-    .await
+    chassis_nodes(&st, &ctx, &id, q.as_deref(), true).await
 }

@@ -1,32 +1,40 @@
 //! `/v1/drivers`: the hardware types registered in the conductor's
 //! `InterfaceRegistry`, their interfaces and `driver_info` properties.
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use ironic_core::HardwareType;
 use ironic_core::model::InterfaceType;
 use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::query::Params;
+use super::routes::{Body, Gate, Route, get};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, ok_value};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/drivers", get(list))
-        .route("/v1/drivers/{name}", get(show))
-        .route("/v1/drivers/{name}/properties", get(properties))
-        .route(
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/drivers", list)
+            .doc("List drivers (hardware types)")
+            .returns(Body::Object("{drivers: [..]}")),
+        get("/v1/drivers/{name}", show)
+            .doc("Show a driver")
+            .returns(Body::Object("driver")),
+        get("/v1/drivers/{name}/properties", properties)
+            .doc("The driver_info properties of a driver")
+            .returns(Body::Object("{<property>: description}")),
+        get(
             "/v1/drivers/{name}/raid/logical_disk_properties",
-            get(raid_properties),
+            raid_properties,
         )
-        .route(
-            "/v1/drivers/{name}/vendor_passthru/methods",
-            get(vendor_methods),
-        )
+        .doc("Properties of a RAID logical disk")
+        .since_or(f::RAID_CONFIG, Gate::Fault406)
+        .returns(Body::Object("{<property>: description}")),
+        get("/v1/drivers/{name}/vendor_passthru/methods", vendor_methods)
+            .doc("Driver vendor methods")
+            .returns(Body::Object("{<method>: {..}}")),
+    ]
 }
 
 fn link_pair(base: &str, path: &str) -> Value {

@@ -100,10 +100,12 @@ impl ApiError {
         )
     }
     /// The status.
+    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.status
     }
     /// The message given to the client.
+    #[cfg(test)]
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -1,11 +1,9 @@
 //! Volume connectors and targets (1.32) and runbooks (1.92): the HTTP layer over
 //! the conductor's methods for them (they live in the core store).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use ironic_core::Node;
 use ironic_core::ids::{Ident, NodeId};
 use ironic_core::model::{JsonMap, Runbook, VolumeConnector, VolumeTarget, validate_trait};
@@ -15,8 +13,9 @@ use serde_json::{Map, Value, json};
 use super::error::{ApiError, ApiResult};
 use super::json::iso;
 use super::query::{ListArgs, Params, next_link};
+use super::routes::{Body, Route, delete, get, patch, post};
 use super::version::feature as f;
-use super::{ApiState, ReqCtx, created, no_content, ok_value, parse_object, patch};
+use super::{ApiState, ReqCtx, created, no_content, ok_value, parse_object};
 
 /// The kinds kept here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +45,6 @@ impl Kind {
             Kind::Connector => "Volume connector",
             Kind::Target => "Volume target",
             Kind::Runbook => "Runbook",
-        }
-    }
-    fn since(self) -> u32 {
-        match self {
-            Kind::Connector | Kind::Target => f::VOLUME,
-            Kind::Runbook => f::RUNBOOKS,
         }
     }
     /// Fields in order (after uuid, created_at, updated_at).
@@ -267,7 +260,7 @@ async fn fetch_all(st: &ApiState, k: Kind, node: Option<&Ident>) -> ApiResult<Ve
 /// Ironic's rule for using a runbook on a node (before API 1.112): the runbook's
 /// name must be one of the node's traits. Returns the steps in order and the
 /// runbook's `disable_ramdisk`.
-pub(super) async fn runbook_steps(
+pub(crate) async fn runbook_steps(
     st: &ApiState,
     ident: &str,
     node: &Node,
@@ -359,34 +352,95 @@ pub async fn import_legacy_file(
     Ok(imported)
 }
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/volume", get(volume_root))
-        .route(
-            "/v1/volume/connectors",
-            get(list_connectors).post(create_connector),
-        )
-        .route(
-            "/v1/volume/connectors/{id}",
-            get(show_connector)
-                .patch(update_connector)
-                .delete(delete_connector),
-        )
-        .route("/v1/volume/targets", get(list_targets).post(create_target))
-        .route(
-            "/v1/volume/targets/{id}",
-            get(show_target).patch(update_target).delete(delete_target),
-        )
-        .route("/v1/nodes/{node}/volume", get(node_volume))
-        .route("/v1/nodes/{node}/volume/connectors", get(node_connectors))
-        .route("/v1/nodes/{node}/volume/targets", get(node_targets))
-        .route("/v1/runbooks", get(list_runbooks).post(create_runbook))
-        .route(
-            "/v1/runbooks/{id}",
-            get(show_runbook)
-                .patch(update_runbook)
-                .delete(delete_runbook),
-        )
+pub(super) fn routes() -> Vec<Route> {
+    let v = f::VOLUME;
+    let rb = f::RUNBOOKS;
+    let free = Body::Object;
+    vec![
+        get("/v1/volume", volume_root)
+            .doc("Links to the volume resources")
+            .since(v)
+            .returns(free("{links, connectors, targets}")),
+        get("/v1/volume/connectors", list_connectors)
+            .doc("List volume connectors")
+            .since(v)
+            .returns(free("{connectors: [..], next?}")),
+        post("/v1/volume/connectors", create_connector)
+            .doc("Create a volume connector")
+            .since(v)
+            .takes(free("{node_uuid, type, connector_id, extra?, uuid?}"))
+            .returns(free("volume connector")),
+        get("/v1/volume/connectors/{id}", show_connector)
+            .doc("Show a volume connector")
+            .since(v)
+            .returns(free("volume connector")),
+        patch("/v1/volume/connectors/{id}", update_connector)
+            .doc("Update a volume connector (JSON patch)")
+            .since(v)
+            .takes(Body::Patch)
+            .returns(free("volume connector")),
+        delete("/v1/volume/connectors/{id}", delete_connector)
+            .doc("Delete a volume connector")
+            .since(v),
+        get("/v1/volume/targets", list_targets)
+            .doc("List volume targets")
+            .since(v)
+            .returns(free("{targets: [..], next?}")),
+        post("/v1/volume/targets", create_target)
+            .doc("Create a volume target")
+            .since(v)
+            .takes(free(
+                "{node_uuid, volume_type, volume_id, boot_index, properties?, extra?, uuid?}",
+            ))
+            .returns(free("volume target")),
+        get("/v1/volume/targets/{id}", show_target)
+            .doc("Show a volume target")
+            .since(v)
+            .returns(free("volume target")),
+        patch("/v1/volume/targets/{id}", update_target)
+            .doc("Update a volume target (JSON patch)")
+            .since(v)
+            .takes(Body::Patch)
+            .returns(free("volume target")),
+        delete("/v1/volume/targets/{id}", delete_target)
+            .doc("Delete a volume target")
+            .since(v),
+        get("/v1/nodes/{node}/volume", node_volume)
+            .doc("Links to the node's volume resources")
+            .since(v)
+            .returns(free("{links, connectors, targets}")),
+        get("/v1/nodes/{node}/volume/connectors", node_connectors)
+            .doc("Volume connectors of a node")
+            .since(v)
+            .returns(free("{connectors: [..], next?}")),
+        get("/v1/nodes/{node}/volume/targets", node_targets)
+            .doc("Volume targets of a node")
+            .since(v)
+            .returns(free("{targets: [..], next?}")),
+        get("/v1/runbooks", list_runbooks)
+            .doc("List runbooks")
+            .since(rb)
+            .returns(free("{runbooks: [..], next?}")),
+        post("/v1/runbooks", create_runbook)
+            .doc("Create a runbook")
+            .since(rb)
+            .takes(free(
+                "{name, steps, disable_ramdisk?, public?, owner?, extra?, uuid?}",
+            ))
+            .returns(free("runbook")),
+        get("/v1/runbooks/{id}", show_runbook)
+            .doc("Show a runbook")
+            .since(rb)
+            .returns(free("runbook")),
+        patch("/v1/runbooks/{id}", update_runbook)
+            .doc("Update a runbook (JSON patch)")
+            .since(rb)
+            .takes(Body::Patch)
+            .returns(free("runbook")),
+        delete("/v1/runbooks/{id}", delete_runbook)
+            .doc("Delete a runbook")
+            .since(rb),
+    ]
 }
 
 fn link_pair(base: &str, path: &str) -> Value {
@@ -441,7 +495,6 @@ async fn list(
     raw: Option<&str>,
     node: Option<String>,
 ) -> ApiResult<Response> {
-    ctx.exists_since(k.since())?;
     let p = Params::parse(raw);
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
     if let Some(fl) = &args.fields {
@@ -509,7 +562,6 @@ async fn show(
     id: &str,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
-    ctx.exists_since(k.since())?;
     let p = Params::parse(raw);
     let fields = p.list("fields");
     if let Some(fl) = &fields {
@@ -680,7 +732,6 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
 }
 
 async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<Response> {
-    ctx.exists_since(k.since())?;
     let mut item = parse_object(body)?;
     let uuid = match item.get("uuid") {
         None | Some(Value::Null) => uuid::Uuid::new_v4(),
@@ -718,12 +769,11 @@ async fn update(
     id: &str,
     body: &[u8],
 ) -> ApiResult<Response> {
-    ctx.exists_since(k.since())?;
-    let ops = patch::parse(body)?;
-    patch::check_allowed(&ops, k.patchable())?;
+    let ops = super::patch::parse(body)?;
+    super::patch::check_allowed(&ops, k.patchable())?;
     let current = fetch(st, k, id).await?;
     let mut doc = Value::Object(current.to_map(k));
-    patch::apply(&mut doc, &ops)?;
+    super::patch::apply(&mut doc, &ops)?;
     let Value::Object(mut item) = doc else {
         return Err(ApiError::internal("patched document is not an object"));
     };
@@ -741,8 +791,7 @@ async fn update(
     ok_value(&render(ctx, k, &stored.to_map(k), None))
 }
 
-async fn delete(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str) -> ApiResult<Response> {
-    ctx.exists_since(k.since())?;
+async fn remove(st: &ApiState, k: Kind, id: &str) -> ApiResult<Response> {
     let c = st.conductor();
     match k {
         Kind::Connector => c.delete_volume_connector(uuid_arg(id)?.into()).await?,
@@ -753,7 +802,6 @@ async fn delete(st: &ApiState, ctx: &ReqCtx, k: Kind, id: &str) -> ApiResult<Res
 }
 
 async fn volume_root(ctx: ReqCtx) -> ApiResult<Response> {
-    ctx.exists_since(f::VOLUME)?;
     ok_value(&json!({
         "links": link_pair(&ctx.base, "volume/"),
         "connectors": link_pair(&ctx.base, "volume/connectors"),
@@ -766,7 +814,6 @@ async fn node_volume(
     ctx: ReqCtx,
     Path(node): Path<String>,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::VOLUME)?;
     let n = st.conductor().get_node(&Ident::parse(&node)).await?;
     let base = format!("nodes/{}/volume", n.uuid);
     ok_value(&json!({
@@ -810,10 +857,9 @@ macro_rules! handlers {
         }
         async fn $delete(
             State(st): State<ApiState>,
-            ctx: ReqCtx,
             Path(id): Path<String>,
         ) -> ApiResult<Response> {
-            delete(&st, &ctx, $kind, &id).await
+            remove(&st, $kind, &id).await
         }
     };
 }

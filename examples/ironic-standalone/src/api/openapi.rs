@@ -1,530 +1,188 @@
-//! The OpenAPI 3.0 document of the API, served at `GET /v1/openapi.json`.
+//! The OpenAPI 3.0 document, served at `GET /v1/openapi.json`.
 //!
-//! Built from one table of operations (path, method, summary, minimum
-//! microversion, success status) so it stays next to the routes it describes.
+//! Generated from the route table ([`super::routes`]) and the resources' field
+//! tables ([`super::resource::Schema`]): the same values that route requests,
+//! gate them by microversion and render bodies.
 
+use std::collections::BTreeMap;
+
+use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiResult;
+use super::resource::{Field, Ty};
+use super::routes::{Body, Gate, Route};
 use super::version::{MAX, MIN};
-use super::{ReqCtx, ok_value};
+use super::{ApiState, ReqCtx, ok_value};
 
-/// One operation: path, method, summary, minimum minor version, success status.
-pub const OPERATIONS: &[(&str, &str, &str, u32, u16)] = &[
-    ("/", "get", "API versions", 1, 200),
-    ("/v1", "get", "Resources of API v1", 1, 200),
-    ("/v1/openapi.json", "get", "This document", 1, 200),
-    ("/v1/nodes", "get", "List nodes", 1, 200),
-    ("/v1/nodes", "post", "Create a node", 1, 201),
-    ("/v1/nodes/detail", "get", "List nodes with details", 1, 200),
-    ("/v1/nodes/{node}", "get", "Show a node", 1, 200),
-    (
-        "/v1/nodes/{node}",
-        "patch",
-        "Update a node (JSON patch)",
-        1,
-        200,
-    ),
-    ("/v1/nodes/{node}", "delete", "Delete a node", 1, 204),
-    ("/v1/nodes/{node}/states", "get", "Node states", 1, 200),
-    (
-        "/v1/nodes/{node}/states/provision",
-        "put",
-        "Change provision state",
-        1,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/states/power",
-        "put",
-        "Change power state",
-        1,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/states/boot_mode",
-        "put",
-        "Set boot mode",
-        76,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/states/secure_boot",
-        "put",
-        "Set secure boot",
-        76,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/states/raid",
-        "put",
-        "Set target RAID config",
-        12,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/states/console",
-        "get",
-        "Console information",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/states/console",
-        "put",
-        "Enable/disable console",
-        1,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/management/boot_device",
-        "get",
-        "Current boot device",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/management/boot_device",
-        "put",
-        "Set boot device",
-        1,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/management/boot_device/supported",
-        "get",
-        "Supported boot devices",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/management/inject_nmi",
-        "put",
-        "Inject NMI",
-        29,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/maintenance",
-        "put",
-        "Set maintenance",
-        1,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/maintenance",
-        "delete",
-        "Clear maintenance",
-        1,
-        202,
-    ),
-    (
-        "/v1/nodes/{node}/validate",
-        "get",
-        "Validate interfaces",
-        1,
-        200,
-    ),
-    ("/v1/nodes/{node}/traits", "get", "List traits", 37, 200),
-    ("/v1/nodes/{node}/traits", "put", "Set all traits", 37, 204),
-    (
-        "/v1/nodes/{node}/traits",
-        "delete",
-        "Remove all traits",
-        37,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/traits/{trait}",
-        "put",
-        "Add a trait",
-        37,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/traits/{trait}",
-        "delete",
-        "Remove a trait",
-        37,
-        204,
-    ),
-    ("/v1/nodes/{node}/vifs", "get", "List VIFs", 28, 200),
-    ("/v1/nodes/{node}/vifs", "post", "Attach a VIF", 28, 204),
-    (
-        "/v1/nodes/{node}/vifs/{vif}",
-        "delete",
-        "Detach a VIF",
-        28,
-        204,
-    ),
-    ("/v1/nodes/{node}/history", "get", "Node history", 78, 200),
-    (
-        "/v1/nodes/{node}/history/{event}",
-        "get",
-        "One history event",
-        78,
-        200,
-    ),
-    ("/v1/nodes/{node}/ports", "get", "Ports of a node", 1, 200),
-    (
-        "/v1/nodes/{node}/ports/detail",
-        "get",
-        "Ports of a node with details",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/portgroups",
-        "get",
-        "Port groups of a node",
-        24,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/portgroups/detail",
-        "get",
-        "Port groups of a node with details",
-        24,
-        200,
-    ),
-    ("/v1/nodes/{node}/bios", "get", "BIOS settings", 40, 200),
-    (
-        "/v1/nodes/{node}/bios/{setting}",
-        "get",
-        "One BIOS setting",
-        40,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/inventory",
-        "get",
-        "Inspection inventory",
-        81,
-        200,
-    ),
-    ("/v1/nodes/{node}/children", "get", "Child nodes", 83, 200),
-    (
-        "/v1/nodes/{node}/firmware",
-        "get",
-        "Firmware components",
-        86,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/allocation",
-        "get",
-        "The node's allocation",
-        52,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/allocation",
-        "delete",
-        "Delete the node's allocation",
-        52,
-        204,
-    ),
-    (
-        "/v1/nodes/{node}/vendor_passthru/methods",
-        "get",
-        "Vendor methods",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/vendor_passthru",
-        "post",
-        "Call a vendor method",
-        1,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/volume",
-        "get",
-        "Volume resources of a node",
-        32,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/volume/connectors",
-        "get",
-        "Volume connectors of a node",
-        32,
-        200,
-    ),
-    (
-        "/v1/nodes/{node}/volume/targets",
-        "get",
-        "Volume targets of a node",
-        32,
-        200,
-    ),
-    ("/v1/ports", "get", "List ports", 1, 200),
-    ("/v1/ports", "post", "Create a port", 1, 201),
-    ("/v1/ports/detail", "get", "List ports with details", 1, 200),
-    ("/v1/ports/{port}", "get", "Show a port", 1, 200),
-    ("/v1/ports/{port}", "patch", "Update a port", 1, 200),
-    ("/v1/ports/{port}", "delete", "Delete a port", 1, 204),
-    ("/v1/portgroups", "get", "List port groups", 23, 200),
-    ("/v1/portgroups", "post", "Create a port group", 23, 201),
-    (
-        "/v1/portgroups/detail",
-        "get",
-        "List port groups with details",
-        23,
-        200,
-    ),
-    ("/v1/portgroups/{pg}", "get", "Show a port group", 23, 200),
-    (
-        "/v1/portgroups/{pg}",
-        "patch",
-        "Update a port group",
-        23,
-        200,
-    ),
-    (
-        "/v1/portgroups/{pg}",
-        "delete",
-        "Delete a port group",
-        23,
-        204,
-    ),
-    (
-        "/v1/portgroups/{pg}/ports",
-        "get",
-        "Ports of a port group",
-        24,
-        200,
-    ),
-    ("/v1/chassis", "get", "List chassis", 1, 200),
-    ("/v1/chassis", "post", "Create a chassis", 1, 201),
-    (
-        "/v1/chassis/detail",
-        "get",
-        "List chassis with details",
-        1,
-        200,
-    ),
-    ("/v1/chassis/{id}", "get", "Show a chassis", 1, 200),
-    ("/v1/chassis/{id}", "patch", "Update a chassis", 1, 200),
-    ("/v1/chassis/{id}", "delete", "Delete a chassis", 1, 204),
-    (
-        "/v1/chassis/{id}/nodes",
-        "get",
-        "Nodes of a chassis",
-        1,
-        200,
-    ),
-    (
-        "/v1/drivers",
-        "get",
-        "List drivers (hardware types)",
-        1,
-        200,
-    ),
-    ("/v1/drivers/{name}", "get", "Show a driver", 1, 200),
-    (
-        "/v1/drivers/{name}/properties",
-        "get",
-        "driver_info properties",
-        1,
-        200,
-    ),
-    (
-        "/v1/drivers/{name}/raid/logical_disk_properties",
-        "get",
-        "RAID logical disk properties",
-        12,
-        200,
-    ),
-    ("/v1/conductors", "get", "List conductors", 49, 200),
-    ("/v1/conductors/{host}", "get", "Show a conductor", 49, 200),
-    ("/v1/allocations", "get", "List allocations", 52, 200),
-    ("/v1/allocations", "post", "Create an allocation", 52, 201),
-    ("/v1/allocations/{id}", "get", "Show an allocation", 52, 200),
-    (
-        "/v1/allocations/{id}",
-        "patch",
-        "Update an allocation",
-        57,
-        200,
-    ),
-    (
-        "/v1/allocations/{id}",
-        "delete",
-        "Delete an allocation",
-        52,
-        204,
-    ),
-    (
-        "/v1/deploy_templates",
-        "get",
-        "List deploy templates",
-        55,
-        200,
-    ),
-    (
-        "/v1/deploy_templates",
-        "post",
-        "Create a deploy template",
-        55,
-        201,
-    ),
-    (
-        "/v1/deploy_templates/{id}",
-        "get",
-        "Show a deploy template",
-        55,
-        200,
-    ),
-    (
-        "/v1/deploy_templates/{id}",
-        "patch",
-        "Update a deploy template",
-        55,
-        200,
-    ),
-    (
-        "/v1/deploy_templates/{id}",
-        "delete",
-        "Delete a deploy template",
-        55,
-        204,
-    ),
-    ("/v1/volume", "get", "Volume resources", 32, 200),
-    (
-        "/v1/volume/connectors",
-        "get",
-        "List volume connectors",
-        32,
-        200,
-    ),
-    (
-        "/v1/volume/connectors",
-        "post",
-        "Create a volume connector",
-        32,
-        201,
-    ),
-    (
-        "/v1/volume/connectors/{id}",
-        "get",
-        "Show a volume connector",
-        32,
-        200,
-    ),
-    (
-        "/v1/volume/connectors/{id}",
-        "patch",
-        "Update a volume connector",
-        32,
-        200,
-    ),
-    (
-        "/v1/volume/connectors/{id}",
-        "delete",
-        "Delete a volume connector",
-        32,
-        204,
-    ),
-    ("/v1/volume/targets", "get", "List volume targets", 32, 200),
-    (
-        "/v1/volume/targets",
-        "post",
-        "Create a volume target",
-        32,
-        201,
-    ),
-    (
-        "/v1/volume/targets/{id}",
-        "get",
-        "Show a volume target",
-        32,
-        200,
-    ),
-    (
-        "/v1/volume/targets/{id}",
-        "patch",
-        "Update a volume target",
-        32,
-        200,
-    ),
-    (
-        "/v1/volume/targets/{id}",
-        "delete",
-        "Delete a volume target",
-        32,
-        204,
-    ),
-    ("/v1/runbooks", "get", "List runbooks", 92, 200),
-    ("/v1/runbooks", "post", "Create a runbook", 92, 201),
-    ("/v1/runbooks/{id}", "get", "Show a runbook", 92, 200),
-    ("/v1/runbooks/{id}", "patch", "Update a runbook", 92, 200),
-    ("/v1/runbooks/{id}", "delete", "Delete a runbook", 92, 204),
-    ("/v1/events", "post", "Network events", 54, 204),
-    ("/v1/shards", "get", "Shards and node counts", 82, 200),
-    ("/v1/lookup", "get", "Agent lookup", 22, 200),
-    ("/v1/heartbeat/{node}", "post", "Agent heartbeat", 22, 202),
-    (
-        "/v1/continue_inspection",
-        "post",
-        "In-band inspection data",
-        84,
-        200,
-    ),
-];
+fn field_schema(f: &Field) -> Value {
+    let mut s = match f.ty {
+        Ty::Str => json!({"type": "string"}),
+        Ty::Bool => json!({"type": "boolean"}),
+        Ty::Object => json!({"type": "object", "additionalProperties": true}),
+        Ty::StrList => json!({"type": "array", "items": {"type": "string"}}),
+        Ty::List => json!({"type": "array", "items": {"type": "object"}}),
+        Ty::Uuid => json!({"type": "string", "format": "uuid"}),
+        Ty::Time => json!({"type": "string", "format": "date-time"}),
+    };
+    if let Value::Object(m) = &mut s {
+        if f.nullable {
+            m.insert("nullable".into(), true.into());
+        }
+        m.insert(
+            "description".into(),
+            format!("Since microversion 1.{}.", f.since).into(),
+        );
+    }
+    s
+}
 
-/// The document for `base` (the server URL).
-pub fn document(base: &str) -> Value {
-    let mut paths: Map<String, Value> = Map::new();
-    for (path, method, summary, since, status) in OPERATIONS {
-        let entry = paths
-            .entry(path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        let params: Vec<Value> = path
+fn object(fields: impl Iterator<Item = &'static Field>, links: bool) -> Value {
+    let mut props = Map::new();
+    for f in fields {
+        props.insert(f.name.into(), field_schema(f));
+    }
+    if links {
+        props.insert(
+            "links".into(),
+            json!({"$ref": "#/components/schemas/Links"}),
+        );
+    }
+    json!({"type": "object", "properties": props})
+}
+
+/// Component name and definition for a body, registering what it refers to.
+fn body_schema(b: Body, comps: &mut BTreeMap<String, Value>) -> Option<Value> {
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    match b {
+        Body::None => None,
+        Body::One(s) => {
+            comps
+                .entry(s.name.into())
+                .or_insert_with(|| object(s.fields.iter().filter(|f| f.read), true));
+            Some(r(s.name))
+        }
+        Body::List(s) => {
+            comps
+                .entry(s.name.into())
+                .or_insert_with(|| object(s.fields.iter().filter(|f| f.read), true));
+            let name = format!("{}List", s.name);
+            comps.entry(name.clone()).or_insert_with(|| {
+                json!({"type": "object", "required": [s.key], "properties": {
+                    s.key: {"type": "array", "items": r(s.name)},
+                    "next": {"type": "string", "description": "URL of the next page, present when this page is full."}
+                }})
+            });
+            Some(r(&name))
+        }
+        Body::Create(s) => {
+            let name = format!("{}Create", s.name);
+            comps
+                .entry(name.clone())
+                .or_insert_with(|| object(s.fields.iter().filter(|f| f.create), false));
+            Some(r(&name))
+        }
+        Body::Patch => Some(json!({"type": "array", "items": r("PatchOperation")})),
+        Body::Object(desc) => Some(json!({"type": "object", "description": desc})),
+    }
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    let p = path
+        .trim_matches('/')
+        .replace(['/', '.'], "_")
+        .replace(['{', '}'], "");
+    format!("{method}_{p}")
+}
+
+/// The document (without `servers`, added per request).
+pub(crate) fn document(routes: &[Route]) -> Value {
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    let mut comps: BTreeMap<String, Value> = BTreeMap::new();
+    for rt in routes {
+        let method = rt.method.as_str().to_ascii_lowercase();
+        let mut params: Vec<Value> = rt
+            .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .chain(std::iter::once(json!({
-                "name": "X-OpenStack-Ironic-API-Version", "in": "header", "required": false,
-                "description": "Requested microversion (1.N or latest); 1.1 when absent.",
-                "schema": {"type": "string"}
-            })))
             .collect();
+        params.push(json!({"$ref": "#/components/parameters/Microversion"}));
+        if matches!(rt.response, Body::List(_)) {
+            for p in [
+                "limit", "marker", "sort_key", "sort_dir", "fields", "detail",
+            ] {
+                params.push(json!({"$ref": format!("#/components/parameters/{p}")}));
+            }
+        } else if matches!(rt.response, Body::One(_)) && rt.method == axum::http::Method::GET {
+            params.push(json!({"$ref": "#/components/parameters/fields"}));
+        }
         let mut responses = Map::new();
-        let body = if *status == 200 || *status == 201 {
-            json!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
-        } else {
-            json!({"description": "Success (no body)"})
+        let ok = match body_schema(rt.response, &mut comps) {
+            Some(s) => {
+                json!({"description": "Success", "content": {"application/json": {"schema": s}}})
+            }
+            None => json!({"description": "Success (no body)"}),
         };
-        responses.insert(status.to_string(), body);
-        for code in ["400", "404", "406", "409"] {
+        responses.insert(rt.status.to_string(), ok);
+        for (code, what) in [
+            ("400", "Invalid request"),
+            ("404", "Not found"),
+            ("406", "Microversion not supported or feature newer than it"),
+            ("409", "Conflict (e.g. the node is locked)"),
+        ] {
             responses.insert(
                 code.into(),
-                json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+                json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
             );
         }
+        let older = match rt.gate {
+            Gate::Path404 | Gate::Fault404 => "404",
+            Gate::Fault406 => "406",
+        };
+        let description = if rt.since > 1 {
+            format!(
+                "Available since microversion 1.{}; older versions get {older}.",
+                rt.since
+            )
+        } else {
+            "Available in every microversion.".to_owned()
+        };
         let mut op = json!({
-            "summary": summary,
-            "description": format!("Available since microversion 1.{since}."),
-            "operationId": format!("{method}_{}", path.trim_matches('/').replace(['/', '{', '}', '.'], "_")),
+            "summary": rt.summary,
+            "description": description,
+            "operationId": operation_id(&method, rt.path),
+            "tags": [rt.path.trim_start_matches("/v1/").split('/').next().unwrap_or("root")],
             "parameters": params,
             "responses": responses,
+            "x-openstack-microversion-min": format!("1.{}", rt.since),
         });
-        if matches!(*method, "post" | "put" | "patch") {
-            let schema = if *method == "patch" {
-                json!({"type": "array", "items": {"$ref": "#/components/schemas/PatchOperation"}})
-            } else {
-                json!({"type": "object"})
-            };
+        if let Some(s) = body_schema(rt.request, &mut comps) {
             op["requestBody"] =
-                json!({"required": false, "content": {"application/json": {"schema": schema}}});
+                json!({"required": true, "content": {"application/json": {"schema": s}}});
         }
-        if let Value::Object(m) = entry {
-            m.insert(method.to_string(), op);
-        }
+        paths.entry(rt.path).or_default().insert(method, op);
     }
+    comps.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error_message"],
+              "properties": {"error_message": {"type": "string",
+                "description": "A JSON document encoded as a string: {faultcode, faultstring, debuginfo} or {code, title, description}"}}}),
+    );
+    comps.insert(
+        "PatchOperation".into(),
+        json!({"type": "object", "required": ["op", "path"],
+              "properties": {"op": {"type": "string", "enum": ["add", "replace", "remove"]},
+                             "path": {"type": "string", "description": "JSON pointer; ~0 and ~1 escape ~ and / (1.98)"},
+                             "value": {}}}),
+    );
+    comps.insert(
+        "Links".into(),
+        json!({"type": "array", "items": {"type": "object", "properties": {
+            "href": {"type": "string"}, "rel": {"type": "string"}}}}),
+    );
+    let q = |name: &str, ty: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc});
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -534,20 +192,27 @@ pub fn document(base: &str) -> Value {
                 "Ironic-compatible v1 REST API, microversions {MIN} to {MAX}. Errors carry {{\"error_message\": \"<JSON string>\"}}."
             ),
         },
-        "servers": [{"url": base}],
         "paths": paths,
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error_message"],
-                      "properties": {"error_message": {"type": "string",
-                        "description": "A JSON document encoded as a string: {faultcode, faultstring, debuginfo}"}}},
-            "PatchOperation": {"type": "object", "required": ["op", "path"],
-                "properties": {"op": {"type": "string", "enum": ["add", "replace", "remove"]},
-                               "path": {"type": "string"}, "value": {}}}
-        }}
+        "components": {
+            "schemas": comps,
+            "parameters": {
+                "Microversion": {"name": "X-OpenStack-Ironic-API-Version", "in": "header", "required": false,
+                    "description": "Requested microversion (1.N or latest); 1.1 when absent.",
+                    "schema": {"type": "string"}},
+                "limit": q("limit", "integer", "Page size (at most [api] max_limit)."),
+                "marker": q("marker", "string", "UUID of the last item of the previous page."),
+                "sort_key": q("sort_key", "string", "Field to sort by."),
+                "sort_dir": q("sort_dir", "string", "asc or desc."),
+                "fields": q("fields", "string", "Comma-separated fields to return (1.8)."),
+                "detail": q("detail", "boolean", "Return every field (1.43)."),
+            }
+        }
     })
 }
 
 /// `GET /v1/openapi.json`.
-pub async fn serve(ctx: ReqCtx) -> ApiResult<Response> {
-    ok_value(&document(&ctx.base))
+pub(crate) async fn serve(State(st): State<ApiState>, ctx: ReqCtx) -> ApiResult<Response> {
+    let mut doc = st.openapi().clone();
+    doc["servers"] = json!([{"url": &*ctx.base}]);
+    ok_value(&doc)
 }

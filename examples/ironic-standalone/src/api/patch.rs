@@ -243,14 +243,6 @@ fn index(token: &str, len: usize, for_insert: bool) -> Result<usize, String> {
     Ok(i)
 }
 
-/// The values an operation list sets for a root path (`/name`), in order.
-pub fn values_for<'a>(ops: &'a [PatchOp], path: &str) -> Vec<&'a Value> {
-    ops.iter()
-        .filter(|o| o.path == path && o.op != Op::Remove)
-        .filter_map(|o| o.value.as_ref())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

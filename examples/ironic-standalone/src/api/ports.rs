@@ -1,96 +1,166 @@
-//! `/v1/ports` and `/v1/portgroups`.
+//! `/v1/ports`, and the ports of a node (`/v1/nodes/{node}/ports`) and of a
+//! port group (`/v1/portgroups/{pg}/ports`, 1.24).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use ironic_core::MacAddress;
 use ironic_core::ids::{Ident, NodeId, PortgroupId, validate_name};
-use ironic_core::model::{JsonMap, Port, Portgroup};
-use ironic_core::store::{PortQuery, SortDir};
+use ironic_core::model::{JsonMap, Port};
+use ironic_core::store::PortQuery;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::json::write_str;
-use super::query::{ListArgs, Params, next_link, parse_bool};
-use super::render::{
-    self, PORT_FIELDS, PORT_LIST_FIELDS, PORTGROUP_FIELDS, PORTGROUP_LIST_FIELDS, check_fields_in,
+use super::json::{ObjWriter, opt_time};
+use super::query::parse_bool;
+use super::resource::{
+    self, CREATED_AT, Ctx, Field, ListRequest, Resource, Schema, SortKey, Ty, UPDATED_AT, UUID,
+    paginate,
 };
+use super::routes::{Body, Route, delete, get, patch, post};
 use super::version::feature as f;
-use super::{ApiState, ReqCtx, created, no_content, ok, parse_object, patch};
+use super::{ApiState, ReqCtx, created, no_content, ok, parse_object};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/ports", get(list).post(create))
-        .route("/v1/ports/detail", get(list_detail))
-        .route("/v1/ports/{port}", get(show).patch(update).delete(delete))
-        .route("/v1/portgroups", get(pg_list).post(pg_create))
-        .route("/v1/portgroups/detail", get(pg_list_detail))
-        .route(
-            "/v1/portgroups/{pg}",
-            get(pg_show).patch(pg_update).delete(pg_delete),
-        )
-        .route("/v1/portgroups/{pg}/ports", get(pg_ports))
-        .route("/v1/portgroups/{pg}/ports/detail", get(pg_ports_detail))
+/// Port fields in Ironic's order.
+const FIELDS: &[Field] = &[
+    UUID,
+    CREATED_AT,
+    UPDATED_AT,
+    Field::new("address", 1, Ty::Str).rw(),
+    Field::new("extra", 1, Ty::Object).rw(),
+    Field::new("internal_info", f::PORT_INTERNAL_INFO, Ty::Object),
+    Field::new("is_smartnic", f::PORT_SMARTNIC, Ty::Bool).rw(),
+    Field::new(
+        "local_link_connection",
+        f::PORT_ADVANCED_NET_FIELDS,
+        Ty::Object,
+    )
+    .rw(),
+    Field::new("physical_network", f::PORT_PHYSICAL_NETWORK, Ty::Str)
+        .null()
+        .rw(),
+    Field::new("pxe_enabled", f::PORT_ADVANCED_NET_FIELDS, Ty::Bool).rw(),
+    Field::new("node_uuid", 1, Ty::Uuid).rw(),
+    Field::new("node", f::PORT_NODE_NAME, Ty::Str).write_only(),
+    Field::new("name", f::PORT_NAME, Ty::Str).null().rw(),
+    Field::new("description", f::PORT_DESCRIPTION, Ty::Str)
+        .null()
+        .rw(),
+    Field::new("vendor", f::PORT_VENDOR, Ty::Str).null().rw(),
+    Field::new("category", f::PORT_CATEGORY, Ty::Str)
+        .null()
+        .rw(),
+    Field::new(
+        "available_for_dynamic_portgroup",
+        f::DYNAMIC_PORTGROUP,
+        Ty::Bool,
+    )
+    .rw(),
+    Field::new("portgroup_uuid", f::PORTGROUPS_SUBCONTROLLERS, Ty::Uuid)
+        .null()
+        .rw(),
+];
+
+/// The port resource.
+pub(crate) static SCHEMA: Schema = Schema {
+    name: "Port",
+    collection: "ports",
+    key: "ports",
+    fields: FIELDS,
+    list_fields: &["uuid", "address"],
+    sub_links: &[],
+};
+
+impl Resource for Port {
+    const SCHEMA: &'static Schema = &SCHEMA;
+
+    fn link_id(&self) -> String {
+        self.uuid.to_string()
+    }
+
+    fn write_field(&self, w: &mut ObjWriter<'_>, _ctx: &Ctx<'_>, name: &str) {
+        let p = self;
+        match name {
+            "uuid" => w.str(name, &p.uuid.to_string()),
+            "created_at" => opt_time(w, name, Some(&p.created_at)),
+            "updated_at" => opt_time(w, name, p.updated_at.as_ref()),
+            "address" => w.str(name, &p.address.to_string()),
+            "extra" => w.field(name, &p.extra),
+            "internal_info" => w.field(name, &p.internal_info),
+            "is_smartnic" => w.bool(name, p.is_smartnic),
+            "local_link_connection" => w.field(name, &p.local_link_connection),
+            "physical_network" => w.opt_str(name, p.physical_network.as_deref()),
+            "pxe_enabled" => w.bool(name, p.pxe_enabled),
+            "node_uuid" => w.str(name, &p.node_uuid.to_string()),
+            "name" => w.opt_str(name, p.name.as_deref()),
+            "description" => w.opt_str(name, p.description.as_deref()),
+            "vendor" => w.opt_str(name, p.vendor.as_deref()),
+            "category" => w.opt_str(name, p.category.as_deref()),
+            "available_for_dynamic_portgroup" => w.bool(name, p.available_for_dynamic_portgroup),
+            "portgroup_uuid" => w.field(name, &p.portgroup_uuid),
+            _ => {}
+        }
+    }
 }
 
-fn mac(k: &str, v: &str) -> ApiResult<MacAddress> {
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/ports", list)
+            .doc("List ports")
+            .returns(Body::List(&SCHEMA)),
+        post("/v1/ports", create)
+            .doc("Create a port")
+            .takes(Body::Create(&SCHEMA))
+            .returns(Body::One(&SCHEMA)),
+        get("/v1/ports/detail", list_detail)
+            .doc("List ports with every field")
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/ports/{port}", show)
+            .doc("Show a port")
+            .returns(Body::One(&SCHEMA)),
+        patch("/v1/ports/{port}", update)
+            .doc("Update a port (JSON patch)")
+            .takes(Body::Patch)
+            .returns(Body::One(&SCHEMA)),
+        delete("/v1/ports/{port}", remove).doc("Delete a port"),
+        get("/v1/nodes/{node}/ports", node_ports)
+            .doc("Ports of a node")
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/nodes/{node}/ports/detail", node_ports_detail)
+            .doc("Ports of a node with every field")
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/portgroups/{pg}/ports", pg_ports)
+            .doc("Ports of a port group")
+            .since(f::PORTGROUPS_SUBCONTROLLERS)
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/portgroups/{pg}/ports/detail", pg_ports_detail)
+            .doc("Ports of a port group with every field")
+            .since(f::PORTGROUPS_SUBCONTROLLERS)
+            .returns(Body::List(&SCHEMA)),
+    ]
+}
+
+pub(crate) fn mac(k: &str, v: &str) -> ApiResult<MacAddress> {
     v.parse().map_err(|_| {
         ApiError::bad_request(format!("Expected a MAC address for {k} but received {v}."))
     })
 }
 
-/// Sort in memory for keys the store does not order by, then page.
-fn page<T>(
-    mut items: Vec<T>,
-    args: &ListArgs,
-    uuid: impl Fn(&T) -> uuid::Uuid,
-    key: Option<fn(&T) -> String>,
-) -> ApiResult<Vec<T>> {
-    if let Some(k) = key {
-        items.sort_by_key(k);
-    }
-    if args.sort_dir == SortDir::Desc && key.is_some() {
-        items.reverse();
-    }
-    if let Some(m) = args.marker {
-        match items.iter().position(|i| uuid(i) == m) {
-            Some(i) => {
-                items.drain(..=i);
-            }
-            None => {
-                return Err(ApiError::not_found(format!(
-                    "Marker {m} could not be found."
-                )));
-            }
-        }
-    }
-    items.truncate(args.limit);
-    Ok(items)
-}
-
-/// A key function for sorting ports in memory.
-type PortKey = fn(&Port) -> String;
-
-fn port_sort_key(k: &str) -> ApiResult<Option<PortKey>> {
-    Ok(match k {
-        "id" | "created_at" => None,
-        "uuid" => Some(|p: &Port| p.uuid.to_string()),
-        "address" => Some(|p: &Port| p.address.to_string()),
-        "name" => Some(|p: &Port| p.name.clone().unwrap_or_default()),
-        "updated_at" => Some(|p: &Port| p.updated_at.map(|t| t.to_rfc3339()).unwrap_or_default()),
-        "physical_network" => Some(|p: &Port| p.physical_network.clone().unwrap_or_default()),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "The sort_key value {other} is an invalid field for sorting"
-            )));
-        }
-    })
-}
+/// Sort keys the store does not order by (sorted in memory).
+const SORT_KEYS: &[SortKey<Port>] = &[
+    ("uuid", |p| p.uuid.to_string()),
+    ("address", |p| p.address.to_string()),
+    ("name", |p| p.name.clone().unwrap_or_default()),
+    ("updated_at", |p| {
+        p.updated_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+    }),
+    ("physical_network", |p| {
+        p.physical_network.clone().unwrap_or_default()
+    }),
+];
 
 /// List ports for a collection URL.
-pub(super) async fn list_ports(
+pub(crate) async fn list_ports(
     st: &ApiState,
     ctx: &ReqCtx,
     raw: Option<&str>,
@@ -99,11 +169,8 @@ pub(super) async fn list_ports(
     node: Option<NodeId>,
     portgroup: Option<PortgroupId>,
 ) -> ApiResult<Response> {
-    let p = Params::parse(raw);
-    let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, detail_path)?;
-    if let Some(fl) = &args.fields {
-        check_fields_in(PORT_FIELDS, ctx.version, fl)?;
-    }
+    let req = ListRequest::parse(st, ctx, &SCHEMA, raw, detail_path)?;
+    let (p, args) = (&req.params, &req.args);
     let mut q = PortQuery {
         node,
         portgroup,
@@ -141,8 +208,7 @@ pub(super) async fn list_ports(
     if let Some(pn) = p.get("physical_network") {
         q.physical_network = Some(pn.to_owned());
     }
-    let key = port_sort_key(&args.sort_key)?;
-    let store_pages = key.is_none();
+    let store_pages = matches!(args.sort_key.as_str(), "id" | "created_at");
     if store_pages {
         q.limit = Some(args.limit);
         q.marker = args.marker;
@@ -150,40 +216,9 @@ pub(super) async fn list_ports(
     }
     let mut ports = st.conductor().store().list_ports(&q).await?;
     if !store_pages {
-        ports = page(ports, &args, |p| *p.uuid.as_uuid(), key)?;
+        paginate(&mut ports, args, SORT_KEYS, Resource::link_id, "Port")?;
     }
-    let owned: Vec<String>;
-    let fields: Option<&[String]> = match (&args.fields, args.detail) {
-        (Some(f), _) => Some(f),
-        (None, true) => None,
-        (None, false) => {
-            owned = PORT_LIST_FIELDS.iter().map(|s| s.to_string()).collect();
-            Some(&owned)
-        }
-    };
-    let rctx = ctx.render(st);
-    let mut buf = b"{\"ports\":[".to_vec();
-    for (i, port) in ports.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        render::write_port(&mut buf, &rctx, port, fields);
-    }
-    buf.push(b']');
-    if let Some(next) = next_link(
-        &ctx.base,
-        path,
-        &p,
-        &args,
-        ports.len(),
-        ports.last().map(|p| p.uuid.to_string()),
-        None,
-    ) {
-        buf.extend_from_slice(b",\"next\":");
-        write_str(&mut buf, &next);
-    }
-    buf.push(b'}');
-    Ok(ok(buf))
+    Ok(ok(req.body(&ctx.render(st), path, &ports, None)))
 }
 
 async fn list(
@@ -232,16 +267,13 @@ async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
-    let fields = p.list("fields");
-    if let Some(fl) = &fields {
-        ctx.require(f::FIELDS)?;
-        check_fields_in(PORT_FIELDS, ctx.version, fl)?;
-    }
+    let fields = resource::show_fields(&ctx, &SCHEMA, q.as_deref())?;
     let port = get_port(&st, &ctx, &id).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_port(&mut buf, &ctx.render(&st), &port, fields.as_deref());
-    Ok(ok(buf))
+    Ok(ok(resource::body(
+        &ctx.render(&st),
+        &port,
+        fields.as_deref(),
+    )))
 }
 
 fn check_llc(ctx: &ReqCtx, v: &Value) -> ApiResult<JsonMap> {
@@ -311,24 +343,6 @@ fn check_llc(ctx: &ReqCtx, v: &Value) -> ApiResult<JsonMap> {
     }
     Ok(m)
 }
-
-const PORT_WRITE: &[(&str, u32)] = &[
-    ("address", 1),
-    ("node_uuid", 1),
-    ("node", 94),
-    ("uuid", 1),
-    ("extra", 1),
-    ("portgroup_uuid", 24),
-    ("local_link_connection", 19),
-    ("pxe_enabled", 19),
-    ("physical_network", 34),
-    ("is_smartnic", 53),
-    ("name", 88),
-    ("description", 97),
-    ("vendor", 100),
-    ("category", 101),
-    ("available_for_dynamic_portgroup", 111),
-];
 
 fn opt_str(k: &str, v: &Value) -> ApiResult<Option<String>> {
     match v {
@@ -438,26 +452,9 @@ async fn set_port_field(
     Ok(())
 }
 
-fn check_write_fields(ctx: &ReqCtx, table: &[(&str, u32)], body: &JsonMap) -> ApiResult<()> {
-    for (k, v) in body {
-        match table.iter().find(|(n, _)| n == k) {
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "Additional properties are not allowed ('{k}' was unexpected)"
-                )));
-            }
-            Some((_, minor)) if !ctx.version.at_least(*minor) && !v.is_null() => {
-                return Err(ApiError::not_acceptable());
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = parse_object(&body)?;
-    check_write_fields(&ctx, PORT_WRITE, &body)?;
+    SCHEMA.check_create(ctx.version, &body)?;
     let address = body
         .get("address")
         .and_then(Value::as_str)
@@ -475,29 +472,11 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         set_port_field(&st, &ctx, &mut port, k, v).await?;
     }
     let port = st.conductor().create_port(port).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_port(&mut buf, &ctx.render(&st), &port, None);
     Ok(created(
         &format!("{}/v1/ports/{}", ctx.base, port.uuid),
-        buf,
+        resource::body(&ctx.render(&st), &port, None),
     ))
 }
-
-const PORT_PATCH: &[&str] = &[
-    "address",
-    "extra",
-    "local_link_connection",
-    "pxe_enabled",
-    "physical_network",
-    "portgroup_uuid",
-    "node_uuid",
-    "is_smartnic",
-    "name",
-    "description",
-    "vendor",
-    "category",
-    "available_for_dynamic_portgroup",
-];
 
 async fn update(
     State(st): State<ApiState>,
@@ -505,34 +484,19 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let ops = patch::parse(&body)?;
-    patch::check_allowed(&ops, PORT_PATCH)?;
-    for op in &ops {
-        let root = op.root();
-        if let Some((_, minor)) = PORT_WRITE.iter().find(|(n, _)| *n == root)
-            && !ctx.version.at_least(*minor)
-        {
-            return Err(ApiError::not_acceptable());
-        }
-    }
+    let ops = super::patch::parse(&body)?;
+    SCHEMA.check_patch(ctx.version, &ops)?;
     let port = get_port(&st, &ctx, &id).await?;
-    let mut doc = serde_json::to_value(&port).map_err(ApiError::internal)?;
-    let before = doc.clone();
-    patch::apply(&mut doc, &ops)?;
+    let doc = serde_json::to_value(&port).map_err(ApiError::internal)?;
     let mut updated = port.clone();
-    for field in PORT_PATCH {
-        let new = doc.get(*field).unwrap_or(&Value::Null);
-        if before.get(*field).unwrap_or(&Value::Null) != new {
-            set_port_field(&st, &ctx, &mut updated, field, new).await?;
-        }
+    for (field, new) in resource::patch_changes(&SCHEMA, doc, &ops)? {
+        set_port_field(&st, &ctx, &mut updated, field, &new).await?;
     }
     let saved = st.conductor().update_port(updated).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_port(&mut buf, &ctx.render(&st), &saved, None);
-    Ok(ok(buf))
+    Ok(ok(resource::body(&ctx.render(&st), &saved, None)))
 }
 
-async fn delete(
+async fn remove(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
@@ -542,274 +506,26 @@ async fn delete(
     Ok(no_content())
 }
 
-// ---- port groups ----
-
-/// List port groups for a collection URL.
-pub(super) async fn list_portgroups(
-    st: &ApiState,
-    ctx: &ReqCtx,
-    raw: Option<&str>,
-    detail_path: bool,
-    path: &str,
-    node: Option<NodeId>,
-) -> ApiResult<Response> {
-    ctx.exists_since(f::PORTGROUPS)?;
-    let p = Params::parse(raw);
-    let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, detail_path)?;
-    if let Some(fl) = &args.fields {
-        check_fields_in(PORTGROUP_FIELDS, ctx.version, fl)?;
-    }
-    let mut node = node;
-    if let Some(n) = p.get("node").or(p.get("node_uuid"))
-        && node.is_none()
-    {
-        node = Some(st.conductor().get_node(&Ident::parse(n)).await?.uuid);
-    }
-    let mut pgs = st.conductor().store().list_portgroups(node).await?;
-    if let Some(a) = p.get("address") {
-        let a = mac("address", a)?;
-        pgs.retain(|pg| pg.address == Some(a));
-    }
-    let key: Option<fn(&Portgroup) -> String> = match args.sort_key.as_str() {
-        "id" | "created_at" => None,
-        "uuid" => Some(|p: &Portgroup| p.uuid.to_string()),
-        "name" => Some(|p: &Portgroup| p.name.clone().unwrap_or_default()),
-        "address" => Some(|p: &Portgroup| p.address.map(|a| a.to_string()).unwrap_or_default()),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "The sort_key value {other} is an invalid field for sorting"
-            )));
-        }
-    };
-    if key.is_none() && args.sort_dir == SortDir::Desc {
-        pgs.reverse();
-    }
-    let pgs = page(pgs, &args, |p| *p.uuid.as_uuid(), key)?;
-    let owned: Vec<String>;
-    let fields: Option<&[String]> = match (&args.fields, args.detail) {
-        (Some(f), _) => Some(f),
-        (None, true) => None,
-        (None, false) => {
-            owned = PORTGROUP_LIST_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            Some(&owned)
-        }
-    };
-    let rctx = ctx.render(st);
-    let mut buf = b"{\"portgroups\":[".to_vec();
-    for (i, pg) in pgs.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        render::write_portgroup(&mut buf, &rctx, pg, fields);
-    }
-    buf.push(b']');
-    if let Some(next) = next_link(
-        &ctx.base,
-        path,
-        &p,
-        &args,
-        pgs.len(),
-        pgs.last().map(|p| p.uuid.to_string()),
-        None,
-    ) {
-        buf.extend_from_slice(b",\"next\":");
-        write_str(&mut buf, &next);
-    }
-    buf.push(b'}');
-    Ok(ok(buf))
-}
-
-async fn pg_list(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list_portgroups(&st, &ctx, q.as_deref(), false, "portgroups", None).await
-}
-
-async fn pg_list_detail(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list_portgroups(&st, &ctx, q.as_deref(), true, "portgroups/detail", None).await
-}
-
-async fn get_pg(st: &ApiState, ctx: &ReqCtx, s: &str) -> ApiResult<Portgroup> {
-    ctx.exists_since(f::PORTGROUPS)?;
-    if let Ok(m) = s.parse::<MacAddress>()
-        && uuid::Uuid::parse_str(s).is_err()
-    {
-        let all = st.conductor().store().list_portgroups(None).await?;
-        return all
-            .into_iter()
-            .find(|p| p.address == Some(m))
-            .ok_or_else(|| ApiError::not_found(format!("Portgroup {s} could not be found.")));
-    }
-    Ok(st
-        .conductor()
-        .store()
-        .get_portgroup(&Ident::parse(s))
-        .await?)
-}
-
-async fn pg_show(
+async fn node_ports(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
-    let fields = p.list("fields");
-    if let Some(fl) = &fields {
-        check_fields_in(PORTGROUP_FIELDS, ctx.version, fl)?;
-    }
-    let pg = get_pg(&st, &ctx, &id).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_portgroup(&mut buf, &ctx.render(&st), &pg, fields.as_deref());
-    Ok(ok(buf))
+    let n = super::nodes::node(&st, &ctx, &id).await?;
+    let path = format!("nodes/{id}/ports");
+    list_ports(&st, &ctx, q.as_deref(), false, &path, Some(n.uuid), None).await
 }
 
-const PG_WRITE: &[(&str, u32)] = &[
-    ("address", 1),
-    ("name", 1),
-    ("node_uuid", 1),
-    ("uuid", 1),
-    ("extra", 1),
-    ("mode", 26),
-    ("properties", 26),
-    ("standalone_ports_supported", 1),
-    ("physical_network", 102),
-    ("category", 103),
-];
-
-async fn set_pg_field(st: &ApiState, pg: &mut Portgroup, k: &str, v: &Value) -> ApiResult<()> {
-    match k {
-        "address" => pg.address = opt_str(k, v)?.map(|s| mac(k, &s)).transpose()?,
-        "name" => {
-            let n = opt_str(k, v)?;
-            if let Some(n) = &n {
-                validate_name(n).map_err(ApiError::bad_request)?;
-            }
-            pg.name = n;
-        }
-        "node_uuid" => {
-            let s = opt_str(k, v)?
-                .ok_or_else(|| ApiError::bad_request("'node_uuid' is a required property"))?;
-            pg.node_uuid = st.conductor().get_node(&Ident::parse(&s)).await?.uuid;
-        }
-        "uuid" => {
-            if let Some(s) = opt_str(k, v)? {
-                pg.uuid = s.parse().map_err(|_| {
-                    ApiError::bad_request(format!("Expected a UUID for uuid but received {s}."))
-                })?;
-            }
-        }
-        "extra" | "properties" => {
-            let m = match v {
-                Value::Null => JsonMap::new(),
-                Value::Object(m) => m.clone(),
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "Invalid value for {k}: not an object"
-                    )));
-                }
-            };
-            if k == "extra" {
-                pg.extra = m;
-            } else {
-                pg.properties = m;
-            }
-        }
-        "mode" => pg.mode = opt_str(k, v)?,
-        "standalone_ports_supported" => pg.standalone_ports_supported = bool_of(k, v)?,
-        "physical_network" => pg.physical_network = opt_str(k, v)?,
-        "category" => pg.category = opt_str(k, v)?,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Additional properties are not allowed ('{other}' was unexpected)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-async fn pg_create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
-    ctx.exists_since(f::PORTGROUPS)?;
-    let body = parse_object(&body)?;
-    check_write_fields(&ctx, PG_WRITE, &body)?;
-    if !body.contains_key("node_uuid") {
-        return Err(ApiError::bad_request("'node_uuid' is a required property"));
-    }
-    let mut pg = Portgroup::new(NodeId::new());
-    for (k, v) in &body {
-        set_pg_field(&st, &mut pg, k, v).await?;
-    }
-    let pg = st.conductor().create_portgroup(pg).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_portgroup(&mut buf, &ctx.render(&st), &pg, None);
-    Ok(created(
-        &format!("{}/v1/portgroups/{}", ctx.base, pg.uuid),
-        buf,
-    ))
-}
-
-const PG_PATCH: &[&str] = &[
-    "address",
-    "name",
-    "node_uuid",
-    "extra",
-    "mode",
-    "properties",
-    "standalone_ports_supported",
-    "physical_network",
-    "category",
-];
-
-async fn pg_update(
+async fn node_ports_detail(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
-    body: Bytes,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let ops = patch::parse(&body)?;
-    patch::check_allowed(&ops, PG_PATCH)?;
-    for op in &ops {
-        let root = op.root();
-        if let Some((_, minor)) = PG_WRITE.iter().find(|(n, _)| *n == root)
-            && !ctx.version.at_least(*minor)
-        {
-            return Err(ApiError::not_acceptable());
-        }
-    }
-    let pg = get_pg(&st, &ctx, &id).await?;
-    let mut doc = serde_json::to_value(&pg).map_err(ApiError::internal)?;
-    let before = doc.clone();
-    patch::apply(&mut doc, &ops)?;
-    let mut updated = pg.clone();
-    for field in PG_PATCH {
-        let new = doc.get(*field).unwrap_or(&Value::Null);
-        if before.get(*field).unwrap_or(&Value::Null) != new {
-            set_pg_field(&st, &mut updated, field, new).await?;
-        }
-    }
-    let saved = st.conductor().update_portgroup(updated).await?;
-    let mut buf = Vec::with_capacity(800);
-    render::write_portgroup(&mut buf, &ctx.render(&st), &saved, None);
-    Ok(ok(buf))
-}
-
-async fn pg_delete(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let pg = get_pg(&st, &ctx, &id).await?;
-    st.conductor().delete_portgroup(pg.uuid).await?;
-    Ok(no_content())
+    let n = super::nodes::node(&st, &ctx, &id).await?;
+    let path = format!("nodes/{id}/ports/detail");
+    list_ports(&st, &ctx, q.as_deref(), true, &path, Some(n.uuid), None).await
 }
 
 async fn pg_ports(
@@ -818,18 +534,9 @@ async fn pg_ports(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
-    let pg = get_pg(&st, &ctx, &id).await?;
-    list_ports(
-        &st,
-        &ctx,
-        q.as_deref(),
-        false,
-        &format!("portgroups/{id}/ports"),
-        None,
-        Some(pg.uuid),
-    )
-    .await
+    let pg = super::portgroups::get_pg(&st, &id).await?;
+    let path = format!("portgroups/{id}/ports");
+    list_ports(&st, &ctx, q.as_deref(), false, &path, None, Some(pg.uuid)).await
 }
 
 async fn pg_ports_detail(
@@ -838,16 +545,7 @@ async fn pg_ports_detail(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::PORTGROUPS_SUBCONTROLLERS)?;
-    let pg = get_pg(&st, &ctx, &id).await?;
-    list_ports(
-        &st,
-        &ctx,
-        q.as_deref(),
-        true,
-        &format!("portgroups/{id}/ports/detail"),
-        None,
-        Some(pg.uuid),
-    )
-    .await
+    let pg = super::portgroups::get_pg(&st, &id).await?;
+    let path = format!("portgroups/{id}/ports/detail");
+    list_ports(&st, &ctx, q.as_deref(), true, &path, None, Some(pg.uuid)).await
 }

@@ -51,12 +51,6 @@ impl Params {
                 .collect()
         })
     }
-
-    /// Keys present that are not in `known` (for 400 on unknown filters where
-    /// Ironic is strict).
-    pub fn has(&self, k: &str) -> bool {
-        self.get(k).is_some()
-    }
 }
 
 /// Parse a boolean the way Ironic's `args.boolean` does.

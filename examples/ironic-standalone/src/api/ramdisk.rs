@@ -12,9 +12,29 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::query::Params;
-use super::render::node::write_node;
+use super::resource::body;
+use super::routes::{Body, Route, get, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, accepted, ok, parse_object};
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/lookup", lookup)
+            .doc("Agent lookup by MAC addresses or node UUID")
+            .since(f::LOOKUP_HEARTBEAT)
+            .returns(Body::Object("{node, config}")),
+        post("/v1/heartbeat/{node}", heartbeat)
+            .doc("Agent heartbeat")
+            .since(f::LOOKUP_HEARTBEAT)
+            .status(202)
+            .takes(Body::Object("{callback_url, agent_token, agent_version?, agent_verify_ca?, agent_status?, agent_status_message?}")),
+        post("/v1/continue_inspection", continue_inspection)
+            .doc("In-band inspection data from the agent")
+            .status(200)
+            .takes(Body::Object("{inventory, ...plugin data}"))
+            .returns(Body::Object("{node, config}")),
+    ]
+}
 
 const LOOKUP_FIELDS: &[&str] = &[
     "uuid",
@@ -25,8 +45,7 @@ const LOOKUP_FIELDS: &[&str] = &[
 
 fn lookup_body(st: &ApiState, ctx: &ReqCtx, r: &LookupResult) -> Vec<u8> {
     let fields: Vec<String> = LOOKUP_FIELDS.iter().map(|s| s.to_string()).collect();
-    let mut node = Vec::with_capacity(1500);
-    write_node(&mut node, &ctx.render(st), &r.node, Some(&fields));
+    let node = body(&ctx.render(st), &r.node, Some(&fields));
     let skip_bmc_detect = matches!(
         r.node.interfaces.management_interface.as_str(),
         "redfish" | "idrac-redfish"
@@ -62,12 +81,11 @@ fn node_uuid_arg(v: Option<&str>) -> ApiResult<Option<NodeId>> {
 }
 
 /// `GET /v1/lookup?addresses=MAC,MAC&node_uuid=U`.
-pub(super) async fn lookup(
+async fn lookup(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::LOOKUP_HEARTBEAT)?;
     let p = Params::parse(q.as_deref());
     let macs: Vec<MacAddress> = p
         .list("addresses")
@@ -92,13 +110,12 @@ pub(super) async fn lookup(
 }
 
 /// `POST /v1/heartbeat/{node}`.
-pub(super) async fn heartbeat(
+async fn heartbeat(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(node): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::LOOKUP_HEARTBEAT)?;
     let body = parse_object(&body)?;
     let s = |k: &str| -> ApiResult<Option<String>> {
         match body.get(k) {
@@ -179,7 +196,7 @@ pub(super) async fn heartbeat(
 }
 
 /// `POST /v1/continue_inspection[?node_uuid=]` (1.84; 1.1 accepted for old agents).
-pub(super) async fn continue_inspection(
+async fn continue_inspection(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     RawQuery(q): RawQuery,

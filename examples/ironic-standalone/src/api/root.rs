@@ -3,6 +3,7 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::routes::{Body, Route, get};
 use super::version::{MAX, MIN, feature as f};
 use super::{ReqCtx, ok_value};
 use crate::api::error::ApiResult;
@@ -24,8 +25,24 @@ fn link_pair(base: &str, what: &str) -> Value {
     ])
 }
 
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/", root).doc("API versions").returns(Body::Object(
+            "{name, description, versions, default_version}",
+        )),
+        get("/v1", v1)
+            .doc("Resources of API v1")
+            .returns(Body::Object(
+                "{id, links, media_types, version, <resource>: links}",
+            )),
+        get("/v1/openapi.json", super::openapi::serve)
+            .doc("This document")
+            .returns(Body::Object("OpenAPI 3.0 document")),
+    ]
+}
+
 /// `GET /`.
-pub async fn root(ctx: ReqCtx) -> ApiResult<Response> {
+async fn root(ctx: ReqCtx) -> ApiResult<Response> {
     let v = version_doc(&ctx.base);
     ok_value(&json!({
         "name": "OpenStack Ironic API",
@@ -36,7 +53,7 @@ pub async fn root(ctx: ReqCtx) -> ApiResult<Response> {
 }
 
 /// `GET /v1`: the resources this version offers.
-pub async fn v1(ctx: ReqCtx) -> ApiResult<Response> {
+async fn v1(ctx: ReqCtx) -> ApiResult<Response> {
     let b = &*ctx.base;
     let mut doc = serde_json::Map::new();
     doc.insert("id".into(), "v1".into());

@@ -117,7 +117,7 @@ pub fn negotiate(requested: Option<&str>) -> Result<Version, VersionError> {
 }
 
 /// Minimum versions of features, named after Ironic's `versions.py` constants.
-#[allow(missing_docs)]
+#[allow(missing_docs, dead_code)]
 pub mod feature {
     pub const AVAILABLE_STATE: u32 = 2;
     pub const DRIVER_INTERNAL_INFO: u32 = 3;

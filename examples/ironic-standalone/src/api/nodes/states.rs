@@ -1,48 +1,56 @@
-//! Node actions: `/states` (provision, power, boot mode, secure boot, RAID,
-//! console), `/management` (boot device, NMI), `/maintenance`, `/validate`.
+//! `/v1/nodes/{node}/states`: the node's states, and the provision, power,
+//! boot mode, secure boot, RAID and console changes.
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, put};
 use ironic_core::Secret;
 use ironic_core::conductor::ProvisionRequest;
-use ironic_core::driver::{BootDevice, BootMode};
+use ironic_core::driver::BootMode;
 use ironic_core::model::InterfaceType;
 use ironic_core::states::{self, PowerAction, ProvisionState};
 use serde_json::{Map, Value, json};
 
-use super::error::{ApiError, ApiResult};
-use super::nodes::ident;
-use super::render::node::write_states;
-use super::version::feature as f;
-use super::{ApiState, ReqCtx, accepted, no_content, ok, ok_value, parse_object};
+use super::body::write_states;
+use super::ident;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::routes::{Body, Route, get, put};
+use crate::api::version::feature as f;
+use crate::api::{ApiState, ReqCtx, accepted, no_content, ok, ok_value, parse_object};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/nodes/{node}/states", get(get_states))
-        .route("/v1/nodes/{node}/states/provision", put(provision))
-        .route("/v1/nodes/{node}/states/power", put(power))
-        .route("/v1/nodes/{node}/states/boot_mode", put(boot_mode))
-        .route("/v1/nodes/{node}/states/secure_boot", put(secure_boot))
-        .route("/v1/nodes/{node}/states/raid", put(raid))
-        .route(
-            "/v1/nodes/{node}/management/boot_device",
-            get(get_boot_device).put(set_boot_device),
-        )
-        .route(
-            "/v1/nodes/{node}/management/boot_device/supported",
-            get(supported_boot_devices),
-        )
-        .route("/v1/nodes/{node}/management/inject_nmi", put(inject_nmi))
-        .route(
-            "/v1/nodes/{node}/maintenance",
-            put(set_maintenance).delete(unset_maintenance),
-        )
-        .route("/v1/nodes/{node}/validate", get(validate))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/nodes/{node}/states", get_states)
+            .doc("The node's power, provision, RAID, console and boot states")
+            .returns(Body::Object("states")),
+        put("/v1/nodes/{node}/states/provision", provision)
+            .doc("Change the provision state (deploy, clean, inspect, ...)")
+            .takes(Body::Object("{target, configdrive?, clean_steps?, deploy_steps?, service_steps?, rescue_password?, disable_ramdisk?, runbook?}")),
+        put("/v1/nodes/{node}/states/power", power)
+            .doc("Change the power state")
+            .takes(Body::Object("{target, timeout?}")),
+        put("/v1/nodes/{node}/states/boot_mode", boot_mode)
+            .doc("Set the boot mode")
+            .since(f::SET_BOOT_MODE)
+            .takes(Body::Object("{target: uefi|bios}")),
+        put("/v1/nodes/{node}/states/secure_boot", secure_boot)
+            .doc("Turn secure boot on or off")
+            .since(f::SET_BOOT_MODE)
+            .takes(Body::Object("{target: bool}")),
+        put("/v1/nodes/{node}/states/raid", raid)
+            .doc("Set the target RAID configuration")
+            .since_or(f::RAID_CONFIG, crate::api::routes::Gate::Fault406)
+            .status(204)
+            .takes(Body::Object("target_raid_config")),
+        get("/v1/nodes/{node}/states/console", get_console)
+            .doc("Console state and connection information")
+            .returns(Body::Object("{console_enabled, console_info}")),
+        put("/v1/nodes/{node}/states/console", set_console)
+            .doc("Enable or disable the console")
+            .takes(Body::Object("{enabled: bool}")),
+    ]
 }
 
 fn states_location(ctx: &ReqCtx, node: &str) -> String {
@@ -60,7 +68,7 @@ async fn get_states(
     Ok(ok(buf))
 }
 
-fn take(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+pub(super) fn take(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
     for k in body.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -266,7 +274,7 @@ async fn provision(
     let mut service_steps = steps_arg(&body, "service_steps", false)?;
     let mut disable_ramdisk = match body.get("disable_ramdisk") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(super::query::parse_bool(
+        Some(v) => Some(crate::api::query::parse_bool(
             "disable_ramdisk",
             &match v {
                 Value::Bool(b) => b.to_string(),
@@ -282,7 +290,7 @@ async fn provision(
                 "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']",
             ));
         }
-        let (steps, dr) = super::extras::runbook_steps(&st, rb, &node).await?;
+        let (steps, dr) = crate::api::extras::runbook_steps(&st, rb, &node).await?;
         if target == "clean" {
             clean_steps = Some(steps);
         } else {
@@ -461,7 +469,6 @@ async fn boot_mode(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::SET_BOOT_MODE)?;
     let body = parse_object(&body)?;
     take(&body, &["target"])?;
     let mode: BootMode = body
@@ -483,12 +490,11 @@ async fn secure_boot(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.exists_since(f::SET_BOOT_MODE)?;
     let body = parse_object(&body)?;
     take(&body, &["target"])?;
     let on = match body.get("target") {
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => super::query::parse_bool("target", s)?,
+        Some(Value::String(s)) => crate::api::query::parse_bool("target", s)?,
         _ => {
             return Err(ApiError::bad_request(
                 "Invalid secure boot target: expected true or false",
@@ -507,7 +513,6 @@ async fn raid(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require(f::RAID_CONFIG)?;
     let cfg = parse_object(&body)?;
     st.conductor()
         .set_target_raid_config(&ident(&ctx, &id)?, cfg)
@@ -522,7 +527,7 @@ async fn raid(
 }
 
 /// `GET /states/console`.
-pub(super) async fn get_console(
+async fn get_console(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
@@ -532,7 +537,7 @@ pub(super) async fn get_console(
 }
 
 /// `PUT /states/console {"enabled": bool}`.
-pub(super) async fn set_console(
+async fn set_console(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
@@ -542,7 +547,7 @@ pub(super) async fn set_console(
     take(&body, &["enabled"])?;
     let enabled = match body.get("enabled") {
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => super::query::parse_bool("enabled", s)?,
+        Some(Value::String(s)) => crate::api::query::parse_bool("enabled", s)?,
         _ => {
             return Err(ApiError::bad_request(
                 "'enabled' is a required boolean argument",
@@ -556,132 +561,4 @@ pub(super) async fn set_console(
         "{}/v1/nodes/{id}/states/console",
         ctx.base
     ))))
-}
-
-async fn get_boot_device(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let info = st.conductor().get_boot_device(&ident(&ctx, &id)?).await?;
-    ok_value(&info)
-}
-
-async fn set_boot_device(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let body = parse_object(&body)?;
-    take(&body, &["boot_device", "persistent"])?;
-    let dev = body
-        .get("boot_device")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("'boot_device' is a required string argument"))?;
-    let device: BootDevice = dev.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "Invalid boot device {dev}, valid boot devices are: {}",
-            BootDevice::ALL
-                .iter()
-                .map(|d| d.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
-    let persistent = match body.get("persistent") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => super::query::parse_bool("persistent", s)?,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "Invalid persistent: expected a boolean",
-            ));
-        }
-    };
-    st.conductor()
-        .set_boot_device(&ident(&ctx, &id)?, device, persistent)
-        .await?;
-    Ok(no_content())
-}
-
-async fn supported_boot_devices(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let devs = st
-        .conductor()
-        .get_supported_boot_devices(&ident(&ctx, &id)?)
-        .await?;
-    ok_value(&json!({ "supported_boot_devices": devs }))
-}
-
-async fn inject_nmi(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    ctx.exists_since(f::INJECT_NMI)?;
-    st.conductor().inject_nmi(&ident(&ctx, &id)?).await?;
-    Ok(no_content())
-}
-
-async fn set_maintenance(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let m = parse_object(&body)?;
-        take(&m, &["reason"])?;
-        match m.get("reason") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(ApiError::bad_request("Invalid reason: expected a string")),
-        }
-    };
-    st.conductor()
-        .set_maintenance(&ident(&ctx, &id)?, true, reason)
-        .await?;
-    Ok(accepted(Some(&format!(
-        "{}/v1/nodes/{id}/maintenance",
-        ctx.base
-    ))))
-}
-
-async fn unset_maintenance(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    st.conductor()
-        .set_maintenance(&ident(&ctx, &id)?, false, None)
-        .await?;
-    Ok(accepted(Some(&format!(
-        "{}/v1/nodes/{id}/maintenance",
-        ctx.base
-    ))))
-}
-
-async fn validate(
-    State(st): State<ApiState>,
-    ctx: ReqCtx,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let results = st.conductor().validate(&ident(&ctx, &id)?).await?;
-    let mut out = Map::new();
-    for (t, r) in results {
-        if t == InterfaceType::Firmware && !ctx.version.at_least(f::FIRMWARE) {
-            continue;
-        }
-        out.insert(
-            t.as_str().to_owned(),
-            json!({"result": r.result, "reason": r.reason}),
-        );
-    }
-    ok_value(&Value::Object(out))
 }

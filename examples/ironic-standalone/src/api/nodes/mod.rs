@@ -1,32 +1,67 @@
 //! `/v1/nodes`: list (with filters, `fields`, `detail`, paging), create, show,
-//! JSON-patch update, delete.
+//! JSON-patch update, delete; the node's sub-resources live in the submodules.
 
-use axum::Router;
+pub(crate) mod body;
+mod history;
+mod inventory;
+mod management;
+mod states;
+mod traits;
+mod vendor;
+mod vifs;
+mod vmedia;
+
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use ironic_core::ids::{Ident, validate_name};
-use ironic_core::model::{Fault, InterfaceType, JsonMap, Node};
+use ironic_core::model::{Fault, InterfaceType, Node};
 use ironic_core::states::ProvisionState;
 use ironic_core::store::{NodeFilter, NodeQuery, NodeSortKey, Page};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::query::{ListArgs, Params, next_link, parse_bool};
-use super::render::node::{DEFAULT_LIST_FIELDS, check_fields, node_value, write_node};
+use super::query::{Params, parse_bool};
+use super::resource::{self, ListRequest, value as v};
+use super::routes::{Body, Route, delete, get, patch, post};
 use super::version::feature as f;
-use super::{ApiState, ReqCtx, created, no_content, ok, parse_object, patch};
+use super::{ApiState, ReqCtx, created, no_content, ok, parse_object};
+use body::{DEFAULT_LIST_FIELDS, SCHEMA};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/nodes", get(list).post(create))
-        .route("/v1/nodes/detail", get(list_detail))
-        .route("/v1/nodes/{node}", get(show).patch(update).delete(delete))
+pub(super) fn routes() -> Vec<Route> {
+    let mut r = vec![
+        get("/v1/nodes", list)
+            .doc("List nodes")
+            .returns(Body::List(&SCHEMA)),
+        post("/v1/nodes", create)
+            .doc("Create a node")
+            .takes(Body::Create(&SCHEMA))
+            .returns(Body::One(&SCHEMA)),
+        get("/v1/nodes/detail", list_detail)
+            .doc("List nodes with every field")
+            .returns(Body::List(&SCHEMA)),
+        get("/v1/nodes/{node}", show)
+            .doc("Show a node")
+            .returns(Body::One(&SCHEMA)),
+        patch("/v1/nodes/{node}", update)
+            .doc("Update a node (JSON patch)")
+            .takes(Body::Patch)
+            .returns(Body::One(&SCHEMA)),
+        delete("/v1/nodes/{node}", remove).doc("Delete a node"),
+    ];
+    r.extend(states::routes());
+    r.extend(management::routes());
+    r.extend(traits::routes());
+    r.extend(vifs::routes());
+    r.extend(history::routes());
+    r.extend(inventory::routes());
+    r.extend(vmedia::routes());
+    r.extend(vendor::routes());
+    r
 }
 
 /// Parse a node identifier; names exist from 1.5 on.
-pub(super) fn ident(ctx: &ReqCtx, s: &str) -> ApiResult<Ident> {
+pub(crate) fn ident(ctx: &ReqCtx, s: &str) -> ApiResult<Ident> {
     let id = Ident::parse(s);
     if matches!(id, Ident::Name(_)) && !ctx.version.at_least(f::NODE_NAME) {
         return Err(ApiError::bad_request(format!(
@@ -34,6 +69,11 @@ pub(super) fn ident(ctx: &ReqCtx, s: &str) -> ApiResult<Ident> {
         )));
     }
     Ok(id)
+}
+
+/// The node named by a path segment.
+pub(crate) async fn node(st: &ApiState, ctx: &ReqCtx, s: &str) -> ApiResult<Node> {
+    Ok(st.conductor().get_node(&ident(ctx, s)?).await?)
 }
 
 fn opt_string(p: &Params, k: &str, ctx: &ReqCtx, minor: u32) -> ApiResult<Option<String>> {
@@ -63,7 +103,12 @@ struct PostFilter {
     conductor: Option<String>,
 }
 
-fn filters(st: &ApiState, ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, PostFilter)> {
+fn parse_uuid(k: &str, s: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(s)
+        .map_err(|_| ApiError::bad_request(format!("Expected a UUID for {k} but received {s}.")))
+}
+
+fn filters(ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, PostFilter)> {
     let mut nf = NodeFilter {
         associated: opt_bool(p, "associated", ctx, 1)?,
         maintenance: opt_bool(p, "maintenance", ctx, 1)?,
@@ -103,12 +148,7 @@ fn filters(st: &ApiState, ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, Po
         nf.fault = Some(parsed);
     }
     if let Some(c) = p.get("chassis_uuid") {
-        let u = uuid::Uuid::parse_str(c).map_err(|_| {
-            ApiError::bad_request(format!(
-                "Expected a UUID for chassis_uuid but received {c}."
-            ))
-        })?;
-        nf.chassis_uuid = Some(u.into());
+        nf.chassis_uuid = Some(parse_uuid("chassis_uuid", c)?.into());
     }
     if let Some(shards) = p.list("shard") {
         ctx.require(f::SHARDS)?;
@@ -116,16 +156,7 @@ fn filters(st: &ApiState, ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, Po
     }
     if let Some(parent) = p.get("parent_node") {
         ctx.require(f::PARENT_NODES)?;
-        let _ = st;
-        nf.parent_node = Some(
-            uuid::Uuid::parse_str(parent)
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "Expected a UUID for parent_node but received {parent}."
-                    ))
-                })?
-                .into(),
-        );
+        nf.parent_node = Some(parse_uuid("parent_node", parent)?.into());
     }
     let include_children = opt_bool(p, "include_children", ctx, f::PARENT_NODES)?;
     nf.exclude_children = ctx.version.at_least(f::PARENT_NODES)
@@ -147,7 +178,7 @@ fn sort_key(s: &str) -> ApiResult<NodeSortKey> {
 }
 
 /// List nodes for a collection URL (`nodes`, `chassis/{id}/nodes`).
-pub(super) async fn list_nodes(
+pub(crate) async fn list_nodes(
     st: &ApiState,
     ctx: &ReqCtx,
     raw: Option<&str>,
@@ -155,16 +186,9 @@ pub(super) async fn list_nodes(
     path: &str,
     extra: impl FnOnce(&mut NodeFilter),
 ) -> ApiResult<Response> {
-    let p = Params::parse(raw);
-    if detail_path {
-        // `/detail` existed before 1.43; `detail=` did not.
-    }
-    let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, detail_path)?;
-    let rctx = ctx.render(st);
-    if let Some(fields) = &args.fields {
-        check_fields(&rctx, fields)?;
-    }
-    let (mut filter, post) = filters(st, ctx, &p)?;
+    let req = ListRequest::parse(st, ctx, &SCHEMA, raw, detail_path)?;
+    let args = &req.args;
+    let (mut filter, post) = filters(ctx, &req.params)?;
     extra(&mut filter);
     let key = sort_key(&args.sort_key)?;
     let conductor = st.conductor();
@@ -196,38 +220,8 @@ pub(super) async fn list_nodes(
         }
         nodes.truncate(args.limit);
     }
-    let owned_default: Vec<String>;
-    let fields: Option<&[String]> = match (&args.fields, args.detail) {
-        (Some(f), _) => Some(f),
-        (None, true) => None,
-        (None, false) => {
-            owned_default = DEFAULT_LIST_FIELDS.iter().map(|s| s.to_string()).collect();
-            Some(&owned_default)
-        }
-    };
-    let mut buf = Vec::with_capacity(nodes.len() * if fields.is_some() { 400 } else { 3000 } + 64);
-    buf.extend_from_slice(b"{\"nodes\":[");
-    for (i, n) in nodes.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        write_node(&mut buf, &rctx, n, fields);
-    }
-    buf.push(b']');
-    if let Some(next) = next_link(
-        &ctx.base,
-        path,
-        &p,
-        &args,
-        nodes.len(),
-        nodes.last().map(|n| n.uuid.to_string()),
-        Some(DEFAULT_LIST_FIELDS),
-    ) {
-        buf.extend_from_slice(b",\"next\":");
-        super::json::write_str(&mut buf, &next);
-    }
-    buf.push(b'}');
-    Ok(ok(buf))
+    let rctx = ctx.render(st);
+    Ok(ok(req.body(&rctx, path, &nodes, Some(DEFAULT_LIST_FIELDS))))
 }
 
 async fn list(
@@ -249,188 +243,45 @@ async fn list_detail(
 async fn show(
     State(st): State<ApiState>,
     ctx: ReqCtx,
-    Path(node): Path<String>,
+    Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
-    let fields = p.list("fields");
-    let rctx = ctx.render(&st);
-    if let Some(fl) = &fields {
-        ctx.require(f::FIELDS)?;
-        check_fields(&rctx, fl)?;
-    }
-    let n = st.conductor().get_node(&ident(&ctx, &node)?).await?;
-    let mut buf = Vec::with_capacity(3000);
-    write_node(&mut buf, &rctx, &n, fields.as_deref());
-    Ok(ok(buf))
-}
-
-/// Fields a create body may carry (Ironic's node schema), with their versions.
-const CREATE_FIELDS: &[(&str, u32)] = &[
-    ("automated_clean", 47),
-    ("bios_interface", 40),
-    ("boot_interface", 31),
-    ("boot_mode", 75),
-    ("chassis_uuid", 1),
-    ("conductor_group", 46),
-    ("console_enabled", 1),
-    ("console_interface", 31),
-    ("deploy_interface", 31),
-    ("description", 51),
-    ("disable_power_off", 95),
-    ("driver", 1),
-    ("driver_info", 1),
-    ("extra", 1),
-    ("firmware_interface", 86),
-    ("inspect_interface", 31),
-    ("instance_info", 1),
-    ("instance_name", 104),
-    ("instance_uuid", 1),
-    ("lessee", 65),
-    ("management_interface", 31),
-    ("maintenance", 1),
-    ("name", 5),
-    ("network_data", 66),
-    ("network_interface", 20),
-    ("owner", 50),
-    ("parent_node", 83),
-    ("power_interface", 31),
-    ("properties", 1),
-    ("raid_interface", 31),
-    ("rescue_interface", 38),
-    ("resource_class", 21),
-    ("retired", 61),
-    ("retired_reason", 61),
-    ("secure_boot", 75),
-    ("shard", 82),
-    ("storage_interface", 33),
-    ("uuid", 1),
-    ("vendor_interface", 31),
-    ("protected", 48),
-    ("protected_reason", 48),
-];
-
-/// Fields a PATCH may change (Ironic's `PATCH_ALLOWED_FIELDS`).
-pub const PATCH_ALLOWED: &[&str] = &[
-    "automated_clean",
-    "bios_interface",
-    "boot_interface",
-    "chassis_uuid",
-    "conductor_group",
-    "console_interface",
-    "deploy_interface",
-    "description",
-    "disable_power_off",
-    "driver",
-    "driver_info",
-    "extra",
-    "inspect_interface",
-    "instance_info",
-    "instance_name",
-    "instance_uuid",
-    "lessee",
-    "maintenance",
-    "management_interface",
-    "name",
-    "network_data",
-    "network_interface",
-    "owner",
-    "power_interface",
-    "properties",
-    "protected",
-    "protected_reason",
-    "raid_interface",
-    "rescue_interface",
-    "resource_class",
-    "retired",
-    "retired_reason",
-    "shard",
-    "storage_interface",
-    "vendor_interface",
-    "parent_node",
-    "firmware_interface",
-];
-
-fn bool_value(k: &str, v: &Value) -> ApiResult<Option<bool>> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(*b)),
-        Value::String(s) => parse_bool(k, s).map(Some),
-        other => Err(ApiError::bad_request(format!(
-            "Invalid value for {k}: {other} is not a boolean"
-        ))),
-    }
-}
-
-fn str_value(k: &str, v: &Value, max: Option<usize>) -> ApiResult<Option<String>> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => {
-            if let Some(m) = max
-                && s.chars().count() > m
-            {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid value for {k}: longer than {m} characters"
-                )));
-            }
-            Ok(Some(s.clone()))
-        }
-        other => Err(ApiError::bad_request(format!(
-            "Invalid value for {k}: {other} is not of type 'string'"
-        ))),
-    }
-}
-
-fn map_value(k: &str, v: &Value) -> ApiResult<JsonMap> {
-    match v {
-        Value::Null => Ok(JsonMap::new()),
-        Value::Object(m) => Ok(m.clone()),
-        other => Err(ApiError::bad_request(format!(
-            "Invalid value for {k}: {other} is not of type 'object'"
-        ))),
-    }
-}
-
-fn uuid_value(k: &str, v: &Value) -> ApiResult<Option<uuid::Uuid>> {
-    match str_value(k, v, None)? {
-        None => Ok(None),
-        Some(s) => uuid::Uuid::parse_str(&s).map(Some).map_err(|_| {
-            ApiError::bad_request(format!("Expected a UUID for {k} but received {s}."))
-        }),
-    }
+    let fields = resource::show_fields(&ctx, &SCHEMA, q.as_deref())?;
+    let n = node(&st, &ctx, &id).await?;
+    Ok(ok(resource::body(&ctx.render(&st), &n, fields.as_deref())))
 }
 
 /// Set one API field of a node from a JSON value, validating it as Ironic's
 /// node schema does. Used by create and by PATCH (after the patch is applied).
-async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiResult<()> {
+async fn set_field(st: &ApiState, node: &mut Node, k: &str, val: &Value) -> ApiResult<()> {
     if let Some(t) = k
         .strip_suffix("_interface")
         .and_then(|t| t.parse::<InterfaceType>().ok())
     {
         node.interfaces
-            .set(t, str_value(k, v, Some(255))?.unwrap_or_default());
+            .set(t, v::opt_str(k, val, Some(255))?.unwrap_or_default());
         return Ok(());
     }
     match k {
         "uuid" => {
-            if let Some(u) = uuid_value(k, v)? {
+            if let Some(u) = v::opt_uuid(k, val)? {
                 node.uuid = u.into();
             }
         }
         "driver" => {
-            node.driver = str_value(k, v, Some(255))?
+            node.driver = v::opt_str(k, val, Some(255))?
                 .ok_or_else(|| ApiError::bad_request("'driver' is a required property"))?;
         }
         "name" => {
-            let name = str_value(k, v, Some(255))?;
+            let name = v::opt_str(k, val, Some(255))?;
             if let Some(n) = &name {
                 validate_name(n).map_err(ApiError::bad_request)?;
             }
             node.name = name;
         }
-        "automated_clean" => node.automated_clean = bool_value(k, v)?,
+        "automated_clean" => node.automated_clean = v::opt_bool(k, val)?,
         "boot_mode" => {
-            let m = str_value(k, v, None)?;
+            let m = v::opt_str(k, val, None)?;
             if let Some(m) = &m
                 && m != "uefi"
                 && m != "bios"
@@ -441,9 +292,9 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
             }
             node.boot_mode = m;
         }
-        "secure_boot" => node.secure_boot = bool_value(k, v)?,
+        "secure_boot" => node.secure_boot = v::opt_bool(k, val)?,
         "chassis_uuid" => {
-            node.chassis_uuid = match uuid_value(k, v)? {
+            node.chassis_uuid = match v::opt_uuid(k, val)? {
                 None => None,
                 Some(u) => {
                     let c = st.conductor().store().get_chassis(u.into()).await?;
@@ -452,7 +303,7 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
             }
         }
         "conductor_group" => {
-            let g = str_value(k, v, Some(255))?.unwrap_or_default();
+            let g = v::opt_str(k, val, Some(255))?.unwrap_or_default();
             if !g
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -463,14 +314,14 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
             }
             node.conductor_group = g.to_lowercase();
         }
-        "console_enabled" => node.console_enabled = bool_value(k, v)?.unwrap_or(false),
-        "description" => node.description = str_value(k, v, Some(4096))?,
-        "disable_power_off" => node.disable_power_off = bool_value(k, v)?.unwrap_or(false),
-        "driver_info" => node.driver_info = map_value(k, v)?.into(),
-        "extra" => node.extra = map_value(k, v)?,
-        "instance_info" => node.instance_info = map_value(k, v)?,
+        "console_enabled" => node.console_enabled = v::bool(k, val)?,
+        "description" => node.description = v::opt_str(k, val, Some(4096))?,
+        "disable_power_off" => node.disable_power_off = v::bool(k, val)?,
+        "driver_info" => node.driver_info = v::map(k, val)?.into(),
+        "extra" => node.extra = v::map(k, val)?,
+        "instance_info" => node.instance_info = v::map(k, val)?,
         "instance_name" => {
-            let n = str_value(k, v, Some(255))?;
+            let n = v::opt_str(k, val, Some(255))?;
             if n.as_deref() == Some("") {
                 return Err(ApiError::bad_request(
                     "Invalid instance_name: must not be empty",
@@ -478,13 +329,13 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
             }
             node.instance_name = n;
         }
-        "instance_uuid" => node.instance_uuid = uuid_value(k, v)?.map(|u| u.to_string()),
-        "lessee" => node.lessee = str_value(k, v, Some(255))?,
-        "maintenance" => node.maintenance = bool_value(k, v)?.unwrap_or(false),
-        "network_data" => node.network_data = map_value(k, v)?,
-        "owner" => node.owner = str_value(k, v, Some(255))?,
+        "instance_uuid" => node.instance_uuid = v::opt_uuid(k, val)?.map(|u| u.to_string()),
+        "lessee" => node.lessee = v::opt_str(k, val, Some(255))?,
+        "maintenance" => node.maintenance = v::bool(k, val)?,
+        "network_data" => node.network_data = v::map(k, val)?,
+        "owner" => node.owner = v::opt_str(k, val, Some(255))?,
         "parent_node" => {
-            node.parent_node = match str_value(k, v, Some(36))? {
+            node.parent_node = match v::opt_str(k, val, Some(36))? {
                 None => None,
                 Some(p) => {
                     let parent = st.conductor().get_node(&Ident::parse(&p)).await?;
@@ -495,13 +346,13 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
                 }
             }
         }
-        "properties" => node.properties = map_value(k, v)?,
-        "protected" => node.protected = bool_value(k, v)?.unwrap_or(false),
-        "protected_reason" => node.protected_reason = str_value(k, v, Some(255))?,
-        "resource_class" => node.resource_class = str_value(k, v, Some(80))?,
-        "retired" => node.retired = bool_value(k, v)?.unwrap_or(false),
-        "retired_reason" => node.retired_reason = str_value(k, v, Some(255))?,
-        "shard" => node.shard = str_value(k, v, Some(255))?,
+        "properties" => node.properties = v::map(k, val)?,
+        "protected" => node.protected = v::bool(k, val)?,
+        "protected_reason" => node.protected_reason = v::opt_str(k, val, Some(255))?,
+        "resource_class" => node.resource_class = v::opt_str(k, val, Some(80))?,
+        "retired" => node.retired = v::bool(k, val)?,
+        "retired_reason" => node.retired_reason = v::opt_str(k, val, Some(255))?,
+        "shard" => node.shard = v::opt_str(k, val, Some(255))?,
         other => {
             return Err(ApiError::bad_request(format!(
                 "Additional properties are not allowed ('{other}' was unexpected)"
@@ -513,22 +364,7 @@ async fn set_field(st: &ApiState, node: &mut Node, k: &str, v: &Value) -> ApiRes
 
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = parse_object(&body)?;
-    for (k, v) in &body {
-        match CREATE_FIELDS.iter().find(|(n, _)| n == k) {
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "Additional properties are not allowed ('{k}' was unexpected)"
-                )));
-            }
-            Some((_, minor)) if !ctx.version.at_least(*minor) => {
-                let empty = v.is_null() || (k == "conductor_group" && v == "");
-                if !empty {
-                    return Err(ApiError::not_acceptable());
-                }
-            }
-            _ => {}
-        }
-    }
+    SCHEMA.check_create(ctx.version, &body)?;
     let driver = match body.get("driver") {
         Some(Value::String(d)) => d.clone(),
         Some(_) => {
@@ -543,23 +379,15 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         // Before 1.11 nodes were created `available`.
         node.provision_state = ProvisionState::Available;
     }
-    for (k, v) in &body {
+    for (k, val) in &body {
         if k != "driver" {
-            set_field(&st, &mut node, k, v).await?;
+            set_field(&st, &mut node, k, val).await?;
         }
     }
-    if node.protected && !node.provision_state.eq(&ProvisionState::Active) {
-        return Err(ApiError::bad_request(
-            "Protected can only be set when node is in active provision state",
-        ));
-    }
     let node = st.conductor().create_node(node).await?;
-    let rctx = ctx.render(&st);
-    let mut buf = Vec::with_capacity(3000);
-    write_node(&mut buf, &rctx, &node, None);
     Ok(created(
         &format!("{}/v1/nodes/{}", ctx.base, node.uuid),
-        buf,
+        resource::body(&ctx.render(&st), &node, None),
     ))
 }
 
@@ -573,30 +401,21 @@ async fn update(
     let p = Params::parse(q.as_deref());
     let reset_interfaces = match p.get("reset_interfaces") {
         None => false,
-        Some(v) => {
+        Some(val) => {
             ctx.require(f::RESET_INTERFACES)?;
-            parse_bool("reset_interfaces", v)?
+            parse_bool("reset_interfaces", val)?
         }
     };
-    let ops = patch::parse(&body)?;
-    patch::check_allowed(&ops, PATCH_ALLOWED)?;
-    // Fields newer than the version may not be patched.
-    for op in &ops {
-        let root = op.root();
-        if let Some(minor) = super::render::node::field_version(&root)
-            && !ctx.version.at_least(minor)
-        {
-            return Err(ApiError::not_acceptable());
-        }
-    }
+    let ops = super::patch::parse(&body)?;
+    SCHEMA.check_patch(ctx.version, &ops)?;
     if reset_interfaces && !ops.iter().any(|o| o.root() == "driver") {
         return Err(ApiError::bad_request(
             "The reset_interfaces parameter can be set only when the node's driver is updated.",
         ));
     }
-    let node = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let node = node(&st, &ctx, &id).await?;
     let only_remove_instance_uuid =
-        ops.len() == 1 && ops[0].op == patch::Op::Remove && ops[0].path == "/instance_uuid";
+        ops.len() == 1 && ops[0].op == super::patch::Op::Remove && ops[0].path == "/instance_uuid";
     if !(node.maintenance && only_remove_instance_uuid) {
         if node.target_provision_state.is_some() && !node.provision_state.update_allowed() {
             return Err(ApiError::conflict(format!(
@@ -621,19 +440,14 @@ async fn update(
             serde_json::to_value(node.chassis_uuid).unwrap_or(Value::Null),
         );
     }
-    let before = doc.clone();
-    patch::apply(&mut doc, &ops)?;
     let mut updated = node.clone();
-    for field in PATCH_ALLOWED {
-        let new = doc.get(*field).unwrap_or(&Value::Null);
-        if before.get(*field).unwrap_or(&Value::Null) != new {
-            if *field == "driver" && new.is_null() {
-                return Err(ApiError::bad_request(
-                    "'/driver' is a mandatory attribute and can not be removed",
-                ));
-            }
-            set_field(&st, &mut updated, field, new).await?;
+    for (field, new) in resource::patch_changes(&SCHEMA, doc, &ops)? {
+        if field == "driver" && new.is_null() {
+            return Err(ApiError::bad_request(
+                "'/driver' is a mandatory attribute and can not be removed",
+            ));
         }
+        set_field(&st, &mut updated, field, &new).await?;
     }
     if updated.protected && node.provision_state != ProvisionState::Active && !node.protected {
         return Err(ApiError::bad_request(
@@ -666,14 +480,10 @@ async fn update(
         .conductor()
         .update_node(updated, reset_interfaces)
         .await?;
-    let rctx = ctx.render(&st);
-    let mut buf = Vec::with_capacity(3000);
-    write_node(&mut buf, &rctx, &saved, None);
-    let _ = node_value;
-    Ok(ok(buf))
+    Ok(ok(resource::body(&ctx.render(&st), &saved, None)))
 }
 
-async fn delete(
+async fn remove(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,

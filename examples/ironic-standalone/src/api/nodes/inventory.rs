@@ -1,0 +1,198 @@
+//! What the node is made of: BIOS settings (1.40), firmware components (1.86),
+//! the inspection inventory (1.81), child nodes (1.83).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use ironic_core::store::NodeFilter;
+use serde_json::{Value, json};
+
+use super::ident;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::json::ObjWriter;
+use crate::api::query::{ListArgs, Params};
+use crate::api::resource::links;
+use crate::api::routes::{Body, Route, get};
+use crate::api::version::feature as f;
+use crate::api::{ApiState, ReqCtx, ok, ok_value};
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/nodes/{node}/bios", bios)
+            .doc("BIOS settings")
+            .since(f::BIOS)
+            .returns(Body::Object("{bios: [..]}")),
+        get("/v1/nodes/{node}/bios/{setting}", bios_setting)
+            .doc("One BIOS setting")
+            .since(f::BIOS)
+            .returns(Body::Object("{<name>: setting}")),
+        get("/v1/nodes/{node}/inventory", inventory)
+            .doc("The inventory found by inspection")
+            .since(f::INVENTORY)
+            .returns(Body::Object("{inventory, plugin_data}")),
+        get("/v1/nodes/{node}/children", children)
+            .doc("Child nodes")
+            .since(f::PARENT_NODES)
+            .returns(Body::Object("{children: [uuid..]}")),
+        get("/v1/nodes/{node}/firmware", firmware)
+            .doc("Firmware components")
+            .since(f::FIRMWARE)
+            .returns(Body::Object("{firmware: [..]}")),
+    ]
+}
+
+fn bios_value(
+    ctx: &ReqCtx,
+    node: &str,
+    s: &ironic_core::driver::BiosSetting,
+    detail: bool,
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut w = ObjWriter::new(&mut buf);
+    w.str("name", &s.name);
+    w.opt_str("value", s.value.as_deref());
+    w.raw(
+        "links",
+        &links(&ctx.base, "nodes", &format!("{node}/bios/{}", s.name)),
+    );
+    if detail && ctx.version.at_least(f::BIOS_REGISTRY) {
+        w.raw("attribute_type", b"null");
+        w.field("allowable_values", &s.allowable_values);
+        for k in ["lower_bound", "max_length", "min_length"] {
+            w.raw(k, b"null");
+        }
+        w.field("read_only", &s.read_only);
+        w.field("reset_required", &s.reset_required);
+        w.raw("unique", b"null");
+        w.raw("upper_bound", b"null");
+    }
+    w.end();
+    buf
+}
+
+async fn bios(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let detail = match p.bool("detail")? {
+        Some(d) => {
+            ctx.require(f::BIOS_REGISTRY)?;
+            d
+        }
+        None => false,
+    };
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let settings = st.conductor().store().get_bios_settings(n.uuid).await?;
+    let mut buf = b"{\"bios\":[".to_vec();
+    for (i, s) in settings.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, detail));
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(ok(buf))
+}
+
+async fn bios_setting(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let settings = st.conductor().store().get_bios_settings(n.uuid).await?;
+    let s = settings.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Node {} doesn't have a BIOS setting '{name}'",
+            n.uuid
+        ))
+    })?;
+    let mut buf = b"{".to_vec();
+    crate::api::json::write_str(&mut buf, &name);
+    buf.push(b':');
+    buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, true));
+    buf.push(b'}');
+    Ok(ok(buf))
+}
+
+async fn inventory(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let inv = st.conductor().store().get_inventory(n.uuid).await?;
+    match inv {
+        None => Err(ApiError::not_found(format!(
+            "Node inventory for node {} could not be found.",
+            n.uuid
+        ))),
+        Some(Value::Object(mut m)) => {
+            // Stored as {"inventory": ..., "plugin_data": ...} or as the bare inventory.
+            let doc = if m.contains_key("inventory") {
+                let inventory = m.remove("inventory").unwrap_or(Value::Null);
+                let plugin = m.remove("plugin_data").unwrap_or_else(|| json!({}));
+                json!({"inventory": inventory, "plugin_data": plugin})
+            } else {
+                json!({"inventory": Value::Object(m), "plugin_data": {}})
+            };
+            ok_value(&doc)
+        }
+        Some(other) => ok_value(&json!({"inventory": other, "plugin_data": {}})),
+    }
+}
+
+async fn children(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let p = Params::parse(q.as_deref());
+    let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
+    let filter = NodeFilter {
+        parent_node: Some(n.uuid),
+        ..NodeFilter::default()
+    };
+    let nodes = st
+        .conductor()
+        .list_nodes(&ironic_core::store::NodeQuery {
+            filter,
+            page: ironic_core::store::Page {
+                limit: Some(args.limit),
+                marker: args.marker,
+                ..Default::default()
+            },
+        })
+        .await?;
+    let ids: Vec<String> = nodes.iter().map(|c| c.uuid.to_string()).collect();
+    ok_value(&json!({ "children": ids }))
+}
+
+async fn firmware(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
+    let comps = st
+        .conductor()
+        .store()
+        .get_firmware_components(n.uuid)
+        .await?;
+    let items: Vec<Value> = comps
+        .iter()
+        .map(|c| {
+            json!({
+                "component": c.component,
+                "initial_version": c.initial_version,
+                "current_version": c.current_version,
+                "last_version_flashed": c.last_version_flashed,
+            })
+        })
+        .collect();
+    ok_value(&json!({ "firmware": items }))
+}
