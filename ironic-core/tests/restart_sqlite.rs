@@ -184,11 +184,9 @@ async fn child(dir: &Path) -> ! {
         }
         history.push((n.uuid, events));
         let settings = vec![BiosSetting {
-            name: "ProcVirtualization".into(),
-            value: Some("Enabled".into()),
-            allowable_values: None,
             read_only: Some(false),
-            reset_required: None,
+            upper_bound: Some(64),
+            ..BiosSetting::new("ProcVirtualization", Some("Enabled".into()))
         }];
         store
             .set_bios_settings(n.uuid, &settings)
@@ -196,10 +194,9 @@ async fn child(dir: &Path) -> ! {
             .expect("set_bios_settings");
         bios.push((n.uuid, settings));
         let comps = vec![FirmwareComponent {
-            component: "bmc".into(),
             initial_version: Some("1.0".into()),
-            current_version: Some(format!("1.{i}")),
-            last_version_flashed: None,
+            serial_number: Some(format!("SN{i}")),
+            ..FirmwareComponent::new("bmc", Some(format!("1.{i}")))
         }];
         store
             .set_firmware_components(n.uuid, &comps)

@@ -37,15 +37,6 @@ impl RedfishBios {
     }
 }
 
-/// A BIOS attribute value as Ironic shows it (a string).
-pub(crate) fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 /// The JSON value to send for `text`, typed like the current value (BMCs reject
 /// `"10"` for an integer attribute).
 pub(crate) fn typed_value(current: Option<&Value>, text: Option<&str>) -> Value {
@@ -57,8 +48,9 @@ pub(crate) fn typed_value(current: Option<&Value>, text: Option<&str>) -> Value 
             .or_else(|_| text.parse::<f64>().map(Value::from))
             .unwrap_or_else(|_| Value::String(text.to_owned())),
         Some(Value::Bool(_)) => match text.to_ascii_lowercase().as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
+            // "1"/"0" is how Ironic shows a cached boolean
+            "true" | "1" => Value::Bool(true),
+            "false" | "0" => Value::Bool(false),
             _ => Value::String(text.to_owned()),
         },
         _ => Value::String(text.to_owned()),
@@ -67,9 +59,9 @@ pub(crate) fn typed_value(current: Option<&Value>, text: Option<&str>) -> Value 
 
 /// Whether `attrs` show every requested setting.
 fn applied(attrs: &Map<String, Value>, wanted: &Map<String, Value>) -> bool {
-    wanted
-        .iter()
-        .all(|(k, v)| attrs.get(k).map(value_text) == Some(value_text(v)))
+    wanted.iter().all(|(k, v)| {
+        attrs.get(k).map(BiosSetting::value_from_json) == Some(BiosSetting::value_from_json(v))
+    })
 }
 
 fn settings_arg(step: &Step) -> std::result::Result<Vec<BiosSetting>, DriverError> {
@@ -159,15 +151,26 @@ impl RedfishBios {
             .attributes
             .iter()
             .map(|(name, v)| {
-                let reg = registry.iter().find(|a| a.name.as_deref() == Some(name));
+                let value = BiosSetting::value_from_json(v);
+                let Some(reg) = registry.iter().find(|a| a.name.as_deref() == Some(name)) else {
+                    return BiosSetting::new(name.clone(), value);
+                };
                 BiosSetting {
-                    name: name.clone(),
-                    value: value_text(v),
-                    allowable_values: reg
-                        .filter(|a| !a.values.is_empty())
-                        .map(|a| a.values.iter().filter_map(|v| v.name.clone()).collect()),
-                    read_only: reg.and_then(|a| a.read_only),
-                    reset_required: reg.and_then(|a| a.reset_required),
+                    attribute_type: reg.kind.clone(),
+                    allowable_values: (!reg.values.is_empty()).then(|| {
+                        reg.values
+                            .iter()
+                            .filter_map(|v| v.name.clone().or_else(|| v.display_name.clone()))
+                            .collect()
+                    }),
+                    lower_bound: reg.lower_bound,
+                    upper_bound: reg.upper_bound,
+                    min_length: reg.min_length,
+                    max_length: reg.max_length,
+                    read_only: reg.read_only,
+                    reset_required: reg.reset_required,
+                    unique: reg.unique,
+                    ..BiosSetting::new(name.clone(), value)
                 }
             })
             .collect())

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::client::RedfishClient;
 use crate::error::{RedfishError, Result};
-use crate::models::{ComputerSystem, Manager, UpdateService};
+use crate::models::{Chassis, ComputerSystem, Manager, NetworkAdapter, UpdateService};
 use crate::{RedfishConfig, Shared, config};
 
 /// Firmware updates over Redfish (`firmware_interface = "redfish"`).
@@ -46,13 +46,47 @@ fn updates_arg(step: &Step) -> std::result::Result<Vec<FirmwareUpdate>, DriverEr
 }
 
 impl RedfishFirmware {
-    async fn versions(&self, task: &Task) -> Result<Vec<(String, Option<String>)>> {
+    /// The components Ironic's `RedfishFirmware.cache_firmware_components`
+    /// reports: `bios` (the system's `BiosVersion`), `bmc` (the manager's
+    /// `FirmwareVersion` and `Model`), and `nic:<serial number or id>` for every
+    /// network adapter controller of the system's chassis that reports a
+    /// `FirmwarePackageVersion`, with the adapter's vendor, model and serial
+    /// number (API 1.114). A part the BMC does not serve is logged and skipped;
+    /// no component at all is `Unsupported`.
+    async fn components(&self, task: &Task) -> Result<Vec<FirmwareComponent>> {
         let (client, path) = self.shared.connect(task).await?;
         let system: ComputerSystem = client.get(&path).await?;
-        let mut out = vec![("bios".to_owned(), system.bios_version.clone())];
-        if let Some(m) = system.managers().first() {
-            let mgr: Manager = client.get(&m.odata_id).await?;
-            out.push(("bmc".to_owned(), mgr.firmware_version));
+        let mut out = Vec::new();
+        match system.bios_version.clone().filter(|v| !v.trim().is_empty()) {
+            Some(v) => out.push(FirmwareComponent::new("bios", Some(v))),
+            None => {
+                tracing::debug!(bmc = %client.address, system = %path, "no BiosVersion")
+            }
+        }
+        match system.managers().first() {
+            Some(m) => match client.get::<Manager>(&m.odata_id).await {
+                Ok(mgr) => match mgr.firmware_version.filter(|v| !v.trim().is_empty()) {
+                    Some(v) => out.push(FirmwareComponent {
+                        model: mgr.model,
+                        ..FirmwareComponent::new("bmc", Some(v))
+                    }),
+                    None => {
+                        tracing::debug!(bmc = %client.address, manager = %m.odata_id, "no FirmwareVersion")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(bmc = %client.address, manager = %m.odata_id, error = %e, "could not read the manager for the BMC firmware version")
+                }
+            },
+            None => {
+                tracing::warn!(bmc = %client.address, system = %path, "the system links no manager; no BMC firmware version")
+            }
+        }
+        out.extend(nic_components(&client, &system).await);
+        if out.is_empty() {
+            return Err(RedfishError::Unsupported(format!(
+                "Cannot retrieve firmware for the system {path}: no supported components"
+            )));
         }
         Ok(out)
     }
@@ -149,6 +183,64 @@ impl RedfishFirmware {
     }
 }
 
+/// NIC firmware from the network adapters of the system's first chassis.
+async fn nic_components(client: &RedfishClient, system: &ComputerSystem) -> Vec<FirmwareComponent> {
+    let mut out = Vec::new();
+    let Some(c) = system.chassis().first() else {
+        return out;
+    };
+    let chassis: Chassis = match client.get(&c.odata_id).await {
+        Ok(ch) => ch,
+        Err(e) => {
+            tracing::debug!(bmc = %client.address, chassis = %c.odata_id, error = %e, "no chassis for NIC firmware");
+            return out;
+        }
+    };
+    let Some(link) = chassis.network_adapters else {
+        return out;
+    };
+    // HPE answers 400 here while the host OS is not up: log and go on, as Ironic does.
+    let adapters: Vec<NetworkAdapter> = match client.members(&link.odata_id).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(bmc = %client.address, collection = %link.odata_id, error = %e, "unable to read the network adapters for their firmware");
+            return out;
+        }
+    };
+    for a in adapters {
+        let ident = a
+            .serial_number
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or(a.id.clone())
+            .or(a.odata_id.clone())
+            .unwrap_or_default();
+        for ctl in &a.controllers {
+            let Some(v) = ctl
+                .firmware_package_version
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+            else {
+                continue;
+            };
+            let component = format!("nic:{ident}");
+            if out
+                .iter()
+                .any(|c: &FirmwareComponent| c.component == component)
+            {
+                continue;
+            }
+            out.push(FirmwareComponent {
+                vendor: a.manufacturer.clone(),
+                model: a.model.clone(),
+                serial_number: a.serial_number.clone(),
+                ..FirmwareComponent::new(component, Some(v))
+            });
+        }
+    }
+    out
+}
+
 #[async_trait]
 impl BaseInterface for RedfishFirmware {
     fn properties(&self) -> Vec<PropertyDoc> {
@@ -205,16 +297,6 @@ impl FirmwareInterface for RedfishFirmware {
         &self,
         task: &mut Task,
     ) -> Result<Vec<FirmwareComponent>, DriverError> {
-        Ok(self
-            .versions(task)
-            .await?
-            .into_iter()
-            .map(|(component, v)| FirmwareComponent {
-                component,
-                initial_version: v.clone(),
-                current_version: v,
-                last_version_flashed: None,
-            })
-            .collect())
+        Ok(self.components(task).await?)
     }
 }

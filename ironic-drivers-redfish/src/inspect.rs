@@ -68,14 +68,56 @@ pub(crate) fn cpu_arch(p: &Processor) -> Option<&'static str> {
     })
 }
 
+/// Where a disk was seen (Ironic sizes `local_gb` from each kind differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DiskSource {
+    /// A `Storage` drive.
+    #[default]
+    Drive,
+    /// A `Storage` volume.
+    Volume,
+    /// A `SimpleStorage` device; `true` when its `Status.State` is `Enabled`.
+    Simple(bool),
+}
+
 /// One disk seen by inspection.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Disk {
     pub name: String,
     pub size: u64,
     pub model: Option<String>,
     pub serial: Option<String>,
     pub rotational: Option<bool>,
+    pub source: DiskSource,
+}
+
+/// Ironic's `_detect_local_gb`: in each of SimpleStorage (enabled devices),
+/// Storage volumes and, when no volume qualifies, Storage drives, the smallest
+/// size of at least 4 GiB; the smaller of the SimpleStorage and Storage sizes
+/// when both exist; in GiB less one (for partitioning), and 0 for a disk-less
+/// system.
+pub(crate) fn local_gb(disks: &[Disk]) -> u64 {
+    let smallest = |want: &dyn Fn(DiskSource) -> bool| {
+        disks
+            .iter()
+            .filter(|d| want(d.source))
+            .map(|d| d.size)
+            .filter(|s| *s >= 4 * GIB)
+            .min()
+            .unwrap_or(0)
+    };
+    let simple = smallest(&|s| s == DiskSource::Simple(true));
+    let mut storage = smallest(&|s| s == DiskSource::Volume);
+    if storage == 0 {
+        storage = smallest(&|s| s == DiskSource::Drive);
+    }
+    let size = if simple > 0 && storage > 0 {
+        simple.min(storage)
+    } else {
+        simple.max(storage)
+    };
+    // int(size / Gi - 1), never below 0
+    (size / GIB).saturating_sub(1)
 }
 
 /// What was read from the BMC, before it becomes [`InspectionData`].
@@ -124,16 +166,11 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
     if let Some(m) = memory_mb {
         props.insert("memory_mb".into(), json!(m));
     }
-    // Ironic: the largest disk of at least 4 GiB, less one GiB for partitioning.
-    let largest = f
-        .disks
-        .iter()
-        .map(|d| d.size)
-        .filter(|s| *s >= 4 * GIB)
-        .max();
-    if let Some(size) = largest {
-        props.insert("local_gb".into(), json!(size / GIB - 1));
+    let local = local_gb(&f.disks);
+    if local == 0 {
+        tracing::warn!(system = ?f.system.odata_id, "no disk of at least 4 GiB found; assuming a disk-less node (local_gb 0)");
     }
+    props.insert("local_gb".into(), json!(local));
     let boot_mode = f
         .system
         .boot
@@ -149,14 +186,8 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
     }
     let mut ports: Vec<DiscoveredPort> = Vec::new();
     let mut interfaces = Vec::new();
+    // Every NIC with a valid MAC becomes a port, whatever its state, as in Ironic.
     for nic in &f.nics {
-        if nic
-            .status
-            .as_ref()
-            .is_some_and(|s| s.is_absent() || s.state.as_deref() == Some("Disabled"))
-        {
-            continue;
-        }
         let raw = nic_mac(nic);
         let Some(mac) = raw.and_then(|m| m.trim().parse::<MacAddress>().ok()) else {
             tracing::warn!(nic = ?nic.odata_id, mac = ?raw, "NIC without a usable MAC address skipped");
@@ -247,6 +278,7 @@ pub(crate) fn drive_disk(d: &Drive, link: &str) -> Option<Disk> {
             .media_type
             .as_deref()
             .map(|m| m.eq_ignore_ascii_case("HDD")),
+        source: DiskSource::Drive,
     })
 }
 
@@ -280,8 +312,8 @@ pub(crate) async fn read_facts(client: &RedfishClient, path: &str) -> Result<Fac
                     name: v.name.or(v.id).unwrap_or_default(),
                     size,
                     model: v.raid_type.or(v.volume_type),
-                    serial: None,
-                    rotational: None,
+                    source: DiskSource::Volume,
+                    ..Disk::default()
                 });
             }
         }
@@ -297,12 +329,17 @@ pub(crate) async fn read_facts(client: &RedfishClient, path: &str) -> Result<Fac
             if let Some(size) = d.capacity_bytes
                 && !d.status.as_ref().is_some_and(|s| s.is_absent())
             {
+                let enabled = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.state.as_deref())
+                    .is_some_and(|s| s.eq_ignore_ascii_case("Enabled"));
                 disks.push(Disk {
                     name: d.name.clone().unwrap_or_default(),
                     size,
                     model: d.model.clone(),
-                    serial: None,
-                    rotational: None,
+                    source: DiskSource::Simple(enabled),
+                    ..Disk::default()
                 });
             }
         }
@@ -342,5 +379,45 @@ impl InspectInterface for RedfishInspect {
         let props = Value::Object(data.properties.clone());
         tracing::info!(node = %task.node.uuid, properties = %props, ports = data.ports.len(), "Redfish inspection finished");
         Ok(InspectOutcome::Done(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(size_gib: u64, source: DiskSource) -> Disk {
+        Disk {
+            size: size_gib * GIB,
+            source,
+            ..Disk::default()
+        }
+    }
+
+    #[test]
+    fn local_gb_follows_ironics_rule() {
+        use DiskSource::*;
+        assert_eq!(local_gb(&[]), 0, "disk-less");
+        assert_eq!(local_gb(&[disk(2, Drive)]), 0, "too small to count");
+        // the smallest drive of at least 4 GiB, less one GiB; never a sum
+        assert_eq!(
+            local_gb(&[disk(960, Drive), disk(480, Drive), disk(1, Drive)]),
+            479
+        );
+        // volumes win over drives
+        assert_eq!(local_gb(&[disk(100, Drive), disk(1800, Volume)]), 1799);
+        // volumes too small: drives again
+        assert_eq!(local_gb(&[disk(100, Drive), disk(2, Volume)]), 99);
+        // SimpleStorage and Storage: the smaller of both
+        assert_eq!(local_gb(&[disk(300, Simple(true)), disk(200, Drive)]), 199);
+        assert_eq!(local_gb(&[disk(300, Simple(true))]), 299);
+        // a SimpleStorage device that is not Enabled does not count
+        assert_eq!(local_gb(&[disk(300, Simple(false))]), 0);
+        // fractions truncate as int() does
+        let d = Disk {
+            size: 4 * GIB + GIB / 2,
+            ..Disk::default()
+        };
+        assert_eq!(local_gb(&[d]), 3);
     }
 }

@@ -377,8 +377,33 @@ impl ManagementInterface for RedfishManagement {
         let link = system.secure_boot.ok_or_else(|| {
             RedfishError::Unsupported(format!("The system {path} has no SecureBoot resource"))
         })?;
-        let sb: SecureBoot = client.get(&link.odata_id).await?;
-        Ok(sb.enable.unwrap_or(false))
+        let sb: SecureBoot = match client.get(&link.odata_id).await {
+            Ok(sb) => sb,
+            // A linked resource the BMC does not serve, or one it refuses
+            // without a licence (Supermicro's OemLicenseNotPassed): secure boot
+            // is unknown, which must not drop the boot mode read with it.
+            Err(e) if matches!(e.status(), Some(404 | 403 | 501)) => {
+                tracing::warn!(bmc = %client.address, system = %path, resource = %link.odata_id, error = %e, "the SecureBoot resource is linked but cannot be read; secure boot state unknown");
+                return Err(RedfishError::Unsupported(format!(
+                    "The SecureBoot resource {} of the system {path} cannot be read: {e}",
+                    link.odata_id
+                ))
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match sb.enable.or_else(|| {
+            sb.current_boot
+                .as_deref()
+                .map(|c| c.eq_ignore_ascii_case("Enabled"))
+        }) {
+            Some(on) => Ok(on),
+            None => Err(RedfishError::Unsupported(format!(
+                "The SecureBoot resource {} of the system {path} reports neither SecureBootEnable nor SecureBootCurrentBoot",
+                link.odata_id
+            ))
+            .into()),
+        }
     }
 
     async fn set_secure_boot_state(&self, task: &Task, on: bool) -> Result<(), DriverError> {
@@ -400,9 +425,11 @@ impl ManagementInterface for RedfishManagement {
 
     async fn get_node_health(&self, task: &Task) -> Result<Option<String>, DriverError> {
         let (_, _, system) = self.system(task).await?;
+        // Ironic reads Status.Health; a BMC that reports only the rollup (the
+        // health of the system and its parts) still says something useful.
         Ok(system
             .status
-            .and_then(|s| s.health)
+            .and_then(|s| s.health.or(s.health_rollup))
             .map(|h| h.as_str().to_owned()))
     }
 
@@ -521,9 +548,19 @@ impl ManagementInterface for RedfishManagement {
         Ok(())
     }
 
+    /// Ironic's order: the service root's `Vendor` (Redfish 1.5+), else the
+    /// system's `Manufacturer`.
     async fn detect_vendor(&self, task: &Task) -> Result<Option<String>, DriverError> {
-        let (_, _, system) = self.system(task).await?;
-        Ok(system.manufacturer)
+        let (client, _, system) = self.system(task).await?;
+        let root_vendor = match client.root().await {
+            Ok(r) => r.vendor,
+            Err(e) => {
+                tracing::warn!(bmc = %client.address, error = %e, "could not read the service root for its Vendor");
+                None
+            }
+        };
+        let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(nonempty(root_vendor).or_else(|| nonempty(system.manufacturer)))
     }
 }
 

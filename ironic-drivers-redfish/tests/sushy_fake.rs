@@ -235,8 +235,10 @@ async fn inspection_finds_nics_disks_and_boot_mode() {
     let macs: Vec<String> = data.ports.iter().map(|p| p.address.to_string()).collect();
     assert_eq!(macs, vec!["52:54:00:12:34:56", "52:54:00:12:34:57"]);
     assert_eq!(data.boot_mode.as_deref(), Some("uefi"));
-    // The largest drive is 899527000000 bytes = 837 GiB; Ironic keeps one GiB back.
-    assert_eq!(data.properties["local_gb"], json!(836));
+    // Ironic's rule (redfish inspect `_detect_local_gb`): the smallest drive of at
+    // least 4 GiB, 12345670000 bytes = 11.5 GiB, less one GiB, truncated; never
+    // the sum of both drives (849 GiB).
+    assert_eq!(data.properties["local_gb"], json!(10));
     let inv = data.inventory.unwrap();
     assert_eq!(inv["disks"].as_array().unwrap().len(), 2, "{inv}");
 }

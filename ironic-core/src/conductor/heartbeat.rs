@@ -458,6 +458,11 @@ impl Job {
         if let Some(inv) = data.inventory {
             self.c.store().set_inventory(uuid, &inv).await?;
         }
+        // Ironic caches firmware components after inspection, while the node is
+        // powered on (some BMCs report NIC firmware only then).
+        if self.node().provision_state != crate::states::ProvisionState::Enroll {
+            self.cache_firmware_components().await;
+        }
         self.save().await
     }
 }

@@ -26,6 +26,7 @@
 //! ```
 
 mod allocations;
+mod cache;
 mod heartbeat;
 mod job;
 mod media;
@@ -118,6 +119,10 @@ pub struct ConductorConfig {
     /// Refuse agent heartbeats whose `callback_url` is not `https://` (false here;
     /// Ironic's `[agent]require_tls` defaults to true).
     pub require_agent_tls: bool,
+    /// Read the node's health from its management interface during the power-state
+    /// sync and record it in `node.health` (API 1.109), with changes in the node's
+    /// history (true, Ironic's `[conductor]enable_health_monitoring`).
+    pub enable_health_monitoring: bool,
 }
 
 impl Default for ConductorConfig {
@@ -153,6 +158,7 @@ impl Default for ConductorConfig {
             retryable_error_attempts: 3,
             retryable_error_backoff: min(1),
             require_agent_tls: false,
+            enable_health_monitoring: true,
         }
     }
 }

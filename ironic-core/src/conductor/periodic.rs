@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use super::cache::{Observed, Want};
 use super::job::{event_type, wipe_token};
 use super::{Conductor, NodeEvent};
 use crate::error::Result;
@@ -226,7 +227,15 @@ impl Conductor {
         match d.power.get_power_state(&task).await {
             Ok(actual) => {
                 self.power_failures().remove(&uuid);
-                if task.node.power_state == Some(actual) {
+                // Ironic caches the vendor (until known), boot mode, secure boot and
+                // health on every sync, before comparing power states.
+                let want = Want {
+                    vendor: true,
+                    boot_mode: true,
+                    health: true,
+                };
+                let observed = Observed::read(self, &task, &d, want).await;
+                if task.node.power_state == Some(actual) && !observed.changes(&task.node) {
                     return;
                 }
                 let Ok(mut job) = self.job(&uuid.into(), false).await else {
@@ -237,27 +246,35 @@ impl Conductor {
                     job.finish().await;
                     return;
                 }
-                let recorded = n.power_state;
-                let force = self.config().force_power_state_during_sync
-                    && d.power.supports_power_sync(&job.task)
-                    && matches!(recorded, Some(PowerState::On) | Some(PowerState::Off));
-                if force {
-                    let want = match recorded {
-                        Some(PowerState::On) => crate::states::PowerAction::PowerOn,
-                        _ => crate::states::PowerAction::PowerOff,
-                    };
-                    tracing::warn!(node = %uuid, recorded = ?recorded.map(|p| p.as_str()), actual = %actual, "power state mismatch; forcing the recorded state onto the hardware");
-                    let timeout = Some(self.config().power_state_change_timeout);
-                    if let Err(e) = job.task.node_power_action(want, timeout).await {
-                        tracing::error!(node = %uuid, error = %e, "could not force the power state; recording the actual one");
+                let health_change = observed.apply(job.node_mut());
+                let recorded = job.node().power_state;
+                if recorded != Some(actual) {
+                    let force = self.config().force_power_state_during_sync
+                        && d.power.supports_power_sync(&job.task)
+                        && matches!(recorded, Some(PowerState::On) | Some(PowerState::Off));
+                    if force {
+                        let want = match recorded {
+                            Some(PowerState::On) => crate::states::PowerAction::PowerOn,
+                            _ => crate::states::PowerAction::PowerOff,
+                        };
+                        tracing::warn!(node = %uuid, recorded = ?recorded.map(|p| p.as_str()), actual = %actual, "power state mismatch; forcing the recorded state onto the hardware");
+                        let timeout = Some(self.config().power_state_change_timeout);
+                        if let Err(e) = job.task.node_power_action(want, timeout).await {
+                            tracing::error!(node = %uuid, error = %e, "could not force the power state; recording the actual one");
+                            job.node_mut().power_state = Some(actual);
+                        }
+                    } else {
+                        tracing::info!(node = %uuid, recorded = ?recorded.map(|p| p.as_str()), actual = %actual, "recording the power state the BMC reports");
                         job.node_mut().power_state = Some(actual);
                     }
-                } else {
-                    tracing::info!(node = %uuid, recorded = ?recorded.map(|p| p.as_str()), actual = %actual, "recording the power state the BMC reports");
-                    job.node_mut().power_state = Some(actual);
                 }
                 job.save_or_log().await;
+                let node = job.node().clone();
                 job.finish().await;
+                if let Some((msg, severity)) = health_change {
+                    self.record_history(&node, "monitoring", severity, &msg)
+                        .await;
+                }
             }
             Err(e) => {
                 let count = {

@@ -485,6 +485,7 @@ async fn start_clean(mut job: Job) -> Job {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let d = try_or_fail!(job, job.task.driver().cloned(), "{e}");
+    job.update_cache().await;
     let outcome = if disable_ramdisk {
         StepOutcome::Done
     } else {
@@ -515,6 +516,7 @@ async fn start_service(mut job: Job) -> Job {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let d = try_or_fail!(job, job.task.driver().cloned(), "{e}");
+    job.update_cache().await;
     let outcome = if disable_ramdisk {
         StepOutcome::Done
     } else {

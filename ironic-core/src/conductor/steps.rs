@@ -469,6 +469,12 @@ impl Job {
                     .base(step.interface)
                     .execute_step(&mut self.task, kind, step)
                     .await?;
+                // Ironic's BIOS steps carry @cache_bios_settings.
+                if step.interface == InterfaceType::Bios
+                    && matches!(step.step.as_str(), "apply_configuration" | "factory_reset")
+                {
+                    self.cache_bios_settings().await;
+                }
                 Ok(Some(out))
             }
         }
@@ -527,6 +533,10 @@ impl Job {
         self.clear_steps(kind);
         wipe_token(self.node_mut());
         self.node_mut().last_error = None;
+        // Ironic's node_update_cache when verification, cleaning or servicing ends.
+        if matches!(kind, StepKind::Verify | StepKind::Clean | StepKind::Service) {
+            self.update_cache().await;
+        }
         let event = match (kind, self.node().target_provision_state) {
             (StepKind::Clean, Some(S::Manageable)) => Event::Manage,
             _ => Event::Done,

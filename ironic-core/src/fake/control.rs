@@ -53,6 +53,8 @@ pub struct FakeNodeState {
     pub pending_command: Option<String>,
     /// Whether the console is running.
     pub console: bool,
+    /// Health the fake BMC reports (`None`: `OK`).
+    pub health: Option<String>,
 }
 
 #[derive(Debug)]
@@ -190,6 +192,12 @@ impl FakeControl {
     /// power button.
     pub fn set_power(&self, node: NodeId, state: PowerState) {
         self.lock().nodes.entry(node).or_default().power = Some(state);
+    }
+
+    /// Change the health the fake BMC reports (`OK`, `Warning`, `Critical`, or
+    /// anything else to see how the conductor treats a value it does not know).
+    pub fn set_health(&self, node: NodeId, health: &str) {
+        self.lock().nodes.entry(node).or_default().health = Some(health.to_owned());
     }
 
     pub(crate) fn with_node<R>(&self, node: NodeId, f: impl FnOnce(&mut FakeNodeState) -> R) -> R {

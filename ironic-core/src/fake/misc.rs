@@ -351,11 +351,9 @@ impl BiosInterface for FakeBios {
         Ok(node
             .iter()
             .map(|(k, v)| BiosSetting {
-                name: k.clone(),
-                value: Some(v.clone()),
-                allowable_values: None,
                 read_only: Some(false),
                 reset_required: Some(true),
+                ..BiosSetting::new(k.clone(), Some(v.clone()))
             })
             .collect())
     }
@@ -461,12 +459,7 @@ impl FirmwareInterface for FakeFirmware {
                     .and_then(Value::as_str)
                     .unwrap_or("1.0.0")
                     .to_owned();
-                FirmwareComponent {
-                    component: c.to_owned(),
-                    initial_version: Some("1.0.0".to_owned()),
-                    current_version: Some(cur),
-                    last_version_flashed: None,
-                }
+                FirmwareComponent::new(c, Some(cur))
             })
             .collect())
     }

@@ -202,9 +202,14 @@ impl ManagementInterface for FakeManagement {
         self.control.enter(M, "management.inject_nmi").await
     }
 
-    async fn get_node_health(&self, _task: &Task) -> Result<Option<String>, DriverError> {
+    async fn get_node_health(&self, task: &Task) -> Result<Option<String>, DriverError> {
         self.control.enter(M, "management.get_node_health").await?;
-        Ok(Some("OK".to_owned()))
+        Ok(Some(
+            self.control
+                .node(task.node.uuid)
+                .health
+                .unwrap_or_else(|| "OK".to_owned()),
+        ))
     }
 
     async fn get_mac_addresses(&self, task: &Task) -> Result<Vec<String>, DriverError> {

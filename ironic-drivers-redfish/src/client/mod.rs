@@ -7,7 +7,7 @@ mod auth;
 mod task;
 mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +70,122 @@ pub struct RedfishClient {
     auth: Auth,
     config: RedfishConfig,
     systems: Mutex<HashMap<Option<String>, String>>,
+    /// Paths the BMC served, to repair links it sends in another letter case.
+    known: Mutex<HashSet<String>>,
+    /// Links that needed repair (lower-case link → the path that works).
+    aliases: Mutex<HashMap<String, String>>,
+}
+
+/// Link names as the schema spells them; a link whose segments come in another
+/// letter case (iLO sends `/redfish/v1/systems/1/bios`) is retried with these.
+const CANONICAL_SEGMENTS: &[&str] = &[
+    "Systems",
+    "Managers",
+    "Chassis",
+    "Bios",
+    "SecureBoot",
+    "SecureBootDatabases",
+    "EthernetInterfaces",
+    "SimpleStorage",
+    "Storage",
+    "Drives",
+    "Volumes",
+    "Processors",
+    "Memory",
+    "VirtualMedia",
+    "NetworkAdapters",
+    "NetworkInterfaces",
+    "NetworkDeviceFunctions",
+    "Settings",
+    "SD",
+    "SessionService",
+    "Sessions",
+    "UpdateService",
+    "FirmwareInventory",
+    "SoftwareInventory",
+    "Thermal",
+    "Power",
+    "EventService",
+    "Subscriptions",
+    "Registries",
+    "TaskService",
+    "Tasks",
+    "AccountService",
+    "Accounts",
+    "LogServices",
+    "BootOptions",
+];
+
+/// The segment as the schema spells it, or with its first letter upper-cased.
+fn canonical_segment(seg: &str) -> String {
+    if let Some(c) = CANONICAL_SEGMENTS
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(seg))
+    {
+        return (*c).to_owned();
+    }
+    let mut chars = seg.chars();
+    match chars.next() {
+        Some(f) => f.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Paths to try for a link that is not found, in order: the longest known path
+/// that is a case-insensitive prefix of it with the rest as sent, then with the
+/// rest in the schema's spelling, then every segment in the schema's spelling.
+pub(crate) fn case_variants(path: &str, known: &HashSet<String>) -> Vec<String> {
+    let trimmed = path.trim_end_matches('/');
+    let lower = trimmed.to_ascii_lowercase();
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |p: String| {
+        if p != trimmed && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    let prefix = known
+        .iter()
+        .filter(|k| {
+            let kl = k.to_ascii_lowercase();
+            lower == kl || lower.starts_with(&format!("{kl}/"))
+        })
+        .max_by_key(|k| k.len());
+    if let Some(k) = prefix {
+        let rest = &trimmed[k.len()..];
+        push(format!("{k}{rest}"));
+        let fixed: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(canonical_segment)
+            .collect();
+        if fixed.is_empty() {
+            push(k.clone());
+        } else {
+            push(format!("{k}/{}", fixed.join("/")));
+        }
+    }
+    if let Some(rest) = lower.strip_prefix("/redfish/v1") {
+        let orig_rest = &trimmed[trimmed.len() - rest.len()..];
+        let fixed: Vec<String> = orig_rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                CANONICAL_SEGMENTS
+                    .iter()
+                    .find(|c| c.eq_ignore_ascii_case(s))
+                    .map(|c| (*c).to_owned())
+                    .unwrap_or_else(|| s.to_owned())
+            })
+            .collect();
+        push(format!("/redfish/v1/{}", fixed.join("/")));
+        let all: Vec<String> = orig_rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(canonical_segment)
+            .collect();
+        push(format!("/redfish/v1/{}", all.join("/")));
+    }
+    out
 }
 
 impl fmt::Debug for RedfishClient {
@@ -110,6 +226,8 @@ impl RedfishClient {
             auth: Auth::new(info),
             config: config.clone(),
             systems: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashSet::new()),
+            aliases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -269,6 +387,8 @@ impl RedfishClient {
         body: Option<&Value>,
         extra: &HeaderMap,
     ) -> Result<Response> {
+        let path = self.alias(path);
+        let path = path.as_str();
         let url = self.url(path);
         let (header, generation) = self.auth.header(self).await?;
         let resp = self
@@ -309,15 +429,67 @@ impl RedfishClient {
         Ok(self.get_with_etag(path).await?.0)
     }
 
+    /// The path to use for a link: itself, or the spelling that worked when the
+    /// BMC sent it in another letter case.
+    fn alias(&self, path: &str) -> String {
+        let key = path.trim_end_matches('/').to_ascii_lowercase();
+        self.aliases
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&key).cloned())
+            .unwrap_or_else(|| path.to_owned())
+    }
+
+    fn remember(&self, path: &str) {
+        let p = path.trim_end_matches('/');
+        if p.is_empty() || p.contains('?') {
+            return;
+        }
+        if let Ok(mut k) = self.known.lock()
+            && k.len() < 4096
+        {
+            k.insert(p.to_owned());
+        }
+    }
+
+    /// GET with one repair: a 404 on a link the BMC sent in another letter case
+    /// than the resource it names (iLO) is retried with the spellings of
+    /// [`case_variants`]; the first that answers is used from then on.
+    async fn get_response(&self, path: &str) -> Result<Response> {
+        let resp = self
+            .request(Method::GET, path, None, &HeaderMap::new())
+            .await?;
+        if resp.status != 404 {
+            let resp = self.check(&Method::GET, path, resp)?;
+            self.remember(&self.alias(path));
+            return Ok(resp);
+        }
+        let variants = {
+            let known = self.known.lock().map(|k| k.clone()).unwrap_or_default();
+            case_variants(path, &known)
+        };
+        for v in variants.into_iter().take(4) {
+            let r = self
+                .request(Method::GET, &v, None, &HeaderMap::new())
+                .await?;
+            if r.is_success() {
+                tracing::info!(bmc = %self.address, link = path, path = %v, "the BMC links a resource in another letter case; using the path that answers");
+                if let Ok(mut a) = self.aliases.lock() {
+                    a.insert(path.trim_end_matches('/').to_ascii_lowercase(), v.clone());
+                }
+                self.remember(&v);
+                return Ok(r);
+            }
+        }
+        self.check(&Method::GET, path, resp)
+    }
+
     /// GET a resource, parse it, and return its ETag (header or `@odata.etag`).
     pub(crate) async fn get_with_etag<T: DeserializeOwned>(
         &self,
         path: &str,
     ) -> Result<(T, Option<String>)> {
-        let resp = self
-            .request(Method::GET, path, None, &HeaderMap::new())
-            .await?;
-        let resp = self.check(&Method::GET, path, resp)?;
+        let resp = self.get_response(path).await?;
         let value: Value = models::parse(&resp.body).map_err(|detail| RedfishError::Parse {
             url: self.url(path),
             detail,
@@ -559,5 +731,40 @@ impl ClientCache {
         }
         map.insert(key, (info.clone(), client.clone()));
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_in_another_letter_case_are_repaired() {
+        let known: HashSet<String> = [
+            "/redfish/v1",
+            "/redfish/v1/Systems",
+            "/redfish/v1/Systems/1",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        // iLO: the system links its BIOS as /redfish/v1/systems/1/bios
+        let v = case_variants("/redfish/v1/systems/1/bios/", &known);
+        assert_eq!(v[0], "/redfish/v1/Systems/1/bios");
+        assert_eq!(v[1], "/redfish/v1/Systems/1/Bios");
+        assert!(
+            v.iter()
+                .all(|p| p.eq_ignore_ascii_case("/redfish/v1/systems/1/bios"))
+        );
+        let v = case_variants("/redfish/v1/systems/1/bios/settings", &known);
+        assert!(v.contains(&"/redfish/v1/Systems/1/Bios/Settings".to_owned()));
+        // nothing known: the schema's spelling
+        let v = case_variants("/redfish/v1/systems/x/securebOOT", &HashSet::new());
+        assert_eq!(v[0], "/redfish/v1/Systems/x/SecureBoot");
+        // a path already right yields only other spellings, never itself
+        assert!(
+            !case_variants("/redfish/v1/Systems/1", &known)
+                .contains(&"/redfish/v1/Systems/1".to_owned())
+        );
     }
 }

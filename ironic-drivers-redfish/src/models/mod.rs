@@ -81,6 +81,13 @@ pub mod de {
             .map(|f| f as u64))
     }
 
+    /// A signed integer from an integral number or a numeric string.
+    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(to_f64(&Value::deserialize(d)?)
+            .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18)
+            .map(|f| f as i64))
+    }
+
     /// A finite number from a number or a numeric string.
     pub fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(to_f64(&Value::deserialize(d)?).filter(|f| f.is_finite()))
@@ -207,6 +214,9 @@ pub struct Status {
     /// `Health`.
     #[serde(rename = "Health", deserialize_with = "de::lenient")]
     pub health: Option<Health>,
+    /// `HealthRollup`: the health of the resource and what it contains.
+    #[serde(rename = "HealthRollup", deserialize_with = "de::lenient")]
+    pub health_rollup: Option<Health>,
 }
 
 impl Status {

@@ -295,6 +295,9 @@ pub struct Manager {
     /// `FirmwareVersion`.
     #[serde(rename = "FirmwareVersion", deserialize_with = "de::string")]
     pub firmware_version: Option<String>,
+    /// `Model`.
+    #[serde(rename = "Model", deserialize_with = "de::string")]
+    pub model: Option<String>,
     /// `ManagerType`.
     #[serde(rename = "ManagerType", deserialize_with = "de::string")]
     pub manager_type: Option<String>,
@@ -470,6 +473,42 @@ pub struct Chassis {
     /// `Power`.
     #[serde(rename = "Power", deserialize_with = "de::lenient")]
     pub power: Option<Link>,
+    /// `NetworkAdapters`.
+    #[serde(rename = "NetworkAdapters", deserialize_with = "de::lenient")]
+    pub network_adapters: Option<Link>,
+}
+
+/// A `NetworkAdapter` (under a chassis).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct NetworkAdapter {
+    /// `@odata.id`.
+    #[serde(rename = "@odata.id", deserialize_with = "de::string")]
+    pub odata_id: Option<String>,
+    /// `Id`.
+    #[serde(rename = "Id", deserialize_with = "de::string")]
+    pub id: Option<String>,
+    /// `Manufacturer`.
+    #[serde(rename = "Manufacturer", deserialize_with = "de::string")]
+    pub manufacturer: Option<String>,
+    /// `Model`.
+    #[serde(rename = "Model", deserialize_with = "de::string")]
+    pub model: Option<String>,
+    /// `SerialNumber`.
+    #[serde(rename = "SerialNumber", deserialize_with = "de::string")]
+    pub serial_number: Option<String>,
+    /// `Controllers`.
+    #[serde(rename = "Controllers", deserialize_with = "de::list")]
+    pub controllers: Vec<NetworkController>,
+}
+
+/// One entry of `NetworkAdapter.Controllers`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct NetworkController {
+    /// `FirmwarePackageVersion`.
+    #[serde(rename = "FirmwarePackageVersion", deserialize_with = "de::string")]
+    pub firmware_package_version: Option<String>,
 }
 
 /// One reading in `Thermal.Temperatures`.

@@ -208,6 +208,21 @@ pub struct RegistryAttribute {
     /// `Value`: the allowed values of an enumeration.
     #[serde(rename = "Value", deserialize_with = "de::list")]
     pub values: Vec<RegistryValue>,
+    /// `LowerBound` (integers).
+    #[serde(rename = "LowerBound", deserialize_with = "de::int")]
+    pub lower_bound: Option<i64>,
+    /// `UpperBound` (integers).
+    #[serde(rename = "UpperBound", deserialize_with = "de::int")]
+    pub upper_bound: Option<i64>,
+    /// `MinLength` (strings).
+    #[serde(rename = "MinLength", deserialize_with = "de::int")]
+    pub min_length: Option<i64>,
+    /// `MaxLength` (strings).
+    #[serde(rename = "MaxLength", deserialize_with = "de::int")]
+    pub max_length: Option<i64>,
+    /// `IsSystemUniqueProperty`.
+    #[serde(rename = "IsSystemUniqueProperty", deserialize_with = "de::boolean")]
+    pub unique: Option<bool>,
 }
 
 /// One allowed value.
@@ -217,4 +232,7 @@ pub struct RegistryValue {
     /// `ValueName`.
     #[serde(rename = "ValueName", deserialize_with = "de::string")]
     pub name: Option<String>,
+    /// `ValueDisplayName` (the name Ironic falls back to).
+    #[serde(rename = "ValueDisplayName", deserialize_with = "de::string")]
+    pub display_name: Option<String>,
 }

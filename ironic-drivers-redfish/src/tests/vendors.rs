@@ -2,7 +2,7 @@
 //! the schema and fields of the wrong type.
 
 use ironic_core::PowerState;
-use ironic_core::driver::BootDevice;
+use ironic_core::driver::{BiosSetting, BootDevice};
 use serde_json::json;
 
 use crate::inspect::{Disk, Facts, cpu_arch, drive_disk, inspection_data, nic_mac};
@@ -244,9 +244,8 @@ fn lenovo_xcc() {
         disks: vec![Disk {
             name: "M.2".into(),
             size: 480 << 30,
-            model: None,
-            serial: None,
             rotational: Some(false),
+            ..Disk::default()
         }],
         nics: Vec::new(),
     });
@@ -270,11 +269,12 @@ fn lenovo_xcc() {
     );
     assert_eq!(bios.attributes["Power_WorkloadProfile"], json!(null));
     assert_eq!(
-        crate::bios::value_text(&bios.attributes["SystemOobCustom_SecureBoot"]).as_deref(),
-        Some("false")
+        BiosSetting::value_from_json(&bios.attributes["SystemOobCustom_SecureBoot"]).as_deref(),
+        Some("0"),
+        "a JSON false is stored as Ironic stores it"
     );
     assert_eq!(
-        crate::bios::value_text(&bios.attributes["Power_WorkloadProfile"]),
+        BiosSetting::value_from_json(&bios.attributes["Power_WorkloadProfile"]),
         None
     );
 }

@@ -165,6 +165,7 @@ fn rich_node(tag: &str) -> Node {
     n.raid_config.insert("logical_disks".into(), json!([]));
     n.boot_mode = Some("uefi".into());
     n.secure_boot = Some(false);
+    n.health = Some("Warning".into());
     n.automated_clean = Some(true);
     n.interfaces.set(crate::model::InterfaceType::Power, "fake");
     n.interfaces

@@ -786,19 +786,21 @@ pub(super) fn history_event(node: NodeId, event: &str, created_at: Timestamp) ->
 
 pub(super) fn bios(name: &str, value: &str) -> BiosSetting {
     BiosSetting {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
+        attribute_type: Some("Enumeration".into()),
         allowable_values: Some(vec!["Enabled".into(), "Disabled".into()]),
         read_only: Some(false),
         reset_required: Some(true),
+        unique: Some(false),
+        ..BiosSetting::new(name, Some(value.to_owned()))
     }
 }
 
 pub(super) fn firmware(component: &str, version: &str) -> FirmwareComponent {
     FirmwareComponent {
-        component: component.to_owned(),
         initial_version: Some(version.to_owned()),
-        current_version: Some(version.to_owned()),
-        last_version_flashed: None,
+        vendor: Some("Contoso".into()),
+        model: Some("X1".into()),
+        serial_number: Some("SN-1".into()),
+        ..FirmwareComponent::new(component, Some(version.to_owned()))
     }
 }
