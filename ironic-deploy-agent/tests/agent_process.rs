@@ -129,9 +129,8 @@ async fn rig(tls: bool, disk_mib: u64) -> Rig {
     } else {
         Stdio::null()
     });
-    if tls {
-        cmd.arg("--auto-tls");
-    }
+    // TLS is the agent's default (as IPA's); the plain-HTTP rigs turn it off
+    cmd.arg(if tls { "--auto-tls" } else { "--no-auto-tls" });
     let agent = Guard(cmd.spawn().expect("spawn ironic-agent"));
     Rig {
         _agent: agent,
@@ -191,7 +190,7 @@ fn step(name: &str) -> Step {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_raw_and_qcow2_with_config_drive_over_tls() {
-    let mut rig = rig(true, 24).await;
+    let mut rig = rig(true, 96).await;
     let img = make_raw(&rig.dir.path().join("img.raw"), 8, 11);
     // a GPT in the image so the config drive partition can be added after it
     {
@@ -276,8 +275,9 @@ async fn deploy_raw_and_qcow2_with_config_drive_over_tls() {
             .find(|p| p.name == "config-2")
             .expect("config-2 partition")
             .clone();
+        // 64 MiB, as IPA makes it, whatever the ISO's size
         assert!(
-            cd.start + cd.len <= 24 << 20 && cd.start >= 8 << 20,
+            cd.start + cd.len <= 96 << 20 && cd.start >= 8 << 20 && cd.len == 64 << 20,
             "{cd:?}"
         );
         let iso = rig.dir.path().join("cd.iso");
@@ -298,7 +298,10 @@ async fn deploy_raw_and_qcow2_with_config_drive_over_tls() {
     // partition uuids as Ironic reads them
     let client = AgentClient::for_node(&task.node, Duration::from_secs(10)).unwrap();
     let uuids = client.get_partition_uuids().await.unwrap();
-    assert!(uuids["root uuid"].as_str().unwrap().len() == 36, "{uuids}");
+    // a whole-disk image's root uuid is the MBR signature, as IPA's get_disk_identifier
+    let disk = std::fs::read(&rig.disk).unwrap();
+    let sig = u32::from_le_bytes(disk[440..444].try_into().unwrap());
+    assert_eq!(uuids, json!({"root uuid": format!("0x{sig:08x}")}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,4 +498,406 @@ async fn wire_compat_with_ipa_shapes() {
         ipa.error_message()
             .starts_with("Error verifying image checksum: Image failed to verify")
     );
+}
+
+/// Run `name` with `wait=true` and return the finished result.
+async fn run_command(
+    task: &Task,
+    name: &str,
+    params: Value,
+) -> ironic_deploy_agent::protocol::CommandResult {
+    let client = AgentClient::for_node(&task.node, Duration::from_secs(120)).unwrap();
+    client
+        .command(name, params.as_object().unwrap().clone(), true)
+        .await
+        .unwrap()
+}
+
+/// A 16 MiB ext4 filesystem image with `files` (made by mke2fs, not by us).
+fn ext4_image(dir: &std::path::Path, uuid: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let tree = dir.join(format!("tree-{uuid}"));
+    for (p, data) in files {
+        let path = tree.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    std::fs::create_dir_all(&tree).unwrap();
+    let img = dir.join(format!("root-{uuid}.img"));
+    let _ = std::fs::remove_file(&img);
+    Command::new("truncate")
+        .args(["-s", "16M"])
+        .arg(&img)
+        .status()
+        .unwrap();
+    tool(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-U",
+            uuid,
+            "-d",
+            tree.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
+    );
+    img
+}
+
+/// Boot `disk` in QEMU (BIOS or OVMF) and wait until the serial console shows
+/// `marker` (the image's grub.cfg echoes it): the boot loader really boots.
+fn boot_until(disk: &std::path::Path, uefi: bool, marker: &str) -> String {
+    use std::io::Read;
+    let dir = disk.parent().unwrap();
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-nodefaults",
+    ]);
+    if uefi {
+        let vars = dir.join("OVMF_VARS.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+            .expect("OVMF firmware is needed: apt-get install ovmf");
+        cmd.args([
+            "-drive",
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        ])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    cmd.arg("-drive")
+        .arg(format!("file={},format=raw,if=ide", disk.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Guard(
+        cmd.spawn()
+            .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86 ovmf"),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while std::time::Instant::now() < deadline {
+        if let Ok(b) = rx.recv_timeout(Duration::from_secs(1)) {
+            seen.extend_from_slice(&b);
+        }
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if text.contains(marker) {
+            return text;
+        }
+    }
+    drop(child);
+    panic!(
+        "the disk did not boot to {marker:?} within 180 s; console:\n{}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+fn grub_cfg(marker: &str) -> Vec<u8> {
+    format!(
+        "serial --unit=0 --speed=115200\nterminal_output serial\necho {marker}\nsleep 1\nhalt\n"
+    )
+    .into_bytes()
+}
+
+/// Partition images in BIOS and UEFI mode: the agent lays out the disk as IPA
+/// does (msdos + bootable root for BIOS; GPT + 550 MiB ESP for UEFI), installs
+/// GRUB from the ramdisk (not from the image), and the disk boots in QEMU into
+/// the image's own grub.cfg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_images_boot_in_bios_and_uefi() {
+    for uefi in [false, true] {
+        let mut rig = rig(true, if uefi { 640 } else { 64 }).await;
+        let mode = if uefi { "uefi" } else { "bios" };
+        let uuid = if uefi {
+            "6d7a1a4e-0b5c-4f6e-9b8a-1c2d3e4f5a6b"
+        } else {
+            "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+        };
+        let marker = format!("IRONIC-GRUB-OK-{mode}");
+        let img = ext4_image(
+            rig.dir.path(),
+            uuid,
+            &[
+                ("/boot/grub/grub.cfg", &grub_cfg(&marker)),
+                ("/etc/hostname", b"node\n"),
+            ],
+        );
+        let data = std::fs::read(&img).unwrap();
+        let name = img.file_name().unwrap().to_str().unwrap().to_owned();
+        let srv = ImageServer::start(rig.dir.path(), ServeOptions::new())
+            .await
+            .unwrap();
+        let task = rig.attach().await;
+        let info = json!({"id": "part", "urls": [srv.url(&name)], "disk_format": "raw",
+            "os_hash_algo": "sha256", "os_hash_value": sha256_hex(&data),
+            "image_type": "partition", "root_mb": 32, "swap_mb": 8, "ephemeral_mb": 0,
+            "deploy_boot_mode": mode, "boot_option": "local"});
+        let r = run_command(
+            &task,
+            "standby.prepare_image",
+            json!({"image_info": info, "configdrive": null}),
+        )
+        .await;
+        assert_eq!(
+            r.command_status,
+            ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+            "{r:?}"
+        );
+        let uuids = run_command(&task, "standby.get_partition_uuids", json!({})).await;
+        let uuids = uuids.command_result.unwrap();
+        assert_eq!(uuids["root uuid"], uuid, "{uuids}");
+        let f = std::fs::File::open(&rig.disk).unwrap();
+        let table = ironic_deploy_agent::image::partition::read_table(&f).unwrap();
+        let disk = std::fs::read(&rig.disk).unwrap();
+        if uefi {
+            assert!(
+                matches!(
+                    table,
+                    ironic_deploy_agent::image::partition::Table::Gpt { .. }
+                ),
+                "{table:?}"
+            );
+            let esp = &table.partitions()[0];
+            assert!(esp.is_esp() && esp.len == 550 << 20, "{esp:?}");
+            // the ESP's FAT volume id is what Ironic gets, as blkid shows it
+            let vid = uuids["efi system partition uuid"].as_str().unwrap();
+            assert_eq!(vid.len(), 9, "{uuids}");
+            assert!(
+                r.command_result.as_ref().unwrap()["result"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("efi_system_partition_uuid={vid}")),
+                "{r:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    table,
+                    ironic_deploy_agent::image::partition::Table::Mbr { .. }
+                ),
+                "{table:?}"
+            );
+            // root last and active, swap before it, as IPA lays them out
+            assert_eq!(disk[446 + 16 + 4], 0x83);
+            assert_eq!(disk[446 + 16], 0x80, "root is marked bootable");
+            assert_eq!(disk[446 + 4], 0x82, "swap");
+            assert_eq!(uuids["efi system partition uuid"], Value::Null);
+        }
+        let root = table.partitions().last().unwrap();
+        assert!(
+            disk[root.start as usize..root.start as usize + data.len()] == data[..],
+            "the root partition holds the image"
+        );
+        // swap signature
+        let swap = &table.partitions()[table.partitions().len() - 2];
+        assert_eq!(
+            &disk[swap.start as usize + 4086..swap.start as usize + 4096],
+            b"SWAPSPACE2"
+        );
+
+        let r = run_command(
+            &task,
+            "image.install_bootloader",
+            json!({
+            "root_uuid": uuid, "efi_system_part_uuid": uuids["efi system partition uuid"],
+            "prep_boot_part_uuid": null, "target_boot_mode": mode}),
+        )
+        .await;
+        assert_eq!(
+            r.command_status,
+            ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+            "{r:?}"
+        );
+        let msg = r.command_result.unwrap()["result"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if uefi {
+            assert!(
+                msg.contains("BOOTX64.EFI") && msg.contains("NVRAM entries skipped"),
+                "{msg}"
+            );
+        } else {
+            assert!(msg.contains("BIOS: GRUB"), "{msg}");
+        }
+        let console = boot_until(&rig.disk, uefi, &marker);
+        assert!(console.contains(&marker));
+    }
+}
+
+/// Whole-disk images in UEFI mode: the ESP's loader is found (shim's CSV or the
+/// removable path) and, on a file disk, the NVRAM write is skipped and said;
+/// an image without an ESP fails with IPA's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_disk_uefi_bootloader() {
+    let mut rig = rig(true, 64).await;
+    let dir = rig.dir.path().to_owned();
+    // a GPT image with an ESP made by the real tools (sfdisk, mkfs.vfat, mtools)
+    let img = dir.join("uefi.raw");
+    Command::new("truncate")
+        .args(["-s", "48M"])
+        .arg(&img)
+        .status()
+        .unwrap();
+    let sf = Command::new("sfdisk")
+        .args(["-q", img.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .map(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"label: gpt\nstart=2048, size=40960, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=43008, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n").unwrap();
+            c.wait().unwrap()
+        })
+        .expect("sfdisk (util-linux) is needed");
+    assert!(sf.success());
+    let esp = dir.join("esp.fat");
+    Command::new("truncate")
+        .args(["-s", "20M"])
+        .arg(&esp)
+        .status()
+        .unwrap();
+    tool("mkfs.vfat", &["-n", "EFI", esp.to_str().unwrap()]);
+    std::fs::write(dir.join("shim"), b"MZ shim").unwrap();
+    let csv: Vec<u8> = "\u{feff}shimx64.efi,Debian GNU/Linux,,This is the boot entry for debian\n"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("BOOTX64.CSV"), csv).unwrap();
+    tool(
+        "mmd",
+        &[
+            "-i",
+            esp.to_str().unwrap(),
+            "::/EFI",
+            "::/EFI/BOOT",
+            "::/EFI/debian",
+        ],
+    );
+    for (src, dst) in [
+        ("shim", "::/EFI/BOOT/BOOTX64.EFI"),
+        ("shim", "::/EFI/debian/shimx64.efi"),
+        ("BOOTX64.CSV", "::/EFI/debian/BOOTX64.CSV"),
+    ] {
+        tool(
+            "mcopy",
+            &[
+                "-o",
+                "-i",
+                esp.to_str().unwrap(),
+                dir.join(src).to_str().unwrap(),
+                dst,
+            ],
+        );
+    }
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.write_all_at(&std::fs::read(&esp).unwrap(), 1 << 20)
+            .unwrap();
+    }
+    let data = std::fs::read(&img).unwrap();
+    // the same disk without the ESP partition's type: no ESP
+    let plain = dir.join("plain.raw");
+    std::fs::copy(&img, &plain).unwrap();
+    Command::new("sfdisk")
+        .args([
+            "-q",
+            "--part-type",
+            plain.to_str().unwrap(),
+            "1",
+            "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+        ])
+        .status()
+        .unwrap();
+    let plain_data = std::fs::read(&plain).unwrap();
+    let srv = ImageServer::start(&dir, ServeOptions::new()).await.unwrap();
+    let task = rig.attach().await;
+    for (name, bytes, ok) in [("plain.raw", &plain_data, false), ("uefi.raw", &data, true)] {
+        let info = json!({"id": name, "urls": [srv.url(name)], "disk_format": "raw",
+            "os_hash_algo": "sha256", "os_hash_value": sha256_hex(bytes)});
+        let r = run_command(
+            &task,
+            "standby.prepare_image",
+            json!({"image_info": info, "configdrive": null}),
+        )
+        .await;
+        assert_eq!(
+            r.command_status,
+            ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+            "{r:?}"
+        );
+        let uuids = run_command(&task, "standby.get_partition_uuids", json!({})).await;
+        let root = uuids.command_result.unwrap()["root uuid"].clone();
+        assert_eq!(
+            root, "0x00000000",
+            "sfdisk leaves a GPT image's MBR signature zero"
+        );
+        // Ironic's configure_local_boot for a whole-disk image in UEFI mode
+        let r = run_command(
+            &task,
+            "image.install_bootloader",
+            json!({
+            "root_uuid": root, "efi_system_part_uuid": null, "prep_boot_part_uuid": null,
+            "target_boot_mode": "uefi"}),
+        )
+        .await;
+        if ok {
+            assert_eq!(
+                r.command_status,
+                ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+                "{r:?}"
+            );
+            let msg = r.command_result.unwrap()["result"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                msg.contains("\\EFI\\debian\\shimx64.efi") && msg.contains("is a file, not a disk"),
+                "{msg}"
+            );
+        } else {
+            assert_eq!(
+                r.command_status,
+                ironic_deploy_agent::protocol::CommandStatus::Failed,
+                "{r:?}"
+            );
+            assert!(
+                r.error_message()
+                    .contains("No EFI partition could be detected"),
+                "{r:?}"
+            );
+            // BIOS mode needs nothing from the agent for a whole-disk image
+            let r = run_command(
+                &task,
+                "image.install_bootloader",
+                json!({
+                "root_uuid": root, "target_boot_mode": "bios"}),
+            )
+            .await;
+            assert_eq!(
+                r.command_status,
+                ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+                "{r:?}"
+            );
+        }
+    }
+    let _ = rig.hb.try_recv();
 }

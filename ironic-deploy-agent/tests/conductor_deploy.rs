@@ -144,7 +144,11 @@ fn read_config_drive(env: &Env, node: NodeId) -> Value {
         .find(|p| p.name == "config-2")
         .expect("a config-2 partition")
         .clone();
-    assert!(cd.len <= 64 << 20);
+    assert_eq!(
+        cd.len,
+        64 << 20,
+        "IPA makes a 64 MiB config drive partition"
+    );
     let disk = std::fs::read(&path).unwrap();
     let iso = env.dir.path().join(format!("{node}.iso"));
     std::fs::write(&iso, &disk[cd.start as usize..(cd.start + cd.len) as usize]).unwrap();
@@ -212,7 +216,7 @@ async fn deploy_clean_and_redeploy_through_the_conductor() {
         .unwrap();
     let gated = gated_server(env.dir.path()).await;
 
-    let node = env.node("52:54:00:e2:e0:01", 24).await;
+    let node = env.node("52:54:00:e2:e0:01", 96).await;
     let u = node.uuid;
     // provide: automated cleaning boots the agent, which erases the old data
     make_available(&env, u).await;

@@ -221,6 +221,8 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
     tracing::info!(image = %info.id, device = %dev.name, format = info.disk_format.as_str(), "writing image");
     let (f, size) = image::open_device(&path)?;
     let root_uuid;
+    let mut esp_uuid = None;
+    let mut part_paths = Map::new();
     match info.image_type {
         ImageType::WholeDisk => {
             let r = image::write_image(
@@ -233,75 +235,172 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
             .await?;
             tracing::info!(image = %info.id, bytes = r.image_size, seconds = r.seconds, "image written");
             partition::fix_gpt(&f, size)?;
-            let table = partition::read_table(&f)?;
-            root_uuid = table.disk_identifier();
+            // IPA's get_disk_identifier: the MBR signature (0x00000000 on most
+            // GPT images, which tells install_bootloader there is no GRUB to install)
+            root_uuid = Some(partition::mbr_signature(&f)?);
             if let Some(cd) = &configdrive {
                 let p = configdrive::write(&f, size, cd)?;
                 tracing::info!(partition = p.number, "config drive written");
             }
         }
         ImageType::Partition => {
-            let mut specs = vec![partition::PartSpec {
-                name: "root".into(),
-                type_guid: partition::LINUX_FS,
-                size: info.root_mb << 20,
-            }];
-            if info.swap_mb > 0 {
-                specs.push(partition::PartSpec {
-                    name: "swap".into(),
-                    type_guid: partition::LINUX_SWAP,
-                    size: info.swap_mb << 20,
-                });
-            }
-            if info.ephemeral_mb > 0 {
-                specs.push(partition::PartSpec {
-                    name: "ephemeral".into(),
-                    type_guid: partition::LINUX_FS,
-                    size: info.ephemeral_mb << 20,
-                });
-            }
             if info.root_mb == 0 {
                 return Err(AgentError::InvalidParams(
                     "partition images need root_mb".into(),
                 ));
             }
-            let (_, parts) = partition::create_gpt(&f, size, &specs)?;
-            let root = &parts[0];
+            let layout = partition_layout(&info);
+            let gpt = layout.disk_label == "gpt";
+            let parts = if gpt {
+                partition::create_gpt(&f, size, &layout.specs)?.1
+            } else {
+                partition::create_mbr(&f, size, &layout.specs, layout.bootable)?.1
+            };
+            let root = parts.last().expect("root is always laid out").clone();
             let target = Target {
                 path: path.clone(),
                 offset: root.start,
                 length: Some(root.len),
             };
             image::write_image(&fetcher, info.disk_format, &checksum, &target, &opts).await?;
-            if let Some(cd) = &configdrive {
-                configdrive::write(&f, size, cd)?;
+            for (spec, part) in layout.specs.iter().zip(&parts) {
+                let dev_path = partition::partition_path(&dev.name, part.number);
+                match spec.name.as_str() {
+                    "efi system partition" => {
+                        esp_uuid = Some(image::esp::format(&f, part, "efi-part")?);
+                    }
+                    "swap" => partition::mkswap(&f, part, "swap1")?,
+                    "ephemeral" => {
+                        mkfs_ephemeral(&path, &f, part, &dev_path, &info.ephemeral_format).await?
+                    }
+                    _ => {}
+                }
+                part_paths.insert(spec.name.clone(), json!(dev_path));
             }
-            root_uuid = partition::ext_uuid(&f, root.start).or_else(|| Some(root.uuid.clone()));
+            if let Some(cd) = &configdrive {
+                let p = configdrive::write(&f, size, cd)?;
+                part_paths.insert(
+                    "configdrive".into(),
+                    json!(partition::partition_path(&dev.name, p.number)),
+                );
+            }
+            root_uuid = partition::fs_uuid(&f, root.start).or_else(|| Some(root.uuid.clone()));
         }
     }
-    let table = partition::read_table(&f)?;
-    let parts: Map<String, Value> = table
-        .partitions()
-        .iter()
-        .map(|p| {
-            (
-                p.number.to_string(),
-                json!({"uuid": p.uuid, "name": p.name, "start": p.start, "size": p.len}),
-            )
-        })
-        .collect();
-    *st.partition_uuids.lock().await = json!({
-        "root uuid": root_uuid,
-        "efi system partition uuid": null,
-        "PrEP Boot partition uuid": null,
-        "partitions": parts,
-    });
-    Ok(format!(
+    // the shape of IPA's get_partition_uuids: whole-disk images report only the
+    // disk identifier; partition images add the created partitions' devices
+    *st.image_type.lock().await = Some(info.image_type);
+    *st.partition_uuids.lock().await = match info.image_type {
+        ImageType::WholeDisk => json!({ "root uuid": root_uuid }),
+        ImageType::Partition => json!({
+            "root uuid": root_uuid,
+            "efi system partition uuid": esp_uuid,
+            "partitions": part_paths,
+        }),
+    };
+    // IPA's _message_format
+    let mut msg = format!(
         "image ({}) written to device {} root_uuid={}",
         info.id,
         dev.name,
         root_uuid.unwrap_or_default()
-    ))
+    );
+    if info.boot_mode.as_deref() == Some("uefi")
+        && let Some(e) = esp_uuid
+    {
+        msg.push_str(&format!(" efi_system_partition_uuid={e}"));
+    }
+    Ok(msg)
+}
+
+/// A partition image's partitions, as IPA's `disk_utils.make_partitions` lays
+/// them out: ESP (UEFI) or BIOS boot partition (BIOS on GPT), ephemeral, swap,
+/// root last; `gpt` for UEFI and `msdos` for BIOS unless `disk_label` says.
+struct Layout {
+    disk_label: &'static str,
+    specs: Vec<partition::PartSpec>,
+    bootable: Option<usize>,
+}
+
+fn partition_layout(info: &ImageInfo) -> Layout {
+    let uefi = info.boot_mode.as_deref() == Some("uefi");
+    let disk_label = match info.disk_label.as_deref() {
+        Some("gpt") => "gpt",
+        Some("msdos") => "msdos",
+        _ if uefi => "gpt",
+        _ => "msdos",
+    };
+    let spec = |name: &str, type_guid, mib: u64| partition::PartSpec {
+        name: name.into(),
+        type_guid,
+        size: mib << 20,
+    };
+    let mut specs = Vec::new();
+    if uefi {
+        specs.push(spec("efi system partition", partition::ESP, 550));
+    } else if disk_label == "gpt" {
+        specs.push(spec("BIOS Boot partition", partition::BIOS_BOOT, 1));
+    }
+    if info.ephemeral_mb > 0 {
+        specs.push(spec("ephemeral", partition::LINUX_FS, info.ephemeral_mb));
+    }
+    if info.swap_mb > 0 {
+        specs.push(spec("swap", partition::LINUX_SWAP, info.swap_mb));
+    }
+    specs.push(spec("root", partition::LINUX_FS, info.root_mb));
+    let bootable = (!uefi && disk_label == "msdos").then(|| specs.len() - 1);
+    Layout {
+        disk_label,
+        specs,
+        bootable,
+    }
+}
+
+/// Make the ephemeral filesystem (`ephemeral_format`, labelled `ephemeral0` as
+/// IPA does): ext2/3/4 with `mkfs.extN -E offset=` (works on a file disk too),
+/// vfat in user space, anything else with `mkfs.<fs>` on the partition device.
+async fn mkfs_ephemeral(
+    disk: &std::path::Path,
+    f: &std::fs::File,
+    part: &partition::Partition,
+    dev_path: &str,
+    fs: &str,
+) -> Result<()> {
+    let mut cmd = tokio::process::Command::new(format!("mkfs.{fs}"));
+    match fs {
+        "vfat" | "fat" | "fat32" => {
+            image::esp::format(f, part, "ephemeral0")?;
+            return Ok(());
+        }
+        "ext2" | "ext3" | "ext4" => {
+            cmd.args(["-q", "-F", "-L", "ephemeral0", "-E"])
+                .arg(format!("offset={}", part.start))
+                .arg(disk)
+                .arg(format!("{}k", part.len / 1024));
+        }
+        other => {
+            let dev = std::path::Path::new(dev_path);
+            if !dev.exists() {
+                return Err(AgentError::CommandFailed(format!(
+                    "cannot make a {other} ephemeral filesystem: {dev_path} does not exist \
+                     (ext2/3/4 and vfat work on any disk)"
+                )));
+            }
+            cmd.args(["-L", "ephemeral0"]).arg(dev);
+        }
+    }
+    let out = cmd.output().await.map_err(|e| {
+        AgentError::CommandFailed(format!(
+            "mkfs.{fs} could not run ({e}); the ramdisk needs it"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(AgentError::CommandFailed(format!(
+            "mkfs.{fs} for the ephemeral partition failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 async fn power_off(st: &Arc<State>) -> Result<Value> {
@@ -390,13 +489,19 @@ async fn erase(st: &Arc<State>, full: bool) -> Result<Value> {
     Ok(json!({"erased": done, "method": if full { "zero" } else { "metadata" }}))
 }
 
-async fn install_bootloader(st: &Arc<State>, _params: &Map<String, Value>) -> Result<Value> {
-    let uuids = st.partition_uuids.lock().await.clone();
-    Err(AgentError::CommandFailed(format!(
-        "install_bootloader is not supported by this agent (no grub/efibootmgr in it); \
-         deploy whole-disk images, which carry their own boot loader (last image: {})",
-        uuids.get("root uuid").cloned().unwrap_or(Value::Null)
-    )))
+async fn install_bootloader(st: &Arc<State>, params: &Map<String, Value>) -> Result<Value> {
+    let p = super::bootloader::Params::parse(params)?;
+    let dev = root_device(st).await?;
+    match super::bootloader::install(st, std::path::Path::new(&dev.name), &p).await {
+        Ok(msg) => Ok(Value::String(msg)),
+        Err(e) if p.ignore_failure => {
+            tracing::warn!(error = %e, "boot loader installation failed; ignored as asked");
+            Ok(Value::String(format!(
+                "boot loader installation failed and was ignored: {e}"
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn tar_entry(out: &mut Vec<u8>, name: &str, data: &[u8]) {
@@ -418,15 +523,73 @@ fn tar_entry(out: &mut Vec<u8>, name: &str, data: &[u8]) {
     out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
+/// The commands IPA's `collect_system_logs` runs, by the file they go to.
+const LOG_COMMANDS: &[(&str, &str, &[&str])] = &[
+    (
+        "journal",
+        "journalctl",
+        &["--full", "--no-pager", "-b", "-n", "10000"],
+    ),
+    ("dmesg", "dmesg", &[]),
+    (
+        "lsblk",
+        "lsblk",
+        &[
+            "--all",
+            "-o",
+            "+UUID,PTUUID,PARTUUID,LABEL,PARTLABEL,FSTYPE,MODEL,SERIAL",
+        ],
+    ),
+    ("ip_addr", "ip", &["addr"]),
+    ("ps", "ps", &["-ax"]),
+    ("df", "df", &["-a"]),
+    ("mount", "mount", &[]),
+];
+
+/// Run a tool for the logs: its output, or why there is none.
+async fn log_command(tool: &str, args: &[&str]) -> Vec<u8> {
+    let run = tokio::process::Command::new(tool)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(std::time::Duration::from_secs(30), run).await {
+        Ok(Ok(o)) => {
+            let mut out = o.stdout;
+            if !o.status.success() {
+                out.extend_from_slice(format!("\n[{tool} exited with {}]\n", o.status).as_bytes());
+                out.extend_from_slice(&o.stderr);
+            }
+            out
+        }
+        Ok(Err(e)) => format!("[{tool} could not run: {e}]\n").into_bytes(),
+        Err(_) => format!("[{tool} did not finish within 30 s]\n").into_bytes(),
+    }
+}
+
+/// IPA's `log.collect_system_logs`: a gzip'd tar (base64) of the journal,
+/// `dmesg`, `lsblk`, addresses, processes, mounts, the kernel command line the
+/// agent read, its inventory and its command history.
 async fn collect_logs(st: &Arc<State>) -> Result<Value> {
     let mut tar = Vec::new();
-    let cmdline = std::fs::read(st.cfg.proc_root.join("cmdline")).unwrap_or_default();
+    let cmdline_path = st
+        .cfg
+        .cmdline_path
+        .clone()
+        .unwrap_or_else(|| st.cfg.proc_root.join("cmdline"));
+    let cmdline = std::fs::read(&cmdline_path).unwrap_or_else(|e| {
+        format!("[{} could not be read: {e}]\n", cmdline_path.display()).into_bytes()
+    });
     tar_entry(&mut tar, "cmdline", &cmdline);
+    for (name, tool, args) in LOG_COMMANDS {
+        let out = log_command(tool, args).await;
+        tar_entry(&mut tar, name, &out);
+    }
     let inv = serde_json::to_vec_pretty(&inventory::collect(&st.cfg)).unwrap_or_default();
     tar_entry(&mut tar, "inventory.json", &inv);
     let cmds = serde_json::to_vec_pretty(&*st.commands.lock().await).unwrap_or_default();
     tar_entry(&mut tar, "commands.json", &cmds);
-    for f in ["meminfo", "mounts", "partitions"] {
+    for f in ["meminfo", "mounts", "partitions", "mdstat"] {
         if let Ok(d) = std::fs::read(st.cfg.proc_root.join(f)) {
             tar_entry(&mut tar, f, &d);
         }

@@ -39,8 +39,12 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// Host to advertise in `callback_url` (`ipa-advertise-host`).
     pub advertise_host: Option<String>,
-    /// Serve the API over TLS with a self-signed certificate (`ipa-enable-auto-tls`).
+    /// Serve the API over TLS with a self-signed certificate whose PEM goes to
+    /// Ironic in the heartbeat, when Ironic supports it (API 1.68+)
+    /// (`ipa-enable-auto-tls`; on by default, as in IPA).
     pub auto_tls: bool,
+    /// Sent as `X-OpenStack-Request-ID` to Ironic (`ipa-global-request-id`).
+    pub global_request_id: Option<String>,
     /// Don't verify Ironic's certificate (`ipa-insecure`).
     pub insecure: bool,
     /// Use this device (or file) as the only disk and the root device.
@@ -57,6 +61,9 @@ pub struct AgentConfig {
     pub power_off: PowerOffMode,
     /// Where the token is kept so that a restarted agent process keeps it.
     pub state_dir: PathBuf,
+    /// The file the kernel parameters were read from (`/proc/cmdline`, or
+    /// `--cmdline`); collected with the logs.
+    pub cmdline_path: Option<PathBuf>,
     /// `/sys` root (tests).
     pub sys_root: PathBuf,
     /// `/proc` root (tests).
@@ -82,7 +89,8 @@ impl Default for AgentConfig {
             token: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 9999)),
             advertise_host: None,
-            auto_tls: false,
+            auto_tls: true,
+            global_request_id: None,
             insecure: false,
             root_device: None,
             lookup_timeout: Duration::from_secs(600),
@@ -91,6 +99,7 @@ impl Default for AgentConfig {
             heartbeat_interval: None,
             power_off: PowerOffMode::System,
             state_dir: PathBuf::from("/run/ironic-agent"),
+            cmdline_path: None,
             sys_root: PathBuf::from("/sys"),
             proc_root: PathBuf::from("/proc"),
             download_retries: 9,
@@ -184,6 +193,9 @@ impl AgentConfig {
                 }
                 "ipa-advertise-host" => self.advertise_host = Some(v.clone()),
                 "ipa-enable-auto-tls" => self.auto_tls = truthy(v),
+                "ipa-global-request-id" if !v.is_empty() => {
+                    self.global_request_id = Some(v.clone())
+                }
                 "ipa-insecure" => self.insecure = truthy(v),
                 "ipa-lookup-timeout" => self.lookup_timeout = secs(k, v)?,
                 "ipa-lookup-interval" => self.lookup_interval = secs(k, v)?,
@@ -209,7 +221,8 @@ mod tests {
             "BOOT_IMAGE=/vmlinuz ipa-api-url=http://10.0.0.1:6385,http://10.0.0.2:6385 \
              BOOTIF=01-52-54-00-12-34-56 ipa-agent-token=abc quiet ipa-insecure=1 \
              ipa-lookup-timeout=30 console=\"ttyS0,115200\" \
-             ipa-inspection-callback-url=http://10.0.0.1:6385/v1/continue_inspection",
+             ipa-inspection-callback-url=http://10.0.0.1:6385/v1/continue_inspection \
+             ipa-global-request-id=req-1234 ipa-enable-auto-tls=0",
         );
         assert_eq!(p["console"], "ttyS0,115200");
         assert_eq!(p["quiet"], "");
@@ -224,6 +237,12 @@ mod tests {
             Some("http://10.0.0.1:6385/v1/continue_inspection")
         );
         assert_eq!(c.lookup_timeout, Duration::from_secs(30));
+        assert_eq!(c.global_request_id.as_deref(), Some("req-1234"));
+        assert!(!c.auto_tls);
+        assert!(
+            AgentConfig::default().auto_tls,
+            "auto TLS is on by default, as in IPA"
+        );
         let mut c = AgentConfig::default();
         assert!(c.apply_cmdline(&parse_cmdline("BOOTIF=zz")).is_err());
         assert!(

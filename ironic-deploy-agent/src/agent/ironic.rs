@@ -59,9 +59,8 @@ fn save_token(dir: &Path, t: &Secret) {
     }
 }
 
-async fn max_version(http: &reqwest::Client, base: &str) -> Option<u32> {
-    let v: Value = http
-        .get(format!("{}/", base.trim_end_matches('/')))
+async fn max_version(st: &State, base: &str) -> Option<u32> {
+    let v: Value = with_request_id(st, st.http.get(format!("{}/", base.trim_end_matches('/'))))
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -80,10 +79,38 @@ fn jitter(base: Duration, lo: f64, hi: f64) -> Duration {
     base.mul_f64(rand::rng().random_range(lo..hi))
 }
 
-struct Api {
+/// The Ironic API the agent talks to.
+#[derive(Clone, Debug)]
+pub struct Api {
     url: String,
+    /// Ironic's maximum API version (`1.N`: N).
+    pub max_version: u32,
     lookup_version: u32,
     heartbeat_version: u32,
+}
+
+impl Api {
+    /// Whether Ironic can pin the agent's certificate (`agent_verify_ca`, API 1.68+).
+    pub fn supports_verify_ca(&self) -> bool {
+        self.max_version >= 68
+    }
+}
+
+/// The result of a lookup.
+#[derive(Debug)]
+pub struct Found {
+    /// Where Ironic answered.
+    pub api: Api,
+    node_uuid: String,
+    heartbeat_timeout: u64,
+}
+
+/// `X-OpenStack-Request-ID` from `ipa-global-request-id`, on every request to Ironic.
+fn with_request_id(st: &State, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match &st.cfg.global_request_id {
+        Some(id) => req.header("X-OpenStack-Request-ID", id),
+        None => req,
+    }
 }
 
 async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
@@ -105,15 +132,13 @@ async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
     loop {
         for i in 0..urls.len() {
             let base = urls[i].trim_end_matches('/').to_owned();
-            let max = max_version(&st.http, &base).await;
+            let max = max_version(st, &base).await;
             let Some(max) = max else {
                 tracing::warn!(url = %base, "Ironic API not reachable");
                 continue;
             };
             let lv = max.min(62);
-            let mut req = st
-                .http
-                .get(format!("{base}/v1/lookup"))
+            let mut req = with_request_id(st, st.http.get(format!("{base}/v1/lookup")))
                 .header(VERSION_HEADER, format!("1.{lv}"))
                 .timeout(Duration::from_secs(30));
             if !macs.is_empty() {
@@ -132,6 +157,7 @@ async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
                     return Ok((
                         Api {
                             url: base,
+                            max_version: max,
                             lookup_version: lv,
                             heartbeat_version: max.min(68),
                         },
@@ -182,9 +208,7 @@ pub async fn inspect(st: &Arc<State>, url: &str) -> Result<()> {
     let deadline = tokio::time::Instant::now() + cfg.lookup_timeout;
     let mut wait = cfg.lookup_interval;
     loop {
-        let mut req = st
-            .http
-            .post(url)
+        let mut req = with_request_id(st, st.http.post(url))
             .header(VERSION_HEADER, "1.84")
             .timeout(Duration::from_secs(30))
             .json(&data);
@@ -243,14 +267,10 @@ pub async fn inspect(st: &Arc<State>, url: &str) -> Result<()> {
     }
 }
 
-/// Look the node up (until the token is known), then heartbeat forever.
-pub async fn lookup_and_heartbeat(
-    st: Arc<State>,
-    callback_url: String,
-    cert_pem: Option<String>,
-) -> Result<()> {
+/// Look the node up until the token is known.
+pub async fn lookup_node(st: &Arc<State>) -> Result<Found> {
     let (api, node_uuid, timeout) = loop {
-        let (api, resp) = lookup(&st).await?;
+        let (api, resp) = lookup(st).await?;
         let uuid = resp
             .node
             .get("uuid")
@@ -286,6 +306,27 @@ pub async fn lookup_and_heartbeat(
         tokio::time::sleep(st.cfg.lookup_interval.max(Duration::from_secs(1))).await;
     };
     tracing::info!(node = %node_uuid, api = %api.url, lookup_version = api.lookup_version, "lookup done");
+    Ok(Found {
+        api,
+        node_uuid,
+        heartbeat_timeout: timeout,
+    })
+}
+
+/// Heartbeat forever (until the agent is locked down or stopped).
+pub async fn heartbeat_forever(
+    st: Arc<State>,
+    found: Found,
+    callback_url: String,
+    cert_pem: Option<String>,
+) -> Result<()> {
+    let Found {
+        api,
+        node_uuid,
+        heartbeat_timeout: timeout,
+    } = found;
+    // IPA sends the certificate only to APIs that can pin it
+    let cert_pem = cert_pem.filter(|_| api.supports_verify_ca());
     let interval = st
         .cfg
         .heartbeat_interval
@@ -311,14 +352,16 @@ pub async fn lookup_and_heartbeat(
             agent_status: None,
             agent_status_message: None,
         };
-        let r = st
-            .http
-            .post(format!("{}/v1/heartbeat/{node_uuid}", api.url))
-            .header(VERSION_HEADER, format!("1.{}", api.heartbeat_version))
-            .timeout(Duration::from_secs(30))
-            .json(&body)
-            .send()
-            .await;
+        let r = with_request_id(
+            &st,
+            st.http
+                .post(format!("{}/v1/heartbeat/{node_uuid}", api.url)),
+        )
+        .header(VERSION_HEADER, format!("1.{}", api.heartbeat_version))
+        .timeout(Duration::from_secs(30))
+        .json(&body)
+        .send()
+        .await;
         let next = match r {
             Ok(resp) if resp.status().is_success() => {
                 if st.cfg.heartbeat_interval.is_some() {

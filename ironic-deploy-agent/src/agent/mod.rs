@@ -5,8 +5,10 @@
 //! only disk), `--listen 127.0.0.1:0` and `--power-off exit`.
 
 mod api;
+pub mod bootloader;
 mod commands;
 pub mod config;
+mod grub;
 pub mod hints;
 pub mod inventory;
 mod ironic;
@@ -37,6 +39,8 @@ pub(crate) struct State {
     pub force_heartbeat: Notify,
     pub started_at: f64,
     pub partition_uuids: Mutex<Value>,
+    /// What the last `prepare_image` wrote.
+    pub image_type: Mutex<Option<crate::image::ImageType>>,
     pub locked: AtomicBool,
     pub shutdown: Notify,
     pub http: reqwest::Client,
@@ -68,15 +72,13 @@ pub struct Agent {
     state: Arc<State>,
     /// The address the command API listens on.
     pub addr: std::net::SocketAddr,
-    /// The URL advertised to Ironic.
-    pub callback_url: String,
-    cert_pem: Option<String>,
+    listener: tokio::net::TcpListener,
 }
 
 impl Agent {
-    /// Bind the command API (and make the TLS certificate if asked to); does not
-    /// contact Ironic yet.
-    pub async fn bind(cfg: AgentConfig) -> Result<(Agent, api::Server)> {
+    /// Bind the command API; does not contact Ironic yet. The API is served (over
+    /// TLS or not) once Ironic's API version is known, as IPA does.
+    pub async fn bind(cfg: AgentConfig) -> Result<Agent> {
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(cfg.insecure)
             .connect_timeout(Duration::from_secs(30))
@@ -98,6 +100,7 @@ impl Agent {
             force_heartbeat: Notify::new(),
             started_at,
             partition_uuids: Mutex::new(Value::Object(Default::default())),
+            image_type: Mutex::new(None),
             locked: AtomicBool::new(false),
             shutdown: Notify::new(),
             http,
@@ -109,11 +112,26 @@ impl Agent {
         let addr = listener
             .local_addr()
             .map_err(|e| AgentError::io("local address", e))?;
-        let host = match &state.cfg.advertise_host {
+        Ok(Agent {
+            state,
+            addr,
+            listener,
+        })
+    }
+
+    /// Start serving the command API: over TLS with a fresh self-signed
+    /// certificate when `tls`. Returns the callback URL and the certificate's PEM.
+    async fn serve(
+        st: &Arc<State>,
+        listener: tokio::net::TcpListener,
+        addr: std::net::SocketAddr,
+        tls: bool,
+    ) -> Result<(tokio::task::JoinHandle<()>, String, Option<String>)> {
+        let host = match &st.cfg.advertise_host {
             Some(h) => h.clone(),
-            None => ironic::advertise_host(&state.cfg, addr).await,
+            None => ironic::advertise_host(&st.cfg, addr).await,
         };
-        let (tls, cert_pem) = if state.cfg.auto_tls {
+        let (tls, cert_pem) = if tls {
             let (cfg, pem) = tls::self_signed(&host)?;
             (Some(cfg), Some(pem))
         } else {
@@ -126,45 +144,52 @@ impl Agent {
             host
         };
         let callback_url = format!("{scheme}://{host_fmt}:{}", addr.port());
-        let server = api::Server::new(state.clone(), listener, tls);
-        Ok((
-            Agent {
-                state,
-                addr,
-                callback_url,
-                cert_pem,
-            },
-            server,
-        ))
+        let server = api::Server::new(st.clone(), listener, tls);
+        tracing::info!(%callback_url, "serving the agent API");
+        Ok((tokio::spawn(server.run()), callback_url, cert_pem))
     }
 
-    /// Serve the API, look up the node, heartbeat; returns when the agent shuts down.
-    pub async fn run(self, server: api::Server) -> Result<()> {
-        let api_task = tokio::spawn(server.run());
+    /// Look up the node, serve the API, heartbeat; returns when the agent shuts down.
+    pub async fn run(self) -> Result<()> {
         let st = self.state.clone();
+        let Agent { addr, listener, .. } = self;
+        let mut api_task = None;
         let main = async {
             if let Some(url) = st.cfg.inspection_callback_url.clone() {
                 // booted for inspection: post the inventory first (IPA's inspector)
                 if let Err(e) = ironic::inspect(&st, &url).await {
                     tracing::error!(error = %e, "inspection data could not be sent");
                 }
-                if st.cfg.api_urls.is_empty() {
-                    // nothing else to do: keep the API up until powered off
-                    std::future::pending::<()>().await;
-                }
             }
-            ironic::lookup_and_heartbeat(
-                st.clone(),
-                self.callback_url.clone(),
-                self.cert_pem.clone(),
-            )
-            .await
+            if st.cfg.api_urls.is_empty() {
+                // standalone: serve the API (plain HTTP, no Ironic to give a
+                // certificate to) until powered off
+                let (task, _, _) = Self::serve(&st, listener, addr, false).await?;
+                api_task = Some(task);
+                std::future::pending::<()>().await;
+                return Ok(());
+            }
+            let found = ironic::lookup_node(&st).await?;
+            // IPA's automatic TLS: on by default, used when Ironic can pin the
+            // certificate (API 1.68+)
+            let tls = st.cfg.auto_tls && found.api.supports_verify_ca();
+            if st.cfg.auto_tls && !tls {
+                tracing::warn!(
+                    max_version = found.api.max_version,
+                    "Ironic does not support automated TLS (API < 1.68): serving plain HTTP"
+                );
+            }
+            let (task, callback_url, cert_pem) = Self::serve(&st, listener, addr, tls).await?;
+            api_task = Some(task);
+            ironic::heartbeat_forever(st.clone(), found, callback_url, cert_pem).await
         };
         let result = tokio::select! {
             r = main => r,
             _ = st.shutdown.notified() => Ok(()),
         };
-        api_task.abort();
+        if let Some(t) = api_task {
+            t.abort();
+        }
         result
     }
 }

@@ -36,9 +36,13 @@ struct Args {
     /// Host name or IP to advertise in callback_url.
     #[arg(long)]
     advertise_host: Option<String>,
-    /// Serve the command API over TLS with a self-signed certificate.
-    #[arg(long)]
+    /// Serve the command API over TLS with a self-signed certificate (the
+    /// default when Ironic's API is 1.68 or newer, as IPA does).
+    #[arg(long, conflicts_with = "no_auto_tls")]
     auto_tls: bool,
+    /// Serve the command API over plain HTTP (`ipa-enable-auto-tls=0`).
+    #[arg(long)]
+    no_auto_tls: bool,
     /// Use this device or file as the only disk (and the root device).
     #[arg(long)]
     root_device: Option<PathBuf>,
@@ -77,6 +81,7 @@ fn config(a: Args) -> Result<AgentConfig, String> {
         c.apply_cmdline(&parse_cmdline(&line))
             .map_err(|e| e.to_string())?;
     }
+    c.cmdline_path = Some(a.cmdline.clone());
     if let Some(u) = a.api_url {
         c.api_urls = u
             .split(',')
@@ -96,7 +101,12 @@ fn config(a: Args) -> Result<AgentConfig, String> {
         c.listen = l;
     }
     c.advertise_host = a.advertise_host.or(c.advertise_host);
-    c.auto_tls |= a.auto_tls;
+    if a.auto_tls {
+        c.auto_tls = true;
+    }
+    if a.no_auto_tls {
+        c.auto_tls = false;
+    }
     c.root_device = a.root_device;
     c.power_off = match a.power_off.as_str() {
         "system" => PowerOffMode::System,
@@ -144,7 +154,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let (agent, server) = match Agent::bind(cfg).await {
+    let agent = match Agent::bind(cfg).await {
         Ok(x) => x,
         Err(e) => {
             eprintln!("ironic-agent: {e}");
@@ -152,8 +162,8 @@ async fn main() {
         }
     };
     // tests read this line to find the port
-    println!("LISTENING {} {}", agent.addr, agent.callback_url);
-    if let Err(e) = agent.run(server).await {
+    println!("LISTENING {}", agent.addr);
+    if let Err(e) = agent.run().await {
         tracing::error!(error = %e, "agent stopped");
         std::process::exit(1);
     }

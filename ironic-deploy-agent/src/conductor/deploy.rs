@@ -27,7 +27,8 @@ pub struct AgentConfig {
     pub erase_devices_priority: u32,
     /// Priority of `erase_devices_metadata` (99).
     pub erase_devices_metadata_priority: u32,
-    /// Ask agents to serve their API over TLS (`ipa-enable-auto-tls`).
+    /// Let agents serve their API over TLS with a certificate pinned at the
+    /// first heartbeat (IPA's default); `false` passes `ipa-enable-auto-tls=0`.
     pub auto_tls: bool,
     /// Extra kernel parameters for the ramdisk.
     pub kernel_params: BTreeMap<String, String>,
@@ -40,7 +41,7 @@ impl Default for AgentConfig {
             power_timeout: None,
             erase_devices_priority: 10,
             erase_devices_metadata_priority: 99,
-            auto_tls: false,
+            auto_tls: true,
             kernel_params: BTreeMap::new(),
         }
     }
@@ -84,8 +85,8 @@ impl AgentDeploy {
         if let Some(u) = &task.env.api_url {
             kp.insert("ipa-api-url".into(), u.clone());
         }
-        if self.cfg.auto_tls {
-            kp.insert("ipa-enable-auto-tls".into(), "1".into());
+        if !self.cfg.auto_tls {
+            kp.insert("ipa-enable-auto-tls".into(), "0".into());
         }
         RamdiskParams {
             kind: RamdiskKind::Deploy,

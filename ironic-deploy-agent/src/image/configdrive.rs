@@ -151,8 +151,9 @@ fn build_in(dir: &Path, obj: &serde_json::Map<String, Value>) -> Result<String> 
 }
 
 /// Write a config drive image to the partition labelled `config-2` if there is
-/// one, else to a new partition at the end of the disk, sized to the image
-/// rounded up to 1 MiB (at most 64 MiB). Returns it.
+/// one, else to a new 64 MiB partition at the end of the disk (IPA's
+/// `sgdisk -n 0:-64MB:0`, so that a later rebuild with a bigger config drive
+/// fits in the same partition). Returns it.
 pub fn write(f: &File, disk_size: u64, image: &[u8]) -> Result<Partition> {
     check_size(image.len() as u64)?;
     let table = partition::read_table(f)?;
@@ -182,9 +183,7 @@ pub fn write(f: &File, disk_size: u64, image: &[u8]) -> Result<Partition> {
                         .into(),
                 ));
             }
-            // as small as the image allows (IPA always takes 64 MiB), 1 MiB aligned
-            let size = (image.len() as u64).div_ceil(1 << 20).max(1) << 20;
-            partition::add_partition_at_end(f, disk_size, size, LABEL)?
+            partition::add_partition_at_end(f, disk_size, MAX_SIZE, LABEL)?
         }
     };
     f.write_all_at(image, part.start)

@@ -46,6 +46,12 @@ pub struct ImageInfo {
     pub ephemeral_mb: u64,
     /// `Authorization` header value for the image server.
     pub authorization: Option<Secret>,
+    /// `deploy_boot_mode` of a partition image (`uefi`, `bios`).
+    pub boot_mode: Option<String>,
+    /// `disk_label` (`gpt`, `msdos`) of a partition image.
+    pub disk_label: Option<String>,
+    /// Filesystem of the ephemeral partition (`ext4` unless said).
+    pub ephemeral_format: String,
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
@@ -165,6 +171,9 @@ impl ImageInfo {
             swap_mb: mb_field(v, "swap_mb")?,
             ephemeral_mb: mb_field(v, "ephemeral_mb")?,
             authorization,
+            boot_mode: str_field(v, "deploy_boot_mode"),
+            disk_label: str_field(v, "disk_label"),
+            ephemeral_format: str_field(v, "ephemeral_format").unwrap_or_else(|| "ext4".into()),
         })
     }
 }

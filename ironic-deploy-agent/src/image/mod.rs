@@ -11,6 +11,7 @@
 
 mod checksum;
 pub mod configdrive;
+pub mod esp;
 mod fetch;
 pub mod info;
 pub mod partition;

@@ -22,6 +22,20 @@ pub const LINUX_FS: Uuid = Uuid::from_u128(0x0FC63DAF_8483_4772_8E79_3D69D8477DE
 /// GPT type GUID of Linux swap.
 pub const LINUX_SWAP: Uuid = Uuid::from_u128(0x0657FD6D_A4AB_43C4_84E5_0933C84B4F4F);
 
+/// GPT type GUID of the EFI System Partition.
+pub const ESP: Uuid = Uuid::from_u128(0xC12A7328_F81F_11D2_BA4B_00A0C93EC93B);
+/// GPT type GUID of the BIOS boot partition (where GRUB puts its core image on GPT).
+pub const BIOS_BOOT: Uuid = Uuid::from_u128(0x21686148_6E55_6E1F_744E_656564454649);
+
+/// A partition's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartKind {
+    /// GPT partition type GUID.
+    Gpt(Uuid),
+    /// MBR partition type byte (0x83 Linux, 0xEF EFI, ...).
+    Mbr(u8),
+}
+
 /// One partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
@@ -35,6 +49,15 @@ pub struct Partition {
     pub name: String,
     /// GPT unique partition GUID, or `<disk id>-<nn>` on MBR (as `blkid` PARTUUID).
     pub uuid: String,
+    /// Its type.
+    pub kind: PartKind,
+}
+
+impl Partition {
+    /// Whether this is an EFI System Partition (GPT type `EF00`, MBR type `0xEF`).
+    pub fn is_esp(&self) -> bool {
+        matches!(self.kind, PartKind::Gpt(g) if g == ESP) || self.kind == PartKind::Mbr(0xEF)
+    }
 }
 
 /// A disk's partition table.
@@ -183,6 +206,7 @@ pub fn read_table(f: &File) -> Result<Table> {
                 len: (e.last + 1 - e.first) * SECTOR,
                 name: e.name.clone(),
                 uuid: e.uuid.to_string(),
+                kind: PartKind::Gpt(e.type_guid),
             })
             .collect();
         return Ok(Table::Gpt { disk_guid, parts });
@@ -207,6 +231,7 @@ pub fn read_table(f: &File) -> Result<Table> {
             len: count * SECTOR,
             name: String::new(),
             uuid: format!("{disk_id:08x}-{:02x}", i + 1),
+            kind: PartKind::Mbr(ty),
         });
     }
     Ok(Table::Mbr { disk_id, parts })
@@ -345,6 +370,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 len: want * SECTOR,
                 name: name.to_owned(),
                 uuid: uuid.to_string(),
+                kind: PartKind::Gpt(LINUX_FS),
             })
         }
         Table::Mbr { disk_id, parts } => {
@@ -384,6 +410,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 len: want * SECTOR,
                 name: String::new(),
                 uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
+                kind: PartKind::Mbr(0x83),
             })
         }
         Table::None => Err(AgentError::ImageFormat(
@@ -401,6 +428,90 @@ pub struct PartSpec {
     pub type_guid: Uuid,
     /// Size in bytes (0: the rest of the disk).
     pub size: u64,
+}
+
+/// The MBR type byte for a GPT type (for msdos-labelled partition images).
+fn mbr_type(g: Uuid) -> u8 {
+    if g == ESP {
+        0xEF
+    } else if g == LINUX_SWAP {
+        0x82
+    } else {
+        0x83
+    }
+}
+
+/// Write a fresh MBR (msdos label) with up to four primary partitions laid out
+/// from 1 MiB, 1 MiB aligned; `bootable` gets the active flag (BIOS boot of a
+/// partition image, as IPA sets it). Returns the partitions.
+pub fn create_mbr(
+    f: &File,
+    disk_size: u64,
+    specs: &[PartSpec],
+    bootable: Option<usize>,
+) -> Result<(u32, Vec<Partition>)> {
+    if specs.len() > 4 {
+        return Err(AgentError::InvalidParams(format!(
+            "an msdos partition table holds 4 primary partitions, {} were asked for",
+            specs.len()
+        )));
+    }
+    let sectors = (disk_size / SECTOR).min(0xFFFF_FFFF);
+    let disk_id: u32 = rand::random::<u32>() | 1;
+    let mut m = vec![0u8; SECTOR as usize];
+    m[440..444].copy_from_slice(&disk_id.to_le_bytes());
+    let mut parts = Vec::new();
+    let mut next = ALIGN;
+    for (i, s) in specs.iter().enumerate() {
+        let len = if s.size == 0 {
+            sectors.saturating_sub(next) / ALIGN * ALIGN
+        } else {
+            s.size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN
+        };
+        if len == 0 || next + len > sectors {
+            return Err(AgentError::DiskTooSmall(format!(
+                "partition {:?} of {} MiB does not fit the {} MiB disk",
+                s.name,
+                (len * SECTOR) >> 20,
+                disk_size >> 20
+            )));
+        }
+        let ty = mbr_type(s.type_guid);
+        let e = &mut m[446 + i * 16..446 + (i + 1) * 16];
+        e[0] = if bootable == Some(i) { 0x80 } else { 0 };
+        e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+        e[4] = ty;
+        e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+        e[8..12].copy_from_slice(&(next as u32).to_le_bytes());
+        e[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+        parts.push(Partition {
+            number: i as u32 + 1,
+            start: next * SECTOR,
+            len: len * SECTOR,
+            name: s.name.clone(),
+            uuid: format!("{disk_id:08x}-{:02x}", i + 1),
+            kind: PartKind::Mbr(ty),
+        });
+        next += len;
+    }
+    m[510] = 0x55;
+    m[511] = 0xAA;
+    // wipe whatever table was there (a backup GPT at the end too)
+    f.write_all_at(&vec![0u8; (ALIGN * SECTOR) as usize], 0)
+        .map_err(|e| io("wiping the old partition table", e))?;
+    let tail = (disk_size / SECTOR).saturating_sub(ENTRY_SECTORS + 1);
+    if tail > ALIGN {
+        f.write_all_at(
+            &vec![0u8; ((ENTRY_SECTORS + 1) * SECTOR) as usize],
+            tail * SECTOR,
+        )
+        .map_err(|e| io("wiping the old backup GPT", e))?;
+    }
+    f.write_all_at(&m, 0)
+        .map_err(|e| io("writing the MBR", e))?;
+    f.sync_all()
+        .map_err(|e| io("fsync after writing the MBR", e))?;
+    Ok((disk_id, parts))
 }
 
 /// Write a fresh GPT with `specs` laid out from 1 MiB, 1 MiB aligned, and
@@ -446,6 +557,7 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
             len: len * SECTOR,
             name: s.name.clone(),
             uuid: uuid.to_string(),
+            kind: PartKind::Gpt(s.type_guid),
         });
         next += len;
     }
@@ -454,6 +566,24 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
         .map_err(|e| io("wiping the old partition table", e))?;
     write_gpt(f, disk_size, guid, &entries)?;
     Ok((guid, parts))
+}
+
+/// The MBR disk signature at offset 440 as IPA's `get_disk_identifier` reports
+/// it (`0x1234abcd`); whole-disk GPT images usually have `0x00000000`, which
+/// tells IPA's `install_bootloader` that there is no root partition to put GRUB on.
+pub fn mbr_signature(f: &File) -> Result<String> {
+    let b = read_at(f, 440, 4)?;
+    Ok(format!("0x{:08x}", le32(&b, 0)))
+}
+
+/// The device path of partition `n` of `dev`, as the kernel names it
+/// (`/dev/sda1`, `/dev/nvme0n1p1`, `/dev/loop0p1`).
+pub fn partition_path(dev: &str, n: u32) -> String {
+    if dev.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{dev}p{n}")
+    } else {
+        format!("{dev}{n}")
+    }
 }
 
 /// The filesystem label at the start of a partition: ISO9660 volume id or FAT label.
@@ -470,6 +600,57 @@ pub fn fs_label(f: &File, start: u64) -> Option<String> {
         if &boot[54..57] == b"FAT" {
             return Some(String::from_utf8_lossy(&boot[43..54]).trim().to_owned());
         }
+    }
+    None
+}
+
+/// Write a swap signature (`mkswap`, version 1, 4 KiB pages) on `part`.
+pub fn mkswap(f: &File, part: &Partition, label: &str) -> Result<()> {
+    const PAGE: u64 = 4096;
+    let pages = part.len / PAGE;
+    if pages < 10 {
+        return Err(AgentError::DiskTooSmall(format!(
+            "the swap partition {} is too small",
+            part.number
+        )));
+    }
+    let mut p = vec![0u8; PAGE as usize];
+    p[1024..1028].copy_from_slice(&1u32.to_le_bytes());
+    p[1028..1032].copy_from_slice(&((pages - 1).min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    p[1036..1052].copy_from_slice(Uuid::new_v4().as_bytes());
+    for (d, s) in p[1052..1068].iter_mut().zip(label.bytes()) {
+        *d = s;
+    }
+    p[PAGE as usize - 10..].copy_from_slice(b"SWAPSPACE2");
+    f.write_all_at(&p, part.start)
+        .map_err(|e| io("writing the swap signature", e))
+}
+
+/// The filesystem UUID at `start` as `blkid` shows it: ext2/3/4, XFS, btrfs,
+/// FAT (`ABCD-1234`).
+pub fn fs_uuid(f: &File, start: u64) -> Option<String> {
+    if let Some(u) = ext_uuid(f, start) {
+        return Some(u);
+    }
+    let xfs = read_at(f, start, 48).ok()?;
+    if &xfs[..4] == b"XFSB" {
+        return Uuid::from_slice(&xfs[32..48]).ok().map(|u| u.to_string());
+    }
+    if let Ok(b) = read_at(f, start + 0x10000, 0x48)
+        && &b[0x40..0x48] == b"_BHRfS_M"
+    {
+        return Uuid::from_slice(&b[0x20..0x30]).ok().map(|u| u.to_string());
+    }
+    let boot = read_at(f, start, 512).ok()?;
+    if boot[510] == 0x55 && boot[511] == 0xAA {
+        let id = if &boot[82..87] == b"FAT32" {
+            le32(&boot, 67)
+        } else if &boot[54..57] == b"FAT" {
+            le32(&boot, 39)
+        } else {
+            return None;
+        };
+        return Some(format!("{:04X}-{:04X}", id >> 16, id & 0xFFFF));
     }
     None
 }
