@@ -52,6 +52,23 @@ if command -v ovs-vsctl >/dev/null 2>&1 && ! ovs-vsctl --timeout=5 show >/dev/nu
   ovs-vsctl --timeout=10 show >/dev/null 2>&1 || { echo "setup-test-deps: Open vSwitch did not start" >&2; exit 1; }
 fi
 
+# The real OpenStack Ironic (PyPI `ironic`, listed in */test-deps/pip-ironic.txt) in its
+# own venv: its pins conflict with the packages of .venv-test.
+ironic_pkgs=$(list pip-ironic.txt)
+if [ -n "$ironic_pkgs" ]; then
+  if [ ! -x .venv-ironic/bin/python ]; then
+    python3 -m venv .venv-ironic
+  fi
+  stamp=.venv-ironic/.installed
+  want=$(echo "$ironic_pkgs" | tr ' ' '\n' | sort | tr '\n' ' ')
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup-test-deps: installing PyPI packages into .venv-ironic: $want"
+    .venv-ironic/bin/pip install -q --upgrade pip
+    .venv-ironic/bin/pip install -q $want
+    echo "$want" > "$stamp"
+  fi
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup-test-deps: installing cargo-nextest (runs the tests in parallel processes)"
   cargo install --locked cargo-nextest || echo "setup-test-deps: cargo-nextest could not be installed; tests will run with cargo test"

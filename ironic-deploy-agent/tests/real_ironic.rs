@@ -1,0 +1,736 @@
+//! `ironic-agent` under the real OpenStack Ironic 39 conductor (PyPI `ironic`,
+//! in `.venv-ironic`, made by `scripts/setup-test-deps.sh`) with Ironic's
+//! default configuration where it matters to the agent: `[agent] require_tls =
+//! True`, `[deploy] default_boot_mode = uefi`, the `direct` deploy interface,
+//! automated cleaning, `image_download_source = http`, ramdisk logs collected on
+//! failure. Only what a deployment must set is set (API URL, paths, a noop
+//! network, `fake-hardware` for power/boot/management), plus the poll interval
+//! of the post-deploy power-off wait (1 s instead of 5 s; the count stays 6).
+//!
+//! The node is a `manual-management` node (fake power, noop management) that
+//! boots with Ironic's `pxe` boot interface: Ironic renders the PXE/GRUB
+//! configuration of the deploy ramdisk, and the test's "machine" runs an
+//! `ironic-agent` process with the kernel command line Ironic wrote there
+//! (`ipa-api-url`, ...; the MAC as BOOTIF) and a file as its disk while Ironic
+//! has the node in a ramdisk state (`wait call-back`, `clean wait`, ...). It is
+//! stopped when the node leaves those states, as a power-off would; the agent's
+//! own `standby.power_off` exits the process.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use ironic_deploy_agent::httpd::{ImageServer, ServeOptions};
+use serde_json::{Value, json};
+
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SIGTERM first: Ironic's master process takes its workers down with it
+        let _ = Command::new("kill")
+            .arg(self.0.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..50 {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let p = workspace().join(".venv-ironic/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: the real Ironic is needed by this test; run scripts/setup-test-deps.sh \
+         (it installs PyPI ironic 39 into .venv-ironic)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Ironic {
+    _proc: Guard,
+    url: String,
+    dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Ironic {
+    async fn start(dir: &Path) -> Ironic {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        for d in [
+            "tmp",
+            "certs",
+            "deploy-logs",
+            "locks",
+            "tftpboot/master_images",
+            "images",
+            "master_images",
+            "httpboot",
+        ] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let d = dir.display();
+        let conf = format!(
+            "[DEFAULT]\n\
+             auth_strategy = noauth\n\
+             rpc_transport = none\n\
+             enabled_hardware_types = manual-management\n\
+             enabled_boot_interfaces = pxe\n\
+             enabled_deploy_interfaces = direct\n\
+             enabled_power_interfaces = fake\n\
+             enabled_management_interfaces = noop\n\
+             enabled_network_interfaces = noop\n\
+             default_network_interface = noop\n\
+             enabled_inspect_interfaces = no-inspect\n\
+             host = agent-test-{pid}\n\
+             log_file = {d}/ironic.log\n\
+             tempdir = {d}/tmp\n\
+             [api]\n\
+             host_ip = 127.0.0.1\n\
+             port = {port}\n\
+             [service_catalog]\n\
+             endpoint_override = {url}\n\
+             [database]\n\
+             connection = sqlite:///{d}/ironic.sqlite\n\
+             [conductor]\n\
+             heartbeat_timeout = 86400\n\
+             [agent]\n\
+             certificates_path = {d}/certs\n\
+             deploy_logs_local_path = {d}/deploy-logs\n\
+             post_deploy_get_power_state_retry_interval = 1\n\
+             [dhcp]\n\
+             dhcp_provider = none\n\
+             [pxe]\n\
+             tftp_root = {d}/tftpboot\n\
+             tftp_master_path = {d}/tftpboot/master_images\n\
+             images_path = {d}/images\n\
+             instance_master_path = {d}/master_images\n\
+             tftp_server = 127.0.0.1\n\
+             [deploy]\n\
+             http_root = {d}/httpboot\n\
+             http_url = http://127.0.0.1:9/\n\
+             [oslo_concurrency]\n\
+             lock_path = {d}/locks\n",
+            pid = std::process::id(),
+        );
+        let cf = dir.join("ironic.conf");
+        std::fs::write(&cf, conf).unwrap();
+        let out = Command::new(venv_bin("ironic-dbsync"))
+            .arg("--config-file")
+            .arg(&cf)
+            .arg("create_schema")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ironic-dbsync failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let child = Command::new(venv_bin("ironic"))
+            .arg("--config-file")
+            .arg(&cf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ironic = Ironic {
+            _proc: Guard(child),
+            url,
+            dir: dir.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        // Ironic needs a while to start (more on a loaded machine)
+        for _ in 0..600 {
+            if let Ok(r) = ironic.http.get(&ironic.url).send().await
+                && r.status().is_success()
+            {
+                return ironic;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("Ironic did not answer within 300 s; see {d}/ironic.log");
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}/v1{path}", self.url))
+            .header("X-OpenStack-Ironic-API-Version", "1.115");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn node(&self, uuid: &str) -> Value {
+        let (s, v) = self
+            .call(reqwest::Method::GET, &format!("/nodes/{uuid}"), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    async fn provision(&self, uuid: &str, body: Value) {
+        let (s, v) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/nodes/{uuid}/states/provision"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+    }
+
+    /// Wait until the node is in one of `states` (and not moving to another;
+    /// failed states keep their target).
+    async fn settle(&self, uuid: &str, states: &[&str]) -> Value {
+        for _ in 0..900 {
+            let n = self.node(uuid).await;
+            let st = n["provision_state"].as_str().unwrap_or("");
+            if states.contains(&st)
+                && (n["target_provision_state"].is_null() || st.ends_with("failed"))
+            {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let n = self.node(uuid).await;
+        panic!(
+            "node never reached {states:?}: {} / {}; see {}/ironic.log",
+            n["provision_state"],
+            n["last_error"],
+            self.dir.display()
+        );
+    }
+}
+
+/// The machine: runs the agent while Ironic has the node in a ramdisk state.
+struct Machine {
+    stop: Arc<AtomicBool>,
+    boots: Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const RAMDISK_STATES: &[&str] = &[
+    "wait call-back",
+    "clean wait",
+    "service wait",
+    "rescue wait",
+];
+
+impl Machine {
+    fn start(ironic: &Ironic, uuid: &str, mac: &str, disk: &Path, dir: &Path) -> Machine {
+        let stop = Arc::new(AtomicBool::new(false));
+        let boots = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (url, uuid, mac, disk, dir) = (
+            ironic.url.clone(),
+            uuid.to_owned(),
+            mac.to_owned(),
+            disk.to_owned(),
+            dir.to_owned(),
+        );
+        let http = ironic.http.clone();
+        let (stop2, boots2) = (stop.clone(), boots.clone());
+        let task = tokio::spawn(async move {
+            let mut agent: Option<Guard> = None;
+            while !stop2.load(Ordering::SeqCst) {
+                let state = async {
+                    let r = http
+                        .get(format!("{url}/v1/nodes/{uuid}"))
+                        .header("X-OpenStack-Ironic-API-Version", "1.115")
+                        .send()
+                        .await
+                        .ok()?;
+                    let v: Value = r.json().await.ok()?;
+                    v["provision_state"].as_str().map(str::to_owned)
+                }
+                .await;
+                if let Some(a) = &mut agent
+                    && a.0.try_wait().ok().flatten().is_some()
+                {
+                    // the agent powered the machine off (standby.power_off)
+                    agent = None;
+                }
+                let in_ramdisk = state
+                    .as_deref()
+                    .is_some_and(|s| RAMDISK_STATES.contains(&s));
+                let cmdline = in_ramdisk.then(|| pxe_cmdline(&dir, &uuid)).flatten();
+                if in_ramdisk
+                    && agent.is_none()
+                    && let Some(cmdline) = cmdline
+                {
+                    let n = boots2.fetch_add(1, Ordering::SeqCst) + 1;
+                    let cmdline_file = dir.join(format!("cmdline-{n}"));
+                    std::fs::write(&cmdline_file, cmdline).unwrap();
+                    let log = std::fs::File::create(dir.join(format!("agent-{n}.log"))).unwrap();
+                    let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
+                        .arg("--cmdline")
+                        .arg(&cmdline_file)
+                        .args([
+                            "--mac",
+                            &mac,
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--advertise-host",
+                            "127.0.0.1",
+                        ])
+                        .args([
+                            "--power-off",
+                            "exit",
+                            "--heartbeat-interval",
+                            "2",
+                            "--heartbeat-min-interval",
+                            "1",
+                        ])
+                        .arg("--root-device")
+                        .arg(&disk)
+                        .arg("--state-dir")
+                        .arg(dir.join(format!("agent-state-{n}")))
+                        .env("NO_COLOR", "1")
+                        .stdout(Stdio::null())
+                        .stderr(log)
+                        .spawn()
+                        .unwrap();
+                    agent = Some(Guard(child));
+                } else if !in_ramdisk
+                    && state.is_some()
+                    && agent.is_some()
+                    && !matches!(
+                        state.as_deref(),
+                        Some("deploying" | "cleaning" | "deleting" | "servicing" | "rescuing")
+                    )
+                {
+                    // Ironic powered the node off (fake power): so does the machine
+                    agent = None;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        Machine { stop, boots, task }
+    }
+
+    async fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+}
+
+/// The kernel command line of the deploy ramdisk in the PXE (BIOS) or GRUB
+/// (UEFI) configuration Ironic's `pxe` boot interface wrote for the node.
+fn pxe_cmdline(dir: &Path, uuid: &str) -> Option<String> {
+    let cfg = std::fs::read_to_string(dir.join("tftpboot").join(uuid).join("config")).ok()?;
+    let line = cfg.lines().find(|l| {
+        l.contains("ipa-api-url") && l.contains("deploy_kernel")
+            || l.trim_start().starts_with("append") && l.contains("ipa-api-url")
+    })?;
+    // drop the loader's own words (`linux /uuid/deploy_kernel`, `append initrd=...`)
+    let words: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.contains('=') && !w.starts_with("initrd="))
+        .collect();
+    Some(words.join(" "))
+}
+
+/// A GPT whole-disk image of `mib` MiB with an ESP holding `\EFI\BOOT\BOOTX64.EFI`
+/// and a root partition of random data, made with sfdisk, mkfs.vfat and mtools.
+fn uefi_image(dir: &Path, name: &str, mib: u64) -> Vec<u8> {
+    let img = dir.join(name);
+    make_raw(&img, mib as usize, 31);
+    let mut c = Command::new("sfdisk")
+        .args(["-q", img.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    {
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"label: gpt\nstart=2048, size=40960, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=43008, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n")
+            .unwrap();
+    }
+    assert!(c.wait().unwrap().success());
+    let esp = dir.join(format!("{name}.esp"));
+    let _ = std::fs::remove_file(&esp);
+    Command::new("truncate")
+        .args(["-s", "20M"])
+        .arg(&esp)
+        .status()
+        .unwrap();
+    tool("mkfs.vfat", &["-n", "EFI", esp.to_str().unwrap()]);
+    tool(
+        "mmd",
+        &["-i", esp.to_str().unwrap(), "::/EFI", "::/EFI/BOOT"],
+    );
+    std::fs::write(dir.join("loader.efi"), b"MZ a UEFI loader").unwrap();
+    tool(
+        "mcopy",
+        &[
+            "-i",
+            esp.to_str().unwrap(),
+            dir.join("loader.efi").to_str().unwrap(),
+            "::/EFI/BOOT/BOOTX64.EFI",
+        ],
+    );
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.write_all_at(&std::fs::read(&esp).unwrap(), 1 << 20)
+            .unwrap();
+    }
+    std::fs::read(&img).unwrap()
+}
+
+/// An ext4 filesystem image (a partition image) with the given UUID.
+fn ext4_image(dir: &Path, name: &str, uuid: &str) -> Vec<u8> {
+    let tree = dir.join(format!("{name}.tree"));
+    std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    std::fs::write(tree.join("boot/grub/grub.cfg"), "echo partition image\n").unwrap();
+    let img = dir.join(name);
+    let _ = std::fs::remove_file(&img);
+    Command::new("truncate")
+        .args(["-s", "16M"])
+        .arg(&img)
+        .status()
+        .unwrap();
+    tool(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-U",
+            uuid,
+            "-d",
+            tree.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
+    );
+    std::fs::read(&img).unwrap()
+}
+
+fn config_drive_meta(disk: &Path, dir: &Path) -> Value {
+    let f = std::fs::File::open(disk).unwrap();
+    let t = ironic_deploy_agent::image::partition::read_table(&f).unwrap();
+    let cd = t
+        .partitions()
+        .iter()
+        .find(|p| p.name == "config-2")
+        .expect("a config-2 partition")
+        .clone();
+    assert_eq!(cd.len, 64 << 20, "IPA's 64 MiB config drive partition");
+    let bytes = std::fs::read(disk).unwrap();
+    let iso = dir.join("cd.iso");
+    std::fs::write(
+        &iso,
+        &bytes[cd.start as usize..(cd.start + cd.len) as usize],
+    )
+    .unwrap();
+    let out = tool(
+        "isoinfo",
+        &[
+            "-i",
+            iso.to_str().unwrap(),
+            "-R",
+            "-x",
+            "/openstack/latest/meta_data.json",
+        ],
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn all_zero(disk: &Path) -> bool {
+    std::fs::read(disk).unwrap().iter().all(|&b| b == 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ironic = Ironic::start(d).await;
+    let srv = ImageServer::start(d, ServeOptions::new()).await.unwrap();
+    let disk = make_disk(&d.join("disk"), 2 << 30);
+    // the deploy kernel and ramdisk Ironic's pxe boot interface caches and links
+    let (kernel, initrd) = (d.join("deploy.kernel"), d.join("deploy.initramfs"));
+    std::fs::write(&kernel, b"kernel").unwrap();
+    std::fs::write(&initrd, b"initramfs").unwrap();
+    let mac = "52:54:00:1b:00:01";
+    let (s, node) = ironic
+        .call(
+            reqwest::Method::POST,
+            "/nodes",
+            Some(json!({"name": "agent-node", "driver": "manual-management",
+                "boot_interface": "pxe", "deploy_interface": "direct", "power_interface": "fake",
+                "management_interface": "noop", "network_interface": "noop",
+                "inspect_interface": "no-inspect",
+                "driver_info": {"deploy_kernel": srv.url("deploy.kernel"),
+                                "deploy_ramdisk": srv.url("deploy.initramfs")},
+                "properties": {"cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 2}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{node}");
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::POST,
+            "/ports",
+            Some(json!({"node_uuid": uuid, "address": mac})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let machine = Machine::start(&ironic, &uuid, mac, &disk, d);
+
+    // manage + provide: automated cleaning (erase_devices) through the agent, over TLS
+    ironic.provision(&uuid, json!({"target": "manage"})).await;
+    ironic.settle(&uuid, &["manageable"]).await;
+    ironic.provision(&uuid, json!({"target": "provide"})).await;
+    let n = ironic.settle(&uuid, &["available", "clean failed"]).await;
+    assert_eq!(n["provision_state"], "available", "{}", n["last_error"]);
+    assert!(all_zero(&disk), "automated cleaning erased the disk");
+    let pinned = std::fs::read_dir(d.join("certs")).unwrap().count();
+    assert!(
+        pinned >= 1,
+        "Ironic pinned the agent's auto-TLS certificate"
+    );
+
+    // whole-disk raw image with an ESP, UEFI (Ironic's default boot mode), config drive
+    let img = uefi_image(d, "uefi.raw", 48);
+    let set_image = |name: &str, fmt: &str, data: &[u8], extra: Value| {
+        let mut ii = json!({"image_source": srv.url(name), "image_disk_format": fmt,
+            "image_os_hash_algo": "sha256", "image_os_hash_value": sha256_hex(data)});
+        for (k, v) in extra.as_object().unwrap() {
+            ii[k] = v.clone();
+        }
+        json!([{"op": "add", "path": "/instance_info", "value": ii}])
+    };
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/nodes/{uuid}"),
+            Some(set_image("uefi.raw", "raw", &img, json!({}))),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    ironic
+        .provision(
+            &uuid,
+            json!({"target": "active", "configdrive": {"meta_data": {"hostname": "agent-node"},
+                   "user_data": "#cloud-config\n"}}),
+        )
+        .await;
+    let n = ironic.settle(&uuid, &["active", "deploy failed"]).await;
+    assert_eq!(n["provision_state"], "active", "{}", n["last_error"]);
+    assert_eq!(
+        n["driver_internal_info"]["root_uuid_or_disk_id"],
+        "0x00000000"
+    );
+    let bytes = std::fs::read(&disk).unwrap();
+    assert!(
+        bytes[1 << 20..img.len() - (1 << 20)] == img[1 << 20..img.len() - (1 << 20)],
+        "the image is on the disk"
+    );
+    assert_eq!(config_drive_meta(&disk, d)["hostname"], "agent-node");
+
+    // undeploy: automated cleaning again
+    ironic.provision(&uuid, json!({"target": "deleted"})).await;
+    let n = ironic.settle(&uuid, &["available", "clean failed"]).await;
+    assert_eq!(n["provision_state"], "available", "{}", n["last_error"]);
+    assert!(all_zero(&disk));
+
+    // qcow2 in BIOS mode (a whole-disk image: Ironic does not call install_bootloader)
+    let raw = d.join("bios.raw");
+    let data = make_raw(&raw, 24, 32);
+    let _ = data;
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            d.join("bios.qcow2").to_str().unwrap(),
+        ],
+    );
+    let q = std::fs::read(d.join("bios.qcow2")).unwrap();
+    let raw_bytes = std::fs::read(&raw).unwrap();
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/nodes/{uuid}"),
+            Some(set_image(
+                "bios.qcow2",
+                "qcow2",
+                &q,
+                json!({"capabilities": {"boot_mode": "bios"}}),
+            )),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    ironic.provision(&uuid, json!({"target": "active"})).await;
+    let n = ironic.settle(&uuid, &["active", "deploy failed"]).await;
+    assert_eq!(n["provision_state"], "active", "{}", n["last_error"]);
+    let bytes = std::fs::read(&disk).unwrap();
+    assert!(
+        bytes[..raw_bytes.len()] == raw_bytes[..],
+        "qcow2 converted onto the disk"
+    );
+    ironic.provision(&uuid, json!({"target": "deleted"})).await;
+    ironic.settle(&uuid, &["available"]).await;
+
+    // partition images: UEFI (default) and BIOS; the agent lays out the disk and
+    // installs the boot loader Ironic asks for
+    for (mode, fs_uuid) in [
+        ("uefi", "3b1f1d8e-6c55-4b0f-9d42-0d7b9f0e1a11"),
+        ("bios", "9e0c5a7d-2f44-4d1b-8e3a-7c6b5a493822"),
+    ] {
+        let name = format!("part-{mode}.img");
+        let part = ext4_image(d, &name, fs_uuid);
+        let (s, v) = ironic
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/nodes/{uuid}"),
+                Some(set_image(
+                    &name,
+                    "raw",
+                    &part,
+                    json!({"image_type": "partition", "root_gb": 1,
+                    "capabilities": {"boot_mode": mode}}),
+                )),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        ironic.provision(&uuid, json!({"target": "active"})).await;
+        let n = ironic.settle(&uuid, &["active", "deploy failed"]).await;
+        assert_eq!(
+            n["provision_state"], "active",
+            "{mode}: {}",
+            n["last_error"]
+        );
+        assert_eq!(n["driver_internal_info"]["root_uuid_or_disk_id"], fs_uuid);
+        let f = std::fs::File::open(&disk).unwrap();
+        let table = ironic_deploy_agent::image::partition::read_table(&f).unwrap();
+        let bytes = std::fs::read(&disk).unwrap();
+        if mode == "uefi" {
+            let esp = table
+                .partitions()
+                .iter()
+                .find(|p| p.is_esp())
+                .expect("an ESP");
+            let fat = ironic_deploy_agent::image::esp::open(&f, esp).unwrap();
+            let loaders = ironic_deploy_agent::image::esp::find_loaders(&fat).unwrap();
+            assert_eq!(loaders[0].path, "\\EFI\\BOOT\\BOOTX64.EFI", "{loaders:?}");
+        } else {
+            assert!(matches!(
+                table,
+                ironic_deploy_agent::image::partition::Table::Mbr { .. }
+            ));
+            // GRUB's boot code is in the MBR (its "GRUB " message string)
+            assert!(
+                bytes[..440].windows(5).any(|w| w == b"GRUB "),
+                "GRUB boot code in the MBR"
+            );
+        }
+        let root = table.partitions().last().unwrap();
+        assert!(bytes[root.start as usize..root.start as usize + part.len()] == part[..]);
+        ironic.provision(&uuid, json!({"target": "deleted"})).await;
+        ironic.settle(&uuid, &["available"]).await;
+    }
+
+    // a wrong checksum fails the deploy with the agent's message; Ironic collects
+    // the ramdisk logs ([agent] deploy_logs_collect = on_failure)
+    let mut bad = set_image("uefi.raw", "raw", &img, json!({}));
+    bad[0]["value"]["image_os_hash_value"] = json!("0".repeat(64));
+    let (s, v) = ironic
+        .call(reqwest::Method::PATCH, &format!("/nodes/{uuid}"), Some(bad))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    ironic.provision(&uuid, json!({"target": "active"})).await;
+    let n = ironic.settle(&uuid, &["deploy failed", "active"]).await;
+    assert_eq!(n["provision_state"], "deploy failed");
+    let err = n["last_error"].as_str().unwrap();
+    assert!(err.to_lowercase().contains("checksum"), "{err}");
+    let logs: Vec<_> = std::fs::read_dir(d.join("deploy-logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1, "one ramdisk log archive");
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(logs[0].path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for f in ["journal", "dmesg", "lsblk", "cmdline", "commands.json"] {
+        assert!(
+            listing.lines().any(|l| l == f),
+            "{f} in the ramdisk logs: {listing}"
+        );
+    }
+    ironic.provision(&uuid, json!({"target": "deleted"})).await;
+    ironic.settle(&uuid, &["available"]).await;
+
+    // manual cleaning with a step of the agent
+    ironic.provision(&uuid, json!({"target": "manage"})).await;
+    ironic.settle(&uuid, &["manageable"]).await;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+        f.write_all_at(&[0xAB; 4096], 0).unwrap();
+    }
+    ironic
+        .provision(
+            &uuid,
+            json!({"target": "clean", "clean_steps": [{"interface": "deploy", "step": "erase_devices_metadata"}]}),
+        )
+        .await;
+    let n = ironic.settle(&uuid, &["manageable", "clean failed"]).await;
+    assert_eq!(n["provision_state"], "manageable", "{}", n["last_error"]);
+    assert!(
+        std::fs::read(&disk).unwrap()[..4096]
+            .iter()
+            .all(|&b| b == 0),
+        "metadata erased"
+    );
+    assert!(
+        machine.boots.load(Ordering::SeqCst) >= 8,
+        "the agent booted for every ramdisk phase"
+    );
+    machine.shutdown().await;
+}
