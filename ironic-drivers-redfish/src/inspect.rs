@@ -193,7 +193,9 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
             tracing::warn!(nic = ?nic.odata_id, mac = ?raw, "NIC without a usable MAC address skipped");
             continue;
         };
-        if mac.is_multicast() || mac.octets() == [0; 6] || ports.iter().any(|p| p.address == mac) {
+        // Ironic takes any well-formed MAC (DMTF's mockups use group-bit ones);
+        // an all-zero MAC is a placeholder and would clash between nodes.
+        if mac.octets() == [0; 6] || ports.iter().any(|p| p.address == mac) {
             continue;
         }
         interfaces.push(json!({
