@@ -79,7 +79,7 @@ pub const GENERIC: HardwareType = HardwareType {
     firmware: &["no-firmware"],
     inspect: &["agent", "no-inspect"],
     management: &["noop"],
-    network: &["flat", "noop"],
+    network: &["switch", "flat", "noop"],
     power: &[],
     raid: &["no-raid", "agent"],
     rescue: &["no-rescue", "agent"],
@@ -97,7 +97,7 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
     firmware: &["fake", "no-firmware"],
     inspect: &["fake", "agent", "no-inspect"],
     management: &["fake", "noop"],
-    network: &["noop", "flat"],
+    network: &["switch", "noop", "flat"],
     power: &["fake"],
     raid: &["fake", "no-raid", "agent"],
     rescue: &["fake", "no-rescue", "agent"],
@@ -110,7 +110,7 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
     name: "manual-management",
     power: &["agent", "fake"],
     management: &["noop", "fake"],
-    network: &["noop", "flat"],
+    network: &["switch", "noop", "flat"],
     ..GENERIC
 };
 

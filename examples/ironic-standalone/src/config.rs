@@ -34,6 +34,12 @@ pub struct Config {
     pub boot: BootSection,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[switch_network]`: the network of each phase (switch network interface).
+    pub switch_network: crate::network::SwitchNetworkSection,
+    /// `[networks.NAME]`: networks nodes can be put on (VLAN, physical network, MTU).
+    pub networks: BTreeMap<String, ironic_core::switch::NetworkDef>,
+    /// `[switches.NAME]`: the switches nodes are wired to.
+    pub switches: BTreeMap<String, crate::network::SwitchSection>,
 }
 
 /// How clients authenticate.
@@ -403,6 +409,9 @@ impl Config {
         }
         self.boot.check()?;
         self.drivers.check()?;
+        if crate::network::enabled(self) {
+            crate::network::build(self).map_err(ConfigError::Invalid)?;
+        }
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),

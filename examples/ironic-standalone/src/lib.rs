@@ -6,4 +6,5 @@ pub mod boot;
 pub mod cache;
 pub mod config;
 pub mod lab;
+pub mod network;
 pub mod server;

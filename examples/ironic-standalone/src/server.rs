@@ -136,6 +136,18 @@ fn available_registry(
             unavailable.insert((t, "fake"), "[fake] enabled = false".into());
         }
     }
+    // Tenant isolation: the `switch` network interface over the configured switches
+    // (Config::check validated them; nothing here contacts a switch).
+    if crate::network::enabled(cfg) {
+        match crate::network::build(cfg) {
+            Ok(sn) => {
+                reg.register_network(ironic_core::switch::SwitchNetwork::NAME, Arc::new(sn));
+            }
+            Err(e) => {
+                unavailable.insert((InterfaceType::Network, "switch"), e);
+            }
+        }
+    }
     (reg, unavailable)
 }
 

@@ -363,8 +363,11 @@ impl Conductor {
         let mut job = self.job(ident, true).await?;
         let r = async {
             let d = job.task.driver()?.clone();
+            let groups = job.task.portgroups.clone();
             let port = d.network.vif_attach(&mut job.task, &vif).await?;
             self.store().update_port(&port).await?;
+            self.save_changed_portgroups(&groups, &job.task.portgroups)
+                .await?;
             Ok(())
         }
         .await;
@@ -378,13 +381,31 @@ impl Conductor {
         let mut job = self.job(ident, true).await?;
         let r = async {
             let d = job.task.driver()?.clone();
+            let groups = job.task.portgroups.clone();
             let port = d.network.vif_detach(&mut job.task, vif_id).await?;
             self.store().update_port(&port).await?;
+            self.save_changed_portgroups(&groups, &job.task.portgroups)
+                .await?;
             Ok(())
         }
         .await;
         job.finish().await;
         r
+    }
+
+    /// Network interfaces that attach VIFs to port groups record them in the
+    /// task's port groups: save those that changed.
+    async fn save_changed_portgroups(
+        &self,
+        before: &[Portgroup],
+        after: &[Portgroup],
+    ) -> Result<()> {
+        for pg in after {
+            if before.iter().find(|b| b.uuid == pg.uuid) != Some(pg) {
+                self.store().update_portgroup(pg).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The VIFs attached to a node.

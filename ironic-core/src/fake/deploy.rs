@@ -291,6 +291,9 @@ impl DeployInterface for FakeDeploy {
 
     async fn prepare_cleaning(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
         self.control.enter(D, "deploy.prepare_cleaning").await?;
+        if let Some(d) = task.driver.clone() {
+            d.network.add_network(task, NetworkPhase::Cleaning).await?;
+        }
         if self.agent() {
             self.boot_ramdisk(task).await?;
             Ok(StepOutcome::Wait)
@@ -304,11 +307,19 @@ impl DeployInterface for FakeDeploy {
         if self.agent() {
             self.shut_ramdisk(task).await?;
         }
+        if let Some(d) = task.driver.clone() {
+            d.network
+                .remove_network(task, NetworkPhase::Cleaning)
+                .await?;
+        }
         Ok(())
     }
 
     async fn prepare_service(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
         self.control.enter(D, "deploy.prepare_service").await?;
+        if let Some(d) = task.driver.clone() {
+            d.network.add_network(task, NetworkPhase::Servicing).await?;
+        }
         if self.agent() {
             self.boot_ramdisk(task).await?;
             Ok(StepOutcome::Wait)
@@ -324,6 +335,12 @@ impl DeployInterface for FakeDeploy {
             if task.driver.is_some() {
                 task.node_power_action(PowerAction::PowerOn, None).await?;
             }
+        }
+        if let Some(d) = task.driver.clone() {
+            d.network
+                .remove_network(task, NetworkPhase::Servicing)
+                .await?;
+            d.network.configure_tenant_networks(task).await?;
         }
         Ok(())
     }

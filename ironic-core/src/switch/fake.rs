@@ -19,6 +19,7 @@ struct State {
     lags: BTreeMap<String, LagConfig>,
     faults: VecDeque<(ErrorKind, String)>,
     fail_ports: BTreeMap<String, ErrorKind>,
+    fail_vlans: BTreeMap<u16, ErrorKind>,
     log: Vec<(String, PortConfig)>,
 }
 
@@ -84,11 +85,18 @@ impl FakeSwitch {
         self.state().fail_ports.insert(port.to_owned(), kind);
     }
 
+    /// Every change that would put a port on `vlan` fails with `kind` until
+    /// [`FakeSwitch::heal`].
+    pub fn fail_vlan(&self, vlan: u16, kind: ErrorKind) {
+        self.state().fail_vlans.insert(vlan, kind);
+    }
+
     /// Remove every injected fault.
     pub fn heal(&self) {
         let mut s = self.state();
         s.faults.clear();
         s.fail_ports.clear();
+        s.fail_vlans.clear();
     }
 
     /// Every successful port change so far, in order.
@@ -147,11 +155,20 @@ impl Switch for FakeSwitch {
         let mut s = self.state();
         self.fault(&mut s, None)?;
         // all or nothing, as one transaction
-        for (p, _) in changes {
+        for (p, c) in changes {
             if !s.ports.contains_key(p) {
                 return Err(not_found(&self.name, "port", p));
             }
             self.fault(&mut s, Some(p))?;
+            if let Some((v, k)) = s.fail_vlans.iter().find(|(v, _)| c.carries(**v)) {
+                return Err(DriverError::new(
+                    *k,
+                    format!(
+                        "injected {k} failure putting port {p} of switch {} on VLAN {v}",
+                        self.name
+                    ),
+                ));
+            }
         }
         for (p, c) in changes {
             let c = c.normalized();

@@ -28,6 +28,7 @@
 //! ```
 
 mod fake;
+mod network;
 mod registry;
 mod types;
 
@@ -36,6 +37,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 pub use fake::{FakeSwitch, FakeSwitchDriver};
+pub use network::{NetworkDef, SwitchNetwork, SwitchNetworkConfig, lag_name};
 pub use registry::{SwitchConfig, SwitchDriver, SwitchRegistry};
 pub use types::{
     LagConfig, LagMode, PortConfig, PortStatus, VLAN_MAX, VLAN_MIN, VlanMode, check_vlan,

@@ -162,7 +162,28 @@ impl AgentDeploy {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v @ Value::Object(_)) => configdrive::build(v).map(Some).map_err(err),
+            Some(Value::Object(o)) => {
+                // Ironic's check_and_fix_configdrive: without usable network_data, the
+                // network interface's (e.g. the switch interface's bonds) goes in
+                let mut o = o.clone();
+                let usable = o
+                    .get("network_data")
+                    .and_then(Value::as_object)
+                    .is_some_and(|n| {
+                        ["links", "networks", "services"].iter().any(|k| {
+                            n.get(*k)
+                                .and_then(Value::as_array)
+                                .is_some_and(|a| !a.is_empty())
+                        })
+                    });
+                if !usable && let Some(d) = &task.driver {
+                    let nd = d.network.get_node_network_data(task);
+                    if !nd.is_empty() {
+                        o.insert("network_data".into(), Value::Object(nd));
+                    }
+                }
+                configdrive::build(&Value::Object(o)).map(Some).map_err(err)
+            }
             Some(_) => Err(DriverError::invalid(
                 "instance_info.configdrive must be a string or an object",
             )),
@@ -397,6 +418,8 @@ impl DeployInterface for AgentDeploy {
             .network
             .remove_network(task, NetworkPhase::Servicing)
             .await?;
+        // back on the instance's networks (Ironic's tear_down_inband_service)
+        driver.network.configure_tenant_networks(task).await?;
         Self::wipe_agent(task);
         Ok(())
     }

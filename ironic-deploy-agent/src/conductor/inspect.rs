@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ironic_core::driver::{
-    BaseInterface, DiscoveredPort, InspectInterface, InspectOutcome, InspectionData, RamdiskKind,
-    RamdiskParams, Task,
+    BaseInterface, DiscoveredPort, InspectInterface, InspectOutcome, InspectionData, NetworkPhase,
+    RamdiskKind, RamdiskParams, Task,
 };
 use ironic_core::model::JsonMap;
 use ironic_core::{DriverError, MacAddress, PowerAction};
@@ -275,6 +275,10 @@ impl InspectInterface for AgentInspect {
             kernel_params: kp,
         };
         let driver = task.driver()?.clone();
+        driver
+            .network
+            .add_network(task, NetworkPhase::Inspection)
+            .await?;
         driver.boot.prepare_ramdisk(task, &params).await?;
         task.node_power_action(PowerAction::Reboot, self.cfg.power_timeout)
             .await?;
@@ -289,6 +293,10 @@ impl InspectInterface for AgentInspect {
         let data = self.parse(&task.node.properties, inventory)?;
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
+        driver
+            .network
+            .remove_network(task, NetworkPhase::Inspection)
+            .await?;
         if self.cfg.power_off {
             task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
                 .await?;
@@ -300,6 +308,10 @@ impl InspectInterface for AgentInspect {
     async fn abort(&self, task: &mut Task) -> Result<(), DriverError> {
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
+        driver
+            .network
+            .remove_network(task, NetworkPhase::Inspection)
+            .await?;
         task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
             .await?;
         AgentDeploy::wipe_agent(task);

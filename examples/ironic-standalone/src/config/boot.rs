@@ -325,7 +325,7 @@ pub fn default_enabled(t: InterfaceType) -> &'static [&'static str] {
         InterfaceType::Firmware => &["no-firmware", "redfish", "fake"],
         InterfaceType::Inspect => &["no-inspect", "agent", "redfish", "fake"],
         InterfaceType::Management => &["ipmitool", "redfish", "noop", "fake"],
-        InterfaceType::Network => &["flat", "noop"],
+        InterfaceType::Network => &["switch", "flat", "noop"],
         InterfaceType::Power => &["ipmitool", "redfish", "fake"],
         InterfaceType::Raid => &["agent", "no-raid", "redfish", "fake"],
         InterfaceType::Rescue => &["no-rescue", "agent", "fake"],
