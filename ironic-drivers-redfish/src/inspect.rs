@@ -207,6 +207,7 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
             address: mac,
             pxe_enabled: true,
             local_link_connection: JsonMap::new(),
+            physical_network: None,
         });
     }
     let s = &f.system;

@@ -438,12 +438,34 @@ impl Job {
             n.boot_mode = Some(m);
         }
         for dp in data.ports {
-            if self.task.ports.iter().any(|p| p.address == dp.address) {
+            if let Some(i) = self.task.ports.iter().position(|p| p.address == dp.address) {
+                // Ironic's local-link-connection and physical-network hooks: fill
+                // the wiring fields not set yet (an operator's value wins), set
+                // the physical network found
+                let mut port = self.task.ports[i].clone();
+                let mut changed = false;
+                for (k, v) in dp.local_link_connection {
+                    if !port.local_link_connection.contains_key(&k) {
+                        port.local_link_connection.insert(k, v);
+                        changed = true;
+                    }
+                }
+                if dp.physical_network.is_some() && dp.physical_network != port.physical_network {
+                    port.physical_network = dp.physical_network;
+                    changed = true;
+                }
+                if changed {
+                    port.updated_at = Some(crate::model::now());
+                    self.c.store().update_port(&port).await?;
+                    tracing::info!(node = %uuid, address = %port.address, llc = ?port.local_link_connection, physical_network = ?port.physical_network, "port wiring updated by inspection");
+                    self.task.ports[i] = port;
+                }
                 continue;
             }
             let mut port = Port::new(uuid, dp.address);
             port.pxe_enabled = dp.pxe_enabled;
             port.local_link_connection = dp.local_link_connection;
+            port.physical_network = dp.physical_network;
             match self.c.store().create_port(&port).await {
                 Ok(()) => {
                     tracing::info!(node = %uuid, address = %port.address, "port created by inspection");

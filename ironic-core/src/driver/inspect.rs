@@ -16,6 +16,9 @@ pub struct DiscoveredPort {
     /// Switch connection from LLDP, if known.
     #[serde(default)]
     pub local_link_connection: JsonMap,
+    /// Physical network, if inspection could tell (e.g. from the NIC's address).
+    #[serde(default)]
+    pub physical_network: Option<String>,
 }
 
 /// What inspection found: properties to merge into the node and NICs.

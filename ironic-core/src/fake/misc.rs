@@ -65,6 +65,7 @@ pub fn parse_inventory(inventory: &Value) -> Result<InspectionData, DriverError>
             address: mac,
             pxe_enabled: pxe_mac.is_none_or(|p| p == mac),
             local_link_connection: JsonMap::new(),
+            physical_network: None,
         });
     }
     if data.ports.is_empty() {

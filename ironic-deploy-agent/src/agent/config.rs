@@ -76,6 +76,10 @@ pub struct AgentConfig {
     pub verify_writes: bool,
     /// Allow MD5 image checksums (Ironic says so in lookup's config).
     pub allow_md5: bool,
+    /// Listen for LLDP on every NIC while inspecting (`ipa-collect-lldp`, off).
+    pub collect_lldp: bool,
+    /// How long to listen for LLDP (`ipa-lldp-timeout`, 30 s).
+    pub lldp_timeout: Duration,
 }
 
 impl Default for AgentConfig {
@@ -106,6 +110,8 @@ impl Default for AgentConfig {
             reorder_buffer: 16 << 20,
             verify_writes: true,
             allow_md5: true,
+            collect_lldp: false,
+            lldp_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -197,6 +203,8 @@ impl AgentConfig {
                     self.global_request_id = Some(v.clone())
                 }
                 "ipa-insecure" => self.insecure = truthy(v),
+                "ipa-collect-lldp" => self.collect_lldp = truthy(v),
+                "ipa-lldp-timeout" => self.lldp_timeout = secs(k, v)?,
                 "ipa-lookup-timeout" => self.lookup_timeout = secs(k, v)?,
                 "ipa-lookup-interval" => self.lookup_interval = secs(k, v)?,
                 "ipa-image-download-connection-retries" => {

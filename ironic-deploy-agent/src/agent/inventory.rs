@@ -130,7 +130,42 @@ pub fn disks(cfg: &AgentConfig) -> Vec<BlockDevice> {
     out
 }
 
+/// The names of the NICs the inventory lists (no loopback, no all-zero MAC).
+pub fn interface_names(sys: &Path) -> Vec<String> {
+    interfaces(sys)
+        .iter()
+        .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// The first IPv4 and IPv6 address of each interface (IPA's `ipv4_address`,
+/// `ipv6_address`), from `getifaddrs`; link-local IPv6 only when nothing else.
+fn addresses() -> std::collections::BTreeMap<String, (Option<String>, Option<String>)> {
+    let mut out: std::collections::BTreeMap<String, (Option<String>, Option<String>)> =
+        Default::default();
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return out;
+    };
+    for a in addrs {
+        let Some(addr) = a.address else { continue };
+        let e = out.entry(a.interface_name.clone()).or_default();
+        if let Some(v4) = addr.as_sockaddr_in() {
+            e.0.get_or_insert_with(|| v4.ip().to_string());
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            let ip = v6.ip();
+            let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
+            if e.1.is_none()
+                || (!link_local && e.1.as_deref().is_some_and(|s| s.starts_with("fe80")))
+            {
+                e.1 = Some(ip.to_string());
+            }
+        }
+    }
+    out
+}
+
 fn interfaces(sys: &Path) -> Vec<Value> {
+    let ips = addresses();
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(sys.join("class/net")) else {
         return out;
@@ -151,8 +186,8 @@ fn interfaces(sys: &Path) -> Vec<Value> {
         out.push(json!({
             "name": n,
             "mac_address": mac,
-            "ipv4_address": null,
-            "ipv6_address": null,
+            "ipv4_address": ips.get(&n).and_then(|a| a.0.clone()),
+            "ipv6_address": ips.get(&n).and_then(|a| a.1.clone()),
             "has_carrier": read_u64(&d.join("carrier")) == Some(1),
             "lldp": null,
             "vendor": read(&d.join("device/vendor")),

@@ -184,9 +184,32 @@ async fn lookup(st: &Arc<State>) -> Result<(Api, LookupResponse)> {
 }
 
 /// The inspection data IPA posts: the inventory, the disk it would install on,
-/// and the MAC it booted from.
-pub fn inspection_data(cfg: &super::AgentConfig) -> Value {
-    let inv = inventory::collect(cfg);
+/// the MAC it booted from and, when collected, the LLDP frames heard on each NIC: each interface's
+/// `lldp` and the top-level `lldp_raw` (IPA's `lldp` collector), both as
+/// `[[tlv_type, "hex"], ...]`.
+pub fn inspection_data_with(
+    cfg: &super::AgentConfig,
+    lldp: Option<&super::lldp::LldpByInterface>,
+) -> Value {
+    let mut inv = inventory::collect(cfg);
+    let mut raw = serde_json::Map::new();
+    if let Some(l) = lldp {
+        if let Some(ifs) = inv.get_mut("interfaces").and_then(Value::as_array_mut) {
+            for i in ifs {
+                let name = i
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(tlvs) = l.get(&name) {
+                    i["lldp"] = super::lldp::to_json(tlvs);
+                }
+            }
+        }
+        for (name, tlvs) in l {
+            raw.insert(name.clone(), super::lldp::to_json(tlvs));
+        }
+    }
     let disks = inventory::disks(cfg);
     let root = super::hints::pick(&disks, None)
         .ok()
@@ -195,7 +218,8 @@ pub fn inspection_data(cfg: &super::AgentConfig) -> Value {
         "inventory": inv,
         "root_disk": root,
         "boot_interface": cfg.bootif.map(|m| m.to_string()),
-        "configuration": {"collectors": ["default"], "managers": []},
+        "configuration": {"collectors": if lldp.is_some() { serde_json::json!(["default", "lldp"]) } else { serde_json::json!(["default"]) }, "managers": []},
+        "lldp_raw": if lldp.is_some() { Value::Object(raw) } else { Value::Null },
     })
 }
 
@@ -204,7 +228,24 @@ pub fn inspection_data(cfg: &super::AgentConfig) -> Value {
 /// waiting for it. A token in the answer (API >= 1.84) is kept as a lookup's.
 pub async fn inspect(st: &Arc<State>, url: &str) -> Result<()> {
     let cfg = &st.cfg;
-    let data = inspection_data(cfg);
+    let lldp = if cfg.collect_lldp {
+        let names = inventory::interface_names(&cfg.sys_root);
+        let timeout = cfg.lldp_timeout;
+        match tokio::task::spawn_blocking(move || super::lldp::collect(&names, timeout)).await {
+            Ok(Ok(l)) => Some(l),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "LLDP collection failed; inspecting without it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "LLDP collection panicked; inspecting without it");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let data = inspection_data_with(cfg, lldp.as_ref());
     let deadline = tokio::time::Instant::now() + cfg.lookup_timeout;
     let mut wait = cfg.lookup_interval;
     loop {

@@ -12,6 +12,7 @@ mod grub;
 pub mod hints;
 pub mod inventory;
 mod ironic;
+pub mod lldp;
 mod tls;
 
 use std::sync::Arc;

@@ -51,6 +51,10 @@ pub struct AgentInspectConfig {
     pub power_timeout: Option<Duration>,
     /// Extra kernel parameters for the ramdisk.
     pub kernel_params: BTreeMap<String, String>,
+    /// `(network, prefix length, physical network)`: a port whose NIC has an
+    /// address in the network gets that physical network (Ironic's
+    /// `[inspector]physical_network_cidr_map`).
+    pub physical_network_cidr_map: Vec<(std::net::IpAddr, u8, String)>,
 }
 
 impl Default for AgentInspectConfig {
@@ -61,6 +65,7 @@ impl Default for AgentInspectConfig {
             power_off: true,
             power_timeout: None,
             kernel_params: BTreeMap::new(),
+            physical_network_cidr_map: Vec::new(),
         }
     }
 }
@@ -145,7 +150,7 @@ impl AgentInspect {
             .and_then(Value::as_str)
             .map(|s| s.strip_prefix("01-").unwrap_or(s).replace('-', ":"))
             .and_then(|s| s.parse().ok());
-        out.ports = ports(inv, pxe, self.cfg.add_ports)?;
+        out.ports = ports(inv, data, pxe, &self.cfg)?;
         out.inventory = Some(data.clone());
         Ok(out)
     }
@@ -196,11 +201,50 @@ fn root_disk(
         .cloned())
 }
 
+/// Parse `10.0.0.0/24:physnet1` (Ironic's `physical_network_cidr_map` entry).
+pub fn parse_cidr_map_entry(s: &str) -> Result<(std::net::IpAddr, u8, String), String> {
+    let (cidr, net) = s
+        .rsplit_once(':')
+        .filter(|(c, n)| c.contains('/') && !n.is_empty())
+        .ok_or_else(|| format!("{s:?}: expected CIDR:PHYSNET, e.g. 10.10.10.0/24:physnet_a"))?;
+    let (ip, len) = cidr.split_once('/').unwrap_or((cidr, ""));
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or_else(|| format!("{s:?}: bad prefix length"))?;
+    Ok((ip, len, net.to_owned()))
+}
+
+fn in_net(ip: std::net::IpAddr, net: std::net::IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
+    }
+}
+
 fn ports(
     inv: &Value,
+    data: &Value,
     pxe: Option<MacAddress>,
-    mode: AddPorts,
+    cfg: &AgentInspectConfig,
 ) -> Result<Vec<DiscoveredPort>, DriverError> {
+    let mode = cfg.add_ports;
     let ifaces = inv
         .get("interfaces")
         .and_then(Value::as_array)
@@ -234,11 +278,33 @@ fn ports(
             AddPorts::None => false,
         };
         if keep {
+            // LLDP: the interface's own `lldp`, else IPA's `lldp_raw` by name
+            let name = i.get("name").and_then(Value::as_str).unwrap_or_default();
+            let lldp = i
+                .get("lldp")
+                .filter(|l| l.as_array().is_some_and(|a| !a.is_empty()))
+                .or_else(|| data.get("lldp_raw").and_then(|r| r.get(name)));
+            let local_link_connection = lldp
+                .map(|l| {
+                    crate::agent::lldp::local_link_connection(&crate::agent::lldp::from_json(l))
+                })
+                .unwrap_or_default();
+            let physical_network = ["ipv4_address", "ipv6_address"]
+                .iter()
+                .filter_map(|k| i.get(*k).and_then(Value::as_str))
+                .filter_map(|s| s.split('/').next()?.parse::<std::net::IpAddr>().ok())
+                .find_map(|ip| {
+                    cfg.physical_network_cidr_map
+                        .iter()
+                        .find(|(n, l, _)| in_net(ip, *n, *l))
+                        .map(|(_, _, p)| p.clone())
+                });
             out.push(DiscoveredPort {
                 address: mac,
                 // without a known boot NIC every port may PXE boot, as Ironic assumes
                 pxe_enabled: pxe.is_none_or(|p| p == mac),
-                local_link_connection: JsonMap::new(),
+                local_link_connection,
+                physical_network,
             });
         }
     }
@@ -374,6 +440,36 @@ mod tests {
             ]
         );
         assert!(d.inventory.is_some());
+    }
+
+    #[test]
+    fn lldp_and_addresses_wire_the_ports() {
+        let mut data = ipa_inventory();
+        // eth0: LLDP in the interface (IPA's collect_lldp); eth1: in lldp_raw
+        data["inventory"]["interfaces"][0]["lldp"] = json!([
+            [1, "04525400aabbcc"],
+            [2, "0545746865726e6574312f37"],
+            [5, "746f722d37"]
+        ]);
+        data["lldp_raw"] = json!({"eth1": [[1, "04525400aabbcc"], [2, "05657468332f31"]]});
+        let i = AgentInspect::new(AgentInspectConfig {
+            physical_network_cidr_map: vec![
+                parse_cidr_map_entry("10.0.0.0/24:physnet1").unwrap(),
+                parse_cidr_map_entry("2001:db8::/64:physnet2").unwrap(),
+            ],
+            ..Default::default()
+        });
+        let d = i.parse(&JsonMap::new(), &data).unwrap();
+        let eth0 = &d.ports[0];
+        assert_eq!(eth0.local_link_connection["switch_id"], "52:54:00:aa:bb:cc");
+        assert_eq!(eth0.local_link_connection["port_id"], "Ethernet1/7");
+        assert_eq!(eth0.local_link_connection["switch_info"], "tor-7");
+        assert_eq!(eth0.physical_network.as_deref(), Some("physnet1"));
+        let eth1 = &d.ports[1];
+        assert_eq!(eth1.local_link_connection["port_id"], "eth3/1");
+        assert_eq!(eth1.physical_network, None);
+        assert!(parse_cidr_map_entry("10.0.0.0:x").is_err());
+        assert!(parse_cidr_map_entry("10.0.0.0/33:x").is_err());
     }
 
     #[test]
