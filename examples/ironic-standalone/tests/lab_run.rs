@@ -22,7 +22,26 @@ async fn lab_servers_become_available() {
     assert_eq!(kinds.iter().filter(|k| **k == BmcKind::Redfish).count(), 2);
 
     let failures = lab.make_available(opts.ready_timeout).await;
-    assert!(failures.is_empty(), "{failures:?}");
+    if !failures.is_empty() {
+        // Say why: each failed server's agent output and what the conductor recorded.
+        let mut why = format!("{failures:?}");
+        for (name, _) in &failures {
+            let log =
+                std::fs::read_to_string(dir.path().join("logs").join(format!("{name}-agent.log")))
+                    .unwrap_or_else(|e| format!("(no agent log: {e})"));
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let node = lab
+                .conductor
+                .get_node(&ironic_core::Ident::Name(name.clone()))
+                .await;
+            why.push_str(&format!(
+                "\n--- {name}: node {:?}\n--- agent log (last 40 lines, newest first):\n{}",
+                node.map(|n| (n.provision_state, n.power_state, n.driver_internal_info)),
+                tail.join("\n")
+            ));
+        }
+        panic!("{why}");
+    }
     let nodes = lab
         .conductor
         .list_nodes(&NodeQuery::default())
