@@ -180,6 +180,64 @@ options = { ports = "p1,p2" }
         assert_ne!(n.interfaces.network_interface, "switch");
     }
 
+    /// With `[boot.dhcp]` in server mode, the `switch` interface keeps the DHCP
+    /// reservations as `flat` does: a node's PXE MAC gets an address while it is on
+    /// the provisioning network, and none once it leaves it.
+    #[tokio::test]
+    async fn the_switch_interface_keeps_the_dhcp_reservations() {
+        use ironic_core::driver::{NetworkInterface, NetworkPhase, Task};
+        let text = format!(
+            "{TOML}\n[boot]\naddress = \"10.9.0.1\"\n[boot.dhcp]\nmode = \"server\"\ninterface = \"eth9\"\npool_start = \"10.9.0.10\"\npool_end = \"10.9.0.20\"\n"
+        );
+        let c = load(&text).unwrap();
+        let boot = crate::boot::plan(&c, "10.9.0.1:6385".parse().unwrap()).unwrap();
+        let reg = crate::server::build_registry(&c, &boot).unwrap();
+        let mut node = ironic_core::Node::new("fake-hardware");
+        node.name = Some("n1".into());
+        reg.resolve_interfaces(&mut node).unwrap();
+        let driver = reg.driver_for(&node).unwrap();
+        let mac: ironic_core::MacAddress = "52:54:00:12:34:56".parse().unwrap();
+        let mut port = ironic_core::Port::new(node.uuid, mac);
+        port.pxe_enabled = true;
+        port.local_link_connection =
+            serde_json::from_value(serde_json::json!({"switch_info": "tor-1", "port_id": "p1"}))
+                .unwrap();
+        let mut task = Task::new(node).with_driver(driver.clone());
+        task.ports.push(port);
+        let net: &dyn NetworkInterface = &*driver.network;
+        net.validate(&task).unwrap();
+        assert!(boot.reservations.get(&mac).is_none());
+        net.add_network(&mut task, NetworkPhase::Provisioning)
+            .await
+            .unwrap();
+        let r = boot
+            .reservations
+            .get(&mac)
+            .expect("a reservation while provisioning");
+        assert!(
+            (u32::from(std::net::Ipv4Addr::new(10, 9, 0, 10))
+                ..=u32::from(std::net::Ipv4Addr::new(10, 9, 0, 20)))
+                .contains(&u32::from(r.ip.unwrap())),
+            "{r:?}"
+        );
+        net.remove_network(&mut task, NetworkPhase::Provisioning)
+            .await
+            .unwrap();
+        assert!(
+            boot.reservations.get(&mac).is_none(),
+            "the reservation must go with the provisioning network"
+        );
+        // cleaning too (the ramdisk boots over DHCP there as well)
+        net.add_network(&mut task, NetworkPhase::Cleaning)
+            .await
+            .unwrap();
+        assert!(boot.reservations.get(&mac).is_some());
+        net.remove_network(&mut task, NetworkPhase::Cleaning)
+            .await
+            .unwrap();
+        assert!(boot.reservations.is_empty());
+    }
+
     #[test]
     fn mistakes_name_the_section() {
         let e = load(&TOML.replace(

@@ -141,6 +141,15 @@ fn available_registry(
     if crate::network::enabled(cfg) {
         match crate::network::build(cfg) {
             Ok(sn) => {
+                // With this process's DHCP server, the switch interface also keeps
+                // the `flat` interface's reservations: a node's MACs get an address
+                // (and boot files) only while it is on a provisioning-side network.
+                let sn = match &boot.dhcp {
+                    Some(dhcp) => {
+                        sn.with_dhcp(Arc::new(ironic_boot_pxe::DhcpNetwork::new(dhcp.clone())))
+                    }
+                    None => sn,
+                };
                 reg.register_network(ironic_core::switch::SwitchNetwork::NAME, Arc::new(sn));
             }
             Err(e) => {

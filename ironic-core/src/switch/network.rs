@@ -580,6 +580,9 @@ impl BaseInterface for SwitchNetwork {
             }
         }
         self.phase_network(task, NetworkPhase::Provisioning)?;
+        if let Some(d) = &self.dhcp {
+            d.validate(task)?;
+        }
         let inspecting = matches!(
             task.node.provision_state,
             ProvisionState::Enroll | ProvisionState::Inspecting | ProvisionState::InspectWait
