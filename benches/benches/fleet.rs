@@ -133,12 +133,13 @@ async fn lifecycle(c: &Conductor, w: &Waiters, i: usize) {
 async fn conductor(store: Arc<dyn Store>) -> Conductor {
     let mut reg = InterfaceRegistry::with_noop();
     fake::register(&mut reg, FakeConfig::default());
-    let cfg = ConductorConfig {
-        host: "bench".into(),
-        node_locked_retry_attempts: 1,
-        node_locked_retry_interval: Duration::from_millis(1),
-        power_state_sync_interval: Duration::ZERO,
-        ..ConductorConfig::default()
+    let cfg = {
+        let mut v = ConductorConfig::default();
+        v.host = "bench".into();
+        v.node_locked_retry_attempts = 1;
+        v.node_locked_retry_interval = Duration::from_millis(1);
+        v.power_state_sync_interval = Duration::ZERO;
+        v
     };
     Conductor::start(store, reg, cfg).await.expect("start")
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ironic_core::Node;
-use ironic_core::store::{MemoryStore, NodeFilter, NodeQuery, SqliteStore, Store};
+use ironic_core::store::{MemoryStore, NodeQuery, SqliteStore, Store};
 use serde_json::json;
 
 /// A node shaped like a real one (driver_info, properties, interfaces, extra).
@@ -34,7 +34,7 @@ fn node(driver: &str, i: usize) -> Node {
     n.extra.insert("rack".into(), json!(format!("r{}", i / 40)));
     n.resource_class = Some("baremetal".into());
     n.traits = vec!["CUSTOM_RACK".into()];
-    for t in ironic_core::model::InterfaceType::ALL {
+    for &t in ironic_core::model::InterfaceType::ALL {
         n.interfaces.set(t, "fake");
     }
     n
@@ -108,13 +108,8 @@ fn store_ops(c: &mut Criterion) {
                 .to_async(&rt)
                 .iter(|| async { store.get_node(&target.into()).await.expect("get_node") })
         });
-        let query = NodeQuery {
-            filter: NodeFilter {
-                driver: Some("fleet".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut query = NodeQuery::default();
+        query.filter.driver = Some("fleet".into());
         g.bench_function(BenchmarkId::new("list_nodes_1000", b.name), |bench| {
             bench.to_async(&rt).iter(|| async {
                 let l = store.list_nodes(&query).await.expect("list_nodes");

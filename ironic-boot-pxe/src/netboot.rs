@@ -262,10 +262,7 @@ impl Engine {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
                 .unwrap_or_else(|| config::append_params(task, &self.cfg));
-            let params = RamdiskParams {
-                kind: RamdiskKind::Deploy,
-                kernel_params: Default::default(),
-            };
+            let params = RamdiskParams::new(RamdiskKind::Deploy);
             self.unpublish(task);
             self.publish_config(task, "instance", &images, "instance", &params, &append)?;
             self.set_boot_device(task, self.boot_device(), true).await

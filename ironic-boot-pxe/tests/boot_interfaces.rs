@@ -96,9 +96,10 @@ fn params() -> RamdiskParams {
     let mut kernel_params = BTreeMap::new();
     kernel_params.insert("ipa-debug".to_owned(), "1".to_owned());
     kernel_params.insert("ipa-agent-token".to_owned(), "do-not-leak".to_owned());
-    RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params,
+    {
+        let mut p = RamdiskParams::new(RamdiskKind::Deploy);
+        p.kernel_params = kernel_params;
+        p
     }
 }
 

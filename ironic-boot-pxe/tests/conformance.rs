@@ -43,9 +43,10 @@ async fn boot_interfaces_pass_the_conformance_kit() {
 
     let mut params = BTreeMap::new();
     params.insert("ipa-api-url".to_owned(), "http://127.0.0.1:6385".to_owned());
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: params,
+    let params = {
+        let mut p = RamdiskParams::new(RamdiskKind::Deploy);
+        p.kernel_params = params;
+        p
     };
     for name in ["pxe", "ipxe", "http"] {
         let mut node = Node::new("fake-hardware");

@@ -228,13 +228,11 @@ async fn boot(fw: Firmware, over_tftp: bool, kernel: &Path, initrd: &Path, mac: 
     net.add_network(&mut task, NetworkPhase::Provisioning)
         .await
         .unwrap();
-    boot.prepare_ramdisk(
-        &mut task,
-        &RamdiskParams {
-            kind: RamdiskKind::Deploy,
-            kernel_params: params,
-        },
-    )
+    boot.prepare_ramdisk(&mut task, &{
+        let mut p = RamdiskParams::new(RamdiskKind::Deploy);
+        p.kernel_params = params;
+        p
+    })
     .await
     .unwrap();
 

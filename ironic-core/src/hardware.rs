@@ -1,17 +1,18 @@
 //! Hardware types as plain data, and the registry the application fills.
 //!
 //! A [`HardwareType`] names, for each interface, the implementations it supports,
-//! the preferred (default) one first. Variants are built by struct update:
+//! the preferred (default) one first. Variants are derived from another type with
+//! `const` builder methods (the struct is `#[non_exhaustive]`, so that a new
+//! interface type is not a breaking change):
 //!
 //! ```
 //! use ironic_core::hardware::{HardwareType, GENERIC};
-//! const MY_VENDOR: HardwareType = HardwareType {
-//!     name: "my-vendor",
-//!     power: &["my-vendor"],
-//!     management: &["my-vendor", "noop"],
-//!     ..GENERIC
-//! };
+//! const MY_VENDOR: HardwareType = GENERIC
+//!     .named("my-vendor")
+//!     .with_power(&["my-vendor"])
+//!     .with_management(&["my-vendor", "noop"]);
 //! assert_eq!(MY_VENDOR.deploy, GENERIC.deploy);
+//! assert_eq!(MY_VENDOR.power, &["my-vendor"]);
 //! ```
 //!
 //! The [`InterfaceRegistry`] holds implementations by `(interface type, name)` and
@@ -30,6 +31,7 @@ use crate::model::{InterfaceType, Node, NodeInterfaces};
 /// default first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub struct HardwareType {
     /// The name nodes use in `driver`.
     pub name: &'static str,
@@ -49,6 +51,137 @@ pub struct HardwareType {
 }
 
 impl HardwareType {
+    /// This hardware type under another name (to derive a variant:
+    /// `GENERIC.named("my-vendor").with_power(&["my-vendor"])`).
+    pub const fn named(self, name: &'static str) -> Self {
+        HardwareType { name, ..self }
+    }
+
+    /// The same hardware type supporting `names` for interface `t`, the default first.
+    pub const fn with(self, t: InterfaceType, names: &'static [&'static str]) -> Self {
+        let mut h = self;
+        match t {
+            InterfaceType::Bios => h.bios = names,
+            InterfaceType::Boot => h.boot = names,
+            InterfaceType::Console => h.console = names,
+            InterfaceType::Deploy => h.deploy = names,
+            InterfaceType::Firmware => h.firmware = names,
+            InterfaceType::Inspect => h.inspect = names,
+            InterfaceType::Management => h.management = names,
+            InterfaceType::Network => h.network = names,
+            InterfaceType::Power => h.power = names,
+            InterfaceType::Raid => h.raid = names,
+            InterfaceType::Rescue => h.rescue = names,
+            InterfaceType::Storage => h.storage = names,
+            InterfaceType::Vendor => h.vendor = names,
+        }
+        h
+    }
+
+    /// The same hardware type supporting `names` as bios interfaces, the default first.
+    pub const fn with_bios(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            bios: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as boot interfaces, the default first.
+    pub const fn with_boot(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            boot: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as console interfaces, the default first.
+    pub const fn with_console(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            console: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as deploy interfaces, the default first.
+    pub const fn with_deploy(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            deploy: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as firmware interfaces, the default first.
+    pub const fn with_firmware(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            firmware: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as inspect interfaces, the default first.
+    pub const fn with_inspect(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            inspect: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as management interfaces, the default first.
+    pub const fn with_management(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            management: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as network interfaces, the default first.
+    pub const fn with_network(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            network: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as power interfaces, the default first.
+    pub const fn with_power(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            power: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as raid interfaces, the default first.
+    pub const fn with_raid(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            raid: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as rescue interfaces, the default first.
+    pub const fn with_rescue(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            rescue: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as storage interfaces, the default first.
+    pub const fn with_storage(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            storage: names,
+            ..self
+        }
+    }
+
+    /// The same hardware type supporting `names` as vendor interfaces, the default first.
+    pub const fn with_vendor(self, names: &'static [&'static str]) -> Self {
+        HardwareType {
+            vendor: names,
+            ..self
+        }
+    }
+
     /// The supported implementations of one interface.
     pub fn supported(&self, t: InterfaceType) -> &'static [&'static str] {
         match t {
@@ -69,7 +202,24 @@ impl HardwareType {
     }
 }
 
-/// Ironic's `GenericHardware` defaults; hardware types override what they add.
+/// Ironic's `GenericHardware` defaults (`name = "generic"`); hardware types derive
+/// from it and override what they add (it has no power interface of its own):
+///
+/// | interface | implementations (default first) |
+/// |---|---|
+/// | bios | `no-bios` |
+/// | boot | `ipxe`, `pxe`, `http-ipxe`, `http` |
+/// | console | `no-console` |
+/// | deploy | `direct`, `ramdisk` |
+/// | firmware | `no-firmware` |
+/// | inspect | `agent`, `no-inspect` |
+/// | management | `noop` |
+/// | network | `switch`, `flat`, `noop` |
+/// | power | (none: a hardware type must add its own) |
+/// | raid | `no-raid`, `agent` |
+/// | rescue | `no-rescue`, `agent` |
+/// | storage | `noop` |
+/// | vendor | `no-vendor` |
 pub const GENERIC: HardwareType = HardwareType {
     name: "generic",
     bios: &["no-bios"],
@@ -87,7 +237,26 @@ pub const GENERIC: HardwareType = HardwareType {
     vendor: &["no-vendor"],
 };
 
-/// `fake-hardware`: every interface `fake`, plus the generic ones.
+/// `fake-hardware`: every interface `fake` first, plus the generic ones. To test a
+/// new interface with the fakes for all the others, derive from it
+/// (`FAKE_HARDWARE.named("my-hw").with_power(&["my-power"])`) and register
+/// [`crate::fake`] beside your interface:
+///
+/// | interface | implementations (default first) |
+/// |---|---|
+/// | bios | `fake`, `no-bios` |
+/// | boot | `fake`, `ipxe`, `pxe`, `http-ipxe`, `http` |
+/// | console | `fake`, `no-console` |
+/// | deploy | `fake`, `direct`, `ramdisk` |
+/// | firmware | `fake`, `no-firmware` |
+/// | inspect | `fake`, `agent`, `no-inspect` |
+/// | management | `fake`, `noop` |
+/// | network | `switch`, `noop`, `flat` |
+/// | power | `fake` |
+/// | raid | `fake`, `no-raid`, `agent` |
+/// | rescue | `fake`, `no-rescue`, `agent` |
+/// | storage | `noop` |
+/// | vendor | `fake`, `no-vendor` |
 pub const FAKE_HARDWARE: HardwareType = HardwareType {
     name: "fake-hardware",
     bios: &["fake", "no-bios"],
@@ -105,18 +274,34 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
     vendor: &["fake", "no-vendor"],
 };
 
-/// `manual-management`: the operator powers the node by hand.
-pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
-    name: "manual-management",
-    power: &["agent", "fake"],
-    management: &["noop", "fake"],
-    network: &["switch", "noop", "flat"],
-    ..GENERIC
-};
+/// `manual-management`: the operator powers the node by hand; otherwise
+/// [`GENERIC`]:
+///
+/// | interface | implementations (default first) |
+/// |---|---|
+/// | bios | `no-bios` |
+/// | boot | `ipxe`, `pxe`, `http-ipxe`, `http` |
+/// | console | `no-console` |
+/// | deploy | `direct`, `ramdisk` |
+/// | firmware | `no-firmware` |
+/// | inspect | `agent`, `no-inspect` |
+/// | management | `noop`, `fake` |
+/// | network | `switch`, `noop`, `flat` |
+/// | power | `agent`, `fake` |
+/// | raid | `no-raid`, `agent` |
+/// | rescue | `no-rescue`, `agent` |
+/// | storage | `noop` |
+/// | vendor | `no-vendor` |
+pub const MANUAL_MANAGEMENT: HardwareType = GENERIC
+    .named("manual-management")
+    .with_power(&["agent", "fake"])
+    .with_management(&["noop", "fake"])
+    .with_network(&["switch", "noop", "flat"]);
 
 /// The interface implementations a node resolves to.
 #[derive(Clone, Debug)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub struct Driver {
     /// The hardware type.
     pub hardware_type: HardwareType,
@@ -244,7 +429,7 @@ impl std::fmt::Debug for InterfaceRegistry {
             "hardware_types",
             &self.hardware_types.keys().collect::<Vec<_>>(),
         );
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             d.field(t.as_str(), &self.interface_names(t));
         }
         d.finish()
@@ -410,7 +595,7 @@ impl InterfaceRegistry {
     /// `driver_factory.default_interface`), for every interface type.
     pub fn default_interfaces(&self, hw: &HardwareType) -> Result<NodeInterfaces, DriverError> {
         let mut out = NodeInterfaces::default();
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             out.set(t, self.default_interface(hw, t)?);
         }
         Ok(out)
@@ -420,7 +605,7 @@ impl InterfaceRegistry {
     /// check that every named one is supported by the hardware type and registered.
     pub fn resolve_interfaces(&self, node: &mut Node) -> Result<(), DriverError> {
         let hw = self.hardware_type(&node.driver)?;
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             let current = node.interfaces.get(t).to_owned();
             if current.is_empty() {
                 let name = self.default_interface(&hw, t)?;
@@ -442,7 +627,7 @@ impl InterfaceRegistry {
     /// (`GET /v1/drivers/{name}/properties`).
     pub fn properties(&self, hw: &HardwareType) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             for name in self.default_interface(hw, t).into_iter() {
                 if let Some(i) = self.base_of(t, name) {
                     for p in i.properties() {
@@ -509,8 +694,46 @@ mod tests {
     }
 
     #[test]
-    fn struct_update_builds_variants() {
+    fn builders_derive_variants() {
         assert_eq!(MANUAL_MANAGEMENT.deploy, GENERIC.deploy);
         assert_eq!(MANUAL_MANAGEMENT.power, &["agent", "fake"]);
+        const X: HardwareType = FAKE_HARDWARE.named("x").with(InterfaceType::Raid, &["r"]);
+        assert_eq!(X.name, "x");
+        assert_eq!(X.supported(InterfaceType::Raid), &["r"]);
+        assert_eq!(X.boot, FAKE_HARDWARE.boot);
+        for &t in InterfaceType::ALL {
+            let y = GENERIC.with(t, &["only"]);
+            assert_eq!(y.supported(t), &["only"], "{t}");
+        }
+    }
+
+    /// The tables in the docs of the built-in hardware types are their contents.
+    #[test]
+    fn documented_tables_match_the_data() {
+        let src = include_str!("hardware.rs");
+        for ht in [GENERIC, FAKE_HARDWARE, MANUAL_MANAGEMENT] {
+            let mut table = String::from(
+                "/// | interface | implementations (default first) |\n/// |---|---|\n",
+            );
+            for &t in InterfaceType::ALL {
+                let v = ht
+                    .supported(t)
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let v = if v.is_empty() {
+                    "(none: a hardware type must add its own)".to_owned()
+                } else {
+                    v
+                };
+                table.push_str(&format!("/// | {t} | {v} |\n"));
+            }
+            assert!(
+                src.contains(&table),
+                "the docs of {} do not show:\n{table}",
+                ht.name
+            );
+        }
     }
 }

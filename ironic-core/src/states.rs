@@ -81,6 +81,7 @@ pub struct UnknownValue {
 
 string_enum! {
     /// A provision state (`provision_state` / `target_provision_state`).
+    #[non_exhaustive]
     pub enum ProvisionState {
         /// New node; not yet verified.
         Enroll => "enroll",
@@ -147,6 +148,7 @@ string_enum! {
 
 string_enum! {
     /// An event fed to the state machine: API verbs and the conductor's internal events.
+    #[non_exhaustive]
     pub enum Event {
         /// `manage` (API).
         Manage => "manage",
@@ -311,6 +313,7 @@ pub fn allowed_events(state: ProvisionState) -> impl Iterator<Item = Event> {
 
 /// How a state behaves, after `states.py`'s groupings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StateClass {
     /// Will not change unless a request arrives (`STABLE_STATES`).
     Stable,
@@ -533,6 +536,7 @@ pub fn verb_min_version(target: &str) -> Option<u32> {
 
 string_enum! {
     /// An observed power state (`power_state`).
+    #[non_exhaustive]
     pub enum PowerState {
         /// On.
         On => "power on",
@@ -545,6 +549,7 @@ string_enum! {
 
 string_enum! {
     /// A requested power action (`PUT /states/power` target; `target_power_state`).
+    #[non_exhaustive]
     pub enum PowerAction {
         /// Power on.
         PowerOn => "power on",

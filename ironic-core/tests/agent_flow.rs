@@ -299,14 +299,11 @@ async fn hold_and_unhold_in_manual_cleaning_and_deploy() {
     let i = id(&n);
     provision(&e.c, &i, "manage").await;
     wait_state(&e.c, &i, S::Manageable).await;
-    let req = ProvisionRequest {
-        clean_steps: Some(vec![
-            json!({"interface": "deploy", "step": "hold"}),
-            json!({"interface": "raid", "step": "delete_configuration"}),
-            json!({"interface": "power", "step": "power_on"}),
-        ]),
-        ..ProvisionRequest::new("clean")
-    };
+    let req = ProvisionRequest::new("clean").with_clean_steps(vec![
+        json!({"interface": "deploy", "step": "hold"}),
+        json!({"interface": "raid", "step": "delete_configuration"}),
+        json!({"interface": "power", "step": "power_on"}),
+    ]);
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::CleanHold).await;
     assert_eq!(n.target_provision_state, Some(S::Manageable));
@@ -323,12 +320,9 @@ async fn hold_and_unhold_in_manual_cleaning_and_deploy() {
     // deploy with a user hold step
     provision(&e.c, &i, "provide").await;
     wait_state(&e.c, &i, S::Available).await;
-    let req = ProvisionRequest {
-        deploy_steps: Some(vec![
-            json!({"interface": "deploy", "step": "hold", "priority": 90}),
-        ]),
-        ..ProvisionRequest::new("active")
-    };
+    let req = ProvisionRequest::new("active").with_deploy_steps(vec![
+        json!({"interface": "deploy", "step": "hold", "priority": 90}),
+    ]);
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::DeployHold).await;
     assert_eq!(n.deploy_step["step"], "hold");
@@ -336,12 +330,9 @@ async fn hold_and_unhold_in_manual_cleaning_and_deploy() {
     provision(&e.c, &i, "abort").await;
     let n = wait_state(&e.c, &i, S::DeployFailed).await;
     assert!(n.last_error.unwrap().contains("aborted"));
-    let req = ProvisionRequest {
-        deploy_steps: Some(vec![
-            json!({"interface": "deploy", "step": "hold", "priority": 90}),
-        ]),
-        ..ProvisionRequest::new("active")
-    };
+    let req = ProvisionRequest::new("active").with_deploy_steps(vec![
+        json!({"interface": "deploy", "step": "hold", "priority": 90}),
+    ]);
     e.c.provision(&i, req).await.unwrap();
     wait_state(&e.c, &i, S::DeployHold).await;
     provision(&e.c, &i, "unhold").await;
@@ -363,10 +354,7 @@ async fn manual_clean_with_unknown_step_fails_cleanly() {
     let err =
         e.c.provision(
             &i,
-            ProvisionRequest {
-                clean_steps: Some(vec![json!({"step": "x"})]),
-                ..ProvisionRequest::new("clean")
-            },
+            ProvisionRequest::new("clean").with_clean_steps(vec![json!({"step": "x"})]),
         )
         .await
         .unwrap_err();
@@ -376,10 +364,8 @@ async fn manual_clean_with_unknown_step_fails_cleanly() {
         Err(Error::Invalid(_))
     ));
     // a step the driver does not have: clean failed, with the step named
-    let req = ProvisionRequest {
-        clean_steps: Some(vec![json!({"interface": "bios", "step": "overclock"})]),
-        ..ProvisionRequest::new("clean")
-    };
+    let req = ProvisionRequest::new("clean")
+        .with_clean_steps(vec![json!({"interface": "bios", "step": "overclock"})]);
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::CleanFailed).await;
     assert!(n.last_error.unwrap().contains("bios.overclock"));

@@ -118,10 +118,8 @@ async fn power_sync_records_health_changes_in_the_history() {
 
 #[tokio::test]
 async fn health_monitoring_can_be_turned_off() {
-    let cfg = ironic_core::conductor::ConductorConfig {
-        enable_health_monitoring: false,
-        ..test_config()
-    };
+    let mut cfg = test_config();
+    cfg.enable_health_monitoring = false;
     let e = env_with(cfg, FakeDeployMode::Sync).await;
     let (_, i) = managed(&e).await;
     e.c.sync_power_states().await;
@@ -157,10 +155,7 @@ async fn bios_steps_and_cleaning_refresh_the_caches() {
         "step": "apply_configuration",
         "args": {"settings": [{"name": "ProcVirtualization", "value": "Disabled"}]}
     }]);
-    let req = ProvisionRequest {
-        clean_steps: Some(steps.as_array().unwrap().clone()),
-        ..ProvisionRequest::new("clean")
-    };
+    let req = ProvisionRequest::new("clean").with_clean_steps(steps.as_array().unwrap().clone());
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::Manageable).await;
     assert_eq!(n.last_error, None);

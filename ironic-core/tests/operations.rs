@@ -7,27 +7,16 @@ use common::*;
 use ironic_core::conductor::ProvisionRequest;
 use ironic_core::driver::{BootDevice, VifInfo};
 use ironic_core::fake::FakeDeployMode;
-use ironic_core::ids::{AllocationId, Ident};
+use ironic_core::ids::Ident;
 use ironic_core::model::{Allocation, AllocationState, InterfaceType, JsonMap};
 use ironic_core::{Error, ErrorKind, Node, Port, PowerState, ProvisionState as S, Secret};
 use serde_json::json;
 
 fn allocation(rc: &str, traits: &[&str]) -> Allocation {
-    Allocation {
-        uuid: AllocationId::new(),
-        name: None,
-        state: AllocationState::Allocating,
-        node_uuid: None,
-        resource_class: Some(rc.to_owned()),
-        traits: traits.iter().map(|t| t.to_string()).collect(),
-        candidate_nodes: Vec::new(),
-        last_error: None,
-        owner: None,
-        extra: JsonMap::new(),
-        conductor_affinity: None,
-        created_at: ironic_core::model::now(),
-        updated_at: None,
-    }
+    let mut a = Allocation::new();
+    a.resource_class = Some(rc.to_owned());
+    a.traits = traits.iter().map(|t| t.to_string()).collect();
+    a
 }
 
 #[tokio::test]
@@ -60,10 +49,7 @@ async fn rescue_and_unrescue_through_the_agent() {
             .await
             .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
-    let req = ProvisionRequest {
-        rescue_password: Some(Secret::new("s3cret")),
-        ..ProvisionRequest::new("rescue")
-    };
+    let req = ProvisionRequest::new("rescue").with_rescue_password(Secret::new("s3cret"));
     e.c.provision(&i, req).await.unwrap();
     wait_state(&e.c, &i, S::RescueWait).await;
     let t = agent_lookup(&e.c, mac).await.agent_token;
@@ -79,10 +65,7 @@ async fn rescue_and_unrescue_through_the_agent() {
     assert!(n.instance_info.get("rescue_password").is_none());
     assert_eq!(n.power_state, Some(PowerState::On));
     // rescue wait can be aborted
-    let req = ProvisionRequest {
-        rescue_password: Some(Secret::new("x")),
-        ..ProvisionRequest::new("rescue")
-    };
+    let req = ProvisionRequest::new("rescue").with_rescue_password(Secret::new("x"));
     e.c.provision(&i, req).await.unwrap();
     wait_state(&e.c, &i, S::RescueWait).await;
     provision(&e.c, &i, "abort").await;
@@ -125,9 +108,10 @@ async fn in_band_inspection_creates_ports_and_merges_properties() {
     assert!(n.inspection_finished_at.is_some());
     let ports = e
         .store
-        .list_ports(&ironic_core::store::PortQuery {
-            node: Some(n.uuid),
-            ..Default::default()
+        .list_ports(&{
+            let mut q = ironic_core::store::PortQuery::default();
+            q.node = Some(n.uuid);
+            q
         })
         .await
         .unwrap();
@@ -179,25 +163,19 @@ async fn adopt_and_service() {
     provision(&e.c, &i, "adopt").await;
     wait_state(&e.c, &i, S::Active).await;
     // service with firmware and bios steps
-    let req = ProvisionRequest {
-        service_steps: Some(vec![
+    let req = ProvisionRequest::new("service").with_service_steps(vec![
             json!({"interface": "firmware", "step": "update", "args": {"settings": [{"component": "bmc", "url": "http://x/bmc-2.1.bin"}]}}),
             json!({"interface": "deploy", "step": "hold"}),
-        ]),
-        ..ProvisionRequest::new("service")
-    };
+        ]);
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::ServiceHold).await;
     assert_eq!(n.internal("fake_firmware").unwrap()["bmc"], "bmc-2.1.bin");
     provision(&e.c, &i, "unhold").await;
     wait_state(&e.c, &i, S::Active).await;
     // a failing service step: service failed, maintenance with the fault; abort returns to active
-    let req = ProvisionRequest {
-        service_steps: Some(vec![
+    let req = ProvisionRequest::new("service").with_service_steps(vec![
             json!({"interface": "firmware", "step": "update", "args": {"settings": [{"component": "gpu", "url": "http://x/g"}]}}),
-        ]),
-        ..ProvisionRequest::new("service")
-    };
+        ]);
     e.c.provision(&i, req).await.unwrap();
     let n = wait_state(&e.c, &i, S::ServiceFailed).await;
     assert!(
@@ -445,26 +423,9 @@ async fn ports_vifs_and_management_calls() {
         .is_err()
     );
     // VIFs
-    e.c.vif_attach(
-        &i,
-        VifInfo {
-            id: "vif-1".into(),
-            extra: JsonMap::new(),
-        },
-    )
-    .await
-    .unwrap();
+    e.c.vif_attach(&i, VifInfo::new("vif-1")).await.unwrap();
     assert_eq!(e.c.vif_list(&i).await.unwrap(), ["vif-1"]);
-    let err =
-        e.c.vif_attach(
-            &i,
-            VifInfo {
-                id: "vif-2".into(),
-                extra: JsonMap::new(),
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = e.c.vif_attach(&i, VifInfo::new("vif-2")).await.unwrap_err();
     assert!(err.to_string().contains("not enough free"), "{err}");
     // boot device
     e.c.set_boot_device(&i, BootDevice::Disk, true)
@@ -575,30 +536,26 @@ async fn deploy_templates_matching_instance_traits_add_steps() {
     let n = e.c.create_node(n).await.unwrap();
     let i = id(&n);
     make_available(&e.c, &i).await;
-    let tmpl = DeployTemplate {
-        uuid: ironic_core::ids::DeployTemplateId::new(),
-        name: "CUSTOM_RAID1".into(),
-        steps: vec![
-            DeployTemplateStep {
-                interface: "raid".into(),
-                step: "apply_configuration".into(),
-                args: JsonMap::from_iter([(
+    let tmpl = DeployTemplate::new(
+        "CUSTOM_RAID1",
+        vec![
+            DeployTemplateStep::new(
+                "raid",
+                "apply_configuration",
+                JsonMap::from_iter([(
                     "raid_config".to_string(),
                     json!({"logical_disks": [{"size_gb": 10, "raid_level": "1"}]}),
                 )]),
-                priority: 90,
-            },
-            DeployTemplateStep {
-                interface: "deploy".into(),
-                step: "wait".into(),
-                args: JsonMap::from_iter([("seconds".to_string(), json!(0.05))]),
-                priority: 85,
-            },
+                90,
+            ),
+            DeployTemplateStep::new(
+                "deploy",
+                "wait",
+                JsonMap::from_iter([("seconds".to_string(), json!(0.05))]),
+                85,
+            ),
         ],
-        extra: JsonMap::new(),
-        created_at: ironic_core::model::now(),
-        updated_at: None,
-    };
+    );
     e.store.create_deploy_template(&tmpl).await.unwrap();
     let mut upd = e.c.get_node(&i).await.unwrap();
     upd.instance_info

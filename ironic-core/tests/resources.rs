@@ -206,38 +206,20 @@ async fn volume_changes_need_the_node_powered_off_and_its_lock() {
 #[tokio::test]
 async fn deploy_templates_runbooks_and_allocation_updates_are_validated() {
     let e = env(FakeDeployMode::Sync).await;
-    let step = |iface: &str| DeployTemplateStep {
-        interface: iface.into(),
-        step: "apply_configuration".into(),
-        args: JsonMap::new(),
-        priority: 150,
-    };
-    let t = DeployTemplate {
-        uuid: Default::default(),
-        name: "CUSTOM_HT_ON".into(),
-        steps: vec![step("bios")],
-        extra: JsonMap::new(),
-        created_at: ironic_core::model::now(),
-        updated_at: None,
-    };
+    let step =
+        |iface: &str| DeployTemplateStep::new(iface, "apply_configuration", JsonMap::new(), 150);
+    let t = DeployTemplate::new("CUSTOM_HT_ON", vec![step("bios")]);
     let t = e.c.create_deploy_template(t).await.unwrap();
+    let with = |f: &dyn Fn(&mut DeployTemplate)| {
+        let mut b = t.clone();
+        f(&mut b);
+        b
+    };
     for bad in [
-        DeployTemplate {
-            name: "not a trait".into(),
-            ..t.clone()
-        },
-        DeployTemplate {
-            steps: vec![],
-            ..t.clone()
-        },
-        DeployTemplate {
-            steps: vec![step("teleport")],
-            ..t.clone()
-        },
-        DeployTemplate {
-            steps: vec![step("bios"), step("bios")],
-            ..t.clone()
-        },
+        with(&|b| b.name = "not a trait".into()),
+        with(&|b| b.steps = vec![]),
+        with(&|b| b.steps = vec![step("teleport")]),
+        with(&|b| b.steps = vec![step("bios"), step("bios")]),
     ] {
         assert!(
             matches!(
@@ -280,21 +262,8 @@ async fn deploy_templates_runbooks_and_allocation_updates_are_validated() {
     ));
 
     // Allocation updates change name, extra and owner only.
-    let a = Allocation {
-        uuid: Default::default(),
-        name: None,
-        state: AllocationState::Allocating,
-        node_uuid: None,
-        resource_class: Some("none-has-it".into()),
-        traits: vec![],
-        candidate_nodes: vec![],
-        last_error: None,
-        owner: None,
-        extra: JsonMap::new(),
-        conductor_affinity: None,
-        created_at: ironic_core::model::now(),
-        updated_at: None,
-    };
+    let mut a = Allocation::new();
+    a.resource_class = Some("none-has-it".into());
     let a = e.c.create_allocation(a).await.unwrap();
     assert_eq!(a.state, AllocationState::Error);
     let mut u = a.clone();

@@ -167,37 +167,35 @@ async fn child(dir: &Path) -> ! {
         }
         portgroups.push(pg);
         let events: Vec<HistoryEvent> = (0..3)
-            .map(|k| HistoryEvent {
-                uuid: HistoryId::new(),
-                node_uuid: n.uuid,
-                event: format!("event {k} of node {i}"),
-                event_type: "provisioning".into(),
-                severity: Severity::Info,
-                user: None,
-                conductor: Some(DEAD_HOST.into()),
-                provision_state: Some(n.provision_state.to_string()),
-                created_at: now(),
+            .map(|k| {
+                let mut e = HistoryEvent::new(
+                    n.uuid,
+                    "provisioning",
+                    Severity::Info,
+                    format!("event {k} of node {i}"),
+                );
+                e.conductor = Some(DEAD_HOST.into());
+                e.provision_state = Some(n.provision_state.to_string());
+                e
             })
             .collect();
         for e in &events {
             store.add_history(e, 300).await.expect("add_history");
         }
         history.push((n.uuid, events));
-        let settings = vec![BiosSetting {
-            read_only: Some(false),
-            upper_bound: Some(64),
-            ..BiosSetting::new("ProcVirtualization", Some("Enabled".into()))
-        }];
+        let mut setting = BiosSetting::new("ProcVirtualization", Some("Enabled".into()));
+        setting.read_only = Some(false);
+        setting.upper_bound = Some(64);
+        let settings = vec![setting];
         store
             .set_bios_settings(n.uuid, &settings)
             .await
             .expect("set_bios_settings");
         bios.push((n.uuid, settings));
-        let comps = vec![FirmwareComponent {
-            initial_version: Some("1.0".into()),
-            serial_number: Some(format!("SN{i}")),
-            ..FirmwareComponent::new("bmc", Some(format!("1.{i}")))
-        }];
+        let mut comp = FirmwareComponent::new("bmc", Some(format!("1.{i}")));
+        comp.initial_version = Some("1.0".into());
+        comp.serial_number = Some(format!("SN{i}"));
+        let comps = vec![comp];
         store
             .set_firmware_components(n.uuid, &comps)
             .await
@@ -218,51 +216,32 @@ async fn child(dir: &Path) -> ! {
             .await
             .expect("reserve_node");
     }
-    let allocation = Allocation {
-        uuid: AllocationId::new(),
-        name: Some("alloc-1".into()),
-        state: AllocationState::Active,
-        node_uuid: Some(nodes[3].uuid),
-        resource_class: Some("baremetal".into()),
-        traits: vec![],
-        candidate_nodes: vec![],
-        last_error: None,
-        owner: None,
-        extra: JsonMap::new(),
-        conductor_affinity: None,
-        created_at: now(),
-        updated_at: None,
-    };
+    let mut allocation = Allocation::new();
+    allocation.resource_class = Some("baremetal".into());
+    allocation.name = Some("alloc-1".into());
+    allocation.state = AllocationState::Active;
+    allocation.node_uuid = Some(nodes[3].uuid);
     store
         .create_allocation(&allocation)
         .await
         .expect("create_allocation");
-    let template = DeployTemplate {
-        uuid: DeployTemplateId::new(),
-        name: "CUSTOM_HYPERTHREADING_ON".into(),
-        steps: vec![DeployTemplateStep {
-            interface: "bios".into(),
-            step: "apply_configuration".into(),
-            args: JsonMap::new(),
-            priority: 150,
-        }],
-        extra: JsonMap::new(),
-        created_at: now(),
-        updated_at: None,
-    };
+    let template = DeployTemplate::new(
+        "CUSTOM_HYPERTHREADING_ON",
+        vec![DeployTemplateStep::new(
+            "bios",
+            "apply_configuration",
+            JsonMap::new(),
+            150,
+        )],
+    );
     store
         .create_deploy_template(&template)
         .await
         .expect("create_deploy_template");
     for host in [DEAD_HOST, OTHER_HOST] {
-        let c = ConductorRecord {
-            hostname: host.into(),
-            conductor_group: "rack1".into(),
-            drivers: vec!["fake-hardware".into()],
-            alive: true,
-            created_at: now(),
-            updated_at: None,
-        };
+        let mut c = ConductorRecord::new(host);
+        c.conductor_group = "rack1".into();
+        c.drivers = vec!["fake-hardware".into()];
         store.upsert_conductor(&c).await.expect("upsert_conductor");
     }
     // Conductors get their updated_at from the store: read them back.
@@ -293,16 +272,15 @@ async fn child(dir: &Path) -> ! {
         store.update_node(&churn).await.expect("update churn node");
         store
             .add_history(
-                &HistoryEvent {
-                    uuid: HistoryId::new(),
-                    node_uuid: churn.uuid,
-                    event: format!("churn {i}"),
-                    event_type: "churn".into(),
-                    severity: Severity::Info,
-                    user: None,
-                    conductor: Some(DEAD_HOST.into()),
-                    provision_state: None,
-                    created_at: now(),
+                &{
+                    let mut e = HistoryEvent::new(
+                        churn.uuid,
+                        "churn",
+                        Severity::Info,
+                        format!("churn {i}"),
+                    );
+                    e.conductor = Some(DEAD_HOST.into());
+                    e
                 },
                 5,
             )
@@ -559,16 +537,15 @@ const PEER: &str = "peer-conductor";
 /// A conductor config with the periodic tasks off, so nothing moves but what the
 /// test does (and the recovery on start).
 fn conductor_config() -> ConductorConfig {
-    ConductorConfig {
-        host: HOST.into(),
-        conductor_group: "rack1".into(),
-        node_locked_retry_attempts: 1,
-        node_locked_retry_interval: Duration::from_millis(10),
-        power_state_sync_interval: Duration::ZERO,
-        power_failure_recovery_interval: Duration::ZERO,
-        check_provision_state_interval: Duration::ZERO,
-        ..ConductorConfig::default()
-    }
+    let mut v = ConductorConfig::default();
+    v.host = HOST.into();
+    v.conductor_group = "rack1".into();
+    v.node_locked_retry_attempts = 1;
+    v.node_locked_retry_interval = Duration::from_millis(10);
+    v.power_state_sync_interval = Duration::ZERO;
+    v.power_failure_recovery_interval = Duration::ZERO;
+    v.check_provision_state_interval = Duration::ZERO;
+    v
 }
 
 async fn start_conductor(store: Arc<dyn Store>) -> (Conductor, FakeControl) {

@@ -13,7 +13,7 @@ use common::*;
 use ironic_core::conductor::Conductor;
 use ironic_core::driver::VifInfo;
 use ironic_core::fake::{self, FakeConfig};
-use ironic_core::model::{JsonMap, Portgroup};
+use ironic_core::model::Portgroup;
 use ironic_core::store::{MemoryStore, Store};
 use ironic_core::switch::{
     FakeSwitch, FakeSwitchDriver, NetworkDef, Switch, SwitchConfig, SwitchNetwork,
@@ -128,38 +128,20 @@ async fn ports_follow_the_node_through_its_lifecycle() {
     assert_eq!(history(&lab.tor, "p1"), vec![Some(5), Some(20), Some(5)]);
 
     // a VIF named after a network takes the PXE port on its physical network
-    c.vif_attach(
-        &ident,
-        VifInfo {
-            id: "tenant-a".into(),
-            extra: JsonMap::new(),
-        },
-    )
-    .await
-    .unwrap();
+    c.vif_attach(&ident, VifInfo::new("tenant-a"))
+        .await
+        .unwrap();
     assert_eq!(
         c.vif_list(&ident).await.unwrap(),
         vec!["tenant-a".to_string()]
     );
     let e = c
-        .vif_attach(
-            &ident,
-            VifInfo {
-                id: "tenant-b".into(),
-                extra: JsonMap::new(),
-            },
-        )
+        .vif_attach(&ident, VifInfo::new("tenant-b"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("physical network"), "{e}");
     let e = c
-        .vif_attach(
-            &ident,
-            VifInfo {
-                id: "nowhere".into(),
-                extra: JsonMap::new(),
-            },
-        )
+        .vif_attach(&ident, VifInfo::new("nowhere"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no network named"), "{e}");
@@ -201,15 +183,9 @@ async fn ports_follow_the_node_through_its_lifecycle() {
     // detaching on an active node takes the port off the tenant network at once
     c.vif_detach(&ident, "tenant-a").await.unwrap();
     assert_eq!(vlan(&lab.tor, "p1").await, None);
-    c.vif_attach(
-        &ident,
-        VifInfo {
-            id: "tenant-a".into(),
-            extra: JsonMap::new(),
-        },
-    )
-    .await
-    .unwrap();
+    c.vif_attach(&ident, VifInfo::new("tenant-a"))
+        .await
+        .unwrap();
     assert_eq!(vlan(&lab.tor, "p1").await, Some(100));
 
     provision(c, &ident, "deleted").await;
@@ -226,15 +202,9 @@ async fn a_switch_failure_never_leaves_tenant_and_provisioning_together() {
     let ident = id(&n);
     c.create_port(wired(&n, 3, "p3", "physnet1")).await.unwrap();
     make_available(c, &ident).await;
-    c.vif_attach(
-        &ident,
-        VifInfo {
-            id: "tenant-a".into(),
-            extra: JsonMap::new(),
-        },
-    )
-    .await
-    .unwrap();
+    c.vif_attach(&ident, VifInfo::new("tenant-a"))
+        .await
+        .unwrap();
     // 1. taking the node off the provisioning network fails: the deploy fails with
     //    the switch's error and the tenant network is never configured
     lab.tor.fail_vlan(5, ErrorKind::Unreachable);
@@ -294,15 +264,9 @@ async fn an_lacp_port_group_becomes_a_lag_and_a_bond() {
     assert_eq!(l.members, vec!["p4", "p5"]);
     assert_eq!(l.mode, ironic_core::switch::LagMode::LacpActive);
     make_available(c, &ident).await;
-    c.vif_attach(
-        &ident,
-        VifInfo {
-            id: "tenant-a".into(),
-            extra: JsonMap::new(),
-        },
-    )
-    .await
-    .unwrap();
+    c.vif_attach(&ident, VifInfo::new("tenant-a"))
+        .await
+        .unwrap();
     let got = c
         .store()
         .get_portgroup(&ironic_core::Ident::Uuid(pg.uuid.0))
@@ -315,9 +279,10 @@ async fn an_lacp_port_group_becomes_a_lag_and_a_bond() {
     let node = c.get_node(&ident).await.unwrap();
     let ports = c
         .store()
-        .list_ports(&ironic_core::store::PortQuery {
-            node: Some(node.uuid),
-            ..Default::default()
+        .list_ports(&{
+            let mut q = ironic_core::store::PortQuery::default();
+            q.node = Some(node.uuid);
+            q
         })
         .await
         .unwrap();

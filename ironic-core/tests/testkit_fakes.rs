@@ -1,7 +1,6 @@
 //! The fakes pass the whole conformance kit, through the interfaces a conductor
 //! resolves for a fake-hardware node.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ironic_core::driver::{RamdiskKind, RamdiskParams, Task};
@@ -41,10 +40,7 @@ async fn fakes_pass_the_whole_kit() {
     let mgmt = testkit::run_management_suite(&*d.management, &t, &quick()).await;
     mgmt.print();
     assert!(mgmt.passed() >= 5, "{mgmt:?}");
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: BTreeMap::new(),
-    };
+    let params = RamdiskParams::new(RamdiskKind::Deploy);
     let boot = testkit::run_boot_suite(&*d.boot, &t, &params).await;
     assert_eq!(boot.passed(), 5, "{boot:?}");
     let deploy = testkit::run_deploy_suite(&*d.deploy, &t, &quick()).await;
@@ -70,10 +66,9 @@ async fn fakes_pass_the_whole_kit() {
 #[tokio::test]
 async fn the_kit_polls_slow_hardware() {
     // every power call takes a while, as a real BMC's
-    let (t, _c) = task(FakeConfig {
-        power_delay: Delay::Range(Duration::from_millis(5), Duration::from_millis(30)),
-        ..FakeConfig::default()
-    });
+    let mut config = FakeConfig::default();
+    config.power_delay = Delay::Range(Duration::from_millis(5), Duration::from_millis(30));
+    let (t, _c) = task(config);
     let d = t.driver.clone().unwrap();
     assert_eq!(
         testkit::power_on_then_off_reaches_states(&*d.power, &t).await,

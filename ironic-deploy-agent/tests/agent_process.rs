@@ -178,14 +178,7 @@ impl Rig {
 }
 
 fn step(name: &str) -> Step {
-    Step {
-        interface: InterfaceType::Deploy,
-        step: name.into(),
-        priority: 0,
-        args: Default::default(),
-        abortable: false,
-        requires_ramdisk: true,
-    }
+    Step::new(InterfaceType::Deploy, name).with_requires_ramdisk(true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,18 +166,9 @@ fn read_config_drive(env: &Env, node: NodeId) -> Value {
 }
 
 fn hb_from(n: &Node) -> Heartbeat {
-    Heartbeat {
-        callback_url: n
-            .internal("agent_url")
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        agent_version: Some("ironic-rs-agent test".into()),
-        agent_verify_ca: None,
-        agent_status: None,
-        agent_status_message: None,
-    }
+    let mut hb = Heartbeat::new(n.internal("agent_url").unwrap().as_str().unwrap());
+    hb.agent_version = Some("ironic-rs-agent test".into());
+    hb
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,9 +61,10 @@ async fn inspection_through_the_conductor_sets_properties_and_ports() {
     let mut ports = env
         .c
         .store()
-        .list_ports(&PortQuery {
-            node: Some(u),
-            ..Default::default()
+        .list_ports(&{
+            let mut q = PortQuery::default();
+            q.node = Some(u);
+            q
         })
         .await
         .unwrap();

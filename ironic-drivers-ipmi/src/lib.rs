@@ -29,14 +29,12 @@ pub const NAME: &str = "ipmitool";
 /// `ipmitool` or `noop`, console `ipmitool-socat` or `no-console`, vendor
 /// `ipmitool` or `no-vendor`, boot `ipxe`, `pxe`, `http-ipxe`, `http`.
 /// Interfaces not registered in the registry are skipped when picking defaults.
-pub const IPMI_HARDWARE: HardwareType = HardwareType {
-    name: "ipmi",
-    power: &[NAME],
-    management: &[NAME, "noop"],
-    console: &[CONSOLE_NAME, "no-console"],
-    vendor: &[NAME, "no-vendor"],
-    ..GENERIC
-};
+pub const IPMI_HARDWARE: HardwareType = GENERIC
+    .named("ipmi")
+    .with_power(&[NAME])
+    .with_management(&[NAME, "noop"])
+    .with_console(&[CONSOLE_NAME, "no-console"])
+    .with_vendor(&[NAME, "no-vendor"]);
 
 /// The interfaces of this crate, sharing one client: one session and one command
 /// queue per BMC, whichever interface sends the command.

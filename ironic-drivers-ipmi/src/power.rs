@@ -164,6 +164,9 @@ impl PowerInterface for IpmiPower {
                 self.reach(task, &info, ChassisControl::PowerUp, PowerState::On, hard)
                     .await
             }
+            other => Err(DriverError::unsupported(format!(
+                "The power action {other} is not supported by IPMI"
+            ))),
         }
     }
 

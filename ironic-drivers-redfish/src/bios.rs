@@ -152,26 +152,25 @@ impl RedfishBios {
             .iter()
             .map(|(name, v)| {
                 let value = BiosSetting::value_from_json(v);
+                let mut s = BiosSetting::new(name.clone(), value);
                 let Some(reg) = registry.iter().find(|a| a.name.as_deref() == Some(name)) else {
-                    return BiosSetting::new(name.clone(), value);
+                    return s;
                 };
-                BiosSetting {
-                    attribute_type: reg.kind.clone(),
-                    allowable_values: (!reg.values.is_empty()).then(|| {
-                        reg.values
-                            .iter()
-                            .filter_map(|v| v.name.clone().or_else(|| v.display_name.clone()))
-                            .collect()
-                    }),
-                    lower_bound: reg.lower_bound,
-                    upper_bound: reg.upper_bound,
-                    min_length: reg.min_length,
-                    max_length: reg.max_length,
-                    read_only: reg.read_only,
-                    reset_required: reg.reset_required,
-                    unique: reg.unique,
-                    ..BiosSetting::new(name.clone(), value)
-                }
+                s.attribute_type = reg.kind.clone();
+                s.allowable_values = (!reg.values.is_empty()).then(|| {
+                    reg.values
+                        .iter()
+                        .filter_map(|v| v.name.clone().or_else(|| v.display_name.clone()))
+                        .collect()
+                });
+                s.lower_bound = reg.lower_bound;
+                s.upper_bound = reg.upper_bound;
+                s.min_length = reg.min_length;
+                s.max_length = reg.max_length;
+                s.read_only = reg.read_only;
+                s.reset_required = reg.reset_required;
+                s.unique = reg.unique;
+                s
             })
             .collect())
     }

@@ -66,9 +66,10 @@ impl RedfishFirmware {
         match system.managers().first() {
             Some(m) => match client.get::<Manager>(&m.odata_id).await {
                 Ok(mgr) => match mgr.firmware_version.filter(|v| !v.trim().is_empty()) {
-                    Some(v) => out.push(FirmwareComponent {
-                        model: mgr.model,
-                        ..FirmwareComponent::new("bmc", Some(v))
+                    Some(v) => out.push({
+                        let mut c = FirmwareComponent::new("bmc", Some(v));
+                        c.model = mgr.model;
+                        c
                     }),
                     None => {
                         tracing::debug!(bmc = %client.address, manager = %m.odata_id, "no FirmwareVersion")
@@ -230,11 +231,12 @@ async fn nic_components(client: &RedfishClient, system: &ComputerSystem) -> Vec<
             {
                 continue;
             }
-            out.push(FirmwareComponent {
-                vendor: a.manufacturer.clone(),
-                model: a.model.clone(),
-                serial_number: a.serial_number.clone(),
-                ..FirmwareComponent::new(component, Some(v))
+            out.push({
+                let mut c = FirmwareComponent::new(component, Some(v));
+                c.vendor = a.manufacturer.clone();
+                c.model = a.model.clone();
+                c.serial_number = a.serial_number.clone();
+                c
             });
         }
     }

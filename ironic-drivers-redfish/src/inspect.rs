@@ -203,12 +203,7 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
             "mac_address": mac.to_string(),
             "speed_mbps": nic.speed_mbps,
         }));
-        ports.push(DiscoveredPort {
-            address: mac,
-            pxe_enabled: true,
-            local_link_connection: JsonMap::new(),
-            physical_network: None,
-        });
+        ports.push(DiscoveredPort::new(mac, true));
     }
     let s = &f.system;
     let inventory = json!({
@@ -230,12 +225,12 @@ pub(crate) fn inspection_data(f: &Facts) -> InspectionData {
         },
         "boot": { "current_boot_mode": boot_mode },
     });
-    InspectionData {
-        properties: props,
-        ports,
-        boot_mode: boot_mode.map(str::to_owned),
-        inventory: Some(inventory),
-    }
+    let mut data = InspectionData::default();
+    data.properties = props;
+    data.ports = ports;
+    data.boot_mode = boot_mode.map(str::to_owned);
+    data.inventory = Some(inventory);
+    data
 }
 
 /// Read a linked collection's members; a BMC that fails to serve it is logged

@@ -42,26 +42,24 @@ pub const VIRTUAL_MEDIA_BOOT: &str = "redfish-virtual-media";
 /// crate provides the `redfish` implementations and `redfish-virtual-media`;
 /// `redfish-https`, `redfish-graphical` and the `redfish` vendor interface are
 /// not implemented (so the defaults fall to the next registered name).
-pub const REDFISH_HARDWARE: HardwareType = HardwareType {
-    name: "redfish",
-    bios: &["redfish", "no-bios"],
-    boot: &[
+pub const REDFISH_HARDWARE: HardwareType = GENERIC
+    .named("redfish")
+    .with_bios(&["redfish", "no-bios"])
+    .with_boot(&[
         "ipxe",
         "pxe",
         "http-ipxe",
         "http",
         "redfish-virtual-media",
         "redfish-https",
-    ],
-    console: &["no-console", "redfish-graphical"],
-    firmware: &["redfish", "no-firmware"],
-    inspect: &["redfish", "agent", "no-inspect"],
-    management: &["redfish", "noop"],
-    power: &["redfish"],
-    raid: &["redfish", "no-raid", "agent"],
-    vendor: &["redfish", "no-vendor"],
-    ..GENERIC
-};
+    ])
+    .with_console(&["no-console", "redfish-graphical"])
+    .with_firmware(&["redfish", "no-firmware"])
+    .with_inspect(&["redfish", "agent", "no-inspect"])
+    .with_management(&["redfish", "noop"])
+    .with_power(&["redfish"])
+    .with_raid(&["redfish", "no-raid", "agent"])
+    .with_vendor(&["redfish", "no-vendor"]);
 
 /// Register the Redfish interfaces and the `redfish` hardware type. Every
 /// interface registered by one call shares one client cache (connections and

@@ -107,6 +107,11 @@ impl RedfishPower {
             }
             PowerAction::Reboot => &[ResetType::ForceRestart, ResetType::PowerCycle],
             PowerAction::SoftReboot => &[ResetType::GracefulRestart],
+            other => {
+                return Err(RedfishError::Unsupported(format!(
+                    "The power action {other} is not supported by Redfish"
+                )));
+            }
         };
         reset(&client, &path, &system, prefs).await?;
         Ok(())

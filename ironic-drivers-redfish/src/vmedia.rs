@@ -27,6 +27,8 @@ pub(crate) fn media_types(device: VmediaDevice) -> &'static [&'static str] {
         VmediaDevice::Cdrom => &["CD", "DVD"],
         VmediaDevice::Floppy => &["Floppy"],
         VmediaDevice::Disk => &["USBStick"],
+        // a device type this crate does not know matches no slot
+        _ => &[],
     }
 }
 

@@ -129,10 +129,8 @@ async fn virtual_media_boot_suite() {
     let iso = IsoServer::start().await;
     let t = task(&emu.address, json!({"redfish_deploy_iso": iso.url}));
     let boot = RedfishVirtualMediaBoot::new(fast_config());
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: [("ipa-api-url".to_owned(), "http://127.0.0.1:6385".to_owned())].into(),
-    };
+    let params =
+        RamdiskParams::new(RamdiskKind::Deploy).with_param("ipa-api-url", "http://127.0.0.1:6385");
     let report = testkit::run_boot_suite(&boot, &t, &params).await;
     report.print();
     assert_eq!(report.passed(), 6, "{report:?}");

@@ -202,10 +202,7 @@ async fn virtual_media_found_under_the_manager() {
     let iso = common::IsoServer::start().await;
     let boot = RedfishVirtualMediaBoot::new(fast_config());
     let mut t = task(&proxy.address, json!({"redfish_deploy_iso": iso.url}));
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: Default::default(),
-    };
+    let params = RamdiskParams::new(RamdiskKind::Deploy);
     boot.prepare_ramdisk(&mut t, &params).await.unwrap();
     let sys = FakeSystem::new(3);
     let cd = common::raw_get(

@@ -147,10 +147,8 @@ async fn virtual_media_boot_flow() {
     // Nothing inserted yet: cleaning up is fine.
     boot.clean_up_ramdisk(&mut t).await.unwrap();
 
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: [("ipa-api-url".to_owned(), "http://127.0.0.1:6385".to_owned())].into(),
-    };
+    let params =
+        RamdiskParams::new(RamdiskKind::Deploy).with_param("ipa-api-url", "http://127.0.0.1:6385");
     boot.prepare_ramdisk(&mut t, &params).await.unwrap();
     let cd = raw_get(
         &emu.address,

@@ -58,17 +58,12 @@ async fn bios_read_apply_and_factory_reset() {
     assert!(e.message().contains("NoSuchKnob"));
 
     // As a clean step with arguments, the way the conductor runs it.
-    let step = Step {
-        interface: InterfaceType::Bios,
-        step: "apply_configuration".into(),
-        priority: 0,
-        args: json!({"settings": [{"name": "QuietBoot", "value": "false"}]})
+    let step = Step::new(InterfaceType::Bios, "apply_configuration").with_args(
+        json!({"settings": [{"name": "QuietBoot", "value": "false"}]})
             .as_object()
             .unwrap()
             .clone(),
-        abortable: false,
-        requires_ramdisk: false,
-    };
+    );
     ironic_core::driver::BaseInterface::execute_step(&bios, &mut t, StepKind::Clean, &step)
         .await
         .unwrap();
@@ -145,17 +140,9 @@ async fn firmware_simple_update_follows_the_task() {
     assert_eq!(bios.current_version.as_deref(), Some("1.0.0"));
     assert!(before.iter().any(|c| c.component == "bmc"));
 
-    fw.update(
-        &mut t,
-        &[FirmwareUpdate {
-            component: "bios".into(),
-            url: files.url.clone(),
-            checksum: None,
-            wait: None,
-        }],
-    )
-    .await
-    .unwrap();
+    fw.update(&mut t, &[FirmwareUpdate::new("bios", files.url.clone())])
+        .await
+        .unwrap();
     let after = fw.cache_firmware_components(&mut t).await.unwrap();
     let bios = after.iter().find(|c| c.component == "bios").unwrap();
     assert_eq!(bios.current_version.as_deref(), Some("1.1.0"));
@@ -167,15 +154,7 @@ async fn firmware_simple_update_follows_the_task() {
         ("nic:1", ErrorKind::InvalidParameter),
     ] {
         let e = fw
-            .update(
-                &mut t,
-                &[FirmwareUpdate {
-                    component: component.into(),
-                    url: files.url.clone(),
-                    checksum: None,
-                    wait: None,
-                }],
-            )
+            .update(&mut t, &[FirmwareUpdate::new(component, files.url.clone())])
             .await
             .unwrap_err();
         assert_eq!(e.kind(), kind, "{component}: {e}");

@@ -140,10 +140,8 @@ async fn redfish_driver_virtual_media_boot_starts_from_the_cd() {
         json!({"redfish_deploy_iso": iso}),
     );
     boot.validate(&t).unwrap();
-    let params = RamdiskParams {
-        kind: RamdiskKind::Deploy,
-        kernel_params: [("ipa-api-url".to_owned(), "http://127.0.0.1:6385".to_owned())].into(),
-    };
+    let params =
+        RamdiskParams::new(RamdiskKind::Deploy).with_param("ipa-api-url", "http://127.0.0.1:6385");
     boot.prepare_ramdisk(&mut t, &params).await.unwrap();
     assert_eq!(server.vmedia().image.as_deref(), Some(iso.as_str()));
     assert_eq!(server.boot_override().target, BootTarget::Cd);

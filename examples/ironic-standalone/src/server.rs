@@ -73,15 +73,16 @@ fn available_registry(
         use ironic_core::fake::{Delay, FakeConfig};
         // Config::check validated the syntax; a bad value cannot reach here.
         let d = |s: &str| Delay::parse(s).unwrap_or_default();
-        let fake = FakeConfig {
-            power_delay: d(&cfg.fake.power_delay),
-            management_delay: d(&cfg.fake.management_delay),
-            boot_delay: d(&cfg.fake.boot_delay),
-            deploy_delay: d(&cfg.fake.deploy_delay),
-            inspect_delay: d(&cfg.fake.inspect_delay),
-            raid_delay: d(&cfg.fake.raid_delay),
-            bios_delay: d(&cfg.fake.bios_delay),
-            ..FakeConfig::default()
+        let fake = {
+            let mut v = FakeConfig::default();
+            v.power_delay = d(&cfg.fake.power_delay);
+            v.management_delay = d(&cfg.fake.management_delay);
+            v.boot_delay = d(&cfg.fake.boot_delay);
+            v.deploy_delay = d(&cfg.fake.deploy_delay);
+            v.inspect_delay = d(&cfg.fake.inspect_delay);
+            v.raid_delay = d(&cfg.fake.raid_delay);
+            v.bios_delay = d(&cfg.fake.bios_delay);
+            v
         };
         // The returned control handle (fault injection) is for ironic-core's own tests.
         let _control = ironic_core::fake::register(&mut reg, fake);
@@ -132,7 +133,7 @@ fn available_registry(
         );
     }
     if !cfg.fake.enabled {
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             unavailable.insert((t, "fake"), "[fake] enabled = false".into());
         }
     }
@@ -205,7 +206,7 @@ pub fn build_registry(cfg: &Config, boot: &BootPlan) -> Result<InterfaceRegistry
     reg.retain_hardware_types(|n| hw.iter().any(|h| h == n));
     // Interfaces.
     let mut dropped = Vec::new();
-    for t in InterfaceType::ALL {
+    for &t in InterfaceType::ALL {
         let names = reg.interface_names(t);
         let enabled: Vec<String> = match drivers.enabled(t) {
             Some(list) => {
@@ -272,29 +273,30 @@ pub fn build_registry(cfg: &Config, boot: &BootPlan) -> Result<InterfaceRegistry
 /// The conductor settings from `[conductor]`.
 pub fn conductor_config(cfg: &Config) -> ConductorConfig {
     let c = &cfg.conductor;
-    ConductorConfig {
-        host: cfg.host(),
-        conductor_group: c.conductor_group.to_lowercase(),
-        api_url: Some(cfg.api_url()),
-        settings: c.settings.clone(),
-        max_concurrent_operations: c.max_concurrent_operations,
-        automated_clean: c.automated_clean,
-        allow_provisioning_in_maintenance: c.allow_provisioning_in_maintenance,
-        power_state_sync_interval: secs(c.power_state_sync_interval),
-        power_state_sync_max_retries: c.power_state_sync_max_retries,
-        power_failure_recovery_interval: secs(c.power_failure_recovery_interval),
-        check_provision_state_interval: secs(c.check_provision_state_interval),
-        deploy_callback_timeout: secs(c.deploy_callback_timeout),
-        clean_callback_timeout: secs(c.clean_callback_timeout),
-        inspect_wait_timeout: secs(c.inspect_wait_timeout),
-        rescue_callback_timeout: secs(c.rescue_callback_timeout),
-        service_callback_timeout: secs(c.service_callback_timeout),
-        power_state_change_timeout: secs(c.power_state_change_timeout),
-        node_locked_retry_attempts: c.node_locked_retry_attempts,
-        node_locked_retry_interval: secs(c.node_locked_retry_interval),
-        conductor_heartbeat_interval: secs(c.conductor_heartbeat_interval),
-        node_history_max_entries: c.node_history_max_entries,
-        ..ConductorConfig::default()
+    {
+        let mut v = ConductorConfig::default();
+        v.host = cfg.host();
+        v.conductor_group = c.conductor_group.to_lowercase();
+        v.api_url = Some(cfg.api_url());
+        v.settings = c.settings.clone();
+        v.max_concurrent_operations = c.max_concurrent_operations;
+        v.automated_clean = c.automated_clean;
+        v.allow_provisioning_in_maintenance = c.allow_provisioning_in_maintenance;
+        v.power_state_sync_interval = secs(c.power_state_sync_interval);
+        v.power_state_sync_max_retries = c.power_state_sync_max_retries;
+        v.power_failure_recovery_interval = secs(c.power_failure_recovery_interval);
+        v.check_provision_state_interval = secs(c.check_provision_state_interval);
+        v.deploy_callback_timeout = secs(c.deploy_callback_timeout);
+        v.clean_callback_timeout = secs(c.clean_callback_timeout);
+        v.inspect_wait_timeout = secs(c.inspect_wait_timeout);
+        v.rescue_callback_timeout = secs(c.rescue_callback_timeout);
+        v.service_callback_timeout = secs(c.service_callback_timeout);
+        v.power_state_change_timeout = secs(c.power_state_change_timeout);
+        v.node_locked_retry_attempts = c.node_locked_retry_attempts;
+        v.node_locked_retry_interval = secs(c.node_locked_retry_interval);
+        v.conductor_heartbeat_interval = secs(c.conductor_heartbeat_interval);
+        v.node_history_max_entries = c.node_history_max_entries;
+        v
     }
 }
 

@@ -168,15 +168,12 @@ async fn scenario(dir: PathBuf, vmlinuz: PathBuf, initrd: PathBuf, taps: [String
     let store = SqliteStore::open(&dir.join("ironic.sqlite"))
         .await
         .expect("SQLite store");
-    let conductor = Conductor::start(
-        Arc::new(store),
-        registry,
-        ConductorConfig {
-            host: "e2e-conductor".into(),
-            api_url: Some(api_url.clone()),
-            ..ConductorConfig::default()
-        },
-    )
+    let conductor = Conductor::start(Arc::new(store), registry, {
+        let mut v = ConductorConfig::default();
+        v.host = "e2e-conductor".into();
+        v.api_url = Some(api_url.clone());
+        v
+    })
     .await
     .expect("conductor");
     let settings = ApiSettings {

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ironic_core::driver::noop::*;
 use ironic_core::driver::*;
 use ironic_core::hardware::{Driver, GENERIC};
-use ironic_core::{DriverError, PowerAction, PowerState};
+use ironic_core::{DriverError, InterfaceRegistry, Node, PowerAction, PowerState};
 
 /// Records `set_boot_device` calls.
 #[derive(Debug, Default)]
@@ -97,21 +96,26 @@ pub fn driver(
     network: Arc<dyn NetworkInterface>,
 ) -> (Driver, Arc<RecordingManagement>) {
     let mgmt = Arc::new(RecordingManagement::default());
-    let d = Driver {
-        hardware_type: GENERIC,
-        bios: Arc::new(NoBios),
-        boot,
-        console: Arc::new(NoConsole),
-        deploy: Arc::new(Unused),
-        firmware: Arc::new(NoFirmware),
-        inspect: Arc::new(NoInspect),
-        management: mgmt.clone(),
-        network,
-        power: Arc::new(Unused),
-        raid: Arc::new(NoRaid),
-        rescue: Arc::new(NoRescue),
-        storage: Arc::new(NoopStorage),
-        vendor: Arc::new(NoVendor),
-    };
+    // `Driver` is non-exhaustive: build it the way the conductor does, through a
+    // registry and a hardware type naming exactly these interfaces.
+    let mut reg = InterfaceRegistry::with_noop();
+    reg.register_boot("under-test", boot)
+        .register_network("under-test", network)
+        .register_management("recording", mgmt.clone())
+        .register_power("unused", Arc::new(Unused))
+        .register_deploy("unused", Arc::new(Unused))
+        .register_hardware_type(
+            GENERIC
+                .named("boot-test")
+                .with_boot(&["under-test"])
+                .with_network(&["under-test"])
+                .with_management(&["recording"])
+                .with_power(&["unused"])
+                .with_deploy(&["unused"]),
+        );
+    let mut node = Node::new("boot-test");
+    reg.resolve_interfaces(&mut node)
+        .expect("interfaces resolve");
+    let d = reg.driver_for(&node).expect("driver");
     (d, mgmt)
 }

@@ -60,6 +60,7 @@ use crate::store::{Store, StoreError};
 
 /// The conductor's settings. `Default::default()` gives Ironic's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConductorConfig {
     /// Host name recorded in reservations and the conductors table.
     pub host: String,

@@ -167,7 +167,7 @@ impl Conductor {
         n.driver = new.driver;
         if reset_interfaces {
             let mut ifaces = new.interfaces.clone();
-            for t in InterfaceType::ALL {
+            for &t in InterfaceType::ALL {
                 if old.interfaces.get(t) == new.interfaces.get(t) {
                     ifaces.set(t, "");
                 }
@@ -603,7 +603,7 @@ pub(crate) fn validate_task(task: &Task) -> BTreeMap<InterfaceType, ValidationRe
     let Some(d) = &task.driver else {
         return out;
     };
-    for t in InterfaceType::ALL {
+    for &t in InterfaceType::ALL {
         let r = d.base(t).validate(task);
         let r = match (t, r) {
             (InterfaceType::Rescue, Ok(())) => d.boot.validate_rescue(task).or_else(|e| {

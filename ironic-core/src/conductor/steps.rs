@@ -22,6 +22,7 @@ pub const RESERVED_STEPS: [&str; 5] = ["power_on", "power_off", "reboot", "hold"
 /// A step as a user (API `clean_steps`/`deploy_steps`/`service_steps`) or a deploy
 /// template asks for it.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct UserStep {
     /// Interface.
     pub interface: InterfaceType,
@@ -330,7 +331,7 @@ impl Job {
     ) -> Result<Vec<(InterfaceType, StepDef)>> {
         let driver = self.task.driver()?.clone();
         let mut out = Vec::new();
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             for d in driver.base(t).get_steps(&self.task, kind).await? {
                 if d.kind == kind {
                     out.push((t, d));

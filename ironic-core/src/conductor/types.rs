@@ -10,6 +10,7 @@ use crate::states::{PowerState, ProvisionState};
 
 /// A provisioning request (`PUT /v1/nodes/{id}/states/provision`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProvisionRequest {
     /// API verb target: `active|deploy|rebuild|deleted|undeploy|manage|provide|inspect|clean|abort|adopt|rescue|unrescue|unhold|service`.
     pub target: String,
@@ -43,6 +44,42 @@ impl ProvisionRequest {
             ..Default::default()
         }
     }
+
+    /// Set the config drive (a gzipped, base64-encoded ISO string, or a dict).
+    pub fn with_configdrive(mut self, configdrive: Value) -> Self {
+        self.configdrive = Some(configdrive);
+        self
+    }
+
+    /// Set the manual clean steps.
+    pub fn with_clean_steps(mut self, steps: Vec<Value>) -> Self {
+        self.clean_steps = Some(steps);
+        self
+    }
+
+    /// Set the deploy steps.
+    pub fn with_deploy_steps(mut self, steps: Vec<Value>) -> Self {
+        self.deploy_steps = Some(steps);
+        self
+    }
+
+    /// Set the service steps.
+    pub fn with_service_steps(mut self, steps: Vec<Value>) -> Self {
+        self.service_steps = Some(steps);
+        self
+    }
+
+    /// Set the rescue password.
+    pub fn with_rescue_password(mut self, password: Secret) -> Self {
+        self.rescue_password = Some(password);
+        self
+    }
+
+    /// Run manual clean/service steps without booting the ramdisk (or not).
+    pub fn with_disable_ramdisk(mut self, disable: bool) -> Self {
+        self.disable_ramdisk = Some(disable);
+        self
+    }
 }
 
 /// Something that happened to a node, broadcast to [`subscribe`](super::Conductor::subscribe)rs.
@@ -51,6 +88,7 @@ impl ProvisionRequest {
 /// channel's capacity (4096 events) gets `RecvError::Lagged` and should re-read the
 /// nodes it cares about.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A node was created.
     Created {
@@ -125,6 +163,7 @@ pub struct ValidationResult {
 
 /// What the agent gets back from lookup (and from `continue_inspection`).
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LookupResult {
     /// The node.
     pub node: Node,

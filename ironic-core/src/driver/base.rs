@@ -8,6 +8,7 @@ use crate::error::DriverError;
 /// One `driver_info` (or `instance_info`) property an interface reads, as
 /// `GET /v1/drivers/{name}/properties` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PropertyDoc {
     /// Key in `driver_info`.
     pub name: &'static str,

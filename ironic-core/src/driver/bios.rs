@@ -12,6 +12,7 @@ use crate::error::DriverError;
 /// `value` is a string, as Ironic stores it: drivers render numbers and booleans
 /// the way Ironic's database does (see [`BiosSetting::value_from_json`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BiosSetting {
     /// Name.
     pub name: String,

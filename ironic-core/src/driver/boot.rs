@@ -20,6 +20,7 @@ pub enum RamdiskKind {
 /// parameters the agent needs (`ipa-api-url`, ...). Boot interfaces add their own
 /// (`BOOTIF=`, console) and render them into the boot configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RamdiskParams {
     /// Which ramdisk.
     pub kind: RamdiskKind,
@@ -28,6 +29,20 @@ pub struct RamdiskParams {
 }
 
 impl RamdiskParams {
+    /// Boot `kind` with no kernel parameters yet.
+    pub fn new(kind: RamdiskKind) -> Self {
+        RamdiskParams {
+            kind,
+            kernel_params: BTreeMap::new(),
+        }
+    }
+
+    /// Add the kernel parameter `key=value` (an empty value renders as a bare `key`).
+    pub fn with_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.kernel_params.insert(key.into(), value.into());
+        self
+    }
+
     /// The parameters rendered as a kernel command line, in key order.
     pub fn command_line(&self) -> String {
         self.kernel_params

@@ -6,6 +6,7 @@ use crate::error::DriverError;
 
 /// What an agent sends in `POST /v1/heartbeat/{node}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Heartbeat {
     /// Where the agent's API listens (`http(s)://host:9999`).
     pub callback_url: String,
@@ -19,8 +20,22 @@ pub struct Heartbeat {
     pub agent_status_message: Option<String>,
 }
 
+impl Heartbeat {
+    /// A heartbeat from an agent listening at `callback_url`, with nothing else.
+    pub fn new(callback_url: impl Into<String>) -> Self {
+        Heartbeat {
+            callback_url: callback_url.into(),
+            agent_version: None,
+            agent_verify_ca: None,
+            agent_status: None,
+            agent_status_message: None,
+        }
+    }
+}
+
 /// What the deploy interface concluded from a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeartbeatOutcome {
     /// Nothing to do now: the agent is still busy, or the heartbeat was only a sign of life.
     Wait,

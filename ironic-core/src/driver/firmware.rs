@@ -12,6 +12,7 @@ use crate::error::DriverError;
 /// `last_version_flashed` (set when the version changes), as Ironic's
 /// `FirmwareComponentList.sync_firmware_components` does.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FirmwareComponent {
     /// `bios`, `bmc`, `nic:<serial or id>`.
     pub component: String,
@@ -51,6 +52,7 @@ impl FirmwareComponent {
 
 /// One update request: `{component, url, checksum?, wait?}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FirmwareUpdate {
     /// Component.
     pub component: String,
@@ -62,6 +64,18 @@ pub struct FirmwareUpdate {
     /// Seconds to wait after the update.
     #[serde(default)]
     pub wait: Option<u64>,
+}
+
+impl FirmwareUpdate {
+    /// Update `component` from the image at `url`, no checksum, no wait.
+    pub fn new(component: impl Into<String>, url: impl Into<String>) -> Self {
+        FirmwareUpdate {
+            component: component.into(),
+            url: url.into(),
+            checksum: None,
+            wait: None,
+        }
+    }
 }
 
 /// Firmware updates (Ironic's `FirmwareInterface`, optional, API 1.86).

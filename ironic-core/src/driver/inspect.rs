@@ -8,6 +8,7 @@ use crate::model::JsonMap;
 
 /// A NIC found by inspection; the conductor creates a port for each new MAC.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DiscoveredPort {
     /// MAC address.
     pub address: MacAddress,
@@ -21,8 +22,21 @@ pub struct DiscoveredPort {
     pub physical_network: Option<String>,
 }
 
+impl DiscoveredPort {
+    /// A NIC with its MAC address, whether the node boots from it, and no wiring.
+    pub fn new(address: MacAddress, pxe_enabled: bool) -> Self {
+        DiscoveredPort {
+            address,
+            pxe_enabled,
+            local_link_connection: JsonMap::new(),
+            physical_network: None,
+        }
+    }
+}
+
 /// What inspection found: properties to merge into the node and NICs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InspectionData {
     /// Merged into `node.properties` (`cpus`, `memory_mb`, `local_gb`, `cpu_arch`, ...).
     pub properties: JsonMap,
@@ -36,6 +50,7 @@ pub struct InspectionData {
 
 /// What `inspect_hardware` led to.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum InspectOutcome {
     /// Out-of-band inspection finished.
     Done(InspectionData),

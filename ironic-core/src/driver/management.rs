@@ -11,6 +11,7 @@ use crate::states::UnknownValue;
 
 /// A boot device (`ironic.common.boot_devices`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BootDevice {
     /// Network (PXE).
     Pxe,
@@ -146,6 +147,7 @@ pub struct BootDeviceInfo {
 /// A virtual media device type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum VmediaDevice {
     /// CD/DVD.
     Cdrom,

@@ -7,6 +7,7 @@ use crate::model::{JsonMap, Port, Portgroup};
 
 /// A VIF to attach (`POST /v1/nodes/{id}/vifs`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VifInfo {
     /// VIF id.
     pub id: String,
@@ -15,9 +16,20 @@ pub struct VifInfo {
     pub extra: JsonMap,
 }
 
+impl VifInfo {
+    /// A VIF with only its id.
+    pub fn new(id: impl Into<String>) -> Self {
+        VifInfo {
+            id: id.into(),
+            extra: JsonMap::new(),
+        }
+    }
+}
+
 /// Which network the node is being moved onto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum NetworkPhase {
     /// Provisioning (deploy).
     Provisioning,

@@ -8,6 +8,7 @@ use crate::model::{InterfaceType, JsonMap};
 /// Which kind of step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum StepKind {
     /// Clean steps (automated on `provide`/undeploy, or manual with `clean`).
     Clean,
@@ -78,6 +79,7 @@ impl fmt::Display for StepKind {
 
 /// Description of one argument a step takes (`argsinfo`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ArgInfo {
     /// What it is.
     pub description: String,
@@ -89,6 +91,7 @@ pub struct ArgInfo {
 /// A step an interface offers, as its `get_steps` returns it (Ironic's
 /// `@clean_step` / `@deploy_step` / `@service_step` / `@verify_step`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepDef {
     /// Kind.
     pub kind: StepKind,
@@ -158,6 +161,7 @@ impl StepDef {
 
 /// A step scheduled on a node (what `clean_step`/`deploy_step`/`service_step` hold).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// The interface that runs it.
     pub interface: InterfaceType,
@@ -178,6 +182,43 @@ pub struct Step {
 }
 
 impl Step {
+    /// The step `step` of `interface`, priority 0, no arguments, not abortable, no
+    /// ramdisk needed; adjust with the `with_*` methods.
+    pub fn new(interface: InterfaceType, step: impl Into<String>) -> Self {
+        Step {
+            interface,
+            step: step.into(),
+            priority: 0,
+            args: JsonMap::new(),
+            abortable: false,
+            requires_ramdisk: false,
+        }
+    }
+
+    /// Set the arguments.
+    pub fn with_args(mut self, args: JsonMap) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// Set the priority.
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Set whether abort may interrupt it.
+    pub fn with_abortable(mut self, abortable: bool) -> Self {
+        self.abortable = abortable;
+        self
+    }
+
+    /// Set whether it needs the ramdisk.
+    pub fn with_requires_ramdisk(mut self, requires_ramdisk: bool) -> Self {
+        self.requires_ramdisk = requires_ramdisk;
+        self
+    }
+
     /// A step from an interface's definition, with no arguments.
     pub fn from_def(interface: InterfaceType, def: &StepDef) -> Self {
         Step {
@@ -201,6 +242,7 @@ impl Step {
 
 /// What running a step (or an operation that may be asynchronous) led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StepOutcome {
     /// Finished; go on with the next step.
     Done,

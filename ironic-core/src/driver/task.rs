@@ -15,6 +15,7 @@ use crate::states::PowerAction;
 /// the node after the call (for methods taking `&mut Task`). A `shared` task is
 /// read-only: whatever a driver changes on it is not saved.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Task {
     /// The node.
     pub node: Node,
@@ -36,6 +37,7 @@ pub struct Task {
 /// Facts about the conductor and the deployment a driver may need: where the API
 /// is (for the agent's kernel command line), the conductor's host name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskEnv {
     /// Conductor host name.
     pub conductor: String,

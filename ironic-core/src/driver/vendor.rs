@@ -6,6 +6,7 @@ use crate::error::DriverError;
 
 /// A vendor passthru method (`/v1/nodes/{id}/vendor_passthru?method=`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VendorRoute {
     /// Method name.
     pub method: String,

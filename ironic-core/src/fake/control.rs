@@ -35,6 +35,7 @@ impl FailureRule {
 
 /// The simulated hardware of one node, as the fakes see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FakeNodeState {
     /// Power state the fake BMC reports (`None` until first used; then the node's
     /// recorded power state, or off).

@@ -55,6 +55,7 @@ pub const NAME: &str = "fake";
 
 /// How long a fake call takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delay {
     /// No delay.
     #[default]
@@ -105,6 +106,7 @@ impl Delay {
 
 /// How the fake deploy interface behaves (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FakeDeployMode {
     /// Every step finishes immediately (Ironic's `fake` deploy).
     #[default]
@@ -117,6 +119,7 @@ pub enum FakeDeployMode {
 /// section, and the deploy mode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub struct FakeConfig {
     pub power_delay: Delay,
     pub management_delay: Delay,
@@ -173,7 +176,7 @@ impl FakeConfig {
     /// A configuration with every interface delayed by `d`.
     pub fn with_all_delays(d: Delay) -> Self {
         let mut c = FakeConfig::default();
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             c.set_delay(t, d);
         }
         c

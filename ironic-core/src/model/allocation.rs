@@ -6,6 +6,7 @@ use crate::ids::{AllocationId, NodeId};
 /// State of an allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AllocationState {
     /// Looking for a node.
     Allocating,
@@ -17,6 +18,7 @@ pub enum AllocationState {
 
 /// A request for a node matching a resource class and traits (`/v1/allocations`, 1.52).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Allocation {
     /// UUID.
     pub uuid: AllocationId,
@@ -44,4 +46,31 @@ pub struct Allocation {
     pub created_at: Timestamp,
     /// Updated.
     pub updated_at: Option<Timestamp>,
+}
+
+impl Allocation {
+    /// A new allocation in state `allocating`, asking for nothing yet.
+    pub fn new() -> Self {
+        Allocation {
+            uuid: AllocationId::new(),
+            name: None,
+            state: AllocationState::Allocating,
+            node_uuid: None,
+            resource_class: None,
+            traits: Vec::new(),
+            candidate_nodes: Vec::new(),
+            last_error: None,
+            owner: None,
+            extra: JsonMap::new(),
+            conductor_affinity: None,
+            created_at: super::now(),
+            updated_at: None,
+        }
+    }
+}
+
+impl Default for Allocation {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -5,6 +5,7 @@ use crate::ids::ChassisId;
 
 /// A chassis: a grouping of nodes (`/v1/chassis`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Chassis {
     /// UUID.
     pub uuid: ChassisId,

@@ -4,6 +4,7 @@ use super::Timestamp;
 
 /// A registered conductor (`/v1/conductors`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConductorRecord {
     /// Host name (unique).
     pub hostname: String,
@@ -17,4 +18,18 @@ pub struct ConductorRecord {
     pub created_at: Timestamp,
     /// Last keep-alive.
     pub updated_at: Option<Timestamp>,
+}
+
+impl ConductorRecord {
+    /// A live conductor `hostname` in the default group, registered now.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        ConductorRecord {
+            hostname: hostname.into(),
+            conductor_group: String::new(),
+            drivers: Vec::new(),
+            alive: true,
+            created_at: super::now(),
+            updated_at: None,
+        }
+    }
 }

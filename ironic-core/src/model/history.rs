@@ -6,6 +6,7 @@ use crate::ids::{HistoryId, NodeId};
 /// Severity of a history event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
 pub enum Severity {
     /// Informational.
     Info,
@@ -17,6 +18,7 @@ pub enum Severity {
 
 /// An entry of a node's history (`/v1/nodes/{id}/history`, 1.78).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryEvent {
     /// UUID.
     pub uuid: HistoryId,
@@ -36,4 +38,26 @@ pub struct HistoryEvent {
     pub provision_state: Option<String>,
     /// Created.
     pub created_at: Timestamp,
+}
+
+impl HistoryEvent {
+    /// A new entry about `node`, dated now.
+    pub fn new(
+        node_uuid: NodeId,
+        event_type: impl Into<String>,
+        severity: Severity,
+        event: impl Into<String>,
+    ) -> Self {
+        HistoryEvent {
+            uuid: HistoryId::new(),
+            node_uuid,
+            event: event.into(),
+            event_type: event_type.into(),
+            severity,
+            user: None,
+            conductor: None,
+            provision_state: None,
+            created_at: super::now(),
+        }
+    }
 }

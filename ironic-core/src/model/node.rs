@@ -11,6 +11,7 @@ use crate::states::{PowerState, ProvisionState, UnknownValue};
 /// The kinds of driver interface a node composes, with Ironic's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum InterfaceType {
     /// `bios_interface`.
     Bios,
@@ -42,7 +43,7 @@ pub enum InterfaceType {
 
 impl InterfaceType {
     /// All 13, in Ironic's alphabetical order.
-    pub const ALL: [InterfaceType; 13] = [
+    pub const ALL: &'static [InterfaceType] = &[
         InterfaceType::Bios,
         InterfaceType::Boot,
         InterfaceType::Console,
@@ -105,7 +106,8 @@ impl FromStr for InterfaceType {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         InterfaceType::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| UnknownValue {
                 kind: "interface type",
@@ -117,6 +119,7 @@ impl FromStr for InterfaceType {
 /// The implementation name chosen for each interface of a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub struct NodeInterfaces {
     pub bios_interface: String,
     pub boot_interface: String,
@@ -176,6 +179,7 @@ impl NodeInterfaces {
 
 /// Why the conductor put a node into maintenance by itself (`ironic/common/faults.py`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Fault {
     /// Power state could not be read `power_state_sync_max_retries` times.
     #[serde(rename = "power failure")]
@@ -208,6 +212,7 @@ impl Fault {
 /// `Debug` masks every secret-looking value (`driver_info` passwords, the agent
 /// token in `driver_internal_info`, `instance_info.rescue_password`, ...).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Node {
     /// The node's UUID.
     pub uuid: NodeId,

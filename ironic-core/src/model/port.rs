@@ -6,6 +6,7 @@ use crate::mac::MacAddress;
 
 /// A NIC of a node (`/v1/ports`). MAC addresses are unique across all ports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Port {
     /// UUID.
     pub uuid: PortId,
@@ -77,6 +78,7 @@ impl Port {
 
 /// A group of ports bonded together (`/v1/portgroups`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Portgroup {
     /// UUID.
     pub uuid: PortgroupId,

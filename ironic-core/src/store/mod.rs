@@ -97,6 +97,7 @@ pub enum SortDir {
 /// Node columns lists can be sorted by (JSON fields are not sortable, as in Ironic).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeSortKey {
     /// Creation order (Ironic's internal `id`; the default).
     #[default]
@@ -138,6 +139,7 @@ impl NodeSortKey {
 
 /// Filters for listing nodes; `None` means "don't filter".
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct NodeFilter {
     /// Any of these provision states.
     pub provision_state: Option<Vec<ProvisionState>>,
@@ -185,6 +187,7 @@ pub struct NodeFilter {
 
 /// A page request.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Page<K> {
     /// Maximum items (None = all).
     pub limit: Option<usize>,
@@ -198,6 +201,7 @@ pub struct Page<K> {
 
 /// A node listing query.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct NodeQuery {
     /// Filters.
     pub filter: NodeFilter,
@@ -205,8 +209,16 @@ pub struct NodeQuery {
     pub page: Page<NodeSortKey>,
 }
 
+impl NodeQuery {
+    /// A query with these filters and this page.
+    pub fn new(filter: NodeFilter, page: Page<NodeSortKey>) -> Self {
+        NodeQuery { filter, page }
+    }
+}
+
 /// A port listing query.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct PortQuery {
     /// Ports of this node.
     pub node: Option<NodeId>,

@@ -3,7 +3,7 @@
 use super::{Outcome, Patience, Report};
 use crate::driver::{DeployInterface, Step, StepKind, Task};
 use crate::error::ErrorKind;
-use crate::model::{InterfaceType, JsonMap};
+use crate::model::InterfaceType;
 use crate::states::PowerState;
 
 /// The deploy interface offers the `deploy` deploy step with priority 100, and no
@@ -50,14 +50,7 @@ pub async fn deploy_step_is_offered(deploy: &dyn DeployInterface, task: &Task) -
 /// parameter), not run.
 pub async fn unknown_step_is_refused(deploy: &dyn DeployInterface, task: &Task) -> Outcome {
     let mut t = task.clone();
-    let step = Step {
-        interface: InterfaceType::Deploy,
-        step: "no_such_step_from_the_testkit".to_owned(),
-        priority: 0,
-        args: JsonMap::new(),
-        abortable: false,
-        requires_ramdisk: false,
-    };
+    let step = Step::new(InterfaceType::Deploy, "no_such_step_from_the_testkit");
     let e = deploy
         .execute_step(&mut t, StepKind::Deploy, &step)
         .await

@@ -12,16 +12,15 @@ use ironic_core::{InterfaceRegistry, Node, ProvisionState};
 
 /// A config for tests: quick lock retries, periodic tasks off unless a test turns them on.
 pub fn test_config() -> ConductorConfig {
-    ConductorConfig {
-        host: format!("test-{}", uuid_suffix()),
-        node_locked_retry_attempts: 1,
-        node_locked_retry_interval: Duration::from_millis(10),
-        power_state_sync_interval: Duration::ZERO,
-        power_failure_recovery_interval: Duration::ZERO,
-        check_provision_state_interval: Duration::ZERO,
-        retryable_error_backoff: Duration::from_millis(10),
-        ..ConductorConfig::default()
-    }
+    let mut c = ConductorConfig::default();
+    c.host = format!("test-{}", uuid_suffix());
+    c.node_locked_retry_attempts = 1;
+    c.node_locked_retry_interval = Duration::from_millis(10);
+    c.power_state_sync_interval = Duration::ZERO;
+    c.power_failure_recovery_interval = Duration::ZERO;
+    c.check_provision_state_interval = Duration::ZERO;
+    c.retryable_error_backoff = Duration::from_millis(10);
+    c
 }
 
 fn uuid_suffix() -> String {
@@ -41,13 +40,11 @@ pub async fn env_with(config: ConductorConfig, mode: FakeDeployMode) -> Env {
 
 pub async fn env_on(store: Arc<dyn Store>, config: ConductorConfig, mode: FakeDeployMode) -> Env {
     let mut reg = InterfaceRegistry::with_noop();
-    let fake = fake::register(
-        &mut reg,
-        FakeConfig {
-            deploy_mode: mode,
-            ..FakeConfig::default()
-        },
-    );
+    let fake = fake::register(&mut reg, {
+        let mut f = FakeConfig::default();
+        f.deploy_mode = mode;
+        f
+    });
     let c = Conductor::start(store.clone(), reg, config).await.unwrap();
     Env { c, fake, store }
 }
@@ -115,13 +112,9 @@ pub async fn node_with_port(c: &Conductor, i: u8) -> (Node, MacAddress) {
 }
 
 pub fn hb(url: &str) -> Heartbeat {
-    Heartbeat {
-        callback_url: url.to_owned(),
-        agent_version: Some("11.0.0".to_owned()),
-        agent_verify_ca: None,
-        agent_status: None,
-        agent_status_message: None,
-    }
+    let mut hb = Heartbeat::new(url);
+    hb.agent_version = Some("11.0.0".to_owned());
+    hb
 }
 
 /// What the agent does on boot: look the node up by MAC and get a token.

@@ -88,9 +88,10 @@ impl AgentDeploy {
         if !self.cfg.auto_tls {
             kp.insert("ipa-enable-auto-tls".into(), "0".into());
         }
-        RamdiskParams {
-            kind: RamdiskKind::Deploy,
-            kernel_params: kp,
+        {
+            let mut p = RamdiskParams::new(RamdiskKind::Deploy);
+            p.kernel_params = kp;
+            p
         }
     }
 
@@ -538,13 +539,9 @@ mod tests {
     use ironic_core::Node;
 
     fn hb() -> Heartbeat {
-        Heartbeat {
-            callback_url: "http://127.0.0.1:9".into(),
-            agent_version: Some("x".into()),
-            agent_verify_ca: None,
-            agent_status: None,
-            agent_status_message: None,
-        }
+        let mut hb = Heartbeat::new("http://127.0.0.1:9");
+        hb.agent_version = Some("x".into());
+        hb
     }
 
     async fn outcome(state: ProvisionState, f: impl FnOnce(&mut Node)) -> HeartbeatOutcome {

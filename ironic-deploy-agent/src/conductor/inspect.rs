@@ -299,13 +299,11 @@ fn ports(
                         .find(|(n, l, _)| in_net(ip, *n, *l))
                         .map(|(_, _, p)| p.clone())
                 });
-            out.push(DiscoveredPort {
-                address: mac,
-                // without a known boot NIC every port may PXE boot, as Ironic assumes
-                pxe_enabled: pxe.is_none_or(|p| p == mac),
-                local_link_connection,
-                physical_network,
-            });
+            // without a known boot NIC every port may PXE boot, as Ironic assumes
+            let mut port = DiscoveredPort::new(mac, pxe.is_none_or(|p| p == mac));
+            port.local_link_connection = local_link_connection;
+            port.physical_network = physical_network;
+            out.push(port);
         }
     }
     Ok(out)
@@ -336,9 +334,10 @@ impl InspectInterface for AgentInspect {
             "ipa-inspection-callback-url".into(),
             format!("{}/v1/continue_inspection", api.trim_end_matches('/')),
         );
-        let params = RamdiskParams {
-            kind: RamdiskKind::Deploy,
-            kernel_params: kp,
+        let params = {
+            let mut p = RamdiskParams::new(RamdiskKind::Deploy);
+            p.kernel_params = kp;
+            p
         };
         let driver = task.driver()?.clone();
         driver

@@ -33,14 +33,12 @@ use ironic_core::{
 use serde_json::{Value, json};
 
 /// The hardware type of rack machines: `rack` power and boot, agent deploy.
-pub const RACK: HardwareType = HardwareType {
-    name: "agent-rack",
-    power: &["rack"],
-    boot: &["rack"],
-    deploy: &["direct"],
-    inspect: &["agent", "fake"],
-    ..FAKE_HARDWARE
-};
+pub const RACK: HardwareType = FAKE_HARDWARE
+    .named("agent-rack")
+    .with_power(&["rack"])
+    .with_boot(&["rack"])
+    .with_deploy(&["direct"])
+    .with_inspect(&["agent", "fake"]);
 
 #[derive(Debug, Default)]
 struct Machine {
@@ -314,13 +312,14 @@ pub async fn env() -> Env {
     reg.register_power("rack", Arc::new(RackPower(rack.clone())))
         .register_boot("rack", Arc::new(RackBoot(rack.clone())))
         .register_hardware_type(RACK);
-    let cfg = ConductorConfig {
-        host: format!("agent-e2e-{}", &NodeId::new().to_string()[..8]),
-        api_url: Some(api_url.clone()),
-        power_state_sync_interval: Duration::ZERO,
-        power_failure_recovery_interval: Duration::ZERO,
-        check_provision_state_interval: Duration::ZERO,
-        ..ConductorConfig::default()
+    let cfg = {
+        let mut v = ConductorConfig::default();
+        v.host = format!("agent-e2e-{}", &NodeId::new().to_string()[..8]);
+        v.api_url = Some(api_url.clone());
+        v.power_state_sync_interval = Duration::ZERO;
+        v.power_failure_recovery_interval = Duration::ZERO;
+        v.check_provision_state_interval = Duration::ZERO;
+        v
     };
     let c = Conductor::start(Arc::new(MemoryStore::new()), reg, cfg)
         .await

@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use ironic_core::ids::{AllocationId, Ident, validate_name};
+use ironic_core::ids::{Ident, validate_name};
 use ironic_core::model::{Allocation, AllocationState, JsonMap, validate_trait};
 use serde_json::{Value, json};
 
@@ -146,22 +146,7 @@ async fn show(
 
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = crate::api::parse_object(&body)?;
-    let now = ironic_core::model::now();
-    let mut a = Allocation {
-        uuid: AllocationId::new(),
-        name: None,
-        state: AllocationState::Allocating,
-        node_uuid: None,
-        resource_class: None,
-        traits: Vec::new(),
-        candidate_nodes: Vec::new(),
-        last_error: None,
-        owner: None,
-        extra: JsonMap::new(),
-        conductor_affinity: None,
-        created_at: now,
-        updated_at: None,
-    };
+    let mut a = Allocation::new();
     for (k, val) in &body {
         match k.as_str() {
             "uuid" => {

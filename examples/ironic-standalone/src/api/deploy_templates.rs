@@ -185,12 +185,12 @@ fn parse_steps(v: &Value) -> ApiResult<Vec<DeployTemplateStep>> {
         .ok_or_else(|| {
             ApiError::bad_request("Invalid step: 'priority' is a required non-negative integer")
         })?;
-        out.push(DeployTemplateStep {
-            interface: interface.to_owned(),
-            step: step.to_owned(),
+        out.push(DeployTemplateStep::new(
+            interface,
+            step,
             args,
-            priority: priority.min(u32::MAX as u64) as u32,
-        });
+            priority.min(u32::MAX as u64) as u32,
+        ));
     }
     Ok(out)
 }
@@ -228,14 +228,9 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(ApiError::bad_request("Invalid extra: not an object")),
     };
-    let t = DeployTemplate {
-        uuid,
-        name: name.to_owned(),
-        steps,
-        extra,
-        created_at: ironic_core::model::now(),
-        updated_at: None,
-    };
+    let mut t = DeployTemplate::new(name, steps);
+    t.uuid = uuid;
+    t.extra = extra;
     let t = st.conductor().create_deploy_template(t).await?;
     Ok(created(
         &format!("{}/v1/deploy_templates/{}", ctx.base, t.uuid),

@@ -60,7 +60,7 @@ fn driver_doc(st: &ApiState, ctx: &ReqCtx, hw: &HardwareType, detail: bool) -> M
         d.insert("type".into(), "dynamic".into());
         if detail {
             let reg = st.conductor().registry();
-            for t in InterfaceType::ALL {
+            for &t in InterfaceType::ALL {
                 let hidden = match t {
                     InterfaceType::Storage => !ctx.version.at_least(33),
                     InterfaceType::Rescue => !ctx.version.at_least(f::RESCUE),

@@ -171,11 +171,9 @@ pub(crate) async fn list_ports(
 ) -> ApiResult<Response> {
     let req = ListRequest::parse(st, ctx, &SCHEMA, raw, detail_path)?;
     let (p, args) = (&req.params, &req.args);
-    let mut q = PortQuery {
-        node,
-        portgroup,
-        ..PortQuery::default()
-    };
+    let mut q = PortQuery::default();
+    q.node = node;
+    q.portgroup = portgroup;
     let node_arg = p.get("node").or(p.get("node_uuid"));
     if let Some(n) = node_arg
         && q.node.is_none()

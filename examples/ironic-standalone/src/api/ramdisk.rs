@@ -184,13 +184,11 @@ async fn heartbeat(
         ApiError::bad_request("Agent token is required for heartbeat processing.")
     })?;
     let ident = super::nodes::ident(&ctx, &node)?;
-    let hb = Heartbeat {
-        callback_url,
-        agent_version,
-        agent_verify_ca,
-        agent_status,
-        agent_status_message,
-    };
+    let mut hb = Heartbeat::new(callback_url);
+    hb.agent_version = agent_version;
+    hb.agent_verify_ca = agent_verify_ca;
+    hb.agent_status = agent_status;
+    hb.agent_status_message = agent_status_message;
     st.conductor().heartbeat(&ident, &token, hb).await?;
     Ok(accepted(None))
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::Response;
-use ironic_core::store::{NodeFilter, NodeQuery};
+use ironic_core::store::NodeQuery;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
@@ -23,16 +23,9 @@ pub(super) fn routes() -> Vec<Route> {
 
 /// `GET /v1/shards` (1.82): shard names and their node counts.
 async fn shards(State(st): State<ApiState>) -> ApiResult<Response> {
-    let nodes = st
-        .conductor()
-        .list_nodes(&NodeQuery {
-            filter: NodeFilter {
-                sharded: Some(true),
-                ..NodeFilter::default()
-            },
-            ..NodeQuery::default()
-        })
-        .await?;
+    let mut query = NodeQuery::default();
+    query.filter.sharded = Some(true);
+    let nodes = st.conductor().list_nodes(&query).await?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for n in nodes {
         if let Some(s) = n.shard {

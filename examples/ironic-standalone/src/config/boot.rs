@@ -331,6 +331,8 @@ pub fn default_enabled(t: InterfaceType) -> &'static [&'static str] {
         InterfaceType::Rescue => &["no-rescue", "agent", "fake"],
         InterfaceType::Storage => &["noop"],
         InterfaceType::Vendor => &["ipmitool", "redfish", "no-vendor", "fake"],
+        // an interface type newer than this configuration: nothing of it enabled
+        _ => &[],
     }
 }
 
@@ -351,6 +353,7 @@ impl DriversSection {
             InterfaceType::Rescue => self.enabled_rescue_interfaces.as_deref(),
             InterfaceType::Storage => self.enabled_storage_interfaces.as_deref(),
             InterfaceType::Vendor => self.enabled_vendor_interfaces.as_deref(),
+            _ => None,
         }
     }
 
@@ -370,6 +373,7 @@ impl DriversSection {
             InterfaceType::Rescue => self.default_rescue_interface.as_deref(),
             InterfaceType::Storage => self.default_storage_interface.as_deref(),
             InterfaceType::Vendor => self.default_vendor_interface.as_deref(),
+            _ => None,
         }
         .filter(|s| !s.is_empty())
     }
@@ -401,7 +405,7 @@ impl DriversSection {
                 }
             }
         }
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             if let (Some(d), Some(list)) = (self.default_for(t), self.enabled(t))
                 && !list.iter().any(|n| n == d)
             {

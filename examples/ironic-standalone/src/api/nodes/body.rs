@@ -278,7 +278,7 @@ mod tests {
         n.instance_info
             .insert("image_source".into(), json!("http://x/img"));
         n.set_internal("agent_secret_token", "tok");
-        for t in InterfaceType::ALL {
+        for &t in InterfaceType::ALL {
             n.interfaces.set(t, "fake");
         }
         n

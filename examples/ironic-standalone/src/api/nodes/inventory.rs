@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use ironic_core::store::NodeFilter;
 use serde_json::{Value, json};
 
 use super::ident;
@@ -153,21 +152,11 @@ async fn children(
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
     let p = Params::parse(q.as_deref());
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
-    let filter = NodeFilter {
-        parent_node: Some(n.uuid),
-        ..NodeFilter::default()
-    };
-    let nodes = st
-        .conductor()
-        .list_nodes(&ironic_core::store::NodeQuery {
-            filter,
-            page: ironic_core::store::Page {
-                limit: Some(args.limit),
-                marker: args.marker,
-                ..Default::default()
-            },
-        })
-        .await?;
+    let mut query = ironic_core::store::NodeQuery::default();
+    query.filter.parent_node = Some(n.uuid);
+    query.page.limit = Some(args.limit);
+    query.page.marker = args.marker;
+    let nodes = st.conductor().list_nodes(&query).await?;
     let ids: Vec<String> = nodes.iter().map(|c| c.uuid.to_string()).collect();
     ok_value(&json!({ "children": ids }))
 }

@@ -109,22 +109,20 @@ fn parse_uuid(k: &str, s: &str) -> ApiResult<uuid::Uuid> {
 }
 
 fn filters(ctx: &ReqCtx, p: &Params) -> ApiResult<(NodeFilter, PostFilter)> {
-    let mut nf = NodeFilter {
-        associated: opt_bool(p, "associated", ctx, 1)?,
-        maintenance: opt_bool(p, "maintenance", ctx, 1)?,
-        retired: opt_bool(p, "retired", ctx, f::RETIRED)?,
-        driver: opt_string(p, "driver", ctx, f::DRIVER_FILTER)?,
-        resource_class: opt_string(p, "resource_class", ctx, f::RESOURCE_CLASS)?,
-        conductor_group: opt_string(p, "conductor_group", ctx, f::CONDUCTOR_GROUP)?
-            .map(|g| g.to_lowercase()),
-        owner: opt_string(p, "owner", ctx, f::OWNER)?,
-        lessee: opt_string(p, "lessee", ctx, f::LESSEE)?,
-        project: opt_string(p, "project", ctx, f::LESSEE)?,
-        description_contains: opt_string(p, "description_contains", ctx, f::DESCRIPTION)?,
-        instance_uuid: opt_string(p, "instance_uuid", ctx, 1)?,
-        sharded: opt_bool(p, "sharded", ctx, f::SHARDS)?,
-        ..NodeFilter::default()
-    };
+    let mut nf = NodeFilter::default();
+    nf.associated = opt_bool(p, "associated", ctx, 1)?;
+    nf.maintenance = opt_bool(p, "maintenance", ctx, 1)?;
+    nf.retired = opt_bool(p, "retired", ctx, f::RETIRED)?;
+    nf.driver = opt_string(p, "driver", ctx, f::DRIVER_FILTER)?;
+    nf.resource_class = opt_string(p, "resource_class", ctx, f::RESOURCE_CLASS)?;
+    nf.conductor_group =
+        opt_string(p, "conductor_group", ctx, f::CONDUCTOR_GROUP)?.map(|g| g.to_lowercase());
+    nf.owner = opt_string(p, "owner", ctx, f::OWNER)?;
+    nf.lessee = opt_string(p, "lessee", ctx, f::LESSEE)?;
+    nf.project = opt_string(p, "project", ctx, f::LESSEE)?;
+    nf.description_contains = opt_string(p, "description_contains", ctx, f::DESCRIPTION)?;
+    nf.instance_uuid = opt_string(p, "instance_uuid", ctx, 1)?;
+    nf.sharded = opt_bool(p, "sharded", ctx, f::SHARDS)?;
     if let Some(s) = p.get("provision_state") {
         ctx.require(f::PROVISION_STATE_FILTER)?;
         let states = s
@@ -197,14 +195,13 @@ pub(crate) async fn list_nodes(
         .as_deref()
         .is_none_or(|c| c == conductor.config().host);
     let needs_post = post.instance_name.is_some();
-    let page = Page {
-        limit: if needs_post { None } else { Some(args.limit) },
-        marker: if needs_post { None } else { args.marker },
-        sort_key: key,
-        sort_dir: args.sort_dir,
-    };
+    let mut page = Page::default();
+    page.limit = if needs_post { None } else { Some(args.limit) };
+    page.marker = if needs_post { None } else { args.marker };
+    page.sort_key = key;
+    page.sort_dir = args.sort_dir;
     let mut nodes = if host_ok {
-        conductor.list_nodes(&NodeQuery { filter, page }).await?
+        conductor.list_nodes(&NodeQuery::new(filter, page)).await?
     } else {
         Vec::new()
     };

@@ -375,15 +375,13 @@ async fn provision(
             ctx.require(f::DEPLOY_WAIT_ABORT)?;
         }
     }
-    let req = ProvisionRequest {
-        target,
-        configdrive,
-        clean_steps,
-        deploy_steps,
-        service_steps,
-        rescue_password,
-        disable_ramdisk,
-    };
+    let mut req = ProvisionRequest::new(target);
+    req.configdrive = configdrive;
+    req.clean_steps = clean_steps;
+    req.deploy_steps = deploy_steps;
+    req.service_steps = service_steps;
+    req.rescue_password = rescue_password;
+    req.disable_ramdisk = disable_ramdisk;
     st.conductor().provision(&node_ident, req).await?;
     Ok(accepted(Some(&states_location(&ctx, &id))))
 }

@@ -62,13 +62,11 @@ async fn attach_vif(
         ));
     }
     st.conductor()
-        .vif_attach(
-            &ident(&ctx, &id)?,
-            VifInfo {
-                id: vif_id,
-                extra: m,
-            },
-        )
+        .vif_attach(&ident(&ctx, &id)?, {
+            let mut vif = VifInfo::new(vif_id);
+            vif.extra = m;
+            vif
+        })
         .await?;
     Ok(no_content())
 }
