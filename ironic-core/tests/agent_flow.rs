@@ -371,3 +371,46 @@ async fn manual_clean_with_unknown_step_fails_cleanly() {
     assert!(n.last_error.unwrap().contains("bios.overclock"));
     e.c.shutdown().await;
 }
+
+/// A heartbeat that finds the node locked (a periodic task, an API call) is not lost:
+/// it waits for the lock and is processed then, so a finished step is seen at once
+/// rather than a whole heartbeat interval later (Ironic drops it).
+#[tokio::test]
+async fn a_heartbeat_that_finds_the_node_locked_is_processed_once_it_is_free() {
+    let mut cfg = test_config();
+    cfg.node_locked_retry_attempts = 50;
+    cfg.node_locked_retry_interval = std::time::Duration::from_millis(100);
+    let e = env_with(cfg, FakeDeployMode::Agent).await;
+    let (n, mac) = node_with_port(&e.c, 1).await;
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    provision(&e.c, &i, "provide").await;
+    wait_state(&e.c, &i, S::CleanWait).await;
+    let token = agent_lookup(&e.c, mac).await.agent_token;
+    heartbeat_once(&e.c, &i, &token).await;
+    wait_until(&e.c, &i, "first clean step waiting", |n| {
+        n.clean_step.get("step") == Some(&json!("erase_devices_metadata"))
+    })
+    .await;
+
+    // someone else holds the lock when the agent says the step is done
+    e.store.reserve_node(n.uuid, "another-host").await.unwrap();
+    heartbeat_once(&e.c, &i, &token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let held = e.c.get_node(&i).await.unwrap();
+    assert_eq!(
+        held.clean_step.get("step"),
+        Some(&json!("erase_devices_metadata")),
+        "nothing happens while the lock is held"
+    );
+    e.store.release_node(n.uuid, "another-host").await.unwrap();
+    // no further heartbeat: the one that waited moves cleaning on
+    wait_until(
+        &e.c,
+        &i,
+        "second clean step after the lock was freed",
+        |n| n.clean_step.get("step") == Some(&json!("erase_devices")),
+    )
+    .await;
+}

@@ -163,14 +163,41 @@ impl Conductor {
             ));
         }
         check_pins(&node, &hb)?;
-        let mut job = match self.job(ident, false).await {
+        let job = match self.job(ident, false).await {
             Ok(j) => j,
             Err(Error::NodeLocked { .. }) if node.internal("agent_url").is_some() => {
-                tracing::debug!(node = %node.uuid, "node is locked; skipping this heartbeat");
+                // Ironic skips a heartbeat that finds the node locked ("will retry on
+                // the next heartbeat"): the agent then waits a whole heartbeat interval
+                // (90-180 s with Ironic's default timeout) before a finished step is
+                // seen. Here the heartbeat waits for the lock in the background
+                // (node_locked_retry_attempts x node_locked_retry_interval) and is
+                // processed as if it had just arrived; the agent gets its 202 at once.
+                tracing::debug!(node = %node.uuid, "node is locked; the heartbeat waits for the lock");
+                let c = self.clone();
+                let ident = ident.clone();
+                let token = agent_token.to_owned();
+                tokio::spawn(async move {
+                    match c.job(&ident, true).await {
+                        Ok(job) => {
+                            if let Err(e) = c.act_on_heartbeat(job, &token, hb).await {
+                                tracing::info!(node = %ident, error = %e, "deferred heartbeat refused");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(node = %ident, error = %e, "node still locked; heartbeat skipped (the agent sends the next one)");
+                        }
+                    }
+                });
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
+        self.act_on_heartbeat(job, agent_token, hb).await
+    }
+
+    /// Record a heartbeat under the node's lock and, when its state accepts one, hand
+    /// it to the deploy interface on a worker.
+    async fn act_on_heartbeat(&self, mut job: Job, agent_token: &str, hb: Heartbeat) -> Result<()> {
         let r = self.record_heartbeat(&mut job, agent_token, &hb).await;
         let act = match r {
             Ok(act) => act,
