@@ -9,7 +9,9 @@ pub mod conductor;
 pub mod httpd;
 pub mod protocol;
 
-pub use conductor::{AgentClient, AgentConfig, AgentDeploy, AgentInspect, AgentInspectConfig};
+pub use conductor::{
+    AgentClient, AgentConfig, AgentDeploy, AgentInspect, AgentInspectConfig, EraseConfig,
+};
 
 /// The hardware-independent name of this crate's deploy interface.
 pub const NAME: &str = AgentDeploy::NAME;

@@ -83,6 +83,16 @@ struct Rig {
 async fn rig(tls: bool, disk_mib: u64) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_disk(&dir.path().join("disk"), disk_mib << 20);
+    rig_on(tls, dir, disk, &[]).await
+}
+
+/// An agent whose disk is `disk` (a file or a block device), with extra flags.
+async fn rig_on(
+    tls: bool,
+    dir: tempfile::TempDir,
+    disk: std::path::PathBuf,
+    extra: &[&str],
+) -> Rig {
     let node = Node::new("fake-hardware");
     let (tx, rx) = mpsc::unbounded_channel();
     let api = Api {
@@ -123,6 +133,7 @@ async fn rig(tls: bool, disk_mib: u64) -> Rig {
     .arg(&disk)
     .arg("--state-dir")
     .arg(dir.path().join("state"))
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(if std::env::var_os("AGENT_TEST_LOG").is_some() {
         Stdio::inherit()
@@ -893,4 +904,388 @@ async fn whole_disk_uefi_bootloader() {
         }
     }
     let _ = rig.hb.try_recv();
+}
+
+/// Run a tool of the test itself; a missing one fails with its Debian package.
+fn host_tool(name: &str, package: &str, args: &[&str]) -> String {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("{name} is needed by this test ({e}): apt-get install {package}")
+    });
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A loop device over a file (`losetup --partscan`), detached when dropped.
+struct Loop(String);
+impl Loop {
+    fn attach(file: &std::path::Path) -> Loop {
+        let dev = host_tool(
+            "losetup",
+            "mount",
+            &["--find", "--show", "--partscan", file.to_str().unwrap()],
+        );
+        Loop(dev.trim().to_owned())
+    }
+    fn part(&self, n: u32) -> String {
+        format!("{}p{n}", self.0)
+    }
+}
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("blockdev").args(["--setrw", &self.0]).status();
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// `clean.execute_clean_step` / `deploy.execute_deploy_step` as Ironic sends it,
+/// waited for.
+async fn agent_step(
+    task: &Task,
+    kind: &str,
+    name: &str,
+    node: Value,
+    args: Value,
+) -> ironic_deploy_agent::protocol::CommandResult {
+    run_command(
+        task,
+        &format!("{kind}.execute_{kind}_step"),
+        json!({"step": {"step": name, "interface": "deploy", "priority": 0, "args": args,
+            "reboot_requested": false}, "node": node, "ports": []}),
+    )
+    .await
+}
+
+fn ok(r: &ironic_deploy_agent::protocol::CommandResult) -> Value {
+    assert_eq!(
+        r.command_status,
+        ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+        "{}: {}",
+        r.command_name,
+        r.error_message()
+    );
+    // `{clean,deploy}_result` beside the step
+    let v = r.command_result.clone().unwrap_or(Value::Null);
+    v.as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.ends_with("_result")))
+        .map(|(_, v)| v.clone())
+        .unwrap_or(v)
+}
+
+fn failed(r: &ironic_deploy_agent::protocol::CommandResult) -> String {
+    assert_eq!(
+        r.command_status,
+        ironic_deploy_agent::protocol::CommandStatus::Failed,
+        "{}: {:?}",
+        r.command_name,
+        r.command_result
+    );
+    r.error_message()
+}
+
+/// The steps on a real block device (a loop device over a file, partitions
+/// included): inject_files into ext4 (debugfs) and XFS (mounted), the skip list,
+/// the read-only guard, the metadata erase checked with `wipefs`, the overwrite
+/// fallback when the disk has no ATA security (hdparm asked), the express erase
+/// with a discard; burn-in with stress-ng and fio; erase_pstore; and a step
+/// whose tool is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_on_a_block_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("backing");
+    let before = make_raw(&backing, 48, 21);
+    let lo = Loop::attach(&backing);
+    let dev = lo.0.clone();
+    // a GPT with an ext4 and an XFS partition, made by the real tools
+    let mut c = Command::new("sfdisk")
+        .args(["-q", &dev])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    {
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"label: gpt\nstart=2048, size=32768, type=L\nstart=34816, size=40960, type=L\n",
+            )
+            .unwrap();
+    }
+    assert!(c.wait().unwrap().success());
+    host_tool("partprobe", "parted", &[&dev]);
+    host_tool(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &["-q", "-F", "-L", "root", &lo.part(1)],
+    );
+    host_tool(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &["-q", "-F", "-L", "data", &lo.part(2)],
+    );
+    // another device with XFS (which needs 300 MB), sparse
+    let xfs_file = dir.path().join("xfs");
+    std::fs::File::create(&xfs_file)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    let xfs_lo = Loop::attach(&xfs_file);
+    host_tool("mkfs.xfs", "xfsprogs", &["-q", "-f", &xfs_lo.0]);
+    // a fake pstore: the agent reads its mounts from --proc-root
+    let proc_root = dir.path().join("proc");
+    let pstore = dir.path().join("pstore");
+    std::fs::create_dir_all(&proc_root).unwrap();
+    std::fs::create_dir_all(pstore.join("sub")).unwrap();
+    std::fs::write(pstore.join("dmesg-efi-177"), b"oops").unwrap();
+    for f in ["cpuinfo", "meminfo", "partitions"] {
+        std::os::unix::fs::symlink(format!("/proc/{f}"), proc_root.join(f)).unwrap();
+    }
+    std::fs::write(
+        proc_root.join("mounts"),
+        format!(
+            "sysfs /sys sysfs rw 0 0\npstore {} pstore rw 0 0\n",
+            pstore.display()
+        ),
+    )
+    .unwrap();
+    let proc_arg = proc_root.display().to_string();
+    let mut rig = rig_on(
+        false,
+        dir,
+        std::path::PathBuf::from(&dev),
+        &["--proc-root", &proc_arg],
+    )
+    .await;
+    let task = rig.attach().await;
+    let node_uuid = rig.node.uuid.to_string();
+    let node = |extra: Value| {
+        let mut n = json!({"uuid": node_uuid, "properties": {},
+            "driver_info": {}, "driver_internal_info": {}, "instance_info": {}});
+        for (k, v) in extra.as_object().unwrap() {
+            n[k] = v.clone();
+        }
+        n
+    };
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+
+    // inject_files: ext4 by number, device path and label (debugfs on the block
+    // device), XFS on another device (mounted, as IPA does); the node's files
+    // come first
+    let r = agent_step(
+        &task,
+        "deploy",
+        "inject_files",
+        node(json!({"properties": {"inject_files": [
+            {"path": "/etc/hostname", "partition": "1", "content": b64(b"node-1\n")}]}})),
+        json!({"files": [
+            {"path": "/etc/ssh/sshd_config.d/ironic.conf", "partition": lo.part(1),
+             "content": b64(b"PermitRootLogin no\n"), "mode": 0o600, "dirmode": 0o700,
+             "owner": 1000, "group": 100},
+            {"path": "/srv/data/hello", "partition": "LABEL=data", "content": b64(b"data\n")},
+            {"path": "/xfs/hello", "partition": xfs_lo.0, "content": b64(b"xfs\n"),
+             "mode": 0o640}]}),
+    )
+    .await;
+    let v = ok(&r);
+    assert_eq!(v["injected"].as_array().unwrap().len(), 4, "{v}");
+    let p1 = lo.part(1);
+    let cat = |path: &str| host_tool("debugfs", "e2fsprogs", &["-R", &format!("cat {path}"), &p1]);
+    assert_eq!(cat("/etc/hostname"), "node-1\n");
+    assert_eq!(
+        cat("/etc/ssh/sshd_config.d/ironic.conf"),
+        "PermitRootLogin no\n"
+    );
+    let stat = host_tool(
+        "debugfs",
+        "e2fsprogs",
+        &["-R", "stat /etc/ssh/sshd_config.d/ironic.conf", &p1],
+    );
+    assert!(stat.contains("Mode:  0600"), "{stat}");
+    assert!(
+        stat.contains("User:  1000") && stat.contains("Group:   100"),
+        "{stat}"
+    );
+    let dstat = host_tool(
+        "debugfs",
+        "e2fsprogs",
+        &["-R", "stat /etc/ssh/sshd_config.d", &p1],
+    );
+    assert!(
+        dstat.contains("Mode:  0700"),
+        "the created leaf directory: {dstat}"
+    );
+    let data = host_tool(
+        "debugfs",
+        "e2fsprogs",
+        &["-R", "cat /srv/data/hello", &lo.part(2)],
+    );
+    assert_eq!(data, "data\n");
+    let mnt = tempfile::tempdir().unwrap();
+    host_tool("mount", "mount", &[&xfs_lo.0, mnt.path().to_str().unwrap()]);
+    let xfs = std::fs::read(mnt.path().join("xfs/hello"));
+    let xmode = std::fs::metadata(mnt.path().join("xfs/hello")).map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    host_tool("umount", "mount", &[mnt.path().to_str().unwrap()]);
+    assert_eq!(xfs.unwrap(), b"xfs\n");
+    assert_eq!(xmode.unwrap(), 0o640);
+    // deleted files go, a missing partition is a clear error
+    let r = agent_step(
+        &task,
+        "deploy",
+        "inject_files",
+        node(json!({})),
+        json!({"files": [{"path": "/etc/hostname", "deleted": true}]}),
+    )
+    .await;
+    ok(&r);
+    let gone = Command::new("debugfs")
+        .args(["-R", "stat /etc/hostname", &p1])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("File not found"));
+    let r = agent_step(
+        &task,
+        "deploy",
+        "inject_files",
+        node(json!({})),
+        json!({"files": [{"path": "/opt/x", "content": b64(b"x")}]}),
+    )
+    .await;
+    assert!(
+        failed(&r).contains("No partition found with path /opt"),
+        "{}",
+        r.error_message()
+    );
+
+    // skip_block_devices: nothing is erased
+    let r = agent_step(
+        &task,
+        "clean",
+        "erase_devices_metadata",
+        node(json!({"properties": {"skip_block_devices": [{"name": dev}]}})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(ok(&r)["erased"], json!([]));
+    assert!(host_tool("wipefs", "util-linux", &["--no-act", &dev]).contains("gpt"));
+    // a read-only device fails a full erase unless the conductor allows skipping it
+    host_tool("blockdev", "util-linux", &["--setro", &dev]);
+    let r = agent_step(&task, "clean", "erase_devices", node(json!({})), json!({})).await;
+    assert!(
+        failed(&r).contains("flagged read-only"),
+        "{}",
+        r.error_message()
+    );
+    let r = agent_step(
+        &task,
+        "clean",
+        "erase_devices",
+        node(json!({"driver_internal_info": {"agent_erase_skip_read_only": true}})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(ok(&r), json!({}));
+    host_tool("blockdev", "util-linux", &["--setrw", &dev]);
+
+    // metadata: no signature left on the disk or in the partitions' places
+    let r = agent_step(
+        &task,
+        "clean",
+        "erase_devices_metadata",
+        node(json!({})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(ok(&r)["erased"], json!([dev]));
+    assert_eq!(
+        host_tool("wipefs", "util-linux", &["--no-act", &dev]).trim(),
+        ""
+    );
+    let bytes = std::fs::read(&backing).unwrap();
+    for start in [2048usize * 512, 34816 * 512] {
+        assert!(bytes[start..start + (1 << 20)].iter().all(|&b| b == 0));
+    }
+
+    // full erase: a loop device has no ATA security (hdparm is asked), so the
+    // agent overwrites it: one random pass and no zeroes, as the node says
+    let r = agent_step(
+        &task,
+        "clean",
+        "erase_devices",
+        node(
+            json!({"driver_internal_info": {"agent_erase_devices_iterations": 1,
+            "agent_erase_devices_zeroize": false, "agent_enable_ata_secure_erase": true}}),
+        ),
+        json!({}),
+    )
+    .await;
+    let v = ok(&r);
+    assert!(v[&dev].as_str().unwrap().contains("1 random pass"), "{v}");
+    let after = std::fs::read(&backing).unwrap();
+    let zero_mib = after
+        .chunks(1 << 20)
+        .filter(|c| c.iter().all(|&b| b == 0))
+        .count();
+    assert_eq!(zero_mib, 0, "random data everywhere");
+    assert!(after[(40 << 20)..(41 << 20)] != before[(40 << 20)..(41 << 20)]);
+
+    // express: the loop device discards (holes in the backing file), then metadata;
+    // through the conductor's AgentDeploy this time
+    let d = AgentDeploy::new(AgentConfig::default());
+    let mut task = task;
+    assert_eq!(
+        d.execute_step(&mut task, StepKind::Clean, &step("erase_devices_express"))
+            .await
+            .unwrap(),
+        StepOutcome::Wait
+    );
+    assert_eq!(
+        rig.until_done(&d, &mut task).await,
+        HeartbeatOutcome::Continue
+    );
+    let cmds = AgentClient::for_node(&task.node, Duration::from_secs(10))
+        .unwrap()
+        .commands()
+        .await
+        .unwrap();
+    let last = cmds.last().unwrap();
+    assert!(
+        last.command_result.as_ref().unwrap()["clean_result"][&dev]
+            .as_str()
+            .unwrap()
+            .contains("discarded"),
+        "{:?}",
+        last.command_result
+    );
+    assert!(std::fs::read(&backing).unwrap().iter().all(|&b| b == 0));
+
+    // burn-in, bounded by the node's settings
+    let burn = node(json!({"driver_info": {"agent_burnin_cpu_timeout": 1,
+        "agent_burnin_vm_timeout": 1, "agent_burnin_vm_vm": 1, "agent_burnin_vm_vm-bytes": "16M",
+        "agent_burnin_fio_disk_loops": 1, "agent_burnin_fio_disk_runtime": 1}}));
+    for name in ["burnin_cpu", "burnin_memory"] {
+        let v = ok(&agent_step(&task, "clean", name, burn.clone(), json!({})).await);
+        assert!(v["report"].as_str().unwrap().contains("stress-ng"), "{v}");
+    }
+    let v = ok(&agent_step(&task, "clean", "burnin_disk", burn.clone(), json!({})).await);
+    assert_eq!(v["disks"], json!([dev]));
+    // gpu-burn is not on this host: the step says what it needs
+    let e = failed(&agent_step(&task, "clean", "burnin_gpu", burn.clone(), json!({})).await);
+    assert!(
+        e.contains("gpu_burn") && e.contains("agent_burnin_gpu_install_dir"),
+        "{e}"
+    );
+
+    // erase_pstore empties the pstore the agent finds in its mounts
+    let v = ok(&agent_step(&task, "clean", "erase_pstore", node(json!({})), json!({})).await);
+    assert_eq!(v["erased"], json!(["dmesg-efi-177", "sub"]));
+    assert_eq!(std::fs::read_dir(&pstore).unwrap().count(), 0);
+    drop(rig);
 }

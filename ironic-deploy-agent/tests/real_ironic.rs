@@ -421,7 +421,9 @@ fn uefi_image(dir: &Path, name: &str, mib: u64) -> Vec<u8> {
 fn ext4_image(dir: &Path, name: &str, uuid: &str) -> Vec<u8> {
     let tree = dir.join(format!("{name}.tree"));
     std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
     std::fs::write(tree.join("boot/grub/grub.cfg"), "echo partition image\n").unwrap();
+    std::fs::write(tree.join("etc/motd"), "the image's motd\n").unwrap();
     let img = dir.join(name);
     let _ = std::fs::remove_file(&img);
     Command::new("truncate")
@@ -472,6 +474,11 @@ fn config_drive_meta(disk: &Path, dir: &Path) -> Value {
         ],
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn all_zero(disk: &Path) -> bool {
@@ -636,7 +643,35 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
-        ironic.provision(&uuid, json!({"target": "active"})).await;
+        // UEFI: files injected by a deploy step named in the request (Ironic
+        // 1.69's deploy_steps), from the node's properties and the step's args,
+        // one of them fetched from a URL formatted with the node's UUID
+        let body = if mode == "uefi" {
+            std::fs::write(d.join(format!("inject-{uuid}.txt")), b"from a URL\n").unwrap();
+            let (s, v) = ironic
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/nodes/{uuid}"),
+                    Some(
+                        json!([{"op": "add", "path": "/properties/inject_files", "value": [
+                        {"path": "/etc/hostname", "content": b64(b"agent-node\n")}]}]),
+                    ),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            json!({"target": "active", "deploy_steps": [{"interface": "deploy",
+            "step": "inject_files", "priority": 55, "args": {"files": [
+                {"path": "/etc/ironic/injected.conf", "content": b64(b"key = value\n"),
+                 "mode": 0o600, "dirmode": 0o700},
+                {"path": "/etc/motd", "deleted": true},
+                {"path": "/etc/from-url",
+                 "content": format!("{}/inject-{{node[uuid]}}.txt", srv.url("").trim_end_matches('/'))},
+                {"path": "/EFI/ironic/note.txt", "partition": "1", "content": b64(b"on the ESP\n")}
+            ]}}]})
+        } else {
+            json!({"target": "active"})
+        };
+        ironic.provision(&uuid, body).await;
         let n = ironic.settle(&uuid, &["active", "deploy failed"]).await;
         assert_eq!(
             n["provision_state"], "active",
@@ -668,7 +703,41 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
             );
         }
         let root = table.partitions().last().unwrap();
-        assert!(bytes[root.start as usize..root.start as usize + part.len()] == part[..]);
+        if mode == "uefi" {
+            // read back with e2fsprogs and mtools, not with the agent's code
+            let target = format!("{}?offset={}", disk.display(), root.start);
+            let cat = |p: &str| {
+                String::from_utf8_lossy(
+                    &tool("debugfs", &["-R", &format!("cat {p}"), &target]).stdout,
+                )
+                .into_owned()
+            };
+            assert_eq!(cat("/etc/hostname"), "agent-node\n");
+            assert_eq!(cat("/etc/ironic/injected.conf"), "key = value\n");
+            assert_eq!(cat("/etc/from-url"), "from a URL\n");
+            let st = tool(
+                "debugfs",
+                &["-R", "stat /etc/ironic/injected.conf", &target],
+            );
+            assert!(String::from_utf8_lossy(&st.stdout).contains("Mode:  0600"));
+            let motd = Command::new("debugfs")
+                .args(["-R", "stat /etc/motd", &target])
+                .output()
+                .unwrap();
+            assert!(String::from_utf8_lossy(&motd.stderr).contains("File not found"));
+            let esp = &table.partitions()[0];
+            let note = tool(
+                "mtype",
+                &[
+                    "-i",
+                    &format!("{}@@{}", disk.display(), esp.start),
+                    "::/EFI/ironic/note.txt",
+                ],
+            );
+            assert_eq!(String::from_utf8_lossy(&note.stdout), "on the ESP\n");
+        } else {
+            assert!(bytes[root.start as usize..root.start as usize + part.len()] == part[..]);
+        }
         ironic.provision(&uuid, json!({"target": "deleted"})).await;
         ironic.settle(&uuid, &["available"]).await;
     }
@@ -714,14 +783,44 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
         f.write_all_at(&[0xAB; 4096], 0).unwrap();
     }
+    // the burn-in settings of the node, as IPA reads them from driver_info
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/nodes/{uuid}"),
+            Some(
+                json!([{"op": "add", "path": "/driver_info/agent_burnin_cpu_timeout", "value": 1},
+                {"op": "add", "path": "/driver_info/agent_burnin_vm_timeout", "value": 1},
+                {"op": "add", "path": "/driver_info/agent_burnin_vm_vm", "value": 1},
+                {"op": "add", "path": "/driver_info/agent_burnin_vm_vm-bytes", "value": "16M"},
+                {"op": "add", "path": "/driver_info/agent_burnin_fio_disk_loops", "value": 1},
+                {"op": "add", "path": "/driver_info/agent_burnin_fio_disk_runtime", "value": 1}]),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let step = |name: &str| json!({"interface": "deploy", "step": name});
     ironic
         .provision(
             &uuid,
-            json!({"target": "clean", "clean_steps": [{"interface": "deploy", "step": "erase_devices_metadata"}]}),
+            json!({"target": "clean", "clean_steps": [step("burnin_cpu"), step("burnin_memory"),
+                step("burnin_disk"), step("erase_pstore"), step("erase_devices_express"),
+                step("erase_devices_metadata")]}),
         )
         .await;
     let n = ironic.settle(&uuid, &["manageable", "clean failed"]).await;
     assert_eq!(n["provision_state"], "manageable", "{}", n["last_error"]);
+    // a step whose tool the ramdisk lacks fails the cleaning with its reason
+    ironic
+        .provision(
+            &uuid,
+            json!({"target": "clean", "clean_steps": [step("burnin_gpu")]}),
+        )
+        .await;
+    let n = ironic.settle(&uuid, &["clean failed", "manageable"]).await;
+    assert_eq!(n["provision_state"], "clean failed");
+    let err = n["last_error"].as_str().unwrap();
+    assert!(err.contains("gpu_burn"), "{err}");
     assert!(
         std::fs::read(&disk).unwrap()[..4096]
             .iter()
@@ -729,7 +828,7 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         "metadata erased"
     );
     assert!(
-        machine.boots.load(Ordering::SeqCst) >= 8,
+        machine.boots.load(Ordering::SeqCst) >= 9,
         "the agent booted for every ramdisk phase"
     );
     machine.shutdown().await;

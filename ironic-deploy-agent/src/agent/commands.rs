@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::State;
 use super::config::PowerOffMode;
+use super::steps::{self, StepKind};
 use super::{hints, inventory};
 use crate::error::{AgentError, Result};
 use crate::image::{
@@ -32,11 +33,13 @@ pub fn kind_of(name: &str) -> Option<Kind> {
         | "standby.power_off"
         | "deploy.execute_deploy_step"
         | "clean.execute_clean_step"
+        | "service.execute_service_step"
         | "image.install_bootloader" => Kind::Async,
         "standby.sync"
         | "standby.get_partition_uuids"
         | "deploy.get_deploy_steps"
         | "clean.get_clean_steps"
+        | "service.get_service_steps"
         | "log.collect_system_logs"
         | "rescue.finalize_rescue"
         | "system.lockdown"
@@ -72,11 +75,6 @@ fn param<'a>(params: &'a Map<String, Value>, key: &str) -> Result<&'a Value> {
         .ok_or_else(|| AgentError::InvalidParams(format!("Missing parameter {key}")))
 }
 
-fn step_def(step: &str, priority: u32, abortable: bool) -> Value {
-    json!({"step": step, "priority": priority, "interface": "deploy",
-           "reboot_requested": false, "abortable": abortable, "argsinfo": null})
-}
-
 /// The outcome of a command: a result, or an error, or a version mismatch.
 pub enum Outcome {
     /// Succeeded.
@@ -98,19 +96,23 @@ pub async fn run(st: &Arc<State>, name: &str, params: Map<String, Value>) -> Out
         }
         "standby.power_off" => power_off(st).await,
         "deploy.get_deploy_steps" => Ok(json!({
-            "deploy_steps": {"GenericHardwareManager": [
-                step_def("write_image", 0, true),
-                step_def("erase_devices_metadata", 0, false),
-            ]},
+            "deploy_steps": {"GenericHardwareManager": steps::catalogue(StepKind::Deploy)},
             "hardware_manager_version": versions(),
         })),
         "clean.get_clean_steps" => Ok(json!({
-            "clean_steps": {"GenericHardwareManager": [
-                step_def("erase_devices", 10, true),
-                step_def("erase_devices_metadata", 99, true),
-            ]},
+            "clean_steps": {"GenericHardwareManager": steps::catalogue(StepKind::Clean)},
             "hardware_manager_version": versions(),
         })),
+        "service.get_service_steps" => Ok(json!({
+            "service_steps": {"GenericHardwareManager": steps::catalogue(StepKind::Service)},
+            "hardware_manager_version": versions(),
+        })),
+        "service.execute_service_step" => {
+            if let Err(VersionMismatch(m)) = check_version(&params, "service_version") {
+                return Outcome::Mismatch(m);
+            }
+            execute_step(st, &params, "service").await
+        }
         "deploy.execute_deploy_step" => {
             if let Err(VersionMismatch(m)) = check_version(&params, "deploy_version") {
                 return Outcome::Mismatch(m);
@@ -139,6 +141,11 @@ pub async fn run(st: &Arc<State>, name: &str, params: Map<String, Value>) -> Out
         Ok(v) => Outcome::Ok(v),
         Err(e) => Outcome::Err(e),
     }
+}
+
+/// The path of the device the image goes to.
+pub(crate) async fn root_device_path(st: &State) -> Result<std::path::PathBuf> {
+    Ok(std::path::PathBuf::from(root_device(st).await?.name))
 }
 
 async fn root_device(st: &State) -> Result<inventory::BlockDevice> {
@@ -445,48 +452,51 @@ async fn execute_step(st: &Arc<State>, params: &Map<String, Value>, kind: &str) 
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let which = match kind {
+        "clean" => StepKind::Clean,
+        "service" => StepKind::Service,
+        _ => StepKind::Deploy,
+    };
+    if !steps::offered(which, &name) {
+        let names: Vec<String> = steps::catalogue(which)
+            .iter()
+            .filter_map(|s| s["step"].as_str().map(str::to_owned))
+            .collect();
+        return Err(AgentError::InvalidParams(format!(
+            "Unknown {kind} step {name}: the agent offers {}",
+            names.join(", ")
+        )));
+    }
+    // Ironic sends the node (and its ports) with every step; the node looked
+    // up at start is the fallback
+    let node = match params.get("node") {
+        Some(n) if n.is_object() => n.clone(),
+        _ => st.node.read().await.clone().unwrap_or(Value::Null),
+    };
+    let ports = params.get("ports").cloned().unwrap_or(Value::Array(vec![]));
     let result = match name.as_str() {
-        "write_image" if kind == "deploy" => Value::String(prepare_image(st, &args).await?),
-        "erase_devices_metadata" => erase(st, false).await?,
-        "erase_devices" if kind == "clean" => erase(st, true).await?,
+        "write_image" => Value::String(prepare_image(st, &args).await?),
+        "erase_devices_metadata" => steps::erase::erase_devices_metadata(st, &node).await?,
+        "erase_devices" => steps::erase::erase_devices(st, &node).await?,
+        "erase_devices_express" => steps::erase::erase_devices_express(st, &node).await?,
+        "erase_pstore" => steps::erase::erase_pstore(st).await?,
+        "clean_uefi_nvram" => steps::nvram::clean_uefi_nvram(st, &args).await?,
+        "inject_files" => steps::inject::inject_files(st, &node, &ports, &args).await?,
+        "burnin_cpu" => steps::burnin::stress_ng(&node, "cpu").await?,
+        "burnin_memory" => steps::burnin::stress_ng(&node, "vm").await?,
+        "burnin_disk" => steps::burnin::fio_disk(st, &node).await?,
+        "burnin_network" => steps::burnin::fio_network(&node).await?,
+        "burnin_gpu" => steps::burnin::gpu_burn(&node).await?,
+        "create_configuration" | "delete_configuration" | "apply_configuration" => {
+            steps::raid::run(&name, &node).await?
+        }
         other => {
             return Err(AgentError::InvalidParams(format!(
-                "Unknown {kind} step {other}: the agent offers write_image, erase_devices, erase_devices_metadata"
+                "Unknown {kind} step {other}"
             )));
         }
     };
     Ok(json!({ format!("{kind}_result"): result, format!("{kind}_step"): step }))
-}
-
-/// Erase every disk: metadata only (first and last MiB: partition tables,
-/// filesystem and RAID signatures) or all of it (punched/zeroed).
-async fn erase(st: &Arc<State>, full: bool) -> Result<Value> {
-    let disks = inventory::disks(&st.cfg);
-    let mut done = Vec::new();
-    for d in disks {
-        let path = std::path::PathBuf::from(&d.name);
-        let full_copy = full;
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let (f, size) = image::open_device(&path)?;
-            let mut sink = image::DiskSink::new(f, path.clone(), 0, size, 1 << 20);
-            if full_copy {
-                sink.zero_units(0, size)?;
-            } else {
-                let n = (1u64 << 20).min(size);
-                sink.zero_units(0, n)?;
-                let tail = size - n;
-                sink.zero_units(
-                    tail / (1 << 20) * (1 << 20),
-                    size - tail / (1 << 20) * (1 << 20),
-                )?;
-            }
-            sink.finish(None)
-        })
-        .await
-        .map_err(|e| AgentError::Other(format!("erase task: {e}")))??;
-        done.push(d.name);
-    }
-    Ok(json!({"erased": done, "method": if full { "zero" } else { "metadata" }}))
 }
 
 async fn install_bootloader(st: &Arc<State>, params: &Map<String, Value>) -> Result<Value> {

@@ -277,6 +277,54 @@ fn copy_efi_assets(
 
 struct Ext4Reader(esp::Region);
 
+fn ext4_open(f: &std::fs::File, part: &partition::Partition) -> Result<ext4_view::Ext4> {
+    let region = esp::Region::new(f, part.start, part.len)?;
+    ext4_view::Ext4::load(Box::new(Ext4Reader(region))).map_err(|e| {
+        AgentError::ImageFormat(format!(
+            "partition {} is not a readable ext2/3/4 filesystem: {e}",
+            part.number
+        ))
+    })
+}
+
+/// Whether `path` is a directory in the ext2/3/4 filesystem of `part`.
+pub(crate) fn ext4_is_dir(
+    f: &std::fs::File,
+    part: &partition::Partition,
+    path: &str,
+) -> Result<bool> {
+    match ext4_open(f, part)?.metadata(path) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(ext4_view::Ext4Error::NotFound | ext4_view::Ext4Error::NotADirectory) => Ok(false),
+        Err(e) => Err(AgentError::ImageFormat(format!("looking up {path}: {e}"))),
+    }
+}
+
+/// `(mode, uid, gid)` of `path` (not following a final symlink) in the ext2/3/4
+/// filesystem of `part`, `None` when it does not exist.
+pub(crate) fn ext4_metadata(
+    f: &std::fs::File,
+    part: &partition::Partition,
+    path: &str,
+) -> Result<Option<(u16, u32, u32)>> {
+    match ext4_open(f, part)?.symlink_metadata(path) {
+        Ok(m) => Ok(Some((m.mode(), m.uid(), m.gid()))),
+        Err(ext4_view::Ext4Error::NotFound | ext4_view::Ext4Error::NotADirectory) => Ok(None),
+        Err(e) => Err(AgentError::ImageFormat(format!("looking up {path}: {e}"))),
+    }
+}
+
+/// Read a file of the ext2/3/4 filesystem of `part` (read-only, no mount).
+pub(crate) fn ext4_read(
+    f: &std::fs::File,
+    part: &partition::Partition,
+    path: &str,
+) -> Result<Vec<u8>> {
+    ext4_open(f, part)?
+        .read(path)
+        .map_err(|e| AgentError::ImageFormat(format!("reading {path}: {e}")))
+}
+
 impl ext4_view::Ext4Read for Ext4Reader {
     fn read(
         &mut self,

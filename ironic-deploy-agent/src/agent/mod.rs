@@ -13,6 +13,7 @@ pub mod hints;
 pub mod inventory;
 mod ironic;
 pub mod lldp;
+pub mod steps;
 mod tls;
 
 use std::sync::Arc;

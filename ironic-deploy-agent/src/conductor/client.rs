@@ -208,12 +208,27 @@ impl AgentClient {
         ports: Value,
         clean_version: Value,
     ) -> Result<CommandResult> {
+        self.execute_step("clean", step, node, ports, clean_version)
+            .await
+    }
+
+    /// `{kind}.execute_{kind}_step` (`kind` = `clean`, `deploy` or `service`),
+    /// with the hardware manager versions as `{kind}_version`.
+    pub async fn execute_step(
+        &self,
+        kind: &str,
+        step: Value,
+        node: &Node,
+        ports: Value,
+        version: Value,
+    ) -> Result<CommandResult> {
         let mut p = Map::new();
         p.insert("step".into(), step);
         p.insert("node".into(), node_view(node));
         p.insert("ports".into(), ports);
-        p.insert("clean_version".into(), clean_version);
-        self.command("clean.execute_clean_step", p, false).await
+        p.insert(format!("{kind}_version"), version);
+        self.command(&format!("{kind}.execute_{kind}_step"), p, false)
+            .await
     }
 
     /// `clean.get_clean_steps`.
@@ -268,12 +283,34 @@ impl AgentClient {
     }
 }
 
-/// The node fields Ironic sends to the agent with step commands.
+/// The node as Ironic sends it to the agent with every step
+/// (`node.as_dict(secure=True)`): secrets of `driver_info`, `instance_info`
+/// (its config drive included) and `driver_internal_info` replaced by `******`.
 pub fn node_view(node: &Node) -> Value {
+    let masked = |m: &serde_json::Map<String, Value>| {
+        let mut m = m.clone();
+        ironic_core::secret::mask_map(&mut m);
+        Value::Object(m)
+    };
+    let mut ii = node.instance_info.clone();
+    let configdrive = ii.remove("configdrive");
+    let mut instance_info = masked(&ii);
+    if configdrive.is_some() {
+        instance_info["configdrive"] = json!("******");
+    }
     json!({
         "uuid": node.uuid.to_string(),
+        "name": node.name,
+        "driver": node.driver,
+        "driver_info": node.driver_info.masked(),
+        "driver_internal_info": masked(&node.driver_internal_info),
+        "instance_info": instance_info,
+        "instance_uuid": node.instance_uuid,
         "properties": node.properties,
-        "instance_info": node.instance_info,
-        "driver_internal_info": {},
+        "provision_state": node.provision_state,
+        "target_raid_config": node.target_raid_config,
+        "raid_config": node.raid_config,
+        "boot_mode": node.boot_mode,
+        "secure_boot": node.secure_boot,
     })
 }

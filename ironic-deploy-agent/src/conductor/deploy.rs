@@ -32,6 +32,74 @@ pub struct AgentConfig {
     pub auto_tls: bool,
     /// Extra kernel parameters for the ramdisk.
     pub kernel_params: BTreeMap<String, String>,
+    /// How disks are erased, sent to the agent with every cleaning.
+    pub erase: EraseConfig,
+}
+
+/// How the agent erases disks: Ironic's `[deploy]` options that
+/// `agent_add_clean_params` copies into `driver_internal_info` at the start of
+/// cleaning, under the names IPA reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EraseConfig {
+    /// Random overwrite passes of `erase_devices`
+    /// (`shred_random_overwrite_iterations`, 1).
+    pub shred_random_overwrite_iterations: u32,
+    /// Finish `erase_devices` with zeroes (`shred_final_overwrite_with_zeros`, true).
+    pub shred_final_overwrite_with_zeros: bool,
+    /// Overwrite when a secure erase fails (`continue_if_disk_secure_erase_fails`, false).
+    pub continue_if_disk_secure_erase_fails: bool,
+    /// Try ATA security erase (`enable_ata_secure_erase`, true).
+    pub enable_ata_secure_erase: bool,
+    /// Try NVMe format (`enable_nvme_secure_erase`, true).
+    pub enable_nvme_secure_erase: bool,
+    /// Disks erased at once (`disk_erasure_concurrency`, 4).
+    pub disk_erasure_concurrency: u32,
+    /// Skip read-only disks instead of failing (`erase_skip_read_only`, false).
+    pub erase_skip_read_only: bool,
+}
+
+impl Default for EraseConfig {
+    fn default() -> Self {
+        EraseConfig {
+            shred_random_overwrite_iterations: 1,
+            shred_final_overwrite_with_zeros: true,
+            continue_if_disk_secure_erase_fails: false,
+            enable_ata_secure_erase: true,
+            enable_nvme_secure_erase: true,
+            disk_erasure_concurrency: 4,
+            erase_skip_read_only: false,
+        }
+    }
+}
+
+impl EraseConfig {
+    /// Ironic's `agent_add_clean_params`: the settings into `driver_internal_info`.
+    pub fn add_clean_params(&self, node: &mut ironic_core::Node) {
+        node.set_internal(
+            "agent_erase_devices_iterations",
+            self.shred_random_overwrite_iterations,
+        );
+        node.set_internal(
+            "agent_erase_devices_zeroize",
+            self.shred_final_overwrite_with_zeros,
+        );
+        for k in [
+            "agent_continue_if_secure_erase_failed",
+            "agent_continue_if_ata_erase_failed",
+        ] {
+            node.set_internal(k, self.continue_if_disk_secure_erase_fails);
+        }
+        node.set_internal(
+            "agent_enable_nvme_secure_erase",
+            self.enable_nvme_secure_erase,
+        );
+        node.set_internal(
+            "agent_enable_ata_secure_erase",
+            self.enable_ata_secure_erase,
+        );
+        node.set_internal("disk_erasure_concurrency", self.disk_erasure_concurrency);
+        node.set_internal("agent_erase_skip_read_only", self.erase_skip_read_only);
+    }
 }
 
 impl Default for AgentConfig {
@@ -43,6 +111,7 @@ impl Default for AgentConfig {
             erase_devices_metadata_priority: 99,
             auto_tls: true,
             kernel_params: BTreeMap::new(),
+            erase: EraseConfig::default(),
         }
     }
 }
@@ -246,7 +315,13 @@ impl AgentDeploy {
         Ok(StepOutcome::Done)
     }
 
-    async fn clean_step(&self, task: &mut Task, step: &Step) -> Result<StepOutcome, DriverError> {
+    /// Run one of the agent's steps (`{kind}.execute_{kind}_step`) and wait for it.
+    async fn agent_step(
+        &self,
+        task: &mut Task,
+        kind: StepKind,
+        step: &Step,
+    ) -> Result<StepOutcome, DriverError> {
         let client = self.client(task)?;
         let step_json = json!({
             "interface": "deploy", "step": step.step, "priority": step.priority,
@@ -260,14 +335,41 @@ impl AgentDeploy {
                 .collect::<Vec<_>>()
         );
         let node = task.node.clone();
+        let kind_name = match kind {
+            StepKind::Deploy => "deploy",
+            StepKind::Service => "service",
+            _ => "clean",
+        };
         self.start_command(
             task,
             &step.step.clone(),
-            client.execute_clean_step(step_json, &node, ports, version),
+            client.execute_step(kind_name, step_json, &node, ports, version),
         )
         .await
     }
 }
+
+/// The agent's own steps (IPA's generic hardware manager) this interface
+/// offers besides erase_devices(_metadata), all priority 0: they run when asked
+/// for (manual cleaning, deploy templates, runbooks, servicing).
+const AGENT_CLEAN_STEPS: &[&str] = &[
+    "erase_devices_express",
+    "erase_pstore",
+    "clean_uefi_nvram",
+    "burnin_cpu",
+    "burnin_gpu",
+    "burnin_disk",
+    "burnin_memory",
+    "burnin_network",
+];
+const AGENT_DEPLOY_STEPS: &[&str] = &["erase_devices_metadata", "clean_uefi_nvram", "inject_files"];
+const AGENT_SERVICE_STEPS: &[&str] = &[
+    "burnin_cpu",
+    "burnin_gpu",
+    "burnin_memory",
+    "burnin_network",
+    "inject_files",
+];
 
 #[async_trait]
 impl BaseInterface for AgentDeploy {
@@ -304,6 +406,23 @@ impl BaseInterface for AgentDeploy {
             .abortable(true),
             StepDef::clean("erase_devices", self.cfg.erase_devices_priority).abortable(true),
         ]
+        .into_iter()
+        .chain(
+            AGENT_CLEAN_STEPS
+                .iter()
+                .map(|n| StepDef::clean(*n, 0).abortable(true)),
+        )
+        .chain(AGENT_DEPLOY_STEPS.iter().map(|n| {
+            let mut s = StepDef::deploy(*n, 0);
+            s.requires_ramdisk = true;
+            s
+        }))
+        .chain(
+            AGENT_SERVICE_STEPS
+                .iter()
+                .map(|n| StepDef::service(*n, 0).abortable(true)),
+        )
+        .collect()
     }
 
     async fn execute_step(
@@ -331,8 +450,17 @@ impl BaseInterface for AgentDeploy {
                     .await?;
                 Ok(StepOutcome::Done)
             }
-            (StepKind::Clean | StepKind::Service, "erase_devices" | "erase_devices_metadata") => {
-                self.clean_step(task, step).await
+            (StepKind::Clean, "erase_devices" | "erase_devices_metadata") => {
+                self.agent_step(task, kind, step).await
+            }
+            (StepKind::Clean, n) if AGENT_CLEAN_STEPS.contains(&n) => {
+                self.agent_step(task, kind, step).await
+            }
+            (StepKind::Deploy, n) if AGENT_DEPLOY_STEPS.contains(&n) => {
+                self.agent_step(task, kind, step).await
+            }
+            (StepKind::Service, n) if AGENT_SERVICE_STEPS.contains(&n) => {
+                self.agent_step(task, kind, step).await
             }
             _ => Err(DriverError::unsupported(format!(
                 "{kind} step deploy.{} is not supported by the direct deploy interface",
@@ -378,6 +506,7 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn prepare_cleaning(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
+        self.cfg.erase.add_clean_params(&mut task.node);
         let driver = task.driver()?.clone();
         driver
             .network

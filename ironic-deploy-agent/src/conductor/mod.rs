@@ -5,5 +5,5 @@ pub mod deploy;
 pub mod inspect;
 
 pub use client::AgentClient;
-pub use deploy::{AgentConfig, AgentDeploy};
+pub use deploy::{AgentConfig, AgentDeploy, EraseConfig};
 pub use inspect::{AddPorts, AgentInspect, AgentInspectConfig};
