@@ -34,6 +34,7 @@ struct Lab {
     c: Conductor,
     tor: Arc<FakeSwitch>,
     net: SwitchNetwork,
+    fake: ironic_core::fake::FakeControl,
 }
 
 async fn lab() -> Lab {
@@ -42,6 +43,11 @@ async fn lab() -> Lab {
     switches.register_driver(Arc::new(drv.clone()));
     let mut sc = SwitchConfig::new("tor-1", "fake", "memory");
     sc.options.insert("ports", "p1,p2,p3,p4,p5,p6");
+    switches.add_switch(sc).unwrap();
+    // a second switch whose ports are all on physnet2
+    let mut sc = SwitchConfig::new("tor-2", "fake", "memory");
+    sc.options.insert("ports", "q1,q2");
+    sc.physical_network = Some("physnet2".into());
     switches.add_switch(sc).unwrap();
     let cfg = SwitchNetworkConfig {
         networks: BTreeMap::from([
@@ -59,7 +65,7 @@ async fn lab() -> Lab {
     cfg.validate().unwrap();
     let sn = SwitchNetwork::new(cfg, Arc::new(switches));
     let mut reg = InterfaceRegistry::with_noop();
-    fake::register(&mut reg, FakeConfig::default());
+    let control = fake::register(&mut reg, FakeConfig::default());
     reg.register_network(SwitchNetwork::NAME, Arc::new(sn.clone()));
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let c = Conductor::start(store, reg, test_config()).await.unwrap();
@@ -67,6 +73,7 @@ async fn lab() -> Lab {
         c,
         tor: drv.built("tor-1").unwrap(),
         net: sn,
+        fake: control,
     }
 }
 
@@ -327,5 +334,64 @@ async fn unwired_ports_and_unknown_networks_are_refused_clearly() {
     assert!(
         e.message().contains("provisioning_network") && e.message().contains("nope"),
         "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_without_physical_network_takes_its_switchs() {
+    let lab = lab().await;
+    lab.fake
+        .set_deploy_mode(ironic_core::fake::FakeDeployMode::Agent);
+    let c = &lab.c;
+    let n = c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let ident = id(&n);
+    let mut p = wired(&n, 0x31, "q1", "unused");
+    p.physical_network = None;
+    p.local_link_connection = json!({"switch_info": "tor-2", "port_id": "q1"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let mac = p.address;
+    let p = c.create_port(p).await.unwrap();
+    // VIFs: the port counts as on tor-2's physical network
+    let e = c
+        .vif_attach(&ident, VifInfo::new("tenant-a"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("physnet1"), "{e}");
+    c.vif_attach(&ident, VifInfo::new("tenant-b"))
+        .await
+        .unwrap();
+    c.vif_detach(&ident, "tenant-b").await.unwrap();
+    // in-band inspection records it on the port
+    provision(c, &ident, "manage").await;
+    wait_state(c, &ident, ProvisionState::Manageable).await;
+    provision(c, &ident, "inspect").await;
+    wait_state(c, &ident, ProvisionState::InspectWait).await;
+    let inventory = json!({"inventory": {
+        "interfaces": [{"name": "eth0", "mac_address": mac.to_string()}],
+        "cpu": {"count": 4, "architecture": "x86_64"},
+        "memory": {"physical_mb": 4096},
+        "boot": {"current_boot_mode": "uefi", "pxe_interface": mac.to_string()}}});
+    c.continue_inspection(None, inventory).await.unwrap();
+    wait_state(c, &ident, ProvisionState::Manageable).await;
+    let p = c
+        .store()
+        .get_port(&ironic_core::Ident::Uuid(p.uuid.0))
+        .await
+        .unwrap();
+    assert_eq!(p.physical_network.as_deref(), Some("physnet2"));
+    // an operator's physical network is kept
+    let mut p2 = wired(&n, 0x32, "q2", "physnet9");
+    p2.pxe_enabled = false;
+    p2.local_link_connection = json!({"switch_info": "tor-2", "port_id": "q2"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let p2 = c.create_port(p2).await.unwrap();
+    assert_eq!(p2.physical_network.as_deref(), Some("physnet9"));
+    assert_eq!(
+        ironic_core::driver::NetworkInterface::physical_network_of(&lab.net, &p2).as_deref(),
+        Some("physnet9")
     );
 }

@@ -40,6 +40,9 @@ pub struct Config {
     pub networks: BTreeMap<String, ironic_core::switch::NetworkDef>,
     /// `[switches.NAME]`: the switches nodes are wired to.
     pub switches: BTreeMap<String, crate::network::SwitchSection>,
+    /// `[inspector]`: in-band inspection (extra kernel parameters, LLDP, the
+    /// physical network CIDR map).
+    pub inspector: crate::network::InspectorSection,
 }
 
 /// How clients authenticate.
@@ -412,6 +415,7 @@ impl Config {
         if crate::network::enabled(self) {
             crate::network::build(self).map_err(ConfigError::Invalid)?;
         }
+        crate::network::inspect_config(self).map_err(ConfigError::Invalid)?;
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),

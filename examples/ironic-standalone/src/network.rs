@@ -76,6 +76,56 @@ impl SwitchSection {
     }
 }
 
+/// `[inspector]`: in-band inspection by the agent (Ironic's `[inspector]` options
+/// that the `agent` inspect interface reads).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InspectorSection {
+    /// Extra kernel parameters for the inspection ramdisk, as a command line
+    /// (`"ipa-inspection-dhcp-all-interfaces=1 ipa-debug=1"`; Ironic's
+    /// `extra_kernel_params`).
+    pub extra_kernel_params: String,
+    /// Ask the agent to listen for LLDP while inspecting (`ipa-collect-lldp=1`), so
+    /// ports get `local_link_connection` (switch and switch port) from what their
+    /// switch announces. Default: on once `[switches]` are configured (Ironic
+    /// leaves it to `extra_kernel_params`; without it the `switch` interface would
+    /// need every port wired by hand).
+    pub collect_lldp: Option<bool>,
+    /// `"CIDR:PHYSNET"` entries: a port whose NIC has an address in CIDR gets that
+    /// physical network (Ironic's `physical_network_cidr_map`). Ports without one
+    /// get the physical network of the switch they turn out to be wired to.
+    pub physical_network_cidr_map: Vec<String>,
+}
+
+/// The `agent` inspect interface's settings from `[inspector]` (and `[switches]`).
+pub fn inspect_config(
+    cfg: &crate::config::Config,
+) -> Result<ironic_deploy_agent::AgentInspectConfig, String> {
+    let s = &cfg.inspector;
+    let mut out = ironic_deploy_agent::AgentInspectConfig::default();
+    for word in s.extra_kernel_params.split_whitespace() {
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        if k.is_empty() {
+            return Err(format!(
+                "[inspector] extra_kernel_params: {word:?} has no parameter name"
+            ));
+        }
+        out.kernel_params.insert(k.to_owned(), v.to_owned());
+    }
+    if s.collect_lldp.unwrap_or(!cfg.switches.is_empty()) {
+        out.kernel_params
+            .entry("ipa-collect-lldp".into())
+            .or_insert_with(|| "1".into());
+    }
+    for e in &s.physical_network_cidr_map {
+        out.physical_network_cidr_map.push(
+            ironic_deploy_agent::conductor::inspect::parse_cidr_map_entry(e)
+                .map_err(|m| format!("[inspector] physical_network_cidr_map: {m}"))?,
+        );
+    }
+    Ok(out)
+}
+
 /// The switch drivers the binary knows.
 pub fn switch_drivers() -> SwitchRegistry {
     let mut r = SwitchRegistry::new();
@@ -236,6 +286,37 @@ options = { ports = "p1,p2" }
             .await
             .unwrap();
         assert!(boot.reservations.is_empty());
+    }
+
+    #[test]
+    fn inspector_settings_reach_the_agent_inspect_interface() {
+        // with switches, LLDP is collected unless turned off
+        let c = load(&format!(
+            "{TOML}\n[inspector]\nextra_kernel_params = \"ipa-debug=1 nomodeset\"\nphysical_network_cidr_map = [\"10.1.0.0/16:physnet1\", \"fd00::/8:physnet6\"]\n"
+        ))
+        .unwrap();
+        let ic = super::inspect_config(&c).unwrap();
+        assert_eq!(ic.kernel_params["ipa-collect-lldp"], "1");
+        assert_eq!(ic.kernel_params["ipa-debug"], "1");
+        assert_eq!(ic.kernel_params["nomodeset"], "");
+        assert_eq!(ic.physical_network_cidr_map.len(), 2);
+        assert_eq!(ic.physical_network_cidr_map[0].1, 16);
+        assert_eq!(ic.physical_network_cidr_map[1].2, "physnet6");
+        let c = load(&format!("{TOML}\n[inspector]\ncollect_lldp = false\n")).unwrap();
+        let ic = super::inspect_config(&c).unwrap();
+        assert!(!ic.kernel_params.contains_key("ipa-collect-lldp"));
+        // without switches, as Ironic: only when asked
+        let ic = super::inspect_config(&Config::default()).unwrap();
+        assert!(ic.kernel_params.is_empty());
+        let c = load("[inspector]\nextra_kernel_params = \"ipa-collect-lldp=1\"\n").unwrap();
+        assert_eq!(
+            super::inspect_config(&c).unwrap().kernel_params["ipa-collect-lldp"],
+            "1"
+        );
+        // a bad entry is refused at load, naming the section
+        let e =
+            load("[inspector]\nphysical_network_cidr_map = [\"10.1.0.0:physnet1\"]\n").unwrap_err();
+        assert!(e.contains("[inspector] physical_network_cidr_map"), "{e}");
     }
 
     #[test]

@@ -92,7 +92,16 @@ fn available_registry(
     // deploy (plus `agent` inspection).
     ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
     ironic_drivers_redfish::register(&mut reg, ironic_drivers_redfish::RedfishConfig::default());
-    ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
+    // (Config::check validated [inspector]; an error here means it was skipped)
+    let inspect = crate::network::inspect_config(cfg).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "[inspector] ignored");
+        ironic_deploy_agent::AgentInspectConfig::default()
+    });
+    ironic_deploy_agent::register_with(
+        &mut reg,
+        ironic_deploy_agent::AgentConfig::default(),
+        inspect,
+    );
     // Network boot over the boot servers of `[boot]`, and the flat network.
     let b = &cfg.boot;
     let http_url = boot.http_url.clone();

@@ -452,6 +452,15 @@ async fn process_inspection(mut job: Job, inventory: Value) -> Job {
 }
 
 impl Job {
+    /// The physical network the node's network interface knows for a port from its
+    /// wiring (the `switch` interface: the physical network of its switch).
+    fn wired_physnet(&self, port: &Port) -> Option<String> {
+        self.task
+            .driver
+            .as_ref()
+            .and_then(|d| d.network.physical_network_of(port))
+    }
+
     /// Merge inspection results: properties (new keys and changed values), boot
     /// mode, a port per new MAC address (a MAC already used by another node is
     /// skipped with a warning), and the inventory.
@@ -477,8 +486,16 @@ impl Job {
                         changed = true;
                     }
                 }
-                if dp.physical_network.is_some() && dp.physical_network != port.physical_network {
-                    port.physical_network = dp.physical_network;
+                // the physical network found (CIDR map), else the one of the
+                // switch the port turned out to be wired to, for a port without one
+                let physnet = dp.physical_network.or_else(|| {
+                    port.physical_network
+                        .is_none()
+                        .then(|| self.wired_physnet(&port))
+                        .flatten()
+                });
+                if physnet.is_some() && physnet != port.physical_network {
+                    port.physical_network = physnet;
                     changed = true;
                 }
                 if changed {
@@ -492,7 +509,7 @@ impl Job {
             let mut port = Port::new(uuid, dp.address);
             port.pxe_enabled = dp.pxe_enabled;
             port.local_link_connection = dp.local_link_connection;
-            port.physical_network = dp.physical_network;
+            port.physical_network = dp.physical_network.or_else(|| self.wired_physnet(&port));
             match self.c.store().create_port(&port).await {
                 Ok(()) => {
                     tracing::info!(node = %uuid, address = %port.address, "port created by inspection");

@@ -111,4 +111,12 @@ pub trait NetworkInterface: BaseInterface {
     fn get_node_network_data(&self, task: &Task) -> JsonMap {
         task.node.network_data.clone()
     }
+
+    /// The physical network `port` is on as far as this interface knows from its
+    /// wiring (`local_link_connection`), e.g. the configured physical network of
+    /// the switch it is plugged into. Inspection gives it to ports that have none.
+    fn physical_network_of(&self, port: &Port) -> Option<String> {
+        let _ = port;
+        None
+    }
 }

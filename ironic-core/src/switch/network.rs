@@ -272,6 +272,16 @@ impl SwitchNetwork {
         })
     }
 
+    /// The physical network of a port: its own, else the one configured for the
+    /// switch its `local_link_connection` names.
+    fn physnet<'a>(&'a self, port: &'a Port) -> Option<&'a str> {
+        port.physical_network.as_deref().or_else(|| {
+            self.switches
+                .find(&port.local_link_connection)
+                .and_then(|(c, _)| c.physical_network.as_deref())
+        })
+    }
+
     fn wire(&self, port: &Port) -> Result<Option<Wire>, DriverError> {
         let llc = &port.local_link_connection;
         if llc.is_empty() {
@@ -606,7 +616,7 @@ impl BaseInterface for SwitchNetwork {
                 .ports
                 .iter()
                 .filter(|p| p.portgroup_uuid == Some(pg.uuid))
-                .map(|p| p.physical_network.as_deref())
+                .map(|p| self.physnet(p))
                 .collect();
             if nets.len() > 1 {
                 return Err(DriverError::invalid(format!(
@@ -697,7 +707,7 @@ impl NetworkInterface for SwitchNetwork {
                     .ports
                     .iter()
                     .filter(|p| p.portgroup_uuid == Some(g.uuid))
-                    .all(|p| p.vif().is_none() && physnet_ok(p.physical_network.as_deref()))
+                    .all(|p| p.vif().is_none() && physnet_ok(self.physnet(p)))
         };
         let chosen_pg = match (want_port, want_pg) {
             (Some(_), _) => None,
@@ -740,7 +750,7 @@ impl NetworkInterface for SwitchNetwork {
         }
         let free = |p: &Port| {
             p.vif().is_none()
-                && physnet_ok(p.physical_network.as_deref())
+                && physnet_ok(self.physnet(p))
                 && p.portgroup_uuid
                     .and_then(|g| task.portgroups.iter().find(|pg| pg.uuid == g))
                     .is_none_or(|g| g.standalone_ports_supported && pg_vif(g).is_none())
@@ -784,6 +794,10 @@ impl NetworkInterface for SwitchNetwork {
             self.apply(task, plan, "attach a VIF").await?;
         }
         Ok(task.ports[idx].clone())
+    }
+
+    fn physical_network_of(&self, port: &Port) -> Option<String> {
+        self.physnet(port).map(str::to_owned)
     }
 
     async fn vif_detach(&self, task: &mut Task, vif_id: &str) -> Result<Port, DriverError> {
