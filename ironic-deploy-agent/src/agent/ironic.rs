@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironic_core::Secret;
-use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -76,7 +75,8 @@ async fn max_version(st: &State, base: &str) -> Option<u32> {
 }
 
 fn jitter(base: Duration, lo: f64, hi: f64) -> Duration {
-    base.mul_f64(rand::rng().random_range(lo..hi))
+    // Never waits for the kernel's random pool (see `entropy`).
+    base.mul_f64(super::entropy::uniform(lo, hi))
 }
 
 /// The Ironic API the agent talks to.

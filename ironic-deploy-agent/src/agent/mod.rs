@@ -8,6 +8,7 @@ mod api;
 pub mod bootloader;
 mod commands;
 pub mod config;
+pub mod entropy;
 mod grub;
 pub mod hints;
 pub mod inventory;
@@ -86,6 +87,12 @@ impl Agent {
             .connect_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| AgentError::Other(format!("HTTP client: {e}")))?;
+        let needs_tls = cfg.auto_tls || cfg.api_urls.iter().any(|u| u.starts_with("https://"));
+        if needs_tls && !entropy::crng_ready() {
+            tracing::warn!(
+                "the kernel's random pool is not initialised yet: TLS waits for it (give the machine a hardware RNG: RDRAND or virtio-rng)"
+            );
+        }
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

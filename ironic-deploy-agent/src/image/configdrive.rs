@@ -70,7 +70,10 @@ pub fn build(value: &Value) -> Result<String> {
             )));
         }
     }
-    let dir = std::env::temp_dir().join(format!("ironic-configdrive-{}", uuid::Uuid::new_v4()));
+    let dir = std::env::temp_dir().join(format!(
+        "ironic-configdrive-{}",
+        crate::agent::entropy::uuid_v4()
+    ));
     let result = build_in(&dir, obj);
     let _ = std::fs::remove_dir_all(&dir);
     result

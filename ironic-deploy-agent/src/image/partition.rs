@@ -354,7 +354,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 }
                 None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
             };
-            let uuid = Uuid::new_v4();
+            let uuid = crate::agent::entropy::uuid_v4();
             entries[slot] = GptEntry {
                 type_guid: LINUX_FS,
                 uuid,
@@ -524,7 +524,7 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
         )));
     }
     let last_usable = sectors - 2 - ENTRY_SECTORS;
-    let guid = Uuid::new_v4();
+    let guid = crate::agent::entropy::uuid_v4();
     let mut entries = Vec::new();
     let mut parts = Vec::new();
     let mut next = ALIGN;
@@ -542,7 +542,7 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
                 disk_size >> 20
             )));
         }
-        let uuid = Uuid::new_v4();
+        let uuid = crate::agent::entropy::uuid_v4();
         entries.push(GptEntry {
             type_guid: s.type_guid,
             uuid,
