@@ -7,4 +7,5 @@ pub mod cache;
 pub mod config;
 pub mod lab;
 pub mod network;
+pub mod ramdisk;
 pub mod server;

@@ -40,6 +40,35 @@ enum Command {
     /// Run the service plus simulated servers (Redfish and IPMI BMCs, machines that
     /// boot the real agent) on loopback, enrolled and made available.
     Lab(ironic_standalone::lab::cli::LabArgs),
+    /// Deploy ramdisk tools.
+    #[command(subcommand)]
+    Ramdisk(RamdiskCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RamdiskCommand {
+    /// Build the deploy kernel and initramfs (Debian's kernel, busybox-static and
+    /// the static ironic-agent) into DIR.
+    Build {
+        /// Where the results go.
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// Your own kernel (bzImage) instead of Debian's current one.
+        #[arg(long, value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// The modules of --kernel (its /lib/modules/VERSION); default: from its version.
+        #[arg(long, value_name = "DIR")]
+        modules: Option<PathBuf>,
+        /// The statically linked ironic-agent (default: beside this program).
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+        /// A statically linked busybox (default /bin/busybox from busybox-static).
+        #[arg(long, value_name = "PATH")]
+        busybox: Option<PathBuf>,
+        /// Where Debian's kernel package is kept between builds (default DIR/.cache).
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+    },
 }
 
 fn init_logging(cfg: &Config) {
@@ -57,6 +86,34 @@ fn init_logging(cfg: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Ramdisk(RamdiskCommand::Build {
+        output,
+        kernel,
+        modules,
+        agent,
+        busybox,
+        cache,
+    })) = &cli.command
+    {
+        let opts = ironic_standalone::ramdisk::BuildOptions {
+            output: output.clone(),
+            kernel: kernel.clone(),
+            modules: modules.clone(),
+            agent: agent.clone(),
+            busybox: busybox.clone(),
+            cache: cache.clone(),
+        };
+        return match ironic_standalone::ramdisk::build(&opts) {
+            Ok(report) => {
+                println!("{}", report.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ironic ramdisk build: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut cfg = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -83,6 +140,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Ramdisk(_) => return ExitCode::SUCCESS,
         Command::Serve => runtime.block_on(server::serve(cfg, server::shutdown_signal())),
         Command::Lab(args) => {
             use ironic_standalone::lab::cli;

@@ -1,0 +1,414 @@
+//! `ironic ramdisk build`: the deploy kernel and initramfs from Debian's kernel
+//! package, `busybox-static` and the statically linked `ironic-agent`.
+//!
+//! The initramfs holds busybox (the shell, `udhcpc`, `ip`, `insmod`), the agent,
+//! and the kernel modules for common NICs and storage controllers with their
+//! dependencies ([`MODULES`]); its `/init` loads them, brings the boot interface
+//! up with DHCP (`BOOTIF=` from the kernel command line, else every interface),
+//! and runs the agent, which reads IPA's parameters (`ipa-api-url`, ...) from the
+//! kernel command line. IPA's ramdisks are ~400 MiB; this one is a few tens.
+
+mod cpio;
+mod kernel;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use cpio::CpioWriter;
+pub use kernel::{ModuleTree, check_bzimage};
+
+/// The modules put into the initramfs (with their dependencies), when the kernel
+/// has them as modules: virtual machines, the common server NICs and storage
+/// controllers, USB and CD (virtual media), the file systems the agent mounts,
+/// and a hardware RNG.
+pub const MODULES: &[&str] = &[
+    // virtio (QEMU/KVM, clouds)
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_rng",
+    // NICs
+    "e1000",
+    "e1000e",
+    "igb",
+    "ixgbe",
+    "i40e",
+    "ice",
+    "mlx5_core",
+    "bnxt_en",
+    "tg3",
+    "vmxnet3",
+    // storage
+    "nvme",
+    "ahci",
+    "megaraid_sas",
+    "mpt3sas",
+    "sd_mod",
+    "sr_mod",
+    // virtual media over USB
+    "xhci_pci",
+    "ehci_pci",
+    "usb_storage",
+    "uas",
+    // file systems (config drives, ESPs, ISOs)
+    "isofs",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "ext4",
+    "af_packet",
+];
+
+/// Why the ramdisk could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RamdiskError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--kernel` is not a kernel.
+    #[error("{path} is not a Linux kernel: {why}")]
+    NotAKernel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The agent binary is missing or cannot run in the ramdisk.
+    #[error("{0}")]
+    Agent(String),
+    /// A tool (apt-get, dpkg-deb, depmod, xz) failed or is missing.
+    #[error("{0}")]
+    Tool(String),
+}
+
+impl RamdiskError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        RamdiskError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// What to build from.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Where the results go (created).
+    pub output: PathBuf,
+    /// A kernel of your own (a bzImage); default: Debian's, fetched with `apt-get download`.
+    pub kernel: Option<PathBuf>,
+    /// The module tree of `kernel` (`/lib/modules/<version>`); default: found from the
+    /// kernel's version.
+    pub modules: Option<PathBuf>,
+    /// The agent; default: `ironic-agent` beside this program.
+    pub agent: Option<PathBuf>,
+    /// busybox, statically linked; default `/bin/busybox` (Debian's `busybox-static`).
+    pub busybox: Option<PathBuf>,
+    /// Where Debian's kernel is cached; default `<output>/.cache`.
+    pub cache: Option<PathBuf>,
+}
+
+/// What was built.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    /// The kernel (`ironic-agent.kernel`).
+    pub kernel: PathBuf,
+    /// The initramfs (`ironic-agent.initramfs`).
+    pub initramfs: PathBuf,
+    /// The kernel's version.
+    pub kernel_version: String,
+    /// Modules included (dependencies counted).
+    pub modules: usize,
+    /// Modules of [`MODULES`] this kernel has built in or lacks.
+    pub not_included: Vec<String>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl BuildReport {
+    /// What `ironic ramdisk build` prints.
+    pub fn summary(&self) -> String {
+        let size = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| format!("{:.1} MiB", m.len() as f64 / (1 << 20) as f64))
+                .unwrap_or_else(|_| "?".into())
+        };
+        let mut s = format!(
+            "built in {:.1} s:\n  {}  {}  (Linux {})\n  {}  {}  ({} modules)\n",
+            self.elapsed.as_secs_f64(),
+            self.kernel.display(),
+            size(&self.kernel),
+            self.kernel_version,
+            self.initramfs.display(),
+            size(&self.initramfs),
+            self.modules,
+        );
+        if !self.not_included.is_empty() {
+            s.push_str(&format!(
+                "  not loadable modules of this kernel (built in or absent): {}\n",
+                self.not_included.join(", ")
+            ));
+        }
+        s.push_str(&format!(
+            "\nIn the config file:\n  [boot]\n  deploy_kernel = \"{}\"\n  deploy_ramdisk = \"{}\"\n",
+            self.kernel.display(),
+            self.initramfs.display()
+        ));
+        s
+    }
+}
+
+/// Whether an ELF executable asks for a program interpreter (is dynamically linked).
+pub fn is_dynamic(data: &[u8]) -> Option<bool> {
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(data.get(o..o + 2)?.try_into().ok()?) as usize);
+    let u64_at = |o: usize| Some(u64::from_le_bytes(data.get(o..o + 8)?.try_into().ok()?) as usize);
+    let (phoff, phentsize, phnum) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    for i in 0..phnum {
+        let p = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        let kind = u32::from_le_bytes(data.get(p..p + 4)?.try_into().ok()?);
+        if kind == 3 {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+fn static_binary(path: &Path, what: &str, how: &str) -> Result<Vec<u8>, RamdiskError> {
+    let data = std::fs::read(path)
+        .map_err(|e| RamdiskError::Agent(format!("{what} {}: {e}; {how}", path.display())))?;
+    match is_dynamic(&data) {
+        None => Err(RamdiskError::Agent(format!(
+            "{what} {} is not an x86-64 ELF executable; {how}",
+            path.display()
+        ))),
+        Some(true) => Err(RamdiskError::Agent(format!(
+            "{what} {} is dynamically linked, but the ramdisk has no libc; {how}",
+            path.display()
+        ))),
+        Some(false) => Ok(data),
+    }
+}
+
+const AGENT_HOW: &str = "build a static one with `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p ironic-deploy-agent --bin ironic-agent` (glibc's static libraries come with libc6-dev) and pass --agent target/x86_64-unknown-linux-gnu/release/ironic-agent";
+
+fn default_agent() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("ironic-agent")))
+        .unwrap_or_else(|| PathBuf::from("ironic-agent"))
+}
+
+/// Build the kernel and initramfs into `opts.output`.
+pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
+    let started = Instant::now();
+    let out = &opts.output;
+    std::fs::create_dir_all(out).map_err(|e| RamdiskError::io(out, e))?;
+    // Check what is given before fetching anything.
+    let agent_path = opts.agent.clone().unwrap_or_else(default_agent);
+    let agent = static_binary(&agent_path, "the agent", AGENT_HOW)?;
+    let busybox_path = opts
+        .busybox
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/bin/busybox"));
+    let busybox = static_binary(
+        &busybox_path,
+        "busybox",
+        "install Debian's busybox-static (`apt-get install busybox-static`) or pass --busybox",
+    )?;
+    let (kernel_src, modules_dir) = match &opts.kernel {
+        Some(k) => {
+            let version = check_bzimage(k)?;
+            let modules = match (&opts.modules, &version) {
+                (Some(m), _) => m.clone(),
+                (None, Some(v)) => PathBuf::from("/lib/modules").join(v),
+                (None, None) => {
+                    return Err(RamdiskError::NotAKernel {
+                        path: k.clone(),
+                        why: "it names no version: give its modules with --modules DIR".into(),
+                    });
+                }
+            };
+            (k.clone(), modules)
+        }
+        None => {
+            let cache = opts.cache.clone().unwrap_or_else(|| out.join(".cache"));
+            kernel::fetch_debian(&cache.join("kernel"))?
+        }
+    };
+    let version = check_bzimage(&kernel_src)?.unwrap_or_else(|| "unknown".into());
+    let tree = ModuleTree::open(&modules_dir).map_err(|e| match e {
+        RamdiskError::Io { path, source } => RamdiskError::Tool(format!(
+            "the kernel's modules are not at {}: {source} (pass --modules DIR, the kernel's /lib/modules/<version>)",
+            path.parent().unwrap_or(&path).display()
+        )),
+        other => other,
+    })?;
+    let not_included: Vec<String> = MODULES
+        .iter()
+        .filter(|m| !tree.has(m))
+        .map(|m| m.to_string())
+        .collect();
+    let order = tree.resolve(MODULES.iter().copied());
+
+    // The initramfs.
+    let initramfs = out.join("ironic-agent.initramfs");
+    let tmp = out.join(".ironic-agent.initramfs.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| RamdiskError::io(&tmp, e))?;
+    let gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::new(6));
+    let mut w = CpioWriter::new(gz);
+    let e = |e: std::io::Error| RamdiskError::io(&tmp, e);
+    for d in [
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var",
+        "var/log",
+        "mnt",
+        "lib",
+        "lib/modules",
+    ] {
+        w.dir(d).map_err(e)?;
+    }
+    w.file("bin/busybox", 0o755, &busybox).map_err(e)?;
+    w.symlink("bin/sh", "busybox").map_err(e)?;
+    w.file("bin/ironic-agent", 0o755, &agent).map_err(e)?;
+    let mut list = String::new();
+    for rel in &order {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let name = name.split(".ko").next().unwrap_or(name);
+        let data = tree.read(rel)?;
+        w.file(&format!("lib/modules/{name}.ko"), 0o644, &data)
+            .map_err(e)?;
+        list.push_str(name);
+        list.push('\n');
+    }
+    w.file("etc/modules.order", 0o644, list.as_bytes())
+        .map_err(e)?;
+    w.file("init", 0o755, INIT.as_bytes()).map_err(e)?;
+    w.file("etc/udhcpc.sh", 0o755, UDHCPC.as_bytes())
+        .map_err(e)?;
+    w.file(
+        "etc/ironic-ramdisk",
+        0o644,
+        format!("ironic-rs deploy ramdisk, Linux {version}\n").as_bytes(),
+    )
+    .map_err(e)?;
+    let gz = w.finish().map_err(e)?;
+    let mut buf = gz.finish().map_err(e)?;
+    buf.flush().map_err(e)?;
+    drop(buf);
+    std::fs::rename(&tmp, &initramfs).map_err(|e| RamdiskError::io(&initramfs, e))?;
+    let kernel = out.join("ironic-agent.kernel");
+    if kernel_src != kernel {
+        std::fs::copy(&kernel_src, &kernel).map_err(|e| RamdiskError::io(&kernel, e))?;
+    }
+    Ok(BuildReport {
+        kernel,
+        initramfs,
+        kernel_version: version,
+        modules: order.len(),
+        not_included,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// PID 1 of the ramdisk: modules, network by DHCP (the `BOOTIF` interface, else
+/// every interface with a link), then the agent; when the agent stops, the machine
+/// powers off (IPA's ramdisk does the same through systemd).
+pub const INIT: &str = r#"#!/bin/sh
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /run/ironic-agent
+mount -t devpts devpts /dev/pts
+echo "ironic-rs ramdisk: $(cat /etc/ironic-ramdisk)"
+for m in $(cat /etc/modules.order); do
+  insmod /lib/modules/$m.ko 2>/dev/null
+done
+ip link set lo up
+param() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:]]*\).*/\1/p" /proc/cmdline | head -n1; }
+export RUST_LOG=$(param ipa-log-level)
+mac=$(param BOOTIF | sed 's/^01-//' | tr 'A-F-' 'a-f:')
+devs=""
+# Devices (NICs) may take a moment to appear after their module loads.
+n=0
+while [ $n -lt 20 ]; do
+  for d in /sys/class/net/*; do
+    name=${d##*/}
+    [ "$name" = lo ] && continue
+    if [ -n "$mac" ]; then
+      [ "$(cat $d/address 2>/dev/null)" = "$mac" ] && devs=$name
+    else
+      devs="$devs $name"
+    fi
+  done
+  [ -n "$devs" ] && break
+  n=$((n+1)); sleep 0.5
+done
+for dev in $devs; do
+  ip link set $dev up
+  udhcpc -i $dev -b -t 10 -T 2 -s /etc/udhcpc.sh -q >/dev/null 2>&1 &
+done
+n=0
+until ip -4 -o addr show scope global | grep -q inet; do
+  n=$((n+1)); [ $n -ge 120 ] && break
+  sleep 0.5
+done
+echo "ironic-rs ramdisk: $(ip -4 -o addr show scope global | awk '{print $2, $4}' | tr '\n' ' ')disks: $(ls /sys/block | tr '\n' ' ')"
+RUST_LOG=${RUST_LOG:-info} /bin/ironic-agent
+echo "ironic-rs ramdisk: ironic-agent exited with status $?"
+poweroff -f
+"#;
+
+const UDHCPC: &str = "#!/bin/sh\n\
+case \"$1\" in bound|renew)\n\
+  ip addr flush dev \"$interface\"\n\
+  ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n\
+  [ -n \"$router\" ] && ip route replace default via ${router%% *} dev \"$interface\"\n\
+  [ -n \"$dns\" ] && for d in $dns; do echo \"nameserver $d\"; done > /etc/resolv.conf\n\
+  ;;\n\
+esac\n\
+exit 0\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_binaries_and_non_elf_files_are_told_apart() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // Test binaries are dynamically linked against glibc.
+        assert_eq!(is_dynamic(&me), Some(true));
+        assert_eq!(is_dynamic(b"#!/bin/sh\n"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent");
+        std::fs::write(&p, &me).unwrap();
+        let e = static_binary(&p, "the agent", AGENT_HOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dynamically linked") && e.contains("crt-static"),
+            "{e}"
+        );
+    }
+}
