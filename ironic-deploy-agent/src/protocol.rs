@@ -106,7 +106,7 @@ impl CommandResult {
             other => other,
         };
         CommandResult {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::agent::entropy::uuid_v4().to_string(),
             command_name: name.to_owned(),
             command_status: CommandStatus::Succeeded,
             command_error: None,
@@ -117,7 +117,7 @@ impl CommandResult {
     /// A running asynchronous command.
     pub fn running(name: &str) -> Self {
         CommandResult {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::agent::entropy::uuid_v4().to_string(),
             command_name: name.to_owned(),
             command_status: CommandStatus::Running,
             command_error: None,

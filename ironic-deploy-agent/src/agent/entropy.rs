@@ -55,6 +55,13 @@ pub fn uuid_v4() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(b).into_uuid()
 }
 
+/// A random `u32` (volume serials, disk signatures), without waiting for the random pool.
+pub fn u32() -> u32 {
+    let mut b = [0u8; 4];
+    fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
 /// A number uniformly spread over `[lo, hi)`, without waiting for the random pool.
 pub fn uniform(lo: f64, hi: f64) -> f64 {
     let mut b = [0u8; 8];

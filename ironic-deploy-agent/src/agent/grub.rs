@@ -83,7 +83,10 @@ pub fn early_config(root_uuid: &str) -> String {
 
 /// Build a core image for `target` (`i386-pc`, `x86_64-efi`) with `grub-mkimage`.
 async fn mkimage(target: &str, root_uuid: &str, format: &str) -> Result<Vec<u8>> {
-    let dir = std::env::temp_dir().join(format!("ironic-agent-grub-{}", uuid::Uuid::new_v4()));
+    let dir = std::env::temp_dir().join(format!(
+        "ironic-agent-grub-{}",
+        crate::agent::entropy::uuid_v4()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| AgentError::io("creating a temp dir", e))?;
     let result = async {
         let cfg = dir.join("early.cfg");

@@ -130,7 +130,7 @@ pub fn format(f: &File, part: &Partition, label: &str) -> Result<String> {
     for (d, s) in l.iter_mut().zip(label.to_ascii_uppercase().bytes()) {
         *d = s;
     }
-    let id: u32 = rand::random();
+    let id: u32 = crate::agent::entropy::u32();
     fatfs::format_volume(
         &mut r,
         fatfs::FormatVolumeOptions::new()

@@ -457,7 +457,7 @@ pub fn create_mbr(
         )));
     }
     let sectors = (disk_size / SECTOR).min(0xFFFF_FFFF);
-    let disk_id: u32 = rand::random::<u32>() | 1;
+    let disk_id: u32 = crate::agent::entropy::u32() | 1;
     let mut m = vec![0u8; SECTOR as usize];
     m[440..444].copy_from_slice(&disk_id.to_le_bytes());
     let mut parts = Vec::new();
@@ -617,7 +617,7 @@ pub fn mkswap(f: &File, part: &Partition, label: &str) -> Result<()> {
     let mut p = vec![0u8; PAGE as usize];
     p[1024..1028].copy_from_slice(&1u32.to_le_bytes());
     p[1028..1032].copy_from_slice(&((pages - 1).min(u64::from(u32::MAX)) as u32).to_le_bytes());
-    p[1036..1052].copy_from_slice(Uuid::new_v4().as_bytes());
+    p[1036..1052].copy_from_slice(crate::agent::entropy::uuid_v4().as_bytes());
     for (d, s) in p[1052..1068].iter_mut().zip(label.bytes()) {
         *d = s;
     }
