@@ -4,6 +4,27 @@ use std::fmt;
 
 /// What went wrong, independent of the driver. `#[non_exhaustive]`: match with a
 /// wildcard arm.
+///
+/// # Retryable or not
+/// [`DriverError::new`] marks an error retryable by its kind
+/// ([`default_retryable`](Self::default_retryable)); a driver overrides it with
+/// [`DriverError::with_retryable`] where it knows better:
+///
+/// | kind | retryable by default | typical cause |
+/// |---|---|---|
+/// | `Unreachable` | yes | no route, connection refused, no answer |
+/// | `Timeout` | yes | a request to the BMC or agent got no answer in time |
+/// | `Busy` | yes | the BMC or agent is busy (HTTP 409/503, IPMI node busy) |
+/// | `InvalidParameter`, `MissingParameter` | no | bad `driver_info` or arguments |
+/// | `Unsupported` | no | the hardware or driver cannot do it |
+/// | `Unauthenticated` | no | wrong credentials |
+/// | `NotFound`, `Conflict`, `Protocol`, `Other` | no | |
+///
+/// One exception is part of the contract: a power action (`set_power_state`,
+/// `reboot`) that does not reach its state within its timeout fails with a
+/// `Timeout` that is **not** retryable (see
+/// [`PowerInterface`](crate::driver::PowerInterface)); the conductor never re-sends
+/// a power action in any case, and retries only reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -105,6 +126,17 @@ impl DriverError {
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
+    }
+    /// This error as the failure of a power action (`set_power_state`, `reboot`): a
+    /// [`ErrorKind::Timeout`] becomes non-retryable, as the power contract wants
+    /// (the BMC may have acted on the command; the caller's time is spent). Other
+    /// errors are unchanged. Drivers apply it to what their power actions return.
+    pub fn into_action_error(self) -> Self {
+        if self.kind == ErrorKind::Timeout {
+            self.with_retryable(false)
+        } else {
+            self
+        }
     }
     /// Chain a source error.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -236,6 +268,14 @@ mod tests {
                 .with_retryable(false)
                 .is_retryable()
         );
+    }
+
+    #[test]
+    fn an_action_timeout_is_final() {
+        let e = DriverError::new(ErrorKind::Timeout, "t").into_action_error();
+        assert!(!e.is_retryable());
+        let e = DriverError::new(ErrorKind::Busy, "b").into_action_error();
+        assert!(e.is_retryable());
     }
 
     #[test]

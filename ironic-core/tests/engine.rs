@@ -392,49 +392,89 @@ async fn conductor_keep_alive_touches_its_record() {
     e.c.shutdown().await;
 }
 
+/// The issue-17 case: a stuck BMC and a short timeout. Ironic does not re-send a
+/// power action; neither does the conductor, whatever the error's retryable flag.
 #[tokio::test]
-async fn retryable_power_errors_are_retried_with_a_bound() {
+async fn a_power_action_is_sent_once_even_when_it_times_out() {
     let e = env(FakeDeployMode::Sync).await;
     let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
     let i = id(&n);
-    // two retryable failures: the third attempt succeeds
-    e.fake
-        .fail_next("power.set_power_state", 2, ErrorKind::Timeout, true);
-    e.c.set_power_state(&i, PowerAction::PowerOn, None)
+    e.fake.set_power_stuck(n.uuid, true);
+    e.c.set_power_state(&i, PowerAction::PowerOn, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let n = wait_until(&e.c, &i, "power action over", |n| {
+        n.target_power_state.is_none()
+    })
+    .await;
+    assert_eq!(e.fake.calls("power.set_power_state"), 1, "re-sent");
+    let err = n.last_error.clone().expect("last_error");
+    assert!(err.contains("did not reach power state power on"), "{err}");
+    assert_eq!(n.power_state, None, "the recorded state is unchanged");
+    assert!(n.reservation.is_none(), "the lock is released");
+    // the BMC recovers: asking again works and clears last_error
+    e.fake.set_power_stuck(n.uuid, false);
+    e.c.set_power_state(&i, PowerAction::PowerOn, Some(Duration::from_millis(300)))
         .await
         .unwrap();
     let n = wait_until(&e.c, &i, "power on", |n| n.target_power_state.is_none()).await;
     assert_eq!(n.power_state, Some(PowerState::On));
     assert!(n.last_error.is_none());
-    assert_eq!(e.fake.calls("power.set_power_state"), 3);
-    // three: out of attempts, the error is recorded
+    assert_eq!(e.fake.calls("power.set_power_state"), 2);
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn retryable_action_errors_are_reported_not_re_sent() {
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    for (calls, kind) in [
+        (1, ErrorKind::Busy),
+        (2, ErrorKind::Unreachable),
+        (3, ErrorKind::Timeout),
+    ] {
+        e.fake.fail_next("power.set_power_state", 1, kind, true);
+        e.c.set_power_state(&i, PowerAction::PowerOn, None)
+            .await
+            .unwrap();
+        let n = wait_until(&e.c, &i, "power action over", |n| {
+            n.target_power_state.is_none()
+        })
+        .await;
+        assert_eq!(e.fake.calls("power.set_power_state"), calls, "{kind}");
+        assert!(
+            n.last_error.unwrap().contains(&format!("injected {kind}")),
+            "{kind}"
+        );
+    }
+    // the reserved power steps follow the same rule: the step fails, once
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    let before = e.fake.calls("power.set_power_state");
     e.fake
-        .fail_next("power.set_power_state", 3, ErrorKind::Timeout, true);
-    e.c.set_power_state(&i, PowerAction::PowerOff, None)
-        .await
-        .unwrap();
-    let n = wait_until(&e.c, &i, "power off failed", |n| {
-        n.target_power_state.is_none()
-    })
-    .await;
-    assert_eq!(n.power_state, Some(PowerState::On));
-    assert!(n.last_error.unwrap().contains("injected timeout"));
-    assert_eq!(e.fake.calls("power.set_power_state"), 6);
-    // a non-retryable error is not retried
-    e.fake.fail_next(
-        "power.set_power_state",
-        1,
-        ErrorKind::Unauthenticated,
-        false,
-    );
-    e.c.set_power_state(&i, PowerAction::PowerOff, None)
-        .await
-        .unwrap();
-    wait_until(&e.c, &i, "power off failed", |n| {
-        n.target_power_state.is_none()
-    })
-    .await;
-    assert_eq!(e.fake.calls("power.set_power_state"), 7);
+        .fail_next("power.set_power_state", 1, ErrorKind::Busy, true);
+    let req = ProvisionRequest::new("clean").with_clean_steps(vec![
+        serde_json::json!({"interface": "power", "step": "power_on"}),
+    ]);
+    e.c.provision(&i, req).await.unwrap();
+    let n = wait_state(&e.c, &i, S::CleanFailed).await;
+    assert_eq!(e.fake.calls("power.set_power_state"), before + 1);
+    assert!(n.last_error.unwrap().contains("injected busy"));
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn retryable_read_errors_are_retried_with_a_bound() {
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    // verification reads the power state: two retryable failures, the third works
+    e.fake
+        .fail_next("power.get_power_state", 2, ErrorKind::Unreachable, true);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    assert_eq!(e.fake.calls("power.get_power_state"), 3);
     e.c.shutdown().await;
 }
 

@@ -83,17 +83,23 @@ impl IpmiPower {
         want: PowerState,
         timeout: Duration,
     ) -> Result<(), DriverError> {
-        if chassis_power(&self.client, info).await? == want {
-            return Ok(());
+        async {
+            if chassis_power(&self.client, info).await? == want {
+                return Ok(());
+            }
+            chassis_control(&self.client, info, op).await?;
+            self.wait_for_power_state(
+                task,
+                want,
+                timeout,
+                self.client.config().power_poll_interval,
+            )
+            .await
         }
-        chassis_control(&self.client, info, op).await?;
-        self.wait_for_power_state(
-            task,
-            want,
-            timeout,
-            self.client.config().power_poll_interval,
-        )
         .await
+        // a power action's timeout is final (the power contract): the command may
+        // have reached the BMC, and the caller's time is spent
+        .map_err(DriverError::into_action_error)
     }
 }
 

@@ -141,15 +141,20 @@ impl PowerInterface for RedfishPower {
         action: PowerAction,
         timeout: Option<Duration>,
     ) -> Result<(), DriverError> {
-        self.act(task, action).await?;
-        let cfg = &self.shared.config;
-        self.wait_for_power_state(
-            task,
-            action.resulting_state(),
-            timeout.unwrap_or(cfg.power_state_timeout),
-            cfg.power_poll_interval,
-        )
+        async {
+            self.act(task, action).await?;
+            let cfg = &self.shared.config;
+            self.wait_for_power_state(
+                task,
+                action.resulting_state(),
+                timeout.unwrap_or(cfg.power_state_timeout),
+                cfg.power_poll_interval,
+            )
+            .await
+        }
         .await
+        // a power action's timeout is final (the power contract)
+        .map_err(DriverError::into_action_error)
     }
 
     async fn reboot(&self, task: &Task, timeout: Option<Duration>) -> Result<(), DriverError> {

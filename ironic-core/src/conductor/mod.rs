@@ -111,9 +111,10 @@ pub struct ConductorConfig {
     pub conductor_heartbeat_interval: Duration,
     /// History events kept per node (300).
     pub node_history_max_entries: usize,
-    /// Attempts of a conductor-initiated power action (API power requests, the
-    /// reserved `power_on`/`power_off`/`reboot` steps, the verify power read) that
-    /// fails with a retryable error (3).
+    /// Attempts of a conductor-initiated read that fails with a retryable error
+    /// (the power-state read of verification) (3). Power *actions* are never
+    /// re-sent by the conductor, as in Ironic: see
+    /// [`PowerInterface`](crate::driver::PowerInterface)'s contract.
     pub retryable_error_attempts: u32,
     /// Pause before the second attempt, doubled for each further one (1 s).
     pub retryable_error_backoff: Duration,

@@ -271,22 +271,12 @@ async fn do_power(mut job: Job, action: PowerAction, timeout: Duration) -> Job {
     let uuid = job.node().uuid;
     let before = job.node().power_state;
     tracing::info!(node = %uuid, action = %action, "power action");
-    let c = job.c.clone();
-    let base = job.task.clone();
-    let r = c
-        .with_retries("power action", || {
-            let mut t = base.clone();
-            async move {
-                t.node_power_action(action, Some(timeout))
-                    .await
-                    .map(|()| t.node.power_state)
-            }
-        })
-        .await
-        .map(|state| {
-            job.task.node.power_state = state;
-            job.task.node.target_power_state = None;
-        });
+    // One attempt, as Ironic's `node_power_action`: the conductor never re-sends a
+    // power action, whatever the error says (see `PowerInterface`'s contract). The
+    // driver retries its own transport within `timeout`, where it knows whether the
+    // command reached the BMC; a retryable error here only tells the caller that
+    // asking again later may work.
+    let r = job.task.node_power_action(action, Some(timeout)).await;
     if let Err(e) = r {
         let msg = format!(
             "Failed to change power state to '{}' by '{action}' for node {uuid}. Error: {e}",

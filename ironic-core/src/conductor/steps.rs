@@ -481,22 +481,11 @@ impl Job {
         }
     }
 
+    /// The reserved `power_on`/`power_off`/`reboot` steps: one attempt, never
+    /// re-sent (see `PowerInterface`'s contract); a failure fails the step.
     async fn power(&mut self, action: PowerAction) -> Result<()> {
         let timeout = Some(self.c.config().power_state_change_timeout);
-        let c = self.c.clone();
-        let base = self.task.clone();
-        let state = c
-            .with_retries("power step", || {
-                let mut t = base.clone();
-                async move {
-                    t.node_power_action(action, timeout)
-                        .await
-                        .map(|()| t.node.power_state)
-                }
-            })
-            .await?;
-        self.task.node.power_state = state;
-        self.task.node.target_power_state = None;
+        self.task.node_power_action(action, timeout).await?;
         Ok(())
     }
 

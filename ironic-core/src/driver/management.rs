@@ -35,7 +35,7 @@ pub enum BootDevice {
 
 impl BootDevice {
     /// Every device.
-    pub const ALL: [BootDevice; 9] = [
+    pub const ALL: &'static [BootDevice] = &[
         BootDevice::Pxe,
         BootDevice::Disk,
         BootDevice::Cdrom,
@@ -72,7 +72,8 @@ impl FromStr for BootDevice {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         BootDevice::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| UnknownValue {
                 kind: "boot device",

@@ -12,18 +12,39 @@ use crate::states::{PowerAction, PowerState};
 /// * [`get_power_state`](Self::get_power_state) reads the state from the BMC; it may be
 ///   called often (power-state sync) and under a shared lock.
 /// * [`set_power_state`](Self::set_power_state) returns once the node has reached the
-///   state the action leads to ([`PowerAction::resulting_state`]), or fails with
-///   [`ErrorKind::Timeout`] after `timeout` (the driver's own default when `None`).
-///   Asking for the state the node is already in succeeds.
+///   state the action leads to ([`PowerAction::resulting_state`]): the next
+///   `get_power_state` reads that state. It does not return earlier.
+/// * When the state is not reached within `timeout` (the driver's own default when
+///   `None`), it fails with [`ErrorKind::Timeout`], **not retryable**, and returns
+///   about when the timeout passes: the caller's time is spent and the BMC may have
+///   acted on the command. The same holds for [`reboot`](Self::reboot).
+/// * Asking for the state the node is already in succeeds.
 /// * [`reboot`](Self::reboot) is a hard reboot and must power the node on if it is off.
-/// * Errors that a retry may fix (a lost packet, a busy BMC) are marked retryable;
-///   wrong credentials are not.
+/// * An action not in [`get_supported_power_states`](Self::get_supported_power_states)
+///   is refused with [`ErrorKind::Unsupported`] (or `InvalidParameter`) and changes
+///   nothing.
+/// * Wrong credentials are [`ErrorKind::Unauthenticated`], not retryable. A BMC that
+///   cannot be reached is [`ErrorKind::Unreachable`] (retryable) or `Timeout`.
+/// * Secrets (`Secret` values of `driver_info`) never appear in `Debug`, `Display`,
+///   error messages or logs.
+///
+/// # Retries
+/// The conductor never re-sends a power action (as Ironic's `node_power_action`):
+/// an error of `set_power_state` or `reboot` fails the request (API power requests
+/// record it in `last_error`; the reserved `power_on`/`power_off`/`reboot` steps fail
+/// their step). Retransmitting a lost packet or retrying a BMC that answered
+/// "busy" is the driver's job, inside the action's timeout, because only the driver
+/// knows whether the command reached the BMC. The retryable flag of an action's
+/// error tells the caller whether asking again later may succeed. Reads
+/// (`get_power_state`) that fail with a retryable error may be repeated by the
+/// conductor (verification) and are tolerated while polling.
 ///
 /// # For driver authors
-/// Use [`PowerInterfaceExt::wait_for_power_state`] to poll after sending the command;
-/// report unsupported actions (e.g. soft power off) through
-/// [`get_supported_power_states`](Self::get_supported_power_states) and
-/// [`DriverError::unsupported`].
+/// Send the command, then poll with [`PowerInterfaceExt::wait_for_power_state`] (its
+/// timeout error is already non-retryable); report unsupported actions (e.g. soft
+/// power off) through [`get_supported_power_states`](Self::get_supported_power_states)
+/// and [`DriverError::unsupported`]. The conformance kit (`testkit`, feature
+/// `testkit`) checks each rule above.
 #[async_trait]
 pub trait PowerInterface: BaseInterface {
     /// The current power state.
@@ -62,8 +83,9 @@ pub trait PowerInterface: BaseInterface {
 #[async_trait]
 pub trait PowerInterfaceExt: PowerInterface {
     /// Poll `get_power_state` every `interval` until it reads `want`, or fail with a
-    /// [`ErrorKind::Timeout`] error after `timeout`. Read errors that are retryable are
-    /// tolerated while time remains.
+    /// non-retryable [`ErrorKind::Timeout`] error after `timeout` (the contract's
+    /// timeout of a power action). Read errors that are retryable are tolerated while
+    /// time remains; a non-retryable one is returned at once.
     async fn wait_for_power_state(
         &self,
         task: &Task,
@@ -88,9 +110,10 @@ pub trait PowerInterfaceExt: PowerInterface {
                     format!(
                         "Node {} did not reach power state {want} within {}s{detail}",
                         task.node.uuid,
-                        timeout.as_secs()
+                        timeout.as_secs_f64()
                     ),
-                ));
+                )
+                .with_retryable(false));
             }
             tokio::time::sleep(interval).await;
         }

@@ -56,6 +56,9 @@ pub struct FakeNodeState {
     pub console: bool,
     /// Health the fake BMC reports (`None`: `OK`).
     pub health: Option<String>,
+    /// A stuck BMC: power commands are accepted but the power state does not
+    /// change (see [`FakeControl::set_power_stuck`]).
+    pub power_stuck: bool,
 }
 
 #[derive(Debug)]
@@ -199,6 +202,14 @@ impl FakeControl {
     /// anything else to see how the conductor treats a value it does not know).
     pub fn set_health(&self, node: NodeId, health: &str) {
         self.lock().nodes.entry(node).or_default().health = Some(health.to_owned());
+    }
+
+    /// Make the node's fake BMC stuck (or free it again): it accepts power commands
+    /// and counts them, but the power state does not change, so `set_power_state`
+    /// and `reboot` wait for their timeout and fail with a non-retryable
+    /// [`ErrorKind::Timeout`], as the power contract says.
+    pub fn set_power_stuck(&self, node: NodeId, stuck: bool) {
+        self.lock().nodes.entry(node).or_default().power_stuck = stuck;
     }
 
     pub(crate) fn with_node<R>(&self, node: NodeId, f: impl FnOnce(&mut FakeNodeState) -> R) -> R {

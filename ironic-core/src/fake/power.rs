@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::FakeControl;
 use super::control::default_boot_device;
 use crate::driver::*;
-use crate::error::DriverError;
+use crate::error::{DriverError, ErrorKind};
 use crate::model::{InterfaceType, JsonMap};
 use crate::states::{PowerAction, PowerState};
 
@@ -26,6 +26,37 @@ impl FakePower {
     pub fn new(control: FakeControl) -> Self {
         FakePower { control }
     }
+
+    /// Wait until the simulated BMC reports `want` (at once unless it is stuck),
+    /// reading it directly (no call counted, no injected failure), for at most
+    /// `timeout` (default [`FakePower::DEFAULT_TIMEOUT`]).
+    async fn reached(
+        &self,
+        task: &Task,
+        want: PowerState,
+        timeout: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        let timeout = timeout.unwrap_or(Self::DEFAULT_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.current(task) != want {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DriverError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "Node {} did not reach power state {want} within {}s (the fake BMC is stuck)",
+                        task.node.uuid,
+                        timeout.as_secs_f64()
+                    ),
+                )
+                .with_retryable(false));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// How long a power action waits when the caller gives no timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
     fn current(&self, task: &Task) -> PowerState {
         let recorded = task.node.power_state.unwrap_or(PowerState::Off);
@@ -52,21 +83,27 @@ impl PowerInterface for FakePower {
         &self,
         task: &Task,
         action: PowerAction,
-        _timeout: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> Result<(), DriverError> {
         self.control.enter(P, "power.set_power_state").await?;
         self.current(task);
+        let want = action.resulting_state();
         self.control.with_node(task.node.uuid, |n| {
-            n.power = Some(action.resulting_state());
+            if !n.power_stuck {
+                n.power = Some(want);
+            }
         });
-        Ok(())
+        self.reached(task, want, timeout).await
     }
 
-    async fn reboot(&self, task: &Task, _timeout: Option<Duration>) -> Result<(), DriverError> {
+    async fn reboot(&self, task: &Task, timeout: Option<Duration>) -> Result<(), DriverError> {
         self.control.enter(P, "power.reboot").await?;
-        self.control
-            .with_node(task.node.uuid, |n| n.power = Some(PowerState::On));
-        Ok(())
+        self.control.with_node(task.node.uuid, |n| {
+            if !n.power_stuck {
+                n.power = Some(PowerState::On);
+            }
+        });
+        self.reached(task, PowerState::On, timeout).await
     }
 
     fn get_supported_power_states(&self, _task: &Task) -> Vec<PowerAction> {
