@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ironic_core::driver::{RamdiskKind, RamdiskParams, Task};
 use ironic_core::fake::{self, Delay, FakeConfig};
-use ironic_core::testkit::{self, Outcome, Patience};
+use ironic_core::testkit::{self, BmcFixture, Outcome, Patience};
 use ironic_core::{InterfaceRegistry, Node};
 
 fn task(config: FakeConfig) -> (Task, fake::FakeControl) {
@@ -24,25 +24,44 @@ fn quick() -> Patience {
     }
 }
 
+/// The fakes' fixture: they can be made stuck, but have no address or password.
+fn fixture(t: &Task, control: &fake::FakeControl) -> BmcFixture {
+    let (c, uuid) = (control.clone(), t.node.uuid);
+    BmcFixture::new(t.clone())
+        .with_patience(quick())
+        .with_action_timeout(Duration::from_millis(300))
+        .with_stall(move |stuck| c.set_power_stuck(uuid, stuck))
+}
+
 #[tokio::test]
 async fn fakes_pass_the_whole_kit() {
     let (t, control) = task(FakeConfig::default());
+    let f = fixture(&t, &control);
     let d = t.driver.clone().unwrap();
-    let power = testkit::run_power_suite(&*d.power, &t, &quick()).await;
+    let power = testkit::run_power_suite(&*d.power, &f).await;
     power.print();
-    // the fake supports every action, so only the refusal check does not apply
+    // the fake supports every action and has no address, password or required
+    // driver_info key: exactly those behaviours do not apply
+    let na: Vec<_> = power.not_applicable().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        power.not_applicable().len(),
-        2,
-        "{:?}",
-        power.not_applicable()
+        na,
+        [
+            "unsupported_power_action_is_refused",
+            "wrong_credentials_are_final",
+            "unreachable_bmc_fails_cleanly",
+            "validate_reports_missing_keys",
+            "validate_never_contacts_bmc",
+        ],
+        "{power:?}"
     );
-    let mgmt = testkit::run_management_suite(&*d.management, &t, &quick()).await;
+    assert_eq!(power.passed(), 10, "{power:?}");
+    let mgmt = testkit::run_management_suite(&*d.management, &f).await;
     mgmt.print();
     assert!(mgmt.passed() >= 5, "{mgmt:?}");
     let params = RamdiskParams::new(RamdiskKind::Deploy);
     let boot = testkit::run_boot_suite(&*d.boot, &t, &params).await;
-    assert_eq!(boot.passed(), 5, "{boot:?}");
+    assert_eq!(boot.passed(), 6, "{boot:?}");
+    assert_eq!(boot.not_applicable().len(), 1, "{boot:?}");
     let deploy = testkit::run_deploy_suite(&*d.deploy, &t, &quick()).await;
     assert_eq!(deploy.passed(), 4, "{deploy:?}");
     for iface in [
@@ -68,14 +87,15 @@ async fn the_kit_polls_slow_hardware() {
     // every power call takes a while, as a real BMC's
     let mut config = FakeConfig::default();
     config.power_delay = Delay::Range(Duration::from_millis(5), Duration::from_millis(30));
-    let (t, _c) = task(config);
+    let (t, c) = task(config);
+    let f = fixture(&t, &c);
     let d = t.driver.clone().unwrap();
     assert_eq!(
-        testkit::power_on_then_off_reaches_states(&*d.power, &t).await,
+        testkit::power_on_then_off_reaches_states(&*d.power, &f).await,
         Outcome::Passed
     );
     assert_eq!(
-        testkit::reboot_powers_on_an_off_node(&*d.power, &t).await,
+        testkit::reboot_powers_on_an_off_node(&*d.power, &f).await,
         Outcome::Passed
     );
 }
@@ -92,11 +112,11 @@ async fn the_kit_catches_a_power_interface_that_lies() {
         true,
     );
     let d = t.driver.clone().unwrap();
-    let p = Patience {
+    let f = fixture(&t, &c).with_patience(Patience {
         timeout: Duration::from_millis(100),
         interval: Duration::from_millis(10),
-    };
-    testkit::power_on_then_off_reaches_states_within(&*d.power, &t, &p).await;
+    });
+    testkit::power_on_then_off_reaches_states(&*d.power, &f).await;
 }
 
 #[tokio::test]
@@ -111,7 +131,7 @@ async fn the_kit_catches_a_wrong_error_kind() {
         false,
     );
     let d = t.driver.clone().unwrap();
-    testkit::unsupported_boot_device_is_invalid_parameter(&*d.management, &t).await;
+    testkit::unsupported_boot_device_is_invalid_parameter(&*d.management, &fixture(&t, &c)).await;
 }
 
 /// A power "driver" whose validate pings the BMC: the kit must catch it.

@@ -207,3 +207,79 @@ async fn concurrent_callers_share_one_queue() {
         assert_eq!(r.unwrap().unwrap(), PowerState::Off);
     }
 }
+
+/// Issue 17's case through the conductor: a stuck BMC (ipmi_sim accepts the
+/// command, the power never changes) and a 1 s timeout. The BMC gets `power on`
+/// once, the action fails with a non-retryable timeout in `last_error`, and the
+/// node's lock is released; once the BMC recovers, asking again works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_power_action_on_a_stuck_bmc_is_sent_once() {
+    use ironic_core::conductor::{Conductor, ConductorConfig};
+    use ironic_core::store::MemoryStore;
+    use ironic_core::{InterfaceRegistry, Node};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let sim = IpmiSim::start();
+    // IPMI power and management, the fakes for boot and deploy (nothing here boots)
+    let mut reg = InterfaceRegistry::with_noop();
+    ironic_core::fake::register(&mut reg, ironic_core::fake::FakeConfig::default());
+    ironic_drivers_ipmi::register(&mut reg, config());
+    reg.register_hardware_type(
+        ironic_drivers_ipmi::IPMI_HARDWARE
+            .named("ipmi-power-only")
+            .with_boot(&["fake"])
+            .with_deploy(&["fake"]),
+    );
+    let mut cfg = ConductorConfig::default();
+    cfg.power_state_sync_interval = Duration::ZERO;
+    let c = Conductor::start(Arc::new(MemoryStore::new()), reg, cfg)
+        .await
+        .unwrap();
+    let mut n = Node::new("ipmi-power-only");
+    n.driver_info = serde_json::from_value(sim.driver_info()).unwrap();
+    let n = c.create_node(n).await.unwrap();
+    assert_eq!(n.interfaces.power_interface, "ipmitool");
+    let id = n.uuid.into();
+    let power_ons = || sim.calls().matches("set power 1").count();
+
+    sim.set_stuck(true);
+    c.set_power_state(&id, PowerAction::PowerOn, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let n = loop {
+        let n = c.get_node(&id).await.unwrap();
+        if n.target_power_state.is_none() {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        power_ons(),
+        1,
+        "the conductor re-sent the power action: {}",
+        sim.calls()
+    );
+    let err = n.last_error.expect("last_error");
+    assert!(
+        err.contains("did not reach power state power on within 1s"),
+        "{err}"
+    );
+    assert!(n.reservation.is_none(), "the node is still locked");
+
+    sim.set_stuck(false);
+    c.set_power_state(&id, PowerAction::PowerOn, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let n = loop {
+        let n = c.get_node(&id).await.unwrap();
+        if n.target_power_state.is_none() {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(n.power_state, Some(PowerState::On), "{:?}", n.last_error);
+    assert!(n.last_error.is_none());
+    assert_eq!(power_ons(), 2);
+    c.shutdown().await;
+}

@@ -11,7 +11,7 @@ use common::{FakeSystem, IsoServer, Sushy, SushyOptions, fast_config, task};
 use ironic_core::driver::{
     BaseInterface, BootDevice, ManagementInterface, RamdiskKind, RamdiskParams,
 };
-use ironic_core::testkit::{self, Outcome, Patience};
+use ironic_core::testkit::{self, BmcFixture, Outcome, Patience};
 use ironic_drivers_redfish::{
     RedfishBios, RedfishFirmware, RedfishInspect, RedfishManagement, RedfishPower, RedfishRaid,
     RedfishVirtualMediaBoot,
@@ -40,17 +40,52 @@ async fn power_suite_over_tls_with_basic_auth() {
         json!({"redfish_username": "admin", "redfish_password": "s3cret",
                "redfish_verify_ca": cert.to_str().unwrap()}),
     );
+    let f = BmcFixture::new(t)
+        .with_patience(patience())
+        .with_address(|t, addr| {
+            t.node
+                .driver_info
+                .insert("redfish_address", format!("https://{addr}"));
+        })
+        .with_password_key("redfish_password");
     let power = RedfishPower::new(fast_config());
-    let report = testkit::run_power_suite(&power, &t, &patience()).await;
+    let report = testkit::run_power_suite(&power, &f).await;
     report.print();
-    // Every action is supported, so only the refusal check does not apply.
+    // Every action is supported, so the refusal check does not apply; nor does the
+    // stuck-BMC check (sushy-emulator cannot be made stuck: the lab's Redfish
+    // simulator runs it, in examples/ironic-lab).
     let na: Vec<_> = report
         .not_applicable()
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(na, ["unsupported_power_action_is_refused"], "{report:?}");
-    assert_eq!(report.passed(), 8, "{report:?}");
+    assert_eq!(
+        na,
+        [
+            "unsupported_power_action_is_refused",
+            "power_action_timeout_is_final"
+        ],
+        "{report:?}"
+    );
+    assert_eq!(report.passed(), 13, "{report:?}");
+    // the management rules that need credentials, on the same BMC
+    let mgmt = RedfishManagement::new(fast_config());
+    for (name, o) in [
+        (
+            "management_wrong_credentials_are_final",
+            testkit::management_wrong_credentials_are_final(&mgmt, &f).await,
+        ),
+        (
+            "management_secrets_never_leak",
+            testkit::management_secrets_never_leak(&mgmt, &f).await,
+        ),
+        (
+            "validate_never_contacts_bmc",
+            testkit::validate_never_contacts_bmc_with(&mgmt, &f).await,
+        ),
+    ] {
+        assert_eq!(o, Outcome::Passed, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,24 +95,28 @@ async fn management_behaviours() {
         ..Default::default()
     });
     let t = task(&emu.address, json!({}));
+    let f = BmcFixture::new(t.clone()).with_patience(patience());
     let mgmt = Arc::new(RedfishManagement::new(fast_config()));
-    let p = patience();
     for (name, o) in [
         (
             "supported_boot_devices_are_sane",
-            testkit::supported_boot_devices_are_sane(&*mgmt, &t).await,
+            testkit::supported_boot_devices_are_sane(&*mgmt, &f).await,
         ),
         (
             "unsupported_boot_device_is_invalid_parameter",
-            testkit::unsupported_boot_device_is_invalid_parameter(&*mgmt, &t).await,
+            testkit::unsupported_boot_device_is_invalid_parameter(&*mgmt, &f).await,
         ),
         (
             "boot_mode_roundtrips_if_supported",
-            testkit::boot_mode_roundtrips_if_supported_within(&*mgmt, &t, &p).await,
+            testkit::boot_mode_roundtrips_if_supported(&*mgmt, &f).await,
         ),
         (
             "sensors_data_has_ironics_shape",
-            testkit::sensors_data_has_ironics_shape(&*mgmt, &t).await,
+            testkit::sensors_data_has_ironics_shape(&*mgmt, &f).await,
+        ),
+        (
+            "optional_methods_work_or_are_unsupported",
+            testkit::optional_methods_work_or_are_unsupported(&*mgmt, &f).await,
         ),
         (
             "validate_reports_missing_keys",
@@ -95,16 +134,15 @@ async fn management_behaviours() {
             assert_eq!(got.boot_device, Some(BootDevice::Pxe));
             continue;
         }
-        let o = testkit::set_boot_device_roundtrips_within(&*mgmt, &t, d, true, &p).await;
+        let o = testkit::set_boot_device_roundtrips(&*mgmt, &f, d, true).await;
         assert_eq!(o, Outcome::Passed, "persistent {d}");
     }
     // sushy-emulator ignores BootSourceOverrideEnabled and always reads
     // Continuous (reference/test-peers.md), so the kit's one-time round trip
     // must fail there, and only on the persistence flag.
-    let (m, t2) = (mgmt.clone(), t.clone());
+    let (m, f2) = (mgmt.clone(), f.clone());
     let once = tokio::spawn(async move {
-        testkit::set_boot_device_roundtrips_within(&*m, &t2, BootDevice::Pxe, false, &patience())
-            .await
+        testkit::set_boot_device_roundtrips(&*m, &f2, BootDevice::Pxe, false).await
     })
     .await;
     let panic =

@@ -94,6 +94,49 @@ pub async fn ramdisk_then_instance_cycle(
     Outcome::Passed
 }
 
+/// `prepare_ramdisk` and `prepare_instance` do not power the node: its power
+/// state reads the same before and after (through the task's power interface). Not
+/// applicable without `task.driver`.
+pub async fn prepare_does_not_power_the_node(
+    boot: &dyn BootInterface,
+    task: &Task,
+    params: &RamdiskParams,
+) -> Outcome {
+    let Some(d) = task.driver.clone() else {
+        return Outcome::na("the task carries no driver to read the power state with");
+    };
+    let mut t = task.clone();
+    let read = |t: &Task| {
+        let power = d.power.clone();
+        let t = t.clone();
+        async move {
+            power
+                .get_power_state(&t)
+                .await
+                .unwrap_or_else(|e| panic!("reading the power state failed: {e}"))
+        }
+    };
+    let before = read(&t).await;
+    ok(
+        "prepare_ramdisk",
+        boot.prepare_ramdisk(&mut t, params).await,
+    );
+    let after = read(&t).await;
+    assert_eq!(
+        before, after,
+        "prepare_ramdisk changed the power state ({before} -> {after}): powering the node is the conductor's job"
+    );
+    ok("clean_up_ramdisk", boot.clean_up_ramdisk(&mut t).await);
+    ok("prepare_instance", boot.prepare_instance(&mut t).await);
+    let after = read(&t).await;
+    assert_eq!(
+        before, after,
+        "prepare_instance changed the power state ({before} -> {after}): powering the node is the conductor's job"
+    );
+    ok("clean_up_instance", boot.clean_up_instance(&mut t).await);
+    Outcome::Passed
+}
+
 /// Every boot behaviour; `validate_reports_missing_keys` included.
 pub async fn run_boot_suite(
     boot: &dyn BootInterface,
@@ -120,6 +163,10 @@ pub async fn run_boot_suite(
     r.add(
         "ramdisk_then_instance_cycle",
         ramdisk_then_instance_cycle(boot, task, params).await,
+    );
+    r.add(
+        "prepare_does_not_power_the_node",
+        prepare_does_not_power_the_node(boot, task, params).await,
     );
     r.add(
         "validate_reports_missing_keys",

@@ -1,44 +1,81 @@
 //! The driver conformance kit (feature `testkit`), in the manner of object_store's
 //! `integration` module: one `pub async fn` per behaviour of the driver contract,
-//! for power, management, boot and deploy implementations. Each panics with a
+//! for power, management, boot, deploy and switch implementations. Each rule of a
+//! trait's `# Contract` section is a behaviour here. A behaviour panics with a
 //! message naming the broken rule, or returns an [`Outcome`]:
-//! [`Outcome::NotApplicable`] when the driver declares it does not have the
-//! capability the behaviour needs (e.g. soft power off missing from
-//! `get_supported_power_states`).
+//! [`Outcome::NotApplicable`] when the driver (or the fixture) does not offer what
+//! the behaviour needs (e.g. soft power off missing from
+//! `get_supported_power_states`, or no way to make the BMC stuck).
 //!
 //! Every in-tree driver runs the kit against a real peer (BMC emulators, boot
 //! servers); vendors run it against their hardware or simulator; the fakes run all
-//! of it (`tests/testkit_fakes.rs`), which keeps the kit honest.
+//! of it (`tests/testkit_fakes.rs`), and a set of deliberately broken drivers
+//! proves that each behaviour catches the breakage it is about
+//! (`tests/testkit_catches.rs`), which keeps the kit honest.
 //!
 //! ```no_run
-//! # async fn f(power: &dyn ironic_core::driver::PowerInterface, mgmt: &dyn ironic_core::driver::ManagementInterface, task: &ironic_core::driver::Task) {
-//! use ironic_core::testkit::{self, Patience};
-//! let report = testkit::run_power_suite(power, task, &Patience::default()).await;
+//! # async fn f(power: &dyn ironic_core::driver::PowerInterface, mgmt: &dyn ironic_core::driver::ManagementInterface, task: ironic_core::driver::Task) {
+//! use ironic_core::testkit::{self, BmcFixture};
+//! let fixture = BmcFixture::new(task)
+//!     // where the driver reads the BMC address, so the kit can point it elsewhere
+//!     .with_address(|t, addr| {
+//!         t.node.driver_info.insert("toy_address", addr.to_string());
+//!     })
+//!     // the password the kit replaces by a wrong one
+//!     .with_password_key("toy_password");
+//! let report = testkit::run_power_suite(power, &fixture).await;
 //! report.print();
-//! testkit::run_management_suite(mgmt, task, &Patience::default()).await;
+//! testkit::run_management_suite(mgmt, &fixture).await;
 //! # }
 //! ```
+//!
+//! ## What the fixture tells the kit
+//! A [`BmcFixture`] is the task (a node whose `driver_info` reaches the BMC) plus
+//! optional hooks. Without a hook, the behaviours that need it are not applicable
+//! and the report says so:
+//! * [`with_address`](BmcFixture::with_address): how to point the driver at
+//!   another address; enables `validate_never_contacts_bmc` and the unreachable
+//!   and silent BMC behaviours.
+//! * [`with_password_key`](BmcFixture::with_password_key): the `driver_info` key of
+//!   the password; enables the wrong-credentials behaviours and sharpens the
+//!   secrets check.
+//! * [`with_stall`](BmcFixture::with_stall): how to make the BMC stuck (accept power
+//!   commands, never change state) and free it again; enables the power-action
+//!   timeout behaviour. Simulators offer it (the fakes'
+//!   [`FakeControl::set_power_stuck`](crate::fake::FakeControl::set_power_stuck),
+//!   the lab's `stuck` fault, an `ipmi_sim` chassis script that ignores commands).
 //!
 //! ## Real hardware latency
 //! Nothing here assumes a change is instant: after each action the kit polls the
 //! state (`get_power_state`, `get_boot_device`, ...) every [`Patience::interval`]
 //! until it reads what the action asked for or [`Patience::timeout`] passes, and
-//! it tolerates retryable read errors meanwhile. The default (120 s, polling every
-//! 500 ms) suits emulators and most BMCs; give slow hardware more. Behaviour
-//! functions called one by one use [`Patience::default`]; the `run_*_suite`
-//! functions take a `Patience`.
+//! it tolerates retryable read errors meanwhile. The one exception is the central
+//! power rule: once `set_power_state` returned, the *first* successful read must
+//! show the state. The default patience (120 s, polling every 500 ms) suits
+//! emulators and most BMCs; give slow hardware more.
 //!
 //! ## What the task must look like
 //! The kit works on the [`Task`] you give it: a node whose `driver_info` points at
 //! the BMC (and, for boot and deploy, whatever those need). Behaviours that only
 //! read do not change the node; power behaviours leave the node powered off.
+//!
+//! ## Stability
+//! The kit is part of ironic-core's public API and follows its semver, with one
+//! difference: a minor release may add behaviours to the `run_*_suite`
+//! functions and make existing behaviours stricter where the contract already
+//! said so (a driver that passed may then fail; its tests, not its users, see
+//! it). Behaviour functions are not removed or renamed within a major version.
 
 mod boot;
+mod capture;
 mod deploy;
 mod management;
 mod power;
 mod switch;
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use boot::*;
@@ -49,6 +86,7 @@ pub use switch::*;
 
 use crate::driver::{BaseInterface, Task};
 use crate::error::{DriverError, ErrorKind};
+use crate::secret::is_secret_key;
 
 /// What a behaviour check concluded (failures panic).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +144,150 @@ impl Patience {
             tokio::time::sleep(self.interval).await;
         }
     }
+}
+
+type PointAt = Arc<dyn Fn(&mut Task, SocketAddr) + Send + Sync>;
+type Stall = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// The BMC under test: a task that reaches it, how patient to be, and optional
+/// hooks that let the kit provoke the failures the contract speaks about (see the
+/// [module docs](self)).
+#[derive(Clone)]
+pub struct BmcFixture {
+    /// A task over a node whose `driver_info` reaches the BMC and validates.
+    pub task: Task,
+    /// How long to wait for the hardware.
+    pub patience: Patience,
+    /// The timeout the kit gives power actions that cannot succeed (a stuck BMC):
+    /// the action must fail about then (default 2 s).
+    pub action_timeout: Duration,
+    point_at: Option<PointAt>,
+    password_key: Option<String>,
+    stall: Option<Stall>,
+}
+
+impl fmt::Debug for BmcFixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BmcFixture")
+            .field("node", &self.task.node.uuid)
+            .field("patience", &self.patience)
+            .field("action_timeout", &self.action_timeout)
+            .field("address_hook", &self.point_at.is_some())
+            .field("password_key", &self.password_key)
+            .field("stall_hook", &self.stall.is_some())
+            .finish()
+    }
+}
+
+impl BmcFixture {
+    /// A fixture over `task` with default patience and no hooks.
+    pub fn new(task: Task) -> Self {
+        BmcFixture {
+            task,
+            patience: Patience::default(),
+            action_timeout: Duration::from_secs(2),
+            point_at: None,
+            password_key: None,
+            stall: None,
+        }
+    }
+
+    /// Set the patience.
+    pub fn with_patience(mut self, patience: Patience) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// Set the timeout of power actions that must fail.
+    pub fn with_action_timeout(mut self, timeout: Duration) -> Self {
+        self.action_timeout = timeout;
+        self
+    }
+
+    /// How to write a BMC address into the task's `driver_info`, the way the driver
+    /// reads it.
+    pub fn with_address(
+        mut self,
+        point_at: impl Fn(&mut Task, SocketAddr) + Send + Sync + 'static,
+    ) -> Self {
+        self.point_at = Some(Arc::new(point_at));
+        self
+    }
+
+    /// The `driver_info` key that holds the BMC password.
+    pub fn with_password_key(mut self, key: impl Into<String>) -> Self {
+        self.password_key = Some(key.into());
+        self
+    }
+
+    /// How to make the BMC stuck (`true`: it accepts power commands but its power
+    /// state no longer changes) and free it again (`false`).
+    pub fn with_stall(mut self, stall: impl Fn(bool) + Send + Sync + 'static) -> Self {
+        self.stall = Some(Arc::new(stall));
+        self
+    }
+
+    /// The task pointed at `addr`, if the fixture knows how.
+    pub(crate) fn pointed_at(&self, addr: SocketAddr) -> Option<Task> {
+        let f = self.point_at.as_ref()?;
+        let mut t = self.task.clone();
+        f(&mut t, addr);
+        Some(t)
+    }
+
+    /// The task with a wrong password (the kit's canary), if the fixture knows the key.
+    pub(crate) fn with_wrong_password(&self) -> Option<Task> {
+        let key = self.password_key.as_ref()?;
+        let mut t = self.task.clone();
+        t.node.driver_info.insert(key.as_str(), CANARY);
+        Some(t)
+    }
+
+    /// Make the BMC stuck or free it; `false` when the fixture cannot.
+    pub(crate) fn stall(&self, stuck: bool) -> bool {
+        match &self.stall {
+            Some(f) => {
+                f(stuck);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every secret the driver must never reveal: the secret-looking values of the
+    /// task's `driver_info` (and the password key's), and the kit's canary.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let mut out = vec![CANARY.to_owned()];
+        for (k, v) in &self.task.node.driver_info.0 {
+            let secret = is_secret_key(k) || self.password_key.as_deref() == Some(k.as_str());
+            if let (true, Some(s)) = (secret, v.as_str()) {
+                // very short values would match ordinary words
+                if s.len() >= 4 {
+                    out.push(s.to_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The wrong password the kit uses: distinctive, so that it can be searched for in
+/// everything the driver says.
+pub const CANARY: &str = "kit-canary-Zq7xW2pV9";
+
+/// A loopback address where nothing listens (TCP and UDP): connections are refused.
+pub(crate) fn closed_address() -> SocketAddr {
+    let (tcp, udp) = bind_pair();
+    let a = tcp.local_addr().expect("local addr");
+    drop((tcp, udp));
+    a
+}
+
+/// A loopback address that accepts TCP connections and UDP datagrams and never
+/// answers, for as long as the returned guard lives.
+pub(crate) fn silent_address() -> (SocketAddr, (std::net::TcpListener, std::net::UdpSocket)) {
+    let (tcp, udp) = bind_pair();
+    (tcp.local_addr().expect("local addr"), (tcp, udp))
 }
 
 /// The results of a suite, by behaviour name.
@@ -193,6 +375,20 @@ pub async fn validate_never_contacts_bmc(
         "validate sent a UDP datagram to the BMC address {addr} (result {r:?})"
     );
     Outcome::Passed
+}
+
+/// [`validate_never_contacts_bmc`] through a fixture's address hook (not
+/// applicable without one).
+pub async fn validate_never_contacts_bmc_with(
+    iface: &dyn BaseInterface,
+    f: &BmcFixture,
+) -> Outcome {
+    match &f.point_at {
+        Some(point_at) => validate_never_contacts_bmc(iface, &f.task, |t, a| point_at(t, a)).await,
+        None => {
+            Outcome::na("the fixture cannot point the driver elsewhere (BmcFixture::with_address)")
+        }
+    }
 }
 
 fn bind_pair() -> (std::net::TcpListener, std::net::UdpSocket) {

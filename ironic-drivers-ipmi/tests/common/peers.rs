@@ -135,6 +135,8 @@ get)
   done
   echo $out;;
 set)
+  # a stuck BMC (the test created the file): commands are accepted, nothing moves
+  [ -e "$D/stuck" ] && exit 0
   while [ $# -gt 1 ]; do
     case $1 in
       power) echo "$2" > "$D/power";;
@@ -213,6 +215,29 @@ impl IpmiSim {
     /// The chassis_control calls ipmi_sim made so far.
     pub fn calls(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default()
+    }
+
+    /// Make the BMC stuck: chassis control commands are accepted (and logged in
+    /// [`calls`](Self::calls)) but change nothing; `false` frees it again.
+    pub fn set_stuck(&self, stuck: bool) {
+        let f = self.dir.path().join("stuck");
+        if stuck {
+            std::fs::write(&f, b"").expect("create the stuck marker");
+        } else {
+            let _ = std::fs::remove_file(&f);
+        }
+    }
+
+    /// A handle that makes this BMC stuck or frees it (for a kit fixture).
+    pub fn staller(&self) -> impl Fn(bool) + Send + Sync + 'static {
+        let f = self.dir.path().join("stuck");
+        move |stuck| {
+            if stuck {
+                std::fs::write(&f, b"").expect("create the stuck marker");
+            } else {
+                let _ = std::fs::remove_file(&f);
+            }
+        }
     }
 
     /// PID of the process.

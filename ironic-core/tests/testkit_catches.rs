@@ -1,0 +1,188 @@
+//! The conformance kit catches drivers that break the contract: each test runs one
+//! behaviour against a toy driver broken in one way (`tests/toy`) and expects the
+//! behaviour to fail with a message naming the broken rule. The correct toy driver
+//! passes every behaviour, so each failure is the breakage's doing.
+
+mod toy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironic_core::driver::{PowerInterface, Task};
+use ironic_core::hardware::FAKE_HARDWARE;
+use ironic_core::testkit::{self, BmcFixture, Outcome, Patience};
+use ironic_core::{InterfaceRegistry, Node, fake};
+use toy::{Broken, ToyBmc, ToyDriver};
+
+/// A toy BMC whose power changes take 150 ms, and the fixture over it with every
+/// hook: address, password key, stall.
+async fn fixture() -> (ToyBmc, BmcFixture) {
+    let bmc = ToyBmc::start(Duration::from_millis(150)).await;
+    let stall = bmc.clone();
+    let f = BmcFixture::new(Task::new(bmc.node()))
+        .with_patience(Patience {
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_millis(20),
+        })
+        .with_action_timeout(Duration::from_millis(600))
+        .with_address(|t, addr| {
+            t.node.driver_info.insert("toy_address", addr.to_string());
+        })
+        .with_password_key("toy_password")
+        .with_stall(move |stuck| stall.set_stuck(stuck));
+    (bmc, f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correct_toy_driver_passes_the_whole_kit() {
+    let (bmc, f) = fixture().await;
+    let d = ToyDriver::new(Broken::Nothing);
+    let power = testkit::run_power_suite(&*d, &f).await;
+    power.print();
+    let na: Vec<_> = power.not_applicable().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        na,
+        ["soft_power_off_if_supported", "soft_reboot_if_supported"],
+        "{power:?}"
+    );
+    assert_eq!(power.passed(), 13, "{power:?}");
+    let mgmt = testkit::run_management_suite(&*d, &f).await;
+    mgmt.print();
+    let na: Vec<_> = mgmt.not_applicable().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        na,
+        [
+            "boot_mode_roundtrips_if_supported",
+            "sensors_data_has_ironics_shape"
+        ],
+        "{mgmt:?}"
+    );
+    assert_eq!(mgmt.passed(), 8, "{mgmt:?}");
+    assert!(bmc.power_commands() > 10);
+}
+
+/// A fixture without hooks makes the behaviours that need them not applicable,
+/// and says which hook is missing: a driver cannot pass them by omission unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_hooks_are_reported_not_passed() {
+    let (_bmc, full) = fixture().await;
+    let f = BmcFixture::new(full.task.clone()).with_patience(full.patience.clone());
+    let d = ToyDriver::new(Broken::Nothing);
+    let power = testkit::run_power_suite(&*d, &f).await;
+    let na = power.not_applicable();
+    for (behaviour, hook) in [
+        ("power_action_timeout_is_final", "with_stall"),
+        ("wrong_credentials_are_final", "with_password_key"),
+        ("unreachable_bmc_fails_cleanly", "with_address"),
+        ("validate_never_contacts_bmc", "with_address"),
+    ] {
+        let why = na
+            .iter()
+            .find(|(n, _)| *n == behaviour)
+            .unwrap_or_else(|| panic!("{behaviour} ran without its hook: {power:?}"));
+        assert!(why.1.contains(hook), "{why:?}");
+    }
+}
+
+macro_rules! catches {
+    ($($name:ident: $broken:ident by $behaviour:ident, $expected:literal;)+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[should_panic(expected = $expected)]
+        async fn $name() {
+            let (_bmc, f) = fixture().await;
+            let d = ToyDriver::new(Broken::$broken);
+            testkit::$behaviour(&*d, &f).await;
+        }
+    )+};
+}
+
+catches! {
+    // power
+    returning_before_the_state_is_reached: ReturnsBeforeReached
+        by set_power_state_returns_once_reached, "returned before the node reached";
+    ignoring_the_action_timeout: IgnoresTimeout
+        by power_action_timeout_is_final, "the driver ignores the timeout it is given";
+    a_retryable_action_timeout: RetryableTimeout
+        by power_action_timeout_is_final, "failed with a retryable timeout";
+    an_action_timeout_of_the_wrong_kind: TimeoutAsOther
+        by power_action_timeout_is_final, "instead of timeout";
+    success_when_the_state_was_not_reached: OkWhenNotReached
+        by power_action_timeout_is_final, "succeeded after";
+    retryable_wrong_credentials: RetryableAuth
+        by wrong_credentials_are_final, "with a wrong password is marked retryable";
+    wrong_credentials_of_the_wrong_kind: AuthAsOther
+        by wrong_credentials_are_final, "instead of unauthenticated";
+    a_password_in_an_error: PasswordInError
+        by secrets_never_leak, "a secret of driver_info appears";
+    a_password_in_the_logs: PasswordInLog
+        by secrets_never_leak, "a secret of driver_info appears";
+    a_password_in_debug_output: PasswordInDebug
+        by secrets_never_leak, "a secret of driver_info appears";
+    a_reboot_that_leaves_an_off_node_off: RebootLeavesOff
+        by reboot_powers_on_an_off_node, "after rebooting an off node";
+    refusing_the_current_state: NotIdempotent
+        by power_is_idempotent, "failed: the node is already";
+    accepting_an_undeclared_action: AcceptsUndeclared
+        by unsupported_power_action_is_refused, "set_power_state accepted it";
+    a_retryable_refusal: RetryableRefusal
+        by unsupported_power_action_is_refused, "is marked retryable";
+    a_refused_connection_of_the_wrong_kind: UnreachableAsOther
+        by unreachable_bmc_fails_cleanly, "instead of unreachable/timeout";
+    hanging_on_a_silent_bmc: HangsOnSilentBmc
+        by unreachable_bmc_fails_cleanly, "did not return within";
+    a_validate_that_contacts_the_bmc: ValidateContactsBmc
+        by validate_never_contacts_bmc_with, "validate opened a TCP connection";
+    // management
+    an_unsupported_device_of_the_wrong_kind: DeviceRefusalAsOther
+        by unsupported_boot_device_is_invalid_parameter, "instead of invalid parameter";
+    ignoring_the_boot_device: IgnoresBootDevice
+        by all_supported_boot_devices_roundtrip, "not reached within";
+    a_persistence_flag_that_lies: PersistentAlways
+        by all_supported_boot_devices_roundtrip, "reads back persistent=true";
+    an_optional_method_failing_as_other: OptionalAsOther
+        by optional_methods_work_or_are_unsupported, "instead of working or being unsupported";
+    retryable_wrong_credentials_in_management: RetryableAuth
+        by management_wrong_credentials_are_final, "is marked retryable";
+    a_password_in_a_management_error: PasswordInError
+        by management_secrets_never_leak, "a secret of driver_info appears";
+    a_password_in_the_management_debug_output: PasswordInDebug
+        by management_secrets_never_leak, "a secret of driver_info appears";
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "does not name the missing key")]
+async fn a_validate_error_that_does_not_name_the_key() {
+    let (_bmc, f) = fixture().await;
+    let d = ToyDriver::new(Broken::ValidateVague);
+    testkit::validate_reports_missing_keys(&*d, &f.task);
+}
+
+/// The same rules hold for the fakes, through a registry-resolved driver: a stuck
+/// fake BMC makes the action time out, not retryably, and an action returns once
+/// reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_power_interface_honours_the_timeout_rule() {
+    let mut reg = InterfaceRegistry::with_noop();
+    let control = fake::register(&mut reg, fake::FakeConfig::default());
+    let mut node = Node::new(FAKE_HARDWARE.name);
+    reg.resolve_interfaces(&mut node).unwrap();
+    let driver = reg.driver_for(&node).unwrap();
+    let uuid = node.uuid;
+    let c = control.clone();
+    let f = BmcFixture::new(Task::new(node).with_driver(driver.clone()))
+        .with_patience(Patience {
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_millis(10),
+        })
+        .with_action_timeout(Duration::from_millis(300))
+        .with_stall(move |stuck| c.set_power_stuck(uuid, stuck));
+    let power: Arc<dyn PowerInterface> = driver.power;
+    assert_eq!(
+        testkit::power_action_timeout_is_final(&*power, &f).await,
+        Outcome::Passed
+    );
+    assert_eq!(
+        testkit::set_power_state_returns_once_reached(&*power, &f).await,
+        Outcome::Passed
+    );
+}
