@@ -69,6 +69,36 @@ if [ -n "$ironic_pkgs" ]; then
   fi
 fi
 
+# PostgreSQL (ironic-core's PostgresStore and the multi-conductor tests): when nothing
+# answers on 127.0.0.1:5432, start the newest Debian cluster (no systemd here), then make
+# sure the role and database the tests use exist. Each test creates and drops its own
+# database (the role has CREATEDB), so concurrent runs do not collide. Another server can
+# be used instead by pointing IRONIC_TEST_POSTGRES_URL at it.
+if [ -z "${IRONIC_TEST_POSTGRES_URL:-}" ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  as_postgres() { (cd /tmp && if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi); }
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+    if [ -z "$ver" ]; then
+      ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+      $SUDO pg_createcluster "$ver" main >/dev/null
+    fi
+    echo "setup-test-deps: starting PostgreSQL $ver"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "setup-test-deps: PostgreSQL did not start" >&2; exit 1; }
+  fi
+  if ! PGPASSWORD=ironic_test psql -h 127.0.0.1 -U ironic_test -d ironic_test -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    echo "setup-test-deps: creating the PostgreSQL role and database ironic_test"
+    as_postgres psql -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ironic_test') THEN
+          CREATE ROLE ironic_test LOGIN CREATEDB PASSWORD 'ironic_test';
+        END IF; END \$\$;"
+    as_postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname = 'ironic_test'" | grep -q 1 \
+      || as_postgres createdb -O ironic_test ironic_test
+  fi
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup-test-deps: installing cargo-nextest (runs the tests in parallel processes)"
   cargo install --locked cargo-nextest || echo "setup-test-deps: cargo-nextest could not be installed; tests will run with cargo test"

@@ -38,6 +38,20 @@ macro_rules! conformance_tests {
             )+
         }
 
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = super::conformance::TestDatabase::create().await;
+                    let store = ironic_core::store::PostgresStore::connect(db.url())
+                        .await
+                        .expect("connect to the test database");
+                    super::conformance::$check(&store).await;
+                    store.close().await;
+                }
+            )+
+        }
+
         mod sqlite_memory {
             $(
                 #[tokio::test]
@@ -87,6 +101,24 @@ fn every_check_of_the_kit_is_run() {
         kit, LISTED,
         "add new conformance checks to conformance_tests!"
     );
+}
+
+/// The kit's promise that checks may share one store and run concurrently, on
+/// PostgreSQL (several connections really at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_checks_share_one_postgres_database_concurrently() {
+    let db = conformance::TestDatabase::create().await;
+    let store = ironic_core::store::PostgresStore::connect(db.url())
+        .await
+        .expect("connect to the test database");
+    let shared: &dyn Store = &store;
+    futures::future::join_all(
+        conformance::all()
+            .into_iter()
+            .map(|(_, check)| check(shared)),
+    )
+    .await;
+    store.close().await;
 }
 
 /// The kit's promise that checks may share one store and run concurrently.

@@ -2,6 +2,7 @@
 //!
 //! * [`MemoryStore`]: in memory, for tests and scale runs.
 //! * `SqliteStore` (feature `sqlite`, default): the embedded default; one file, WAL.
+//! * `PostgresStore` (feature `postgres`): several conductors on one database.
 //!
 //! The trait speaks in model types and plain queries only (no SQL), so a PostgreSQL
 //! store can be added without changing it. Reservations (node locks) live in the
@@ -10,10 +11,14 @@
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore, redact_url};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 

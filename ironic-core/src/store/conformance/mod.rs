@@ -39,6 +39,8 @@
 mod listing;
 mod nodes;
 mod related;
+#[cfg(feature = "postgres")]
+mod test_database;
 mod volume;
 
 use std::future::Future;
@@ -63,6 +65,8 @@ pub use related::{
     conductors_upsert_and_touch, deleting_a_portgroup_keeps_its_ports, history_is_capped,
     mac_addresses_are_unique, port_and_portgroup_crud,
 };
+#[cfg(feature = "postgres")]
+pub use test_database::{DEFAULT_TEST_POSTGRES_URL, TestDatabase};
 pub use volume::{runbook_crud, volume_connector_crud, volume_target_crud};
 
 /// A conformance check, boxed so that [`all`] can list them.
