@@ -100,19 +100,29 @@ pub enum Backend {
     Sqlite,
     /// In memory (lost at exit; for experiments and scale runs).
     Memory,
+    /// A PostgreSQL database (`url`), which several `ironic serve` processes share
+    /// as conductors of one deployment.
+    Postgres,
 }
 
 /// `[storage]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite` or `memory`.
+    /// `sqlite`, `memory` or `postgres`.
     pub backend: Backend,
     /// Directory holding `ironic.sqlite` and other state.
     pub data_dir: PathBuf,
     /// Serve reads of nodes, ports, port groups and chassis from an in-memory
-    /// mirror (writes still go to SQLite first).
+    /// mirror (writes still go to SQLite first). SQLite only: with PostgreSQL other
+    /// processes write too.
     pub cache: bool,
+    /// The PostgreSQL database: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
+    /// (libpq query parameters such as `sslmode` allowed). Never logged with its
+    /// password.
+    pub url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub max_connections: u32,
 }
 
 impl Default for StorageConfig {
@@ -121,6 +131,8 @@ impl Default for StorageConfig {
             backend: Backend::Sqlite,
             data_dir: PathBuf::from("./ironic-data"),
             cache: true,
+            url: None,
+            max_connections: 10,
         }
     }
 }
@@ -416,6 +428,32 @@ impl Config {
             crate::network::build(self).map_err(ConfigError::Invalid)?;
         }
         crate::network::inspect_config(self).map_err(ConfigError::Invalid)?;
+        match (&self.storage.backend, &self.storage.url) {
+            (Backend::Postgres, None) => {
+                return Err(ConfigError::Invalid(
+                    "storage.backend = \"postgres\" needs storage.url (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; or IRONIC__STORAGE__URL)".into(),
+                ));
+            }
+            (Backend::Postgres, Some(url))
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) =>
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.url must be a postgres:// URL, got {}",
+                    ironic_core::store::redact_url(url)
+                )));
+            }
+            (Backend::Sqlite | Backend::Memory, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "storage.url is only read with storage.backend = \"postgres\"".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.storage.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.max_connections must be at least 1".into(),
+            ));
+        }
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),

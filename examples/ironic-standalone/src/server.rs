@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ironic_core::InterfaceRegistry;
 use ironic_core::conductor::{Conductor, ConductorConfig};
 use ironic_core::model::InterfaceType;
-use ironic_core::store::{MemoryStore, SqliteStore, Store};
+use ironic_core::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiSettings, ApiState};
@@ -313,6 +313,16 @@ pub fn conductor_config(cfg: &Config) -> ConductorConfig {
 pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ServeError> {
     match cfg.storage.backend {
         Backend::Memory => Ok(Arc::new(MemoryStore::new())),
+        Backend::Postgres => {
+            // Config::check made sure there is a postgres:// URL.
+            let url = cfg.storage.url.as_deref().unwrap_or_default();
+            let mut options = PostgresOptions::default();
+            options.max_connections = cfg.storage.max_connections;
+            let store = PostgresStore::connect_with(url, options)
+                .await
+                .map_err(|e| ServeError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
         Backend::Sqlite => {
             std::fs::create_dir_all(&cfg.storage.data_dir).map_err(|e| {
                 ServeError::Store(format!(
@@ -481,7 +491,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let launched = launch(&cfg).await?;
-    tracing::info!(listen = %launched.addr, data_dir = %cfg.storage.data_dir.display(), host = %launched.deployment.conductor.config().host, "ironic API and conductor running");
+    tracing::info!(listen = %launched.addr, store = ?launched.deployment.conductor.store(), host = %launched.deployment.conductor.config().host, "ironic API and conductor running");
     let app = launched.router();
     let Launched {
         listener,
