@@ -519,6 +519,16 @@ async fn run_command(
 
 /// A 16 MiB ext4 filesystem image with `files` (made by mke2fs, not by us).
 fn ext4_image(dir: &std::path::Path, uuid: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    ext4_image_with(dir, uuid, files, &[])
+}
+
+/// [`ext4_image`] with more `mkfs.ext4` options.
+fn ext4_image_with(
+    dir: &std::path::Path,
+    uuid: &str,
+    files: &[(&str, &[u8])],
+    extra: &[&str],
+) -> std::path::PathBuf {
     let tree = dir.join(format!("tree-{uuid}"));
     for (p, data) in files {
         let path = tree.join(p.trim_start_matches('/'));
@@ -535,15 +545,11 @@ fn ext4_image(dir: &std::path::Path, uuid: &str, files: &[(&str, &[u8])]) -> std
         .unwrap();
     tool(
         "mkfs.ext4",
-        &[
-            "-q",
-            "-F",
-            "-U",
-            uuid,
-            "-d",
-            tree.to_str().unwrap(),
-            img.to_str().unwrap(),
-        ],
+        &["-q", "-F", "-U", uuid, "-d", tree.to_str().unwrap()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .chain([img.to_str().unwrap()])
+            .collect::<Vec<_>>(),
     );
     img
 }
@@ -551,6 +557,12 @@ fn ext4_image(dir: &std::path::Path, uuid: &str, files: &[(&str, &[u8])]) -> std
 /// Boot `disk` in QEMU (BIOS or OVMF) and wait until the serial console shows
 /// `marker` (the image's grub.cfg echoes it): the boot loader really boots.
 fn boot_until(disk: &std::path::Path, uefi: bool, marker: &str) -> String {
+    boot_until_with(disk, uefi, marker, 512)
+}
+
+/// [`boot_until`] with the disk's logical sector size: 4096 presents it as a
+/// 4Kn virtio disk.
+fn boot_until_with(disk: &std::path::Path, uefi: bool, marker: &str, sector: u32) -> String {
     use std::io::Read;
     let dir = disk.parent().unwrap();
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -577,9 +589,18 @@ fn boot_until(disk: &std::path::Path, uefi: bool, marker: &str) -> String {
         .arg("-drive")
         .arg(format!("if=pflash,format=raw,file={}", vars.display()));
     }
-    cmd.arg("-drive")
-        .arg(format!("file={},format=raw,if=ide", disk.display()))
-        .stdin(Stdio::null())
+    if sector == 512 {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=ide", disk.display()));
+    } else {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+            .arg("-device")
+            .arg(format!(
+                "virtio-blk-pci,drive=d0,logical_block_size={sector},physical_block_size={sector}"
+            ));
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = Guard(
@@ -913,8 +934,9 @@ fn host_tool(name: &str, package: &str, args: &[&str]) -> String {
     });
     assert!(
         out.status.success(),
-        "{name} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "{name} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -1288,4 +1310,212 @@ async fn steps_on_a_block_device() {
     assert_eq!(v["erased"], json!(["dmesg-efi-177", "sub"]));
     assert_eq!(std::fs::read_dir(&pstore).unwrap().count(), 0);
     drop(rig);
+}
+
+/// 4Kn disks (4096-byte logical sectors), on a `losetup --sector-size 4096`
+/// loop device: a whole-disk image made for 512-byte sectors is refused; BIOS
+/// mode is refused before anything is written; a partition image in UEFI mode
+/// gets a GPT, an ESP (FAT with 4 KiB sectors) and a config drive that
+/// util-linux, sgdisk and dosfstools read back, GRUB, and the disk boots in
+/// OVMF as a virtio disk with 4 KiB blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_k_native_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("disk4k");
+    std::fs::File::create(&backing)
+        .unwrap()
+        .set_len(704 << 20)
+        .unwrap();
+    let dev = host_tool(
+        "losetup",
+        "mount",
+        &[
+            "--find",
+            "--show",
+            "--partscan",
+            "--sector-size",
+            "4096",
+            backing.to_str().unwrap(),
+        ],
+    );
+    let lo = Loop(dev.trim().to_owned());
+    assert_eq!(
+        host_tool("blockdev", "util-linux", &["--getss", &lo.0]).trim(),
+        "4096"
+    );
+    // a whole-disk GPT image made for 512-byte sectors (sfdisk on a file)
+    let wd = dir.path().join("wd512.raw");
+    std::fs::File::create(&wd)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let mut c = Command::new("sfdisk")
+        .args(["-q", wd.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    {
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"label: gpt\nstart=2048, size=8192, type=L\n")
+            .unwrap();
+    }
+    assert!(c.wait().unwrap().success());
+    let wd_data = std::fs::read(&wd).unwrap();
+    let uuid = "4b4e0c6a-2f31-4d5e-8a7b-9c0d1e2f3a4b";
+    let marker = "IRONIC-GRUB-OK-4kn";
+    // ext4 with 4 KiB blocks (Linux mounts no smaller block on a 4Kn disk)
+    let img = ext4_image_with(
+        dir.path(),
+        uuid,
+        &[
+            ("/boot/grub/grub.cfg", &grub_cfg(marker)),
+            // no newline at its end: the agent's entry must not be glued to it
+            (
+                "/etc/fstab",
+                format!("UUID={uuid} / ext4 defaults 0 1").as_bytes(),
+            ),
+        ],
+        &["-b", "4096"],
+    );
+    let data = std::fs::read(&img).unwrap();
+    let name = img.file_name().unwrap().to_str().unwrap().to_owned();
+    let srv = ImageServer::start(dir.path(), ServeOptions::new())
+        .await
+        .unwrap();
+    let mut rig = rig_on(false, dir, std::path::PathBuf::from(&lo.0), &[]).await;
+    let task = rig.attach().await;
+    let prepare = |info: Value, cd: Value| {
+        run_command(
+            &task,
+            "standby.prepare_image",
+            json!({"image_info": info, "configdrive": cd}),
+        )
+    };
+
+    let r = prepare(
+        json!({"id": "wd", "urls": [srv.url("wd512.raw")], "disk_format": "raw",
+            "os_hash_algo": "sha256", "os_hash_value": sha256_hex(&wd_data)}),
+        Value::Null,
+    )
+    .await;
+    let e = failed(&r);
+    assert!(
+        e.contains("made for 512-byte sectors") && e.contains("4096-byte logical sectors"),
+        "{e}"
+    );
+
+    let part_info = |mode: &str| {
+        json!({"id": "part", "urls": [srv.url(&name)], "disk_format": "raw",
+            "os_hash_algo": "sha256", "os_hash_value": sha256_hex(&data),
+            "image_type": "partition", "root_mb": 32, "swap_mb": 8, "ephemeral_mb": 0,
+            "deploy_boot_mode": mode, "boot_option": "local"})
+    };
+    // BIOS: refused before the disk is touched (the refused image is still there)
+    host_tool("wipefs", "util-linux", &["--all", "--quiet", &lo.0]);
+    let r = prepare(part_info("bios"), Value::Null).await;
+    let e = failed(&r);
+    assert!(
+        e.contains("legacy BIOS cannot boot") && e.contains("UEFI"),
+        "{e}"
+    );
+    assert_eq!(
+        host_tool("wipefs", "util-linux", &["--no-act", &lo.0]).trim(),
+        ""
+    );
+
+    let cd = ironic_deploy_agent::image::configdrive::build(
+        &json!({"meta_data": {"uuid": uuid, "hostname": "node-4kn"}}),
+    )
+    .expect("genisoimage is needed: apt-get install genisoimage");
+    let r = prepare(part_info("uefi"), json!(cd)).await;
+    assert_eq!(
+        r.command_status,
+        ironic_deploy_agent::protocol::CommandStatus::Succeeded,
+        "{r:?}"
+    );
+    // the table as util-linux and gdisk read it, in 4 KiB sectors: ESP, swap,
+    // root (the image, byte for byte), config drive
+    let sf: Value =
+        serde_json::from_str(&host_tool("sfdisk", "fdisk", &["--json", &lo.0])).unwrap();
+    let pt = &sf["partitiontable"];
+    assert_eq!(pt["label"], "gpt", "{sf}");
+    assert_eq!(pt["sectorsize"], 4096, "{sf}");
+    let parts = pt["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 4, "{sf}");
+    assert_eq!(parts[0]["start"], 256, "1 MiB in 4 KiB sectors: {sf}");
+    assert_eq!(parts[0]["size"], 550 * 256, "{sf}");
+    let verify = host_tool("sgdisk", "gdisk", &["--verify", &lo.0]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let root_start = parts[2]["start"].as_u64().unwrap() * 4096;
+    let mut root = vec![0u8; data.len()];
+    {
+        use std::os::unix::fs::FileExt;
+        std::fs::File::open(&backing)
+            .unwrap()
+            .read_exact_at(&mut root, root_start)
+            .unwrap();
+    }
+    assert!(root == data, "the root partition holds the image");
+    // the kernel re-read the table (the agent asked it to): each partition's
+    // filesystem as blkid sees it
+    let blkid = |n: u32, tag: &str| {
+        host_tool(
+            "blkid",
+            "util-linux",
+            &["-p", "-o", "value", "-s", tag, &lo.part(n)],
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(blkid(1, "TYPE"), "vfat");
+    assert_eq!(blkid(3, "UUID"), uuid);
+    assert_eq!(blkid(4, "TYPE"), "iso9660");
+    assert_eq!(blkid(4, "LABEL"), "config-2");
+    // dosfstools checks the ESP on the 4Kn device
+    host_tool("fsck.fat", "dosfstools", &["-n", &lo.part(1)]);
+
+    let uuids = run_command(&task, "standby.get_partition_uuids", json!({})).await;
+    let uuids = uuids.command_result.unwrap();
+    assert_eq!(uuids["root uuid"], uuid, "{uuids}");
+    let r = run_command(
+        &task,
+        "image.install_bootloader",
+        json!({"root_uuid": uuid, "efi_system_part_uuid": uuids["efi system partition uuid"],
+            "prep_boot_part_uuid": null, "target_boot_mode": "uefi"}),
+    )
+    .await;
+    let msg = ok(&r);
+    assert!(msg.to_string().contains("BOOTX64.EFI"), "{msg}");
+    // (not fsck.fat again: fatfs 0.3.6 gives the directories it creates long
+    // names for "." and ".." and a ".." of 2 for the root, which fsck.fat
+    // repairs; mtools, Linux and OVMF read them)
+    let efi = host_tool("mdir", "mtools", &["-b", "-i", &lo.part(1), "::/EFI/BOOT"]);
+    assert!(efi.contains("BOOTX64.EFI"), "{efi}");
+    // IPA's _append_uefi_to_fstab: the ESP by its FAT volume id, once
+    let vid = uuids["efi system partition uuid"].as_str().unwrap();
+    // read through the disk the agent wrote (the partition's device has its
+    // own page cache, filled by blkid above)
+    let fstab = host_tool(
+        "debugfs",
+        "e2fsprogs",
+        &[
+            "-R",
+            "cat /etc/fstab",
+            &format!("{}?offset={root_start}", lo.0),
+        ],
+    );
+    assert_eq!(
+        fstab,
+        format!("UUID={uuid} / ext4 defaults 0 1\nUUID={vid}\t/boot/efi\tvfat\tumask=0077\t0\t1\n"),
+        "{msg}"
+    );
+    assert!(msg.to_string().contains("added to /etc/fstab"), "{msg}");
+    host_tool("sync", "coreutils", &[]);
+    let console = boot_until_with(&backing, true, marker, 4096);
+    assert!(console.contains(marker));
+    drop(rig);
+    drop(lo);
 }

@@ -241,6 +241,7 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
             )
             .await?;
             tracing::info!(image = %info.id, bytes = r.image_size, seconds = r.seconds, "image written");
+            partition::check_image_sector_size(&f, partition::sector_size(&f))?;
             partition::fix_gpt(&f, size)?;
             // IPA's get_disk_identifier: the MBR signature (0x00000000 on most
             // GPT images, which tells install_bootloader there is no GRUB to install)
@@ -255,6 +256,10 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
                 return Err(AgentError::InvalidParams(
                     "partition images need root_mb".into(),
                 ));
+            }
+            if info.boot_mode.as_deref() != Some("uefi") {
+                // before anything is written
+                super::grub::refuse_bios_on_4kn(&f)?;
             }
             let layout = partition_layout(&info);
             let gpt = layout.disk_label == "gpt";
@@ -292,6 +297,24 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
                 );
             }
             root_uuid = partition::fs_uuid(&f, root.start).or_else(|| Some(root.uuid.clone()));
+        }
+    }
+    // as IPA's trigger_device_rescan: the kernel learns the new partitions
+    // (a file disk has none to learn) with partprobe, which adds them one by
+    // one (BLKPG) where a whole-table re-read is not done (loop devices)
+    drop(f);
+    if std::fs::metadata(&path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_block_device()
+    }) {
+        let dev_arg = [dev.name.clone()];
+        if let Err(e) = super::steps::run_tool("partprobe", &dev_arg).await {
+            tracing::info!(device = %dev.name, error = %e, "partprobe failed, asking for a re-read");
+            if let Err(e) =
+                super::steps::run_tool("blockdev", &["--rereadpt".into(), dev.name.clone()]).await
+            {
+                tracing::warn!(device = %dev.name, error = %e, "the kernel did not re-read the partition table");
+            }
         }
     }
     // the shape of IPA's get_partition_uuids: whole-disk images report only the

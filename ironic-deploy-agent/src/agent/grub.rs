@@ -203,6 +203,19 @@ pub fn embed_bios(
         .map_err(|e| AgentError::io("fsync after GRUB", e))
 }
 
+/// Legacy BIOS reads disks in 512-byte sectors (so do GRUB's boot.img and
+/// the block lists of its core image): a 4Kn disk can only boot with UEFI.
+pub(crate) fn refuse_bios_on_4kn(f: &std::fs::File) -> Result<()> {
+    let ss = partition::sector_size(f);
+    if ss != partition::SECTOR {
+        return Err(AgentError::InvalidParams(format!(
+            "the disk has {ss}-byte logical sectors: legacy BIOS cannot boot it, \
+             deploy it in UEFI boot mode"
+        )));
+    }
+    Ok(())
+}
+
 /// Where the BIOS core image goes: the BIOS boot partition (GPT) or the gap
 /// between the MBR and the first partition (msdos).
 fn bios_core_location(table: &partition::Table) -> Result<(u64, u64)> {
@@ -360,6 +373,63 @@ fn root_partition(f: &std::fs::File, root_uuid: &str) -> Result<partition::Parti
         })
 }
 
+/// IPA's `_append_uefi_to_fstab`: when the image has an `/etc/fstab` that
+/// does not name the ESP yet, add it at `/boot/efi` (`vfat`, `umask=0077`), by
+/// `UUID=` (the FAT volume id) or, when the conductor named the ESP by its
+/// partition GUID, `PARTUUID=`. Written with `debugfs` (ext2/3/4 roots; other
+/// root filesystems are left alone and said so). As IPA, a failure here does
+/// not fail the deployment: it is logged and said in the result.
+async fn append_uefi_to_fstab(
+    device: &Path,
+    root: &partition::Partition,
+    esp: &partition::Partition,
+    volume_id: &str,
+    given: Option<&str>,
+) -> Option<String> {
+    let (f, _) = image::open_device(device).ok()?;
+    if partition::ext_uuid(&f, root.start).is_none() {
+        tracing::info!("the root filesystem is not ext2/3/4: /etc/fstab left as it is");
+        return Some("/etc/fstab not updated (the root filesystem is not ext2/3/4)".into());
+    }
+    let (label, id) = match given.filter(|g| !g.is_empty()) {
+        Some(g) if g.eq_ignore_ascii_case(&esp.uuid) => ("PARTUUID", g),
+        Some(g) => ("UUID", g),
+        None => ("UUID", volume_id),
+    };
+    if !matches!(ext4_metadata(&f, root, "/etc/fstab"), Ok(Some(_)))
+        || ext4_is_dir(&f, root, "/etc/fstab").unwrap_or(true)
+    {
+        return None; // no fstab: nothing to do, as IPA
+    }
+    let mut text = match ext4_read(&f, root, "/etc/fstab") {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the image's /etc/fstab");
+            return Some(format!("/etc/fstab not updated: {e}"));
+        }
+    };
+    let entry = format!("{label}={id}");
+    if text.contains(&entry) {
+        return None;
+    }
+    // IPA appends as is; a last line without its newline would be merged
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{entry}\t/boot/efi\tvfat\tumask=0077\t0\t1\n"));
+    drop(f);
+    match super::steps::inject::ext_write(device, root, "/etc/fstab", text.as_bytes()).await {
+        Ok(()) => {
+            tracing::info!(%entry, "the ESP added to the image's /etc/fstab");
+            Some(format!("/boot/efi ({entry}) added to /etc/fstab"))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "adding the ESP to /etc/fstab");
+            Some(format!("/etc/fstab not updated: {e}"))
+        }
+    }
+}
+
 /// Install GRUB for the partition image on `device`.
 pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<String> {
     let root_uuid = p.root_uuid.clone().ok_or_else(|| {
@@ -377,13 +447,13 @@ pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<Strin
             .ok_or_else(|| {
                 AgentError::NoRootDevice(format!("no EFI System Partition on {}", device.display()))
             })?;
-        let (copied, have_fallback) = {
+        let (copied, have_fallback, volume_id) = {
             let fat = esp::open(&f, &part)?;
             let copied = copy_efi_assets(&f, &root, &fat)?;
             let have_fallback = esp::find_loaders(&fat)?
                 .iter()
                 .any(|l| l.path.eq_ignore_ascii_case("\\EFI\\BOOT\\BOOTX64.EFI"));
-            (copied, have_fallback)
+            (copied, have_fallback, esp::volume_id(&fat))
         };
         let mut what = Vec::new();
         if copied > 0 {
@@ -399,6 +469,17 @@ pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<Strin
         }
         f.sync_all()
             .map_err(|e| AgentError::io("fsync after the ESP", e))?;
+        if let Some(said) = append_uefi_to_fstab(
+            device,
+            &root,
+            &part,
+            &volume_id,
+            p.efi_system_part_uuid.as_deref(),
+        )
+        .await
+        {
+            what.push(said);
+        }
         // now the NVRAM entry, as for a whole-disk image
         let p2 = Params {
             efi_system_part_uuid: p.efi_system_part_uuid.clone(),
@@ -407,6 +488,7 @@ pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<Strin
         let nvram = super::bootloader::uefi_entries(st, device, &p2).await?;
         return Ok(format!("UEFI: {}; {nvram}", what.join(", ")));
     }
+    refuse_bios_on_4kn(&f)?;
     let table = partition::read_table(&f)?;
     let (start, room) = bios_core_location(&table)?;
     let boot_img = std::fs::read(Path::new(GRUB_LIB).join("i386-pc/boot.img")).map_err(|e| {

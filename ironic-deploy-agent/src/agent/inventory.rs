@@ -62,8 +62,9 @@ fn link_name(p: &Path) -> Option<String> {
 /// Block devices of type disk (no loop, ram, device-mapper, CD-ROM or zram).
 pub fn disks(cfg: &AgentConfig) -> Vec<BlockDevice> {
     if let Some(p) = &cfg.root_device {
-        let size = std::fs::File::open(p)
-            .ok()
+        let f = std::fs::File::open(p).ok();
+        let ss = f.as_ref().map_or(512, crate::image::partition::sector_size);
+        let size = f
             .and_then(|mut f| crate::image::device_size(&mut f, p).ok())
             .unwrap_or(0);
         return vec![BlockDevice {
@@ -78,8 +79,8 @@ pub fn disks(cfg: &AgentConfig) -> Vec<BlockDevice> {
             wwn_vendor_extension: None,
             hctl: None,
             by_path: None,
-            logical_sectors: Some(512),
-            physical_sectors: Some(512),
+            logical_sectors: Some(ss),
+            physical_sectors: Some(ss),
             tran: None,
         }];
     }

@@ -122,9 +122,12 @@ pub fn open(f: &File, part: &Partition) -> Result<Fat> {
 }
 
 /// Make a FAT filesystem on `part` (FAT32 when it is big enough, as
-/// `mkfs.vfat` picks), labelled `label`; returns its volume id as `blkid`
-/// prints it (`ABCD-1234`).
+/// `mkfs.vfat` picks), labelled `label`, with the disk's logical sector size
+/// as its sector size (4096 on a 4Kn disk, as `mkfs.vfat` does there: UEFI and
+/// Linux read no FAT whose sectors are smaller than the disk's); returns its
+/// volume id as `blkid` prints it (`ABCD-1234`).
 pub fn format(f: &File, part: &Partition, label: &str) -> Result<String> {
+    let ss = super::partition::sector_size(f);
     let mut r = Region::new(f, part.start, part.len)?;
     let mut l = [b' '; 11];
     for (d, s) in l.iter_mut().zip(label.to_ascii_uppercase().bytes()) {
@@ -135,7 +138,8 @@ pub fn format(f: &File, part: &Partition, label: &str) -> Result<String> {
         &mut r,
         fatfs::FormatVolumeOptions::new()
             .volume_label(l)
-            .volume_id(id),
+            .volume_id(id)
+            .bytes_per_sector(ss as u16),
     )
     .map_err(|e| AgentError::io(format!("formatting partition {}", part.number), e))?;
     Ok(volume_id_string(id))

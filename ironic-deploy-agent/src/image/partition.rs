@@ -2,6 +2,10 @@
 //! `parted`: move a whole-disk image's backup GPT to the end of a bigger disk,
 //! add the config drive partition at the end of the disk, make a partition table
 //! for a partition image, and find partitions by label.
+//!
+//! Every table is read and written in the disk's logical sector size (512 bytes,
+//! or 4096 on 4Kn disks): a block device says it (`BLKSSZGET`); a file is taken
+//! as 512-byte sectors unless it holds a GPT made for 4096-byte ones.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -10,12 +14,95 @@ use uuid::Uuid;
 
 use crate::error::{AgentError, Result};
 
-/// Logical sector size assumed for files and most disks.
+/// Logical sector size of files and most disks.
 pub const SECTOR: u64 = 512;
-const ALIGN: u64 = 2048; // 1 MiB in sectors
+/// Logical sector size of 4Kn ("4K native") disks.
+pub const SECTOR_4K: u64 = 4096;
+const ALIGN_BYTES: u64 = 1 << 20; // partitions start on 1 MiB boundaries
 const ENTRIES: u64 = 128;
 const ENTRY_SIZE: u64 = 128;
-const ENTRY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR; // 32
+
+/// Sectors of the GPT partition array (32 with 512-byte sectors, 4 with 4096).
+fn entry_sectors(ss: u64) -> u64 {
+    (ENTRIES * ENTRY_SIZE).div_ceil(ss)
+}
+
+/// 1 MiB in sectors.
+fn align(ss: u64) -> u64 {
+    ALIGN_BYTES / ss
+}
+
+/// The logical sector size of `f`: what the kernel says of a block device
+/// (`BLKSSZGET`); for a regular file, 4096 when it holds a GPT made for
+/// 4096-byte sectors (and none for 512-byte ones), else 512.
+pub fn sector_size(f: &File) -> u64 {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(m) = f.metadata()
+        && m.file_type().is_block_device()
+    {
+        return match rustix::fs::ioctl_blksszget(f) {
+            Ok(n) if n.is_power_of_two() && (512..=65536).contains(&n) => u64::from(n),
+            _ => SECTOR,
+        };
+    }
+    let gpt_at = |off: u64| {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, off).is_ok() && &b == b"EFI PART"
+    };
+    if !gpt_at(SECTOR) && gpt_at(SECTOR_4K) {
+        SECTOR_4K
+    } else {
+        SECTOR
+    }
+}
+
+/// After a whole-disk image was written to a disk of `ss`-byte sectors: fail
+/// clearly when the image's partition table was made for another sector size
+/// (a 512-byte-sector image on a 4Kn disk, or the reverse): its partitions
+/// would point at the wrong places and nothing on it could be found or booted.
+/// IPA writes such an image and fails later, in `sgdisk` or at boot.
+pub fn check_image_sector_size(f: &File, ss: u64) -> Result<()> {
+    let gpt_at = |off: u64| {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, off).is_ok() && &b == b"EFI PART"
+    };
+    let mismatch = |made: u64| {
+        Err(AgentError::ImageFormat(format!(
+            "the image's partition table is made for {made}-byte sectors but the disk has \
+             {ss}-byte logical sectors: use an image built for {ss}-byte sectors"
+        )))
+    };
+    if gpt_at(ss) {
+        return Ok(());
+    }
+    for other in [SECTOR, SECTOR_4K] {
+        if other != ss && gpt_at(other) {
+            return mismatch(other);
+        }
+    }
+    // MBR: its partitions count in sectors; a filesystem found where they
+    // point with another sector size, and not with this one, tells
+    let m = read_at(f, 0, 512)?;
+    if m[510] != 0x55 || m[511] != 0xAA {
+        return Ok(());
+    }
+    for i in 0..4 {
+        let e = &m[446 + i * 16..446 + (i + 1) * 16];
+        let first = u64::from(le32(e, 8));
+        if e[4] == 0 || e[4] == 0xEE || first == 0 {
+            continue;
+        }
+        if fs_uuid(f, first * ss).is_some() {
+            return Ok(());
+        }
+        for other in [SECTOR, SECTOR_4K] {
+            if other != ss && fs_uuid(f, first * other).is_some() {
+                return mismatch(other);
+            }
+        }
+    }
+    Ok(())
+}
 
 /// GPT type GUID of Linux filesystem data.
 pub const LINUX_FS: Uuid = Uuid::from_u128(0x0FC63DAF_8483_4772_8E79_3D69D8477DE4);
@@ -129,8 +216,8 @@ struct GptEntry {
     name: String,
 }
 
-fn read_gpt(f: &File) -> Result<Option<(Uuid, Vec<GptEntry>)>> {
-    let h = read_at(f, SECTOR, SECTOR as usize)?;
+fn read_gpt(f: &File, ss: u64) -> Result<Option<(Uuid, Vec<GptEntry>)>> {
+    let h = read_at(f, ss, 512)?;
     if &h[..8] != b"EFI PART" {
         return Ok(None);
     }
@@ -156,7 +243,7 @@ fn read_gpt(f: &File) -> Result<Option<(Uuid, Vec<GptEntry>)>> {
             "GPT partition array is implausible".into(),
         ));
     }
-    let arr = read_at(f, entries_lba * SECTOR, (n * esz) as usize)?;
+    let arr = read_at(f, entries_lba * ss, (n * esz) as usize)?;
     if crc32fast::hash(&arr) != le32(&h, 88) {
         return Err(AgentError::ImageFormat(
             "GPT partition array checksum is wrong".into(),
@@ -193,17 +280,22 @@ fn read_gpt(f: &File) -> Result<Option<(Uuid, Vec<GptEntry>)>> {
     Ok(Some((disk_guid, out)))
 }
 
-/// Read the partition table of a device of `size` bytes.
+/// Read the partition table of a disk (in its logical sector size).
 pub fn read_table(f: &File) -> Result<Table> {
-    if let Some((disk_guid, entries)) = read_gpt(f)? {
+    read_table_ss(f, sector_size(f))
+}
+
+/// Read the partition table of a disk of `ss`-byte logical sectors.
+pub fn read_table_ss(f: &File, ss: u64) -> Result<Table> {
+    if let Some((disk_guid, entries)) = read_gpt(f, ss)? {
         let parts = entries
             .iter()
             .enumerate()
             .filter(|(_, e)| !e.type_guid.is_nil())
             .map(|(i, e)| Partition {
                 number: i as u32 + 1,
-                start: e.first * SECTOR,
-                len: (e.last + 1 - e.first) * SECTOR,
+                start: e.first * ss,
+                len: (e.last + 1 - e.first) * ss,
                 name: e.name.clone(),
                 uuid: e.uuid.to_string(),
                 kind: PartKind::Gpt(e.type_guid),
@@ -227,8 +319,8 @@ pub fn read_table(f: &File) -> Result<Table> {
         }
         parts.push(Partition {
             number: i as u32 + 1,
-            start: first * SECTOR,
-            len: count * SECTOR,
+            start: first * ss,
+            len: count * ss,
             name: String::new(),
             uuid: format!("{disk_id:08x}-{:02x}", i + 1),
             kind: PartKind::Mbr(ty),
@@ -237,14 +329,21 @@ pub fn read_table(f: &File) -> Result<Table> {
     Ok(Table::Mbr { disk_id, parts })
 }
 
-fn write_gpt(f: &File, disk_size: u64, disk_guid: Uuid, entries: &[GptEntry]) -> Result<()> {
-    let sectors = disk_size / SECTOR;
-    if sectors < 2 * (ENTRY_SECTORS + 2) + 1 {
+fn write_gpt(
+    f: &File,
+    ss: u64,
+    disk_size: u64,
+    disk_guid: Uuid,
+    entries: &[GptEntry],
+) -> Result<()> {
+    let sectors = disk_size / ss;
+    let entry_sectors = entry_sectors(ss);
+    if sectors < 2 * (entry_sectors + 2) + 1 {
         return Err(AgentError::DiskTooSmall("disk too small for a GPT".into()));
     }
     let last = sectors - 1;
-    let first_usable = 2 + ENTRY_SECTORS;
-    let last_usable = last - 1 - ENTRY_SECTORS;
+    let first_usable = 2 + entry_sectors;
+    let last_usable = last - 1 - entry_sectors;
     let mut arr = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
     for (i, e) in entries.iter().take(ENTRIES as usize).enumerate() {
         if e.type_guid.is_nil() {
@@ -270,7 +369,7 @@ fn write_gpt(f: &File, disk_size: u64, disk_guid: Uuid, entries: &[GptEntry]) ->
     }
     let arr_crc = crc32fast::hash(&arr);
     let header = |cur: u64, alt: u64, entries_lba: u64| {
-        let mut h = vec![0u8; SECTOR as usize];
+        let mut h = vec![0u8; ss as usize];
         h[..8].copy_from_slice(b"EFI PART");
         h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
         h[12..16].copy_from_slice(&92u32.to_le_bytes());
@@ -300,10 +399,10 @@ fn write_gpt(f: &File, disk_size: u64, disk_guid: Uuid, entries: &[GptEntry]) ->
     mbr[511] = 0xAA;
     let w = |off: u64, b: &[u8]| f.write_all_at(b, off).map_err(|e| io("writing the GPT", e));
     w(0, &mbr)?;
-    w(SECTOR, &header(1, last, 2))?;
-    w(2 * SECTOR, &arr)?;
-    w((last - ENTRY_SECTORS) * SECTOR, &arr)?;
-    w(last * SECTOR, &header(last, 1, last - ENTRY_SECTORS))?;
+    w(ss, &header(1, last, 2))?;
+    w(2 * ss, &arr)?;
+    w((last - entry_sectors) * ss, &arr)?;
+    w(last * ss, &header(last, 1, last - entry_sectors))?;
     f.sync_all()
         .map_err(|e| io("fsync after writing the GPT", e))
 }
@@ -311,8 +410,9 @@ fn write_gpt(f: &File, disk_size: u64, disk_guid: Uuid, entries: &[GptEntry]) ->
 /// After a whole-disk image was written: if it has a GPT made for a smaller disk,
 /// move the backup GPT to the end of this one (`sgdisk -e`).
 pub fn fix_gpt(f: &File, disk_size: u64) -> Result<()> {
-    if let Some((guid, entries)) = read_gpt(f)? {
-        write_gpt(f, disk_size, guid, &entries)?;
+    let ss = sector_size(f);
+    if let Some((guid, entries)) = read_gpt(f, ss)? {
+        write_gpt(f, ss, disk_size, guid, &entries)?;
     }
     Ok(())
 }
@@ -320,19 +420,21 @@ pub fn fix_gpt(f: &File, disk_size: u64) -> Result<()> {
 /// Create a new partition of `size` bytes at the end of the disk (after every
 /// existing partition), named `name` on GPT. Returns it.
 pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> Result<Partition> {
-    let sectors = disk_size / SECTOR;
-    let want = size.div_ceil(SECTOR);
-    match read_table(f)? {
+    let ss = sector_size(f);
+    let sectors = disk_size / ss;
+    let want = size.div_ceil(ss);
+    let align = align(ss);
+    match read_table_ss(f, ss)? {
         Table::Gpt { .. } => {
-            let (guid, mut entries) = read_gpt(f)?.expect("GPT present");
-            let last_usable = sectors - 2 - ENTRY_SECTORS;
+            let (guid, mut entries) = read_gpt(f, ss)?.expect("GPT present");
+            let last_usable = sectors - 2 - entry_sectors(ss);
             let used_end = entries
                 .iter()
                 .filter(|e| !e.type_guid.is_nil())
                 .map(|e| e.last)
                 .max()
-                .unwrap_or(2 + ENTRY_SECTORS);
-            let first = (last_usable + 1).saturating_sub(want) / ALIGN * ALIGN;
+                .unwrap_or(2 + entry_sectors(ss));
+            let first = (last_usable + 1).saturating_sub(want) / align * align;
             if last_usable + 1 < want || first <= used_end {
                 return Err(AgentError::DiskTooSmall(format!(
                     "no room for a {} MiB partition after the image's partitions",
@@ -363,11 +465,11 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 attrs: 0,
                 name: name.to_owned(),
             };
-            write_gpt(f, disk_size, guid, &entries)?;
+            write_gpt(f, ss, disk_size, guid, &entries)?;
             Ok(Partition {
                 number: slot as u32 + 1,
-                start: first * SECTOR,
-                len: want * SECTOR,
+                start: first * ss,
+                len: want * ss,
                 name: name.to_owned(),
                 uuid: uuid.to_string(),
                 kind: PartKind::Gpt(LINUX_FS),
@@ -382,11 +484,11 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
             })?;
             let used_end = parts
                 .iter()
-                .map(|p| (p.start + p.len) / SECTOR)
+                .map(|p| (p.start + p.len) / ss)
                 .max()
                 .unwrap_or(1);
             let end = sectors.min(0xFFFF_FFFF);
-            let first = end.saturating_sub(want) / ALIGN * ALIGN;
+            let first = end.saturating_sub(want) / align * align;
             if end < want || first < used_end {
                 return Err(AgentError::DiskTooSmall(format!(
                     "no room for a {} MiB partition after the image's partitions",
@@ -406,8 +508,8 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                 .map_err(|e| io("fsync after writing the MBR", e))?;
             Ok(Partition {
                 number: slot as u32 + 1,
-                start: first * SECTOR,
-                len: want * SECTOR,
+                start: first * ss,
+                len: want * ss,
                 name: String::new(),
                 uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
                 kind: PartKind::Mbr(0x83),
@@ -456,23 +558,25 @@ pub fn create_mbr(
             specs.len()
         )));
     }
-    let sectors = (disk_size / SECTOR).min(0xFFFF_FFFF);
+    let ss = sector_size(f);
+    let align = align(ss);
+    let sectors = (disk_size / ss).min(0xFFFF_FFFF);
     let disk_id: u32 = crate::agent::entropy::u32() | 1;
-    let mut m = vec![0u8; SECTOR as usize];
+    let mut m = vec![0u8; 512];
     m[440..444].copy_from_slice(&disk_id.to_le_bytes());
     let mut parts = Vec::new();
-    let mut next = ALIGN;
+    let mut next = align;
     for (i, s) in specs.iter().enumerate() {
         let len = if s.size == 0 {
-            sectors.saturating_sub(next) / ALIGN * ALIGN
+            sectors.saturating_sub(next) / align * align
         } else {
-            s.size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN
+            s.size.div_ceil(ss).div_ceil(align) * align
         };
         if len == 0 || next + len > sectors {
             return Err(AgentError::DiskTooSmall(format!(
                 "partition {:?} of {} MiB does not fit the {} MiB disk",
                 s.name,
-                (len * SECTOR) >> 20,
+                (len * ss) >> 20,
                 disk_size >> 20
             )));
         }
@@ -486,8 +590,8 @@ pub fn create_mbr(
         e[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         parts.push(Partition {
             number: i as u32 + 1,
-            start: next * SECTOR,
-            len: len * SECTOR,
+            start: next * ss,
+            len: len * ss,
             name: s.name.clone(),
             uuid: format!("{disk_id:08x}-{:02x}", i + 1),
             kind: PartKind::Mbr(ty),
@@ -497,13 +601,13 @@ pub fn create_mbr(
     m[510] = 0x55;
     m[511] = 0xAA;
     // wipe whatever table was there (a backup GPT at the end too)
-    f.write_all_at(&vec![0u8; (ALIGN * SECTOR) as usize], 0)
+    f.write_all_at(&vec![0u8; ALIGN_BYTES as usize], 0)
         .map_err(|e| io("wiping the old partition table", e))?;
-    let tail = (disk_size / SECTOR).saturating_sub(ENTRY_SECTORS + 1);
-    if tail > ALIGN {
+    let tail = (disk_size / ss).saturating_sub(entry_sectors(ss) + 1);
+    if tail > align {
         f.write_all_at(
-            &vec![0u8; ((ENTRY_SECTORS + 1) * SECTOR) as usize],
-            tail * SECTOR,
+            &vec![0u8; ((entry_sectors(ss) + 1) * ss) as usize],
+            tail * ss,
         )
         .map_err(|e| io("wiping the old backup GPT", e))?;
     }
@@ -517,28 +621,30 @@ pub fn create_mbr(
 /// Write a fresh GPT with `specs` laid out from 1 MiB, 1 MiB aligned, and
 /// return the partitions.
 pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid, Vec<Partition>)> {
-    let sectors = disk_size / SECTOR;
-    if sectors < ALIGN + 2 * (ENTRY_SECTORS + 2) {
+    let ss = sector_size(f);
+    let align = align(ss);
+    let sectors = disk_size / ss;
+    if sectors < align + 2 * (entry_sectors(ss) + 2) {
         return Err(AgentError::DiskTooSmall(format!(
             "a {disk_size}-byte disk cannot hold a partition table"
         )));
     }
-    let last_usable = sectors - 2 - ENTRY_SECTORS;
+    let last_usable = sectors - 2 - entry_sectors(ss);
     let guid = crate::agent::entropy::uuid_v4();
     let mut entries = Vec::new();
     let mut parts = Vec::new();
-    let mut next = ALIGN;
+    let mut next = align;
     for (i, s) in specs.iter().enumerate() {
         let len = if s.size == 0 {
             (last_usable + 1).saturating_sub(next)
         } else {
-            s.size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN
+            s.size.div_ceil(ss).div_ceil(align) * align
         };
         if len == 0 || next + len - 1 > last_usable {
             return Err(AgentError::DiskTooSmall(format!(
                 "partition {:?} of {} MiB does not fit the {} MiB disk",
                 s.name,
-                (len * SECTOR) >> 20,
+                (len * ss) >> 20,
                 disk_size >> 20
             )));
         }
@@ -553,8 +659,8 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
         });
         parts.push(Partition {
             number: i as u32 + 1,
-            start: next * SECTOR,
-            len: len * SECTOR,
+            start: next * ss,
+            len: len * ss,
             name: s.name.clone(),
             uuid: uuid.to_string(),
             kind: PartKind::Gpt(s.type_guid),
@@ -562,9 +668,9 @@ pub fn create_gpt(f: &File, disk_size: u64, specs: &[PartSpec]) -> Result<(Uuid,
         next += len;
     }
     // wipe whatever table was there
-    f.write_all_at(&vec![0u8; (ALIGN * SECTOR) as usize], 0)
+    f.write_all_at(&vec![0u8; ALIGN_BYTES as usize], 0)
         .map_err(|e| io("wiping the old partition table", e))?;
-    write_gpt(f, disk_size, guid, &entries)?;
+    write_gpt(f, ss, disk_size, guid, &entries)?;
     Ok((guid, parts))
 }
 
@@ -731,5 +837,85 @@ mod tests {
         let t = read_table(&f).unwrap();
         assert_eq!(t.disk_identifier().unwrap(), "0xdeadbeef");
         assert_eq!(t.partitions().len(), 2);
+    }
+
+    #[test]
+    fn gpt_in_4096_byte_sectors() {
+        let (_d, f) = disk(64 << 20);
+        // a GPT made for a 4Kn disk of 32 MiB (8192 sectors), as sgdisk writes it
+        let root = GptEntry {
+            type_guid: LINUX_FS,
+            uuid: Uuid::new_v4(),
+            first: 256,
+            last: 256 + 2048 - 1,
+            attrs: 0,
+            name: "root".into(),
+        };
+        write_gpt(&f, SECTOR_4K, 32 << 20, Uuid::new_v4(), &[root]).unwrap();
+        assert_eq!(sector_size(&f), SECTOR_4K);
+        let at = |off: u64, len: usize| read_at(&f, off, len).unwrap();
+        assert_eq!(at(4096, 8), b"EFI PART");
+        assert_eq!(at(512, 8), [0u8; 8], "nothing at the 512-byte LBA 1");
+        assert_eq!(at((32 << 20) - 4096, 8), b"EFI PART", "backup header");
+        // the protective MBR counts 4 KiB sectors
+        assert_eq!(le32(&at(0, 512), 446 + 12), 8191);
+        let t = read_table(&f).unwrap();
+        assert_eq!(t.partitions()[0].start, 1 << 20);
+        assert_eq!(t.partitions()[0].len, 8 << 20);
+        check_image_sector_size(&f, SECTOR_4K).unwrap();
+        let e = check_image_sector_size(&f, SECTOR).unwrap_err().to_string();
+        assert!(e.contains("made for 4096-byte sectors"), "{e}");
+        // grown to 64 MiB and a config drive added, all in 4 KiB sectors
+        fix_gpt(&f, 64 << 20).unwrap();
+        assert_eq!(at((64 << 20) - 4096, 8), b"EFI PART");
+        let p = add_partition_at_end(&f, 64 << 20, 16 << 20, "config-2").unwrap();
+        assert_eq!(p.start % (1 << 20), 0);
+        assert_eq!(p.len, 16 << 20);
+        // the backup array takes 4 sectors of 4 KiB before the backup header
+        assert!(p.start + p.len <= (64 << 20) - 5 * 4096);
+        let t = read_table(&f).unwrap();
+        assert_eq!(t.partitions().len(), 2);
+        assert_eq!(t.partitions()[1], p);
+    }
+
+    #[test]
+    fn images_for_another_sector_size_are_refused() {
+        // a GPT for 512-byte sectors on a 4Kn disk
+        let (_d, f) = disk(32 << 20);
+        create_gpt(
+            &f,
+            32 << 20,
+            &[PartSpec {
+                name: "root".into(),
+                type_guid: LINUX_FS,
+                size: 8 << 20,
+            }],
+        )
+        .unwrap();
+        check_image_sector_size(&f, SECTOR).unwrap();
+        let e = check_image_sector_size(&f, SECTOR_4K)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("made for 512-byte sectors") && e.contains("4096-byte logical sectors"),
+            "{e}"
+        );
+        // an MBR whose partition holds an ext4 superblock where 512-byte
+        // sectors put it, not where 4096-byte ones do
+        let (_d, g) = disk(32 << 20);
+        let mut m = vec![0u8; 512];
+        m[446 + 4] = 0x83;
+        m[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        m[446 + 12..446 + 16].copy_from_slice(&8192u32.to_le_bytes());
+        m[510] = 0x55;
+        m[511] = 0xAA;
+        g.write_all_at(&m, 0).unwrap();
+        g.write_all_at(&[0x53, 0xEF], (1 << 20) + 1024 + 0x38)
+            .unwrap();
+        check_image_sector_size(&g, SECTOR).unwrap();
+        assert!(check_image_sector_size(&g, SECTOR_4K).is_err());
+        // no table at all: nothing to check
+        let (_d, h) = disk(1 << 20);
+        check_image_sector_size(&h, SECTOR_4K).unwrap();
     }
 }

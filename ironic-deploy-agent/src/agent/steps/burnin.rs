@@ -82,6 +82,10 @@ pub(crate) fn fio_disk_args(node: &Value, disks: &[String]) -> Vec<String> {
         "1",
         "--continue_on_error",
         "verify",
+        // fio would leave a `<job>-verify.state` file in the agent's working
+        // directory (IPA's does, in the ramdisk's /)
+        "--verify_state_save",
+        "0",
     ]);
     args.extend([
         "--loops".into(),

@@ -393,6 +393,36 @@ fn find_with_dir(dev: &Path, dir: &str) -> Result<Target> {
     )))
 }
 
+/// Write `data` as `path` (an existing file keeps its mode and owner) in the
+/// ext2/3/4 filesystem of partition `part` of `device`, with `debugfs -w`.
+pub(crate) async fn ext_write(
+    device: &Path,
+    part: &partition::Partition,
+    path: &str,
+    data: &[u8],
+) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("ironic-agent-write-{}", crate::agent::entropy::uuid_v4()));
+    std::fs::create_dir_all(&tmp).map_err(|e| AgentError::io("creating a temp dir", e))?;
+    let t = Target {
+        device: device.to_owned(),
+        part: part.clone(),
+        dev_node: String::new(),
+    };
+    let file = InjectFile {
+        path: path.to_owned(),
+        partition: None,
+        content: None,
+        deleted: false,
+        mode: None,
+        dirmode: None,
+        owner: None,
+        group: None,
+    };
+    let r = ext_apply(&t, &file, Some(data), &tmp).await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
+
 /// Write (or delete) one file in an ext2/3/4 filesystem with `debugfs -w`.
 async fn ext_apply(t: &Target, file: &InjectFile, data: Option<&[u8]>, tmp: &Path) -> Result<()> {
     use crate::agent::grub::{ext4_is_dir, ext4_metadata};
@@ -582,7 +612,7 @@ pub(crate) async fn inject_files(
     let verify_ca = args.get("verify_ca").cloned().unwrap_or(Value::Bool(true));
     let http = client(st, &verify_ca)?;
     let dev = crate::agent::commands::root_device_path(st).await?;
-    let tmp = std::env::temp_dir().join(format!("ironic-agent-inject-{}", uuid::Uuid::new_v4()));
+    let tmp = std::env::temp_dir().join(format!("ironic-agent-inject-{}", crate::agent::entropy::uuid_v4()));
     std::fs::create_dir_all(&tmp).map_err(|e| AgentError::io("creating a temp dir", e))?;
     let result = async {
         let mut done = Vec::new();
