@@ -401,7 +401,10 @@ pub(crate) async fn ext_write(
     path: &str,
     data: &[u8],
 ) -> Result<()> {
-    let tmp = std::env::temp_dir().join(format!("ironic-agent-write-{}", crate::agent::entropy::uuid_v4()));
+    let tmp = std::env::temp_dir().join(format!(
+        "ironic-agent-write-{}",
+        crate::agent::entropy::uuid_v4()
+    ));
     std::fs::create_dir_all(&tmp).map_err(|e| AgentError::io("creating a temp dir", e))?;
     let t = Target {
         device: device.to_owned(),
@@ -612,7 +615,10 @@ pub(crate) async fn inject_files(
     let verify_ca = args.get("verify_ca").cloned().unwrap_or(Value::Bool(true));
     let http = client(st, &verify_ca)?;
     let dev = crate::agent::commands::root_device_path(st).await?;
-    let tmp = std::env::temp_dir().join(format!("ironic-agent-inject-{}", crate::agent::entropy::uuid_v4()));
+    let tmp = std::env::temp_dir().join(format!(
+        "ironic-agent-inject-{}",
+        crate::agent::entropy::uuid_v4()
+    ));
     std::fs::create_dir_all(&tmp).map_err(|e| AgentError::io("creating a temp dir", e))?;
     let result = async {
         let mut done = Vec::new();
