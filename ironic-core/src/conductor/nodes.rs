@@ -42,7 +42,18 @@ impl Conductor {
     /// Create a node: checks the name, the hardware type and the interfaces (filling
     /// empty ones with the hardware type's defaults), and the traits. The node
     /// starts in `enroll` with no reservation.
-    pub async fn create_node(&self, mut node: Node) -> Result<Node> {
+    pub async fn create_node(&self, node: Node) -> Result<Node> {
+        self.create_node_in(node, ProvisionState::Enroll).await
+    }
+
+    /// Create a node that starts in `available` rather than `enroll`, as Ironic
+    /// does for API clients older than 1.11 (before the `enroll` state existed).
+    /// Otherwise as [`Conductor::create_node`].
+    pub async fn create_node_available(&self, node: Node) -> Result<Node> {
+        self.create_node_in(node, ProvisionState::Available).await
+    }
+
+    async fn create_node_in(&self, mut node: Node, initial: ProvisionState) -> Result<Node> {
         self.check_accepting()?;
         if let Some(name) = &node.name {
             validate_name(name).map_err(Error::Invalid)?;
@@ -52,7 +63,7 @@ impl Conductor {
             .map_err(invalid_driver)?;
         node.traits = check_traits(&node.traits)?;
         node.conductor_group = node.conductor_group.to_lowercase();
-        node.provision_state = ProvisionState::Enroll;
+        node.provision_state = initial;
         node.target_provision_state = None;
         node.target_power_state = None;
         node.reservation = None;

@@ -12,7 +12,7 @@ use super::json::{ObjWriter, opt_time};
 use super::resource::{
     self, CREATED_AT, Ctx, Field, ListRequest, Resource, Schema, Ty, UPDATED_AT, UUID, value as v,
 };
-use super::routes::{Body, Route, delete, get, patch, post};
+use super::routes::{Body, Gate, Route, delete, get, patch, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, created, no_content, ok};
 
@@ -73,28 +73,33 @@ impl Resource for Allocation {
 
 pub(super) fn routes() -> Vec<Route> {
     let since = f::ALLOCATIONS;
+    const MSG: &str = "The API version does not allow allocations";
+    let (read, write) = (Gate::fault(404, MSG), Gate::fault(405, MSG));
     vec![
         get("/v1/allocations", list)
             .doc("List allocations")
-            .since(since)
+            .since_or(since, read)
             .returns(Body::List(&SCHEMA)),
         post("/v1/allocations", create)
             .doc("Create an allocation (fulfilled in the background)")
-            .since(since)
+            .since_or(since, write)
             .takes(Body::Create(&SCHEMA))
             .returns(Body::One(&SCHEMA)),
         get("/v1/allocations/{id}", show)
             .doc("Show an allocation")
-            .since(since)
+            .since_or(since, read)
             .returns(Body::One(&SCHEMA)),
         patch("/v1/allocations/{id}", update)
             .doc("Update an allocation's name, extra or owner")
-            .since(since)
+            .since_or(
+                f::ALLOCATION_UPDATE,
+                Gate::fault(405, "The API version does not allow updating allocations"),
+            )
             .takes(Body::Patch)
             .returns(Body::One(&SCHEMA)),
         delete("/v1/allocations/{id}", remove)
             .doc("Delete an allocation")
-            .since(since),
+            .since_or(since, write),
         get("/v1/nodes/{node}/allocation", node_allocation)
             .doc("The node's allocation")
             .since(since)
@@ -239,7 +244,6 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require(f::ALLOCATION_UPDATE)?;
     let ops = super::patch::parse(&body)?;
     let allowed: &[&str] = if ctx.version.at_least(f::ALLOCATION_OWNER) {
         &["name", "extra", "owner"]

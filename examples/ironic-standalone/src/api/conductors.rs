@@ -55,11 +55,11 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/conductors", list)
             .doc("List conductors")
-            .since_or(f::CONDUCTORS, Gate::Fault404)
+            .since_or(f::CONDUCTORS, Gate::UNSUPPORTED)
             .returns(Body::List(&SCHEMA)),
         get("/v1/conductors/{host}", show)
             .doc("Show a conductor")
-            .since_or(f::CONDUCTORS, Gate::Fault404)
+            .since_or(f::CONDUCTORS, Gate::UNSUPPORTED)
             .returns(Body::One(&SCHEMA)),
     ]
 }

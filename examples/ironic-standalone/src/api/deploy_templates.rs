@@ -13,7 +13,7 @@ use super::json::{ObjWriter, opt_time};
 use super::resource::{
     self, CREATED_AT, Ctx, Field, ListRequest, Resource, Schema, Ty, UPDATED_AT, UUID,
 };
-use super::routes::{Body, Route, delete, get, patch, post};
+use super::routes::{Body, Gate, Route, delete, get, patch, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, created, no_content, ok, parse_object};
 
@@ -59,28 +59,30 @@ impl Resource for DeployTemplate {
 
 pub(super) fn routes() -> Vec<Route> {
     let since = f::DEPLOY_TEMPLATES;
+    const MSG: &str = "The API version does not allow deploy templates";
+    let (read, write) = (Gate::webob(404, MSG), Gate::webob(405, MSG));
     vec![
         get("/v1/deploy_templates", list)
             .doc("List deploy templates")
-            .since(since)
+            .since_or(since, read)
             .returns(Body::List(&SCHEMA)),
         post("/v1/deploy_templates", create)
             .doc("Create a deploy template")
-            .since(since)
+            .since_or(since, write)
             .takes(Body::Create(&SCHEMA))
             .returns(Body::One(&SCHEMA)),
         get("/v1/deploy_templates/{id}", show)
             .doc("Show a deploy template")
-            .since(since)
+            .since_or(since, read)
             .returns(Body::One(&SCHEMA)),
         patch("/v1/deploy_templates/{id}", update)
             .doc("Update a deploy template (JSON patch)")
-            .since(since)
+            .since_or(since, write)
             .takes(Body::Patch)
             .returns(Body::One(&SCHEMA)),
         delete("/v1/deploy_templates/{id}", remove)
             .doc("Delete a deploy template")
-            .since(since),
+            .since_or(since, write),
     ]
 }
 

@@ -29,7 +29,7 @@ pub(super) fn routes() -> Vec<Route> {
             raid_properties,
         )
         .doc("Properties of a RAID logical disk")
-        .since_or(f::RAID_CONFIG, Gate::Fault406)
+        .since_or(f::RAID_CONFIG, Gate::NOT_ACCEPTABLE)
         .returns(Body::Object("{<property>: description}")),
         get("/v1/drivers/{name}/vendor_passthru/methods", vendor_methods)
             .doc("Driver vendor methods")

@@ -69,9 +69,13 @@ impl ApiError {
     }
     /// 404 for a path that does not exist (or not at this version).
     pub fn no_such_path() -> Self {
+        Self::webob(StatusCode::NOT_FOUND, "")
+    }
+    /// An error in webob's `code`/`title`/`description` format.
+    pub fn webob(status: StatusCode, description: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: "The resource could not be found.".into(),
+            status,
+            message: description.into(),
             shape: Shape::Webob,
         }
     }

@@ -5,7 +5,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::routes::{Body, Route, post};
+use super::routes::{Body, Gate, Route, post};
 use super::version::feature as f;
 use super::{no_content, parse_object};
 
@@ -13,7 +13,7 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         post("/v1/events", events)
             .doc("Network events from Neutron")
-            .since(f::EVENTS)
+            .since_or(f::EVENTS, Gate::UNSUPPORTED)
             .status(204)
             .takes(Body::Object("{events: [{event, port_id, mac_address, status, device_id, binding:host_id, binding:vnic_type}]}")),
     ]

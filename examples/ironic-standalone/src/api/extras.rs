@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::error::{ApiError, ApiResult};
 use super::json::iso;
 use super::query::{ListArgs, Params, next_link};
-use super::routes::{Body, Route, delete, get, patch, post};
+use super::routes::{Body, Gate, Route, delete, get, patch, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, created, no_content, ok_value, parse_object};
 
@@ -356,10 +356,12 @@ pub(super) fn routes() -> Vec<Route> {
     let v = f::VOLUME;
     let rb = f::RUNBOOKS;
     let free = Body::Object;
+    const RB: &str = "The API version does not allow runbooks";
+    let (rb_read, rb_write) = (Gate::webob(404, RB), Gate::webob(405, RB));
     vec![
         get("/v1/volume", volume_root)
             .doc("Links to the volume resources")
-            .since(v)
+            .since_or(v, Gate::UNSUPPORTED)
             .returns(free("{links, connectors, targets}")),
         get("/v1/volume/connectors", list_connectors)
             .doc("List volume connectors")
@@ -407,7 +409,7 @@ pub(super) fn routes() -> Vec<Route> {
             .since(v),
         get("/v1/nodes/{node}/volume", node_volume)
             .doc("Links to the node's volume resources")
-            .since(v)
+            .since_or(v, Gate::UNSUPPORTED)
             .returns(free("{links, connectors, targets}")),
         get("/v1/nodes/{node}/volume/connectors", node_connectors)
             .doc("Volume connectors of a node")
@@ -419,27 +421,27 @@ pub(super) fn routes() -> Vec<Route> {
             .returns(free("{targets: [..], next?}")),
         get("/v1/runbooks", list_runbooks)
             .doc("List runbooks")
-            .since(rb)
+            .since_or(rb, rb_read)
             .returns(free("{runbooks: [..], next?}")),
         post("/v1/runbooks", create_runbook)
             .doc("Create a runbook")
-            .since(rb)
+            .since_or(rb, rb_write)
             .takes(free(
                 "{name, steps, disable_ramdisk?, public?, owner?, extra?, uuid?}",
             ))
             .returns(free("runbook")),
         get("/v1/runbooks/{id}", show_runbook)
             .doc("Show a runbook")
-            .since(rb)
+            .since_or(rb, rb_read)
             .returns(free("runbook")),
         patch("/v1/runbooks/{id}", update_runbook)
             .doc("Update a runbook (JSON patch)")
-            .since(rb)
+            .since_or(rb, rb_write)
             .takes(Body::Patch)
             .returns(free("runbook")),
         delete("/v1/runbooks/{id}", delete_runbook)
             .doc("Delete a runbook")
-            .since(rb),
+            .since_or(rb, rb_write),
     ]
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiResult;
 use super::resource::{Field, Ty};
-use super::routes::{Body, Gate, Route};
+use super::routes::{Body, Route};
 use super::version::{MAX, MIN};
 use super::{ApiState, ReqCtx, ok_value};
 
@@ -137,10 +137,7 @@ pub(crate) fn document(routes: &[Route]) -> Value {
                 json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
             );
         }
-        let older = match rt.gate {
-            Gate::Path404 | Gate::Fault404 => "404",
-            Gate::Fault406 => "406",
-        };
+        let older = rt.gate.status;
         let description = if rt.since > 1 {
             format!(
                 "Available since microversion 1.{}; older versions get {older}.",

@@ -16,7 +16,7 @@ use super::resource::{
     self, CREATED_AT, Ctx, Field, ListRequest, Resource, Schema, SortKey, Ty, UPDATED_AT, UUID,
     paginate,
 };
-use super::routes::{Body, Route, delete, get, patch, post};
+use super::routes::{Body, Gate, Route, delete, get, patch, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, created, no_content, ok, parse_object};
 
@@ -86,29 +86,29 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/portgroups", list)
             .doc("List port groups")
-            .since(since)
+            .since_or(since, Gate::UNSUPPORTED)
             .returns(Body::List(&SCHEMA)),
         post("/v1/portgroups", create)
             .doc("Create a port group")
-            .since(since)
+            .since_or(since, Gate::UNSUPPORTED)
             .takes(Body::Create(&SCHEMA))
             .returns(Body::One(&SCHEMA)),
         get("/v1/portgroups/detail", list_detail)
             .doc("List port groups with every field")
-            .since(since)
+            .since_or(since, Gate::UNSUPPORTED)
             .returns(Body::List(&SCHEMA)),
         get("/v1/portgroups/{pg}", show)
             .doc("Show a port group")
-            .since(since)
+            .since_or(since, Gate::UNSUPPORTED)
             .returns(Body::One(&SCHEMA)),
         patch("/v1/portgroups/{pg}", update)
             .doc("Update a port group (JSON patch)")
-            .since(since)
+            .since_or(since, Gate::UNSUPPORTED)
             .takes(Body::Patch)
             .returns(Body::One(&SCHEMA)),
         delete("/v1/portgroups/{pg}", remove)
             .doc("Delete a port group")
-            .since(since),
+            .since_or(since, Gate::UNSUPPORTED),
         get("/v1/nodes/{node}/portgroups", node_portgroups)
             .doc("Port groups of a node")
             .since(f::PORTGROUPS_SUBCONTROLLERS)

@@ -195,7 +195,7 @@ pub(crate) async fn list_ports(
         q.address = Some(mac("address", a)?);
     }
     if let Some(pg) = p.get("portgroup") {
-        ctx.require(f::PORTGROUPS)?;
+        ctx.require(f::PORTGROUPS_SUBCONTROLLERS)?;
         let found = st
             .conductor()
             .store()
@@ -235,28 +235,16 @@ async fn list_detail(
     list_ports(&st, &ctx, q.as_deref(), true, "ports/detail", None, None).await
 }
 
-fn port_ident(ctx: &ReqCtx, s: &str) -> ApiResult<Ident> {
+/// The port named by a path segment: a UUID or a logical name (a MAC address is
+/// neither, and is refused as Ironic does).
+async fn get_port(st: &ApiState, _ctx: &ReqCtx, s: &str) -> ApiResult<Port> {
     let id = Ident::parse(s);
-    if matches!(id, Ident::Name(_)) && !ctx.version.at_least(f::PORT_NAME) {
-        // Before 1.88 a port is addressed by UUID or MAC address.
+    if matches!(id, Ident::Name(_)) && validate_name(s).is_err() {
         return Err(ApiError::bad_request(format!(
-            "Expected a UUID but received {s}."
+            "Expected UUID or name for port_ident: {s}"
         )));
     }
-    Ok(id)
-}
-
-async fn get_port(st: &ApiState, ctx: &ReqCtx, s: &str) -> ApiResult<Port> {
-    if let Ok(m) = s.parse::<MacAddress>()
-        && uuid::Uuid::parse_str(s).is_err()
-    {
-        return Ok(st.conductor().store().get_port_by_address(m).await?);
-    }
-    Ok(st
-        .conductor()
-        .store()
-        .get_port(&port_ident(ctx, s)?)
-        .await?)
+    Ok(st.conductor().store().get_port(&id).await?)
 }
 
 async fn show(

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiResult};
 use super::query::Params;
 use super::resource::body;
-use super::routes::{Body, Route, get, post};
+use super::routes::{Body, Gate, Route, get, post};
 use super::version::feature as f;
 use super::{ApiState, ReqCtx, accepted, ok, parse_object};
 
@@ -21,11 +21,11 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/lookup", lookup)
             .doc("Agent lookup by MAC addresses or node UUID")
-            .since(f::LOOKUP_HEARTBEAT)
+            .since_or(f::LOOKUP_HEARTBEAT, Gate::NOT_FOUND)
             .returns(Body::Object("{node, config}")),
         post("/v1/heartbeat/{node}", heartbeat)
             .doc("Agent heartbeat")
-            .since(f::LOOKUP_HEARTBEAT)
+            .since_checked_by_handler(f::LOOKUP_HEARTBEAT)
             .status(202)
             .takes(Body::Object("{callback_url, agent_token, agent_version?, agent_verify_ca?, agent_status?, agent_status_message?}")),
         post("/v1/continue_inspection", continue_inspection)
@@ -140,7 +140,11 @@ async fn heartbeat(
         }
     }
     let callback_url = s("callback_url")?
-        .ok_or_else(|| ApiError::bad_request("Missing argument: \"callback_url\""))?;
+        .ok_or_else(|| ApiError::bad_request("Missing mandatory parameter: callback_url"))?;
+    // Ironic checks the version after the arguments.
+    if !ctx.version.at_least(f::LOOKUP_HEARTBEAT) {
+        return Err(Gate::NOT_FOUND.error());
+    }
     let agent_version = s("agent_version")?;
     if agent_version.is_some() && !ctx.version.at_least(f::AGENT_VERSION_HEARTBEAT) {
         return Err(ApiError::bad_request(
@@ -193,6 +197,40 @@ async fn heartbeat(
     Ok(accepted(None))
 }
 
+/// Ironic's minimal inventory schema (`DATA_VALIDATOR`), with its messages.
+fn check_inspection_data(data: &serde_json::Map<String, Value>) -> ApiResult<()> {
+    let bad = |m: &str| ApiError::bad_request(format!("Schema error for data: {m}"));
+    let inventory = match data.get("inventory") {
+        None => return Err(bad("'inventory' is a required property")),
+        Some(Value::Object(i)) => i,
+        Some(other) => return Err(bad(&format!("{other} is not of type 'object'"))),
+    };
+    for k in ["bmc_address", "bmc_v6address"] {
+        if let Some(v) = inventory.get(k)
+            && !(v.is_string() || v.is_null())
+        {
+            return Err(bad(&format!("{v} is not of type 'string', 'null'")));
+        }
+    }
+    let ifaces = match inventory.get("interfaces") {
+        None => return Err(bad("'interfaces' is a required property")),
+        Some(Value::Array(a)) => a,
+        Some(other) => return Err(bad(&format!("{other} is not of type 'array'"))),
+    };
+    if ifaces.is_empty() {
+        return Err(bad("[] should be non-empty"));
+    }
+    for i in ifaces {
+        match i.get("mac_address") {
+            _ if !i.is_object() => return Err(bad(&format!("{i} is not of type 'object'"))),
+            None => return Err(bad("'mac_address' is a required property")),
+            Some(Value::String(_)) => {}
+            Some(other) => return Err(bad(&format!("{other} is not of type 'string'"))),
+        }
+    }
+    Ok(())
+}
+
 /// `POST /v1/continue_inspection[?node_uuid=]` (1.84; 1.1 accepted for old agents).
 async fn continue_inspection(
     State(st): State<ApiState>,
@@ -202,21 +240,15 @@ async fn continue_inspection(
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
     let node_uuid = node_uuid_arg(p.get("node_uuid"))?;
+    let data = parse_object(&body)?;
+    check_inspection_data(&data)?;
+    // Ironic validates the data first; 1.1 is accepted for old agents.
     let new_endpoint = ctx.version.at_least(f::CONTINUE_INSPECTION);
     if !new_endpoint && (ctx.version.0 != 1 || node_uuid.is_some()) {
         return Err(ApiError::not_found(format!(
             "API version 1.{} or newer is required",
             f::CONTINUE_INSPECTION
         )));
-    }
-    let data = parse_object(&body)?;
-    let Some(Value::Object(inventory)) = data.get("inventory") else {
-        return Err(ApiError::bad_request("'inventory' is a required object"));
-    };
-    if !matches!(inventory.get("interfaces"), Some(Value::Array(_))) {
-        return Err(ApiError::bad_request(
-            "Invalid inventory: 'interfaces' is a required list",
-        ));
     }
     let r = st
         .conductor()

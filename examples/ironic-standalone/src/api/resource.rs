@@ -304,7 +304,18 @@ impl ListRequest {
             (Some(f), _) => Some(f.clone()),
             (None, true) => None,
             (None, false) if schema.list_fields.is_empty() => None,
-            (None, false) => Some(schema.list_fields.iter().map(|s| s.to_string()).collect()),
+            (None, false) => Some(
+                schema
+                    .list_fields
+                    .iter()
+                    .filter(|n| {
+                        schema
+                            .field(n)
+                            .is_none_or(|f| ctx.version.at_least(f.since))
+                    })
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
         };
         Ok(ListRequest {
             params,

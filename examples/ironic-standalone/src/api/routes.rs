@@ -6,7 +6,7 @@
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -15,25 +15,54 @@ use super::error::ApiError;
 use super::resource::Schema;
 use super::{ApiState, ReqCtx};
 
-/// What a client whose version predates a route gets.
+/// What a client whose version predates a route gets: Ironic answers each
+/// endpoint its own way (404 or 405 or 406, webob's `code`/`title`/`description`
+/// body or the fault body, with a message), and clients see the difference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Gate {
-    /// 404, as for a path that does not exist (webob's "The resource could not
-    /// be found.").
-    Path404,
-    /// 404 in Ironic's fault format ("Resource could not be found."), as
-    /// `exception.NotFound` gives.
-    Fault404,
-    /// 406 "Request not acceptable.".
-    Fault406,
+pub(crate) struct Gate {
+    /// HTTP status.
+    pub status: u16,
+    /// `code`/`title`/`description` body (webob) instead of the fault body.
+    pub webob: bool,
+    /// The message.
+    pub message: &'static str,
 }
 
 impl Gate {
-    fn error(self) -> ApiError {
-        match self {
-            Gate::Path404 => ApiError::no_such_path(),
-            Gate::Fault404 => ApiError::not_found("Resource could not be found."),
-            Gate::Fault406 => ApiError::not_acceptable(),
+    /// 404 as for a path that does not exist (webob, empty description).
+    pub const PATH: Gate = Gate::webob(404, "");
+    /// 404 "Resource could not be found." (`exception.NotFound`).
+    pub const NOT_FOUND: Gate = Gate::fault(404, "Resource could not be found.");
+    /// 404 "The API is not supported for this version".
+    pub const UNSUPPORTED: Gate = Gate::fault(404, "The API is not supported for this version");
+    /// 406 "Request not acceptable." (`exception.NotAcceptable`).
+    pub const NOT_ACCEPTABLE: Gate = Gate::fault(406, "Request not acceptable.");
+
+    /// A fault-format answer.
+    pub const fn fault(status: u16, message: &'static str) -> Gate {
+        Gate {
+            status,
+            webob: false,
+            message,
+        }
+    }
+
+    /// A webob-format answer.
+    pub const fn webob(status: u16, message: &'static str) -> Gate {
+        Gate {
+            status,
+            webob: true,
+            message,
+        }
+    }
+
+    /// The error to answer.
+    pub fn error(self) -> ApiError {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::NOT_FOUND);
+        if self.webob {
+            ApiError::webob(status, self.message)
+        } else {
+            ApiError::new(status, self.message)
         }
     }
 }
@@ -67,6 +96,9 @@ pub(crate) struct Route {
     pub since: u32,
     /// What older clients get.
     pub gate: Gate,
+    /// The handler checks the version itself (after validating the body, as
+    /// Ironic does for this endpoint); `since` is then only documentation.
+    pub handler_gates: bool,
     /// Success status.
     pub status: u16,
     /// Request body.
@@ -97,7 +129,8 @@ where
         path,
         summary: "",
         since: 1,
-        gate: Gate::Path404,
+        gate: Gate::PATH,
+        handler_gates: false,
         status,
         request: Body::None,
         response: Body::None,
@@ -135,7 +168,13 @@ impl Route {
     /// Exists from `1.minor` on; older clients get 404 as for an unknown path.
     pub fn since(mut self, minor: u32) -> Self {
         self.since = minor;
-        self.gate = Gate::Path404;
+        self.gate = Gate::PATH;
+        self
+    }
+    /// Appeared in `1.minor`, but the handler refuses older clients itself.
+    pub fn since_checked_by_handler(mut self, minor: u32) -> Self {
+        self.since = minor;
+        self.handler_gates = true;
         self
     }
     /// Exists from `1.minor` on; older clients get `gate`.
@@ -176,7 +215,7 @@ async fn gate(State((since, gate)): State<(u32, Gate)>, req: Request, next: Next
 pub(crate) fn build(routes: Vec<Route>) -> axum::Router<ApiState> {
     let mut r = axum::Router::new();
     for rt in routes {
-        let h = if rt.since > 1 {
+        let h = if rt.since > 1 && !rt.handler_gates {
             rt.handler
                 .route_layer(middleware::from_fn_with_state((rt.since, rt.gate), gate))
         } else {

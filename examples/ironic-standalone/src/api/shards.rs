@@ -8,7 +8,7 @@ use ironic_core::store::NodeQuery;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
-use super::routes::{Body, Route, get};
+use super::routes::{Body, Gate, Route, get};
 use super::version::feature as f;
 use super::{ApiState, ok_value};
 
@@ -16,7 +16,10 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/shards", shards)
             .doc("Shards and their node counts")
-            .since(f::SHARDS)
+            .since_or(
+                f::SHARDS,
+                Gate::fault(404, "The API version does not allow shards"),
+            )
             .returns(Body::Object("{shards: [{name, count}]}")),
     ]
 }

@@ -125,6 +125,7 @@ pub mod feature {
     pub const INSPECT_STATE: u32 = 6;
     pub const FIELDS: u32 = 8;
     pub const PROVISION_STATE_FILTER: u32 = 9;
+    pub const ENROLL_STATE: u32 = 11;
     pub const RAID_CONFIG: u32 = 12;
     pub const STATES_LINKS: u32 = 14;
     pub const DRIVER_FILTER: u32 = 16;

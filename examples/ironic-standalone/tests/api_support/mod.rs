@@ -2,6 +2,8 @@
 //! loopback port, find the real clients (`baremetal`, openstacksdk).
 #![allow(dead_code)]
 
+pub mod real_ironic;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -30,7 +30,7 @@ pub(super) fn routes() -> Vec<Route> {
         .returns(Body::Object("{supported_boot_devices: [..]}")),
         put("/v1/nodes/{node}/management/inject_nmi", inject_nmi)
             .doc("Inject a non-maskable interrupt")
-            .since_or(f::INJECT_NMI, Gate::Path404)
+            .since_or(f::INJECT_NMI, Gate::NOT_FOUND)
             .status(204),
         put("/v1/nodes/{node}/maintenance", set_maintenance)
             .doc("Put the node in maintenance")
@@ -164,7 +164,8 @@ async fn validate(
     let results = st.conductor().validate(&ident(&ctx, &id)?).await?;
     let mut out = Map::new();
     for (t, r) in results {
-        if t == InterfaceType::Firmware && !ctx.version.at_least(f::FIRMWARE) {
+        // Ironic validates the non-vendor interfaces, at every version.
+        if t == InterfaceType::Vendor {
             continue;
         }
         out.insert(

@@ -372,16 +372,17 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         None => return Err(ApiError::bad_request("'driver' is a required property")),
     };
     let mut node = Node::new(driver);
-    if !ctx.version.at_least(11) {
-        // Before 1.11 nodes were created `available`.
-        node.provision_state = ProvisionState::Available;
-    }
     for (k, val) in &body {
         if k != "driver" {
             set_field(&st, &mut node, k, val).await?;
         }
     }
-    let node = st.conductor().create_node(node).await?;
+    let node = if ctx.version.at_least(f::ENROLL_STATE) {
+        st.conductor().create_node(node).await?
+    } else {
+        // Before 1.11 nodes were created `available`.
+        st.conductor().create_node_available(node).await?
+    };
     Ok(created(
         &format!("{}/v1/nodes/{}", ctx.base, node.uuid),
         resource::body(&ctx.render(&st), &node, None),

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::body::write_states;
 use super::ident;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::routes::{Body, Route, get, put};
+use crate::api::routes::{Body, Gate, Route, get, put};
 use crate::api::version::feature as f;
 use crate::api::{ApiState, ReqCtx, accepted, no_content, ok, ok_value, parse_object};
 
@@ -33,15 +33,15 @@ pub(super) fn routes() -> Vec<Route> {
             .takes(Body::Object("{target, timeout?}")),
         put("/v1/nodes/{node}/states/boot_mode", boot_mode)
             .doc("Set the boot mode")
-            .since(f::SET_BOOT_MODE)
+            .since_checked_by_handler(f::SET_BOOT_MODE)
             .takes(Body::Object("{target: uefi|bios}")),
         put("/v1/nodes/{node}/states/secure_boot", secure_boot)
             .doc("Turn secure boot on or off")
-            .since(f::SET_BOOT_MODE)
+            .since_checked_by_handler(f::SET_BOOT_MODE)
             .takes(Body::Object("{target: bool}")),
         put("/v1/nodes/{node}/states/raid", raid)
             .doc("Set the target RAID configuration")
-            .since_or(f::RAID_CONFIG, crate::api::routes::Gate::Fault406)
+            .since_or(f::RAID_CONFIG, crate::api::routes::Gate::NOT_ACCEPTABLE)
             .status(204)
             .takes(Body::Object("target_raid_config")),
         get("/v1/nodes/{node}/states/console", get_console)
@@ -206,6 +206,20 @@ fn check_configdrive(ctx: &ReqCtx, target: &str, cd: &Value) -> ApiResult<()> {
     }
 }
 
+/// Ironic's `MIN_VERB_VERSIONS`: verbs refused with 406 before anything else.
+fn verb_min_version(target: &str) -> Option<u32> {
+    Some(match target {
+        "manage" | "provide" => 4,
+        "inspect" => f::INSPECT_STATE,
+        "abort" => 13,
+        "clean" => 15,
+        "adopt" => 17,
+        "rescue" | "unrescue" => f::RESCUE,
+        "deploy" | "undeploy" => 73,
+        _ => return None,
+    })
+}
+
 async fn provision(
     State(st): State<ApiState>,
     ctx: ReqCtx,
@@ -236,15 +250,17 @@ async fn provision(
     };
     let node_ident = ident(&ctx, &id)?;
     let node = st.conductor().get_node(&node_ident).await?;
+    // Ironic's order: the verb's version (MIN_VERB_VERSIONS; unhold and service
+    // are checked only after the state), maintenance, the state machine.
+    if let Some(min) = verb_min_version(&target) {
+        ctx.require(min)?;
+    }
     let Some(event) = states::verb_event(&target) else {
         return Err(ApiError::bad_request(format!(
             "The requested action \"{target}\" can not be performed on node \"{}\" while it is in state \"{}\".",
             node.uuid, node.provision_state
         )));
     };
-    if let Some(min) = states::verb_min_version(&target) {
-        ctx.require(min)?;
-    }
     if matches!(target.as_str(), "active" | "rebuild" | "deploy") && node.maintenance {
         return Err(ApiError::bad_request(format!(
             "The node {} is in maintenance mode. Cannot perform provisioning.",
@@ -264,6 +280,11 @@ async fn provision(
             state: node.provision_state.to_string(),
         }
         .into());
+    }
+    match target.as_str() {
+        "unhold" => ctx.require(f::UNHOLD)?,
+        "service" => ctx.require(f::SERVICE)?,
+        _ => {}
     }
     let configdrive = body.remove("configdrive").filter(|v| !v.is_null());
     if let Some(cd) = &configdrive {
@@ -461,6 +482,23 @@ async fn power(
     Ok(accepted(Some(&states_location(&ctx, &id))))
 }
 
+/// `target` of a boot mode / secure boot body; Ironic checks it is present
+/// before checking the version (1.76).
+fn target_arg<'a>(ctx: &ReqCtx, body: &'a Map<String, Value>) -> ApiResult<&'a Value> {
+    take(body, &["target"])?;
+    let t = body
+        .get("target")
+        .ok_or_else(|| ApiError::bad_request("Missing mandatory parameter: target"))?;
+    if !ctx.version.at_least(f::SET_BOOT_MODE) {
+        return Err(Gate::fault(
+            404,
+            "This endpoint is supported starting with the API version 1.76",
+        )
+        .error());
+    }
+    Ok(t)
+}
+
 async fn boot_mode(
     State(st): State<ApiState>,
     ctx: ReqCtx,
@@ -468,10 +506,8 @@ async fn boot_mode(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = parse_object(&body)?;
-    take(&body, &["target"])?;
-    let mode: BootMode = body
-        .get("target")
-        .and_then(Value::as_str)
+    let mode: BootMode = target_arg(&ctx, &body)?
+        .as_str()
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| {
             ApiError::bad_request("Invalid boot mode target: expected \"uefi\" or \"bios\"")
@@ -489,10 +525,9 @@ async fn secure_boot(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = parse_object(&body)?;
-    take(&body, &["target"])?;
-    let on = match body.get("target") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => crate::api::query::parse_bool("target", s)?,
+    let on = match target_arg(&ctx, &body)? {
+        Value::Bool(b) => *b,
+        Value::String(s) => crate::api::query::parse_bool("target", s)?,
         _ => {
             return Err(ApiError::bad_request(
                 "Invalid secure boot target: expected true or false",

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::ident;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::routes::{Body, Route, delete, get, put};
+use crate::api::routes::{Body, Gate, Route, delete, get, put};
 use crate::api::version::feature as f;
 use crate::api::{ApiState, ReqCtx, no_content, ok_value, parse_object};
 
@@ -16,23 +16,23 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/nodes/{node}/traits", get_traits)
             .doc("The node's traits")
-            .since(f::NODE_TRAITS)
+            .since_or(f::NODE_TRAITS, Gate::NOT_ACCEPTABLE)
             .returns(Body::Object("{traits: [..]}")),
         put("/v1/nodes/{node}/traits", set_traits)
             .doc("Replace all traits")
-            .since(f::NODE_TRAITS)
+            .since_or(f::NODE_TRAITS, Gate::webob(405, ""))
             .status(204)
             .takes(Body::Object("{traits: [..]}")),
         delete("/v1/nodes/{node}/traits", delete_traits)
             .doc("Remove all traits")
-            .since(f::NODE_TRAITS),
+            .since_or(f::NODE_TRAITS, Gate::NOT_FOUND),
         put("/v1/nodes/{node}/traits/{trait}", add_trait)
             .doc("Add a trait")
-            .since(f::NODE_TRAITS)
+            .since_or(f::NODE_TRAITS, Gate::webob(405, ""))
             .status(204),
         delete("/v1/nodes/{node}/traits/{trait}", remove_trait)
             .doc("Remove a trait")
-            .since(f::NODE_TRAITS),
+            .since_or(f::NODE_TRAITS, Gate::NOT_FOUND),
     ]
 }
 

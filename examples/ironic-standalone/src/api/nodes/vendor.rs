@@ -10,7 +10,6 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::query::Params;
 use crate::api::resource::links_value;
 use crate::api::routes::{Body, Route, get, put};
-use crate::api::version::feature as f;
 use crate::api::{ApiState, ReqCtx, no_content, ok_value, parse_object};
 
 pub(super) fn routes() -> Vec<Route> {
@@ -20,23 +19,21 @@ pub(super) fn routes() -> Vec<Route> {
             .returns(Body::Object(
                 "{<method>: {http_methods, async, description, attach, require_exclusive_lock}}",
             )),
+        // 1.63, but Ironic does not refuse older clients here.
         get("/v1/nodes/{node}/management/indicators", indicators)
-            .doc("Indicators (LEDs) of the node's components")
-            .since(f::INDICATORS)
+            .doc("Indicators (LEDs) of the node's components (1.63)")
             .returns(Body::Object("{indicators: [..]}")),
         get(
             "/v1/nodes/{node}/management/indicators/{indicator}",
             indicator_state,
         )
         .doc("The state of one indicator (name@component)")
-        .since(f::INDICATORS)
         .returns(Body::Object("{state}")),
         put(
             "/v1/nodes/{node}/management/indicators/{indicator}",
             set_indicator,
         )
         .doc("Set an indicator")
-        .since(f::INDICATORS)
         .status(204)
         .takes(Body::Object("{state}")),
     ];

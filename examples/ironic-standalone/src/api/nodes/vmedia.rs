@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::ident;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::query::Params;
-use crate::api::routes::{Body, Route, delete, get, post};
+use crate::api::routes::{Body, Gate, Route, delete, get, post};
 use crate::api::version::feature as f;
 use crate::api::{ApiState, ReqCtx, no_content, ok_value, parse_object};
 
@@ -16,7 +16,10 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         get("/v1/nodes/{node}/vmedia", get_vmedia)
             .doc("Attached virtual media")
-            .since(f::GET_VMEDIA)
+            .since_or(
+                f::GET_VMEDIA,
+                Gate::fault(404, "The resource could not be found."),
+            )
             .returns(Body::Object("virtual media by device")),
         post("/v1/nodes/{node}/vmedia", attach_vmedia)
             .doc("Attach virtual media")

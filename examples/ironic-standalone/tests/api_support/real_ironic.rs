@@ -1,0 +1,166 @@
+//! The real OpenStack Ironic (PyPI `ironic` 39, API + conductor in one `ironic`
+//! process, SQLite, noauth, fake-hardware), started on a free loopback port as a
+//! yardstick for the parity tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running real Ironic, killed on drop.
+pub struct RealIronic {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The conductor's host name.
+    pub host: String,
+    dir: tempfile::TempDir,
+}
+
+/// The venv holding PyPI `ironic`: `$IRONIC_REAL_VENV`, else `.venv-ironic` at the
+/// workspace root (made by scripts/setup-test-deps.sh).
+pub fn venv() -> PathBuf {
+    let v = std::env::var_os("IRONIC_REAL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-ironic"))
+        });
+    if !v.join("bin/ironic").exists() {
+        panic!(
+            "this test compares the API with the real Ironic 39 and needs PyPI `ironic` in {}: run \
+             scripts/setup-test-deps.sh (it installs */test-deps/pip-ironic.txt into .venv-ironic), \
+             or `python3 -m venv /tmp/vi && /tmp/vi/bin/pip install ironic` and set IRONIC_REAL_VENV=/tmp/vi",
+            v.display()
+        );
+    }
+    v
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const CONFIG: &str = "[DEFAULT]
+auth_strategy = noauth
+rpc_transport = none
+enabled_hardware_types = fake-hardware
+enabled_bios_interfaces = fake,no-bios
+enabled_boot_interfaces = fake
+enabled_console_interfaces = fake,no-console
+enabled_deploy_interfaces = fake
+enabled_firmware_interfaces = fake,no-firmware
+enabled_inspect_interfaces = fake,no-inspect
+enabled_management_interfaces = fake
+enabled_network_interfaces = noop
+enabled_power_interfaces = fake
+enabled_raid_interfaces = fake,no-raid
+enabled_rescue_interfaces = fake,no-rescue
+enabled_storage_interfaces = noop
+enabled_vendor_interfaces = fake,no-vendor
+host = HOST
+[api]
+host_ip = 127.0.0.1
+port = PORT
+[database]
+connection = sqlite:///DIR/ironic.sqlite
+[conductor]
+heartbeat_timeout = 86400
+automated_clean = false
+sync_power_state_interval = -1
+[dhcp]
+dhcp_provider = none
+";
+
+impl RealIronic {
+    /// Create the schema and start `ironic`; waits until the conductor is registered.
+    pub fn start() -> RealIronic {
+        let venv = venv();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let host = format!("parity-{}", std::process::id());
+        let conf = dir.path().join("ironic.conf");
+        std::fs::write(
+            &conf,
+            CONFIG
+                .replace("HOST", &host)
+                .replace("PORT", &port.to_string())
+                .replace("DIR", &dir.path().display().to_string()),
+        )
+        .unwrap();
+        let out = Command::new(venv.join("bin/ironic-dbsync"))
+            .arg("--config-file")
+            .arg(&conf)
+            .arg("create_schema")
+            .output()
+            .expect("run ironic-dbsync");
+        assert!(
+            out.status.success(),
+            "ironic-dbsync failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = std::fs::File::create(dir.path().join("ironic.log")).unwrap();
+        let child = Command::new(venv.join("bin/ironic"))
+            .arg("--config-file")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ironic");
+        let me = RealIronic {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            host,
+            dir,
+        };
+        me.wait_ready();
+        me
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let url = format!("{}/v1/conductors", self.url);
+        while Instant::now() < deadline {
+            let out = Command::new("curl")
+                .args(["-s", "-H", "X-OpenStack-Ironic-API-Version: 1.49", &url])
+                .output();
+            if let Ok(o) = out
+                && String::from_utf8_lossy(&o.stdout).contains(&self.host)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!(
+            "the real Ironic did not register its conductor in 120 s; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// The service's log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ironic.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RealIronic {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Parity with the real OpenStack Ironic 39: the same requests, at the same
+//! microversions, sent to `ironic serve` and to Ironic itself (PyPI `ironic`,
+//! fake-hardware, started by the test), compared response by response: status
+//! code, error format (fault vs. webob), and the keys of every JSON body (so a
+//! field shown or hidden at the wrong microversion is caught). Resources get the
+//! same UUIDs and names on both sides so paths are identical.
+//!
+//! Every difference is collected and the test fails listing them all.
+
+mod api_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::Ironic;
+use api_support::real_ironic::RealIronic;
+use serde_json::{Value, json};
+
+/// One response, reduced to what is compared.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    body: Value,
+}
+
+struct Peer {
+    url: String,
+    c: reqwest::Client,
+}
+
+impl Peer {
+    async fn send(&self, m: &str, path: &str, ver: Option<&str>, body: Option<&Value>) -> Resp {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+        let mut r = self.c.request(method, format!("{}{path}", self.url));
+        if let Some(v) = ver {
+            r = r.header("X-OpenStack-Ironic-API-Version", v);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        });
+        Resp { status, body }
+    }
+}
+
+/// `fault` or `webob` for an error body, `-` otherwise.
+fn error_shape(v: &Value) -> &'static str {
+    let Some(inner) = v.get("error_message").and_then(Value::as_str) else {
+        return "-";
+    };
+    match serde_json::from_str::<Value>(inner) {
+        Ok(i) if i.get("faultstring").is_some() => "fault",
+        Ok(i) if i.get("code").is_some() => "webob",
+        _ => "?",
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// Differences between two successful bodies: the key sets, and for a list body
+/// (one key holding a list) the key sets of the first items.
+fn body_diff(a: &Value, b: &Value) -> Option<String> {
+    let (ka, kb) = (keys(a), keys(b));
+    if ka != kb {
+        let only_a: Vec<&String> = ka.iter().filter(|k| !kb.contains(k)).collect();
+        let only_b: Vec<&String> = kb.iter().filter(|k| !ka.contains(k)).collect();
+        return Some(format!(
+            "keys only in Ironic {only_a:?}, only in ironic-rs {only_b:?}"
+        ));
+    }
+    for k in &ka {
+        if let (Some(Value::Array(la)), Some(Value::Array(lb))) = (a.get(k), b.get(k)) {
+            if la.len() != lb.len() {
+                return Some(format!(
+                    "{k}: {} items in Ironic, {} in ironic-rs",
+                    la.len(),
+                    lb.len()
+                ));
+            }
+            if let (Some(x), Some(y)) = (la.first(), lb.first())
+                && x.is_object()
+                && let Some(d) = body_diff(x, y)
+            {
+                return Some(format!("{k}[0]: {d}"));
+            }
+        }
+    }
+    None
+}
+
+struct Parity {
+    real: Peer,
+    ours: Peer,
+    checks: usize,
+    diffs: Vec<String>,
+}
+
+impl Parity {
+    /// Send to both and compare; returns both responses (Ironic's first).
+    async fn call(
+        &mut self,
+        m: &str,
+        path: &str,
+        ver: Option<&str>,
+        body: Option<Value>,
+    ) -> (Resp, Resp) {
+        let a = self.real.send(m, path, ver, body.as_ref()).await;
+        let b = self.ours.send(m, path, ver, body.as_ref()).await;
+        self.checks += 1;
+        let what = format!("{m} {path} @{}", ver.unwrap_or("-"));
+        if a.status != b.status {
+            self.diffs.push(format!(
+                "{what}: status Ironic {} vs ironic-rs {}\n    Ironic:    {}\n    ironic-rs: {}",
+                a.status,
+                b.status,
+                short(&a.body),
+                short(&b.body)
+            ));
+        } else if a.status >= 400 {
+            let (sa, sb) = (error_shape(&a.body), error_shape(&b.body));
+            if sa != sb {
+                self.diffs.push(format!(
+                    "{what}: error format Ironic {sa} vs ironic-rs {sb}\n    Ironic:    {}\n    ironic-rs: {}",
+                    short(&a.body),
+                    short(&b.body)
+                ));
+            }
+        } else if let Some(d) = body_diff(&a.body, &b.body) {
+            self.diffs.push(format!("{what}: {d}"));
+        }
+        (a, b)
+    }
+
+    async fn get(&mut self, path: &str, ver: &str) -> (Resp, Resp) {
+        self.call("GET", path, Some(ver), None).await
+    }
+
+    /// Poll both until `field` of node `id` is `want` (as JSON), at most 60 s.
+    async fn wait_field(&mut self, id: &str, field: &str, want: Value) {
+        for (name, p) in [("Ironic", &self.real), ("ironic-rs", &self.ours)] {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = p
+                    .send("GET", &format!("/v1/nodes/{id}"), Some("latest"), None)
+                    .await;
+                if r.body.get(field) == Some(&want) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    self.diffs.push(format!(
+                        "{name}: node {id} never reached {field} = {want} (last {})",
+                        r.body.get(field).unwrap_or(&Value::Null)
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 300 {
+        format!("{}...", &s[..300])
+    } else {
+        s
+    }
+}
+
+fn uuid(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// The node body at every microversion, created at old versions, and the old
+/// provision-state rules.
+async fn nodes_across_versions(p: &mut Parity) {
+    let n1 = uuid(1);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("1.1"),
+        Some(json!({"driver": "fake-hardware", "uuid": n1})),
+    )
+    .await;
+    for minor in 1..=115 {
+        let v = format!("1.{minor}");
+        p.get(&format!("/v1/nodes/{n1}"), &v).await;
+        p.get(&format!("/v1/nodes/{n1}/states"), &v).await;
+    }
+    for minor in [1, 8, 43, 115] {
+        let v = format!("1.{minor}");
+        p.get("/v1/nodes", &v).await;
+        p.get("/v1/nodes/detail", &v).await;
+    }
+    // Created before 1.11: available (NOSTATE before 1.2).
+    for (i, minor) in [(2, 10), (3, 11)] {
+        let id = uuid(i);
+        p.call(
+            "POST",
+            "/v1/nodes",
+            Some(&format!("1.{minor}")),
+            Some(json!({"driver": "fake-hardware", "uuid": id})),
+        )
+        .await;
+        p.get(&format!("/v1/nodes/{id}"), "1.1").await;
+        p.get(&format!("/v1/nodes/{id}"), "1.2").await;
+    }
+    // The old verbs: manage/provide need 1.4, inspect 1.6, abort 1.13 ...
+    let n2 = uuid(2);
+    for (verb, minor) in [
+        ("manage", 3),
+        ("inspect", 5),
+        ("clean", 14),
+        ("adopt", 16),
+        ("rescue", 37),
+        ("deploy", 72),
+        ("unhold", 84),
+        ("service", 86),
+        ("bogus", 115),
+    ] {
+        p.call(
+            "PUT",
+            &format!("/v1/nodes/{n2}/states/provision"),
+            Some(&format!("1.{minor}")),
+            Some(json!({"target": verb})),
+        )
+        .await;
+    }
+    // 1.1: deploy straight from available, then delete.
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n2}/states/provision"),
+        Some("1.1"),
+        Some(json!({"target": "active"})),
+    )
+    .await;
+    p.wait_field(&n2, "provision_state", json!("active")).await;
+    p.get(&format!("/v1/nodes/{n2}"), "1.1").await;
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n2}/states/provision"),
+        Some("1.1"),
+        Some(json!({"target": "deleted"})),
+    )
+    .await;
+    p.wait_field(&n2, "provision_state", json!("available"))
+        .await;
+}
+
+/// Endpoints below the microversion that introduced them, and endpoints real
+/// clients call that must exist.
+async fn gates(p: &mut Parity) {
+    let n = uuid(10);
+    let pg = uuid(11);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("latest"),
+        Some(json!({"driver": "fake-hardware", "uuid": n, "name": "gate-node"})),
+    )
+    .await;
+    p.call(
+        "POST",
+        "/v1/portgroups",
+        Some("latest"),
+        Some(
+            json!({"node_uuid": n, "uuid": pg, "address": "52:54:00:aa:00:99", "name": "gate-pg"}),
+        ),
+    )
+    .await;
+    p.call(
+        "POST",
+        "/v1/ports",
+        Some("latest"),
+        Some(json!({"node_uuid": n, "uuid": uuid(12), "address": "52:54:00:aa:00:01"})),
+    )
+    .await;
+    let empty = Some(json!({}));
+    let cases: &[(&str, &str, &str)] = &[
+        ("GET", "/v1/allocations", "1.51"),
+        ("GET", "/v1/allocations/x", "1.51"),
+        ("POST", "/v1/allocations", "1.51"),
+        ("GET", "/v1/deploy_templates", "1.54"),
+        ("GET", "/v1/deploy_templates/x", "1.54"),
+        ("POST", "/v1/deploy_templates", "1.54"),
+        ("GET", "/v1/nodes/N/traits", "1.36"),
+        ("PUT", "/v1/nodes/N/traits/CUSTOM_X", "1.36"),
+        ("GET", "/v1/runbooks", "1.91"),
+        ("GET", "/v1/runbooks/x", "1.91"),
+        ("POST", "/v1/runbooks", "1.91"),
+        ("GET", "/v1/volume", "1.31"),
+        ("GET", "/v1/volume/connectors", "1.31"),
+        ("GET", "/v1/volume/targets", "1.31"),
+        ("POST", "/v1/volume/connectors", "1.31"),
+        ("GET", "/v1/nodes/N/volume", "1.31"),
+        ("GET", "/v1/nodes/N/volume/connectors", "1.31"),
+        ("POST", "/v1/nodes/N/vmedia", "1.88"),
+        ("DELETE", "/v1/nodes/N/vmedia", "1.88"),
+        ("GET", "/v1/nodes/N/vmedia", "1.92"),
+        ("GET", "/v1/portgroups/PG/ports", "1.23"),
+        ("GET", "/v1/ports?portgroup=PG", "1.23"),
+        ("GET", "/v1/ports?portgroup=PG", "1.22"),
+        ("GET", "/v1/portgroups", "1.22"),
+        ("GET", "/v1/portgroups/PG", "1.22"),
+        ("GET", "/v1/nodes/N/portgroups", "1.23"),
+        ("POST", "/v1/heartbeat/N", "1.21"),
+        ("POST", "/v1/heartbeat/N", "1.22"),
+        ("GET", "/v1/lookup", "1.21"),
+        ("GET", "/v1/nodes/N/allocation", "1.51"),
+        ("GET", "/v1/nodes/N/allocation", "1.52"),
+        ("DELETE", "/v1/nodes/N/allocation", "1.51"),
+        ("GET", "/v1/drivers/fake-hardware/properties", "1.1"),
+        ("GET", "/v1/drivers/fake-hardware/properties", "1.14"),
+        (
+            "GET",
+            "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+            "1.11",
+        ),
+        (
+            "GET",
+            "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+            "1.12",
+        ),
+        ("GET", "/v1/drivers/nope/properties", "1.14"),
+        ("GET", "/v1/conductors", "1.48"),
+        ("GET", "/v1/shards", "1.81"),
+        ("GET", "/v1/nodes/N/history", "1.77"),
+        ("GET", "/v1/nodes/N/inventory", "1.80"),
+        ("GET", "/v1/nodes/N/firmware", "1.85"),
+        ("GET", "/v1/nodes/N/bios", "1.39"),
+        ("GET", "/v1/nodes/N/vifs", "1.27"),
+        ("PUT", "/v1/nodes/N/management/inject_nmi", "1.28"),
+        ("GET", "/v1/nodes/N/management/indicators", "1.62"),
+        ("GET", "/v1/nodes/N/management/indicators", "1.63"),
+        ("PUT", "/v1/nodes/N/states/boot_mode", "1.75"),
+        ("PUT", "/v1/nodes/N/states/secure_boot", "1.75"),
+        ("PUT", "/v1/nodes/N/states/raid", "1.11"),
+        ("POST", "/v1/events", "1.53"),
+        ("GET", "/v1/inspection_rules", "1.95"),
+        ("POST", "/v1/continue_inspection", "1.83"),
+        ("GET", "/v1/nodes/N/states/console", "1.1"),
+        ("GET", "/v1/nodes/N/states/console", "latest"),
+        (
+            "GET",
+            "/v1/nodes/detail?instance_uuid=1be26c0b-03f2-4d2e-ae87-c02d7f33c123",
+            "latest",
+        ),
+        (
+            "GET",
+            "/v1/ports/detail?address=52:54:00:aa:00:01",
+            "latest",
+        ),
+        ("GET", "/v1/volume/connectors?detail=True", "latest"),
+        ("GET", "/v1/volume/targets?detail=True", "latest"),
+        ("GET", "/v1/ports/52:54:00:aa:00:01", "latest"),
+        ("GET", "/v1/ports/52:54:00:aa:00:01", "1.1"),
+        (
+            "GET",
+            "/v1/drivers/fake-hardware/vendor_passthru/methods",
+            "1.1",
+        ),
+        ("GET", "/v1/nodes/N/vendor_passthru/methods", "1.1"),
+        ("GET", "/v1/nodes/N/management/boot_device/supported", "1.1"),
+        ("GET", "/v1/nodes/N/validate", "1.1"),
+        ("GET", "/v1/nodes/N/validate", "latest"),
+        ("GET", "/v1/drivers", "1.1"),
+        ("GET", "/v1/drivers", "latest"),
+        ("GET", "/v1/drivers/fake-hardware", "1.1"),
+        ("GET", "/v1/drivers/fake-hardware", "latest"),
+        ("GET", "/v1/drivers/fake-hardware/properties", "latest"),
+        (
+            "GET",
+            "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+            "latest",
+        ),
+        ("GET", "/", "1.1"),
+        ("GET", "/v1", "1.1"),
+        ("GET", "/v1", "latest"),
+    ];
+    for (m, path, v) in cases {
+        let path = path.replace("/N/", &format!("/{n}/")).replace("PG", &pg);
+        let path = if path.ends_with("/N") {
+            format!("{}{n}", &path[..path.len() - 1])
+        } else {
+            path
+        };
+        let body = if matches!(*m, "POST" | "PUT") {
+            empty.clone()
+        } else {
+            None
+        };
+        p.call(m, &path, Some(v), body).await;
+    }
+}
+
+/// ironic-rs configured as the real Ironic is (see `api_support::real_ironic`).
+const OURS: &str = r#"
+[storage]
+backend = "memory"
+[conductor]
+automated_clean = false
+[drivers]
+enabled_hardware_types = ["fake-hardware"]
+enabled_bios_interfaces = ["fake", "no-bios"]
+enabled_boot_interfaces = ["fake"]
+enabled_console_interfaces = ["fake", "no-console"]
+enabled_deploy_interfaces = ["fake"]
+enabled_firmware_interfaces = ["fake", "no-firmware"]
+enabled_inspect_interfaces = ["fake", "no-inspect"]
+enabled_management_interfaces = ["fake"]
+enabled_network_interfaces = ["noop"]
+enabled_power_interfaces = ["fake"]
+enabled_raid_interfaces = ["fake", "no-raid"]
+enabled_rescue_interfaces = ["fake", "no-rescue"]
+enabled_storage_interfaces = ["noop"]
+enabled_vendor_interfaces = ["fake", "no-vendor"]
+"#;
+
+#[test]
+fn the_api_answers_as_ironic_39_does() {
+    let real = RealIronic::start();
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(conf.path(), OURS).unwrap();
+    let ours = Ironic::start(&["--config", conf.path().to_str().unwrap()], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut p = Parity {
+        real: Peer {
+            url: real.url.clone(),
+            c: reqwest::Client::new(),
+        },
+        ours: Peer {
+            url: ours.url.clone(),
+            c: reqwest::Client::new(),
+        },
+        checks: 0,
+        diffs: Vec::new(),
+    };
+    rt.block_on(async {
+        nodes_across_versions(&mut p).await;
+        gates(&mut p).await;
+    });
+    eprintln!(
+        "{} requests compared, {} differences",
+        p.checks,
+        p.diffs.len()
+    );
+    assert!(
+        p.diffs.is_empty(),
+        "{} of {} responses differ from Ironic 39:\n{}",
+        p.diffs.len(),
+        p.checks,
+        p.diffs.join("\n")
+    );
+}
