@@ -34,7 +34,7 @@ pub use inspect::{DiscoveredPort, InspectInterface, InspectOutcome, InspectionDa
 pub use management::{BootDevice, BootDeviceInfo, BootMode, ManagementInterface, VmediaDevice};
 pub use network::{NetworkInterface, NetworkPhase, VifInfo};
 pub use power::{PowerInterface, PowerInterfaceExt};
-pub use raid::RaidInterface;
+pub use raid::{LOGICAL_DISK_PROPERTIES, RaidInterface};
 pub use rescue::RescueInterface;
 pub use steps::{ArgInfo, Step, StepDef, StepKind, StepOutcome};
 pub use storage::StorageInterface;

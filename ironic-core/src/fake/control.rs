@@ -59,6 +59,9 @@ pub struct FakeNodeState {
     /// A stuck BMC: power commands are accepted but the power state does not
     /// change (see [`FakeControl::set_power_stuck`]).
     pub power_stuck: bool,
+    /// Indicator states set through the management interface, by
+    /// `"<indicator>@<component>"` (unset ones read `ON`, as Ironic's fake).
+    pub indicators: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug)]

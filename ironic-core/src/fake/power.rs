@@ -249,6 +249,64 @@ impl ManagementInterface for FakeManagement {
         ))
     }
 
+    async fn get_supported_indicators(&self, _task: &Task) -> Result<JsonMap, DriverError> {
+        self.control
+            .enter(M, "management.get_supported_indicators")
+            .await?;
+        Ok(fake_indicators())
+    }
+
+    async fn get_indicator_state(
+        &self,
+        task: &Task,
+        component: &str,
+        indicator: &str,
+    ) -> Result<String, DriverError> {
+        self.control
+            .enter(M, "management.get_indicator_state")
+            .await?;
+        fake_indicator(component, indicator)?;
+        let key = format!("{indicator}@{component}");
+        Ok(self.control.with_node(task.node.uuid, |n| {
+            n.indicators
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| "ON".to_owned())
+        }))
+    }
+
+    async fn set_indicator_state(
+        &self,
+        task: &Task,
+        component: &str,
+        indicator: &str,
+        state: &str,
+    ) -> Result<(), DriverError> {
+        self.control
+            .enter(M, "management.set_indicator_state")
+            .await?;
+        let spec = fake_indicator(component, indicator)?;
+        if spec["readonly"] == true {
+            return Err(DriverError::invalid(format!(
+                "Indicator {indicator} of component {component} is read-only"
+            )));
+        }
+        let state = state.to_ascii_uppercase();
+        if !spec["states"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s == state.as_str()))
+        {
+            return Err(DriverError::invalid(format!(
+                "Invalid state {state} for indicator {indicator} of component {component}; valid: {}",
+                spec["states"]
+            )));
+        }
+        let key = format!("{indicator}@{component}");
+        self.control
+            .with_node(task.node.uuid, |n| n.indicators.insert(key, state));
+        Ok(())
+    }
+
     async fn get_mac_addresses(&self, task: &Task) -> Result<Vec<String>, DriverError> {
         self.control
             .enter(M, "management.get_mac_addresses")
@@ -260,4 +318,26 @@ impl ManagementInterface for FakeManagement {
         self.control.enter(M, "management.detect_vendor").await?;
         Ok(Some("fake".to_owned()))
     }
+}
+
+/// The indicators of Ironic's fake management interface: a read-only chassis LED
+/// and a settable system LED.
+fn fake_indicators() -> JsonMap {
+    match serde_json::json!({
+        "chassis": {"led-0": {"readonly": true, "states": ["OFF", "ON"]}},
+        "system": {"led": {"readonly": false, "states": ["BLINKING", "OFF", "ON"]}},
+    }) {
+        serde_json::Value::Object(m) => m,
+        _ => JsonMap::new(),
+    }
+}
+
+fn fake_indicator(component: &str, indicator: &str) -> Result<serde_json::Value, DriverError> {
+    let all = fake_indicators();
+    let comp = all
+        .get(component)
+        .ok_or_else(|| DriverError::invalid(format!("Invalid component {component} specified.")))?;
+    comp.get(indicator)
+        .cloned()
+        .ok_or_else(|| DriverError::invalid(format!("Invalid indicator {indicator} specified.")))
 }

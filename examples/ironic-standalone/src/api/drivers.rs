@@ -182,10 +182,24 @@ async fn raid_properties(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let hw = hardware_type(&st, &name)?;
-    // The RAID interfaces of the contract take a validated target_raid_config;
-    // they publish no separate logical-disk property list.
-    let _ = hw;
-    ok_value(&json!({}))
+    // The RAID interface a node of this hardware type gets by default.
+    let reg = st.conductor().registry();
+    let mut probe = ironic_core::Node::new(hw.name);
+    let driver = reg
+        .resolve_interfaces(&mut probe)
+        .and_then(|()| reg.driver_for(&probe))
+        .map_err(|e| {
+            ApiError::not_found(format!(
+                "Driver {name} does not support raid (disabled or not implemented): {e}"
+            ))
+        })?;
+    let props: Map<String, Value> = driver
+        .raid
+        .logical_disk_properties()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::from(v)))
+        .collect();
+    ok_value(&props)
 }
 
 async fn vendor_methods(

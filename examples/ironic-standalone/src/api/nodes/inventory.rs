@@ -158,7 +158,13 @@ async fn children(
     query.page.marker = args.marker;
     let nodes = st.conductor().list_nodes(&query).await?;
     let ids: Vec<String> = nodes.iter().map(|c| c.uuid.to_string()).collect();
-    ok_value(&json!({ "children": ids }))
+    ok_value(&json!({
+        "children": ids,
+        "links": {
+            "href": format!("{}/v1/nodes?parent_node={}", ctx.base, n.uuid),
+            "rel": "children",
+        },
+    }))
 }
 
 async fn firmware(

@@ -166,14 +166,20 @@ async fn set_indicator(
     let (name, component) = split_indicator(&indicator)?;
     // The state comes as a query argument (the client) or in a JSON body.
     let p = Params::parse(q.as_deref());
+    // The state comes as a query argument (Ironic's API) or in a JSON body;
+    // Ironic's states are lowercase, its documentation uppercase: both work.
     let state = match p.get("state") {
         Some(s) => s.to_owned(),
+        None if body.iter().all(u8::is_ascii_whitespace) => {
+            return Err(ApiError::bad_request("Missing mandatory parameter: state"));
+        }
         None => parse_object(&body)?
             .get("state")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| ApiError::bad_request("'state' is required"))?,
-    };
+            .ok_or_else(|| ApiError::bad_request("Missing mandatory parameter: state"))?,
+    }
+    .to_ascii_uppercase();
     if !matches!(state.as_str(), "ON" | "OFF" | "BLINKING" | "UNKNOWN") {
         return Err(ApiError::bad_request(format!(
             "Invalid indicator state {state:?}: expected ON, OFF, BLINKING or UNKNOWN"
