@@ -530,9 +530,27 @@ fn other_resources_round_trip() {
         assert_eq!(v["power"]["result"], false, "{v}");
         assert!(v["power"]["reason"].as_str().unwrap().contains("redfish_address"), "{v}");
 
-        // The fake management interface has no indicators: a clear 400.
+        // The fake management interface has Ironic's fake indicators: a read-only
+        // chassis LED and a settable system LED.
         let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/r1/management/indicators", None).await;
-        assert_eq!(s, 400, "{v}");
+        assert_eq!(s, 200, "{v}");
+        let names: Vec<&str> = v["indicators"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["led-0@chassis", "led@system"], "{v}");
+        let (s, v) = api
+            .json(reqwest::Method::PUT, "/v1/nodes/r1/management/indicators/led@system?state=blinking", None)
+            .await;
+        assert_eq!(s, 204, "{v}");
+        let (s, v) = api.json(reqwest::Method::GET, "/v1/nodes/r1/management/indicators/led@system", None).await;
+        assert_eq!((s.as_u16(), v["state"].as_str()), (200, Some("BLINKING")), "{v}");
+        let (s, v) = api
+            .json(reqwest::Method::PUT, "/v1/nodes/r1/management/indicators/led-0@chassis?state=OFF", None)
+            .await;
+        assert_eq!(s, 400, "a read-only indicator cannot be set: {v}");
+        let (s, v) = api
+            .json(reqwest::Method::PUT, "/v1/nodes/r1/management/indicators/led@system", None)
+            .await;
+        assert_eq!(s, 400, "the state is mandatory: {v}");
+        assert!(v["error_message"].as_str().unwrap().contains("Missing mandatory parameter: state"), "{v}");
 
         // Agent endpoints: input checks before the conductor.
         let (s, _) = api.json(reqwest::Method::GET, "/v1/lookup", None).await;
