@@ -77,11 +77,7 @@ pub(super) async fn middleware(
 ) -> Response {
     let request_id: Arc<str> = format!("req-{}", uuid::Uuid::new_v4()).into();
     let headers = req.headers();
-    let requested = version::requested(
-        header_str(headers, version::OPENSTACK_HEADER),
-        header_str(headers, version::HEADER),
-    );
-    let negotiated = version::negotiate(requested);
+    let negotiated = version::requested_in(headers).and_then(version::negotiate);
     let base: Arc<str> = match &st.settings().public_endpoint {
         Some(p) => p.trim_end_matches('/').into(),
         None => {

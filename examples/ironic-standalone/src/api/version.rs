@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use axum::http;
+
 /// Header carrying the requested (and, in responses, the negotiated) version.
 pub const HEADER: &str = "x-openstack-ironic-api-version";
 /// Response header: the minimum supported version.
@@ -74,10 +76,12 @@ impl VersionError {
 /// Extract the requested version string from the two possible headers.
 ///
 /// `openstack` is the value of `OpenStack-API-Version` (may list several services,
-/// comma-separated); `legacy` is `X-OpenStack-Ironic-API-Version`.
+/// comma-separated; the last `baremetal` entry wins, as `microversion_parse` reads
+/// it); `legacy` is `X-OpenStack-Ironic-API-Version` (its last comma-separated
+/// value). An empty value counts as absent, as in Ironic.
 pub fn requested<'a>(openstack: Option<&'a str>, legacy: Option<&'a str>) -> Option<&'a str> {
     if let Some(v) = openstack {
-        for part in v.split(',') {
+        for part in v.rsplit(',') {
             let mut it = part.split_whitespace();
             if let (Some(service), Some(ver)) = (it.next(), it.next())
                 && service.eq_ignore_ascii_case("baremetal")
@@ -86,7 +90,23 @@ pub fn requested<'a>(openstack: Option<&'a str>, legacy: Option<&'a str>) -> Opt
             }
         }
     }
-    legacy.map(str::trim)
+    legacy
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// [`requested`] from a request's headers. A version header whose value is not
+/// visible ASCII (a client sending Latin-1 or binary junk) is malformed, not
+/// absent: it gets the same 406 as any other unparsable version.
+pub fn requested_in(headers: &http::HeaderMap) -> Result<Option<&str>, VersionError> {
+    let text = |name: &str| -> Result<Option<&str>, VersionError> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(Some).map_err(|_| VersionError::Malformed),
+        }
+    };
+    Ok(requested(text(OPENSTACK_HEADER)?, text(HEADER)?))
 }
 
 /// Negotiate: `None` (no header) gives [`MIN`].
@@ -257,5 +277,30 @@ mod tests {
         );
         assert_eq!(requested(Some("compute 2.1"), Some("1.2")), Some("1.2"));
         assert_eq!(requested(None, None), None);
+        // Ironic: the last entry wins; an empty value is no value.
+        assert_eq!(
+            requested(Some("baremetal 1.2, baremetal 1.31"), None),
+            Some("1.31")
+        );
+        assert_eq!(requested(None, Some("1.5, 1.7")), Some("1.7"));
+        assert_eq!(requested(None, Some("  ")), None);
+        assert_eq!(requested(Some("baremetal"), Some("1.9")), Some("1.9"));
+    }
+
+    #[test]
+    fn a_header_that_is_not_ascii_is_malformed_not_absent() {
+        let mut h = http::HeaderMap::new();
+        h.insert(HEADER, http::HeaderValue::from_bytes(b"1.\xff").unwrap());
+        assert_eq!(requested_in(&h), Err(VersionError::Malformed));
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            OPENSTACK_HEADER,
+            http::HeaderValue::from_bytes(b"baremetal 1.\xe9").unwrap(),
+        );
+        assert_eq!(requested_in(&h), Err(VersionError::Malformed));
+        let mut h = http::HeaderMap::new();
+        h.insert(HEADER, http::HeaderValue::from_static("1.40"));
+        assert_eq!(requested_in(&h), Ok(Some("1.40")));
+        assert_eq!(requested_in(&http::HeaderMap::new()), Ok(None));
     }
 }
