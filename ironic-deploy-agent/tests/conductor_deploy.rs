@@ -13,7 +13,9 @@ use common::rack::{Env, env};
 use common::*;
 use futures::StreamExt;
 use ironic_core::driver::Heartbeat;
-use ironic_core::{Error, Ident, Node, NodeId, PowerState, ProvisionRequest, ProvisionState as S};
+use ironic_core::{
+    Error, ErrorKind, Ident, Node, NodeId, PowerState, ProvisionRequest, ProvisionState as S,
+};
 use ironic_deploy_agent::httpd::{ImageServer, ServeOptions};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -339,6 +341,52 @@ async fn bad_images_fail_the_deploy_with_a_clear_last_error() {
     let node = env.node("52:54:00:e2:e0:02", 8).await;
     let u = node.uuid;
     make_available(&env, u).await;
+    // Instance info that cannot deploy is refused before anything starts (Ironic's
+    // deploy-interface validation): a clear client error, the node left available.
+    let refused = [
+        (json!({}), "instance_info.image_source"),
+        (json!({"image_source": ""}), "instance_info.image_source"),
+        (
+            json!({"image_source": 7, "image_checksum": "x"}),
+            "must be a string",
+        ),
+        (
+            json!({"image_source": srv.url("img.raw")}),
+            "image_checksum",
+        ),
+        (
+            json!({"image_source": srv.url("img.raw"), "image_os_hash_algo": "sha256"}),
+            "image_os_hash_value",
+        ),
+        (
+            json!({"image_source": srv.url("img.raw"), "image_checksum": sha256_hex(&img),
+                   "image_type": "floppy"}),
+            "Invalid image_type",
+        ),
+        (
+            json!({"image_source": "file:///img.raw", "image_checksum": sha256_hex(&img)}),
+            "http(s) URL",
+        ),
+    ];
+    for (info, want) in refused {
+        set_image(&env, u, info.clone()).await;
+        let e = env
+            .c
+            .provision(&u.into(), ProvisionRequest::new("active"))
+            .await
+            .expect_err(&format!("deploy with {info} must be refused"));
+        assert!(
+            matches!(&e, Error::Driver(d) if matches!(
+                d.kind(),
+                ErrorKind::MissingParameter | ErrorKind::InvalidParameter
+            )),
+            "{info}: {e:?}"
+        );
+        assert!(e.to_string().contains(want), "{info}: {e}");
+        let n = env.c.get_node(&u.into()).await.unwrap();
+        assert_eq!(n.provision_state, S::Available, "{info}");
+        assert!(n.last_error.is_none(), "{info}: {:?}", n.last_error);
+    }
     let cases = [
         (srv.url("img.raw"), sha256_hex(b"not the image"), "checksum"),
         (cut.url("img.raw"), sha256_hex(&img), "truncated"),

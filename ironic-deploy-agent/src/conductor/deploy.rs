@@ -181,6 +181,49 @@ impl AgentDeploy {
         Ok(StepOutcome::Wait)
     }
 
+    /// Ironic's `AgentDeploy.validate` rules for `instance_info`: `image_source`
+    /// present and not empty; `image_type`, when set, `partition` or `whole-disk`;
+    /// a checksum: `image_checksum`, or `image_os_hash_algo` together with
+    /// `image_os_hash_value`. Without them a deploy would boot the ramdisk and wait
+    /// in `wait call-back` for an image it can never write.
+    fn validate_image(task: &Task) -> Result<(), DriverError> {
+        let ii = &task.node.instance_info;
+        let uuid = task.node.uuid;
+        let present = |k: &str| match ii.get(k) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(_) => true,
+        };
+        if !present("image_source") {
+            return Err(DriverError::missing(format!(
+                "Node {uuid} failed to validate deploy image info. Some parameters were missing. Missing are: ['instance_info.image_source']"
+            )));
+        }
+        if !ii.get("image_source").is_some_and(Value::is_string) {
+            return Err(DriverError::invalid(
+                "instance_info.image_source must be a string (the image URL)",
+            ));
+        }
+        if let Some(t) = ii.get("image_type").filter(|v| !v.is_null())
+            && !matches!(t.as_str(), Some("partition" | "whole-disk"))
+        {
+            return Err(DriverError::invalid(format!(
+                "Invalid image_type {t}, valid are partition, whole-disk"
+            )));
+        }
+        let (algo, value, checksum) = (
+            present("image_os_hash_algo"),
+            present("image_os_hash_value"),
+            present("image_checksum"),
+        );
+        if algo != value || (!value && !checksum) {
+            return Err(DriverError::missing(format!(
+                "image_source's \"image_checksum\", or \"image_os_hash_algo\" and \"image_os_hash_value\" must be provided in instance_info for node {uuid}"
+            )));
+        }
+        Ok(())
+    }
+
     fn image_info(task: &Task) -> Result<Value, DriverError> {
         let ii = &task.node.instance_info;
         let source = ii
@@ -381,14 +424,8 @@ impl BaseInterface for AgentDeploy {
     }
 
     fn validate(&self, task: &Task) -> Result<(), DriverError> {
-        if matches!(
-            task.node.provision_state,
-            ProvisionState::Deploying | ProvisionState::Available | ProvisionState::Active
-        ) && task.node.instance_info.contains_key("image_source")
-        {
-            Self::image_info(task)?;
-        }
-        Ok(())
+        Self::validate_image(task)?;
+        Self::image_info(task).map(|_| ())
     }
 
     fn steps(&self) -> Vec<StepDef> {
