@@ -6,6 +6,12 @@
 //! MACs; powering off kills it, a reset restarts it. Booting from the disk with an image on
 //! it counts as "instance running" (logged, no process). The agent exiting by itself with
 //! success is the ramdisk powering the machine off.
+//!
+//! Agents are tied to the process that started them: each gets `--parent-pid` (it
+//! exits when its parent dies, even by `kill -9`), runs in its own process group,
+//! and is recorded in `<log_dir>/<server>-agent.pid`, so that a lab started again
+//! on the same directory ends whatever its predecessor left behind
+//! ([`reap_stale_agents`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -113,6 +119,8 @@ impl AgentLaunch {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--api-url")
             .arg(&self.api_url)
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .arg("--root-device")
             .arg(&spec.disk)
             .args(["--listen", "127.0.0.1:0", "--advertise-host", "127.0.0.1"])
@@ -124,6 +132,100 @@ impl AgentLaunch {
         }
         cmd
     }
+}
+
+/// Where a server's running agent is recorded: `PID STARTTIME` (start time in clock
+/// ticks since boot, from `/proc/PID/stat`, so a recycled PID is never mistaken for it).
+pub fn agent_pid_file(log_dir: &Path, server: &str) -> PathBuf {
+    log_dir.join(format!("{server}-agent.pid"))
+}
+
+/// The start time of a live (not zombie) process, from `/proc/PID/stat`.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may contain spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is the state (field 3), so field 22 (starttime) is fields[19].
+    if fields.first().is_some_and(|s| *s == "Z" || *s == "X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether `pid` is a live process (zombies count as dead).
+pub fn process_alive(pid: u32) -> bool {
+    process_start_time(pid).is_some()
+}
+
+/// Records `pid` as the running agent of `server` (see [`agent_pid_file`]).
+pub fn record_agent(log_dir: &Path, server: &str, pid: u32) {
+    let Some(start) = process_start_time(pid) else {
+        return;
+    };
+    if let Err(e) = std::fs::write(agent_pid_file(log_dir, server), format!("{pid} {start}\n")) {
+        tracing::warn!(server, error = %e, "cannot record the agent's pid");
+    }
+}
+
+fn forget_agent(log_dir: &Path, server: &str) {
+    let _ = std::fs::remove_file(agent_pid_file(log_dir, server));
+}
+
+/// Ends the agents that a previous lab on `log_dir` left running (it was killed
+/// before it could stop them): each recorded agent still alive with the same start
+/// time and an `ironic-agent` command line gets SIGTERM, then SIGKILL after a
+/// second, with its whole process group. Returns the PIDs ended. Call it only while
+/// holding the lab directory (no other lab uses `log_dir`).
+pub fn reap_stale_agents(log_dir: &Path) -> Vec<u32> {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return Vec::new();
+    };
+    let mut ended = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("-agent.pid"))
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        let mut it = text.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(start))) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Ok(pid) = u32::try_from(pid) else {
+            continue;
+        };
+        let ours = process_start_time(pid) == Some(start)
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.windows(AGENT_BINARY.len())
+                    .any(|w| w == AGENT_BINARY.as_bytes())
+            });
+        let Some(group) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            continue;
+        };
+        if !ours {
+            continue;
+        }
+        tracing::warn!(pid, file = %path.display(), "ending an agent left running by a previous lab");
+        let _ = kill_process_group(group, Signal::TERM);
+        // A stopped process acts on SIGTERM only once continued.
+        let _ = kill_process_group(group, Signal::CONT);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while process_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if process_alive(pid) {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+        ended.push(pid);
+    }
+    ended
 }
 
 /// What the machine is doing, for progress displays.
@@ -206,10 +308,11 @@ fn set(state: &Mutex<MachineState>, s: MachineState) {
     *state.lock().unwrap_or_else(|e| e.into_inner()) = s;
 }
 
-async fn stop(child: &mut Option<Child>, name: &str) {
+async fn stop(child: &mut Option<Child>, name: &str, log_dir: &Path) {
     if let Some(mut c) = child.take() {
         let _ = c.start_kill();
         let _ = c.wait().await;
+        forget_agent(log_dir, name);
         tracing::info!(server = %name, "agent stopped");
     }
 }
@@ -227,10 +330,10 @@ async fn run(
     loop {
         let status: PowerStatus = rx.borrow_and_update().clone();
         if status.power == Power::Off {
-            stop(&mut child, &name).await;
+            stop(&mut child, &name, &launch.log_dir).await;
             set(&state, MachineState::Off);
         } else if status.boots != seen_boots {
-            stop(&mut child, &name).await;
+            stop(&mut child, &name, &launch.log_dir).await;
             match status.booted_from.clone().unwrap_or(BootSource::Firmware) {
                 BootSource::Network | BootSource::VirtualMedia(_) => {
                     match start_agent(&server, &launch) {
@@ -273,14 +376,14 @@ async fn run(
             changed = rx.changed() => if changed.is_err() { break },
             code = exited => {
                 child = None;
+                forget_agent(&launch.log_dir, &name);
                 match code {
                     Some(c) if c.success() => {
                         tracing::info!(server = %name, "agent exited: the ramdisk powered the machine off");
                         server.os_halted();
                     }
                     Some(c) if c.code().is_none() => {
-                        // Killed by a signal: Ctrl-C in the lab's terminal reaches the
-                        // agents too, or someone killed it.
+                        // Killed by a signal: someone killed it.
                         tracing::info!(server = %name, status = %c, "agent killed; the machine hangs until reset");
                         set(&state, MachineState::Idle);
                     }
@@ -292,7 +395,7 @@ async fn run(
             }
         }
     }
-    stop(&mut child, &name).await;
+    stop(&mut child, &name, &launch.log_dir).await;
 }
 
 fn start_agent(server: &SimServer, launch: &AgentLaunch) -> std::io::Result<Child> {
@@ -312,8 +415,14 @@ fn start_agent(server: &SimServer, launch: &AgentLaunch) -> std::io::Result<Chil
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
+        // Its own process group: Ctrl-C in the lab's terminal reaches the lab only,
+        // which stops the agents in order; a later lab can end the whole group.
+        .process_group(0)
         .kill_on_drop(true);
     let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        record_agent(&launch.log_dir, name, pid);
+    }
     tracing::info!(server = %name, pid = child.id().unwrap_or(0), log = %log_path.display(), "booted the deploy ramdisk: agent started");
     Ok(child)
 }

@@ -67,6 +67,10 @@ struct Args {
     /// Do not read written images back to verify them.
     #[arg(long)]
     no_verify: bool,
+    /// Exit when process PID stops being this agent's parent: an agent started by a
+    /// simulator (`ironic lab`) ends with it, even when it is killed with SIGKILL.
+    #[arg(long, value_name = "PID")]
+    parent_pid: Option<u32>,
     /// /sys root (tests).
     #[arg(long, hide = true)]
     sys_root: Option<PathBuf>,
@@ -138,6 +142,30 @@ fn config(a: Args) -> Result<AgentConfig, String> {
     Ok(c)
 }
 
+/// Checks twice a second that `expected` is still the parent; exits when it is not
+/// (the parent died and this process was handed to init or a subreaper). Polling
+/// `getppid` is exact where `PR_SET_PDEATHSIG` is not: that one fires when the
+/// parent's spawning *thread* exits, which a thread-pool runtime does at will.
+fn exit_with_parent(expected: u32) {
+    let parent = || rustix::process::Pid::as_raw(rustix::process::getppid());
+    if i64::from(parent()) != i64::from(expected) {
+        eprintln!("ironic-agent: parent {expected} is gone already; exiting");
+        std::process::exit(0);
+    }
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if i64::from(parent()) != i64::from(expected) {
+                tracing::warn!(
+                    parent = expected,
+                    "the process that started this agent is gone: exiting"
+                );
+                std::process::exit(0);
+            }
+        }
+    });
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -147,7 +175,11 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = match config(Args::parse()) {
+    let args = Args::parse();
+    if let Some(pid) = args.parent_pid {
+        exit_with_parent(pid);
+    }
+    let cfg = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ironic-agent: {e}");

@@ -98,12 +98,52 @@ pub struct Lab {
     pub boot_servers: crate::boot::BootServers,
     /// The boot files' base URL.
     pub boot_url: String,
+    /// `<data_dir>/lab.lock`, locked for the lab's lifetime.
+    _lock: std::fs::File,
+}
+
+/// Takes `<dir>/lab.lock` (an exclusive `flock`, released by the kernel when the
+/// process ends however it ends): one lab per directory at a time.
+fn lock_lab_dir(dir: &std::path::Path) -> Result<std::fs::File, LabError> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let path = dir.join("lab.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        return Err(LabError::Missing(format!(
+            "another ironic lab (pid {}) is using {}: stop it first, or pick another --data-dir",
+            holder.trim(),
+            dir.display()
+        )));
+    }
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(f)
 }
 
 impl Lab {
     /// Starts everything and enrolls the servers (in `enroll`; see [`Lab::make_available`]).
     pub async fn start(opts: &LabOptions) -> Result<Lab, LabError> {
         let dir = &opts.data_dir;
+        let lock = lock_lab_dir(dir)?;
+        // A lab killed before it could stop its agents (kill -9, a crash) left them
+        // running: end them before starting new ones on the same disks.
+        let logs = dir.join("logs");
+        let ended = tokio::task::spawn_blocking(move || machine::reap_stale_agents(&logs))
+            .await
+            .unwrap_or_default();
+        if !ended.is_empty() {
+            tracing::warn!(agents = ?ended, "ended agents left running by a previous lab on this directory");
+        }
         if dir.join("disks").exists() {
             std::fs::remove_dir_all(dir.join("disks")).map_err(io("clearing the old lab disks"))?;
         }
@@ -160,6 +200,7 @@ impl Lab {
             api,
             boot_servers,
             boot_url,
+            _lock: lock,
         })
     }
 
