@@ -75,6 +75,26 @@ pub struct ApiConfig {
     pub restrict_lookup: bool,
     /// Seconds between agent heartbeats that the agent is told to keep.
     pub ramdisk_heartbeat_timeout: u64,
+    /// Largest request body, KiB (Ironic's `[api]max_json_body_size`).
+    pub max_json_body_size: usize,
+    /// Largest body of `PUT /v1/nodes/{node}/states/provision`, KiB.
+    pub max_json_body_size_provision: usize,
+    /// Largest body of `POST /v1/continue_inspection`, KiB.
+    pub max_json_body_size_inspection: usize,
+    /// Deepest JSON nesting accepted in a request body.
+    pub max_json_body_depth: usize,
+    /// Largest request head (request line and headers), KiB.
+    pub max_header_size: usize,
+    /// Seconds to send a whole request head (and the keep-alive idle time).
+    pub header_read_timeout: u64,
+    /// Seconds to send a whole request body.
+    pub body_read_timeout: u64,
+    /// Seconds a response write may make no progress.
+    pub write_timeout: u64,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Seconds requests in progress get to finish at shutdown.
+    pub shutdown_timeout: u64,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +107,41 @@ impl Default for ApiConfig {
             http_basic_auth_user_file: None,
             restrict_lookup: true,
             ramdisk_heartbeat_timeout: 300,
+            max_json_body_size: 1024,
+            max_json_body_size_provision: 65536,
+            max_json_body_size_inspection: 16384,
+            max_json_body_depth: 25,
+            max_header_size: 32,
+            header_read_timeout: 30,
+            body_read_timeout: 60,
+            write_timeout: 60,
+            max_connections: 1000,
+            shutdown_timeout: 10,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The serving loop's limits.
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            header_read_timeout: secs(self.header_read_timeout),
+            max_header_size: self.max_header_size.saturating_mul(1024),
+            max_headers: 100,
+            write_timeout: secs(self.write_timeout),
+            max_connections: self.max_connections,
+            drain_timeout: secs(self.shutdown_timeout),
+        }
+    }
+
+    /// The request-body limits of the API.
+    pub fn body_limits(&self) -> crate::api::limits::BodyLimits {
+        crate::api::limits::BodyLimits {
+            max: self.max_json_body_size.saturating_mul(1024),
+            provision: self.max_json_body_size_provision.saturating_mul(1024),
+            inspection: self.max_json_body_size_inspection.saturating_mul(1024),
+            max_depth: self.max_json_body_depth,
+            read_timeout: secs(self.body_read_timeout),
         }
     }
 }
@@ -224,18 +279,25 @@ pub struct FakeSection {
     /// them from the defaults.
     pub enabled: bool,
     /// Delay of fake power actions.
+    #[serde(deserialize_with = "delay")]
     pub power_delay: String,
     /// Delay of fake management calls (boot device, ...).
+    #[serde(deserialize_with = "delay")]
     pub management_delay: String,
     /// Delay of fake boot preparation.
+    #[serde(deserialize_with = "delay")]
     pub boot_delay: String,
     /// Delay of fake deploys.
+    #[serde(deserialize_with = "delay")]
     pub deploy_delay: String,
     /// Delay of fake inspection.
+    #[serde(deserialize_with = "delay")]
     pub inspect_delay: String,
     /// Delay of fake RAID steps.
+    #[serde(deserialize_with = "delay")]
     pub raid_delay: String,
     /// Delay of fake BIOS steps.
+    #[serde(deserialize_with = "delay")]
     pub bios_delay: String,
 }
 
@@ -357,7 +419,6 @@ impl Config {
                     message: "expected IRONIC__<SECTION>__<KEY>, e.g. IRONIC__API__LISTEN".into(),
                 });
             }
-            let parsed = parse_env_value(&value);
             let section = table
                 .entry(parts[0].clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -367,21 +428,24 @@ impl Config {
                     message: format!("[{}] is not a section", parts[0]),
                 });
             };
-            section.insert(parts[1].clone(), parsed);
-            // Check this override alone for a precise message.
-            let mut probe = toml::Table::new();
-            let mut sec = toml::Table::new();
-            sec.insert(parts[1].clone(), section[&parts[1]].clone());
-            probe.insert(parts[0].clone(), toml::Value::Table(sec));
-            if let Err(e) = toml::to_string(&probe)
-                .map_err(|e| e.to_string())
-                .and_then(|s| toml::from_str::<Config>(&s).map_err(|e| e.to_string()))
+            // A TOML literal when it is one and fits the key (`50`, `true`,
+            // `["a"]`), else the raw text: `IRONIC__FAKE__POWER_DELAY=2` is the
+            // string "2" that key expects, `IRONIC__CONDUCTOR__HOST=1234` a name.
+            let typed = parse_env_value(&value);
+            let raw = toml::Value::String(value.clone());
+            let mut result = check_override(&parts[0], &parts[1], &typed);
+            let mut chosen = typed;
+            if result.is_err()
+                && !chosen.is_str()
+                && check_override(&parts[0], &parts[1], &raw).is_ok()
             {
-                return Err(ConfigError::Env {
-                    var,
-                    message: e.trim_end().replace('\n', " "),
-                });
+                chosen = raw;
+                result = Ok(());
             }
+            if let Err(message) = result {
+                return Err(ConfigError::Env { var, message });
+            }
+            section.insert(parts[1].clone(), chosen);
         }
         let text = toml::to_string(&table).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -454,6 +518,40 @@ impl Config {
                 "storage.max_connections must be at least 1".into(),
             ));
         }
+        let a = &self.api;
+        for (key, v, min) in [
+            ("max_json_body_size", a.max_json_body_size, 4),
+            (
+                "max_json_body_size_provision",
+                a.max_json_body_size_provision,
+                4,
+            ),
+            (
+                "max_json_body_size_inspection",
+                a.max_json_body_size_inspection,
+                4,
+            ),
+            ("max_json_body_depth", a.max_json_body_depth, 8),
+            ("max_header_size", a.max_header_size, 8),
+            ("max_connections", a.max_connections, 1),
+        ] {
+            if v < min {
+                return Err(ConfigError::Invalid(format!(
+                    "api.{key} = {v}: must be at least {min}"
+                )));
+            }
+        }
+        for (key, v) in [
+            ("header_read_timeout", a.header_read_timeout),
+            ("body_read_timeout", a.body_read_timeout),
+            ("write_timeout", a.write_timeout),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "api.{key} must be at least 1 second"
+                )));
+            }
+        }
         if self.conductor.max_concurrent_operations == 0 {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),
@@ -487,6 +585,41 @@ impl Config {
                     .unwrap_or_else(|| self.api.listen.to_string());
                 format!("http://{host}")
             })
+    }
+}
+
+/// Whether `[section] key = value` alone is a valid configuration; the error
+/// message otherwise (one line).
+fn check_override(section: &str, key: &str, value: &toml::Value) -> Result<(), String> {
+    let mut sec = toml::Table::new();
+    sec.insert(key.to_owned(), value.clone());
+    let mut probe = toml::Table::new();
+    probe.insert(section.to_owned(), toml::Value::Table(sec));
+    toml::to_string(&probe)
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            toml::from_str::<Config>(&s)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| e.trim_end().replace('\n', " "))
+}
+
+/// A fake-hardware delay: Ironic's string syntax (`"2"`, `"0.5"`, `"1,3"`), or a
+/// bare number of seconds (`power_delay = 2`).
+fn delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let why = "a delay: seconds as a number (2, 0.5) or a string (\"2\", \"1,3\" for a random delay between)";
+    match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(why))? {
+        Raw::Int(n) => Ok(n.to_string()),
+        Raw::Float(f) => Ok(f.to_string()),
+        Raw::Text(t) => Ok(t),
     }
 }
 
@@ -620,6 +753,41 @@ mod tests {
         .unwrap();
         assert_eq!(c.boot.dhcp.mode, DhcpModeConfig::Server);
         assert_eq!(c.boot.kernel_append_params, "quiet");
+    }
+
+    #[test]
+    fn numbers_are_accepted_where_a_delay_is_expected() {
+        let c = load_str(
+            "[fake]\npower_delay = 2\nboot_delay = 0.5\ndeploy_delay = \"1,3\"\n",
+            &[
+                ("IRONIC__FAKE__MANAGEMENT_DELAY", "2"),
+                ("IRONIC__FAKE__RAID_DELAY", "0.25"),
+                ("IRONIC__FAKE__BIOS_DELAY", "1,2"),
+                ("IRONIC__CONDUCTOR__HOST", "1234"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.fake.power_delay, "2");
+        assert_eq!(c.fake.boot_delay, "0.5");
+        assert_eq!(c.fake.deploy_delay, "1,3");
+        assert_eq!(c.fake.management_delay, "2");
+        assert_eq!(c.fake.raid_delay, "0.25");
+        assert_eq!(c.fake.bios_delay, "1,2");
+        assert_eq!(c.conductor.host.as_deref(), Some("1234"));
+        // A wrong value is still refused with the variable named.
+        let e = load_str("", &[("IRONIC__FAKE__POWER_DELAY", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("power_delay") && e.contains("soon"), "{e}");
+        let e = load_str("[fake]\npower_delay = true\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a delay"), "{e}");
+        // A number where a number is expected stays a number.
+        let e = load_str("", &[("IRONIC__API__MAX_LIMIT", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IRONIC__API__MAX_LIMIT"), "{e}");
     }
 
     #[test]

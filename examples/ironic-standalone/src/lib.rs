@@ -5,6 +5,7 @@ pub mod auth;
 pub mod boot;
 pub mod cache;
 pub mod config;
+pub mod http;
 pub mod lab;
 pub mod network;
 pub mod ramdisk;

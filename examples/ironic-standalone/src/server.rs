@@ -403,6 +403,7 @@ pub async fn start_with(
         restrict_lookup: cfg.api.restrict_lookup,
         ramdisk_heartbeat_timeout: cfg.api.ramdisk_heartbeat_timeout,
         default_host: cfg.api.listen.to_string(),
+        body_limits: cfg.api.body_limits(),
     };
     let state = ApiState::new(conductor.clone(), settings, auth);
     Ok(Deployment { conductor, state })
@@ -484,14 +485,17 @@ pub async fn launch(cfg: &Config) -> Result<Launched, ServeError> {
 }
 
 /// Run API + conductor (and the boot servers) until `shutdown` resolves, then stop
-/// accepting requests, let in-flight ones finish and shut the conductor down
-/// (waiting for its operations), so nothing is lost.
+/// accepting requests, give those in progress `[api] shutdown_timeout` to finish,
+/// close what is left, and shut the conductor down (waiting for its operations), so
+/// nothing is lost and a stuck client cannot keep the process alive.
 pub async fn serve(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let launched = launch(&cfg).await?;
-    tracing::info!(listen = %launched.addr, store = ?launched.deployment.conductor.store(), host = %launched.deployment.conductor.config().host, "ironic API and conductor running");
+    let mut limits = launched.config.api.http_limits();
+    fit_connections_to_fd_limit(&mut limits);
+    tracing::info!(listen = %launched.addr, store = ?launched.deployment.conductor.store(), host = %launched.deployment.conductor.config().host, max_connections = limits.max_connections, "ironic API and conductor running");
     let app = launched.router();
     let Launched {
         listener,
@@ -499,14 +503,56 @@ pub async fn serve(
         boot_servers,
         ..
     } = launched;
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    tracing::info!("API stopped; shutting the conductor down");
+    let report = crate::http::serve(listener, app, limits, shutdown).await;
+    tracing::info!(
+        drain_ms = report.drain.as_millis() as u64,
+        closed_by_force = report.aborted_at_shutdown,
+        accepted = report.accepted,
+        evicted = report.evicted,
+        accept_errors = report.accept_errors,
+        "API stopped; shutting the conductor down"
+    );
     deployment.conductor.shutdown().await;
     drop(boot_servers);
     tracing::info!("conductor stopped");
-    result.map_err(ServeError::Serve)
+    Ok(())
+}
+
+/// Raise the open-file limit to its hard maximum (as Go's runtime does at start)
+/// and keep `max_connections` below it, with a reserve for the store, BMC and
+/// agent clients, boot servers and logs: connections must never starve the rest.
+pub fn fit_connections_to_fd_limit(limits: &mut crate::http::HttpLimits) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+        && cur < max
+    {
+        let raised = rustix::process::Rlimit {
+            current: Some(max),
+            maximum: Some(max),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::debug!(from = cur, to = max, "raised the open-file limit");
+                lim.current = Some(max);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    let Some(nofile) = lim.current.and_then(|n| usize::try_from(n).ok()) else {
+        return;
+    };
+    let reserve = (nofile / 4).max(64);
+    let fit = nofile.saturating_sub(reserve).max(16);
+    if limits.max_connections > fit {
+        tracing::warn!(
+            configured = limits.max_connections,
+            max_connections = fit,
+            open_file_limit = nofile,
+            "[api] max_connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE=)"
+        );
+        limits.max_connections = fit;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -91,6 +91,7 @@ pub(super) async fn middleware(
             let authorized = match st.auth() {
                 Some(auth) if !is_public(req.uri().path()) => auth
                     .check(header_str(req.headers(), "authorization"))
+                    .await
                     .is_some(),
                 _ => true,
             };

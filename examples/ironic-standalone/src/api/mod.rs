@@ -27,6 +27,7 @@ mod events;
 pub(crate) mod extras;
 mod http;
 mod json;
+pub mod limits;
 mod nodes;
 mod openapi;
 mod patch;
@@ -65,6 +66,8 @@ pub struct ApiSettings {
     pub ramdisk_heartbeat_timeout: u64,
     /// Fallback host for links when a request has no `Host` header.
     pub default_host: String,
+    /// Request-body limits (size per endpoint, JSON depth, read deadline).
+    pub body_limits: limits::BodyLimits,
 }
 
 impl Default for ApiSettings {
@@ -75,6 +78,7 @@ impl Default for ApiSettings {
             restrict_lookup: true,
             ramdisk_heartbeat_timeout: 300,
             default_host: "127.0.0.1:6385".into(),
+            body_limits: limits::BodyLimits::default(),
         }
     }
 }
@@ -217,6 +221,12 @@ pub fn router(state: ApiState) -> Router {
     let inner = routes::build(table)
         .with_state(state.clone())
         .fallback(|| async { ApiError::no_such_path() })
+        // Bodies are bounded by `limits` (after authentication), not axum's 2 MiB.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.settings().body_limits.clone()),
+            limits::limit_body,
+        ))
         .layer(middleware::from_fn_with_state(state, http::middleware));
     Router::new()
         .fallback_service(inner)

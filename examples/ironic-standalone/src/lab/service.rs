@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
+use crate::http::HttpLimits;
 use crate::server::{self, ServeError};
 
 /// An HTTP server started by the lab (the API, the boot file server).
@@ -19,18 +20,24 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Serves `router` on an already bound listener.
+    /// Serves `router` on an already bound listener, with the default limits.
     pub fn spawn(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<HttpServer> {
+        Self::spawn_with(listener, router, HttpLimits::default())
+    }
+
+    /// Serves `router` on an already bound listener with `limits` (timeouts,
+    /// connection limit, bounded drain: the serving loop of `ironic serve`).
+    pub fn spawn_with(
+        listener: tokio::net::TcpListener,
+        router: Router,
+        limits: HttpLimits,
+    ) -> std::io::Result<HttpServer> {
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(%addr, error = %e, "lab HTTP server stopped");
-            }
+            let report = crate::http::serve(listener, router, limits, stop.cancelled_owned()).await;
+            tracing::debug!(%addr, ?report, "lab HTTP server stopped");
         });
         Ok(HttpServer {
             addr,
@@ -91,13 +98,15 @@ pub async fn start(cfg: &Config) -> Result<Service, ServeError> {
     let launched = server::launch(cfg).await?;
     let app = launched.router();
     let boot_url = launched.boot.http_url.clone().unwrap_or_default();
+    let mut limits = launched.config.api.http_limits();
+    server::fit_connections_to_fd_limit(&mut limits);
     let server::Launched {
         listener,
         deployment,
         boot_servers,
         ..
     } = launched;
-    let api = HttpServer::spawn(listener, app).map_err(ServeError::Serve)?;
+    let api = HttpServer::spawn_with(listener, app, limits).map_err(ServeError::Serve)?;
     Ok(Service {
         conductor: deployment.conductor,
         api,

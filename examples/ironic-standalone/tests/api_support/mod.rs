@@ -32,12 +32,29 @@ impl Ironic {
 
     /// Start on an existing data dir.
     pub fn start_in(dir: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Ironic {
+        Self::start_wrapped(dir, &[], extra_args, env)
+    }
+
+    /// Start under a wrapper command (e.g. `["prlimit", "--nofile=256:256", "--"]`).
+    pub fn start_wrapped(
+        dir: tempfile::TempDir,
+        wrapper: &[&str],
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Ironic {
         let mut dir = dir;
         for _attempt in 0..5 {
             let port = free_port();
             let log = dir.path().join(format!("ironic-{port}.log"));
             let logf = std::fs::File::create(&log).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironic"));
+            let mut cmd = match wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut c = Command::new(program);
+                    c.args(args).arg(env!("CARGO_BIN_EXE_ironic"));
+                    c
+                }
+                None => Command::new(env!("CARGO_BIN_EXE_ironic")),
+            };
             cmd.arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
@@ -92,6 +109,16 @@ impl Ironic {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(false)
+    }
+
+    /// The process id (the wrapper's, which `exec`s into `ironic`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
     }
 
     /// The server's log so far.

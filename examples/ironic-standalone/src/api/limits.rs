@@ -1,0 +1,222 @@
+//! Request-body limits, as Ironic's `JsonDepthMiddleware` sets them (OSSN-0099):
+//! `[api]max_json_body_size` (1 MiB) for every endpoint, except
+//! `PUT .../states/provision` (`max_json_body_size_provision`, 64 MiB: config
+//! drives) and `POST /v1/continue_inspection` (`max_json_body_size_inspection`,
+//! 16 MiB: ramdisk logs); a body over its limit is refused with 413, before it is
+//! read when `Content-Length` says so. JSON nested deeper than
+//! `max_json_body_depth` (25) is refused with 400.
+//!
+//! Unlike Ironic, which checks only bodies declared as JSON and waits for a slow
+//! body as long as the socket lives, every body is bounded (whatever its
+//! `Content-Type`), and the whole body must arrive within the read timeout (408).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+
+use super::error::ApiError;
+
+/// Body limits of the API (bytes, except the depth).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Every endpoint but the two below.
+    pub max: usize,
+    /// `PUT /v1/nodes/{node}/states/provision`.
+    pub provision: usize,
+    /// `POST /v1/continue_inspection`.
+    pub inspection: usize,
+    /// Deepest JSON nesting.
+    pub max_depth: usize,
+    /// Time for the whole body to arrive.
+    pub read_timeout: Duration,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            max: 1024 * 1024,
+            provision: 64 * 1024 * 1024,
+            inspection: 16 * 1024 * 1024,
+            max_depth: 25,
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BodyLimits {
+    /// The limit of a path, and the setting that sets it.
+    pub fn for_path(&self, path: &str) -> (usize, &'static str) {
+        let p = path.trim_end_matches('/');
+        if p.ends_with("/states/provision") {
+            (self.provision, "max_json_body_size_provision")
+        } else if p.ends_with("continue_inspection") {
+            (self.inspection, "max_json_body_size_inspection")
+        } else {
+            (self.max, "max_json_body_size")
+        }
+    }
+}
+
+/// Whether JSON text nests deeper than `max` (brackets inside strings do not count).
+/// Scans bytes without recursion, so any input is safe.
+pub fn too_deep(raw: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escape) = (0usize, false, false);
+    for &b in raw {
+        if escape {
+            escape = false;
+        } else if in_string {
+            match b {
+                b'\\' => escape = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+fn too_large(len: Option<usize>, limit: usize, setting: &str) -> Response {
+    let got = len.map(|l| format!(" ({l} bytes)")).unwrap_or_default();
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Request body is too large{got}: the limit of this endpoint is {} KiB ([api]{setting}).",
+            limit / 1024
+        ),
+    )
+    .into_response()
+}
+
+enum ReadError {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ReadError> {
+    let mut stream = body.into_data_stream();
+    // A body in one chunk (the usual case) is not copied.
+    let mut first: Option<Bytes> = None;
+    let mut buf = Vec::new();
+    let mut len = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(ReadError::Broken)?;
+        len += chunk.len();
+        if len > limit {
+            return Err(ReadError::TooLarge);
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            prev => {
+                if let Some(p) = prev {
+                    buf.extend_from_slice(&p);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(buf)))
+}
+
+/// The middleware: reads the whole body within the limits, then hands the request
+/// on with the body in memory.
+pub async fn limit_body(
+    State(limits): State<Arc<BodyLimits>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (limit, setting) = limits.for_path(req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared
+        && len > limit as u64
+    {
+        tracing::warn!(path = %req.uri().path(), len, limit, "request body over the limit refused before reading");
+        return too_large(usize::try_from(len).ok(), limit, setting);
+    }
+    if declared == Some(0) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(limits.read_timeout, read_limited(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(ReadError::TooLarge)) => {
+            tracing::warn!(path = %parts.uri.path(), limit, "request body over the limit refused");
+            return too_large(None, limit, setting);
+        }
+        Ok(Err(ReadError::Broken(e))) => {
+            return ApiError::bad_request(format!("The request body could not be read: {e}"))
+                .into_response();
+        }
+        Err(_) => {
+            tracing::warn!(path = %parts.uri.path(), timeout_s = limits.read_timeout.as_secs(), "request body not received in time");
+            let mut r = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "The request body was not received within {} seconds.",
+                    limits.read_timeout.as_secs()
+                ),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+    };
+    if too_deep(&bytes, limits.max_depth) {
+        tracing::warn!(path = %parts.uri.path(), max_depth = limits.max_depth, "request body nested too deeply");
+        return ApiError::bad_request(
+            "Request body JSON is nested too deeply. Please contact the service administrator.",
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(!too_deep(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(too_deep(br#"{"a": [1, {"b": 2}]}"#, 2));
+        assert!(!too_deep(br#"{"a": "[[[[[[[[[[{{{{{{"}"#, 1));
+        assert!(!too_deep(br#"{"a": "\"[[[["}"#, 1));
+        assert!(too_deep(&b"[".repeat(100_000), 25));
+        assert!(!too_deep(b"", 1));
+    }
+
+    #[test]
+    fn provision_and_inspection_have_their_own_limits() {
+        let l = BodyLimits::default();
+        assert_eq!(l.for_path("/v1/nodes/n1/states/provision").0, 64 << 20);
+        assert_eq!(l.for_path("/v1/nodes/n1/states/provision/").0, 64 << 20);
+        assert_eq!(l.for_path("/v1/continue_inspection").0, 16 << 20);
+        assert_eq!(l.for_path("/v1/nodes").0, 1 << 20);
+        assert_eq!(l.for_path("/v1/nodes/n1/states/power").0, 1 << 20);
+    }
+}

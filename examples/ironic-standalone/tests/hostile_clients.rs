@@ -1,0 +1,431 @@
+//! The `ironic` binary against hostile and broken clients, over loopback: slowloris
+//! heads, a connection flood under a low open-file limit, oversized and slow bodies,
+//! oversized headers, deep JSON, malformed version headers, a wrong-password flood
+//! with the real `htpasswd`, and SIGTERM with stuck clients. Every loop is bounded;
+//! nothing asserts on latency (the figures are in benches/, `hostile_api`).
+
+mod api_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::Ironic;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const MEMORY: (&str, &str) = ("IRONIC__STORAGE__BACKEND", "memory");
+
+/// A connection that sent part of a request head and nothing more.
+async fn half_head(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /v1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    s
+}
+
+/// Whether the server closes `s` within `within` (EOF or reset; any bytes it sends
+/// first, such as an error response, are read and ignored).
+async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Sends raw bytes and returns the status code of the response.
+async fn raw_status(addr: &str, request: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+async fn get_v1(c: &reqwest::Client, url: &str) -> u16 {
+    c.get(format!("{url}/v1"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn inner_error(v: &Value) -> Value {
+    serde_json::from_str(v["error_message"].as_str().expect("error_message")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_heads_are_cut_and_a_real_client_still_gets_in() {
+    let ironic = Ironic::start(
+        &[],
+        &[
+            MEMORY,
+            ("IRONIC__API__HEADER_READ_TIMEOUT", "2"),
+            ("IRONIC__API__MAX_CONNECTIONS", "40"),
+        ],
+    );
+    let addr = ironic.addr();
+    // 120 slow clients, three times the connection limit, each trickling one header
+    // byte every 300 ms until the server hangs up.
+    let mut slow = Vec::new();
+    for _ in 0..120 {
+        let mut s = half_head(&addr).await;
+        slow.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut buf = [0u8; 256];
+            for _ in 0..100 {
+                if s.write_all(b"a").await.is_err() {
+                    return true;
+                }
+                match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    _ => {}
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    break;
+                }
+            }
+            false
+        }));
+    }
+    // Meanwhile a client sending whole requests is served, every time.
+    let c = client();
+    for i in 0..20 {
+        assert_eq!(
+            get_v1(&c, &ironic.url).await,
+            200,
+            "request {i} during the flood"
+        );
+    }
+    for t in slow {
+        assert!(t.await.unwrap(), "a slow client was never disconnected");
+    }
+    let log = ironic.log_text();
+    assert!(log.contains("connection limit reached"), "{log}");
+    assert_eq!(get_v1(&c, &ironic.url).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_under_a_low_open_file_limit_leaves_the_api_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ironic = Ironic::start_wrapped(
+        dir,
+        &["prlimit", "--nofile=160:160", "--"],
+        &[],
+        &[MEMORY, ("IRONIC__API__HEADER_READ_TIMEOUT", "3")],
+    );
+    let addr = ironic.addr();
+    let started = Instant::now();
+    // 400 connections with half a head: more than the process has descriptors.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        match tokio::time::timeout(Duration::from_secs(5), half_head(&addr)).await {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    let c = client();
+    for i in 0..10 {
+        assert_eq!(
+            get_v1(&c, &ironic.url).await,
+            200,
+            "request {i} during the flood"
+        );
+        let r = c
+            .post(format!("{}/v1/nodes", ironic.url))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .json(&json!({"driver": "fake-hardware", "name": format!("n{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create {i} during the flood");
+    }
+    drop(held);
+    let log = ironic.log_text();
+    assert!(
+        log.contains("max_connections lowered to fit the open-file limit"),
+        "{log}"
+    );
+    // Accept errors, if any, are logged at most about once a second, not in a loop.
+    let lines = log.matches("accept failed").count() as u64;
+    assert!(
+        lines <= started.elapsed().as_secs() + 2,
+        "{lines} accept-error lines in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_slow_and_malformed_requests_get_clear_errors_and_change_nothing() {
+    let ironic = Ironic::start(&[], &[MEMORY, ("IRONIC__API__BODY_READ_TIMEOUT", "2")]);
+    let addr = ironic.addr();
+    let url = &ironic.url;
+    let c = client();
+    let post_node = |body: Vec<u8>| {
+        c.post(format!("{url}/v1/nodes"))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .header("Content-Type", "application/json")
+            .body(body)
+    };
+    let node_with_extra = |bytes: usize| {
+        serde_json::to_vec(
+            &json!({"driver": "fake-hardware", "extra": {"blob": "x".repeat(bytes)}}),
+        )
+        .unwrap()
+    };
+
+    // Over 1 MiB (Ironic's max_json_body_size): 413, refused from Content-Length.
+    let r = post_node(node_with_extra(1536 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let e = inner_error(&r.json().await.unwrap());
+    assert!(
+        e["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("max_json_body_size"),
+        "{e}"
+    );
+    // The same without Content-Length (chunked): counted while read, 413.
+    let body = node_with_extra(1536 * 1024);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let r = c
+        .post(format!("{url}/v1/nodes"))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Under the limit is fine.
+    let r = post_node(node_with_extra(900 * 1024)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let uuid = created["uuid"].as_str().unwrap().to_owned();
+    // The provision endpoint has its own, larger limit (config drives): 2 MiB is
+    // not refused for its size (the node is in enroll, so the verb is).
+    let r = c
+        .put(format!("{url}/v1/nodes/{uuid}/states/provision"))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .json(&json!({"target": "active", "configdrive": "x".repeat(2 << 20)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+
+    // JSON nested deeper than 25: 400; 20 levels: accepted.
+    let nested = |depth: usize| {
+        format!(
+            "{{\"driver\": \"fake-hardware\", \"extra\": {{\"a\": {}1{}}}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+        .into_bytes()
+    };
+    let r = post_node(nested(40)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e = inner_error(&r.json().await.unwrap());
+    assert!(
+        e["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deeply"),
+        "{e}"
+    );
+    assert_eq!(post_node(nested(20)).send().await.unwrap().status(), 201);
+
+    // A request head over 32 KiB, or with too many fields: 431.
+    let big = format!(
+        "GET /v1 HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    assert_eq!(raw_status(&addr, big.as_bytes()).await, 431);
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let req = format!("GET /v1 HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert_eq!(raw_status(&addr, req.as_bytes()).await, 431);
+
+    // A version header that is not ASCII is malformed (406), not absent.
+    let req = b"GET /v1/nodes HTTP/1.1\r\nHost: x\r\nX-OpenStack-Ironic-API-Version: 1.\xff\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_status(&addr, req).await, 406);
+
+    // A body that stops half-way: 408 once the body read timeout passes.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(
+        b"POST /v1/nodes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"driver\":",
+    )
+    .await
+    .unwrap();
+    let mut out = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut out))
+        .await
+        .expect("no answer to a stalled body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&out[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+
+    // Nothing was created by the refused requests: the two accepted nodes only.
+    let nodes: Value = c
+        .get(format!("{url}/v1/nodes"))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 2, "{nodes}");
+}
+
+fn htpasswd(args: &[&str]) {
+    let out = std::process::Command::new("htpasswd")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs `htpasswd` (Debian package apache2-utils: apt-get install apache2-utils): {e}"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "htpasswd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_are_refused_and_removed_users_lose_access_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    let f = file.to_str().unwrap();
+    htpasswd(&["-c", "-B", "-b", f, "admin", "s3cret"]);
+    htpasswd(&["-B", "-b", f, "ops", "0ps-pass"]);
+    let ironic = Ironic::start(
+        &[],
+        &[
+            MEMORY,
+            ("IRONIC__API__AUTH_STRATEGY", "http_basic"),
+            ("IRONIC__API__HTTP_BASIC_AUTH_USER_FILE", f),
+        ],
+    );
+    let url = ironic.url.clone();
+    let nodes = |user: &str, pass: &str| {
+        let c = client();
+        let (u, p, url) = (user.to_owned(), pass.to_owned(), url.clone());
+        async move {
+            c.get(format!("{url}/v1/nodes"))
+                .basic_auth(u, Some(p))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // 64 requests with wrong passwords from 16 clients at a time (known and
+    // unknown users).
+    let mut flood = Vec::new();
+    for i in 0..64 {
+        let call = nodes(if i % 2 == 0 { "admin" } else { "mallory" }, "guess");
+        flood.push(tokio::spawn(call));
+        if flood.len() % 16 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // The public root and a right password keep working meanwhile.
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(get_v1(&c, &url).await, 200);
+    }
+    assert_eq!(nodes("admin", "s3cret").await, 200);
+    for t in flood {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+    // The operator removes `ops`: refused on the next request, no restart.
+    assert_eq!(nodes("ops", "0ps-pass").await, 200);
+    htpasswd(&["-D", f, "ops"]);
+    assert_eq!(nodes("ops", "0ps-pass").await, 401);
+    assert_eq!(nodes("admin", "s3cret").await, 200);
+    // A password change applies at once too (the cached success is dropped).
+    htpasswd(&["-B", "-b", f, "admin", "n3w"]);
+    assert_eq!(nodes("admin", "s3cret").await, 401);
+    assert_eq!(nodes("admin", "n3w").await, 200);
+    let log = ironic.log_text();
+    assert!(log.contains("htpasswd file changed: reloaded"), "{log}");
+    for secret in ["s3cret", "0ps-pass", "n3w", "guess"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_stuck_clients_drains_within_the_bound_and_stops_the_conductor() {
+    let mut ironic = Ironic::start(&[], &[MEMORY, ("IRONIC__API__SHUTDOWN_TIMEOUT", "2")]);
+    let addr = ironic.addr();
+    // One client stuck in its head, one stuck half-way through a body (a request in
+    // progress, which the drain waits for), one idle keep-alive connection.
+    let mut in_head = half_head(&addr).await;
+    let mut in_body = TcpStream::connect(&addr).await.unwrap();
+    in_body
+        .write_all(
+            b"POST /v1/nodes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"driver\":",
+        )
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /v1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let status = tokio::task::spawn_blocking(move || {
+        let s = ironic.terminate();
+        (s, ironic)
+    });
+    // Connections without a request in progress are closed at once.
+    assert!(closed_by_server(&mut idle, Duration::from_secs(10)).await);
+    assert!(closed_by_server(&mut in_head, Duration::from_secs(10)).await);
+    // The stuck body is cut when the drain time is up.
+    assert!(closed_by_server(&mut in_body, Duration::from_secs(20)).await);
+    let (status, ironic) = status.await.unwrap();
+    let log = ironic.log_text();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("drain time is up"), "{log}");
+    assert!(log.contains("conductor stopped"), "{log}");
+}
