@@ -95,6 +95,9 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Seconds requests in progress get to finish at shutdown.
     pub shutdown_timeout: u64,
+    /// Byte budget of one list response, KiB: a page is cut after the item
+    /// that crosses it, with a `next` link to the rest.
+    pub max_list_body_size: usize,
 }
 
 impl Default for ApiConfig {
@@ -117,6 +120,7 @@ impl Default for ApiConfig {
             write_timeout: 60,
             max_connections: 1000,
             shutdown_timeout: 10,
+            max_list_body_size: 16384,
         }
     }
 }
@@ -534,6 +538,7 @@ impl Config {
             ("max_json_body_depth", a.max_json_body_depth, 8),
             ("max_header_size", a.max_header_size, 8),
             ("max_connections", a.max_connections, 1),
+            ("max_list_body_size", a.max_list_body_size, 64),
         ] {
             if v < min {
                 return Err(ConfigError::Invalid(format!(

@@ -404,6 +404,7 @@ pub async fn start_with(
         ramdisk_heartbeat_timeout: cfg.api.ramdisk_heartbeat_timeout,
         default_host: cfg.api.listen.to_string(),
         body_limits: cfg.api.body_limits(),
+        max_list_body_size: cfg.api.max_list_body_size.saturating_mul(1024),
     };
     let state = ApiState::new(conductor.clone(), settings, auth);
     Ok(Deployment { conductor, state })

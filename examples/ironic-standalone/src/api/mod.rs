@@ -68,6 +68,9 @@ pub struct ApiSettings {
     pub default_host: String,
     /// Request-body limits (size per endpoint, JSON depth, read deadline).
     pub body_limits: limits::BodyLimits,
+    /// Byte budget of one list response: a page is cut after the item that
+    /// crosses it, with a `next` link (bounds the memory a list takes).
+    pub max_list_body_size: usize,
 }
 
 impl Default for ApiSettings {
@@ -79,6 +82,7 @@ impl Default for ApiSettings {
             ramdisk_heartbeat_timeout: 300,
             default_host: "127.0.0.1:6385".into(),
             body_limits: limits::BodyLimits::default(),
+            max_list_body_size: 16 << 20,
         }
     }
 }

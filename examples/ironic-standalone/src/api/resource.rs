@@ -275,8 +275,8 @@ pub(crate) fn body<R: Resource>(ctx: &Ctx<'_>, item: &R, fields: Option<&[String
     buf
 }
 
-/// A parsed list request: the query, the common arguments, and the fields to
-/// render (`None` = all).
+/// A parsed list request: the query, the common arguments, the fields to
+/// render (`None` = all) and the byte budget of the response.
 pub(crate) struct ListRequest {
     /// The query string.
     pub params: Params,
@@ -284,6 +284,8 @@ pub(crate) struct ListRequest {
     pub args: ListArgs,
     /// Fields to render: `fields=`, every field (`detail`), or the list default.
     pub fields: Option<Vec<String>>,
+    /// Byte budget of the response (`[api] max_list_body_size`).
+    pub budget: usize,
 }
 
 impl ListRequest {
@@ -321,13 +323,15 @@ impl ListRequest {
             params,
             args,
             fields,
+            budget: st.settings().max_list_body_size,
         })
     }
 
     /// The list body `{"<key>": [...], "next": "..."}` of a page of `items`
-    /// (`next` only when the page is full). `path` is the collection URL under
-    /// `/v1/`; `default_fields` is added to the `next` link when the client gave
-    /// neither `fields` nor `detail` (as Ironic does for nodes).
+    /// (`next` only when the page is full, or cut by the byte budget). `path`
+    /// is the collection URL under `/v1/`; `default_fields` is added to the
+    /// `next` link when the client gave neither `fields` nor `detail` (as
+    /// Ironic does for nodes).
     pub fn body<R: Resource>(
         &self,
         ctx: &Ctx<'_>,
@@ -335,32 +339,108 @@ impl ListRequest {
         items: &[R],
         default_fields: Option<&[&str]>,
     ) -> Vec<u8> {
+        let mut page = self.page::<R>(ctx, items.len());
+        for it in items {
+            if !page.push(it) {
+                break;
+            }
+        }
+        page.finish(path, default_fields)
+    }
+
+    /// A page written item by item ([`PageWriter::push`]), for lists read from
+    /// the store in chunks. `hint`: the number of items expected.
+    pub fn page<'s, 'c, R: Resource>(
+        &'s self,
+        ctx: &'s Ctx<'c>,
+        hint: usize,
+    ) -> PageWriter<'s, 'c> {
         let per = if self.fields.is_some() { 300 } else { 1500 };
-        let mut buf = Vec::with_capacity(items.len() * per + 64);
+        let mut buf = Vec::with_capacity((hint.min(self.args.limit) * per + 64).min(self.budget));
         buf.push(b'{');
         write_str(&mut buf, R::SCHEMA.key);
         buf.extend_from_slice(b":[");
-        for (i, it) in items.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            write(&mut buf, ctx, it, self.fields.as_deref());
+        PageWriter {
+            req: self,
+            ctx,
+            buf,
+            count: 0,
+            last: None,
+            cut: false,
         }
-        buf.push(b']');
+    }
+}
+
+/// A list response being written (see [`ListRequest::page`]).
+///
+/// A page ends at the request's `limit` or after the item that takes the body
+/// past the byte budget, whichever comes first; a page cut by the budget gets
+/// a `next` link as a full page does, so clients that follow `next`
+/// (ironicclient, openstacksdk) get every item, and one response never holds
+/// more than the budget plus one item. Ironic has no such bound: a page of
+/// 1000 nodes with megabytes of `extra` each is rendered whole in memory.
+pub(crate) struct PageWriter<'s, 'c> {
+    req: &'s ListRequest,
+    ctx: &'s Ctx<'c>,
+    buf: Vec<u8>,
+    count: usize,
+    last: Option<String>,
+    cut: bool,
+}
+
+impl PageWriter<'_, '_> {
+    /// Add an item; `false` when the page is complete (stop adding).
+    pub fn push<R: Resource>(&mut self, item: &R) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        if self.count > 0 {
+            self.buf.push(b',');
+        }
+        write(&mut self.buf, self.ctx, item, self.req.fields.as_deref());
+        self.count += 1;
+        self.last = Some(item.link_id());
+        if self.count < self.req.args.limit && self.buf.len() >= self.req.budget {
+            self.cut = true;
+        }
+        !self.is_full()
+    }
+
+    /// The page holds `limit` items or has reached the byte budget.
+    pub fn is_full(&self) -> bool {
+        self.cut || self.count >= self.req.args.limit
+    }
+
+    /// Items written so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Close the list and add the `next` link when the page is full.
+    pub fn finish(mut self, path: &str, default_fields: Option<&[&str]>) -> Vec<u8> {
+        self.buf.push(b']');
+        let args = &self.req.args;
+        // A page cut by the budget links to the rest as a full page does.
+        let returned = if self.cut { args.limit } else { self.count };
         if let Some(next) = next_link(
-            ctx.base,
+            self.ctx.base,
             path,
-            &self.params,
-            &self.args,
-            items.len(),
-            items.last().map(Resource::link_id),
+            &self.req.params,
+            args,
+            returned,
+            self.last.take(),
             default_fields,
         ) {
-            buf.extend_from_slice(b",\"next\":");
-            write_str(&mut buf, &next);
+            self.buf.extend_from_slice(b",\"next\":");
+            write_str(&mut self.buf, &next);
         }
-        buf.push(b'}');
-        buf
+        self.buf.push(b'}');
+        self.buf
     }
 }
 

@@ -194,18 +194,28 @@ pub(crate) async fn list_nodes(
         .conductor
         .as_deref()
         .is_none_or(|c| c == conductor.config().host);
-    let needs_post = post.instance_name.is_some();
-    let mut page = Page::default();
-    page.limit = if needs_post { None } else { Some(args.limit) };
-    page.marker = if needs_post { None } else { args.marker };
-    page.sort_key = key;
-    page.sort_dir = args.sort_dir;
-    let mut nodes = if host_ok {
-        conductor.list_nodes(&NodeQuery::new(filter, page)).await?
-    } else {
-        Vec::new()
+    let rctx = ctx.render(st);
+    if !host_ok {
+        return Ok(ok(req.body::<Node>(
+            &rctx,
+            path,
+            &[],
+            Some(DEFAULT_LIST_FIELDS),
+        )));
+    }
+    let page = |limit: Option<usize>, marker: Option<uuid::Uuid>| {
+        let mut page = Page::default();
+        page.limit = limit;
+        page.marker = marker;
+        page.sort_key = key;
+        page.sort_dir = args.sort_dir;
+        page
     };
     if let Some(name) = &post.instance_name {
+        // instance_name is not a store filter: filter the whole list here.
+        let mut nodes = conductor
+            .list_nodes(&NodeQuery::new(filter, page(None, None)))
+            .await?;
         nodes.retain(|n| n.instance_name.as_deref() == Some(name.as_str()));
         if let Some(m) = args.marker {
             match nodes.iter().position(|n| *n.uuid.as_uuid() == m) {
@@ -216,10 +226,37 @@ pub(crate) async fn list_nodes(
             }
         }
         nodes.truncate(args.limit);
+        return Ok(ok(req.body(&rctx, path, &nodes, Some(DEFAULT_LIST_FIELDS))));
     }
-    let rctx = ctx.render(st);
-    Ok(ok(req.body(&rctx, path, &nodes, Some(DEFAULT_LIST_FIELDS))))
+    // Read the page from the store in chunks, the next chunk sized by the room
+    // left in the byte budget, so nodes with megabytes of `extra` are not all
+    // loaded at once only to be cut by the budget.
+    let mut out = req.page::<Node>(&rctx, args.limit);
+    let mut marker = args.marker;
+    let mut chunk = args.limit.min(FIRST_CHUNK);
+    loop {
+        let query = NodeQuery::new(filter.clone(), page(Some(chunk), marker));
+        let nodes = conductor.list_nodes(&query).await?;
+        for n in &nodes {
+            if !out.push(n) {
+                break;
+            }
+        }
+        if out.is_full() || nodes.len() < chunk {
+            break;
+        }
+        marker = nodes.last().map(|n| *n.uuid.as_uuid());
+        let per_node = out.bytes() / out.len().max(1) + 1;
+        let room = req.budget.saturating_sub(out.bytes()) / per_node + 1;
+        chunk = (args.limit - out.len()).min(room).clamp(1, MAX_CHUNK);
+    }
+    Ok(ok(out.finish(path, Some(DEFAULT_LIST_FIELDS))))
 }
+
+/// Nodes read from the store for the first chunk of a list page; the most read
+/// for a later one.
+const FIRST_CHUNK: usize = 32;
+const MAX_CHUNK: usize = 1000;
 
 async fn list(
     State(st): State<ApiState>,
