@@ -12,6 +12,7 @@ mod network;
 mod pxe;
 pub mod render;
 pub mod tftp;
+mod tftp_proto;
 
 use std::sync::Arc;
 

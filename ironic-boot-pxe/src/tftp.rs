@@ -1,32 +1,36 @@
 //! A read-only TFTP server over a [`BootFiles`] set.
 //!
 //! Options negotiated (RFC 2347 option extension): `blksize` (RFC 2348),
-//! `timeout` and `tsize` (RFC 2349), `windowsize` (RFC 7440). Write requests
-//! are refused, and so are absolute paths and paths that climb out of the root
-//! (see [`sanitize_path`](crate::files::sanitize_path)). Every transfer gets its
-//! own socket, so many clients are served at once.
+//! `timeout` and `tsize` (RFC 2349), `windowsize` (RFC 7440); `octet` and
+//! `netascii` modes. Write requests are refused, and so are absolute paths and
+//! paths that climb out of the root (see
+//! [`sanitize_path`](crate::files::sanitize_path)). Every transfer gets its own
+//! socket, connected to the client, so many clients are served at once and a
+//! stray datagram from elsewhere cannot reach a transfer.
 //!
-//! The protocol engine is the `async-tftp` crate, kept private behind this
-//! type: nothing of it shows in the public API, so it can be replaced.
+//! Every bad datagram sent to the server's port gets an ERROR packet (RFC 1350
+//! §5), so a client learns at once what is wrong instead of waiting for its own
+//! timeout: a malformed request, an unknown opcode or a DATA/ACK sent to the
+//! server's port is "illegal TFTP operation" (4), an unknown mode likewise, a
+//! write request or a path outside the root is "access violation" (2), a
+//! missing file "file not found" (1), a full server "not defined" (0) with a
+//! message. An ERROR packet is never answered (no error loops).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_tftp::packet;
-use async_tftp::server::{Handler, TftpServerBuilder};
 use bytes::Bytes;
-use futures_lite::AsyncRead;
-use futures_lite::io::Cursor;
 
 use crate::files::{BootFile, BootFiles, OpenError};
+use crate::tftp_proto::{
+    self as proto, DATA, ErrorCode, Mode, Negotiated, ReadRequest, Reply, Request,
+};
 
 /// Limits and defaults of the TFTP server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +46,9 @@ pub struct TftpOptions {
     /// Serving threads (each with its own socket on the port). Default: the
     /// number of CPUs, at most 8.
     pub threads: usize,
+    /// Transfers in progress at most (each holds a socket); a read request
+    /// beyond it is answered with an error the client can retry on. Default 1000.
+    pub max_transfers: usize,
 }
 
 impl Default for TftpOptions {
@@ -54,6 +61,7 @@ impl Default for TftpOptions {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get().min(8))
                 .unwrap_or(1),
+            max_transfers: 1000,
         }
     }
 }
@@ -63,10 +71,13 @@ impl Default for TftpOptions {
 pub struct TftpStats {
     /// Read requests that opened a file (transfers started).
     pub opened: u64,
-    /// Requests refused (paths leaving the root, writes).
+    /// Requests refused (paths leaving the root, writes, a full server).
     pub refused: u64,
     /// Requests for files that do not exist.
     pub not_found: u64,
+    /// Malformed datagrams (bad requests, unknown opcodes, DATA/ACK sent to
+    /// the server's port), each answered with an ERROR packet.
+    pub malformed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +85,7 @@ struct Counters {
     opened: AtomicU64,
     refused: AtomicU64,
     not_found: AtomicU64,
+    malformed: AtomicU64,
 }
 
 /// A running TFTP server. Stops when dropped (or with [`TftpServer::shutdown`]).
@@ -99,54 +111,66 @@ fn reuseport_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
         Some(socket2::Protocol::UDP),
     )?;
     s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }
 
-/// One serving thread: an `async-tftp` server on its own socket.
+/// What the serving threads share.
+struct Shared {
+    files: Arc<BootFiles>,
+    counters: Arc<Counters>,
+    options: TftpOptions,
+    /// Clients with a transfer in progress (a repeated request is ignored).
+    peers: Mutex<HashSet<SocketAddr>>,
+    transfers: AtomicUsize,
+    /// Rate limit of the "malformed datagram" warning.
+    last_warn: Mutex<Option<Instant>>,
+}
+
+/// One serving thread: a single-threaded runtime reading the server's port and
+/// running the transfers it starts. Datagrams wake the transfer on the same
+/// thread, with no hop.
 fn spawn_worker(
     index: usize,
     socket: UdpSocket,
-    handler: FileHandler,
-    options: &TftpOptions,
+    shared: Arc<Shared>,
 ) -> io::Result<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)> {
     let local_addr = socket.local_addr()?;
-    let options = options.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
     let thread = std::thread::Builder::new()
         .name(format!("tftp-{index}-{local_addr}"))
         .spawn(move || {
-            // async-io's block_on runs the I/O reactor on this thread while it
-            // waits, so a datagram wakes the transfer without a thread hop.
-            async_io::block_on(async move {
-                let builder = TftpServerBuilder::with_handler(handler)
-                    .block_size_limit(options.max_block_size.clamp(8, 65464))
-                    .window_size_limit(options.max_window_size.max(1))
-                    .timeout(options.timeout)
-                    .max_send_retries(options.max_send_retries);
-                let server = match builder.std_socket(socket) {
-                    Ok(b) => b.build().await,
-                    Err(e) => Err(e),
-                };
-                let server = match server {
-                    Ok(s) => {
-                        let _ = ready_tx.send(Ok(()));
-                        s
-                    }
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let socket = match tokio::net::UdpSocket::from_std(socket) {
+                    Ok(s) => s,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(io::Error::other(e.to_string())));
+                        let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let stop = async {
-                    let _ = rx.await;
-                    Ok(())
-                };
-                if let Err(e) = futures_lite::future::or(server.serve(), stop).await {
-                    tracing::error!(addr = %local_addr, error = %e, "TFTP server stopped");
+                let _ = ready_tx.send(Ok(()));
+                tokio::select! {
+                    r = serve(socket, local_addr, shared) => {
+                        if let Err(e) = r {
+                            tracing::error!(addr = %local_addr, error = %e, "TFTP server stopped");
+                        }
+                    }
+                    _ = rx => {}
                 }
-            })
+            });
+            // Dropping the runtime drops the transfers in flight.
         })?;
     ready_rx
         .recv()
@@ -171,14 +195,18 @@ impl TftpServer {
             sockets.push(reuseport_socket(local_addr)?);
         }
         let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            files,
+            counters: Arc::clone(&counters),
+            options,
+            peers: Mutex::new(HashSet::new()),
+            transfers: AtomicUsize::new(0),
+            last_warn: Mutex::new(None),
+        });
         let mut stops = Vec::new();
         let mut threads = Vec::new();
         for (i, socket) in sockets.into_iter().enumerate() {
-            let handler = FileHandler {
-                files: Arc::clone(&files),
-                counters: Arc::clone(&counters),
-            };
-            let (stop, thread) = spawn_worker(i, socket, handler, &options)?;
+            let (stop, thread) = spawn_worker(i, socket, Arc::clone(&shared))?;
             stops.push(stop);
             threads.push(thread);
         }
@@ -202,10 +230,11 @@ impl TftpServer {
             opened: self.counters.opened.load(Ordering::Relaxed),
             refused: self.counters.refused.load(Ordering::Relaxed),
             not_found: self.counters.not_found.load(Ordering::Relaxed),
+            malformed: self.counters.malformed.load(Ordering::Relaxed),
         }
     }
 
-    /// Stop serving and wait for the server thread (transfers in flight are dropped).
+    /// Stop serving and wait for the server threads (transfers in flight are dropped).
     pub fn shutdown(mut self) {
         self.stop_now();
     }
@@ -226,22 +255,321 @@ impl Drop for TftpServer {
     }
 }
 
-struct FileHandler {
-    files: Arc<BootFiles>,
-    counters: Arc<Counters>,
+/// Read the server's port: answer what is not a valid read request, start a
+/// transfer for each new one.
+async fn serve(
+    socket: tokio::net::UdpSocket,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (len, peer) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP errors from an earlier send surface here on some systems.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(e),
+        };
+        if peer.port() == 0 {
+            continue;
+        }
+        match proto::parse_request(&buf[..len]) {
+            Request::Ignore => {}
+            Request::Refuse {
+                code,
+                message,
+                malformed,
+            } => {
+                if malformed {
+                    shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                    shared.warn_malformed(peer, message);
+                } else {
+                    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(client = %peer, "TFTP request refused: {message}");
+                }
+                let _ = socket
+                    .send_to(&proto::error_packet(code, message), peer)
+                    .await;
+            }
+            Request::Read(req) => {
+                if let Err((code, message)) = start(&shared, local, peer, req) {
+                    let _ = socket
+                        .send_to(&proto::error_packet(code, &message), peer)
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Log malformed datagrams at most once a second (a flood must not flood the log).
+    fn warn_malformed(&self, peer: SocketAddr, what: &str) {
+        let mut last = self.last_warn.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                client = %peer,
+                total = self.counters.malformed.load(Ordering::Relaxed),
+                "TFTP malformed datagram answered with an error: {what}"
+            );
+        }
+    }
+}
+
+/// Open the file and spawn its transfer, or say why not.
+fn start(
+    shared: &Arc<Shared>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    req: ReadRequest,
+) -> Result<(), (ErrorCode, String)> {
+    let file = match shared.files.open(&req.filename) {
+        Ok(f) => f,
+        Err(OpenError::Refused(p)) => {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client = %peer, path = %p, "TFTP request refused: path leaves the boot root");
+            return Err((ErrorCode::AccessViolation, "Access violation".into()));
+        }
+        Err(e) => {
+            shared.counters.not_found.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %peer, path = %req.filename, error = %e, "TFTP file not found");
+            return Err((ErrorCode::FileNotFound, "File not found".into()));
+        }
+    };
+    {
+        let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if peers.contains(&peer) {
+            // The client repeated its request before our first answer reached
+            // it: the transfer in progress answers it.
+            return Ok(());
+        }
+        if shared.transfers.load(Ordering::Relaxed) >= shared.options.max_transfers {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client = %peer, "TFTP request refused: too many transfers in progress");
+            return Err((
+                ErrorCode::Undefined,
+                "Server busy: too many transfers, try again".into(),
+            ));
+        }
+        peers.insert(peer);
+        shared.transfers.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.counters.opened.fetch_add(1, Ordering::Relaxed);
+    let len = file.len();
+    tracing::debug!(client = %peer, path = %req.filename, len, "TFTP read");
+    let source = match file {
+        BootFile::Memory(b) => Source::Memory(b, 0),
+        BootFile::Disk { file, .. } => Source::Disk(DiskReader::new(file)),
+    };
+    let source = match req.mode {
+        Mode::Octet => Box::new(source) as Box<dyn Fill + Send>,
+        Mode::Netascii => Box::new(Netascii::new(source)),
+    };
+    let o = &shared.options;
+    let neg = proto::negotiate(
+        &req,
+        Some(len),
+        o.max_block_size,
+        o.max_window_size,
+        o.timeout,
+    );
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _guard = TransferGuard {
+            shared: &shared,
+            peer,
+        };
+        match transfer(local, peer, source, &neg, shared.options.max_send_retries).await {
+            Ok(()) => tracing::debug!(client = %peer, path = %req.filename, "TFTP transfer done"),
+            Err(End::ClientError(code)) => {
+                // PXE ROMs abort the tsize probe this way: not a failure.
+                tracing::debug!(client = %peer, path = %req.filename, code, "TFTP client ended the transfer")
+            }
+            Err(End::TimedOut) => {
+                tracing::warn!(client = %peer, path = %req.filename, "TFTP transfer timed out: the client stopped answering")
+            }
+            Err(End::Io(e)) => {
+                tracing::warn!(client = %peer, path = %req.filename, error = %e, "TFTP transfer failed")
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Forgets the transfer when it ends, however it ends.
+struct TransferGuard<'a> {
+    shared: &'a Shared,
+    peer: SocketAddr,
+}
+
+impl Drop for TransferGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.transfers.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.peer);
+    }
+}
+
+/// How a transfer ended without completing.
+enum End {
+    /// The client sent an ERROR packet (code).
+    ClientError(u16),
+    /// No acknowledgement after every retry.
+    TimedOut,
+    /// Reading the file or the socket failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for End {
+    fn from(e: io::Error) -> Self {
+        End::Io(e)
+    }
+}
+
+/// Send the file to `peer` from a new socket connected to it: the OACK if
+/// options were granted (acknowledged by ACK 0), then windows of DATA blocks,
+/// each window acknowledged by the ACK of its last block (RFC 7440); an ACK
+/// inside the window resends from the block after it; a timeout resends the
+/// window. Block numbers wrap from 65535 to 0, as tftp-hpa, curl and iPXE expect.
+async fn transfer(
+    local: SocketAddr,
+    peer: SocketAddr,
+    mut source: Box<dyn Fill + Send>,
+    neg: &Negotiated,
+    max_retries: u32,
+) -> Result<(), End> {
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
+    sock.connect(peer).await?;
+    let mut rbuf = [0u8; 512];
+    if let Some(oack) = &neg.oack {
+        let mut retries = 0;
+        loop {
+            sock.send(oack).await?;
+            match recv_reply(&sock, &mut rbuf, neg.timeout).await? {
+                Some(Reply::Ack(0)) => break,
+                Some(Reply::Error(code)) => return Err(End::ClientError(code)),
+                Some(_) => continue,
+                None => {
+                    retries += 1;
+                    if retries > max_retries {
+                        return Err(End::TimedOut);
+                    }
+                }
+            }
+        }
+    }
+    // Unacknowledged blocks, oldest first: (wire number, packet).
+    let mut window: std::collections::VecDeque<(u16, Vec<u8>)> =
+        std::collections::VecDeque::with_capacity(neg.windowsize);
+    let mut next: u64 = 1;
+    let mut read_all = false;
+    let mut sent = 0; // blocks of `window` sent since the last (re)send
+    let mut retries = 0;
+    loop {
+        while window.len() < neg.windowsize && !read_all {
+            let mut pkt = vec![0u8; 4 + neg.blksize];
+            pkt[..2].copy_from_slice(&DATA.to_be_bytes());
+            let wire = (next & 0xffff) as u16;
+            pkt[2..4].copy_from_slice(&wire.to_be_bytes());
+            let n = source.fill(&mut pkt[4..])?;
+            pkt.truncate(4 + n);
+            read_all = n < neg.blksize;
+            window.push_back((wire, pkt));
+            next += 1;
+        }
+        if window.is_empty() {
+            return Ok(());
+        }
+        for (_, pkt) in window.iter().skip(sent) {
+            sock.send(pkt).await?;
+        }
+        sent = window.len();
+        match recv_reply(&sock, &mut rbuf, neg.timeout).await? {
+            Some(Reply::Ack(n)) => {
+                // An ACK of an older block (a duplicate) is ignored: resending
+                // on it would double every later block (Sorcerer's Apprentice).
+                if let Some(i) = window.iter().position(|(w, _)| *w == n) {
+                    // Every block of the window was sent before this wait:
+                    // an ACK inside it means the client lost the rest (it
+                    // drops what follows a gap), so what is left is resent.
+                    window.drain(..=i);
+                    retries = 0;
+                    sent = 0;
+                }
+            }
+            Some(Reply::Error(code)) => return Err(End::ClientError(code)),
+            Some(Reply::Other) => {}
+            None => {
+                retries += 1;
+                if retries > max_retries {
+                    return Err(End::TimedOut);
+                }
+                sent = 0;
+            }
+        }
+    }
+}
+
+/// The next reply of the client, or `None` after `timeout`.
+async fn recv_reply(
+    sock: &tokio::net::UdpSocket,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<Option<Reply>, End> {
+    match tokio::time::timeout(timeout, sock.recv(buf)).await {
+        Ok(Ok(n)) => Ok(Some(proto::parse_reply(&buf[..n]))),
+        // The client's port is gone (ICMP port unreachable): it gave up.
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(End::ClientError(0)),
+        Ok(Err(e)) => Err(End::Io(e)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A byte source filling whole blocks.
+trait Fill {
+    /// Fill `out` entirely, unless the data ends first; the count written.
+    fn fill(&mut self, out: &mut [u8]) -> io::Result<usize>;
 }
 
 /// What a transfer reads from.
-enum Reader {
-    Memory(Cursor<Bytes>),
+enum Source {
+    Memory(Bytes, usize),
     Disk(DiskReader),
+}
+
+impl Fill for Source {
+    fn fill(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Memory(b, pos) => {
+                let n = out.len().min(b.len() - *pos);
+                out[..n].copy_from_slice(&b[*pos..*pos + n]);
+                *pos += n;
+                Ok(n)
+            }
+            Source::Disk(d) => {
+                let mut filled = 0;
+                while filled < out.len() {
+                    let n = d.read(&mut out[filled..])?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                Ok(filled)
+            }
+        }
+    }
 }
 
 /// Reads a file in 256 KiB chunks, synchronously, on the serving thread.
 ///
 /// Boot files (NBPs, kernels, ramdisks) are read over and over and live in the
 /// page cache, where a chunk takes microseconds; handing each read to a thread
-/// pool (`blocking::Unblock`) cost a third of the throughput in the bench.
+/// pool cost a third of the throughput in the bench.
 struct DiskReader {
     file: std::fs::File,
     buf: Box<[u8]>,
@@ -271,65 +599,103 @@ impl DiskReader {
     }
 }
 
-impl AsyncRead for Reader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Reader::Memory(c) => Pin::new(c).poll_read(cx, buf),
-            Reader::Disk(f) => Poll::Ready(f.read(buf)),
+/// netascii (RFC 764): LF is sent as CR LF, a lone CR as CR NUL.
+struct Netascii {
+    inner: Source,
+    buf: Vec<u8>,
+    pos: usize,
+    /// The second byte of a pair that did not fit in the last block.
+    pending: Option<u8>,
+}
+
+impl Netascii {
+    fn new(inner: Source) -> Self {
+        Netascii {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            pending: None,
         }
     }
 }
 
-impl Handler for FileHandler {
-    type Reader = Reader;
-    type Writer = futures_lite::io::Sink;
+impl Fill for Netascii {
+    fn fill(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            if let Some(b) = self.pending.take() {
+                out[n] = b;
+                n += 1;
+                continue;
+            }
+            if self.pos == self.buf.len() {
+                self.buf.resize(8192, 0);
+                let got = self.inner.fill(&mut self.buf)?;
+                self.buf.truncate(got);
+                self.pos = 0;
+                if got == 0 {
+                    break;
+                }
+            }
+            let b = self.buf[self.pos];
+            self.pos += 1;
+            match b {
+                b'\n' => {
+                    out[n] = b'\r';
+                    self.pending = Some(b'\n');
+                }
+                b'\r' => {
+                    out[n] = b'\r';
+                    self.pending = Some(0);
+                }
+                b => out[n] = b,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}
 
-    async fn read_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
-        let Some(name) = path.to_str() else {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%client, "TFTP request for a non-UTF-8 path refused");
-            return Err(packet::Error::PermissionDenied);
-        };
-        match self.files.open(name) {
-            Ok(file) => {
-                let len = file.len();
-                self.counters.opened.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%client, path = name, len, "TFTP read");
-                let reader = match file {
-                    BootFile::Memory(b) => Reader::Memory(Cursor::new(b)),
-                    BootFile::Disk { file, .. } => Reader::Disk(DiskReader::new(file)),
-                };
-                Ok((reader, Some(len)))
-            }
-            Err(OpenError::Refused(p)) => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%client, path = %p, "TFTP request refused: path leaves the boot root");
-                Err(packet::Error::PermissionDenied)
-            }
-            Err(e) => {
-                self.counters.not_found.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%client, path = name, error = %e, "TFTP file not found");
-                Err(packet::Error::FileNotFound)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(f: &mut dyn Fill, block: usize) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let mut b = vec![0u8; block];
+            let n = f.fill(&mut b).unwrap();
+            all.extend_from_slice(&b[..n]);
+            if n < block {
+                return all;
             }
         }
     }
 
-    async fn write_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-        _size: Option<u64>,
-    ) -> Result<Self::Writer, packet::Error> {
-        self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%client, path = %path.display(), "TFTP write refused: the server is read-only");
-        Err(packet::Error::Msg("read-only server".into()))
+    #[test]
+    fn netascii_converts_line_ends_across_blocks() {
+        let text = b"a\nb\rc\r\n\n".repeat(300);
+        let mut want = Vec::new();
+        for b in &text {
+            match b {
+                b'\n' => want.extend_from_slice(b"\r\n"),
+                b'\r' => want.extend_from_slice(b"\r\0"),
+                b => want.push(*b),
+            }
+        }
+        for block in [1, 2, 3, 512] {
+            let mut n = Netascii::new(Source::Memory(Bytes::from(text.clone()), 0));
+            assert_eq!(drain(&mut n, block), want, "block {block}");
+        }
+    }
+
+    #[test]
+    fn memory_source_ends_with_a_short_block() {
+        let mut s = Source::Memory(Bytes::from(vec![7u8; 1024]), 0);
+        let mut b = vec![0u8; 512];
+        assert_eq!(s.fill(&mut b).unwrap(), 512);
+        assert_eq!(s.fill(&mut b).unwrap(), 512);
+        // A file of whole blocks ends with an empty block.
+        assert_eq!(s.fill(&mut b).unwrap(), 0);
     }
 }

@@ -221,3 +221,94 @@ fn many_clients_at_once() {
         assert!(same_file(&src, &dest));
     }
 }
+
+/// The server's reply to one datagram: (opcode, error code, message).
+fn reply_to(
+    sock: &std::net::UdpSocket,
+    server: std::net::SocketAddr,
+    datagram: &[u8],
+) -> (u16, u16, String) {
+    sock.send_to(datagram, server).unwrap();
+    let mut buf = [0u8; 1024];
+    // A bound for a reply on loopback, not a timing assertion: a server that
+    // stays silent (the bug) makes this fail instead of hang.
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no reply to {datagram:?}: {e}"));
+    assert!(n >= 5, "short reply {:?}", &buf[..n]);
+    let msg = String::from_utf8_lossy(&buf[4..n - 1]).into_owned();
+    assert_eq!(buf[n - 1], 0, "message not NUL-terminated");
+    (
+        u16::from_be_bytes([buf[0], buf[1]]),
+        u16::from_be_bytes([buf[2], buf[3]]),
+        msg,
+    )
+}
+
+#[test]
+fn malformed_datagrams_get_error_packets_at_once() {
+    let lab = lab();
+    let server = lab.server.local_addr();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cases: &[(&[u8], u16)] = &[
+        (b"\x00", 4),                                          // too short
+        (b"\x00\x09x\x00octet\x00", 4),                        // unknown opcode
+        (b"\x00\x01pxelinux.0", 4),                            // name not NUL-terminated
+        (b"\x00\x01sub/small.txt\x00octet", 4),                // mode not NUL-terminated
+        (b"\x00\x01sub/small.txt\x00bogus\x00", 4),            // unknown mode
+        (b"\x00\x01sub/small.txt\x00mail\x00", 4),             // mail mode
+        (b"\x00\x01sub/small.txt\x00octet\x00blksize\x00", 4), // option without value
+        (b"\x00\x04\x00\x01", 4),                              // ACK to the server's port
+        (b"\x00\x03\x00\x01data", 4),                          // DATA to the server's port
+        (b"\x00\x02up\x00octet\x00", 2),                       // write request
+        (b"\x00\x01../secret\x00octet\x00", 2),                // traversal
+        (b"\x00\x01nonexistent\x00octet\x00", 1),              // missing file
+    ];
+    for (datagram, code) in cases {
+        // An ERROR packet is never answered: the next reply is for the next case.
+        sock.send_to(b"\x00\x05\x00\x00client says no\x00", server)
+            .unwrap();
+        let (op, got, msg) = reply_to(&sock, server, datagram);
+        assert_eq!((op, got), (5, *code), "{datagram:?}: {msg}");
+        assert!(!msg.is_empty(), "{datagram:?}: empty message");
+    }
+    let st = lab.server.stats();
+    assert_eq!(st.malformed, 9, "{st:?}");
+    assert_eq!((st.refused, st.not_found, st.opened), (2, 1, 0), "{st:?}");
+    // The server still serves a well-formed request after all that.
+    sock.send_to(b"\x00\x01sub/small.txt\x00octet\x00", server)
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], b"\x00\x03\x00\x01");
+    assert_eq!(&buf[4..n], b"hello from disk\n");
+    sock.send_to(b"\x00\x04\x00\x01", from).unwrap();
+}
+
+#[test]
+fn tftp_hpa_netascii_mode() {
+    let tftp = tool("tftp", "tftp-hpa");
+    let lab = lab();
+    let port = lab.server.local_addr().port().to_string();
+    let text = b"line one\nline two\r\nbare\rcr\n".repeat(100);
+    std::fs::write(lab.root.join("text.cfg"), &text).unwrap();
+    let dest = lab.out.join("text");
+    let (ok, log) = run(Command::new(&tftp)
+        .args([
+            "-4",
+            "-v",
+            "-m",
+            "ascii",
+            "127.0.0.1",
+            &port,
+            "-c",
+            "get",
+            "text.cfg",
+        ])
+        .arg(&dest));
+    assert!(ok && !log.contains("Error code"), "{log}");
+    // tftp-hpa converts CR LF back to LF and CR NUL back to CR.
+    assert_eq!(std::fs::read(&dest).unwrap(), text);
+}
