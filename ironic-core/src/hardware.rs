@@ -532,9 +532,9 @@ impl InterfaceRegistry {
                     DriverError::new(
                         ErrorKind::NotFound,
                         format!(
-                            "No valid default {t} interface for hardware type {}: the configured default_{t}_interface {name:?} is not one it supports ({:?})",
+                            "Hardware type {:?} has no valid default {t} interface: the configured default_{t}_interface {name:?} is not one it supports ({})",
                             hw.name,
-                            hw.supported(t)
+                            Self::listing("it supports", hw.supported(t)),
                         ),
                     )
                 });
@@ -543,10 +543,10 @@ impl InterfaceRegistry {
             DriverError::new(
                 ErrorKind::NotFound,
                 format!(
-                    "No {t} interface enabled for hardware type {}: it supports {:?}, registered are {:?}",
+                    "Hardware type {:?} has no {t} interface enabled in this conductor: {}, and {}; register one of the former (enabled_{t}_interfaces)",
                     hw.name,
-                    hw.supported(t),
-                    self.interface_names(t)
+                    Self::listing("it supports", hw.supported(t)),
+                    Self::listing(&format!("enabled {t} interfaces"), &self.interface_names(t)),
                 ),
             )
         })
@@ -563,21 +563,36 @@ impl InterfaceRegistry {
             DriverError::new(
                 ErrorKind::NotFound,
                 format!(
-                    "Could not find the following driver(s) or hardware type(s): {name}. Known hardware types: {}",
-                    self.hardware_types.keys().copied().collect::<Vec<_>>().join(", ")
+                    "No hardware type named {name:?} is enabled in this conductor (it is not registered, or enabled_hardware_types leaves it out); {}",
+                    Self::listing(
+                        "enabled hardware types",
+                        &self.hardware_types.keys().copied().collect::<Vec<_>>()
+                    )
                 ),
             )
         })
     }
 
+    /// "`name` is not a registered `t` interface", with the registered ones (or
+    /// that there is none).
     fn unknown(&self, t: InterfaceType, name: &str) -> DriverError {
         DriverError::new(
             ErrorKind::NotFound,
             format!(
-                "Could not find the following interface in the 'ironic.hardware.interfaces.{t}' entrypoint: {name}. Valid interfaces are: {}",
-                self.interface_names(t).join(", ")
+                "No {t} interface named {name:?} is enabled in this conductor (it is not registered in its InterfaceRegistry, or enabled_{t}_interfaces leaves it out); {}",
+                Self::listing(&format!("enabled {t} interfaces"), &self.interface_names(t))
             ),
         )
+    }
+
+    /// "`what`: a, b" or "there are no `what`".
+    fn listing(what: &str, names: &[impl AsRef<str>]) -> String {
+        if names.is_empty() {
+            format!("there are no {what}")
+        } else {
+            let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+            format!("{what}: {}", names.join(", "))
+        }
     }
 
     /// The implementations of `t` that `hw` supports and that are registered, in the
@@ -612,9 +627,10 @@ impl InterfaceRegistry {
                 node.interfaces.set(t, name);
             } else if !hw.supported(t).contains(&current.as_str()) {
                 return Err(DriverError::invalid(format!(
-                    "Could not find the following interface in the 'ironic.hardware.interfaces.{t}' entrypoint: {current}. Valid interfaces for hardware type {} are: {}",
+                    "Hardware type {:?} does not support the {t} interface {current:?} ({}; of those, {}); set {t}_interface to one of them or leave it empty for the default",
                     hw.name,
-                    self.enabled_for(&hw, t).join(", ")
+                    Self::listing("it supports", hw.supported(t)),
+                    Self::listing("enabled in this conductor", &self.enabled_for(&hw, t)),
                 )));
             } else if self.base_of(t, &current).is_none() {
                 return Err(self.unknown(t, &current));
@@ -691,6 +707,50 @@ mod tests {
         );
         let e = r.default_interface(&hw, InterfaceType::Rescue).unwrap_err();
         assert!(e.message().contains("rescue"), "{e}");
+    }
+
+    /// Item 4 of issue 17: the errors say what is wrong in this project's terms
+    /// (hardware type support, enabled in this conductor), never Python entry
+    /// points, and never an empty list.
+    #[test]
+    fn interface_errors_say_what_is_wrong() {
+        let mut r = InterfaceRegistry::with_noop();
+        let _ = crate::fake::register(&mut r, crate::fake::FakeConfig::default());
+        // not supported by the hardware type (registered or not)
+        let mut n = Node::new(FAKE_HARDWARE.name);
+        n.interfaces.set(InterfaceType::Power, "ipmitool");
+        let e = r.resolve_interfaces(&mut n).unwrap_err().to_string();
+        assert!(
+            e.contains("does not support the power interface \"ipmitool\"")
+                && e.contains("it supports: fake")
+                && e.contains("enabled in this conductor: fake"),
+            "{e}"
+        );
+        assert!(!e.contains("entrypoint"), "{e}");
+        // supported but not enabled here
+        r.retain_interfaces(InterfaceType::Power, |_| false);
+        let mut n = Node::new(FAKE_HARDWARE.name);
+        n.interfaces.set(InterfaceType::Power, "fake");
+        let e = r.resolve_interfaces(&mut n).unwrap_err().to_string();
+        assert!(
+            e.contains("No power interface named \"fake\" is enabled in this conductor")
+                && e.contains("there are no enabled power interfaces"),
+            "{e}"
+        );
+        // and the default cannot be chosen
+        let e = r
+            .default_interface(&FAKE_HARDWARE, InterfaceType::Power)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has no power interface enabled in this conductor")
+                && e.contains("it supports: fake")
+                && e.contains("there are no enabled power interfaces"),
+            "{e}"
+        );
+        let e = r.hardware_type("nope").unwrap_err().to_string();
+        assert!(e.contains("No hardware type named \"nope\""), "{e}");
+        assert!(e.contains("enabled hardware types: "), "{e}");
     }
 
     #[test]

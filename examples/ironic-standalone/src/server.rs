@@ -679,7 +679,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("No boot interface enabled for hardware type"),
+            e.contains("has no boot interface enabled in this conductor"),
             "{e}"
         );
     }
