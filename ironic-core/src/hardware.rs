@@ -460,6 +460,21 @@ impl InterfaceRegistry {
         r
     }
 
+    /// Wrap every registered power and management implementation so that each of
+    /// its calls is reported to `observer` ([`crate::observe::Observer::driver_call`]).
+    /// Call it once, after registering; [`crate::Conductor::start_observed`] does.
+    pub fn observe(&mut self, observer: Arc<dyn crate::observe::Observer>) {
+        use crate::observe::Observed;
+        for (name, imp) in self.power.iter_mut() {
+            let inner: Arc<dyn PowerInterface> = imp.clone();
+            *imp = Arc::new(Observed::new(inner, name.clone(), observer.clone()));
+        }
+        for (name, imp) in self.management.iter_mut() {
+            let inner: Arc<dyn ManagementInterface> = imp.clone();
+            *imp = Arc::new(Observed::new(inner, name.clone(), observer.clone()));
+        }
+    }
+
     /// Register (or replace) a hardware type.
     pub fn register_hardware_type(&mut self, hw: HardwareType) -> &mut Self {
         self.hardware_types.insert(hw.name, hw);

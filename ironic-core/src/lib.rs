@@ -8,6 +8,7 @@ pub mod hardware;
 pub mod ids;
 pub mod mac;
 pub mod model;
+pub mod observe;
 pub mod secret;
 pub mod states;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Ident, NodeId};
 use crate::mac::MacAddress;
 use crate::model::{Node, Port};
+use crate::observe::{HeartbeatResult, heartbeat_event};
 use crate::secret::{MASK, Secret};
 use crate::states::{Event, ProvisionState as S};
 use crate::store::PortQuery;
@@ -153,6 +154,28 @@ impl Conductor {
     /// (`Ok`), or refused with `NodeLocked` when the agent is not yet known, as
     /// Ironic does.
     pub async fn heartbeat(&self, ident: &Ident, agent_token: &str, hb: Heartbeat) -> Result<()> {
+        match self.heartbeat_inner(ident, agent_token, hb).await {
+            // deferred until the lock is free: reported then
+            Ok(None) => Ok(()),
+            Ok(Some((state, result))) => {
+                self.observer()
+                    .heartbeat(&heartbeat_event(Some(state), result));
+                Ok(())
+            }
+            Err(e) => {
+                self.observer()
+                    .heartbeat(&heartbeat_event(None, HeartbeatResult::Refused));
+                Err(e)
+            }
+        }
+    }
+
+    async fn heartbeat_inner(
+        &self,
+        ident: &Ident,
+        agent_token: &str,
+        hb: Heartbeat,
+    ) -> Result<Option<(crate::states::ProvisionState, HeartbeatResult)>> {
         self.check_accepting()?;
         let node = self.store().get_node(ident).await?;
         check_token(&node, agent_token)?;
@@ -176,28 +199,38 @@ impl Conductor {
                 let c = self.clone();
                 let ident = ident.clone();
                 let token = agent_token.to_owned();
+                let state = node.provision_state;
                 tokio::spawn(async move {
-                    match c.job(&ident, true).await {
-                        Ok(job) => {
-                            if let Err(e) = c.act_on_heartbeat(job, &token, hb).await {
+                    let seen = match c.job(&ident, true).await {
+                        Ok(job) => match c.act_on_heartbeat(job, &token, hb).await {
+                            Ok((state, result)) => heartbeat_event(Some(state), result),
+                            Err(e) => {
                                 tracing::info!(node = %ident, error = %e, "deferred heartbeat refused");
+                                heartbeat_event(Some(state), HeartbeatResult::Refused)
                             }
-                        }
+                        },
                         Err(e) => {
                             tracing::debug!(node = %ident, error = %e, "node still locked; heartbeat skipped (the agent sends the next one)");
+                            heartbeat_event(Some(state), HeartbeatResult::Skipped)
                         }
-                    }
+                    };
+                    c.observer().heartbeat(&seen);
                 });
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => return Err(e),
         };
-        self.act_on_heartbeat(job, agent_token, hb).await
+        self.act_on_heartbeat(job, agent_token, hb).await.map(Some)
     }
 
     /// Record a heartbeat under the node's lock and, when its state accepts one, hand
     /// it to the deploy interface on a worker.
-    async fn act_on_heartbeat(&self, mut job: Job, agent_token: &str, hb: Heartbeat) -> Result<()> {
+    async fn act_on_heartbeat(
+        &self,
+        mut job: Job,
+        agent_token: &str,
+        hb: Heartbeat,
+    ) -> Result<(crate::states::ProvisionState, HeartbeatResult)> {
         let r = self.record_heartbeat(&mut job, agent_token, &hb).await;
         let act = match r {
             Ok(act) => act,
@@ -206,16 +239,17 @@ impl Conductor {
                 return Err(e);
             }
         };
+        let state = job.node().provision_state;
         if !act {
             job.finish().await;
-            return Ok(());
+            return Ok((state, HeartbeatResult::Recorded));
         }
         if let Err(e) = job.reserve_worker() {
             job.finish().await;
             return Err(e);
         }
         self.spawn_job(job, move |job| process_heartbeat(job, hb));
-        Ok(())
+        Ok((state, HeartbeatResult::Processed))
     }
 
     /// Check again under the lock, record the agent, decide whether to act.

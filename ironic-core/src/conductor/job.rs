@@ -120,9 +120,15 @@ impl Conductor {
         };
         let host = &self.config().host;
         let mut attempt = 1;
+        let started = std::time::Instant::now();
+        let report = |acquired| {
+            self.observer()
+                .lock_wait(&crate::observe::lock_event(started.elapsed(), acquired))
+        };
         loop {
             match self.store().reserve_node(id, host).await {
                 Ok(node) => {
+                    report(true);
                     return Ok((
                         NodeLock {
                             store: self.store().clone(),
@@ -134,6 +140,7 @@ impl Conductor {
                     ));
                 }
                 Err(StoreError::Locked { holder, .. }) if attempt >= attempts => {
+                    report(false);
                     return Err(Error::NodeLocked {
                         node: ident.to_string(),
                         holder,
@@ -339,9 +346,16 @@ impl Job {
                 node: node.uuid.to_string(),
                 state: from.to_string(),
             })?;
+        let now = crate::model::now();
+        let spent = node
+            .provision_state_since
+            .and_then(|t| (now - t).to_std().ok());
         node.provision_state = to;
         node.target_provision_state = new_target;
-        node.provision_updated_at = Some(crate::model::now());
+        node.provision_updated_at = Some(now);
+        if to != from {
+            node.provision_state_since = Some(now);
+        }
         let id = node.uuid;
         let last_error = node.last_error.clone();
         self.save().await?;
@@ -349,6 +363,14 @@ impl Job {
             tracing::error!(node = %id, from = %from, to = %to, event = %event, last_error = last_error.as_deref().unwrap_or(""), "provision state changed");
         } else {
             tracing::info!(node = %id, from = %from, to = %to, event = %event, "provision state changed");
+        }
+        if to != from {
+            self.c
+                .observer()
+                .provision_state_left(&crate::observe::node_event(id, from, to, spent));
+        }
+        if to.is_hold() || to.is_wait_for_callback() {
+            self.c.record_wait(&self.task.node).await;
         }
         if let Some(e) = self.deferred.take() {
             self.c.emit(e);

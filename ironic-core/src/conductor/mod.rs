@@ -26,6 +26,7 @@
 //! ```
 
 mod allocations;
+mod budget;
 mod cache;
 mod heartbeat;
 mod job;
@@ -47,6 +48,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use budget::{WaitInfo, over_budget, time_in_state, wait_info};
 pub use steps::{RESERVED_STEPS, UserStep, parse_user_steps};
 pub use types::{
     LookupResult, NodeEvent, ProvisionRequest, ResourceAction, ResourceEvent, ResourceKind,
@@ -56,6 +58,7 @@ pub use types::{
 use crate::error::{Error, Result};
 use crate::hardware::InterfaceRegistry;
 use crate::model::ConductorRecord;
+use crate::observe::{NoopObserver, Observer};
 use crate::store::{Store, StoreError};
 
 /// The conductor's settings. `Default::default()` gives Ironic's defaults.
@@ -125,6 +128,14 @@ pub struct ConductorConfig {
     /// sync and record it in `node.health` (API 1.109), with changes in the node's
     /// history (true, Ironic's `[conductor]enable_health_monitoring`).
     pub enable_health_monitoring: bool,
+    /// Time budget per provision state, a service-level objective (none by
+    /// default): a node longer than its state's budget is logged once (a warning
+    /// naming the node, the state, the time and what it waits for), recorded in
+    /// its history and reported to the observer; metrics exporters count such
+    /// nodes with [`over_budget`]. Not an Ironic setting.
+    pub state_budgets: BTreeMap<crate::states::ProvisionState, Duration>,
+    /// How often the budgets are checked (60 s; zero disables the check).
+    pub state_budget_check_interval: Duration,
 }
 
 impl Default for ConductorConfig {
@@ -161,6 +172,8 @@ impl Default for ConductorConfig {
             retryable_error_backoff: min(1),
             require_agent_tls: false,
             enable_health_monitoring: true,
+            state_budgets: BTreeMap::new(),
+            state_budget_check_interval: min(60),
         }
     }
 }
@@ -191,6 +204,8 @@ pub(crate) struct Inner {
     accepting: AtomicBool,
     periodics: TaskTracker,
     power_failures: std::sync::Mutex<std::collections::HashMap<crate::ids::NodeId, u32>>,
+    observer: Arc<dyn Observer>,
+    budgets: budget::Budgets,
 }
 
 /// The engine. Cheap to clone (an `Arc` inside); every clone drives the same conductor.
@@ -217,6 +232,29 @@ impl Conductor {
         registry: InterfaceRegistry,
         config: ConductorConfig,
     ) -> Result<Conductor> {
+        Self::start_with(store, registry, config, Arc::new(NoopObserver)).await
+    }
+
+    /// [`Conductor::start`], reporting what the conductor does to `observer`
+    /// (state changes, steps, heartbeats, lock waits, nodes over their state's
+    /// budget) and wrapping the registry's power and management implementations so
+    /// that every driver call is reported too ([`InterfaceRegistry::observe`]).
+    pub async fn start_observed(
+        store: Arc<dyn Store>,
+        mut registry: InterfaceRegistry,
+        config: ConductorConfig,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Conductor> {
+        registry.observe(observer.clone());
+        Self::start_with(store, registry, config, observer).await
+    }
+
+    async fn start_with(
+        store: Arc<dyn Store>,
+        registry: InterfaceRegistry,
+        config: ConductorConfig,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Conductor> {
         if config.max_concurrent_operations == 0 {
             return Err(Error::Invalid(
                 "max_concurrent_operations must be at least 1".to_owned(),
@@ -237,6 +275,8 @@ impl Conductor {
                 accepting: AtomicBool::new(true),
                 periodics: TaskTracker::new(),
                 power_failures: Default::default(),
+                observer,
+                budgets: Default::default(),
             }),
         };
         c.recover_on_start().await?;
@@ -301,6 +341,11 @@ impl Conductor {
     /// The configuration.
     pub fn config(&self) -> &ConductorConfig {
         &self.inner.config
+    }
+
+    /// The observer given to [`Conductor::start_observed`] (a no-op otherwise).
+    pub fn observer(&self) -> &dyn Observer {
+        &*self.inner.observer
     }
 
     /// Watch nodes change.

@@ -70,6 +70,8 @@ impl Conductor {
         node.created_at = crate::model::now();
         node.updated_at = None;
         node.provision_updated_at = None;
+        node.provision_state_since = Some(node.created_at);
+        node.step_started_at = None;
         self.store().create_node(&node).await?;
         tracing::info!(node = %node.uuid, driver = %node.driver, "node created");
         self.emit(NodeEvent::Created { node: node.uuid });

@@ -71,6 +71,11 @@ impl Conductor {
             cfg.check_provision_state_interval,
             |c| async move { c.check_callback_timeouts().await },
         );
+        self.spawn_periodic(
+            "check_state_budgets",
+            cfg.state_budget_check_interval,
+            |c| async move { c.check_state_budgets().await },
+        );
     }
 
     /// Clear what a previous run under this host name left: `target_power_state`
@@ -139,9 +144,15 @@ impl Conductor {
             {
                 wipe_token(&mut node);
                 node.last_error = Some(msg.clone());
+                let now = crate::model::now();
+                let spent = node
+                    .provision_state_since
+                    .and_then(|t| (now - t).to_std().ok());
                 node.provision_state = to;
                 node.target_provision_state = target;
-                node.provision_updated_at = Some(crate::model::now());
+                node.provision_updated_at = Some(now);
+                node.provision_state_since = Some(now);
+                node.step_started_at = None;
                 for f in [
                     &mut node.clean_step,
                     &mut node.deploy_step,
@@ -152,6 +163,10 @@ impl Conductor {
                 match self.store().update_node(&node).await {
                     Ok(()) => {
                         tracing::error!(node = %node.uuid, from = %state, to = %to, "recovered a node stuck by a restart");
+                        self.observer()
+                            .provision_state_left(&crate::observe::node_event(
+                                node.uuid, state, to, spent,
+                            ));
                         self.record_history(&node, event_type(state), Severity::Error, &msg)
                             .await;
                         self.emit(NodeEvent::ProvisionStateChanged {

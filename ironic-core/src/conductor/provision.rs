@@ -663,8 +663,10 @@ impl Job {
             _ => None,
         };
         if let Some(k) = kind {
+            self.current_step_ended(k, crate::observe::StepResult::Aborted);
             self.clear_steps(k);
         }
+        self.node_mut().step_started_at = None;
         wipe_token(self.node_mut());
         let mut last_error = msg;
         if !errors.is_empty() {

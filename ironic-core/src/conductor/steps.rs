@@ -14,6 +14,7 @@ use super::job::{Job, event_type, wipe_token};
 use crate::driver::{Step, StepDef, StepKind, StepOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Fault, InterfaceType, JsonMap, Severity};
+use crate::observe::StepResult;
 use crate::states::{Event, PowerAction, ProvisionState as S};
 
 /// Step names the conductor handles itself, for any interface.
@@ -392,13 +393,22 @@ impl Job {
             if let Some(f) = self.current_step_field(kind) {
                 *f = step.to_json();
             }
+            self.node_mut().step_started_at = Some(crate::model::now());
             if let Err(e) = self.save().await {
                 tracing::error!(node = %self.node().uuid, error = %e, "could not save the step");
                 return self;
             }
             tracing::info!(node = %self.node().uuid, kind = %kind, interface = %step.interface, step = %step.step, priority = step.priority, "executing step");
             match self.execute(kind, &step).await {
-                Ok(Some(StepOutcome::Done)) => continue,
+                Ok(Some(StepOutcome::Done)) => {
+                    self.step_ended(
+                        kind,
+                        &step.interface.to_string(),
+                        &step.step,
+                        StepResult::Done,
+                    );
+                    continue;
+                }
                 Ok(Some(StepOutcome::Wait)) => {
                     let Some(_) = wait_state(kind) else {
                         let msg = format!(
@@ -419,6 +429,12 @@ impl Job {
                     return self;
                 }
                 Err(e) => {
+                    self.step_ended(
+                        kind,
+                        &step.interface.to_string(),
+                        &step.step,
+                        StepResult::Failed,
+                    );
                     let msg = format!(
                         "{} step {}.{} failed on node {}: {e}",
                         capitalize(kind.as_str()),
@@ -431,6 +447,42 @@ impl Job {
                 }
             }
         }
+    }
+
+    /// Report the end of the running step of `kind` to the observer (once: it
+    /// forgets when the step started).
+    pub(crate) fn step_ended(
+        &mut self,
+        kind: StepKind,
+        interface: &str,
+        step: &str,
+        result: StepResult,
+    ) {
+        let Some(started) = self.node_mut().step_started_at.take() else {
+            return;
+        };
+        let duration = (crate::model::now() - started).to_std().unwrap_or_default();
+        let id = self.node().uuid;
+        self.c.observer().step_finished(&crate::observe::step_event(
+            id, kind, interface, step, duration, result,
+        ));
+    }
+
+    /// Report the end of the current step of `kind` as recorded on the node
+    /// (`clean_step`, `deploy_step`, `service_step`).
+    pub(crate) fn current_step_ended(&mut self, kind: StepKind, result: StepResult) {
+        let Some(f) = self.current_step_field(kind) else {
+            self.node_mut().step_started_at = None;
+            return;
+        };
+        let get = |k: &str| {
+            f.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        let (i, s) = (get("interface"), get("step"));
+        self.step_ended(kind, &i, &s, result);
     }
 
     /// Run one step. `Ok(None)` means "hold".
@@ -591,6 +643,10 @@ impl Job {
             });
         }
         if let Some(k) = kind {
+            self.current_step_ended(k, StepResult::Failed);
+        }
+        self.node_mut().step_started_at = None;
+        if let Some(k) = kind {
             // keep the failed step visible, forget the list
             for key in [
                 steps_key(k),
@@ -633,7 +689,14 @@ impl Job {
             StepKind::Clean => &self.node().clean_step,
             _ => &self.node().service_step,
         };
-        if current.get("abort_after").and_then(Value::as_bool) == Some(true) {
+        let abort_after = current.get("abort_after").and_then(Value::as_bool) == Some(true);
+        self.current_step_ended(kind, StepResult::Done);
+        let current = match kind {
+            StepKind::Deploy => &self.node().deploy_step,
+            StepKind::Clean => &self.node().clean_step,
+            _ => &self.node().service_step,
+        };
+        if abort_after {
             let step = format!(
                 "{}.{}",
                 current

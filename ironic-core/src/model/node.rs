@@ -246,6 +246,16 @@ pub struct Node {
     pub target_provision_state: Option<ProvisionState>,
     /// When `provision_state` last changed (or an agent last heartbeated).
     pub provision_updated_at: Option<Timestamp>,
+    /// When `provision_state` last changed. Not in Ironic's API (whose
+    /// `provision_updated_at` agent heartbeats also touch): the conductor keeps it
+    /// for time-in-state metrics, state budgets and the dashboard. `None` on nodes
+    /// saved by a version without it.
+    #[serde(default)]
+    pub provision_state_since: Option<Timestamp>,
+    /// When the current clean, deploy or service step started (not in Ironic's
+    /// API; `None` when no step runs).
+    #[serde(default)]
+    pub step_started_at: Option<Timestamp>,
     /// The last error, for an operator.
     pub last_error: Option<String>,
     /// Maintenance flag.
@@ -354,6 +364,8 @@ impl Node {
             provision_state: ProvisionState::Enroll,
             target_provision_state: None,
             provision_updated_at: None,
+            provision_state_since: None,
+            step_started_at: None,
             last_error: None,
             maintenance: false,
             maintenance_reason: None,
