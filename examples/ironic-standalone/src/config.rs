@@ -32,6 +32,10 @@ pub struct Config {
     pub drivers: DriversSection,
     /// `[boot]`.
     pub boot: BootSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
+    /// `[dashboard]`.
+    pub dashboard: DashboardSection,
     /// `[log]`.
     pub log: LogConfig,
     /// `[switch_network]`: the network of each phase (switch network interface).
@@ -243,6 +247,10 @@ pub struct ConductorSection {
     pub node_history_max_entries: usize,
     /// Free-form settings passed to drivers.
     pub settings: BTreeMap<String, String>,
+    /// Time budget per provision state, in seconds (a service-level objective).
+    pub state_budgets: BTreeMap<ironic_core::ProvisionState, u64>,
+    /// Seconds between checks of the state budgets (0 disables).
+    pub state_budget_check_interval: u64,
 }
 
 impl Default for ConductorSection {
@@ -269,6 +277,8 @@ impl Default for ConductorSection {
             conductor_heartbeat_interval: 10,
             node_history_max_entries: 300,
             settings: BTreeMap::new(),
+            state_budgets: BTreeMap::new(),
+            state_budget_check_interval: 60,
         }
     }
 }
@@ -316,6 +326,39 @@ impl Default for FakeSection {
             inspect_delay: "0".into(),
             raid_delay: "0".into(),
             bios_delay: "0".into(),
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus metrics at `GET /metrics`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics` and collect the conductor's and the API's metrics.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: true }
+    }
+}
+
+/// `[dashboard]`: the built-in web dashboard at `/dashboard`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSection {
+    /// Serve the dashboard.
+    pub enabled: bool,
+    /// Hide the buttons that change nodes.
+    pub read_only: bool,
+}
+
+impl Default for DashboardSection {
+    fn default() -> Self {
+        DashboardSection {
+            enabled: true,
+            read_only: false,
         }
     }
 }

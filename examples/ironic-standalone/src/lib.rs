@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod http;
 pub mod lab;
+pub mod metrics;
 pub mod network;
 pub mod ramdisk;
 pub mod server;

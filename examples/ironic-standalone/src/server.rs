@@ -305,6 +305,12 @@ pub fn conductor_config(cfg: &Config) -> ConductorConfig {
         v.node_locked_retry_interval = secs(c.node_locked_retry_interval);
         v.conductor_heartbeat_interval = secs(c.conductor_heartbeat_interval);
         v.node_history_max_entries = c.node_history_max_entries;
+        v.state_budgets = c
+            .state_budgets
+            .iter()
+            .map(|(s, b)| (*s, secs(*b)))
+            .collect();
+        v.state_budget_check_interval = secs(c.state_budget_check_interval);
         v
     }
 }
@@ -386,9 +392,17 @@ pub async fn start_with(
         }
     };
     let store = open_store(cfg).await?;
-    let conductor = Conductor::start(store, registry, conductor_config(cfg))
-        .await
-        .map_err(|e| ServeError::Conductor(e.to_string()))?;
+    let metrics = cfg
+        .metrics
+        .enabled
+        .then(|| Arc::new(crate::metrics::Metrics::new()));
+    let conductor = match &metrics {
+        Some(m) => {
+            Conductor::start_observed(store, registry, conductor_config(cfg), m.clone()).await
+        }
+        None => Conductor::start(store, registry, conductor_config(cfg)).await,
+    }
+    .map_err(|e| ServeError::Conductor(e.to_string()))?;
     if cfg.storage.backend == Backend::Sqlite {
         // Volume connectors/targets and runbooks lived in this file before the store
         // had tables for them.
@@ -406,7 +420,14 @@ pub async fn start_with(
         body_limits: cfg.api.body_limits(),
         max_list_body_size: cfg.api.max_list_body_size.saturating_mul(1024),
     };
-    let state = ApiState::new(conductor.clone(), settings, auth);
+    let mut state =
+        ApiState::new(conductor.clone(), settings, auth).with_dashboard(api::DashboardSettings {
+            enabled: cfg.dashboard.enabled,
+            read_only: cfg.dashboard.read_only,
+        });
+    if let Some(m) = metrics {
+        state = state.with_metrics(m);
+    }
     Ok(Deployment { conductor, state })
 }
 

@@ -70,6 +70,49 @@ fn is_public(path: &str) -> bool {
     ) || path.starts_with("/v1/heartbeat/")
 }
 
+/// Whether the request may go on under the API's authentication (always when
+/// auth is off); the 401 to answer otherwise.
+pub(super) async fn authenticate(st: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let ok = match st.auth() {
+        Some(auth) => auth
+            .check(header_str(headers, "authorization"))
+            .await
+            .is_some(),
+        None => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let mut r = ApiError::unauthorized().into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Baremetal API\""),
+    );
+    Err(Box::new(r))
+}
+
+/// Count the request into the metrics (by route template, never the raw path).
+pub(super) async fn count(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let Some(m) = st.metrics().cloned() else {
+        return next.run(req).await;
+    };
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let start = std::time::Instant::now();
+    let r = next.run(req).await;
+    m.api_request(
+        method.as_str(),
+        &route,
+        r.status().as_u16(),
+        start.elapsed(),
+    );
+    r
+}
+
 pub(super) async fn middleware(
     State(st): State<ApiState>,
     mut req: Request,

@@ -20,6 +20,7 @@
 mod allocations;
 mod chassis;
 mod conductors;
+mod dashboard;
 mod deploy_templates;
 mod drivers;
 mod error;
@@ -98,6 +99,17 @@ struct StateInner {
     settings: ApiSettings,
     auth: Option<Arc<Htpasswd>>,
     openapi: OnceLock<serde_json::Value>,
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
+    dashboard: OnceLock<DashboardSettings>,
+}
+
+/// Settings of the built-in dashboard (`/dashboard`, from `[dashboard]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DashboardSettings {
+    /// Serve the dashboard at all.
+    pub enabled: bool,
+    /// Hide the buttons that change nodes (the API still decides what a user may do).
+    pub read_only: bool,
 }
 
 impl ApiState {
@@ -109,8 +121,32 @@ impl ApiState {
                 settings,
                 auth,
                 openapi: OnceLock::new(),
+                metrics: OnceLock::new(),
+                dashboard: OnceLock::new(),
             }),
         }
+    }
+
+    /// Serve `GET /metrics` from `metrics` (give the same value to
+    /// `Conductor::start_observed`) and count API requests into it. Once; later
+    /// calls are ignored.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let _ = self.inner.metrics.set(metrics);
+        self
+    }
+
+    /// Serve the dashboard with these settings. Once; later calls are ignored.
+    pub fn with_dashboard(self, settings: DashboardSettings) -> Self {
+        let _ = self.inner.dashboard.set(settings);
+        self
+    }
+
+    fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
+        self.inner.metrics.get()
+    }
+
+    fn dashboard(&self) -> Option<&DashboardSettings> {
+        self.inner.dashboard.get().filter(|d| d.enabled)
     }
 
     /// The conductor.
@@ -231,8 +267,14 @@ pub fn router(state: ApiState) -> Router {
             Arc::new(state.settings().body_limits.clone()),
             limits::limit_body,
         ))
-        .layer(middleware::from_fn_with_state(state, http::middleware));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), http::count));
+    // outside /v1: no microversion headers, same authentication
     Router::new()
+        .merge(dashboard::router(state))
         .fallback_service(inner)
         .layer(middleware::map_request(http::normalize_path))
 }
