@@ -339,9 +339,25 @@ pub(crate) fn ata_security_lines(hdparm_i: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a disk's driver never speaks ATA (virtio-blk `vd*`, Xen `xvd*`): ATA
+/// IDENTIFY always fails on it, so the answer is known without hdparm (a ramdisk
+/// for VMs need not ship it). Every other disk is asked, and a missing hdparm
+/// stays an error there.
+fn never_ata(dev: &str) -> bool {
+    let name = dev.rsplit('/').next().unwrap_or(dev);
+    name.starts_with("vd") || name.starts_with("xvd")
+}
+
 /// The security lines of a drive; none when it does not answer ATA IDENTIFY
 /// (virtio, loop, SCSI without ATA passthrough). A missing hdparm is an error.
 async fn hdparm_security(dev: &str) -> Result<Vec<String>> {
+    if never_ata(dev) {
+        tracing::debug!(
+            device = dev,
+            "a paravirtual disk: no ATA security to ask for"
+        );
+        return Ok(Vec::new());
+    }
     let out = run_tool_status("hdparm", &argv(&["-I", dev])).await?;
     if !out.status.success() {
         tracing::debug!(device = dev, error = %out.stderr.trim(), "no ATA IDENTIFY");
@@ -737,6 +753,15 @@ mod tests {
         \tnot\tenabled\n\tnot\tlocked\n\tnot\tfrozen\n\tnot\texpired: security count\n\t\tsupported: \
         enhanced erase\n\t2min for SECURITY ERASE UNIT. 2min for ENHANCED SECURITY ERASE UNIT.\n\
         Logical Unit WWN Device Identifier: 55cd2e404c2b9d0b\n";
+
+    #[test]
+    fn paravirtual_disks_are_never_ata() {
+        assert!(never_ata("/dev/vda"));
+        assert!(never_ata("/dev/xvdb"));
+        assert!(!never_ata("/dev/sda"));
+        assert!(!never_ata("/dev/nvme0n1"));
+        assert!(!never_ata("/dev/loop3"));
+    }
 
     #[test]
     fn hdparm_security_section_as_ipa_reads_it() {
