@@ -17,7 +17,7 @@
 //! IPA installs GRUB for partition images by running the image's own
 //! `grub-install` in a chroot, which its 2026 security fix (CVE-2026-43003)
 //! turned off by default (`enable_bios_bootloader_install`). This agent never
-//! executes the image's binaries (see [`super::grub`]).
+//! executes the image's binaries (see the private `grub` module).
 
 use std::path::Path;
 use std::sync::Arc;
