@@ -8,10 +8,9 @@
 //! use std::time::Duration;
 //!
 //! let mut reg = InterfaceRegistry::with_noop();
-//! let control = fake::register(&mut reg, FakeConfig {
-//!     power_delay: Delay::Range(Duration::from_millis(1), Duration::from_millis(5)),
-//!     ..FakeConfig::default()
-//! });
+//! let mut config = FakeConfig::default();
+//! config.power_delay = Delay::Range(Duration::from_millis(1), Duration::from_millis(5));
+//! let control = fake::register(&mut reg, config);
 //! // later, from a test: make the next two power reads fail
 //! control.fail_next("power.get_power_state", 2, ironic_core::ErrorKind::Unreachable, true);
 //! ```
