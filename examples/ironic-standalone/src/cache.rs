@@ -311,6 +311,9 @@ impl Store for CachedStore {
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         self.durable.list_conductors().await
     }
+    async fn now(&self) -> StoreResult<ironic_core::model::Timestamp> {
+        self.durable.now().await
+    }
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
         self.durable.add_history(e, max_per_node).await
     }

@@ -241,8 +241,14 @@ pub struct ConductorSection {
     pub node_locked_retry_attempts: u32,
     /// Seconds between those retries.
     pub node_locked_retry_interval: u64,
-    /// Seconds between conductor keep-alives.
+    /// Seconds between conductor keep-alives (each also refreshes the hash rings).
     pub conductor_heartbeat_interval: u64,
+    /// Seconds without a keep-alive after which a conductor is offline and its
+    /// nodes are taken over (Ironic's `[conductor]heartbeat_timeout`).
+    pub heartbeat_timeout: u64,
+    /// `2^hash_partition_exponent` points per conductor on a hash ring (Ironic's
+    /// `[DEFAULT]hash_partition_exponent`, 5 = 32 points).
+    pub hash_partition_exponent: u32,
     /// History entries kept per node.
     pub node_history_max_entries: usize,
     /// Free-form settings passed to drivers.
@@ -275,6 +281,8 @@ impl Default for ConductorSection {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval: 1,
             conductor_heartbeat_interval: 10,
+            heartbeat_timeout: 60,
+            hash_partition_exponent: 5,
             node_history_max_entries: 300,
             settings: BTreeMap::new(),
             state_budgets: BTreeMap::new(),
@@ -604,6 +612,22 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "conductor.max_concurrent_operations must be at least 1".into(),
             ));
+        }
+        let c = &self.conductor;
+        if c.conductor_heartbeat_interval == 0
+            || c.heartbeat_timeout <= c.conductor_heartbeat_interval
+        {
+            return Err(ConfigError::Invalid(format!(
+                "conductor.heartbeat_timeout ({} s) must be longer than conductor.conductor_heartbeat_interval ({} s), which must be at least 1: \
+                 otherwise live conductors are judged offline between two keep-alives",
+                c.heartbeat_timeout, c.conductor_heartbeat_interval
+            )));
+        }
+        if c.hash_partition_exponent > 12 {
+            return Err(ConfigError::Invalid(format!(
+                "conductor.hash_partition_exponent = {} is too large (at most 12: 4096 points per conductor)",
+                c.hash_partition_exponent
+            )));
         }
         Ok(())
     }

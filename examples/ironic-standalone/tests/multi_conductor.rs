@@ -131,3 +131,227 @@ fn two_processes_share_one_database() {
     });
     drop((a, b));
 }
+
+/// `ironic` as conductor `host` on `db`, with fast keep-alives (offline after 3 s),
+/// deploys that take `deploy_delay` seconds, and no automated cleaning.
+fn fast_conductor(db: &TestDatabase, host: &str, deploy_delay: &str) -> Ironic {
+    Ironic::start(
+        &[],
+        &[
+            ("IRONIC__STORAGE__BACKEND", "postgres"),
+            ("IRONIC__STORAGE__URL", db.url()),
+            ("IRONIC__CONDUCTOR__HOST", host),
+            ("IRONIC__CONDUCTOR__CONDUCTOR_HEARTBEAT_INTERVAL", "1"),
+            ("IRONIC__CONDUCTOR__HEARTBEAT_TIMEOUT", "3"),
+            ("IRONIC__CONDUCTOR__AUTOMATED_CLEAN", "false"),
+            ("IRONIC__CONDUCTOR__MAX_CONCURRENT_OPERATIONS", "500"),
+            ("IRONIC__FAKE__DEPLOY_DELAY", deploy_delay),
+        ],
+    )
+}
+
+async fn nodes(base: &str) -> Vec<Value> {
+    let (s, v) = call(
+        base,
+        reqwest::Method::GET,
+        "/v1/nodes?detail=true&limit=1000",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["nodes"].as_array().cloned().unwrap_or_default()
+}
+
+async fn set_state(base: &str, node: &str, target: &str) {
+    let (s, v) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{node}/states/provision"),
+        Some(json!({ "target": target })),
+    )
+    .await;
+    assert_eq!(s, 202, "{target} on {node}: {v}");
+}
+
+/// Poll the node list on `base` until `done` holds (at most `secs` seconds).
+async fn wait_nodes(
+    base: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let all = nodes(base).await;
+        if done(&all) {
+            return all;
+        }
+        if std::time::Instant::now() > deadline {
+            let states: std::collections::BTreeMap<String, usize> =
+                all.iter().fold(Default::default(), |mut m, n| {
+                    *m.entry(format!(
+                        "{} reserved by {}",
+                        n["provision_state"], n["reservation"]
+                    ))
+                    .or_default() += 1;
+                    m
+                });
+            panic!("timed out waiting for {what}: {states:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Three conductors on one database: 300 nodes enrolled through one API, deployed
+/// through another; that conductor is killed with SIGKILL mid-deploy. No node is
+/// lost, every orphan is failed by its new owner with a `last_error` naming the
+/// dead conductor within the heartbeat timeout plus a keep-alive or two, and is
+/// deployed again. Every API names the same owner for each node.
+#[test]
+fn a_conductor_killed_mid_deploy_is_taken_over() {
+    const N: usize = 300;
+    let rt = rt();
+    let db = rt.block_on(TestDatabase::create());
+    let a = fast_conductor(&db, "conductor-a", "0");
+    let mut b = fast_conductor(&db, "conductor-b", "60");
+    let c = fast_conductor(&db, "conductor-c", "0");
+    rt.block_on(async {
+        for i in 0..N {
+            let (s, v) = call(
+                &a.url,
+                reqwest::Method::POST,
+                "/v1/nodes",
+                Some(json!({"driver": "fake-hardware", "name": format!("n{i:03}")})),
+            )
+            .await;
+            assert_eq!(s, 201, "{v}");
+        }
+        // A node of a group no conductor serves has no owner.
+        let (s, v) = call(
+            &a.url,
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": "elsewhere", "conductor_group": "rack-z"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["conductor"], Value::Null, "{v}");
+
+        // Every API names the same owner, and the three share the nodes.
+        let owners = |all: &[Value]| -> Vec<(String, String)> {
+            let mut o: Vec<(String, String)> = all
+                .iter()
+                .filter(|n| n["name"] != "elsewhere")
+                .map(|n| {
+                    (
+                        n["name"].as_str().unwrap_or_default().to_owned(),
+                        n["conductor"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            o.sort();
+            o
+        };
+        let seen_a = wait_nodes(&a.url, 30, "three owners", |all| {
+            owners(all)
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 3
+        })
+        .await;
+        let seen_c = nodes(&c.url).await;
+        assert_eq!(owners(&seen_a), owners(&seen_c), "APIs disagree on owners");
+        let (_, filtered) = call(
+            &c.url,
+            reqwest::Method::GET,
+            "/v1/nodes?conductor=conductor-b&limit=1000",
+            None,
+        )
+        .await;
+        let of_b = owners(&seen_a)
+            .iter()
+            .filter(|(_, c)| c == "conductor-b")
+            .count();
+        assert_eq!(filtered["nodes"].as_array().map(Vec::len), Some(of_b));
+
+        for i in 0..N {
+            set_state(&a.url, &format!("n{i:03}"), "manage").await;
+        }
+        wait_nodes(&a.url, 120, "all manageable", |all| {
+            all.iter()
+                .filter(|n| n["provision_state"] == "manageable" && n["reservation"].is_null())
+                .count()
+                == N
+        })
+        .await;
+        for i in 0..N {
+            set_state(&a.url, &format!("n{i:03}"), "provide").await;
+        }
+        wait_nodes(&a.url, 120, "all available", |all| {
+            all.iter()
+                .filter(|n| n["provision_state"] == "available" && n["reservation"].is_null())
+                .count()
+                == N
+        })
+        .await;
+
+        // Deploy everything through B (its deploys take a minute), then crash B.
+        for i in 0..N {
+            set_state(&b.url, &format!("n{i:03}"), "active").await;
+        }
+        let held = nodes(&a.url)
+            .await
+            .iter()
+            .filter(|n| n["reservation"] == "conductor-b")
+            .count();
+        assert!(held > 0, "B holds the locks of its deploys");
+        b.kill9();
+        let killed = std::time::Instant::now();
+
+        let after = wait_nodes(&a.url, 60, "every orphan failed and unlocked", |all| {
+            all.iter()
+                .filter(|n| n["name"] != "elsewhere")
+                .all(|n| n["reservation"].is_null() && n["provision_state"] != "deploying")
+        })
+        .await;
+        let took = killed.elapsed();
+        assert_eq!(after.len(), N + 1, "no node lost");
+        let failed: Vec<&Value> = after
+            .iter()
+            .filter(|n| n["provision_state"] == "deploy failed")
+            .collect();
+        assert_eq!(failed.len(), held, "every deploy B held failed");
+        for n in &failed {
+            let err = n["last_error"].as_str().unwrap_or_default();
+            assert!(
+                err.contains("conductor-b") && err.contains("offline"),
+                "a clear last_error: {err}"
+            );
+            assert_ne!(n["conductor"], "conductor-b", "a new owner");
+        }
+        println!("takeover of {held} deploys took {took:?} (heartbeat_timeout 3 s)");
+        let (_, cs) = call(&c.url, reqwest::Method::GET, "/v1/conductors", None).await;
+        let b_alive = cs["conductors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["hostname"] == "conductor-b")
+            .map(|r| r["alive"].clone());
+        assert_eq!(b_alive, Some(Value::Bool(false)), "{cs}");
+
+        // Orphans are deployable again, through any API.
+        for n in &failed {
+            set_state(&c.url, n["name"].as_str().unwrap(), "active").await;
+        }
+        wait_nodes(&c.url, 120, "all active", |all| {
+            all.iter()
+                .filter(|n| n["provision_state"] == "active" && n["reservation"].is_null())
+                .count()
+                == N
+        })
+        .await;
+    });
+    drop((a, c));
+}

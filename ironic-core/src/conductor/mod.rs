@@ -28,6 +28,7 @@
 mod allocations;
 mod budget;
 mod cache;
+mod cluster;
 mod heartbeat;
 mod job;
 mod media;
@@ -36,6 +37,7 @@ mod periodic;
 mod power;
 mod provision;
 mod resources;
+pub mod ring;
 mod steps;
 mod types;
 
@@ -57,7 +59,6 @@ pub use types::{
 
 use crate::error::{Error, Result};
 use crate::hardware::InterfaceRegistry;
-use crate::model::ConductorRecord;
 use crate::observe::{NoopObserver, Observer};
 use crate::store::{Store, StoreError};
 
@@ -110,8 +111,21 @@ pub struct ConductorConfig {
     pub node_locked_retry_attempts: u32,
     /// Pause between them (1 s).
     pub node_locked_retry_interval: Duration,
-    /// Keep-alive period of the conductor record (10 s).
+    /// Keep-alive period of the conductor record (10 s). Each keep-alive also reads
+    /// every conductor's record and rebuilds the hash rings when the live set changed.
     pub conductor_heartbeat_interval: Duration,
+    /// A conductor whose record was not stamped for this long is offline (60 s,
+    /// Ironic's `[conductor]heartbeat_timeout`): it leaves the hash rings and its
+    /// nodes are taken over.
+    pub heartbeat_timeout: Duration,
+    /// Points of each conductor on a hash ring (32 = `2^hash_partition_exponent`
+    /// with Ironic's exponent 5). Every conductor sharing a store must use the same.
+    pub hash_ring_partitions: usize,
+    /// Whether this conductor registers and owns nodes (true). False for a front
+    /// end that only follows the membership: it is not on the hash rings, runs no
+    /// periodic node task and takes over nothing; operations called on it still run
+    /// here, under the node's lock in the store.
+    pub takes_work: bool,
     /// History events kept per node (300).
     pub node_history_max_entries: usize,
     /// Attempts of a conductor-initiated read that fails with a retryable error
@@ -167,6 +181,9 @@ impl Default for ConductorConfig {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval: min(1),
             conductor_heartbeat_interval: min(10),
+            heartbeat_timeout: min(60),
+            hash_ring_partitions: ring::DEFAULT_PARTITIONS,
+            takes_work: true,
             node_history_max_entries: 300,
             retryable_error_attempts: 3,
             retryable_error_backoff: min(1),
@@ -206,6 +223,7 @@ pub(crate) struct Inner {
     power_failures: std::sync::Mutex<std::collections::HashMap<crate::ids::NodeId, u32>>,
     observer: Arc<dyn Observer>,
     budgets: budget::Budgets,
+    membership: std::sync::RwLock<Arc<cluster::Membership>>,
 }
 
 /// The engine. Cheap to clone (an `Arc` inside); every clone drives the same conductor.
@@ -277,24 +295,21 @@ impl Conductor {
                 power_failures: Default::default(),
                 observer,
                 budgets: Default::default(),
+                membership: Default::default(),
             }),
         };
-        c.recover_on_start().await?;
-        c.store()
-            .upsert_conductor(&ConductorRecord {
-                hostname: c.config().host.clone(),
-                conductor_group: c.config().conductor_group.to_lowercase(),
-                drivers: c
-                    .registry()
-                    .hardware_types()
-                    .iter()
-                    .map(|h| h.name.to_owned())
-                    .collect(),
-                alive: true,
-                created_at: crate::model::now(),
-                updated_at: None,
-            })
-            .await?;
+        if c.config().hash_ring_partitions == 0 {
+            return Err(Error::Invalid(
+                "hash_ring_partitions must be at least 1".to_owned(),
+            ));
+        }
+        if c.config().takes_work {
+            c.register().await?;
+        }
+        c.refresh_membership().await;
+        if c.config().takes_work {
+            c.recover_on_start().await?;
+        }
         c.spawn_periodics();
         tracing::info!(host = %c.config().host, "conductor started");
         Ok(c)
@@ -322,8 +337,10 @@ impl Conductor {
             Ok(n) => tracing::warn!(host = %host, released = n, "released leftover reservations"),
             Err(e) => tracing::error!(host = %host, error = %e, "could not release reservations"),
         }
-        if let Err(e) = self.store().delete_conductor(host).await {
-            tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
+        if self.config().takes_work {
+            if let Err(e) = self.store().delete_conductor(host).await {
+                tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
+            }
         }
         tracing::info!(host = %host, "conductor stopped");
     }

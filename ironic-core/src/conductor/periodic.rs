@@ -1,9 +1,11 @@
 //! Start-up recovery and the periodic tasks: conductor keep-alive, power-state
 //! sync, power failure recovery, and callback timeouts of the wait states.
 //!
-//! A conductor looks after the nodes of its own `conductor_group` (compared
-//! case-insensitively; the empty group is a group too), as Ironic's do; API calls
-//! reach any node.
+//! A conductor looks after the nodes it owns: those its UUID maps to it on the
+//! hash ring of the node's `conductor_group` (compared case-insensitively; the
+//! empty group is a group too) and hardware type (see `cluster`). With several
+//! conductors on one store every periodic task therefore covers each node once,
+//! on its owner. API calls reach any node.
 
 use std::future::Future;
 use std::time::Duration;
@@ -51,11 +53,16 @@ impl Conductor {
 
     pub(crate) fn spawn_periodics(&self) {
         let cfg = self.config().clone();
-        self.spawn_periodic("keep-alive", cfg.conductor_heartbeat_interval, |c| async move {
-            if let Err(e) = c.store().touch_conductor(&c.config().host).await {
-                tracing::warn!(host = %c.config().host, error = %e, "conductor keep-alive failed");
-            }
-        });
+        self.spawn_periodic(
+            "keep-alive",
+            cfg.conductor_heartbeat_interval,
+            |c| async move { c.refresh_membership().await },
+        );
+        if !cfg.takes_work {
+            // An API-only front end follows the membership (for the nodes'
+            // `conductor` field) and does no periodic node work.
+            return;
+        }
         self.spawn_periodic(
             "sync_power_states",
             cfg.power_state_sync_interval,
@@ -82,7 +89,7 @@ impl Conductor {
     /// of nodes it had reserved, its reservations, and nodes stuck in states that
     /// cannot be resumed (`STUCK_STATES_TREATED_AS_FAIL`), which get the `fail`
     /// event with a `last_error` saying why: the nodes it had locked, and the
-    /// unlocked ones of its conductor group.
+    /// unlocked ones it owns.
     pub(crate) async fn recover_on_start(&self) -> Result<()> {
         let host = self.config().host.clone();
         let mine = self
@@ -126,7 +133,8 @@ impl Conductor {
             })
             .await?;
         for n in nodes.into_iter().filter(|n| {
-            was_mine.contains(&n.uuid) || n.conductor_group.eq_ignore_ascii_case(&group)
+            was_mine.contains(&n.uuid)
+                || (n.conductor_group.eq_ignore_ascii_case(&group) && self.owns(n))
         }) {
             let Ok((lock, mut node)) = self.lock_node(&n.uuid.into(), false).await else {
                 continue;
@@ -220,7 +228,11 @@ impl Conductor {
         };
         let mut nodes: Vec<Node> = nodes
             .into_iter()
-            .filter(|n| !n.provision_state.power_sync_excluded() && n.target_power_state.is_none())
+            .filter(|n| {
+                !n.provision_state.power_sync_excluded()
+                    && n.target_power_state.is_none()
+                    && self.owns(n)
+            })
             .collect();
         {
             // failing nodes first, as Ironic does
@@ -356,7 +368,7 @@ impl Conductor {
                 return;
             }
         };
-        for node in nodes {
+        for node in nodes.into_iter().filter(|n| self.owns(n)) {
             let uuid = node.uuid;
             let Ok(task) = self.task_for(node, true).await else {
                 continue;
@@ -435,7 +447,7 @@ impl Conductor {
                     continue;
                 }
             };
-            for n in nodes {
+            for n in nodes.into_iter().filter(|n| self.owns(n)) {
                 let Ok(mut job) = self.job(&n.uuid.into(), false).await else {
                     continue;
                 };

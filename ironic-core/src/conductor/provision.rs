@@ -417,6 +417,9 @@ async fn do_deploy(mut job: Job) -> Job {
         d.deploy.prepare(&mut job.task).await,
         "Error preparing deploy for node {uuid}: {e}"
     );
+    // As Ironic's do_node_deploy: the conductor that prepared the deploy is the
+    // one whose boot configuration the node uses; takeover compares against it.
+    job.node_mut().conductor_affinity = Some(job.c.config().host.clone());
     let steps = try_or_fail!(job, job.compute_deploy_list().await, "{e}");
     job.set_steps(StepKind::Deploy, &steps);
     job.run_steps(StepKind::Deploy).await

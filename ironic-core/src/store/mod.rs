@@ -385,6 +385,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_conductor(&self, hostname: &str) -> StoreResult<()>;
     /// All conductors (`alive` as stored; callers derive liveness from `updated_at`).
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>>;
+    /// The clock the conductors' keep-alive stamps come from. Conductors compare
+    /// `updated_at` with it, never with their own clock, so hosts with skewed
+    /// clocks agree on who is alive. Default: this process's clock (right for
+    /// stores one process owns); a shared database returns its own clock.
+    async fn now(&self) -> StoreResult<Timestamp> {
+        Ok(crate::model::now())
+    }
 
     // ---- history, BIOS, firmware, inventory ----
     /// Append a history event (keeping at most `max_per_node`, oldest dropped).

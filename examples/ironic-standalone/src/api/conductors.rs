@@ -64,25 +64,15 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
-/// A conductor is alive when its keep-alive is younger than this (Ironic's
-/// `[conductor]heartbeat_timeout`).
-const HEARTBEAT_TIMEOUT_SECS: i64 = 60;
-
-fn alive(c: &ConductorRecord) -> bool {
-    let last = c.updated_at.unwrap_or(c.created_at);
-    (ironic_core::model::now() - last).num_seconds() < HEARTBEAT_TIMEOUT_SECS
-}
-
 async fn list(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let req = ListRequest::parse(&st, &ctx, &SCHEMA, q.as_deref(), false)?;
-    let mut all = st.conductor().store().list_conductors().await?;
-    for c in &mut all {
-        c.alive = alive(c);
-    }
+    // `alive`: stamped less than `[conductor] heartbeat_timeout` ago by the
+    // store's clock, the judgement the hash rings use.
+    let mut all = st.conductor().list_conductors().await?;
     all.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     resource::paginate(
         &mut all,
@@ -101,14 +91,12 @@ async fn show(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let fields = resource::show_fields(&ctx, &SCHEMA, q.as_deref())?;
-    let mut c = st
+    let c = st
         .conductor()
-        .store()
         .list_conductors()
         .await?
         .into_iter()
         .find(|c| c.hostname == host)
         .ok_or_else(|| ApiError::not_found(format!("Conductor {host} could not be found.")))?;
-    c.alive = alive(&c);
     Ok(ok(resource::body(&ctx.render(&st), &c, fields.as_deref())))
 }

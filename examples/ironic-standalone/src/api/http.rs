@@ -30,7 +30,7 @@ impl ReqCtx {
         Ctx {
             version: self.version,
             base: &self.base,
-            conductor_host: Some(st.conductor().config().host.as_str()),
+            conductor: Some(st.conductor()),
         }
     }
 

@@ -189,8 +189,8 @@ pub(crate) struct Ctx<'a> {
     pub version: Version,
     /// Public base URL, e.g. `http://127.0.0.1:6385` (no trailing slash).
     pub base: &'a str,
-    /// Host name of the conductor managing nodes (the `conductor` field).
-    pub conductor_host: Option<&'a str>,
+    /// The conductor whose hash rings name each node's owner (the `conductor` field).
+    pub conductor: Option<&'a ironic_core::conductor::Conductor>,
 }
 
 /// A record the API shows.
@@ -648,7 +648,7 @@ mod tests {
         Ctx {
             version: Version(v),
             base: "http://h",
-            conductor_host: None,
+            conductor: None,
         }
     }
 

@@ -145,6 +145,13 @@ impl Ironic {
         }
     }
 
+    /// SIGKILL the process (a crash: nothing is cleaned up) and reap it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
     /// The data directory (for restarting on the same state).
     pub fn into_dir(mut self) -> tempfile::TempDir {
         if self.child.is_some() {

@@ -537,7 +537,8 @@ pub async fn chassis_allocation_template_crud(store: &dyn Store) {
 }
 
 /// Registering sets `updated_at` to now; re-registering updates the record but keeps
-/// `created_at`; touching moves `updated_at`; unknown hosts are `NotFound`.
+/// `created_at`; touching moves `updated_at` (by the clock [`Store::now`] reads);
+/// unknown hosts are `NotFound`.
 pub async fn conductors_upsert_and_touch(store: &dyn Store) {
     let host = unique("conductor");
     let find =
@@ -610,6 +611,11 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
         got.drivers,
         vec!["redfish".to_string()],
         "touch changes nothing else"
+    );
+    let clock = store.now().await.expect("now");
+    assert!(
+        clock >= got.updated_at.expect("updated_at"),
+        "the keep-alive stamps come from the clock `now` reads, so conductors judge liveness by one clock"
     );
 
     expect_not_found(

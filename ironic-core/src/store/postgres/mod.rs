@@ -448,6 +448,14 @@ impl Store for PostgresStore {
         self.conductor_list().await
     }
 
+    async fn now(&self) -> StoreResult<Timestamp> {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {DB_NOW_NANOS}")))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| backend("reading the database clock", e))?;
+        Ok(from_nanos(n))
+    }
+
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
         self.history_add(e, max_per_node).await
     }

@@ -218,7 +218,10 @@ impl Resource for Node {
             ),
             "target_raid_config" => w.field(name, &node.target_raid_config),
             "traits" => w.field(name, &node.traits),
-            "conductor" => w.opt_str(name, ctx.conductor_host),
+            "conductor" => {
+                let owner = ctx.conductor.and_then(|c| c.owner_of(self));
+                w.opt_str(name, owner.as_deref())
+            }
             "allocation_uuid" => w.field(name, &node.allocation_uuid),
             "chassis_uuid" => w.field(name, &node.chassis_uuid),
             _ => {}
@@ -262,7 +265,7 @@ mod tests {
         Ctx {
             version: Version(v),
             base: "http://127.0.0.1:6385",
-            conductor_host: Some("c1"),
+            conductor: None,
         }
     }
 
@@ -335,7 +338,7 @@ mod tests {
         for fl in FIELDS {
             assert!(new.get(fl.name).is_some(), "{} missing at max", fl.name);
         }
-        assert_eq!(new["conductor"], "c1");
+        assert_eq!(new["conductor"], Value::Null, "no conductor, no owner");
         assert_eq!(
             new["states"][0]["href"],
             format!("http://127.0.0.1:6385/v1/nodes/{}/states", n.uuid)

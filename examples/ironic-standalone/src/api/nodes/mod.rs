@@ -190,19 +190,7 @@ pub(crate) async fn list_nodes(
     extra(&mut filter);
     let key = sort_key(&args.sort_key)?;
     let conductor = st.conductor();
-    let host_ok = post
-        .conductor
-        .as_deref()
-        .is_none_or(|c| c == conductor.config().host);
     let rctx = ctx.render(st);
-    if !host_ok {
-        return Ok(ok(req.body::<Node>(
-            &rctx,
-            path,
-            &[],
-            Some(DEFAULT_LIST_FIELDS),
-        )));
-    }
     let page = |limit: Option<usize>, marker: Option<uuid::Uuid>| {
         let mut page = Page::default();
         page.limit = limit;
@@ -211,12 +199,18 @@ pub(crate) async fn list_nodes(
         page.sort_dir = args.sort_dir;
         page
     };
-    if let Some(name) = &post.instance_name {
-        // instance_name is not a store filter: filter the whole list here.
+    if post.instance_name.is_some() || post.conductor.is_some() {
+        // instance_name and conductor (the owner on the hash ring, as Ironic's
+        // `conductor` filter) are not store filters: filter the whole list here.
         let mut nodes = conductor
             .list_nodes(&NodeQuery::new(filter, page(None, None)))
             .await?;
-        nodes.retain(|n| n.instance_name.as_deref() == Some(name.as_str()));
+        if let Some(name) = &post.instance_name {
+            nodes.retain(|n| n.instance_name.as_deref() == Some(name.as_str()));
+        }
+        if let Some(host) = &post.conductor {
+            nodes.retain(|n| conductor.owner_of(n).as_deref() == Some(host.as_str()));
+        }
         if let Some(m) = args.marker {
             match nodes.iter().position(|n| *n.uuid.as_uuid() == m) {
                 Some(i) => {

@@ -1,0 +1,336 @@
+//! Several conductors on one store: membership, the hash rings, and takeover.
+//!
+//! Every `conductor_heartbeat_interval` a conductor stamps its record (with the
+//! store's clock), reads every record, and counts as alive those stamped less
+//! than `heartbeat_timeout` ago. From the live ones it builds one [`HashRing`] per
+//! `(conductor_group, hardware type)`, as Ironic does: a node belongs to the
+//! conductor its UUID maps to on the ring of its group and driver. When the live
+//! set changes the rings are rebuilt at once, and the new owners of a dead
+//! conductor's nodes take them over:
+//!
+//! * the locks it held are released;
+//! * nodes it left in a transient state (`deploying`, `cleaning`, ...; the states
+//!   a restart cannot resume) are failed with a `last_error` naming the dead
+//!   conductor, so they can be retried;
+//! * a pending power action is aborted (`target_power_state` cleared);
+//! * `active` nodes get their boot configuration prepared again by the new owner
+//!   (Ironic's `take_over`), which records itself in `conductor_affinity`.
+//!
+//! A conductor that comes back joins the ring again; the nodes that map to it
+//! move back once they are unlocked, and it never takes a lock another holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::ring::HashRing;
+use super::{Conductor, NodeEvent};
+use crate::model::{ConductorRecord, Node, Severity};
+use crate::states::ProvisionState as S;
+use crate::store::{NodeFilter, NodeQuery};
+
+/// Who is alive, and the rings built from them.
+#[derive(Debug, Default)]
+pub(crate) struct Membership {
+    /// Every registered conductor, `alive` as judged by the store's clock.
+    pub(crate) conductors: Vec<ConductorRecord>,
+    /// `(group, hardware type)` → ring over the live conductors having both.
+    rings: BTreeMap<(String, String), HashRing>,
+}
+
+impl Membership {
+    fn build(
+        mut conductors: Vec<ConductorRecord>,
+        now: crate::model::Timestamp,
+        timeout: chrono::Duration,
+        partitions: usize,
+    ) -> Membership {
+        for c in &mut conductors {
+            let last = c.updated_at.unwrap_or(c.created_at);
+            c.alive = c.alive && now - last < timeout;
+        }
+        let mut members: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for c in conductors.iter().filter(|c| c.alive) {
+            for d in &c.drivers {
+                members
+                    .entry((c.conductor_group.to_lowercase(), d.clone()))
+                    .or_default()
+                    .push(c.hostname.clone());
+            }
+        }
+        let rings = members
+            .into_iter()
+            .map(|(k, hosts)| (k, HashRing::new(hosts, partitions)))
+            .collect();
+        Membership { conductors, rings }
+    }
+
+    /// The live conductors, sorted.
+    pub(crate) fn live(&self) -> BTreeSet<&str> {
+        self.conductors
+            .iter()
+            .filter(|c| c.alive)
+            .map(|c| c.hostname.as_str())
+            .collect()
+    }
+
+    /// The conductor owning `node`, if any live conductor serves its group and driver.
+    pub(crate) fn owner(&self, node: &Node) -> Option<&str> {
+        self.rings
+            .get(&(node.conductor_group.to_lowercase(), node.driver.clone()))
+            .and_then(|r| r.owner(node.uuid.0.as_bytes()))
+    }
+
+    /// Whether the rings differ (a member joined or left).
+    fn same_rings(&self, other: &Membership) -> bool {
+        self.rings == other.rings
+    }
+}
+
+impl Conductor {
+    /// The current membership (cheap: an `Arc`).
+    pub(crate) fn membership(&self) -> Arc<Membership> {
+        self.inner
+            .membership
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The conductor that owns `node` (Ironic's `conductor` field): the live
+    /// conductor its UUID maps to on the hash ring of its conductor group and
+    /// hardware type, or `None` when no live conductor serves those.
+    pub fn owner_of(&self, node: &Node) -> Option<String> {
+        self.membership().owner(node).map(str::to_owned)
+    }
+
+    /// Whether this conductor owns `node`. An API-only front end owns nothing.
+    pub(crate) fn owns(&self, node: &Node) -> bool {
+        self.config().takes_work
+            && self.membership().owner(node) == Some(self.config().host.as_str())
+    }
+
+    /// Every registered conductor, with `alive` judged by the store's clock and
+    /// `heartbeat_timeout` (the rings use the same judgement).
+    pub async fn list_conductors(&self) -> crate::Result<Vec<ConductorRecord>> {
+        let records = self.store().list_conductors().await?;
+        let now = self.store().now().await?;
+        Ok(Membership::build(records, now, self.heartbeat_timeout(), 1).conductors)
+    }
+
+    fn heartbeat_timeout(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config().heartbeat_timeout).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Stamp this conductor's record (re-registering it if it was removed), read
+    /// every record, rebuild the rings if the live set changed, and take over the
+    /// nodes of conductors that died. Run every `conductor_heartbeat_interval`.
+    pub(crate) async fn refresh_membership(&self) {
+        let host = self.config().host.clone();
+        if self.config().takes_work {
+            match self.store().touch_conductor(&host).await {
+                Ok(()) => {}
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    tracing::warn!(host = %host, "this conductor's record was gone; registering again");
+                    if let Err(e) = self.register().await {
+                        tracing::error!(host = %host, error = %e, "could not register the conductor");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(host = %host, error = %e, "conductor keep-alive failed");
+                }
+            }
+        }
+        let (records, now) = match (
+            self.store().list_conductors().await,
+            self.store().now().await,
+        ) {
+            (Ok(r), Ok(n)) => (r, n),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "could not read the conductors; keeping the current hash rings");
+                return;
+            }
+        };
+        let new = Membership::build(
+            records,
+            now,
+            self.heartbeat_timeout(),
+            self.config().hash_ring_partitions,
+        );
+        let old = self.membership();
+        let changed = !old.same_rings(&new);
+        let dead: Vec<String> = new
+            .conductors
+            .iter()
+            .filter(|c| !c.alive && c.hostname != host)
+            .map(|c| c.hostname.clone())
+            .collect();
+        if changed {
+            let live: Vec<&str> = new.live().into_iter().collect();
+            tracing::info!(host = %host, live = ?live, offline = ?dead, "hash ring rebuilt");
+        }
+        *self
+            .inner
+            .membership
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        if self.config().takes_work {
+            for d in &dead {
+                self.take_over_orphans(d).await;
+            }
+            if changed {
+                self.take_over_active_nodes().await;
+            }
+        }
+    }
+
+    /// Register (or re-register) this conductor in the store.
+    pub(crate) async fn register(&self) -> crate::Result<()> {
+        Ok(self
+            .store()
+            .upsert_conductor(&ConductorRecord {
+                hostname: self.config().host.clone(),
+                conductor_group: self.config().conductor_group.to_lowercase(),
+                drivers: self
+                    .registry()
+                    .hardware_types()
+                    .iter()
+                    .map(|h| h.name.to_owned())
+                    .collect(),
+                alive: true,
+                created_at: crate::model::now(),
+                updated_at: None,
+            })
+            .await?)
+    }
+
+    /// Nodes still locked by the dead conductor `dead` that this conductor now owns:
+    /// release the lock; fail a transient state; abort a pending power action.
+    async fn take_over_orphans(&self, dead: &str) {
+        let orphans = match self
+            .store()
+            .list_nodes(&NodeQuery {
+                filter: NodeFilter {
+                    reserved_by: Some(dead.to_owned()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(dead = %dead, error = %e, "could not list the nodes of an offline conductor");
+                return;
+            }
+        };
+        for n in orphans.into_iter().filter(|n| self.owns(n)) {
+            let uuid = n.uuid;
+            match self.store().release_node(uuid, dead).await {
+                Ok(()) => {
+                    tracing::warn!(node = %uuid, old = %dead, new = %self.config().host, "released the lock of an offline conductor")
+                }
+                Err(e) => {
+                    // Someone else got there first (or the node is gone).
+                    tracing::debug!(node = %uuid, error = %e, "could not release an orphaned lock");
+                    continue;
+                }
+            }
+            let Ok(mut job) = self.job(&uuid.into(), false).await else {
+                continue;
+            };
+            let reason = format!(
+                "conductor {dead} went offline (no heartbeat for {} s)",
+                self.config().heartbeat_timeout.as_secs()
+            );
+            if job.node().target_power_state.is_some() {
+                let msg = format!(
+                    "Pending power operation was aborted due to conductor take over: {reason}"
+                );
+                job.node_mut().target_power_state = None;
+                job.node_mut().last_error = Some(msg.clone());
+                job.save_or_log().await;
+                self.record_history(job.node(), "takeover", Severity::Error, &msg)
+                    .await;
+            }
+            let state = job.node().provision_state;
+            if state.is_stuck_on_restart() && !job.node().maintenance {
+                let msg = format!(
+                    "Operation was aborted due to conductor take over: {reason} while the node was {state}"
+                );
+                job.fail(msg, false).await;
+            }
+            job.finish().await;
+        }
+    }
+
+    /// `active` nodes this conductor owns whose boot configuration another
+    /// conductor prepared (`conductor_affinity`): prepare it here (Ironic's
+    /// `_sync_local_state` → `_do_takeover`).
+    async fn take_over_active_nodes(&self) {
+        let host = self.config().host.clone();
+        let nodes = match self
+            .store()
+            .list_nodes(&NodeQuery {
+                filter: NodeFilter {
+                    provision_state: Some(vec![S::Active]),
+                    maintenance: Some(false),
+                    reserved: Some(false),
+                    conductor_group: Some(self.config().conductor_group.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "takeover could not list active nodes");
+                return;
+            }
+        };
+        for n in nodes
+            .into_iter()
+            .filter(|n| n.conductor_affinity.as_deref() != Some(host.as_str()) && self.owns(n))
+        {
+            let Ok(mut job) = self.job(&n.uuid.into(), false).await else {
+                continue;
+            };
+            let node = job.node();
+            if node.provision_state != S::Active
+                || node.maintenance
+                || node.conductor_affinity.as_deref() == Some(host.as_str())
+            {
+                job.finish().await;
+                continue;
+            }
+            let from = node.conductor_affinity.clone();
+            let r: crate::Result<()> = async {
+                let d = job.task.driver()?.clone();
+                d.boot.prepare_instance(&mut job.task).await?;
+                d.deploy.take_over(&mut job.task).await?;
+                crate::Result::Ok(())
+            }
+            .await;
+            match r {
+                Ok(()) => {
+                    job.node_mut().conductor_affinity = Some(host.clone());
+                    job.save_or_log().await;
+                    tracing::info!(node = %n.uuid, from = ?from, to = %host, "took over an active node");
+                    self.emit(NodeEvent::Updated { node: n.uuid });
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "Failed to take over node {} on conductor {host}: {e}",
+                        n.uuid
+                    );
+                    tracing::error!(node = %n.uuid, error = %e, "takeover failed");
+                    job.node_mut().last_error = Some(msg.clone());
+                    job.save_or_log().await;
+                    self.record_history(job.node(), "takeover", Severity::Error, &msg)
+                        .await;
+                }
+            }
+            job.finish().await;
+        }
+    }
+}
