@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ironic_core::conductor::{Conductor, ConductorConfig, ProvisionRequest};
 use ironic_core::fake::{self, FakeConfig};
 use ironic_core::model::{ConductorRecord, Node};
-use ironic_core::states::{PowerState, ProvisionState as S};
+use ironic_core::states::{PowerAction, PowerState, ProvisionState as S};
 use ironic_core::store::{MemoryStore, Store};
 use ironic_core::{Ident, InterfaceRegistry};
 
@@ -127,15 +127,30 @@ async fn the_nodes_of_a_dead_conductor_are_taken_over() {
     powering.name = Some("powering".into());
     powering.provision_state = S::Manageable;
     powering.power_state = Some(PowerState::Off);
-    powering.target_power_state = Some(PowerState::On);
+    powering.target_power_state = Some(PowerAction::PowerOn);
     let mut active = Node::new("fake-hardware");
     active.name = Some("active".into());
     active.provision_state = S::Active;
     active.power_state = Some(PowerState::On);
     active.conductor_affinity = Some("ghost".into());
-    for n in [&deploying, &powering, &active] {
-        store.create_node(n).await.expect("create_node");
+    // Enrolled through a conductor (interfaces resolved), then set to what the
+    // ghost left.
+    let setup = start(&store, "setup").await;
+    for n in [&mut deploying, &mut powering, &mut active] {
+        let mut created = setup
+            .create_node(Node::new("fake-hardware"))
+            .await
+            .expect("create_node");
+        created.name = n.name.clone();
+        created.provision_state = n.provision_state;
+        created.target_provision_state = n.target_provision_state;
+        created.power_state = n.power_state;
+        created.target_power_state = n.target_power_state;
+        created.conductor_affinity = n.conductor_affinity.clone();
+        store.update_node(&created).await.expect("update_node");
+        *n = created;
     }
+    setup.shutdown().await;
     store
         .reserve_node(deploying.uuid, "ghost")
         .await
