@@ -337,10 +337,10 @@ impl Conductor {
             Ok(n) => tracing::warn!(host = %host, released = n, "released leftover reservations"),
             Err(e) => tracing::error!(host = %host, error = %e, "could not release reservations"),
         }
-        if self.config().takes_work {
-            if let Err(e) = self.store().delete_conductor(host).await {
-                tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
-            }
+        if self.config().takes_work
+            && let Err(e) = self.store().delete_conductor(host).await
+        {
+            tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
         }
         tracing::info!(host = %host, "conductor stopped");
     }
