@@ -350,7 +350,7 @@ macro_rules! registry_impl {
         pub struct InterfaceRegistry {
             hardware_types: BTreeMap<&'static str, HardwareType>,
             defaults: BTreeMap<InterfaceType, String>,
-            $( $field: BTreeMap<String, Arc<dyn $tr>>, )+
+            $( pub(crate) $field: BTreeMap<String, Arc<dyn $tr>>, )+
         }
 
         impl InterfaceRegistry {

@@ -186,3 +186,84 @@ async fn the_fake_power_interface_honours_the_timeout_rule() {
         Outcome::Passed
     );
 }
+
+// ---- failure at every step (the lifecycle behaviours) ----
+
+mod lifecycle {
+    use super::*;
+    use ironic_core::hardware::HardwareType;
+    use ironic_core::store::MemoryStore;
+    use ironic_core::testkit::{FaultInjector, LifecycleFixture, Transition};
+    use ironic_core::{Conductor, ConductorConfig};
+    use toy::{BrokenDeploy, ToyDeploy};
+
+    const TOY_HARDWARE: HardwareType = FAKE_HARDWARE
+        .named("toy-hardware")
+        .with_power(&["toy"])
+        .with_management(&["toy"]);
+
+    /// The toy driver for power and management, the fakes for the rest (or a
+    /// broken deploy), on a conductor whose registry the kit wraps.
+    async fn fixture(power: Broken, deploy: Option<BrokenDeploy>) -> (ToyBmc, LifecycleFixture) {
+        let bmc = ToyBmc::start(Duration::from_millis(20)).await;
+        let mut reg = InterfaceRegistry::with_noop();
+        let control = fake::register(&mut reg, fake::FakeConfig::default());
+        let toy = ToyDriver::new(power);
+        reg.register_power("toy", toy.clone())
+            .register_management("toy", toy)
+            .register_hardware_type(TOY_HARDWARE);
+        if let Some(b) = deploy {
+            reg.register_deploy("fake", ToyDeploy::new(control, b));
+        }
+        let faults = FaultInjector::new();
+        faults.wrap(&mut reg);
+        let mut config = ConductorConfig::default();
+        config.host = format!("catches-{}", ironic_core::NodeId::new());
+        config.power_state_sync_interval = Duration::ZERO;
+        config.power_failure_recovery_interval = Duration::ZERO;
+        config.check_provision_state_interval = Duration::ZERO;
+        let c = Conductor::start(Arc::new(MemoryStore::new()), reg, config)
+            .await
+            .unwrap();
+        let f = LifecycleFixture::new(c, faults, bmc.node()).with_patience(Patience {
+            timeout: Duration::from_secs(20),
+            interval: Duration::from_millis(10),
+        });
+        (bmc, f)
+    }
+
+    /// An out-of-tree driver (the toy, over TCP) through the whole lifecycle kit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_correct_toy_driver_fails_cleanly_at_every_step() {
+        let (bmc, f) = fixture(Broken::Nothing, None).await;
+        for t in Transition::ALL {
+            let report = testkit::fails_cleanly_at_every_call(&f, t).await;
+            report.print();
+            testkit::every_call_is_idempotent(&f, t).await;
+        }
+        assert!(bmc.power_commands() > 10);
+        f.conductor.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // (already its first power off fails: the node is off after the sync deploy)
+    #[should_panic(expected = "with every call made twice ended in deploy failed")]
+    async fn a_power_driver_that_refuses_the_current_state() {
+        let (_bmc, f) = fixture(Broken::NotIdempotent, None).await;
+        testkit::every_call_is_idempotent(&f, Transition::Deploy).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "the failure was swallowed")]
+    async fn a_deploy_that_swallows_tear_down_errors() {
+        let (_bmc, f) = fixture(Broken::Nothing, Some(BrokenDeploy::SwallowsTearDownErrors)).await;
+        testkit::fails_cleanly_at_every_call(&f, Transition::Undeploy).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "last_error does not say what failed")]
+    async fn a_deploy_whose_errors_do_not_say_what_failed() {
+        let (_bmc, f) = fixture(Broken::Nothing, Some(BrokenDeploy::VagueTearDownErrors)).await;
+        testkit::fails_cleanly_at_every_call(&f, Transition::Undeploy).await;
+    }
+}

@@ -45,6 +45,15 @@
 //!   [`FakeControl::set_power_stuck`](crate::fake::FakeControl::set_power_stuck),
 //!   the lab's `stuck` fault, an `ipmi_sim` chassis script that ignores commands).
 //!
+//! ## Failure at every step
+//! [`FaultInjector`] wraps a registry's power, management, boot, deploy and
+//! network implementations (yours and the fakes alike); the lifecycle
+//! behaviours [`fails_cleanly_at_every_call`] and [`every_call_is_idempotent`]
+//! record every driver call of each [`Transition`] (manage, provide, deploy,
+//! undeploy), fail each in turn and check that the node lands in Ironic's
+//! failure state, unlocked, with `last_error` saying what failed, and that the
+//! retry succeeds; then run every call twice. See [`LifecycleFixture`].
+//!
 //! ## Real hardware latency
 //! Nothing here assumes a change is instant: after each action the kit polls the
 //! state (`get_power_state`, `get_boot_device`, ...) every [`Patience::interval`]
@@ -69,6 +78,8 @@
 mod boot;
 mod capture;
 mod deploy;
+mod inject;
+mod lifecycle;
 mod management;
 mod power;
 mod switch;
@@ -80,6 +91,8 @@ use std::time::Duration;
 
 pub use boot::*;
 pub use deploy::*;
+pub use inject::*;
+pub use lifecycle::*;
 pub use management::*;
 pub use power::*;
 pub use switch::*;
