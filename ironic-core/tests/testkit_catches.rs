@@ -195,7 +195,7 @@ mod lifecycle {
     use ironic_core::store::MemoryStore;
     use ironic_core::testkit::{FaultInjector, LifecycleFixture, Transition};
     use ironic_core::{Conductor, ConductorConfig};
-    use toy::{BrokenDeploy, ToyDeploy};
+    use toy::kits::{BrokenDeploy, ToyDeploy};
 
     const TOY_HARDWARE: HardwareType = FAKE_HARDWARE
         .named("toy-hardware")
@@ -265,5 +265,174 @@ mod lifecycle {
     async fn a_deploy_whose_errors_do_not_say_what_failed() {
         let (_bmc, f) = fixture(Broken::Nothing, Some(BrokenDeploy::VagueTearDownErrors)).await;
         testkit::fails_cleanly_at_every_call(&f, Transition::Undeploy).await;
+    }
+}
+
+// ---- boot, deploy and switch behaviours ----
+
+mod boot_deploy {
+    use super::*;
+    use ironic_core::driver::{BootInterface, DeployInterface, RamdiskKind, RamdiskParams};
+    use toy::kits::{BrokenBoot, BrokenDeploy, ToyBoot, ToyDeploy};
+
+    /// A task over a fake-hardware node (fake power, to read what the boot and
+    /// deploy interfaces did to the node), with the toy boot's kernel.
+    fn task() -> (Task, fake::FakeControl) {
+        let mut reg = InterfaceRegistry::with_noop();
+        let control = fake::register(&mut reg, fake::FakeConfig::default());
+        let mut node = Node::new(FAKE_HARDWARE.name);
+        node.driver_info
+            .insert("deploy_kernel", "http://127.0.0.1/deploy.kernel");
+        reg.resolve_interfaces(&mut node).unwrap();
+        let driver = reg.driver_for(&node).unwrap();
+        (Task::new(node).with_driver(driver), control)
+    }
+
+    fn params() -> RamdiskParams {
+        RamdiskParams::new(RamdiskKind::Deploy)
+    }
+
+    fn quick() -> Patience {
+        Patience {
+            timeout: Duration::from_secs(2),
+            interval: Duration::from_millis(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_correct_toy_boot_and_deploy_pass_their_suites() {
+        let (t, control) = task();
+        let boot = ToyBoot::new(BrokenBoot::Nothing);
+        let r = testkit::run_boot_suite(&*boot, &t, &params()).await;
+        r.print();
+        assert_eq!(r.passed(), 7, "{r:?}");
+        let deploy = ToyDeploy::new(control, BrokenDeploy::Nothing);
+        let r = testkit::run_deploy_suite(&*deploy, &t, &quick()).await;
+        r.print();
+        assert_eq!(r.passed(), 4, "{r:?}");
+        assert_eq!(r.not_applicable().len(), 1, "{r:?}");
+    }
+
+    macro_rules! boot_catches {
+        ($($name:ident: $broken:ident by $behaviour:ident($($arg:expr),*), $expected:literal;)+) => {$(
+            #[tokio::test]
+            #[should_panic(expected = $expected)]
+            async fn $name() {
+                let (t, _control) = task();
+                let boot = ToyBoot::new(BrokenBoot::$broken);
+                let boot: &dyn BootInterface = &*boot;
+                testkit::$behaviour(boot, &t $(, $arg)*).await;
+            }
+        )+};
+    }
+
+    boot_catches! {
+        a_ramdisk_prepared_twice_fails: RamdiskTwiceFails
+            by prepare_ramdisk_is_idempotent(&params()), "prepare_ramdisk (again) failed";
+        a_ramdisk_clean_up_with_nothing_to_undo_fails: RamdiskCleanUpNeedsPrepare
+            by clean_up_ramdisk_tolerates_nothing_to_undo(), "clean_up_ramdisk (nothing prepared) failed";
+        an_instance_prepared_twice_fails: InstanceTwiceFails
+            by prepare_instance_is_idempotent(), "prepare_instance (again) failed";
+        an_instance_clean_up_with_nothing_to_undo_fails: InstanceCleanUpNeedsPrepare
+            by clean_up_instance_tolerates_nothing_to_undo(), "clean_up_instance (nothing prepared) failed";
+        a_ramdisk_configuration_left_behind: RamdiskLeftBehind
+            by ramdisk_then_instance_cycle(&params()), "prepare_instance failed";
+        a_boot_interface_that_powers_the_node: PowersTheNode
+            by prepare_does_not_power_the_node(&params()), "prepare_ramdisk changed the power state";
+    }
+
+    macro_rules! deploy_catches {
+        ($($name:ident: $broken:ident by $behaviour:ident($($arg:expr),*), $expected:literal;)+) => {$(
+            #[tokio::test]
+            #[should_panic(expected = $expected)]
+            async fn $name() {
+                let (t, control) = task();
+                let deploy = ToyDeploy::new(control, BrokenDeploy::$broken);
+                let deploy: &dyn DeployInterface = &*deploy;
+                testkit::$behaviour(deploy, &t $(, $arg)*).await;
+            }
+        )+};
+    }
+
+    deploy_catches! {
+        a_deploy_step_with_the_wrong_priority: DeployStepPriority
+            by deploy_step_is_offered(), "the deploy step must have priority 100";
+        a_step_listed_twice: DuplicateStep
+            by deploy_step_is_offered(), "duplicate clean step names";
+        an_unknown_step_that_succeeds: AcceptsUnknownStep
+            by unknown_step_is_refused(), "an unknown deploy step was accepted";
+        an_unknown_step_of_the_wrong_kind: UnknownStepAsOther
+            by unknown_step_is_refused(), "instead of unsupported/invalid parameter";
+        a_prepare_that_fails_when_repeated: PrepareTwiceFails
+            by prepare_and_clean_up_are_idempotent(), "prepare (again) failed";
+    }
+
+    /// The tear-down behaviour needs a node that is on; the toy's breakage shows
+    /// only then, so power it on first (through the fake BMC).
+    #[tokio::test]
+    #[should_panic(expected = "power off after tear_down: not reached")]
+    async fn a_tear_down_that_leaves_a_running_node_on() {
+        let (t, control) = task();
+        control.set_power(t.node.uuid, ironic_core::PowerState::On);
+        let deploy = ToyDeploy::new(control, BrokenDeploy::TearDownLeavesPowerOn);
+        testkit::tear_down_is_idempotent_and_powers_off_within(&*deploy, &t, &quick()).await;
+    }
+}
+
+mod switch {
+    use super::*;
+    use ironic_core::testkit::SwitchFixture;
+    use toy::kits::{BrokenSwitch, ToySwitch};
+
+    fn fixture() -> SwitchFixture {
+        SwitchFixture {
+            secret: Some(ToySwitch::SECRET.to_owned()),
+            ..SwitchFixture::new(["p0", "p1", "p2"])
+        }
+    }
+
+    #[tokio::test]
+    async fn the_correct_toy_switch_passes_the_whole_kit() {
+        let sw = ToySwitch::new(BrokenSwitch::Nothing);
+        let r = testkit::run_switch_suite(&sw, &fixture()).await;
+        r.print();
+        assert_eq!(r.not_applicable(), vec![], "{r:?}");
+        assert_eq!(r.passed(), 12, "{r:?}");
+    }
+
+    macro_rules! switch_catches {
+        ($($name:ident: $broken:ident by $behaviour:ident, $expected:literal;)+) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[should_panic(expected = $expected)]
+            async fn $name() {
+                let sw = ToySwitch::new(BrokenSwitch::$broken);
+                testkit::$behaviour(&sw, &fixture()).await;
+            }
+        )+};
+    }
+
+    switch_catches! {
+        a_trunk_stored_as_an_access_port: TrunkAsAccess
+            by trunk_reads_back, "trunk on port p1";
+        refusing_the_configuration_a_port_has: RefusesSameConfig
+            by set_port_is_idempotent, "is already configured so";
+        a_shut_that_forgets_the_vlan: ShutDropsVlan
+            by shut_and_no_shut, "shut lost the VLAN of p2";
+        an_ignored_mtu: IgnoresMtu
+            by mtu_reads_back, "MTU of port p1";
+        an_unknown_port_of_the_wrong_kind: UnknownPortAsOther
+            by unknown_port_is_not_found, "get_port(p0-missing)";
+        no_validation_before_the_change: NoValidation
+            by invalid_config_changes_nothing, "validate_port accepted an invalid configuration";
+        a_batch_that_applies_what_it_can: PartialBatch
+            by set_ports_applies_all, "a failed set_ports changed a port listed after the unknown one";
+        lost_updates_under_concurrent_changes: WholeSwitchRewrite
+            by concurrent_changes_all_land, "after concurrent changes";
+        a_port_list_without_the_ports: ListsNothing
+            by list_ports_has_the_ports, "list_ports does not list p0";
+        deleting_a_missing_lag_fails: LagDeleteNotIdempotent
+            by lag_lifecycle, "deleting a LAG that does not exist failed";
+        a_password_in_the_debug_output: SecretInDebug
+            by secrets_never_print, "the switch's Debug output shows its secret";
     }
 }

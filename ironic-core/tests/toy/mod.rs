@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod kits;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -482,91 +484,5 @@ impl ManagementInterface for ToyDriver {
         } else {
             Err(DriverError::unsupported("The toy BMC has no sensors"))
         }
-    }
-}
-
-/// A deploy interface over the fake's that breaks the failure rules of
-/// `tear_down`: it swallows the error of what it calls, or replaces it by a
-/// message that does not say what failed.
-#[derive(Debug)]
-pub struct ToyDeploy {
-    inner: ironic_core::fake::FakeDeploy,
-    broken: BrokenDeploy,
-}
-
-/// How [`ToyDeploy`] is broken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BrokenDeploy {
-    /// `tear_down` reports success whatever failed under it.
-    SwallowsTearDownErrors,
-    /// `tear_down` fails with "tear down failed", the cause dropped.
-    VagueTearDownErrors,
-}
-
-impl ToyDeploy {
-    pub fn new(control: ironic_core::fake::FakeControl, broken: BrokenDeploy) -> Arc<ToyDeploy> {
-        Arc::new(ToyDeploy {
-            inner: ironic_core::fake::FakeDeploy::new(control),
-            broken,
-        })
-    }
-}
-
-use ironic_core::driver::{
-    DeployInterface, Heartbeat, HeartbeatOutcome, Step, StepDef, StepKind, StepOutcome,
-};
-
-#[async_trait]
-impl BaseInterface for ToyDeploy {
-    fn validate(&self, task: &Task) -> Result<(), DriverError> {
-        self.inner.validate(task)
-    }
-    fn steps(&self) -> Vec<StepDef> {
-        self.inner.steps()
-    }
-    async fn get_steps(&self, task: &Task, kind: StepKind) -> Result<Vec<StepDef>, DriverError> {
-        self.inner.get_steps(task, kind).await
-    }
-    async fn execute_step(
-        &self,
-        task: &mut Task,
-        kind: StepKind,
-        step: &Step,
-    ) -> Result<StepOutcome, DriverError> {
-        self.inner.execute_step(task, kind, step).await
-    }
-}
-
-#[async_trait]
-impl DeployInterface for ToyDeploy {
-    async fn deploy(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
-        self.inner.deploy(task).await
-    }
-    async fn tear_down(&self, task: &mut Task) -> Result<(), DriverError> {
-        match (self.inner.tear_down(task).await, self.broken) {
-            (Ok(()), _) | (Err(_), BrokenDeploy::SwallowsTearDownErrors) => Ok(()),
-            (Err(_), BrokenDeploy::VagueTearDownErrors) => {
-                Err(DriverError::new(ErrorKind::Other, "tear down failed"))
-            }
-        }
-    }
-    async fn prepare(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.inner.prepare(task).await
-    }
-    async fn clean_up(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.inner.clean_up(task).await
-    }
-    async fn prepare_cleaning(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
-        self.inner.prepare_cleaning(task).await
-    }
-    async fn tear_down_cleaning(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.inner.tear_down_cleaning(task).await
-    }
-    async fn heartbeat(
-        &self,
-        task: &mut Task,
-        heartbeat: &Heartbeat,
-    ) -> Result<HeartbeatOutcome, DriverError> {
-        self.inner.heartbeat(task, heartbeat).await
     }
 }
