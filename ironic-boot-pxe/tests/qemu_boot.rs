@@ -197,6 +197,9 @@ async fn boot(fw: Firmware, over_tftp: bool, kernel: &Path, initrd: &Path, mac: 
         format!("http://{SERVER_IP}:{HTTP_PORT}"),
     );
     cfg.console = Some("ttyS0".into());
+    // TCG on a loaded host is too slow for the kernel's IO-APIC timer check
+    // ("IO-APIC + timer doesn't work!" panic); real hardware never needs this.
+    cfg.kernel_append_params.push_str(" no_timer_check");
     cfg.dhcp = Some(ProvisioningDhcp {
         reservations: res.clone(),
         mode: DhcpMode::Server,

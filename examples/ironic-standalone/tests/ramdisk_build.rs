@@ -134,7 +134,7 @@ fn boot_and_wait_for_the_agent(kernel: &Path, initramfs: &Path, dir: &Path) {
     });
     let serial = dir.join("serial.log");
     let append = format!(
-        "console=ttyS0,115200n8 ipa-api-url=http://10.0.2.2:{port} BOOTIF=01-{}",
+        "console=ttyS0,115200n8 no_timer_check ipa-api-url=http://10.0.2.2:{port} BOOTIF=01-{}",
         MAC.replace(':', "-")
     );
     let t0 = Instant::now();
