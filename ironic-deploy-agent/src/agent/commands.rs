@@ -156,6 +156,10 @@ async fn root_device(st: &State) -> Result<inventory::BlockDevice> {
         });
     }
     let node = st.node.read().await;
+    // software RAID volumes (built by create_configuration) come first
+    if let Some(md) = steps::raid::root_volume(st, node.as_ref().unwrap_or(&Value::Null)).await {
+        return Ok(md);
+    }
     let hints = node.as_ref().and_then(|n| {
         n.pointer("/instance_info/root_device")
             .or_else(|| n.pointer("/properties/root_device"))
@@ -493,7 +497,11 @@ async fn execute_step(st: &Arc<State>, params: &Map<String, Value>, kind: &str) 
     // Ironic sends the node (and its ports) with every step; the node looked
     // up at start is the fallback
     let node = match params.get("node") {
-        Some(n) if n.is_object() => n.clone(),
+        Some(n) if n.is_object() => {
+            // as IPA's cache_node: later commands (prepare_image) see it too
+            *st.node.write().await = Some(n.clone());
+            n.clone()
+        }
         _ => st.node.read().await.clone().unwrap_or(Value::Null),
     };
     let ports = params.get("ports").cloned().unwrap_or(Value::Array(vec![]));
@@ -511,7 +519,7 @@ async fn execute_step(st: &Arc<State>, params: &Map<String, Value>, kind: &str) 
         "burnin_network" => steps::burnin::fio_network(&node).await?,
         "burnin_gpu" => steps::burnin::gpu_burn(&node).await?,
         "create_configuration" | "delete_configuration" | "apply_configuration" => {
-            steps::raid::run(&name, &node).await?
+            steps::raid::run(st, &name, &node, &args).await?
         }
         other => {
             return Err(AgentError::InvalidParams(format!(

@@ -365,9 +365,21 @@ impl AgentDeploy {
         kind: StepKind,
         step: &Step,
     ) -> Result<StepOutcome, DriverError> {
+        self.interface_step(task, kind, "deploy", step).await
+    }
+
+    /// Run one of the agent's steps of `interface` (`deploy`, `raid`) and wait
+    /// for it; the next heartbeat finishes it.
+    pub(crate) async fn interface_step(
+        &self,
+        task: &mut Task,
+        kind: StepKind,
+        interface: &str,
+        step: &Step,
+    ) -> Result<StepOutcome, DriverError> {
         let client = self.client(task)?;
         let step_json = json!({
-            "interface": "deploy", "step": step.step, "priority": step.priority,
+            "interface": interface, "step": step.step, "priority": step.priority,
             "args": step.args, "abortable": step.abortable, "reboot_requested": false,
         });
         let version = json!({ HARDWARE_MANAGER.0: HARDWARE_MANAGER.1 });
@@ -383,12 +395,17 @@ impl AgentDeploy {
             StepKind::Service => "service",
             _ => "clean",
         };
-        self.start_command(
-            task,
-            &step.step.clone(),
-            client.execute_step(kind_name, step_json, &node, ports, version),
-        )
-        .await
+        let r = self
+            .start_command(
+                task,
+                &step.step.clone(),
+                client.execute_step(kind_name, step_json, &node, ports, version),
+            )
+            .await;
+        if let Some(Value::Object(p)) = task.node.driver_internal_info.get_mut(PENDING) {
+            p.insert("interface".into(), json!(interface));
+        }
+        r
     }
 }
 
@@ -655,6 +672,11 @@ impl DeployInterface for AgentDeploy {
             CommandStatus::Running => Ok(HeartbeatOutcome::Wait),
             CommandStatus::Succeeded => {
                 task.node.remove_internal(PENDING);
+                if pending.get("interface").and_then(Value::as_str) == Some("raid")
+                    && let Err(why) = super::raid::after_step(task, &step, cmd)
+                {
+                    return Ok(HeartbeatOutcome::Fail(why));
+                }
                 Ok(HeartbeatOutcome::Continue)
             }
             CommandStatus::Failed | CommandStatus::CleanVersionMismatch => {

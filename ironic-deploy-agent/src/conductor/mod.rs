@@ -3,7 +3,9 @@
 pub mod client;
 pub mod deploy;
 pub mod inspect;
+pub mod raid;
 
 pub use client::AgentClient;
 pub use deploy::{AgentConfig, AgentDeploy, EraseConfig};
 pub use inspect::{AddPorts, AgentInspect, AgentInspectConfig};
+pub use raid::AgentRaid;

@@ -521,6 +521,135 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
     }
 }
 
+/// Add a partition at byte `start` (rounded up to 1 MiB) of `size` bytes
+/// (`None`: up to the end of the disk) to the disk's GPT or MBR, in the first
+/// free entry, as `parted mkpart` / `sgdisk -n 0:start:+size` do; with type
+/// `type_guid` (its MBR type byte on msdos) and GPT name `name`. Refuses a
+/// partition that overlaps another or does not fit. Returns it.
+pub fn add_partition(
+    f: &File,
+    disk_size: u64,
+    start: u64,
+    size: Option<u64>,
+    type_guid: Uuid,
+    name: &str,
+) -> Result<Partition> {
+    let ss = sector_size(f);
+    let sectors = disk_size / ss;
+    let align = align(ss);
+    let first = start.div_ceil(ss).div_ceil(align) * align;
+    let too_small = |len: u64| {
+        AgentError::DiskTooSmall(format!(
+            "a {} MiB partition at {} MiB does not fit the {} MiB disk",
+            (len * ss) >> 20,
+            (first * ss) >> 20,
+            disk_size >> 20
+        ))
+    };
+    let overlaps = |a: u64, b: u64, p: &Partition| a < (p.start + p.len) / ss && p.start / ss <= b;
+    match read_table_ss(f, ss)? {
+        Table::Gpt { parts, .. } => {
+            let (guid, mut entries) = read_gpt(f, ss)?.expect("GPT present");
+            let last_usable = sectors - 2 - entry_sectors(ss);
+            let len = match size {
+                Some(s) => s.div_ceil(ss).div_ceil(align) * align,
+                None => (last_usable + 1).saturating_sub(first),
+            };
+            if len == 0 || first + len - 1 > last_usable {
+                return Err(too_small(len));
+            }
+            let last = first + len - 1;
+            if let Some(p) = parts.iter().find(|p| overlaps(first, last, p)) {
+                return Err(AgentError::InvalidParams(format!(
+                    "a partition at {} MiB would overlap partition {}",
+                    (first * ss) >> 20,
+                    p.number
+                )));
+            }
+            let slot = match entries.iter().position(|e| e.type_guid.is_nil()) {
+                Some(i) => i,
+                None if (entries.len() as u64) < ENTRIES => {
+                    entries.push(GptEntry {
+                        type_guid: Uuid::nil(),
+                        uuid: Uuid::nil(),
+                        first: 0,
+                        last: 0,
+                        attrs: 0,
+                        name: String::new(),
+                    });
+                    entries.len() - 1
+                }
+                None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
+            };
+            let uuid = crate::agent::entropy::uuid_v4();
+            entries[slot] = GptEntry {
+                type_guid,
+                uuid,
+                first,
+                last,
+                attrs: 0,
+                name: name.to_owned(),
+            };
+            write_gpt(f, ss, disk_size, guid, &entries)?;
+            Ok(Partition {
+                number: slot as u32 + 1,
+                start: first * ss,
+                len: len * ss,
+                name: name.to_owned(),
+                uuid: uuid.to_string(),
+                kind: PartKind::Gpt(type_guid),
+            })
+        }
+        Table::Mbr { disk_id, parts } => {
+            let mut m = read_at(f, 0, 512)?;
+            let slot = (0..4).find(|i| m[446 + i * 16 + 4] == 0).ok_or_else(|| {
+                AgentError::InvalidParams("the MBR has no free primary partition slot".into())
+            })?;
+            let end = sectors.min(0xFFFF_FFFF);
+            let len = match size {
+                Some(s) => s.div_ceil(ss).div_ceil(align) * align,
+                None => end.saturating_sub(first) / align * align,
+            };
+            if len == 0 || first + len > end {
+                return Err(too_small(len));
+            }
+            if let Some(p) = parts.iter().find(|p| overlaps(first, first + len - 1, p)) {
+                return Err(AgentError::InvalidParams(format!(
+                    "a partition at {} MiB would overlap partition {}",
+                    (first * ss) >> 20,
+                    p.number
+                )));
+            }
+            let ty = mbr_type(type_guid);
+            let e = &mut m[446 + slot * 16..446 + (slot + 1) * 16];
+            e.fill(0);
+            e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+            e[4] = ty;
+            e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+            e[8..12].copy_from_slice(&(first as u32).to_le_bytes());
+            e[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+            f.write_all_at(&m, 0)
+                .map_err(|e| io("writing the MBR", e))?;
+            f.sync_all()
+                .map_err(|e| io("fsync after writing the MBR", e))?;
+            Ok(Partition {
+                number: slot as u32 + 1,
+                start: first * ss,
+                len: len * ss,
+                name: String::new(),
+                uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
+                kind: PartKind::Mbr(ty),
+            })
+        }
+        Table::None => Err(AgentError::InvalidParams(
+            "the disk has no partition table to add a partition to".into(),
+        )),
+    }
+}
+
+/// The 0xFD (Linux RAID) MBR type / GPT Linux RAID type GUID.
+pub const LINUX_RAID: Uuid = Uuid::from_u128(0xA19D880F_05FC_4D3B_A006_743F0F84911E);
+
 /// A partition to create for a partition image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartSpec {
@@ -536,6 +665,8 @@ pub struct PartSpec {
 fn mbr_type(g: Uuid) -> u8 {
     if g == ESP {
         0xEF
+    } else if g == LINUX_RAID {
+        0xFD
     } else if g == LINUX_SWAP {
         0x82
     } else {

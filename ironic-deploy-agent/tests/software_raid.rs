@@ -1,0 +1,587 @@
+//! Software RAID as IPA builds it, on a real Linux kernel: `ironic-agent` runs
+//! in a QEMU VM (Debian's kernel with its md modules, a busybox initramfs, the
+//! host's `mdadm`) with two virtio disks, and is driven through its command API
+//! (IPA's `clean.execute_clean_step`, `standby.prepare_image`, ...) over QEMU's
+//! user network:
+//!
+//! 1. `create_configuration` builds a RAID-1 root volume and a RAID-0 `MAX`
+//!    volume over both disks (GPT, room for the ESP, `mdadm --create`); the
+//!    kernel's `/proc/mdstat` (from `log.collect_system_logs`) shows both arrays;
+//! 2. a whole-disk image goes to the RAID-1 volume (`/dev/md0`, picked as the
+//!    root device): after power-off both disk files hold the image at the
+//!    array's data offset (a real mirror);
+//! 3. a second ramdisk boot assembles the arrays again and
+//!    `delete_configuration` removes them: no array, no superblock, no
+//!    partition table left.
+//!
+//! Needs root, `qemu-system-x86`,
+//! `busybox-static`, `cpio`, `mdadm`, `fdisk` (sfdisk), and Debian's kernel
+//! package (fetched with `apt-get download` into `target/e2e-kernel`, shared
+//! with the ironic-standalone QEMU test).
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ironic_deploy_agent::httpd::{ImageServer, ServeOptions};
+use serde_json::{Value, json};
+
+const GIB: u64 = 1 << 30;
+/// The pre-generated agent token (`ipa-agent-token`, as Ironic passes it with
+/// virtual media).
+const TOKEN: &str = "raidtestraidtestraidtestraidtestraidtest42";
+const MIB: u64 = 1 << 20;
+
+struct Vm {
+    child: Child,
+    console: PathBuf,
+    port: u16,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn need(tool: &str, package: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .unwrap();
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && !p.is_empty(),
+        "{tool} is needed by this test: apt-get install {package}"
+    );
+    PathBuf::from(p)
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Debian's kernel (vmlinuz + modules), cached in `target/e2e-kernel`.
+fn kernel() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let cache = target.join("e2e-kernel");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/ironic-standalone/tests/e2e_support/fetch-kernel.sh");
+    need("apt-get", "apt");
+    need("dpkg-deb", "dpkg");
+    run(
+        Command::new("sh").arg(&script).arg(&cache),
+        "fetching Debian's kernel package (apt-get download linux-image-*-amd64)",
+    );
+    cache
+}
+
+/// Copy an executable and the shared libraries `ldd` names into `root`.
+fn install_with_libs(bin: &Path, root: &Path, dest: &str) {
+    let d = root.join(dest.trim_start_matches('/'));
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    std::fs::copy(bin, &d).unwrap();
+    let ldd = run(Command::new("ldd").arg(bin), "ldd");
+    for line in ldd.lines() {
+        let lib = match line.split_once("=>") {
+            Some((_, r)) => r.split_whitespace().next().unwrap_or(""),
+            None => line.split_whitespace().next().unwrap_or(""),
+        };
+        if !lib.starts_with('/') {
+            continue;
+        }
+        let to = root.join(lib.trim_start_matches('/'));
+        if !to.exists() {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(lib, &to).unwrap();
+        }
+    }
+}
+
+const MODULES: &[&str] = &[
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "drivers/net/virtio_net.ko",
+    "drivers/block/virtio_blk.ko",
+    "drivers/md/md-mod.ko",
+    "drivers/md/raid0.ko",
+    "drivers/md/raid1.ko",
+];
+
+/// PID 1: modules, QEMU's user network, then the agent (standalone: its
+/// command API on plain HTTP); when the agent stops, the machine powers off.
+const INIT: &str = r#"#!/bin/sh
+/bin/busybox mkdir -p /proc /sys /dev /sbin /usr/bin /usr/sbin /tmp /run /var/log /etc
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for pass in 1 2; do
+  for m in failover net_failover virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_net virtio_blk md-mod raid0 raid1; do
+    [ -d /sys/module/$(echo $m | tr - _) ] || insmod /modules/$m.ko 2>/dev/null
+  done
+done
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "raid-ramdisk: disks: $(ls /sys/block | tr '\n' ' ')"
+RUST_LOG=info /bin/ironic-agent --listen 0.0.0.0:9999 --no-auto-tls --state-dir /run/ironic-agent
+echo "raid-ramdisk: ironic-agent exited with status $?"
+poweroff -f
+"#;
+
+/// The initramfs (newc cpio, gzip) in `dir`.
+fn initramfs(kernel: &Path, dir: &Path) -> PathBuf {
+    let tree = dir.join("initramfs");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("modules")).unwrap();
+    std::fs::copy(need("busybox", "busybox-static"), tree.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", tree.join("bin/sh")).unwrap();
+    install_with_libs(
+        Path::new(env!("CARGO_BIN_EXE_ironic-agent")),
+        &tree,
+        "/bin/ironic-agent",
+    );
+    install_with_libs(&need("mdadm", "mdadm"), &tree, "/sbin/mdadm");
+    for rel in MODULES {
+        let src = kernel.join("modules/kernel").join(rel);
+        assert!(
+            src.is_file(),
+            "{} is missing from Debian's kernel package",
+            src.display()
+        );
+        std::fs::copy(&src, tree.join("modules").join(src.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(tree.join("init"), INIT).unwrap();
+    std::fs::set_permissions(
+        tree.join("init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    need("cpio", "cpio");
+    let out = dir.join("initramfs.gz");
+    run(
+        Command::new("sh").arg("-c").arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            tree.display(),
+            out.display()
+        )),
+        "building the initramfs",
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Boot the ramdisk with `disks` as virtio disks.
+fn boot_ramdisk(kernel: &Path, initrd: &Path, disks: &[PathBuf], dir: &Path, n: u32) -> Vm {
+    let port = free_port();
+    let console = dir.join(format!("console-{n}.log"));
+    let mut cmd = Command::new(need("qemu-system-x86_64", "qemu-system-x86"));
+    cmd.args([
+        "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", "768", "-smp", "1",
+    ])
+    .args(["-display", "none", "-no-reboot", "-nodefaults"])
+    .arg("-kernel")
+    .arg(kernel.join("vmlinuz"))
+    .arg("-initrd")
+    .arg(initrd)
+    .arg("-append")
+    .arg(format!("console=ttyS0 panic=-1 ipa-agent-token={TOKEN}"))
+    .arg("-serial")
+    .arg(format!("file:{}", console.display()))
+    .arg("-netdev")
+    .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:9999"))
+    .args(["-device", "virtio-net-pci,netdev=n0"]);
+    for d in disks {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", d.display()));
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");
+    Vm {
+        child,
+        console,
+        port,
+    }
+}
+
+impl Vm {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    async fn wait_api(&self, http: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(r) = http
+                .get(format!("{}/v1/commands/?agent_token={TOKEN}", self.url()))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "the agent in the VM did not answer within 300 s; console:\n{}",
+            self.console()
+        );
+    }
+
+    /// Run a command to its end (`?wait=true`); its result.
+    async fn command(&self, http: &reqwest::Client, name: &str, params: Value) -> Value {
+        let r = http
+            .post(format!(
+                "{}/v1/commands/?wait=true&agent_token={TOKEN}",
+                self.url()
+            ))
+            .json(&json!({"name": name, "params": params}))
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\nconsole:\n{}", self.console()));
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{name}: {status} {body}");
+        body
+    }
+
+    async fn ok(&self, http: &reqwest::Client, name: &str, params: Value) -> Value {
+        let r = self.command(http, name, params).await;
+        assert_eq!(
+            r["command_status"],
+            "SUCCEEDED",
+            "{name}: {r}\nconsole:\n{}",
+            self.console()
+        );
+        r["command_result"].clone()
+    }
+
+    /// `standby.power_off` (the machine may go before it answers, as with
+    /// Ironic), then wait for QEMU to exit.
+    async fn power_off(self, http: &reqwest::Client) {
+        let _ = http
+            .post(format!("{}/v1/commands/?agent_token={TOKEN}", self.url()))
+            .json(&json!({"name": "standby.power_off", "params": {}}))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        self.wait_off();
+    }
+
+    /// Wait for the VM to power off.
+    fn wait_off(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the VM did not power off; console:\n{}", self.console());
+    }
+}
+
+/// The `/proc/mdstat` the agent collected with its logs.
+async fn mdstat(vm: &Vm, http: &reqwest::Client) -> String {
+    use base64::Engine as _;
+    let logs = vm.ok(http, "log.collect_system_logs", json!({})).await;
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(logs["system_logs"].as_str().unwrap())
+        .unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut off = 0;
+    while off + 512 <= tar.len() && tar[off] != 0 {
+        let name = String::from_utf8_lossy(&tar[off..off + 100])
+            .trim_end_matches('\0')
+            .to_owned();
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&tar[off + 124..off + 135])
+                .trim_matches(|c| c == '\0' || c == ' '),
+            8,
+        )
+        .unwrap();
+        if name == "mdstat" {
+            return String::from_utf8_lossy(&tar[off + 512..off + 512 + size]).into_owned();
+        }
+        off += 512 + size.div_ceil(512) * 512;
+    }
+    panic!("the logs have no mdstat (md modules not loaded?)")
+}
+
+/// The partitions of a disk file as sfdisk sees them: (start byte, size, type).
+fn partitions(disk: &Path) -> Vec<(u64, u64, String)> {
+    let out = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_u64().unwrap() * 512,
+                p["size"].as_u64().unwrap() * 512,
+                p["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An md 1.x superblock at `at`: (data offset in bytes, array name).
+fn md_superblock(f: &std::fs::File, at: u64) -> Option<(u64, String)> {
+    let mut sb = [0u8; 256];
+    f.read_exact_at(&mut sb, at).ok()?;
+    if u32::from_le_bytes(sb[0..4].try_into().unwrap()) != 0xa92b_4efc {
+        return None;
+    }
+    let data_offset = u64::from_le_bytes(sb[128..136].try_into().unwrap()) * 512;
+    let name = String::from_utf8_lossy(&sb[32..64])
+        .trim_end_matches('\0')
+        .to_owned();
+    Some((data_offset, name))
+}
+
+/// A 48 MiB whole-disk GPT image: an ESP and a data partition with a marker.
+fn whole_disk_image(dir: &Path) -> Vec<u8> {
+    let img = dir.join("image.raw");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(48 * MIB).unwrap();
+    drop(f);
+    let mut c = Command::new("sfdisk")
+        .args(["-q", img.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    std::io::Write::write_all(
+        &mut c.stdin.take().unwrap(),
+        b"label: gpt\nstart=2048, size=40960, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=43008, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
+    )
+    .unwrap();
+    assert!(c.wait().unwrap().success());
+    let mut data = std::fs::read(&img).unwrap();
+    // recognisable bytes all over the data partition
+    for (i, chunk) in data[43008 * 512..].chunks_mut(4096).enumerate() {
+        let s = format!("ironic-rs software RAID test block {i:08}\n");
+        chunk[..s.len()].copy_from_slice(s.as_bytes());
+    }
+    data
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn software_raid_in_a_vm() {
+    need("qemu-system-x86_64", "qemu-system-x86");
+    need("mdadm", "mdadm");
+    need("sfdisk", "fdisk");
+    let kernel = kernel();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_owned();
+    let initrd = initramfs(&kernel, &dir);
+    let disks: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("disk{i}.raw"))).collect();
+    for d in &disks {
+        std::fs::File::create(d).unwrap().set_len(2 * GIB).unwrap();
+    }
+    let image = whole_disk_image(&dir);
+    std::fs::write(dir.join("image.raw"), &image).unwrap();
+    let srv = ImageServer::start(&dir, ServeOptions::new()).await.unwrap();
+    let image_url = srv
+        .url("image.raw")
+        .replace("127.0.0.1", "10.0.2.2")
+        .replace("localhost", "10.0.2.2");
+    let http = reqwest::Client::new();
+
+    // 1. cleaning: create_configuration, as Ironic's agent RAID interface sends it
+    let config = json!({"logical_disks": [
+        {"size_gb": 1, "raid_level": "1", "controller": "software", "is_root_volume": true,
+         "volume_name": "root"},
+        {"size_gb": "MAX", "raid_level": "0", "controller": "software", "volume_name": "data"}
+    ]});
+    let node = json!({"uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", "properties":
+        {"capabilities": "boot_mode:uefi"}, "instance_info": {}, "driver_internal_info": {},
+        "target_raid_config": config});
+    let vm = boot_ramdisk(&kernel, &initrd, &disks, &dir, 1);
+    vm.wait_api(&http).await;
+    let step = |name: &str| {
+        json!({"step": {"step": name, "interface": "raid", "priority": 0, "args": {},
+            "abortable": true, "reboot_requested": false}, "node": node, "ports": [],
+            "clean_version": null})
+    };
+    // an invalid configuration is refused before any disk is touched
+    let mut bad = node.clone();
+    bad["target_raid_config"]["logical_disks"][0]["raid_level"] = json!("0");
+    let r = vm
+        .command(
+            &http,
+            "clean.execute_clean_step",
+            json!({"step": {"step": "create_configuration", "interface": "raid", "args": {}},
+                "node": bad, "ports": []}),
+        )
+        .await;
+    assert_eq!(r["command_status"], "FAILED", "{r}");
+    assert!(
+        r["command_error"]
+            .to_string()
+            .contains("requires RAID-1 for the first logical disk"),
+        "{r}"
+    );
+    assert!(partitions(&disks[0]).is_empty(), "nothing was written");
+
+    let r = vm
+        .ok(
+            &http,
+            "clean.execute_clean_step",
+            step("create_configuration"),
+        )
+        .await;
+    assert_eq!(
+        r["clean_result"], config,
+        "IPA returns the configuration it built"
+    );
+    let stat = mdstat(&vm, &http).await;
+    assert!(
+        stat.contains("md0 : active raid1 vdb1[1] vda1[0]")
+            || stat.contains("md0 : active raid1 vda1[0] vdb1[1]"),
+        "{stat}"
+    );
+    assert!(stat.contains("md1 : active raid0"), "{stat}");
+    // running it again refuses: the arrays exist (IPA's "should not" error)
+    let r = vm
+        .command(
+            &http,
+            "clean.execute_clean_step",
+            step("create_configuration"),
+        )
+        .await;
+    assert_eq!(r["command_status"], "FAILED", "{r}");
+
+    // 2. deployment: the image goes to the RAID-1 root volume
+    let info = json!({"id": "raid-image", "urls": [image_url], "disk_format": "raw",
+        "os_hash_algo": "sha256", "os_hash_value": sha256_hex(&image)});
+    let msg = vm
+        .ok(
+            &http,
+            "standby.prepare_image",
+            json!({"image_info": info, "configdrive": null}),
+        )
+        .await;
+    assert!(
+        msg["result"]
+            .as_str()
+            .unwrap()
+            .contains("written to device /dev/md0"),
+        "{msg}"
+    );
+    vm.power_off(&http).await;
+
+    // both disks: GPT, the RAID partitions after room for the ESP, the image
+    // mirrored at the array's data offset
+    for d in &disks {
+        let parts = partitions(d);
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert_eq!(parts[0].0, 551 * MIB, "room for the ESP first: {parts:?}");
+        assert_eq!(
+            parts[0].0 + parts[0].1,
+            GIB,
+            "the first volume ends at 1 GiB"
+        );
+        assert_eq!(parts[1].0, GIB);
+        for p in &parts {
+            assert_eq!(
+                p.2, "A19D880F-05FC-4D3B-A006-743F0F84911E",
+                "Linux RAID type"
+            );
+        }
+        let f = std::fs::File::open(d).unwrap();
+        let (data_offset, name) = md_superblock(&f, parts[0].0 + 4096)
+            .unwrap_or_else(|| panic!("no md 1.2 superblock on {}", d.display()));
+        assert!(name.ends_with("root"), "{name}");
+        let mut got = vec![0u8; image.len()];
+        f.read_exact_at(&mut got, parts[0].0 + data_offset).unwrap();
+        // the partitions byte for byte (the GPT headers were moved to the
+        // end of the volume by the agent, as IPA's sgdisk -e)
+        assert_eq!(&got[512..520], b"EFI PART");
+        let body = MIB as usize..image.len() - 64 * 1024;
+        assert!(
+            got[body.clone()] == image[body],
+            "{} does not hold the image",
+            d.display()
+        );
+        let (_, name) = md_superblock(&f, parts[1].0 + 4096).unwrap();
+        assert!(name.ends_with("data"), "{name}");
+    }
+
+    // 3. cleaning again in a fresh ramdisk: delete_configuration
+    let vm = boot_ramdisk(&kernel, &initrd, &disks, &dir, 2);
+    vm.wait_api(&http).await;
+    let r = vm
+        .ok(
+            &http,
+            "clean.execute_clean_step",
+            step("delete_configuration"),
+        )
+        .await;
+    // a fresh ramdisk assembles the arrays under its own names (md127, ...)
+    let deleted = r["clean_result"].as_object().unwrap();
+    assert_eq!(deleted.len(), 2, "{r}");
+    assert!(deleted.values().all(|v| v == "delete"), "{r}");
+    let stat = mdstat(&vm, &http).await;
+    assert!(!stat.contains(" : active"), "{stat}");
+    vm.power_off(&http).await;
+    for d in &disks {
+        assert!(
+            partitions(d).is_empty(),
+            "{} still has partitions",
+            d.display()
+        );
+        let f = std::fs::File::open(d).unwrap();
+        assert!(md_superblock(&f, 551 * MIB + 4096).is_none());
+        assert!(md_superblock(&f, GIB + 4096).is_none());
+    }
+}
