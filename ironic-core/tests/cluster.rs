@@ -2,17 +2,20 @@
 //! one leaves, and the takeover of a dead conductor's nodes.
 //!
 //! The conductors share a `MemoryStore` in this process (the same code runs on
-//! PostgreSQL across processes: see ironic-standalone's tests/multi_conductor.rs).
+//! PostgreSQL across processes: see ironic-standalone's tests/multi_conductor.rs),
+//! or one PostgreSQL database through a store each (event sharing; needs the
+//! server `scripts/setup-test-deps.sh` starts, or IRONIC_TEST_POSTGRES_URL).
 //! Keep-alives are fast here (100 ms, offline after 1.5 s) so the test is short.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironic_core::conductor::{Conductor, ConductorConfig, ProvisionRequest};
+use ironic_core::conductor::{Conductor, ConductorConfig, NodeEvent, ProvisionRequest};
 use ironic_core::fake::{self, FakeConfig};
 use ironic_core::model::{ConductorRecord, Node};
 use ironic_core::states::{PowerAction, PowerState, ProvisionState as S};
-use ironic_core::store::{MemoryStore, Store};
+use ironic_core::store::conformance::TestDatabase;
+use ironic_core::store::{MemoryStore, PostgresStore, Store};
 use ironic_core::{Ident, InterfaceRegistry};
 
 fn config(host: &str) -> ConductorConfig {
@@ -227,4 +230,124 @@ async fn the_nodes_of_a_dead_conductor_are_taken_over() {
         "the takeover is in the node's history: {history:?}"
     );
     c.shutdown().await;
+}
+
+/// The next event about `node` that `rx` sees which `pick` accepts (at most 20 s).
+async fn next_event<T>(
+    rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    what: &str,
+    mut pick: impl FnMut(&NodeEvent) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(v) = pick(&e) {
+                        return v;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event channel closed while waiting for {what}: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Two conductors on one PostgreSQL database, each with its own store (its own
+/// connections, as two processes have): each one's `subscribe()` sees what the
+/// other changed, exactly once and in the order it was done; each names the
+/// other, with the URL it registered, as the remote owner of the other's nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conductors_on_postgres_share_events_and_name_the_remote_owner() {
+    let db = TestDatabase::create().await;
+    let start_pg = |host: &'static str| {
+        let url = db.url().to_owned();
+        async move {
+            let store = PostgresStore::connect(&url).await.expect("connect");
+            let mut registry = InterfaceRegistry::with_noop();
+            fake::register(&mut registry, FakeConfig::default());
+            let mut cfg = config(host);
+            cfg.url = Some(format!("http://{host}.example:6385"));
+            Conductor::start(Arc::new(store) as Arc<dyn Store>, registry, cfg)
+                .await
+                .expect("start the conductor")
+        }
+    };
+    let a = start_pg("conductor-a").await;
+    let b = start_pg("conductor-b").await;
+    let mut nodes = Vec::new();
+    for i in 0..32 {
+        let mut n = Node::new("fake-hardware");
+        n.name = Some(format!("pg-node-{i}"));
+        nodes.push(a.create_node(n).await.expect("create_node"));
+    }
+    eventually("both conductors on both rings", || async {
+        let both = |c: &Conductor| {
+            nodes
+                .iter()
+                .filter_map(|n| c.owner_of(n))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 2
+        };
+        (both(&a) && both(&b)).then_some(())
+    })
+    .await;
+    let of = |host: &str| {
+        nodes
+            .iter()
+            .find(|n| a.owner_of(n).as_deref() == Some(host))
+            .expect("a node of each conductor")
+            .clone()
+    };
+    let (na, nb) = (of("conductor-a"), of("conductor-b"));
+    assert_eq!(a.remote_owner(&na), None, "a owns na");
+    let owner = b.remote_owner(&na).expect("a is na's remote owner for b");
+    assert_eq!(
+        (owner.host.as_str(), owner.url.as_str()),
+        ("conductor-a", "http://conductor-a.example:6385")
+    );
+    assert_eq!(
+        a.remote_owner(&nb).map(|o| o.url),
+        Some("http://conductor-b.example:6385".to_owned())
+    );
+
+    let (mut rx_a, mut rx_b) = (a.subscribe(), b.subscribe());
+    let maint = |node: ironic_core::ids::NodeId| {
+        move |e: &NodeEvent| match e {
+            NodeEvent::MaintenanceChanged {
+                node: n,
+                maintenance,
+                ..
+            } if *n == node => Some(*maintenance),
+            _ => None,
+        }
+    };
+    // A change made by b reaches a's subscribers, in order.
+    b.set_maintenance(&nb.uuid.into(), true, Some("one".into()))
+        .await
+        .expect("maintenance on");
+    b.set_maintenance(&nb.uuid.into(), false, None)
+        .await
+        .expect("maintenance off");
+    assert!(next_event(&mut rx_a, "b's first change on a", maint(nb.uuid)).await);
+    assert!(!next_event(&mut rx_a, "b's second change on a", maint(nb.uuid)).await);
+    // ... and b's own subscribers saw it once: b's own events are not echoed back.
+    assert!(next_event(&mut rx_b, "b's first change on b", maint(nb.uuid)).await);
+    assert!(!next_event(&mut rx_b, "b's second change on b", maint(nb.uuid)).await);
+    // A change by a, sent after b's, arrives after them on b: no echo in between.
+    a.set_maintenance(&na.uuid.into(), true, None)
+        .await
+        .expect("maintenance on");
+    let first = next_event(&mut rx_b, "a's change on b", |e| match e {
+        NodeEvent::MaintenanceChanged { node, .. } => Some(*node),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first, na.uuid, "no echo of b's own events");
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -314,6 +314,12 @@ impl Store for CachedStore {
     async fn now(&self) -> StoreResult<ironic_core::model::Timestamp> {
         self.durable.now().await
     }
+    async fn notify(&self, payload: &str) -> StoreResult<()> {
+        self.durable.notify(payload).await
+    }
+    fn notifications(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.durable.notifications()
+    }
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
         self.durable.add_history(e, max_per_node).await
     }

@@ -211,6 +211,11 @@ pub struct ConductorSection {
     pub conductor_group: String,
     /// URL of this API that ramdisk agents call back (default: from `api.listen`).
     pub api_url: Option<String>,
+    /// URL of this process's API as the other conductors on the same database
+    /// reach it: node actions accepted by another conductor's API are forwarded
+    /// here when this conductor owns the node (Ironic's RPC to the owner). Default:
+    /// `http://<api.listen>`, with `host` for a wildcard listen address.
+    pub internal_url: Option<String>,
     /// Bounded worker pool; a full pool answers 503.
     pub max_concurrent_operations: usize,
     /// Clean nodes automatically on `provide` and after undeploy.
@@ -265,6 +270,7 @@ impl Default for ConductorSection {
             host: None,
             conductor_group: String::new(),
             api_url: None,
+            internal_url: None,
             max_concurrent_operations: 300,
             automated_clean: true,
             allow_provisioning_in_maintenance: true,
@@ -529,6 +535,14 @@ impl Config {
                 "api.public_endpoint must be an http:// or https:// URL, got {url:?}"
             )));
         }
+        if let Some(url) = &self.conductor.internal_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(url).is_err())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "conductor.internal_url must be an http:// or https:// URL, got {url:?}"
+            )));
+        }
         for (key, v) in [
             ("power_delay", &self.fake.power_delay),
             ("management_delay", &self.fake.management_delay),
@@ -642,6 +656,21 @@ impl Config {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".into())
+    }
+
+    /// Where the other conductors reach this process's API (`conductor.internal_url`,
+    /// else `http://<api.listen>` with the conductor's host name for a wildcard
+    /// address, as Ironic's JSON-RPC reaches a conductor by its host name).
+    pub fn internal_url(&self) -> String {
+        if let Some(u) = &self.conductor.internal_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let l = self.api.listen;
+        if l.ip().is_unspecified() {
+            format!("http://{}:{}", self.host(), l.port())
+        } else {
+            format!("http://{l}")
+        }
     }
 
     /// The callback URL given to ramdisk agents: `conductor.api_url`, else

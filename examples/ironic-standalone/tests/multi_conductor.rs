@@ -297,15 +297,73 @@ fn a_conductor_killed_mid_deploy_is_taken_over() {
         })
         .await;
 
-        // Deploy everything through B (its deploys take a minute), then crash B.
+        // Deploy everything through A's API. Each deploy runs on the node's owner
+        // (Ironic's RPC to the owner): A and C deploy at once, B's deploys take a
+        // minute, so exactly B's nodes stay in `deploying`, locked by B.
+        // Meanwhile A's dashboard streams the node changes A sees.
+        let stream = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (subscribed, ready) = tokio::sync::oneshot::channel();
+        let reader = {
+            let (stream, url) = (stream.clone(), format!("{}/dashboard/events", a.url));
+            tokio::spawn(async move {
+                let mut r = reqwest::get(url).await.expect("A's dashboard event stream");
+                assert_eq!(r.status().as_u16(), 200);
+                // The stream subscribed before answering.
+                let _ = subscribed.send(());
+                while let Ok(Some(chunk)) = r.chunk().await {
+                    stream
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk));
+                }
+            })
+        };
+        ready.await.expect("A's dashboard event stream opened");
         for i in 0..N {
-            set_state(&b.url, &format!("n{i:03}"), "active").await;
+            set_state(&a.url, &format!("n{i:03}"), "active").await;
         }
-        let held = nodes(&a.url)
-            .await
+        let owned_by_b = owners(&seen_a)
+            .into_iter()
+            .filter(|(_, c)| c == "conductor-b")
+            .map(|(name, _)| name)
+            .collect::<std::collections::BTreeSet<_>>();
+        let settled = wait_nodes(&a.url, 60, "A's and C's nodes active", |all| {
+            all.iter()
+                .filter(|n| n["provision_state"] == "active" && n["reservation"].is_null())
+                .count()
+                == N - owned_by_b.len()
+        })
+        .await;
+        let deploying_on_b = settled
             .iter()
-            .filter(|n| n["reservation"] == "conductor-b")
-            .count();
+            .filter(|n| n["provision_state"] == "deploying" && n["reservation"] == "conductor-b")
+            .map(|n| n["name"].as_str().unwrap_or_default().to_owned())
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(
+            deploying_on_b, owned_by_b,
+            "every deploy ran on its node's owner, whichever API accepted it"
+        );
+        // The owner's events reach every conductor's subscribers: A's dashboard
+        // stream shows the deploys that B started (A only forwarded them).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let seen = stream.lock().unwrap().clone();
+            let shown = owned_by_b
+                .iter()
+                .filter(|name| seen.contains(&format!("\"name\":\"{name}\"")))
+                .count();
+            if shown == owned_by_b.len() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "A's dashboard stream shows {shown} of B's {} deploys",
+                owned_by_b.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        reader.abort();
+        let held = deploying_on_b.len();
         assert!(held > 0, "B holds the locks of its deploys");
         b.kill9();
         let killed = std::time::Instant::now();

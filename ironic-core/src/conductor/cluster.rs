@@ -28,6 +28,16 @@ use crate::model::{ConductorRecord, Node, Severity};
 use crate::states::ProvisionState as S;
 use crate::store::{NodeFilter, NodeQuery};
 
+/// Another conductor that owns a node: see [`Conductor::remote_owner`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteOwner {
+    /// Its host name.
+    pub host: String,
+    /// The URL it is reached at (its API's base URL).
+    pub url: String,
+}
+
 /// Who is alive, and the rings built from them.
 #[derive(Debug, Default)]
 pub(crate) struct Membership {
@@ -101,6 +111,24 @@ impl Conductor {
     /// hardware type, or `None` when no live conductor serves those.
     pub fn owner_of(&self, node: &Node) -> Option<String> {
         self.membership().owner(node).map(str::to_owned)
+    }
+
+    /// The live conductor other than this one that owns `node`, with the URL it is
+    /// reached at: where an API should hand an operation on `node` (Ironic's RPC
+    /// to the owner's topic). `None` when this conductor owns the node, when no
+    /// live conductor serves its group and driver, or when the owner recorded no
+    /// URL; the operation then runs here, under the node's lock in the store.
+    pub fn remote_owner(&self, node: &Node) -> Option<RemoteOwner> {
+        let m = self.membership();
+        let host = m.owner(node)?;
+        if host == self.config().host {
+            return None;
+        }
+        let record = m.conductors.iter().find(|c| c.hostname == host)?;
+        Some(RemoteOwner {
+            host: host.to_owned(),
+            url: record.url.clone()?,
+        })
     }
 
     /// Whether this conductor owns `node`. An API-only front end owns nothing.
@@ -199,6 +227,7 @@ impl Conductor {
                 alive: true,
                 created_at: crate::model::now(),
                 updated_at: None,
+                url: self.config().url.clone(),
             })
             .await?)
     }

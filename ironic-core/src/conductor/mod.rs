@@ -38,6 +38,7 @@ mod power;
 mod provision;
 mod resources;
 pub mod ring;
+mod shared;
 mod steps;
 mod types;
 
@@ -51,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use budget::{WaitInfo, over_budget, time_in_state, wait_info};
+pub use cluster::RemoteOwner;
 pub use steps::{RESERVED_STEPS, UserStep, parse_user_steps};
 pub use types::{
     LookupResult, NodeEvent, ProvisionRequest, ResourceAction, ResourceEvent, ResourceKind,
@@ -72,6 +74,11 @@ pub struct ConductorConfig {
     pub conductor_group: String,
     /// URL the ramdisk agent calls (`ipa-api-url`), passed to drivers in `TaskEnv`.
     pub api_url: Option<String>,
+    /// Where the other conductors sharing the store reach this one to hand it the
+    /// operations on the nodes it owns (Ironic's RPC to the owner's topic),
+    /// recorded in its conductor record; see [`Conductor::remote_owner`]. `None`:
+    /// it cannot be reached, and operations on its nodes run where they are asked.
+    pub url: Option<String>,
     /// Free-form settings passed to drivers in `TaskEnv.settings`.
     pub settings: BTreeMap<String, String>,
     /// Size of the worker pool (`workers_pool_size`, 300). A full pool refuses new
@@ -162,6 +169,7 @@ impl Default for ConductorConfig {
                 .unwrap_or_else(|| "localhost".to_owned()),
             conductor_group: String::new(),
             api_url: None,
+            url: None,
             settings: BTreeMap::new(),
             max_concurrent_operations: 300,
             automated_clean: true,
@@ -215,6 +223,8 @@ pub(crate) struct Inner {
     config: ConductorConfig,
     events: broadcast::Sender<NodeEvent>,
     resource_events: broadcast::Sender<ResourceEvent>,
+    /// This conductor's events for the others sharing the store.
+    outbox: Option<shared::Outbox>,
     workers: Arc<Semaphore>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -278,8 +288,15 @@ impl Conductor {
                 "max_concurrent_operations must be at least 1".to_owned(),
             ));
         }
+        if config.hash_ring_partitions == 0 {
+            return Err(Error::Invalid(
+                "hash_ring_partitions must be at least 1".to_owned(),
+            ));
+        }
         let (events, _) = broadcast::channel(4096);
         let (resource_events, _) = broadcast::channel(1024);
+        let cancel = CancellationToken::new();
+        let outbox = shared::start(&store, &config.host, &events, &resource_events, &cancel);
         let c = Conductor {
             inner: Arc::new(Inner {
                 workers: Arc::new(Semaphore::new(config.max_concurrent_operations)),
@@ -288,8 +305,9 @@ impl Conductor {
                 config,
                 events,
                 resource_events,
+                outbox,
                 tracker: TaskTracker::new(),
-                cancel: CancellationToken::new(),
+                cancel,
                 accepting: AtomicBool::new(true),
                 periodics: TaskTracker::new(),
                 power_failures: Default::default(),
@@ -298,11 +316,6 @@ impl Conductor {
                 membership: Default::default(),
             }),
         };
-        if c.config().hash_ring_partitions == 0 {
-            return Err(Error::Invalid(
-                "hash_ring_partitions must be at least 1".to_owned(),
-            ));
-        }
         if c.config().takes_work {
             c.register().await?;
         }
@@ -409,10 +422,16 @@ impl Conductor {
     }
 
     pub(crate) fn emit(&self, e: NodeEvent) {
+        if let Some(out) = &self.inner.outbox {
+            out.node(&e);
+        }
         let _ = self.inner.events.send(e);
     }
 
     pub(crate) fn emit_resource(&self, e: ResourceEvent) {
+        if let Some(out) = &self.inner.outbox {
+            out.resource(&e);
+        }
         let _ = self.inner.resource_events.send(e);
     }
 

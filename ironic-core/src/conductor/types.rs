@@ -87,7 +87,8 @@ impl ProvisionRequest {
 /// Delivery is best effort: a subscriber that falls behind by more than the
 /// channel's capacity (4096 events) gets `RecvError::Lagged` and should re-read the
 /// nodes it cares about.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NodeEvent {
     /// A node was created.

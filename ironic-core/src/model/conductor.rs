@@ -18,6 +18,10 @@ pub struct ConductorRecord {
     pub created_at: Timestamp,
     /// Last keep-alive.
     pub updated_at: Option<Timestamp>,
+    /// Where the other conductors reach this one to hand it the operations on the
+    /// nodes it owns (its API's base URL); `None` when it cannot be reached.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 impl ConductorRecord {
@@ -30,6 +34,7 @@ impl ConductorRecord {
             alive: true,
             created_at: super::now(),
             updated_at: None,
+            url: None,
         }
     }
 }

@@ -393,6 +393,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Ok(crate::model::now())
     }
 
+    /// Hand `payload` to every process that has this store's database open, this
+    /// one included, through [`Store::notifications`]: how the conductors sharing
+    /// a database see each other's node events. Best effort (a payload may be lost
+    /// when a connection drops, none is delivered twice); payloads up to 7,000
+    /// bytes. Default: nothing to do, for stores that only one process opens.
+    async fn notify(&self, _payload: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The payloads given to [`Store::notify`] by every process sharing this
+    /// store's database, this one's included, in the order each process sent
+    /// them. `None` (the default) for a store only one process opens.
+    fn notifications(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     // ---- history, BIOS, firmware, inventory ----
     /// Append a history event (keeping at most `max_per_node`, oldest dropped).
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()>;

@@ -26,6 +26,7 @@ mod drivers;
 mod error;
 mod events;
 pub(crate) mod extras;
+mod forward;
 mod http;
 mod json;
 pub mod limits;
@@ -263,6 +264,12 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::no_such_path() })
         // Bodies are bounded by `limits` (after authentication), not axum's 2 MiB.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // Node actions run on the node's conductor (after authentication and the
+        // body limits, before routing).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_owner,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::new(state.settings().body_limits.clone()),
             limits::limit_body,

@@ -551,6 +551,7 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
         alive: true,
         created_at: at(0, 77),
         updated_at: None,
+        url: Some("http://10.0.0.7:6385".into()),
     };
     store
         .upsert_conductor(&record)
@@ -563,6 +564,7 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
     .expect("registered");
     assert_eq!(got.conductor_group, record.conductor_group);
     assert_eq!(got.drivers, record.drivers);
+    assert_eq!(got.url, record.url);
     assert!(got.alive);
     assert_eq!(got.created_at, record.created_at, "created_at as given");
     let first = got.updated_at.expect("upsert_conductor sets updated_at");
@@ -573,6 +575,7 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
         drivers: vec!["redfish".into()],
         alive: false,
         created_at: at(500, 0),
+        url: None,
         ..record.clone()
     };
     store
@@ -588,6 +591,7 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
     let got = find(all, &host).expect("registered");
     assert_eq!(got.conductor_group, "group-b");
     assert_eq!(got.drivers, vec!["redfish".to_string()]);
+    assert_eq!(got.url, None, "re-registering replaces the URL");
     assert!(!got.alive);
     assert_eq!(
         got.created_at, record.created_at,

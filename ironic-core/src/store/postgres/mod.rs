@@ -66,6 +66,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// `postgres://user@host:port/db`, without the password.
     shown: String,
+    /// The `LISTEN` side of [`Store::notifications`], started on first use.
+    listener: std::sync::Arc<std::sync::OnceLock<tokio::sync::broadcast::Sender<String>>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -147,7 +149,11 @@ impl PostgresStore {
         migrate(&pool)
             .await
             .map_err(|e| fail("cannot migrate", &scrub(&e, url)))?;
-        Ok(PostgresStore { pool, shown })
+        Ok(PostgresStore {
+            pool,
+            shown,
+            listener: Default::default(),
+        })
     }
 
     /// Close every connection.
@@ -448,6 +454,32 @@ impl Store for PostgresStore {
         self.conductor_list().await
     }
 
+    async fn notify(&self, payload: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(payload.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend("sending a notification", e))?;
+        Ok(())
+    }
+
+    fn notifications(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        let tx = self.listener.get_or_init(|| {
+            let (tx, _) = tokio::sync::broadcast::channel(4096);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(listen(self.pool.clone(), tx.downgrade(), self.shown.clone()));
+                }
+                Err(_) => {
+                    tracing::error!(database = %self.shown, "notifications asked for outside a Tokio runtime: none will arrive");
+                }
+            }
+            tx
+        });
+        Some(tx.subscribe())
+    }
+
     async fn now(&self) -> StoreResult<Timestamp> {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {DB_NOW_NANOS}")))
             .fetch_one(&self.pool)
@@ -490,6 +522,56 @@ impl Store for PostgresStore {
     }
     async fn get_inventory(&self, node: NodeId) -> StoreResult<Option<serde_json::Value>> {
         self.node_blob_get(records::Blob::Inventory, node).await
+    }
+}
+
+/// The PostgreSQL channel of [`Store::notify`].
+const NOTIFY_CHANNEL: &str = "ironic_rs_events";
+
+/// `LISTEN` on [`NOTIFY_CHANNEL`] and pass every payload to `tx`, reconnecting
+/// after a lost connection, until the store is dropped or its pool closed.
+async fn listen(pool: PgPool, tx: tokio::sync::broadcast::WeakSender<String>, shown: String) {
+    use sqlx::postgres::PgListener;
+    let pause = std::time::Duration::from_secs(1);
+    'connect: while !pool.is_closed() && tx.strong_count() > 0 {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(database = %shown, error = %describe(&e), "cannot listen for other conductors' events; retrying");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
+            tracing::warn!(database = %shown, error = %describe(&e), "cannot listen for other conductors' events; retrying");
+            tokio::time::sleep(pause).await;
+            continue;
+        }
+        loop {
+            // Wake up now and then to notice a dropped store.
+            let next = tokio::time::timeout(pause * 5, listener.try_recv()).await;
+            let Some(tx) = tx.upgrade() else {
+                return;
+            };
+            match next {
+                Err(_elapsed) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                }
+                Ok(Ok(Some(n))) => {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+                Ok(Ok(None)) => {
+                    tracing::warn!(database = %shown, "the event listener's connection was lost and reopened: events sent meanwhile were missed");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(database = %shown, error = %describe(&e), "the event listener failed; reconnecting");
+                    tokio::time::sleep(pause).await;
+                    continue 'connect;
+                }
+            }
+        }
     }
 }
 

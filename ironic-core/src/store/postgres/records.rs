@@ -354,16 +354,18 @@ impl PostgresStore {
         let drivers = encode("conductor", &c.hostname, &c.drivers)?;
         // A re-registration keeps the original `created_at` (and row order).
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO conductors (hostname, conductor_group, drivers, alive, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, {DB_NOW_NANOS}) \
+            "INSERT INTO conductors (hostname, conductor_group, drivers, alive, created_at, updated_at, url) \
+             VALUES ($1, $2, $3, $4, $5, {DB_NOW_NANOS}, $6) \
              ON CONFLICT (hostname) DO UPDATE SET conductor_group = excluded.conductor_group, \
-             drivers = excluded.drivers, alive = excluded.alive, updated_at = excluded.updated_at"
+             drivers = excluded.drivers, alive = excluded.alive, updated_at = excluded.updated_at, \
+             url = excluded.url"
         )))
         .bind(c.hostname.clone())
         .bind(c.conductor_group.clone())
         .bind(drivers)
         .bind(c.alive)
         .bind(nanos(&c.created_at))
+        .bind(c.url.clone())
         .execute(&self.pool)
         .await
         .map_err(|e| backend(format_args!("registering conductor {}", c.hostname), e))?;
@@ -397,16 +399,24 @@ impl PostgresStore {
     }
 
     pub(super) async fn conductor_list(&self) -> StoreResult<Vec<ConductorRecord>> {
-        type Row = (String, String, String, bool, i64, Option<i64>);
+        type Row = (
+            String,
+            String,
+            String,
+            bool,
+            i64,
+            Option<i64>,
+            Option<String>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at \
+            "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at, url \
              FROM conductors ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| backend("listing conductors", e))?;
         rows.into_iter()
-            .map(|(hostname, group, drivers, alive, created, updated)| {
+            .map(|(hostname, group, drivers, alive, created, updated, url)| {
                 Ok(ConductorRecord {
                     drivers: decode("conductor drivers", &drivers)?,
                     hostname,
@@ -414,6 +424,7 @@ impl PostgresStore {
                     alive,
                     created_at: from_nanos(created),
                     updated_at: updated.map(from_nanos),
+                    url,
                 })
             })
             .collect()

@@ -228,10 +228,11 @@ impl SqliteStore {
         let drivers = encode("conductor", &c.hostname, &c.drivers)?;
         // A re-registration keeps the original `created_at` (and row order).
         sqlx::query(
-            "INSERT INTO conductors (hostname, conductor_group, drivers, alive, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO conductors (hostname, conductor_group, drivers, alive, created_at, updated_at, url) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (hostname) DO UPDATE SET conductor_group = excluded.conductor_group, \
-             drivers = excluded.drivers, alive = excluded.alive, updated_at = excluded.updated_at",
+             drivers = excluded.drivers, alive = excluded.alive, updated_at = excluded.updated_at, \
+             url = excluded.url",
         )
         .bind(c.hostname.clone())
         .bind(c.conductor_group.clone())
@@ -239,6 +240,7 @@ impl SqliteStore {
         .bind(c.alive)
         .bind(ts_text(&c.created_at))
         .bind(ts_text(&now()))
+        .bind(c.url.clone())
         .execute(&self.pool)
         .await
         .map_err(|e| backend(format_args!("registering conductor {}", c.hostname), e))?;
@@ -271,16 +273,24 @@ impl SqliteStore {
     }
 
     pub(super) async fn conductor_list(&self) -> StoreResult<Vec<ConductorRecord>> {
-        type Row = (String, String, String, bool, String, Option<String>);
+        type Row = (
+            String,
+            String,
+            String,
+            bool,
+            String,
+            Option<String>,
+            Option<String>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at \
+            "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at, url \
              FROM conductors ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| backend("listing conductors", e))?;
         rows.into_iter()
-            .map(|(hostname, group, drivers, alive, created, updated)| {
+            .map(|(hostname, group, drivers, alive, created, updated, url)| {
                 Ok(ConductorRecord {
                     drivers: decode("conductor drivers", &drivers)?,
                     hostname,
@@ -288,6 +298,7 @@ impl SqliteStore {
                     alive,
                     created_at: parse_ts_text(&created)?,
                     updated_at: updated.as_deref().map(parse_ts_text).transpose()?,
+                    url,
                 })
             })
             .collect()
