@@ -35,6 +35,14 @@ pub struct LabArgs {
     /// Seconds to wait for every node to become available.
     #[arg(long, default_value_t = 600)]
     pub ready_timeout: u64,
+    /// Plug every simulated NIC into a switch and isolate the nodes with the
+    /// `switch` network interface: `ovs` creates an Open vSwitch bridge (needs a
+    /// running Open vSwitch) whose port VLANs follow each node's state.
+    #[arg(long, value_parser = ["ovs"])]
+    pub switch: Option<String>,
+    /// The OVSDB address for `--switch ovs`.
+    #[arg(long, default_value = crate::lab::switch::DEFAULT_OVSDB)]
+    pub ovsdb: String,
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -81,6 +89,9 @@ pub fn options(
         }
     }
     opts.faults = args.faults.clone();
+    if args.switch.as_deref() == Some("ovs") {
+        opts.ovs = Some(args.ovsdb.clone());
+    }
     Ok(opts)
 }
 
@@ -142,6 +153,37 @@ pub fn instructions(lab: &Lab) -> String {
         .iter()
         .filter(|s| s.kind == BmcKind::Redfish)
         .count();
+    let switch = match &lab.bridge {
+        Some(b) => {
+            let port = lab
+                .rack
+                .servers
+                .iter()
+                .position(|s| s.name() == name)
+                .and_then(|i| b.ports.get(i))
+                .and_then(|p| p.first())
+                .cloned()
+                .unwrap_or_default();
+            format!(
+                "\n\
+                 Switch: Open vSwitch bridge {br} ({db}); each NIC is a port of it. Networks:\n\
+                 \x20 provisioning VLAN {pv}, cleaning VLAN {cv}, {tenants}; idle ports are parked (tag {parked}).\n\
+                 \x20 ovs-vsctl get Port {port} tag      # {name}'s first NIC\n\
+                 \x20 baremetal node vif attach {name} tenant-a   # before deploying: its tenant network\n",
+                br = b.name,
+                db = b.db,
+                pv = crate::lab::switch::PROVISIONING_VLAN,
+                cv = crate::lab::switch::CLEANING_VLAN,
+                tenants = crate::lab::switch::TENANT_NETWORKS
+                    .iter()
+                    .map(|(n, v)| format!("{n} VLAN {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                parked = crate::lab::switch::PARKED_VLAN,
+            )
+        }
+        None => String::new(),
+    };
     format!(
         "\n\
          ironic lab is up: {n} simulated servers ({redfish} Redfish, {ipmi} IPMI), Ironic API at {api}\n\
@@ -152,6 +194,7 @@ pub fn instructions(lab: &Lab) -> String {
          \x20     --instance-info image_checksum={sha} --instance-info image_disk_format=raw\n\
          \x20 baremetal node deploy {name} --wait 300\n\
          \x20 dd if={disk} bs=1M skip=1 count=1 status=none | head -c {mlen}; echo   # the image's marker\n\
+         {switch}\
          \n\
          Agent logs: {logs}. Ctrl-C stops everything.\n",
         n = lab.rack.servers.len(),

@@ -74,12 +74,14 @@ pub fn plan(conductor: &Conductor, kind: BmcKind) -> NodePlan {
     }
 }
 
-/// Creates the node and its ports (in `enroll`).
+/// Creates the node and its ports (in `enroll`). With `wiring` (one
+/// `local_link_connection` per NIC) the node uses the `switch` network interface.
 pub async fn create(
     conductor: &Conductor,
     server: &RackServer,
     plan: &NodePlan,
     files: &FileServer,
+    wiring: &[ironic_core::model::JsonMap],
 ) -> ironic_core::Result<Node> {
     let spec = server.server.spec();
     let mut node = Node::new(plan.driver.clone());
@@ -95,7 +97,11 @@ pub async fn create(
     node.driver_info = DriverInfo::from(info);
     node.interfaces.boot_interface = plan.boot.clone();
     node.interfaces.deploy_interface = plan.deploy.clone();
-    node.interfaces.network_interface = "noop".into();
+    node.interfaces.network_interface = if wiring.is_empty() {
+        "noop".into()
+    } else {
+        ironic_core::switch::SwitchNetwork::NAME.into()
+    };
     node.resource_class = Some("baremetal".into());
     node.description = Some(format!(
         "ironic lab simulated server ({} BMC at {})",
@@ -121,6 +127,9 @@ pub async fn create(
     for (i, mac) in spec.macs.iter().enumerate() {
         let mut port = Port::new(node.uuid, *mac);
         port.pxe_enabled = i == 0;
+        if let Some(llc) = wiring.get(i) {
+            port.local_link_connection = llc.clone();
+        }
         conductor.create_port(port).await?;
     }
     Ok(node)

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod enroll;
 pub mod run;
 pub mod service;
+pub mod switch;
 
 pub use ironic_lab::{
     Faults, IpmiSim, RedfishSim, ServerSpec, SimServer, images, ipmi, machine, model, rack, redfish,

@@ -34,6 +34,9 @@ pub struct LabOptions {
     pub automated_clean: bool,
     /// How long to wait for every node to become `available`.
     pub ready_timeout: Duration,
+    /// `--switch ovs`: wire every NIC to a new Open vSwitch bridge over this OVSDB
+    /// address and isolate the nodes with the `switch` network interface.
+    pub ovs: Option<String>,
 }
 
 impl LabOptions {
@@ -48,6 +51,7 @@ impl LabOptions {
             agents: true,
             automated_clean: true,
             ready_timeout: Duration::from_secs(600),
+            ovs: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Lab {
     pub boot_url: String,
     /// `<data_dir>/lab.lock`, locked for the lab's lifetime.
     _lock: std::fs::File,
+    /// The Open vSwitch bridge the servers' NICs are plugged into (`--switch ovs`).
+    pub bridge: Option<crate::lab::switch::LabBridge>,
 }
 
 /// Takes `<dir>/lab.lock` (an exclusive `flock`, released by the kernel when the
@@ -152,7 +158,16 @@ impl Lab {
             FileServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), files.dir.clone())
                 .await
                 .map_err(io("starting the image server"))?;
-        let cfg = service::config(opts.api_listen, opts.automated_clean);
+        let mut cfg = service::config(opts.api_listen, opts.automated_clean);
+        let mut bridge = match &opts.ovs {
+            Some(db) => {
+                let b = crate::lab::switch::LabBridge::create(db).map_err(LabError::Missing)?;
+                b.configure(&mut cfg);
+                tracing::info!(bridge = %b.name, "Open vSwitch bridge created: the servers' NICs are its ports");
+                Some(b)
+            }
+            None => None,
+        };
         let svc = service::start(&cfg).await?;
         let conductor = svc.conductor;
         let api = svc.api;
@@ -182,11 +197,20 @@ impl Lab {
             .await
             .map_err(io("starting the simulated servers"))?;
 
-        for (s, plan) in rack.servers.iter().zip(&plans) {
+        if let Some(b) = &mut bridge {
+            for s in &rack.servers {
+                b.add_server(&s.server.spec().macs)
+                    .map_err(LabError::Missing)?;
+            }
+        }
+        for (i, (s, plan)) in rack.servers.iter().zip(&plans).enumerate() {
             if !plan.uses_bmc {
                 tracing::warn!(server = %s.name(), "this build lacks the {:?} driver, a boot or the direct deploy interface: enrolled with fake-hardware", s.kind);
             }
-            enroll::create(&conductor, s, plan, &file_server)
+            let wiring: Vec<_> = (0..s.server.spec().macs.len())
+                .filter_map(|j| bridge.as_ref().and_then(|b| b.wiring(i, j)))
+                .collect();
+            enroll::create(&conductor, s, plan, &file_server, &wiring)
                 .await
                 .map_err(|e| LabError::Conductor(format!("enrolling {}: {e}", s.name())))?;
             tracing::info!(node = %s.name(), driver = %plan.driver, boot = %plan.boot, deploy = %plan.deploy, bmc = %s.bmc, "enrolled");
@@ -201,6 +225,7 @@ impl Lab {
             boot_servers,
             boot_url,
             _lock: lock,
+            bridge,
         })
     }
 
@@ -259,5 +284,6 @@ impl Lab {
         self.rack.shutdown().await;
         drop(self.boot_servers);
         self.file_server.shutdown().await;
+        drop(self.bridge);
     }
 }
