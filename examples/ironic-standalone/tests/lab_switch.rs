@@ -59,6 +59,67 @@ fn upto_now(seen: &Seen, now: &Option<u16>) -> Vec<Option<u16>> {
     h
 }
 
+/// Bridges this test made itself, deleted however the test ends.
+struct Bridges(String, Vec<String>);
+
+impl Drop for Bridges {
+    fn drop(&mut self) {
+        for b in &self.1 {
+            let _ = std::process::Command::new("ovs-vsctl")
+                .args([&format!("--db={}", self.0), "--if-exists", "del-br", b])
+                .status();
+        }
+    }
+}
+
+fn vsctl(db: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("ovs-vsctl")
+        .arg(format!("--db={db}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() || args.contains(&"br-exists"),
+        "ovs-vsctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn bridge_exists(db: &str, br: &str) -> bool {
+    vsctl(db, &["br-exists", br]).status.code() == Some(0)
+}
+
+/// `/proc/PID/stat` field 22 (start time in clock ticks).
+fn start_time(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned()
+}
+
+/// Makes a bridge that looks like a lab's, owned by `pid` started at `start`.
+fn fake_lab_bridge(db: &str, name: &str, pid: u32, start: &str) {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    vsctl(
+        db,
+        &[
+            "add-br",
+            name,
+            "--",
+            "set",
+            "bridge",
+            name,
+            "datapath_type=netdev",
+            &format!("external_ids:ironic-lab-pid=\"{pid}\""),
+            &format!("external_ids:ironic-lab-pid-start=\"{start}\""),
+            &format!("external_ids:ironic-lab-boot-id=\"{}\"", boot.trim()),
+        ],
+    );
+}
+
 fn contains_in_order(h: &[Option<u16>], want: &[u16]) -> bool {
     let mut it = h.iter();
     want.iter().all(|w| it.any(|t| *t == Some(*w)))
@@ -72,12 +133,31 @@ async fn lab_nics_follow_their_node_on_an_ovs_bridge() {
         sock.is_empty() || std::path::Path::new(sock).exists(),
         "no Open vSwitch at {db}: apt-get install openvswitch-switch and start it (scripts/setup-test-deps.sh does both)"
     );
+    // A bridge left by a lab that died (its pid has exited) is removed when a lab
+    // starts; one of a lab still running (this process) is kept.
+    let me = std::process::id();
+    let (dead, live) = (format!("il{me:x}d"), format!("il{me:x}l"));
+    let _mine = Bridges(db.clone(), vec![dead.clone(), live.clone()]);
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    fake_lab_bridge(&db, &dead, dead_pid, "1");
+    fake_lab_bridge(&db, &live, me, &start_time(me));
+
     let dir = tempfile::tempdir().unwrap();
     let mut opts = LabOptions::new(dir.path().to_path_buf());
     opts.api_listen = "127.0.0.1:0".parse().unwrap();
     opts.servers = 1;
     opts.ovs = Some(db.clone());
     let lab = Lab::start(&opts).await.unwrap();
+    assert!(
+        !bridge_exists(&db, &dead),
+        "the dead lab's bridge {dead} is still there"
+    );
+    assert!(
+        bridge_exists(&db, &live),
+        "a running lab's bridge {live} was removed"
+    );
     let bridge = lab.bridge.as_ref().expect("the lab's bridge");
     let port = bridge.ports[0][0].clone();
     let name = lab.rack.servers[0].name().to_string();
@@ -166,9 +246,5 @@ async fn lab_nics_follow_their_node_on_an_ovs_bridge() {
     let br = bridge.name.clone();
     lab.shutdown().await;
     // the bridge goes with the lab
-    let out = std::process::Command::new("ovs-vsctl")
-        .args([&format!("--db={db}"), "br-exists", &br])
-        .status()
-        .unwrap();
-    assert_eq!(out.code(), Some(2), "bridge {br} left behind");
+    assert!(!bridge_exists(&db, &br), "bridge {br} left behind");
 }
