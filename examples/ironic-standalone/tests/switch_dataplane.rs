@@ -113,8 +113,12 @@ impl Net {
              /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random (or run scripts/setup-test-deps.sh)"
         );
         let bridge = format!("dp{:x}", std::process::id());
+        // (a bridge of that name can only be left by a crashed run with this pid)
         vsctl(&[
-            "--may-exist",
+            "--if-exists",
+            "del-br",
+            &bridge,
+            "--",
             "add-br",
             &bridge,
             "--",
