@@ -10,12 +10,16 @@
 //! 2. a whole-disk image goes to the RAID-1 volume (`/dev/md0`, picked as the
 //!    root device): after power-off both disk files hold the image at the
 //!    array's data offset (a real mirror);
+//!    `install_bootloader` (UEFI) puts an ESP on each disk, mirrored (RAID-1,
+//!    metadata 1.0) with the image's ESP content, and the disks boot in OVMF
+//!    into the image's GRUB, together and each one alone;
 //! 3. a second ramdisk boot assembles the arrays again and
 //!    `delete_configuration` removes them: no array, no superblock, no
 //!    partition table left.
 //!
 //! Needs root, `qemu-system-x86`,
-//! `busybox-static`, `cpio`, `mdadm`, `fdisk` (sfdisk), and Debian's kernel
+//! `busybox-static`, `cpio`, `mdadm`, `parted`, `fdisk` (sfdisk), `ovmf`,
+//! `dosfstools`, `mtools`, `grub-efi-amd64-bin`, and Debian's kernel
 //! package (fetched with `apt-get download` into `target/e2e-kernel`, shared
 //! with the ironic-standalone QEMU test).
 
@@ -33,6 +37,8 @@ const GIB: u64 = 1 << 30;
 /// virtual media).
 const TOKEN: &str = "raidtestraidtestraidtestraidtestraidtest42";
 const MIB: u64 = 1 << 20;
+/// What the image's grub.cfg prints when the disks boot.
+const MARKER: &str = "ironic-rs-raid-esp-boots";
 
 struct Vm {
     child: Child,
@@ -160,6 +166,9 @@ fn initramfs(kernel: &Path, dir: &Path) -> PathBuf {
         "/bin/ironic-agent",
     );
     install_with_libs(&need("mdadm", "mdadm"), &tree, "/sbin/mdadm");
+    // parted's partprobe (BLKPG: adds a partition to a disk whose other
+    // partitions are in use), not busybox's (BLKRRPART, refused then)
+    install_with_libs(&need("partprobe", "parted"), &tree, "/sbin/partprobe");
     for rel in MODULES {
         let src = kernel.join("modules/kernel").join(rel);
         assert!(
@@ -210,7 +219,9 @@ fn boot_ramdisk(kernel: &Path, initrd: &Path, disks: &[PathBuf], dir: &Path, n: 
     .arg("-initrd")
     .arg(initrd)
     .arg("-append")
-    .arg(format!("console=ttyS0 panic=-1 ipa-agent-token={TOKEN}"))
+    .arg(format!(
+        "console=ttyS0 panic=-1 no_timer_check ipa-agent-token={TOKEN}"
+    ))
     .arg("-serial")
     .arg(format!("file:{}", console.display()))
     .arg("-netdev")
@@ -401,13 +412,111 @@ fn whole_disk_image(dir: &Path) -> Vec<u8> {
     )
     .unwrap();
     assert!(c.wait().unwrap().success());
+    // the ESP: GRUB (from the host's grub-mkimage) reading its grub.cfg from it
+    let esp = dir.join("esp.fat");
+    std::fs::File::create(&esp)
+        .unwrap()
+        .set_len(20 * MIB)
+        .unwrap();
+    run(
+        Command::new(need("mkfs.vfat", "dosfstools"))
+            .args(["-n", "EFI", "-i", "1234ABCD"])
+            .arg(&esp),
+        "mkfs.vfat",
+    );
+    let grub = dir.join("BOOTX64.EFI");
+    run(
+        Command::new(need("grub-mkimage", "grub-common grub-efi-amd64-bin"))
+            .args(["-O", "x86_64-efi", "-p", "/EFI/BOOT", "-o"])
+            .arg(&grub)
+            .args([
+                "normal", "fat", "part_gpt", "echo", "serial", "terminal", "halt", "sleep",
+            ]),
+        "grub-mkimage",
+    );
+    std::fs::write(
+        dir.join("grub.cfg"),
+        format!(
+            "serial --unit=0 --speed=115200\nterminal_output serial\necho {MARKER}\nsleep 1\nhalt\n"
+        ),
+    )
+    .unwrap();
+    let esp_s = esp.to_str().unwrap();
+    run(
+        Command::new(need("mmd", "mtools")).args(["-i", esp_s, "::/EFI", "::/EFI/BOOT"]),
+        "mmd",
+    );
+    for (src, dst) in [
+        ("BOOTX64.EFI", "::/EFI/BOOT/BOOTX64.EFI"),
+        ("grub.cfg", "::/EFI/BOOT/grub.cfg"),
+    ] {
+        run(
+            Command::new("mcopy")
+                .args(["-i", esp_s])
+                .arg(dir.join(src))
+                .arg(dst),
+            "mcopy",
+        );
+    }
     let mut data = std::fs::read(&img).unwrap();
+    let fat = std::fs::read(&esp).unwrap();
+    data[MIB as usize..MIB as usize + fat.len()].copy_from_slice(&fat);
     // recognisable bytes all over the data partition
     for (i, chunk) in data[43008 * 512..].chunks_mut(4096).enumerate() {
         let s = format!("ironic-rs software RAID test block {i:08}\n");
         chunk[..s.len()].copy_from_slice(s.as_bytes());
     }
     data
+}
+
+/// Boot `disks` (virtio) in OVMF until the console shows `marker`.
+fn boot_uefi(disks: &[PathBuf], dir: &Path, marker: &str) {
+    let vars = dir.join("OVMF_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+        .expect("OVMF firmware is needed: apt-get install ovmf");
+    let console = dir.join("ovmf-console.log");
+    let _ = std::fs::remove_file(&console);
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel", "tcg", "-machine", "q35", "-m", "256", "-display", "none",
+    ])
+    .args(["-no-reboot", "-nodefaults"])
+    .arg("-serial")
+    .arg(format!("file:{}", console.display()))
+    .args([
+        "-drive",
+        "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+    ])
+    .arg("-drive")
+    .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    for d in disks {
+        cmd.arg("-drive").arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            d.display()
+        ));
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");
+    let vm = Vm {
+        child,
+        console,
+        port: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while Instant::now() < deadline {
+        if vm.console().contains(marker) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "{} disk(s) did not boot to {marker:?} within 240 s; console:\n{}",
+        disks.len(),
+        vm.console()
+    );
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -518,13 +627,49 @@ async fn software_raid_in_a_vm() {
             .contains("written to device /dev/md0"),
         "{msg}"
     );
+    let uuids = vm.ok(&http, "standby.get_partition_uuids", json!({})).await;
+    // BIOS boot from software RAID is refused clearly (GRUB on every holder is
+    // not done), never reported as done
+    let r = vm
+        .command(
+            &http,
+            "image.install_bootloader",
+            json!({"root_uuid": uuids["root uuid"], "target_boot_mode": "bios"}),
+        )
+        .await;
+    assert_eq!(r["command_status"], "FAILED", "{r}");
+    assert!(
+        r["command_error"]
+            .to_string()
+            .contains("legacy BIOS boot from software RAID"),
+        "{r}"
+    );
+    // Ironic's configure_local_boot in UEFI mode: the ESP mirrored on both disks
+    let r = vm
+        .ok(
+            &http,
+            "image.install_bootloader",
+            json!({"root_uuid": uuids["root uuid"], "efi_system_part_uuid": null,
+                "target_boot_mode": "uefi"}),
+        )
+        .await;
+    let msg = r["result"].as_str().unwrap();
+    assert!(
+        msg.contains("mirrored to /dev/md2 on /dev/vda3, /dev/vdb3"),
+        "{msg}"
+    );
+    assert!(msg.contains("\\EFI\\BOOT\\BOOTX64.EFI"), "{msg}");
+    assert!(
+        msg.contains("not booted in UEFI mode"),
+        "NVRAM skipped and said: {msg}"
+    );
     vm.power_off(&http).await;
 
     // both disks: GPT, the RAID partitions after room for the ESP, the image
     // mirrored at the array's data offset
     for d in &disks {
         let parts = partitions(d);
-        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert_eq!(parts.len(), 3, "{parts:?}");
         assert_eq!(parts[0].0, 551 * MIB, "room for the ESP first: {parts:?}");
         assert_eq!(
             parts[0].0 + parts[0].1,
@@ -532,7 +677,7 @@ async fn software_raid_in_a_vm() {
             "the first volume ends at 1 GiB"
         );
         assert_eq!(parts[1].0, GIB);
-        for p in &parts {
+        for p in &parts[..2] {
             assert_eq!(
                 p.2, "A19D880F-05FC-4D3B-A006-743F0F84911E",
                 "Linux RAID type"
@@ -544,10 +689,10 @@ async fn software_raid_in_a_vm() {
         assert!(name.ends_with("root"), "{name}");
         let mut got = vec![0u8; image.len()];
         f.read_exact_at(&mut got, parts[0].0 + data_offset).unwrap();
-        // the partitions byte for byte (the GPT headers were moved to the
+        // the data partition byte for byte (the GPT headers were moved to the
         // end of the volume by the agent, as IPA's sgdisk -e)
         assert_eq!(&got[512..520], b"EFI PART");
-        let body = MIB as usize..image.len() - 64 * 1024;
+        let body = 21 * MIB as usize..image.len() - 64 * 1024;
         assert!(
             got[body.clone()] == image[body],
             "{} does not hold the image",
@@ -555,7 +700,35 @@ async fn software_raid_in_a_vm() {
         );
         let (_, name) = md_superblock(&f, parts[1].0 + 4096).unwrap();
         assert!(name.ends_with("data"), "{name}");
+        // the image's own ESP inside the volume is wiped
+        assert!(
+            got[MIB as usize..MIB as usize + 512]
+                .iter()
+                .all(|b| *b == 0)
+        );
+        // the ESP: 550 MiB from 1 MiB, a member of a metadata-1.0 mirror (the
+        // superblock 8 KiB before its end), a plain FAT to the firmware with
+        // the image's volume id
+        let esp = &parts[2];
+        assert_eq!((esp.0, esp.1), (MIB, 550 * MIB), "{parts:?}");
+        assert_eq!(esp.2, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+        let sectors = esp.1 / 512;
+        let (_, name) = md_superblock(&f, esp.0 + ((sectors - 16) & !7) * 512)
+            .expect("md 1.0 superblock at the end of the ESP");
+        assert!(name.ends_with("esp"), "{name}");
+        let mut fat = vec![0u8; 512];
+        f.read_exact_at(&mut fat, esp.0).unwrap();
+        assert_eq!(&fat[510..512], &[0x55, 0xAA]);
+        let id_at = if &fat[82..87] == b"FAT32" { 67 } else { 39 };
+        assert_eq!(
+            u32::from_le_bytes(fat[id_at..id_at + 4].try_into().unwrap()),
+            0x1234_ABCD,
+            "the copied ESP keeps the image's volume id"
+        );
     }
+    // the disks boot in OVMF into the image's GRUB, both, and either alone
+    boot_uefi(&disks, &dir, MARKER);
+    boot_uefi(&disks[1..], &dir, MARKER);
 
     // 3. cleaning again in a fresh ramdisk: delete_configuration
     let vm = boot_ramdisk(&kernel, &initrd, &disks, &dir, 2);
@@ -569,7 +742,7 @@ async fn software_raid_in_a_vm() {
         .await;
     // a fresh ramdisk assembles the arrays under its own names (md127, ...)
     let deleted = r["clean_result"].as_object().unwrap();
-    assert_eq!(deleted.len(), 2, "{r}");
+    assert_eq!(deleted.len(), 3, "root, data and the ESP mirror: {r}");
     assert!(deleted.values().all(|v| v == "delete"), "{r}");
     let stat = mdstat(&vm, &http).await;
     assert!(!stat.contains(" : active"), "{stat}");

@@ -291,12 +291,231 @@ pub(super) async fn uefi_entries(st: &State, device: &Path, p: &Params) -> Resul
     }
 }
 
+/// UEFI boot from a software RAID volume, as IPA's
+/// `prepare_boot_partitions_for_softraid` + `manage_uefi`: an ESP on every
+/// holder disk (in the room `create_configuration` left, 550 MiB from 1 MiB),
+/// mirrored by a RAID-1 array with metadata 1.0 (the superblock at the end, so
+/// the firmware reads each member as a plain FAT), named `esp`; the image's ESP
+/// copied there with its volume id and label (its `/etc/fstab` entry stays
+/// valid) and then wiped, so that only the mirrored one is found; a boot entry
+/// per holder (`<label> (RAID, partN)`). An ESP array left by an earlier
+/// deployment is reused. IPA mounts and `cp -a`s; this agent copies in user
+/// space (no mount, no vfat module needed).
+async fn uefi_on_raid(st: &State, md: &super::steps::raid::MdDevice, p: &Params) -> Result<String> {
+    use super::steps::raid;
+    let dev = Path::new(&md.name).to_owned();
+    let (f, _) = image::open_device(&dev)?;
+    let Some(img_esp) = find_esp(&f, p.efi_system_part_uuid.as_deref())? else {
+        return Err(AgentError::NoRootDevice(format!(
+            "No EFI partition could be detected on the software RAID device {} and EFI \
+             partition UUID has not been recorded during deployment. Are you using a \
+             UEFI-compatible image?",
+            md.name
+        )));
+    };
+    let (files, volume_id, label) = {
+        let fs = esp::open(&f, &img_esp)?;
+        let mut files = Vec::new();
+        for path in esp::files(&fs)? {
+            let data = esp::read(&fs, &path)?;
+            files.push((path, data));
+        }
+        let label = fs.volume_label().trim().to_owned();
+        (files, fs.volume_id(), label)
+    };
+    // the ESP array: one from an earlier deployment, else a new one
+    let mut esp_md = None;
+    for m in raid::md_devices(&st.cfg.sys_root) {
+        if m.name != md.name
+            && m.level == "raid1"
+            && raid::volume_name(&m.name).await.as_deref() == Some("esp")
+        {
+            esp_md = Some(m.name.clone());
+        }
+    }
+    let esp_md = match esp_md {
+        Some(m) => {
+            tracing::info!(device = %m, "Found RAIDed ESP, skip creation");
+            m
+        }
+        None => {
+            let mut members = Vec::new();
+            for (n, holder) in md.holders.iter().enumerate() {
+                let (hf, size) = image::open_device(Path::new(holder))?;
+                let part = partition::add_partition(
+                    &hf,
+                    size,
+                    1 << 20,
+                    Some(raid::ESP_SIZE_MIB << 20),
+                    partition::ESP,
+                    &format!("uefi-holder-{n}"),
+                )
+                .map_err(|e| {
+                    AgentError::CommandFailed(format!(
+                        "no room for the ESP on the holder disk {holder} (was the RAID built \
+                         in UEFI mode?): {e}"
+                    ))
+                })?;
+                drop(hf);
+                let path = partition::partition_path(holder, part.number);
+                raid::rescan(holder, std::slice::from_ref(&path)).await;
+                tracing::debug!(partition = %path, disk = %holder, "EFI partition created on a holder disk");
+                members.push(path);
+            }
+            let name = raid::free_md(&st.cfg.sys_root, 0)?;
+            let mut args = super::steps::argv(&[
+                "--create",
+                &name,
+                "--force",
+                "--run",
+                "--metadata=1.0",
+                "--level",
+                "1",
+                "--name",
+                "esp",
+                "--raid-devices",
+            ]);
+            args.push(members.len().to_string());
+            args.extend(members.iter().cloned());
+            super::steps::run_tool("mdadm", &args).await.map_err(|e| {
+                AgentError::CommandFailed(format!("creating the RAID-1 ESP {name}: {e}"))
+            })?;
+            name
+        }
+    };
+    // the image's ESP, copied with its id and label, then wiped (IPA: wipefs -a)
+    let esp_path = Path::new(&esp_md).to_owned();
+    let img_part = img_esp.clone();
+    let copied = files.len();
+    super::steps::blocking(move || {
+        let (ef, size) = image::open_device(&esp_path)?;
+        let whole = partition::Partition {
+            number: 0,
+            start: 0,
+            len: size,
+            name: String::new(),
+            uuid: String::new(),
+            kind: partition::PartKind::Gpt(partition::ESP),
+        };
+        let label = if label.is_empty() || label == "NO NAME" {
+            "esp".to_owned()
+        } else {
+            label
+        };
+        esp::format_with_id(&ef, &whole, &label, volume_id)?;
+        {
+            let fs = esp::open(&ef, &whole)?;
+            for (path, data) in &files {
+                esp::write(&fs, path, data)?;
+            }
+            fs.unmount()
+                .map_err(|e| AgentError::io("closing the RAID ESP", e))?;
+        }
+        ef.sync_all()
+            .map_err(|e| AgentError::io("fsync the RAID ESP", e))?;
+        let (mf, _) = image::open_device(&dev)?;
+        super::steps::erase::zero_at(&mf, img_part.start, img_part.len.min(1 << 20))?;
+        mf.sync_all()
+            .map_err(|e| AgentError::io("fsync after wiping the image's ESP", e))
+    })
+    .await?;
+    // the boot entries, one per member of the ESP array
+    let (ef, size) = image::open_device(Path::new(&esp_md))?;
+    let whole = partition::Partition {
+        number: 0,
+        start: 0,
+        len: size,
+        name: String::new(),
+        uuid: String::new(),
+        kind: partition::PartKind::Gpt(partition::ESP),
+    };
+    let loaders = {
+        let fs = esp::open(&ef, &whole)?;
+        esp::find_loaders(&fs)?
+    };
+    if loaders.is_empty() {
+        return Err(AgentError::ImageFormat(format!(
+            "the EFI partition of the image on {} has no boot loader (looked for {})",
+            md.name,
+            esp::BOOTLOADERS_EFI.join(", ")
+        )));
+    }
+    let members = raid::md_devices(&st.cfg.sys_root)
+        .into_iter()
+        .find(|m| m.name == esp_md)
+        .map(|m| m.members)
+        .unwrap_or_default();
+    let found = loaders
+        .iter()
+        .map(|l| l.path.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let summary = format!(
+        "software RAID {}: the image's ESP ({copied} files) mirrored to {esp_md} on {}",
+        md.name,
+        members.join(", ")
+    );
+    if let Some(why) = nvram_blocker(st, Path::new(&md.name)) {
+        tracing::warn!(device = %md.name, loaders = %found, "{why}");
+        return Ok(format!("{summary}; it has {found}; {why}"));
+    }
+    let mut done = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let holder = md
+            .holders
+            .iter()
+            .find(|h| member.starts_with(h.as_str()))
+            .cloned()
+            .unwrap_or_else(|| {
+                member
+                    .trim_end_matches(|c: char| c.is_ascii_digit())
+                    .to_owned()
+            });
+        let number: u32 = member
+            .trim_start_matches(holder.as_str())
+            .trim_start_matches('p')
+            .parse()
+            .map_err(|_| {
+                AgentError::CommandFailed(format!(
+                    "Could not extract the partition number from {member}!"
+                ))
+            })?;
+        let entries: Vec<Entry> = loaders
+            .iter()
+            .map(|l| Entry {
+                part_number: number,
+                loader: esp::Loader {
+                    path: l.path.clone(),
+                    label: format!("{} (RAID, part{i})", l.label),
+                },
+            })
+            .collect();
+        done.extend(write_nvram(Path::new(&holder), &entries).await?);
+    }
+    Ok(format!("{summary}; UEFI boot entries {}", done.join(", ")))
+}
+
 /// Run `install_bootloader` on `device`.
 pub(crate) async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<String> {
     if p.prep_boot_part_uuid.is_some() {
         return Err(AgentError::CommandFailed(
             "PReP boot partitions (ppc64) are not supported by this agent".into(),
         ));
+    }
+    if let Some(md) = super::steps::raid::md_devices(&st.cfg.sys_root)
+        .into_iter()
+        .find(|m| Path::new(&m.name) == device)
+    {
+        if p.target_boot_mode == "uefi" {
+            return uefi_on_raid(st, &md, p).await;
+        }
+        return Err(AgentError::CommandFailed(format!(
+            "{} is a software RAID volume: legacy BIOS boot from software RAID needs GRUB \
+             installed on every holder disk ({}), which this agent does not do yet; deploy \
+             in UEFI mode (each holder disk then gets a mirrored EFI System Partition)",
+            md.name,
+            md.holders.join(", ")
+        )));
     }
     let image_type = *st.image_type.lock().await;
     let whole_disk = image_type == Some(ImageType::WholeDisk)

@@ -127,13 +127,18 @@ pub fn open(f: &File, part: &Partition) -> Result<Fat> {
 /// Linux read no FAT whose sectors are smaller than the disk's); returns its
 /// volume id as `blkid` prints it (`ABCD-1234`).
 pub fn format(f: &File, part: &Partition, label: &str) -> Result<String> {
+    format_with_id(f, part, label, crate::agent::entropy::u32())
+}
+
+/// [`format`] with the volume id `id` (a copied ESP keeps the id its
+/// `/etc/fstab` entry names).
+pub fn format_with_id(f: &File, part: &Partition, label: &str, id: u32) -> Result<String> {
     let ss = super::partition::sector_size(f);
     let mut r = Region::new(f, part.start, part.len)?;
     let mut l = [b' '; 11];
     for (d, s) in l.iter_mut().zip(label.to_ascii_uppercase().bytes()) {
         *d = s;
     }
-    let id: u32 = crate::agent::entropy::u32();
     fatfs::format_volume(
         &mut r,
         fatfs::FormatVolumeOptions::new()

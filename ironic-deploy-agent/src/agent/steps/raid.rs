@@ -380,7 +380,7 @@ pub(crate) fn parse_volume_name(detail: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-async fn volume_name(md: &str) -> Option<String> {
+pub(crate) async fn volume_name(md: &str) -> Option<String> {
     match run_tool("mdadm", &argv(&["--detail", md])).await {
         Ok(out) => parse_volume_name(&out),
         Err(e) => {
@@ -391,7 +391,7 @@ async fn volume_name(md: &str) -> Option<String> {
 }
 
 /// The first free `/dev/mdN` from `from` on.
-fn free_md(sys: &Path, from: u32) -> Result<String> {
+pub(crate) fn free_md(sys: &Path, from: u32) -> Result<String> {
     (from..128)
         .map(|i| format!("md{i}"))
         .find(|n| !sys.join("block").join(n).exists() && !Path::new("/dev").join(n).exists())
