@@ -435,7 +435,7 @@ impl Bmc {
         // Sessions start at USER (or below, if that is all that was asked for).
         let privilege = session.max_privilege.min(privilege::USER);
         session.phase = Phase::Active {
-            keys: SessionKeys::derive(&sik),
+            keys: crypto::session_keys(&sik),
             privilege,
         };
         session.last_seen = Instant::now();
@@ -490,7 +490,7 @@ impl Bmc {
         } else {
             msg
         };
-        let sign = |b: &[u8]| keys.auth_code(b).to_vec();
+        let sign = |b: &[u8]| keys.auth_code(b);
         let reply = wire::build_v20(
             payload::IPMI,
             session.encrypt,

@@ -2,28 +2,18 @@
 //! Everything received is parsed with bounds checks: a malformed datagram is an error,
 //! never a panic.
 
+//! The RMCP+ framing (session header, integrity trailer), the payload types and
+//! the message checksum are ironic-drivers-ipmi's (`session::packet`): the driver
+//! and this simulator share them. What only a BMC does (answer ASF pings and
+//! v1.5 pre-session requests, parse requests and build responses) is here.
+
+use ironic_drivers_ipmi::session::packet;
+pub use packet::{Frame as V20, build_frame as build_v20, checksum, payload};
+
 /// RMCP header of an IPMI datagram: version 6, no ACK, class IPMI.
-pub const RMCP_IPMI: [u8; 4] = [0x06, 0x00, 0xFF, 0x07];
+pub const RMCP_IPMI: [u8; 4] = packet::RMCP_HEADER;
 /// The ASF IANA enterprise number (RMCP ping/pong).
 const ASF_IANA: [u8; 4] = [0x00, 0x00, 0x11, 0xBE];
-
-/// RMCP+ payload types.
-pub mod payload {
-    /// An IPMI message.
-    pub const IPMI: u8 = 0x00;
-    /// RMCP+ Open Session Request.
-    pub const OPEN_SESSION_REQUEST: u8 = 0x10;
-    /// RMCP+ Open Session Response.
-    pub const OPEN_SESSION_RESPONSE: u8 = 0x11;
-    /// RAKP Message 1.
-    pub const RAKP1: u8 = 0x12;
-    /// RAKP Message 2.
-    pub const RAKP2: u8 = 0x13;
-    /// RAKP Message 3.
-    pub const RAKP3: u8 = 0x14;
-    /// RAKP Message 4.
-    pub const RAKP4: u8 = 0x15;
-}
 
 /// Why a datagram was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +27,9 @@ pub enum WireError {
     /// A checksum or trailer is wrong.
     #[error("corrupt {0}")]
     Corrupt(&'static str),
+    /// The RMCP+ frame is malformed.
+    #[error("{0}")]
+    Frame(String),
 }
 
 fn need(b: &[u8], n: usize, what: &'static str) -> Result<(), WireError> {
@@ -45,10 +38,6 @@ fn need(b: &[u8], n: usize, what: &'static str) -> Result<(), WireError> {
     } else {
         Ok(())
     }
-}
-
-fn le32(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// A parsed datagram.
@@ -66,27 +55,6 @@ pub enum Inbound<'a> {
     },
     /// An RMCP+ packet.
     V20(V20<'a>),
-}
-
-/// An RMCP+ packet.
-#[derive(Debug, PartialEq, Eq)]
-pub struct V20<'a> {
-    /// Payload type (without the encrypted/authenticated bits).
-    pub payload_type: u8,
-    /// Whether the payload is encrypted.
-    pub encrypted: bool,
-    /// Whether an integrity trailer is present.
-    pub authenticated: bool,
-    /// The BMC's session id (0 before the session).
-    pub session_id: u32,
-    /// Session sequence number.
-    pub seq: u32,
-    /// The payload, as sent (still encrypted if `encrypted`).
-    pub payload: &'a [u8],
-    /// The bytes the integrity code covers (auth type through next header).
-    pub signed: &'a [u8],
-    /// The integrity code.
-    pub auth_code: &'a [u8],
 }
 
 /// Parses a datagram (`auth_code_len`: the integrity code length of the session).
@@ -117,51 +85,14 @@ pub fn parse(pkt: &[u8], auth_code_len: usize) -> Result<Inbound<'_>, WireError>
                         msg: &s[10..10 + len],
                     })
                 }
-                0x06 => parse_v20(s, auth_code_len).map(Inbound::V20),
+                0x06 => packet::parse_frame(pkt, auth_code_len)
+                    .map(Inbound::V20)
+                    .map_err(|e| WireError::Frame(e.to_string())),
                 _ => Err(WireError::Unsupported("IPMI v1.5 authentication type")),
             }
         }
         _ => Err(WireError::Unsupported("RMCP message class")),
     }
-}
-
-fn parse_v20(s: &[u8], auth_code_len: usize) -> Result<V20<'_>, WireError> {
-    need(s, 12, "RMCP+ session header")?;
-    let pt = s[1];
-    if pt & 0x3F == 0x02 {
-        return Err(WireError::Unsupported("OEM payload"));
-    }
-    let session_id = le32(&s[2..6]);
-    let seq = le32(&s[6..10]);
-    let len = u16::from_le_bytes([s[10], s[11]]) as usize;
-    need(&s[12..], len, "RMCP+ payload")?;
-    let payload = &s[12..12 + len];
-    let authenticated = pt & 0x40 != 0;
-    let (signed, auth_code): (&[u8], &[u8]) = if authenticated {
-        let end = s.len();
-        need(s, 12 + len + 2 + auth_code_len, "integrity trailer")?;
-        let code_start = end - auth_code_len;
-        if s[code_start - 1] != 0x07 {
-            return Err(WireError::Corrupt("integrity trailer next header"));
-        }
-        let pad = s[code_start - 2] as usize;
-        if 12 + len + pad + 2 != code_start {
-            return Err(WireError::Corrupt("integrity pad length"));
-        }
-        (&s[..code_start], &s[code_start..])
-    } else {
-        (&[], &[])
-    };
-    Ok(V20 {
-        payload_type: pt & 0x3F,
-        encrypted: pt & 0x80 != 0,
-        authenticated,
-        session_id,
-        seq,
-        payload,
-        signed,
-        auth_code,
-    })
 }
 
 /// An ASF pong answering a ping with `tag`: IPMI supported.
@@ -184,53 +115,6 @@ pub fn build_v15(msg: &[u8]) -> Vec<u8> {
     out.push(msg.len() as u8);
     out.extend_from_slice(msg);
     out
-}
-
-/// Computes the integrity code over the signed range of a packet.
-pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
-
-/// An RMCP+ datagram; `sign` computes the integrity code over the signed range when
-/// the packet is authenticated. `payload` is already encrypted when `encrypted`.
-pub fn build_v20(
-    payload_type: u8,
-    encrypted: bool,
-    session_id: u32,
-    seq: u32,
-    payload: &[u8],
-    sign: Option<Signer<'_>>,
-) -> Vec<u8> {
-    let mut s = vec![0x06];
-    let mut pt = payload_type;
-    if encrypted {
-        pt |= 0x80;
-    }
-    if sign.is_some() {
-        pt |= 0x40;
-    }
-    s.push(pt);
-    s.extend_from_slice(&session_id.to_le_bytes());
-    s.extend_from_slice(&seq.to_le_bytes());
-    s.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-    s.extend_from_slice(payload);
-    if let Some(sign) = sign {
-        let pad = (4 - (s.len() + 2) % 4) % 4;
-        s.extend(std::iter::repeat_n(0xFF, pad));
-        s.push(pad as u8);
-        s.push(0x07);
-        let code = sign(&s);
-        s.extend_from_slice(&code);
-    }
-    let mut out = RMCP_IPMI.to_vec();
-    out.extend_from_slice(&s);
-    out
-}
-
-/// The two's complement checksum IPMI messages carry.
-pub fn checksum(bytes: &[u8]) -> u8 {
-    bytes
-        .iter()
-        .fold(0u8, |acc, b| acc.wrapping_add(*b))
-        .wrapping_neg()
 }
 
 /// An IPMI request message.
