@@ -154,6 +154,22 @@ impl ApiConfig {
     }
 }
 
+/// What an `ironic serve` process does (`[conductor] role`, `ironic serve --role`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// API and conductor (the default).
+    #[default]
+    All,
+    /// API only: it registers no conductor, owns no node and runs no periodic
+    /// task; node actions go to the nodes' owners (`internal_url`), everything
+    /// else runs here on the shared database (Ironic's `ironic-api`).
+    Api,
+    /// A conductor. It serves the API as `all` does: the other processes forward
+    /// the actions on its nodes to it there, and ramdisk agents call it there.
+    Conductor,
+}
+
 /// Which store keeps the state.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +225,8 @@ pub struct ConductorSection {
     pub host: Option<String>,
     /// Conductor group served.
     pub conductor_group: String,
+    /// What this process does: `all`, `api` (no conductor) or `conductor`.
+    pub role: Role,
     /// URL of this API that ramdisk agents call back (default: from `api.listen`).
     pub api_url: Option<String>,
     /// URL of this process's API as the other conductors on the same database
@@ -269,6 +287,7 @@ impl Default for ConductorSection {
         ConductorSection {
             host: None,
             conductor_group: String::new(),
+            role: Role::All,
             api_url: None,
             internal_url: None,
             max_concurrent_operations: 300,
@@ -534,6 +553,11 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "api.public_endpoint must be an http:// or https:// URL, got {url:?}"
             )));
+        }
+        if self.conductor.role == Role::Api && self.storage.backend != Backend::Postgres {
+            return Err(ConfigError::Invalid(
+                "conductor.role = \"api\" needs a database shared with conductors (storage.backend = \"postgres\")".into(),
+            ));
         }
         if let Some(url) = &self.conductor.internal_url
             && (!(url.starts_with("http://") || url.starts_with("https://"))

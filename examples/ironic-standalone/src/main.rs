@@ -36,7 +36,12 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the API and the conductor (the default).
-    Serve,
+    Serve {
+        /// `all` (API and conductor), `api` (API only, several processes on one
+        /// PostgreSQL) or `conductor` (overrides `[conductor] role`).
+        #[arg(long, value_enum)]
+        role: Option<ironic_standalone::config::Role>,
+    },
     /// Run the service plus simulated servers (Redfish and IPMI BMCs, machines that
     /// boot the real agent) on loopback, enrolled and made available.
     Lab(ironic_standalone::lab::cli::LabArgs),
@@ -139,9 +144,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match cli.command.unwrap_or(Command::Serve { role: None }) {
         Command::Ramdisk(_) => return ExitCode::SUCCESS,
-        Command::Serve => runtime.block_on(server::serve(cfg, server::shutdown_signal())),
+        Command::Serve { role } => {
+            if let Some(r) = role {
+                cfg.conductor.role = r;
+            }
+            runtime.block_on(server::serve(cfg, server::shutdown_signal()))
+        }
         Command::Lab(args) => {
             use ironic_standalone::lab::cli;
             let run = async {

@@ -288,6 +288,7 @@ pub fn conductor_config(cfg: &Config) -> ConductorConfig {
         v.conductor_group = c.conductor_group.to_lowercase();
         v.api_url = Some(cfg.api_url());
         v.url = Some(cfg.internal_url());
+        v.takes_work = c.role != crate::config::Role::Api;
         v.settings = c.settings.clone();
         v.max_concurrent_operations = c.max_concurrent_operations;
         v.automated_clean = c.automated_clean;

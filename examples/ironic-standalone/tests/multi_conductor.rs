@@ -413,3 +413,92 @@ fn a_conductor_killed_mid_deploy_is_taken_over() {
     });
     drop((a, c));
 }
+
+/// An API-only process (`ironic serve --role api`) in front of a conductor on one
+/// database: it registers no conductor and owns no node, and the node actions it
+/// accepts run on the conductor (which holds the node's lock while they run).
+#[test]
+fn an_api_only_process_hands_node_actions_to_the_conductor() {
+    let rt = rt();
+    let db = rt.block_on(TestDatabase::create());
+    let conductor = Ironic::start(
+        &[],
+        &[
+            ("IRONIC__STORAGE__BACKEND", "postgres"),
+            ("IRONIC__STORAGE__URL", db.url()),
+            ("IRONIC__CONDUCTOR__HOST", "worker-1"),
+            ("IRONIC__FAKE__POWER_DELAY", "3"),
+        ],
+    );
+    let api = Ironic::start(
+        &["serve", "--role", "api"],
+        &[
+            ("IRONIC__STORAGE__BACKEND", "postgres"),
+            ("IRONIC__STORAGE__URL", db.url()),
+            ("IRONIC__CONDUCTOR__HOST", "front-1"),
+            ("IRONIC__CONDUCTOR__CONDUCTOR_HEARTBEAT_INTERVAL", "1"),
+        ],
+    );
+    rt.block_on(async {
+        let (s, n) = call(
+            &api.url,
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": "behind-api"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{n}");
+        // The API process sees the conductor at its first keep-alive after the
+        // conductor registered.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, node) =
+                call(&api.url, reqwest::Method::GET, "/v1/nodes/behind-api", None).await;
+            if node["conductor"] == "worker-1" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no owner: {node}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let (_, cs) = call(&api.url, reqwest::Method::GET, "/v1/conductors", None).await;
+        let hosts: Vec<&str> = cs["conductors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["hostname"].as_str())
+            .collect();
+        assert_eq!(hosts, ["worker-1"], "an API-only process is no conductor");
+
+        let (s, v) = call(
+            &api.url,
+            reqwest::Method::PUT,
+            "/v1/nodes/behind-api/states/power",
+            Some(json!({"target": "power on"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        // The power action takes 3 s on the conductor, under its lock.
+        let mut holder = Value::Null;
+        for _ in 0..20 {
+            let (_, node) =
+                call(&api.url, reqwest::Method::GET, "/v1/nodes/behind-api", None).await;
+            holder = node["reservation"].clone();
+            if !holder.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(holder, "worker-1", "the conductor runs the action");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, node) =
+                call(&api.url, reqwest::Method::GET, "/v1/nodes/behind-api", None).await;
+            if node["power_state"] == "power on" && node["reservation"].is_null() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{node}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    drop((api, conductor));
+}
