@@ -48,3 +48,48 @@ async fn manual_management_needs_generic_boot_and_deploy_and_says_so() {
     assert!(e.c.create_node(n).await.is_err());
     e.c.shutdown().await;
 }
+
+#[tokio::test]
+async fn wait_for_provision_state_returns_the_node_or_says_why_not() {
+    use ironic_core::conductor::WaitError;
+    use std::time::Duration;
+    let e = env(FakeDeployMode::Sync).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    let n =
+        e.c.wait_for_provision_state(&i, S::Manageable, Duration::from_secs(10))
+            .await
+            .unwrap();
+    assert_eq!(n.provision_state, S::Manageable);
+    assert!(n.reservation.is_none());
+    provision(&e.c, &i, "provide").await;
+    e.c.wait_for_provision_state(&i, S::Available, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // a state that will not come: the time is up
+    let err =
+        e.c.wait_for_provision_state(&i, S::Active, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, WaitError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("\"available\""), "{err}");
+    // a deploy that fails ends the wait at once, with the node's last_error
+    e.fake.fail_next(
+        "boot.prepare_instance",
+        1,
+        ironic_core::ErrorKind::Other,
+        false,
+    );
+    provision(&e.c, &i, "active").await;
+    let err =
+        e.c.wait_for_provision_state(&i, S::Active, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+    let WaitError::Failed { node, want } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((node.provision_state, *want), (S::DeployFailed, S::Active));
+    assert!(err.to_string().contains("prepare_instance"), "{err}");
+    e.c.shutdown().await;
+}

@@ -41,6 +41,7 @@ pub mod ring;
 mod shared;
 mod steps;
 mod types;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub use types::{
     LookupResult, NodeEvent, ProvisionRequest, ResourceAction, ResourceEvent, ResourceKind,
     ValidationResult,
 };
+pub use wait::WaitError;
 
 use crate::error::{Error, Result};
 use crate::hardware::InterfaceRegistry;
