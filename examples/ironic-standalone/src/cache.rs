@@ -97,6 +97,9 @@ impl Store for CachedStore {
     async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>> {
         self.mem.list_nodes(query).await
     }
+    async fn list_nodes_shared(&self, query: &NodeQuery) -> StoreResult<Vec<Arc<Node>>> {
+        self.mem.list_nodes_shared(query).await
+    }
     async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize> {
         self.mem.count_nodes(filter).await
     }

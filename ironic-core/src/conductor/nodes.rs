@@ -88,6 +88,14 @@ impl Conductor {
         Ok(self.store().list_nodes(q).await?)
     }
 
+    /// List nodes shared rather than copied (see [`Store::list_nodes_shared`]):
+    /// for callers that only read them.
+    ///
+    /// [`Store::list_nodes_shared`]: crate::store::Store::list_nodes_shared
+    pub async fn list_nodes_shared(&self, q: &NodeQuery) -> Result<Vec<std::sync::Arc<Node>>> {
+        Ok(self.store().list_nodes_shared(q).await?)
+    }
+
     /// Apply an updated copy of a node (the API applied a JSON patch to it). Takes
     /// the exclusive lock; only the fields the API may change are copied
     /// (`PATCH_ALLOWED_FIELDS`); refuses while a transition is in progress unless

@@ -6,8 +6,8 @@
 //! stores too. Nothing survives the process.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -17,7 +17,12 @@ use crate::driver::{BiosSetting, FirmwareComponent};
 #[derive(Default)]
 struct Data {
     next_id: u64,
-    nodes: HashMap<NodeId, (u64, Node)>,
+    /// Nodes behind `Arc`: a listing hands out references, not deep copies
+    /// (a node holds a dozen maps and strings), and a write replaces the `Arc`.
+    nodes: HashMap<NodeId, (u64, Arc<Node>)>,
+    /// Nodes in creation order (`id` → UUID): the default sort of a listing
+    /// reads one page from here instead of sorting every node.
+    node_order: BTreeMap<u64, NodeId>,
     ports: HashMap<PortId, (u64, Port)>,
     portgroups: HashMap<PortgroupId, (u64, Portgroup)>,
     chassis: HashMap<ChassisId, (u64, Chassis)>,
@@ -44,7 +49,7 @@ impl Data {
         self.next_id
     }
 
-    fn find_node(&self, ident: &Ident) -> StoreResult<&(u64, Node)> {
+    fn find_node(&self, ident: &Ident) -> StoreResult<&(u64, Arc<Node>)> {
         let found = match ident {
             Ident::Uuid(u) => self.nodes.get(&NodeId(*u)),
             Ident::Name(n) => self.node_names.get(n).and_then(|id| self.nodes.get(id)),
@@ -172,6 +177,58 @@ impl Data {
 }
 
 impl Data {
+    /// One page of nodes. The default order (`id`, creation order) walks
+    /// `node_order` from the marker and stops at the limit, so a page costs its
+    /// own size, not a sort of every node; other keys sort the matching nodes.
+    fn node_page(&self, query: &NodeQuery) -> StoreResult<Vec<Arc<Node>>> {
+        let page = &query.page;
+        let filter = &query.filter;
+        if page.sort_key != NodeSortKey::Id {
+            let items: Vec<_> = self
+                .nodes
+                .values()
+                .filter(|(_, n)| node_matches(filter, n))
+                .collect();
+            let key = page.sort_key;
+            return paginate(
+                items,
+                |a, b| cmp_node(key, a, b),
+                page.sort_dir,
+                page.marker,
+                |n| n.uuid.0,
+                page.limit,
+                "Node",
+            );
+        }
+        let after = match page.marker {
+            None => None,
+            // As the SQL stores (and Ironic's paginate_query): the marker is
+            // looked up among all nodes, the page continues after it.
+            Some(m) => match self.nodes.get(&NodeId(m)) {
+                Some((seq, _)) => Some(*seq),
+                None => return Err(StoreError::not_found("Node", format!("marker {m}"))),
+            },
+        };
+        let ids: Box<dyn Iterator<Item = &NodeId>> = match (page.sort_dir, after) {
+            (SortDir::Asc, None) => Box::new(self.node_order.values()),
+            (SortDir::Asc, Some(s)) => Box::new(
+                self.node_order
+                    .range((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))
+                    .map(|(_, id)| id),
+            ),
+            (SortDir::Desc, None) => Box::new(self.node_order.values().rev()),
+            (SortDir::Desc, Some(s)) => {
+                Box::new(self.node_order.range(..s).rev().map(|(_, id)| id))
+            }
+        };
+        Ok(ids
+            .filter_map(|id| self.nodes.get(id))
+            .filter(|(_, n)| node_matches(filter, n))
+            .take(page.limit.unwrap_or(usize::MAX))
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+
     fn check_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
         if !self.nodes.contains_key(&c.node_uuid) {
             return Err(StoreError::not_found("Node", c.node_uuid));
@@ -242,7 +299,7 @@ impl MemoryStore {
     }
 }
 
-fn cmp_node(key: NodeSortKey, a: &(u64, Node), b: &(u64, Node)) -> Ordering {
+fn cmp_node(key: NodeSortKey, a: &(u64, Arc<Node>), b: &(u64, Arc<Node>)) -> Ordering {
     let (ai, a) = a;
     let (bi, b) = b;
     let primary = match key {
@@ -394,12 +451,13 @@ impl Store for MemoryStore {
         d.check_node_unique(node)?;
         let id = d.next_id();
         d.index_node(node);
-        d.nodes.insert(node.uuid, (id, node.clone()));
+        d.nodes.insert(node.uuid, (id, Arc::new(node.clone())));
+        d.node_order.insert(id, node.uuid);
         Ok(())
     }
 
     async fn get_node(&self, ident: &Ident) -> StoreResult<Node> {
-        Ok(self.lock().find_node(ident)?.1.clone())
+        Ok(Node::clone(&self.lock().find_node(ident)?.1))
     }
 
     async fn update_node(&self, node: &Node) -> StoreResult<()> {
@@ -413,16 +471,17 @@ impl Store for MemoryStore {
         d.index_node(node);
         let entry = d.nodes.get_mut(&node.uuid).expect("checked above");
         let mut new = node.clone();
-        new.reservation = old.reservation;
-        entry.1 = new;
+        new.reservation.clone_from(&old.reservation);
+        entry.1 = Arc::new(new);
         Ok(())
     }
 
     async fn delete_node(&self, id: NodeId) -> StoreResult<()> {
         let mut d = self.lock();
-        let Some((_, old)) = d.nodes.remove(&id) else {
+        let Some((seq, old)) = d.nodes.remove(&id) else {
             return Err(StoreError::not_found("Node", id));
         };
+        d.node_order.remove(&seq);
         d.unindex_node(&old);
         for (_, pid) in d.node_ports.remove(&id).unwrap_or_default() {
             if let Some((_, p)) = d.ports.remove(&pid) {
@@ -440,22 +499,12 @@ impl Store for MemoryStore {
     }
 
     async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>> {
-        let d = self.lock();
-        let items: Vec<_> = d
-            .nodes
-            .values()
-            .filter(|(_, n)| node_matches(&query.filter, n))
-            .collect();
-        let key = query.page.sort_key;
-        paginate(
-            items,
-            |a, b| cmp_node(key, a, b),
-            query.page.sort_dir,
-            query.page.marker,
-            |n| n.uuid.0,
-            query.page.limit,
-            "Node",
-        )
+        let page = self.lock().node_page(query)?;
+        Ok(page.into_iter().map(Arc::unwrap_or_clone).collect())
+    }
+
+    async fn list_nodes_shared(&self, query: &NodeQuery) -> StoreResult<Vec<Arc<Node>>> {
+        self.lock().node_page(query)
     }
 
     async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize> {
@@ -478,6 +527,7 @@ impl Store for MemoryStore {
                 holder: holder.clone(),
             });
         }
+        let node = Arc::make_mut(node);
         node.reservation = Some(host.to_owned());
         Ok(node.clone())
     }
@@ -490,7 +540,7 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::not_found("Node", id))?;
         match &node.reservation {
             Some(h) if h == host => {
-                node.reservation = None;
+                Arc::make_mut(node).reservation = None;
                 Ok(())
             }
             Some(h) => Err(StoreError::Locked {
@@ -506,7 +556,7 @@ impl Store for MemoryStore {
         let mut n = 0;
         for (_, node) in d.nodes.values_mut() {
             if node.reservation.as_deref() == Some(host) {
-                node.reservation = None;
+                Arc::make_mut(node).reservation = None;
                 n += 1;
             }
         }
@@ -706,7 +756,7 @@ impl Store for MemoryStore {
         }
         for (_, n) in d.nodes.values_mut() {
             if n.chassis_uuid == Some(id) {
-                n.chassis_uuid = None;
+                Arc::make_mut(n).chassis_uuid = None;
             }
         }
         Ok(())

@@ -22,6 +22,8 @@ pub use postgres::{PostgresOptions, PostgresStore, redact_url};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -268,6 +270,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_node(&self, id: NodeId) -> StoreResult<()>;
     /// List nodes.
     async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>>;
+    /// [`list_nodes`](Self::list_nodes), the nodes shared rather than copied.
+    ///
+    /// A store that keeps nodes in memory hands out references to them, so a
+    /// caller that only reads (the API rendering a page of 1,000 nodes) copies
+    /// nothing. The default wraps what `list_nodes` returns.
+    async fn list_nodes_shared(&self, query: &NodeQuery) -> StoreResult<Vec<Arc<Node>>> {
+        Ok(self
+            .list_nodes(query)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
     /// Count nodes matching a filter.
     async fn count_nodes(&self, filter: &NodeFilter) -> StoreResult<usize>;
     /// Take the exclusive lock: set `reservation = host` if it is empty.

@@ -230,9 +230,9 @@ pub(crate) async fn list_nodes(
     let mut chunk = args.limit.min(FIRST_CHUNK);
     loop {
         let query = NodeQuery::new(filter.clone(), page(Some(chunk), marker));
-        let nodes = conductor.list_nodes(&query).await?;
+        let nodes = conductor.list_nodes_shared(&query).await?;
         for n in &nodes {
-            if !out.push(n) {
+            if !out.push(&**n) {
                 break;
             }
         }
