@@ -8,7 +8,22 @@
 //! multi-statement write runs in a `BEGIN IMMEDIATE` transaction, and a
 //! `busy_timeout` makes a writer wait for another instead of failing. The node lock
 //! is one `UPDATE ... WHERE reservation IS NULL` statement, so several processes
-//! sharing one file still get exactly one winner.
+//! sharing one file still get exactly one winner. Within one process, writes queue
+//! on an async gate before they reach SQLite: two of our own writers never meet
+//! SQLite's busy handler, which sleeps whole milliseconds between retries.
+//!
+//! Durability (group commit): a write is acknowledged (its method returns `Ok`)
+//! only once its commit is on disk. SQLite runs with `synchronous = NORMAL`, so a
+//! commit itself does not flush the write-ahead log; instead every write, after
+//! its commit, waits for an `fdatasync` of the WAL file that started after that
+//! commit. One flush covers every commit made before it began, so concurrent
+//! writers share flushes instead of paying one each (as `synchronous = FULL` would
+//! make them). On power loss nothing acknowledged is lost; a transaction that
+//! committed but whose flush had not finished may be lost, and its caller got no
+//! `Ok` (it was still waiting, or saw the flush's error). Checkpoints are
+//! SQLite's: with `NORMAL` it flushes the WAL before and the database after each
+//! one. Statements are prepared once per connection and reused (sqlx's statement
+//! cache).
 
 mod node_data;
 mod nodes;
@@ -19,6 +34,7 @@ mod volume;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,6 +84,73 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The file, or `None` in memory.
     path: Option<PathBuf>,
+    /// Serialises this process's writes and makes them durable (module docs).
+    writes: Arc<Writes>,
+}
+
+/// The write gate and the group commit of one store (see the module docs).
+#[derive(Debug)]
+struct Writes {
+    /// Held while a write runs: our writers queue here, not in SQLite's busy handler.
+    gate: tokio::sync::Mutex<()>,
+    /// The WAL file to flush (`None` in memory).
+    wal: Option<PathBuf>,
+    /// Tickets taken by writers whose commit is done (monotonic).
+    requested: std::sync::atomic::AtomicU64,
+    /// Held during a flush; holds the highest ticket known durable.
+    flushed: tokio::sync::Mutex<u64>,
+}
+
+impl Writes {
+    fn new(wal: Option<PathBuf>) -> Self {
+        Writes {
+            gate: tokio::sync::Mutex::new(()),
+            wal,
+            requested: std::sync::atomic::AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// Wait until every commit made before this call is on disk.
+    async fn durable(&self) -> StoreResult<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let ticket = self.requested.fetch_add(1, SeqCst) + 1;
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= ticket {
+            // A flush that began after our commit has finished.
+            return Ok(());
+        }
+        // Every ticket taken so far belongs to a commit that is already done.
+        let upto = self.requested.load(SeqCst);
+        let wal = wal.clone();
+        let r = tokio::task::spawn_blocking(move || flush(&wal))
+            .await
+            .map_err(|e| StoreError::Backend(format!("flushing the SQLite WAL: {e}")))?;
+        r?;
+        *flushed = upto;
+        Ok(())
+    }
+}
+
+/// `fdatasync` the WAL file. No WAL file means nothing is pending in one: SQLite
+/// removes it only after checkpointing it into the database and flushing that.
+fn flush(wal: &Path) -> StoreResult<()> {
+    match std::fs::File::open(wal) {
+        Ok(f) => f.sync_data().map_err(|e| {
+            StoreError::Backend(format!(
+                "flushing {} (the commit may not be durable): {e}",
+                wal.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!(
+            "opening {} to flush it: {e}",
+            wal.display()
+        ))),
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -127,9 +210,20 @@ impl SqliteStore {
         migrate(&pool)
             .await
             .map_err(|e| fail("cannot migrate", &e))?;
+        // The WAL file exists from the first write on; make its directory entry
+        // durable too when it is new (SQLite does not flush the directory).
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
         Ok(SqliteStore {
             pool,
             path: Some(path),
+            writes: Arc::new(Writes::new(Some(wal))),
         })
     }
 
@@ -149,12 +243,30 @@ impl SqliteStore {
         migrate(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {e}")))?;
-        Ok(SqliteStore { pool, path: None })
+        Ok(SqliteStore {
+            pool,
+            path: None,
+            writes: Arc::new(Writes::new(None)),
+        })
     }
 
     /// The database file (`None` in memory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Run one write: behind the gate, then wait until its commit is durable
+    /// (module docs). A failed write flushes nothing.
+    async fn write<T>(
+        &self,
+        op: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let out = {
+            let _gate = self.writes.gate.lock().await;
+            op.await?
+        };
+        self.writes.durable().await?;
+        Ok(out)
     }
 
     /// Close every connection, checkpointing the WAL. Dropping the store without
@@ -247,16 +359,16 @@ fn parse_ts_text(s: &str) -> StoreResult<Timestamp> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_node(&self, node: &Node) -> StoreResult<()> {
-        self.node_create(node).await
+        self.write(self.node_create(node)).await
     }
     async fn get_node(&self, ident: &Ident) -> StoreResult<Node> {
         self.node_get(ident).await
     }
     async fn update_node(&self, node: &Node) -> StoreResult<()> {
-        self.node_update(node).await
+        self.write(self.node_update(node)).await
     }
     async fn delete_node(&self, id: NodeId) -> StoreResult<()> {
-        self.node_delete(id).await
+        self.write(self.node_delete(id)).await
     }
     async fn list_nodes(&self, query: &NodeQuery) -> StoreResult<Vec<Node>> {
         self.node_list(query).await
@@ -265,17 +377,17 @@ impl Store for SqliteStore {
         self.node_count(filter).await
     }
     async fn reserve_node(&self, id: NodeId, host: &str) -> StoreResult<Node> {
-        self.node_reserve(id, host).await
+        self.write(self.node_reserve(id, host)).await
     }
     async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()> {
-        self.node_release(id, host).await
+        self.write(self.node_release(id, host)).await
     }
     async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
-        self.node_clear_reservations(host).await
+        self.write(self.node_clear_reservations(host)).await
     }
 
     async fn create_port(&self, port: &Port) -> StoreResult<()> {
-        self.port_create(port).await
+        self.write(self.port_create(port)).await
     }
     async fn get_port(&self, ident: &Ident) -> StoreResult<Port> {
         self.port_get(ident).await
@@ -284,90 +396,90 @@ impl Store for SqliteStore {
         self.port_get_by_address(address).await
     }
     async fn update_port(&self, port: &Port) -> StoreResult<()> {
-        self.port_update(port).await
+        self.write(self.port_update(port)).await
     }
     async fn delete_port(&self, id: PortId) -> StoreResult<()> {
-        self.port_delete(id).await
+        self.write(self.port_delete(id)).await
     }
     async fn list_ports(&self, query: &PortQuery) -> StoreResult<Vec<Port>> {
         self.port_list(query).await
     }
 
     async fn create_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
-        self.portgroup_create(pg).await
+        self.write(self.portgroup_create(pg)).await
     }
     async fn get_portgroup(&self, ident: &Ident) -> StoreResult<Portgroup> {
         self.portgroup_get(ident).await
     }
     async fn update_portgroup(&self, pg: &Portgroup) -> StoreResult<()> {
-        self.portgroup_update(pg).await
+        self.write(self.portgroup_update(pg)).await
     }
     async fn delete_portgroup(&self, id: PortgroupId) -> StoreResult<()> {
-        self.portgroup_delete(id).await
+        self.write(self.portgroup_delete(id)).await
     }
     async fn list_portgroups(&self, node: Option<NodeId>) -> StoreResult<Vec<Portgroup>> {
         self.portgroup_list(node).await
     }
 
     async fn create_chassis(&self, c: &Chassis) -> StoreResult<()> {
-        self.chassis_create(c).await
+        self.write(self.chassis_create(c)).await
     }
     async fn get_chassis(&self, id: ChassisId) -> StoreResult<Chassis> {
         self.chassis_get(id).await
     }
     async fn update_chassis(&self, c: &Chassis) -> StoreResult<()> {
-        self.chassis_update(c).await
+        self.write(self.chassis_update(c)).await
     }
     async fn delete_chassis(&self, id: ChassisId) -> StoreResult<()> {
-        self.chassis_delete(id).await
+        self.write(self.chassis_delete(id)).await
     }
     async fn list_chassis(&self) -> StoreResult<Vec<Chassis>> {
         self.chassis_list().await
     }
 
     async fn create_allocation(&self, a: &Allocation) -> StoreResult<()> {
-        self.allocation_create(a).await
+        self.write(self.allocation_create(a)).await
     }
     async fn get_allocation(&self, ident: &Ident) -> StoreResult<Allocation> {
         self.allocation_get(ident).await
     }
     async fn update_allocation(&self, a: &Allocation) -> StoreResult<()> {
-        self.allocation_update(a).await
+        self.write(self.allocation_update(a)).await
     }
     async fn delete_allocation(&self, id: AllocationId) -> StoreResult<()> {
-        self.allocation_delete(id).await
+        self.write(self.allocation_delete(id)).await
     }
     async fn list_allocations(&self) -> StoreResult<Vec<Allocation>> {
         self.allocation_list().await
     }
 
     async fn create_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
-        self.template_create(t).await
+        self.write(self.template_create(t)).await
     }
     async fn get_deploy_template(&self, ident: &Ident) -> StoreResult<DeployTemplate> {
         self.template_get(ident).await
     }
     async fn update_deploy_template(&self, t: &DeployTemplate) -> StoreResult<()> {
-        self.template_update(t).await
+        self.write(self.template_update(t)).await
     }
     async fn delete_deploy_template(&self, id: DeployTemplateId) -> StoreResult<()> {
-        self.template_delete(id).await
+        self.write(self.template_delete(id)).await
     }
     async fn list_deploy_templates(&self) -> StoreResult<Vec<DeployTemplate>> {
         self.template_list().await
     }
 
     async fn create_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
-        self.connector_create(c).await
+        self.write(self.connector_create(c)).await
     }
     async fn get_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<VolumeConnector> {
         self.connector_get(id).await
     }
     async fn update_volume_connector(&self, c: &VolumeConnector) -> StoreResult<()> {
-        self.connector_update(c).await
+        self.write(self.connector_update(c)).await
     }
     async fn delete_volume_connector(&self, id: VolumeConnectorId) -> StoreResult<()> {
-        self.connector_delete(id).await
+        self.write(self.connector_delete(id)).await
     }
     async fn list_volume_connectors(
         &self,
@@ -376,58 +488,59 @@ impl Store for SqliteStore {
         self.connector_list(node).await
     }
     async fn create_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
-        self.target_create(t).await
+        self.write(self.target_create(t)).await
     }
     async fn get_volume_target(&self, id: VolumeTargetId) -> StoreResult<VolumeTarget> {
         self.target_get(id).await
     }
     async fn update_volume_target(&self, t: &VolumeTarget) -> StoreResult<()> {
-        self.target_update(t).await
+        self.write(self.target_update(t)).await
     }
     async fn delete_volume_target(&self, id: VolumeTargetId) -> StoreResult<()> {
-        self.target_delete(id).await
+        self.write(self.target_delete(id)).await
     }
     async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>> {
         self.target_list(node).await
     }
 
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
-        self.runbook_create(r).await
+        self.write(self.runbook_create(r)).await
     }
     async fn get_runbook(&self, ident: &Ident) -> StoreResult<Runbook> {
         self.runbook_get(ident).await
     }
     async fn update_runbook(&self, r: &Runbook) -> StoreResult<()> {
-        self.runbook_update(r).await
+        self.write(self.runbook_update(r)).await
     }
     async fn delete_runbook(&self, id: RunbookId) -> StoreResult<()> {
-        self.runbook_delete(id).await
+        self.write(self.runbook_delete(id)).await
     }
     async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>> {
         self.runbook_list().await
     }
 
     async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()> {
-        self.conductor_upsert(c).await
+        self.write(self.conductor_upsert(c)).await
     }
     async fn touch_conductor(&self, hostname: &str) -> StoreResult<()> {
-        self.conductor_touch(hostname).await
+        self.write(self.conductor_touch(hostname)).await
     }
     async fn delete_conductor(&self, hostname: &str) -> StoreResult<()> {
-        self.conductor_delete(hostname).await
+        self.write(self.conductor_delete(hostname)).await
     }
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         self.conductor_list().await
     }
 
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
-        self.history_add(e, max_per_node).await
+        self.write(self.history_add(e, max_per_node)).await
     }
     async fn list_history(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
         self.history_list(node).await
     }
     async fn set_bios_settings(&self, node: NodeId, s: &[BiosSetting]) -> StoreResult<()> {
-        self.node_blob_set(node_data::Blob::Bios, node, s).await
+        self.write(self.node_blob_set(node_data::Blob::Bios, node, s))
+            .await
     }
     async fn get_bios_settings(&self, node: NodeId) -> StoreResult<Vec<BiosSetting>> {
         Ok(self
@@ -440,7 +553,8 @@ impl Store for SqliteStore {
         node: NodeId,
         c: &[FirmwareComponent],
     ) -> StoreResult<()> {
-        self.node_blob_set(node_data::Blob::Firmware, node, c).await
+        self.write(self.node_blob_set(node_data::Blob::Firmware, node, c))
+            .await
     }
     async fn get_firmware_components(&self, node: NodeId) -> StoreResult<Vec<FirmwareComponent>> {
         Ok(self
@@ -449,7 +563,7 @@ impl Store for SqliteStore {
             .unwrap_or_default())
     }
     async fn set_inventory(&self, node: NodeId, inventory: &serde_json::Value) -> StoreResult<()> {
-        self.node_blob_set(node_data::Blob::Inventory, node, inventory)
+        self.write(self.node_blob_set(node_data::Blob::Inventory, node, inventory))
             .await
     }
     async fn get_inventory(&self, node: NodeId) -> StoreResult<Option<serde_json::Value>> {

@@ -184,3 +184,55 @@ async fn everything_committed_survives_dropping_the_store_without_closing_it() {
         "A port with MAC address 52:54:00:de:ad:01 already exists."
     );
 }
+
+/// Group commit: every write that returned had its commit covered by a WAL flush
+/// that began after it (the flushed ticket reaches every ticket taken), and the
+/// data is there for a store opened afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_return_only_once_a_flush_covers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ironic.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = Node::new("fake-hardware");
+            n.name = Some(format!("gc-{i}"));
+            store.create_node(&n).await.unwrap();
+            // Right after this write returned, a flush has finished.
+            assert!(
+                *store.writes.flushed.lock().await >= 1,
+                "no flush after a write"
+            );
+            n.uuid
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    let requested = store
+        .writes
+        .requested
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(requested, 48, "one ticket per write");
+    assert_eq!(*store.writes.flushed.lock().await, requested);
+    assert!(path.with_file_name("ironic.sqlite-wal").exists());
+    // A failed write takes no ticket and flushes nothing.
+    let mut dup = Node::new("fake-hardware");
+    dup.name = Some("gc-0".into());
+    assert!(store.create_node(&dup).await.is_err());
+    assert_eq!(
+        store
+            .writes
+            .requested
+            .load(std::sync::atomic::Ordering::SeqCst),
+        48
+    );
+    store.close().await;
+    let again = SqliteStore::open(&path).await.unwrap();
+    for id in ids {
+        again.get_node(&id.into()).await.unwrap();
+    }
+}
