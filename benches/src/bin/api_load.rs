@@ -4,13 +4,18 @@
 //! all-in-one, noauth, fake-hardware, SQLite, `rpc_transport = none`) on loopback,
 //! each on a fresh SQLite database, and measures against both:
 //!
-//! 1. enrolling 1,000 nodes (`POST /v1/nodes`, 8 connections),
-//! 2. `GET /v1/nodes` with those 1,000 nodes (full listings, 4 connections),
+//! 1. enrolling 1,000 nodes (`POST /v1/nodes`): a quarter with one sequential
+//!    client, the rest with 8 connections, and the server's CPU time per enroll
+//!    (user + system of its process tree, from `/proc`),
+//! 2. listing those 1,000 nodes in one page (4 connections): `GET /v1/nodes`,
+//!    `GET /v1/nodes/detail` and `GET /v1/nodes?fields=...`, each with the
+//!    server's CPU time per listing,
 //! 3. `GET /v1/nodes/{uuid}` at 1, 8 and 32 connections,
 //! 4. 100 nodes from enroll to active (manage, provide, deploy, polling),
 //!
-//! then prints each figure, the ratio, and the peak RSS (`VmHWM`, summed over the
-//! server's process tree) of both.
+//! then prints each figure, the ratio, the peak RSS (`VmHWM`, summed over the
+//! server's process tree) of both, and the machine's load average (the figures
+//! of a shared machine move between runs; the ratios of one run are what count).
 //!
 //! ```sh
 //! cargo build --release -p ironic-standalone --bin ironic
@@ -20,13 +25,18 @@
 //! Options: `--ours PATH` (default `target/release/ironic`), `--seconds N` per
 //! timed phase (default 5), `--nodes N` (default 1000), `--lifecycle N` (100),
 //! `--only ours|ironic`.
+//!
+//! `--rss 10000,100000` measures only memory: for each count, `ironic serve` on
+//! SQLite with the read cache on and then off, that many nodes enrolled (32
+//! connections), one full listing paged 1,000 at a time, then its RSS (`VmRSS`)
+//! and peak (`VmHWM`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ironic_benches::servers::{self, Server, cpu_time, peak_rss_kib};
 use serde_json::{Value, json};
 
 const VERSION: &str = "1.95";
@@ -38,6 +48,8 @@ struct Args {
     nodes: usize,
     lifecycle: usize,
     only: Option<String>,
+    /// `--rss N,M`: only measure memory with N, M nodes enrolled.
+    rss: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         nodes: 1000,
         lifecycle: 100,
         only: None,
+        rss: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,188 +74,19 @@ fn parse_args() -> Result<Args, String> {
                 a.lifecycle = val()?.parse().map_err(|e| format!("--lifecycle: {e}"))?
             }
             "--only" => a.only = Some(val()?),
+            "--rss" => {
+                a.rss = val()?
+                    .split(',')
+                    .map(|n| n.trim().parse().map_err(|e| format!("--rss: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
             "-h" | "--help" => {
-                return Err("usage: api_load [--ours PATH] [--ironic-venv DIR] [--seconds N] [--nodes N] [--lifecycle N] [--only ours|ironic]".into());
+                return Err("usage: api_load [--ours PATH] [--ironic-venv DIR] [--seconds N] [--nodes N] [--lifecycle N] [--only ours|ironic] [--rss N,M]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(a)
-}
-
-/// A server under test, killed on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(16385)
-}
-
-fn wait_up(url: &str, child: &mut Child, what: &str) -> Result<(), String> {
-    let addr = url.trim_start_matches("http://").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Err(format!("{what} exited early with {s}"));
-        }
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!("{what} did not listen on {addr} within 120 s"))
-}
-
-fn start_ours(bin: &Path) -> Result<Server, String> {
-    if !bin.exists() {
-        return Err(format!(
-            "{} not found: build it with `cargo build --release -p ironic-standalone --bin ironic` or pass --ours",
-            bin.display()
-        ));
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.path().join("ironic.log")).map_err(|e| e.to_string())?;
-    let mut child = Command::new(bin)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("start {}: {e}", bin.display()))?;
-    wait_up(&url, &mut child, "ironic-rs")?;
-    Ok(Server {
-        name: "ironic-rs",
-        child,
-        url,
-        _dir: dir,
-    })
-}
-
-fn start_real(venv: &Path) -> Result<Server, String> {
-    let ironic = venv.join("bin/ironic");
-    let dbsync = venv.join("bin/ironic-dbsync");
-    if !ironic.exists() {
-        return Err(format!(
-            "{} not found: python3 -m venv {v} && {v}/bin/pip install 'ironic==39.*'",
-            ironic.display(),
-            v = venv.display()
-        ));
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let d = dir.path().display();
-    let conf = format!(
-        "[DEFAULT]\nauth_strategy = noauth\nrpc_transport = none\nhost = bench-conductor\n\
-         enabled_hardware_types = fake-hardware\nenabled_bios_interfaces = fake\nenabled_boot_interfaces = fake\n\
-         enabled_console_interfaces = fake\nenabled_deploy_interfaces = fake\nenabled_firmware_interfaces = fake\n\
-         enabled_inspect_interfaces = fake\nenabled_management_interfaces = fake\nenabled_network_interfaces = noop\n\
-         enabled_power_interfaces = fake\nenabled_raid_interfaces = fake\nenabled_rescue_interfaces = fake\n\
-         enabled_storage_interfaces = noop\nenabled_vendor_interfaces = fake\n\
-         [api]\nhost_ip = 127.0.0.1\nport = {port}\n\
-         [database]\nconnection = sqlite:///{d}/ironic.sqlite\n\
-         [conductor]\nheartbeat_timeout = 86400\n[dhcp]\ndhcp_provider = none\n\
-         [oslo_concurrency]\nlock_path = {d}/locks\n"
-    );
-    let conf_path = dir.path().join("ironic.conf");
-    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    let st = Command::new(&dbsync)
-        .arg("--config-file")
-        .arg(&conf_path)
-        .arg("create_schema")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("ironic-dbsync: {e}"))?;
-    if !st.success() {
-        return Err(format!("ironic-dbsync create_schema failed: {st}"));
-    }
-    let log = std::fs::File::create(dir.path().join("ironic.log")).map_err(|e| e.to_string())?;
-    let mut child = Command::new(&ironic)
-        .arg("--config-file")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("start ironic: {e}"))?;
-    let url = format!("http://127.0.0.1:{port}");
-    wait_up(&url, &mut child, "Ironic")?;
-    Ok(Server {
-        name: "Ironic 39",
-        child,
-        url,
-        _dir: dir,
-    })
-}
-
-/// Peak RSS in KiB summed over `pid` and its descendants (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    fn children(pid: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        if let Ok(entries) = std::fs::read_dir("/proc") {
-            for e in entries.flatten() {
-                let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
-                    && let Some(rest) = stat.rsplit(')').next()
-                    && rest
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|x| x.parse::<u32>().ok())
-                        == Some(pid)
-                {
-                    out.push(p);
-                }
-            }
-        }
-        out
-    }
-    let hwm = |p: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            })
-            .unwrap_or(0)
-    };
-    let mut total = hwm(pid);
-    let mut stack = children(pid);
-    while let Some(c) = stack.pop() {
-        total += hwm(c);
-        stack.extend(children(c));
-    }
-    total
 }
 
 fn client(conns: usize) -> reqwest::Client {
@@ -458,10 +302,26 @@ async fn lifecycle(base: &str, n: usize) -> Result<f64, String> {
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// The list queries measured: (label, query string).
+const LISTS: [(&str, &str); 3] = [
+    ("GET /v1/nodes", ""),
+    ("GET /v1/nodes/detail", "/detail"),
+    (
+        "GET /v1/nodes?fields=uuid,name,provision_state,driver_info",
+        "FIELDS",
+    ),
+];
+
 #[derive(Default, Clone)]
 struct Figures {
-    enroll: f64,
-    list: f64,
+    /// enrolls/s with one sequential client, and with 8 connections.
+    enroll: [f64; 2],
+    /// Server CPU per enroll (µs), over both enroll runs.
+    enroll_cpu_us: f64,
+    /// listings/s for each of `LISTS`.
+    list: [f64; 3],
+    /// Server CPU per listing (ms) for each of `LISTS`.
+    list_cpu_ms: [f64; 3],
     get: [f64; 3],
     lifecycle_s: f64,
     rss_kib: u64,
@@ -469,29 +329,62 @@ struct Figures {
 
 async fn measure(s: &Server, a: &Args) -> Result<Figures, String> {
     let base = s.url.clone();
-    eprintln!("[{}] enrolling {} nodes ...", s.name, a.nodes);
-    let (enroll_rate, ids) = enroll(&base, a.nodes, 8, "node").await?;
-    eprintln!("[{}] {enroll_rate:.1} enrolls/s; listing ...", s.name);
-    let b = base.clone();
-    let want = a.nodes;
-    let list = timed(4, a.seconds, move |c, _| {
-        let url = format!("{b}/v1/nodes?limit={want}");
-        async move {
-            let (st, body) = req_raw(&c, url).await?;
-            let got = body.nodes();
-            if st != 200 || got != want {
-                return Err(format!("list: HTTP {st}, {got} nodes"));
+    let pid = s.child.id();
+    let mut f = Figures::default();
+    let seq = a.nodes / 4;
+    eprintln!(
+        "[{}] enrolling {} nodes with one client, {} with 8 ...",
+        s.name,
+        seq,
+        a.nodes - seq
+    );
+    let cpu0 = cpu_time(pid);
+    let (r1, mut ids) = enroll(&base, seq, 1, "seq").await?;
+    let (r8, more) = enroll(&base, a.nodes - seq, 8, "node").await?;
+    let cpu = cpu_time(pid).saturating_sub(cpu0);
+    ids.extend(more);
+    f.enroll = [r1, r8];
+    f.enroll_cpu_us = cpu.as_secs_f64() * 1e6 / a.nodes.max(1) as f64;
+    eprintln!(
+        "[{}] {r1:.1} enrolls/s (1 client), {r8:.1} enrolls/s (8), {:.0} µs server CPU each; listing ...",
+        s.name, f.enroll_cpu_us
+    );
+    for (k, (label, q)) in LISTS.iter().enumerate() {
+        let b = base.clone();
+        let want = a.nodes;
+        let q = q.to_string();
+        let cpu0 = cpu_time(pid);
+        let started = Instant::now();
+        let rate = timed(4, a.seconds, move |c, _| {
+            let url = match q.as_str() {
+                "FIELDS" => format!(
+                    "{b}/v1/nodes?limit={want}&fields=uuid,name,provision_state,driver_info"
+                ),
+                path => format!("{b}/v1/nodes{path}?limit={want}"),
+            };
+            async move {
+                let (st, body) = req_raw(&c, url).await?;
+                let got = body.nodes();
+                if st != 200 || got != want {
+                    return Err(format!("list: HTTP {st}, {got} nodes"));
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
-    .await?;
-    eprintln!("[{}] {list:.1} listings/s; single GETs ...", s.name);
+        })
+        .await?;
+        let cpu = cpu_time(pid).saturating_sub(cpu0).as_secs_f64();
+        let n = rate * started.elapsed().as_secs_f64();
+        f.list[k] = rate;
+        f.list_cpu_ms[k] = cpu * 1e3 / n.max(1.0);
+        eprintln!(
+            "[{}] {label}: {rate:.1} listings/s, {:.2} ms server CPU each",
+            s.name, f.list_cpu_ms[k]
+        );
+    }
     let ids = Arc::new(ids);
-    let mut get = [0.0; 3];
     for (k, conns) in [1usize, 8, 32].into_iter().enumerate() {
         let (b, ids) = (base.clone(), ids.clone());
-        get[k] = timed(conns, a.seconds, move |c, i| {
+        f.get[k] = timed(conns, a.seconds, move |c, i| {
             let url = format!("{b}/v1/nodes/{}", ids[i % ids.len()]);
             async move {
                 let (st, body) = req_raw(&c, url).await?;
@@ -502,18 +395,13 @@ async fn measure(s: &Server, a: &Args) -> Result<Figures, String> {
             }
         })
         .await?;
-        eprintln!("[{}] {:.1} GETs/s at {conns} connections", s.name, get[k]);
+        eprintln!("[{}] {:.1} GETs/s at {conns} connections", s.name, f.get[k]);
     }
     eprintln!("[{}] {} nodes enroll -> active ...", s.name, a.lifecycle);
-    let lifecycle_s = lifecycle(&base, a.lifecycle).await?;
-    eprintln!("[{}] {lifecycle_s:.2} s", s.name);
-    Ok(Figures {
-        enroll: enroll_rate,
-        list,
-        get,
-        lifecycle_s,
-        rss_kib: peak_rss_kib(s.child.id()),
-    })
+    f.lifecycle_s = lifecycle(&base, a.lifecycle).await?;
+    eprintln!("[{}] {:.2} s", s.name, f.lifecycle_s);
+    f.rss_kib = peak_rss_kib(pid);
+    Ok(f)
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -533,12 +421,20 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    eprintln!("api_load: {}", servers::load());
+    if !a.rss.is_empty() {
+        if let Err(e) = rss_scale(&a).await {
+            eprintln!("api_load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let run_ours = a.only.as_deref() != Some("ironic");
     let run_real = a.only.as_deref() != Some("ours");
     let mut ours = None;
     let mut real = None;
     if run_ours {
-        let s = start_ours(&a.ours).unwrap_or_else(|e| {
+        let s = servers::start_ours(&a.ours, &[]).unwrap_or_else(|e| {
             eprintln!("api_load: {e}");
             std::process::exit(2)
         });
@@ -554,7 +450,7 @@ async fn main() {
             );
             std::process::exit(2)
         };
-        let s = start_real(venv).unwrap_or_else(|e| {
+        let s = servers::start_real(venv, "").unwrap_or_else(|e| {
             eprintln!("api_load: {e}");
             std::process::exit(2)
         });
@@ -565,31 +461,53 @@ async fn main() {
     }
     let o = ours.clone().unwrap_or_default();
     let r = real.clone().unwrap_or_default();
+    println!("{}", servers::load());
     println!(
-        "{:<42} {:>14} {:>14} {:>9}",
+        "{:<58} {:>14} {:>14} {:>9}",
         "measure", "ironic-rs", "Ironic 39", "ratio"
     );
     let row = |name: &str, x: f64, y: f64, unit: &str| {
         println!(
-            "{:<42} {:>10.1} {unit:<3} {:>10.1} {unit:<3} {:>9}",
+            "{:<58} {:>10.1} {unit:<3} {:>10.1} {unit:<3} {:>9}",
             name,
             x,
             y,
             ratio(x, y)
         );
     };
+    let seq = a.nodes / 4;
     row(
-        &format!("enroll {} nodes", a.nodes),
-        o.enroll,
-        r.enroll,
+        &format!("enroll {seq} nodes, one client"),
+        o.enroll[0],
+        r.enroll[0],
         "/s",
     );
     row(
-        &format!("GET /v1/nodes ({} nodes)", a.nodes),
-        o.list,
-        r.list,
+        &format!("enroll {} nodes, 8 connections", a.nodes - seq),
+        o.enroll[1],
+        r.enroll[1],
         "/s",
     );
+    row(
+        "server CPU per enroll (less is better)",
+        o.enroll_cpu_us,
+        r.enroll_cpu_us,
+        "µs",
+    );
+    for (k, (label, _)) in LISTS.iter().enumerate() {
+        row(
+            &format!("{label} ({} nodes)", a.nodes),
+            o.list[k],
+            r.list[k],
+            "/s",
+        );
+        row(
+            "  server CPU per listing (less is better)",
+            o.list_cpu_ms[k],
+            r.list_cpu_ms[k],
+            "ms",
+        );
+    }
     for (k, c) in [1, 8, 32].into_iter().enumerate() {
         row(
             &format!("GET /v1/nodes/{{uuid}} x{c} conns"),
@@ -599,17 +517,78 @@ async fn main() {
         );
     }
     println!(
-        "{:<42} {:>10.2} s   {:>10.2} s   {:>9}",
+        "{:<58} {:>10.2} s   {:>10.2} s   {:>9}",
         format!("{} nodes enroll -> active", a.lifecycle),
         o.lifecycle_s,
         r.lifecycle_s,
         ratio(r.lifecycle_s, o.lifecycle_s)
     );
     println!(
-        "{:<42} {:>10.1} MiB {:>10.1} MiB {:>9}",
+        "{:<58} {:>10.1} MiB {:>10.1} MiB {:>9}",
         "peak RSS (VmHWM, process tree)",
         o.rss_kib as f64 / 1024.0,
         r.rss_kib as f64 / 1024.0,
         ratio(r.rss_kib as f64, o.rss_kib as f64)
     );
+}
+
+/// Follow `next` through every page of `GET /v1/nodes?limit=1000`; returns the
+/// number of nodes seen.
+async fn list_all(base: &str) -> Result<usize, String> {
+    let c = client(1);
+    let mut url = format!("{base}/v1/nodes?limit=1000");
+    let mut seen = 0;
+    for _ in 0..100_000 {
+        let (st, v) = req(&c, reqwest::Method::GET, url.clone(), None).await?;
+        if st != 200 {
+            return Err(format!("list: HTTP {st}"));
+        }
+        seen += v["nodes"].as_array().map_or(0, |a| a.len());
+        match v["next"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    Ok(seen)
+}
+
+/// `--rss`: memory of `ironic serve` (SQLite, cache on and off) at each count.
+async fn rss_scale(a: &Args) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for &n in &a.rss {
+        for cache in [true, false] {
+            let flag = if cache { "true" } else { "false" };
+            let s = servers::start_ours(&a.ours, &[("IRONIC__STORAGE__CACHE", flag)])?;
+            let idle = servers::rss_kib(s.child.id());
+            eprintln!("[rss] {n} nodes, cache {flag}: enrolling ...");
+            let (rate, _) = enroll(&s.url, n, 32, "rss").await?;
+            let seen = list_all(&s.url).await?;
+            if seen != n {
+                return Err(format!("listed {seen} nodes, enrolled {n}"));
+            }
+            let rss = servers::rss_kib(s.child.id());
+            let hwm = peak_rss_kib(s.child.id());
+            eprintln!(
+                "[rss] {n} nodes, cache {flag}: {rate:.0} enrolls/s, RSS {:.1} MiB, peak {:.1} MiB",
+                rss as f64 / 1024.0,
+                hwm as f64 / 1024.0
+            );
+            rows.push((n, cache, idle, rss, hwm, rate));
+        }
+    }
+    println!("{}", servers::load());
+    println!(
+        "{:>8} {:>6} {:>12} {:>12} {:>12} {:>12}",
+        "nodes", "cache", "idle MiB", "RSS MiB", "peak MiB", "enrolls/s"
+    );
+    for (n, cache, idle, rss, hwm, rate) in rows {
+        println!(
+            "{n:>8} {:>6} {:>12.1} {:>12.1} {:>12.1} {rate:>12.0}",
+            if cache { "on" } else { "off" },
+            idle as f64 / 1024.0,
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+    }
+    Ok(())
 }
