@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -53,9 +52,10 @@ fn check_size(n: u64) -> Result<()> {
 }
 
 /// Build a config drive ISO from Ironic's JSON form
-/// (`{meta_data, network_data, user_data, vendor_data}`) with `genisoimage`
-/// (or `mkisofs`/`xorrisofs`), as openstacksdk does, and return it gzip'd and
-/// base64-encoded, ready for `standby.prepare_image`.
+/// (`{meta_data, network_data, user_data, vendor_data}`) with the same layout,
+/// label and names as openstacksdk's `genisoimage -J -r -V config-2` (files under
+/// `openstack/latest/`), written in Rust by `ironic-iso` (no external tool), and
+/// return it gzip'd and base64-encoded, ready for `standby.prepare_image`.
 pub fn build(value: &Value) -> Result<String> {
     let obj = value.as_object().ok_or_else(|| {
         AgentError::InvalidParams("configdrive must be a string or an object".into())
@@ -70,87 +70,45 @@ pub fn build(value: &Value) -> Result<String> {
             )));
         }
     }
-    let dir = std::env::temp_dir().join(format!(
-        "ironic-configdrive-{}",
-        crate::agent::entropy::uuid_v4()
-    ));
-    let result = build_in(&dir, obj);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let data = iso(obj)?;
+    check_size(data.len() as u64)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&data)
+        .map_err(|e| AgentError::io("compressing config drive", e))?;
+    let gz = gz
+        .finish()
+        .map_err(|e| AgentError::io("compressing config drive", e))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(gz))
 }
 
-fn build_in(dir: &Path, obj: &serde_json::Map<String, Value>) -> Result<String> {
-    let latest = dir.join("root/openstack/latest");
-    std::fs::create_dir_all(&latest)
-        .map_err(|e| AgentError::io("creating config drive tree", e))?;
-    let w = |name: &str, data: &[u8]| {
-        std::fs::write(latest.join(name), data)
-            .map_err(|e| AgentError::io(format!("writing {name}"), e))
-    };
+/// The config drive ISO of Ironic's JSON form.
+fn iso(obj: &serde_json::Map<String, Value>) -> Result<Vec<u8>> {
+    let err =
+        |e: ironic_iso::IsoError| AgentError::Other(format!("building the config drive: {e}"));
+    let mut iso = ironic_iso::IsoBuilder::new(LABEL).map_err(err)?;
+    iso.publisher("ironic-rs");
     let meta = obj
         .get("meta_data")
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    w("meta_data.json", meta.to_string().as_bytes())?;
+    let mut add = |name: &str, data: Vec<u8>| {
+        iso.add_file(&format!("openstack/latest/{name}"), data)
+            .map(|_| ())
+            .map_err(err)
+    };
+    add("meta_data.json", meta.to_string().into_bytes())?;
     if let Some(n) = obj.get("network_data") {
-        w("network_data.json", n.to_string().as_bytes())?;
+        add("network_data.json", n.to_string().into_bytes())?;
     }
     if let Some(v) = obj.get("vendor_data") {
-        w("vendor_data.json", v.to_string().as_bytes())?;
+        add("vendor_data.json", v.to_string().into_bytes())?;
     }
     match obj.get("user_data") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) => w("user_data", s.as_bytes())?,
-        Some(other) => w("user_data", other.to_string().as_bytes())?,
+        Some(Value::String(s)) => add("user_data", s.clone().into_bytes())?,
+        Some(other) => add("user_data", other.to_string().into_bytes())?,
     }
-    let iso = dir.join("cd.iso");
-    let mut last = String::from("none of genisoimage, mkisofs, xorrisofs found");
-    for tool in ["genisoimage", "mkisofs", "xorrisofs"] {
-        let out = std::process::Command::new(tool)
-            .args(["-o"])
-            .arg(&iso)
-            .args([
-                "-ldots",
-                "-allow-lowercase",
-                "-allow-multidot",
-                "-l",
-                "-publisher",
-                "ironic-rs",
-                "-quiet",
-                "-J",
-                "-r",
-                "-V",
-                LABEL,
-            ])
-            .arg(dir.join("root"))
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let data = std::fs::read(&iso)
-                    .map_err(|e| AgentError::io("reading built config drive", e))?;
-                check_size(data.len() as u64)?;
-                let mut gz =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                gz.write_all(&data)
-                    .map_err(|e| AgentError::io("compressing config drive", e))?;
-                let gz = gz
-                    .finish()
-                    .map_err(|e| AgentError::io("compressing config drive", e))?;
-                return Ok(base64::engine::general_purpose::STANDARD.encode(gz));
-            }
-            Ok(o) => {
-                last = format!(
-                    "{tool} failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => last = format!("{tool}: {e}"),
-        }
-    }
-    Err(AgentError::Other(format!(
-        "cannot build the config drive ISO: {last} (install genisoimage)"
-    )))
+    iso.to_vec().map_err(err)
 }
 
 /// Write a config drive image to the partition labelled `config-2` if there is
