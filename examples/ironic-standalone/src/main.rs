@@ -73,6 +73,12 @@ enum RamdiskCommand {
         /// Where Debian's kernel package is kept between builds (default DIR/.cache).
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
+        /// Leave out the agent's tools taken from this host with their libraries
+        /// (GRUB, efibootmgr, e2fsprogs, xfsprogs, parted, util-linux, hdparm,
+        /// nvme-cli, smartmontools, stress-ng, fio): smaller, but partition images,
+        /// UEFI boot entries, secure erase and burn-in then fail on the machine.
+        #[arg(long)]
+        without_tools: bool,
     },
 }
 
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         agent,
         busybox,
         cache,
+        without_tools,
     })) = &cli.command
     {
         let opts = ironic_standalone::ramdisk::BuildOptions {
@@ -107,6 +114,7 @@ fn main() -> ExitCode {
             agent: agent.clone(),
             busybox: busybox.clone(),
             cache: cache.clone(),
+            without_tools: *without_tools,
         };
         return match ironic_standalone::ramdisk::build(&opts) {
             Ok(report) => {

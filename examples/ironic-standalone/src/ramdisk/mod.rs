@@ -7,9 +7,15 @@
 //! up with DHCP (`BOOTIF=` from the kernel command line, else every interface),
 //! and runs the agent, which reads IPA's parameters (`ipa-api-url`, ...) from the
 //! kernel command line. IPA's ramdisks are ~400 MiB; this one is a few tens.
+//!
+//! The agent's tools (GRUB's `grub-mkimage` and modules, `efibootmgr`,
+//! e2fsprogs, xfsprogs, parted, util-linux, hdparm, nvme-cli, smartmontools,
+//! stress-ng, fio) come from the build host with their shared libraries
+//! ([`tools`]).
 
 mod cpio;
 mod kernel;
+pub mod tools;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,7 +64,11 @@ pub const MODULES: &[&str] = &[
     "nls_cp437",
     "nls_iso8859_1",
     "ext4",
+    // inject_files mounts XFS root file systems
+    "xfs",
     "af_packet",
+    // UEFI variables (efibootmgr)
+    "efivarfs",
 ];
 
 /// Why the ramdisk could not be built.
@@ -113,6 +123,10 @@ pub struct BuildOptions {
     pub busybox: Option<PathBuf>,
     /// Where Debian's kernel is cached; default `<output>/.cache`.
     pub cache: Option<PathBuf>,
+    /// Leave out the host's tools ([`tools::TOOLS`]): a smaller ramdisk that
+    /// cannot install a bootloader for partition images, add UEFI boot entries,
+    /// erase disks securely nor run the burn-in steps.
+    pub without_tools: bool,
 }
 
 /// What was built.
@@ -128,6 +142,8 @@ pub struct BuildReport {
     pub modules: usize,
     /// Modules of [`MODULES`] this kernel has built in or lacks.
     pub not_included: Vec<String>,
+    /// The tools taken from the host (empty with `without_tools`).
+    pub tools: Vec<String>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -150,6 +166,13 @@ impl BuildReport {
             size(&self.initramfs),
             self.modules,
         );
+        if self.tools.is_empty() {
+            s.push_str(
+                "  without the host's tools (partition images, UEFI boot entries, secure erase and burn-in will fail)\n",
+            );
+        } else {
+            s.push_str(&format!("  tools: {}\n", self.tools.join(", ")));
+        }
         if !self.not_included.is_empty() {
             s.push_str(&format!(
                 "  not loadable modules of this kernel (built in or absent): {}\n",
@@ -259,6 +282,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
         .map(|m| m.to_string())
         .collect();
     let order = tree.resolve(MODULES.iter().copied());
+    let payload = if opts.without_tools {
+        tools::Payload::default()
+    } else {
+        tools::collect(Path::new("/"))?
+    };
 
     // The initramfs.
     let initramfs = out.join("ironic-agent.initramfs");
@@ -288,6 +316,39 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     ] {
         w.dir(d).map_err(e)?;
     }
+    let mut made: std::collections::BTreeSet<String> = [
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var",
+        "var/log",
+        "mnt",
+        "lib",
+        "lib/modules",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for d in payload.dirs() {
+        if made.insert(d.clone()) {
+            w.dir(&d).map_err(e)?;
+        }
+    }
+    for (rel, host, mode) in &payload.files {
+        let data = std::fs::read(host).map_err(|e| RamdiskError::io(host, e))?;
+        w.file(rel, *mode, &data).map_err(e)?;
+    }
+    for (link, target) in &payload.links {
+        w.symlink(link, target).map_err(e)?;
+    }
     w.file("bin/busybox", 0o755, &busybox).map_err(e)?;
     w.symlink("bin/sh", "busybox").map_err(e)?;
     w.file("bin/ironic-agent", 0o755, &agent).map_err(e)?;
@@ -304,6 +365,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     w.file("etc/modules.order", 0o644, list.as_bytes())
         .map_err(e)?;
     w.file("init", 0o755, INIT.as_bytes()).map_err(e)?;
+    w.file(
+        "etc/ironic-tools",
+        0o644,
+        tools::version_probes(&payload).as_bytes(),
+    )
+    .map_err(e)?;
     w.file("etc/udhcpc.sh", 0o755, UDHCPC.as_bytes())
         .map_err(e)?;
     w.file(
@@ -327,6 +394,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
         kernel_version: version,
         modules: order.len(),
         not_included,
+        tools: tools::TOOLS
+            .iter()
+            .filter(|_| !opts.without_tools)
+            .map(|t| t.name.to_string())
+            .collect(),
         elapsed: started.elapsed(),
     })
 }
@@ -341,10 +413,22 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run/ironic-agent
 mount -t devpts devpts /dev/pts
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 echo "ironic-rs ramdisk: $(cat /etc/ironic-ramdisk)"
 for m in $(cat /etc/modules.order); do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
+if [ -d /sys/firmware/efi ]; then
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+  echo "ironic-rs ramdisk: booted in UEFI mode"
+else
+  echo "ironic-rs ramdisk: booted in BIOS mode"
+fi
+# Each tool runs once (its libraries are all there); full paths, because
+# busybox's shell runs its own applets (mke2fs, blkdiscard) before PATH.
+while read -r tool arg; do
+  echo "ironic-rs ramdisk: tool ${tool##*/}: $("$tool" $arg 2>&1 | head -n1)"
+done < /etc/ironic-tools
 ip link set lo up
 param() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:]]*\).*/\1/p" /proc/cmdline | head -n1; }
 export RUST_LOG=$(param ipa-log-level)
