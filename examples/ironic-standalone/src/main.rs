@@ -79,6 +79,13 @@ enum RamdiskCommand {
         /// UEFI boot entries, secure erase and burn-in then fail on the machine.
         #[arg(long)]
         without_tools: bool,
+        /// Do not build the bootable ISO (ironic-agent.iso).
+        #[arg(long)]
+        no_iso: bool,
+        /// The ISO's kernel command line (the API URL, `ipa-*` options); the
+        /// serial and screen consoles are always on it.
+        #[arg(long, value_name = "PARAMS", default_value = "")]
+        iso_kernel_params: String,
     },
 }
 
@@ -105,6 +112,8 @@ fn main() -> ExitCode {
         busybox,
         cache,
         without_tools,
+        no_iso,
+        iso_kernel_params,
     })) = &cli.command
     {
         let opts = ironic_standalone::ramdisk::BuildOptions {
@@ -115,6 +124,11 @@ fn main() -> ExitCode {
             busybox: busybox.clone(),
             cache: cache.clone(),
             without_tools: *without_tools,
+            iso_cmdline: (!no_iso).then(|| {
+                format!("console=tty0 console=ttyS0,115200n8 {iso_kernel_params}")
+                    .trim()
+                    .to_owned()
+            }),
         };
         return match ironic_standalone::ramdisk::build(&opts) {
             Ok(report) => {

@@ -3,16 +3,18 @@
 //! `target/ramdisk-cache`), busybox-static, the static `ironic-agent` and the
 //! host's tools (`ramdisk::tools::TOOLS`: GRUB, efibootmgr, e2fsprogs, xfsprogs,
 //! parted, util-linux, hdparm, nvme-cli, smartmontools, stress-ng, fio) with
-//! their libraries. The kernel and initramfs are booted directly (as PXE hands
-//! them over) in QEMU (TCG, `-cpu qemu64`: no RDRAND, so the kernel's random
-//! pool stays cold) with user-mode networking: the ramdisk must get an address
-//! by DHCP, every tool must run (its libraries are there) and the agent must
-//! call the API URL given on the kernel command line. Also: a `--kernel` that
-//! is not a kernel is refused, naming the file.
+//! their libraries. The result is booted in QEMU (TCG, `-cpu qemu64`: no
+//! RDRAND, so the kernel's random pool stays cold) with user-mode networking,
+//! three ways at once: the kernel and initramfs directly (as PXE hands them
+//! over), and `ironic-agent.iso` as a CD with OVMF (UEFI) and with SeaBIOS
+//! (BIOS). Each time the ramdisk must get an address by DHCP, every tool must
+//! run (its libraries are there) and the agent must call the API URL given on
+//! the kernel command line (for the ISO: in its GRUB configuration). Also: a
+//! `--kernel` that is not a kernel is refused, naming the file.
 //!
-//! Needs QEMU, busybox-static, apt-get/dpkg-deb/depmod, the tools' packages and
-//! glibc's static libraries (for the agent); a missing one fails with the
-//! package to install.
+//! Needs QEMU, OVMF, busybox-static, apt-get/dpkg-deb/depmod, the tools'
+//! packages and glibc's static libraries (for the agent); a missing one fails
+//! with the package to install.
 
 mod e2e_support;
 
@@ -27,9 +29,9 @@ use std::time::{Duration, Instant};
 use e2e_support::{ChildGuard, need_file, ramdisk, target_dir, tool};
 use ironic_standalone::ramdisk::tools::TOOLS;
 
-/// Bound on the boot (a TCG guest on a loaded 2-core machine; alone it takes
-/// ~10-60 s).
-const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
+/// Bound on the boots (three TCG guests at once on a loaded 2-core machine;
+/// alone, each takes ~10-60 s).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn ironic() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ironic"))
@@ -76,9 +78,10 @@ fn fake_api() -> (u16, mpsc::Receiver<String>) {
 }
 
 #[test]
-fn ramdisk_build_makes_an_initramfs_whose_tools_run_and_agent_calls_home_under_tcg() {
+fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_home_under_tcg() {
     tool("qemu-system-x86_64", "qemu-system-x86");
     need_file("/bin/busybox", "busybox-static");
+    need_file("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf");
     tool("apt-get", "apt");
     tool("dpkg-deb", "dpkg");
     tool("depmod", "kmod");
@@ -101,6 +104,9 @@ fn ramdisk_build_makes_an_initramfs_whose_tools_run_and_agent_calls_home_under_t
         .arg(&agent)
         .arg("--cache")
         .arg(&cache)
+        .arg("--iso-kernel-params")
+        // no_timer_check: TCG on a loaded host fails the IO-APIC timer check.
+        .arg(format!("loglevel=4 no_timer_check {api_url}"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
@@ -112,9 +118,12 @@ fn ramdisk_build_makes_an_initramfs_whose_tools_run_and_agent_calls_home_under_t
     eprintln!("{stdout}(build took {:?})", started.elapsed());
     let kernel = out.path().join("ironic-agent.kernel");
     let initramfs = out.path().join("ironic-agent.initramfs");
+    let iso = out.path().join("ironic-agent.iso");
     let size = std::fs::metadata(&initramfs).unwrap().len();
     assert!(
-        stdout.contains("ironic-agent.initramfs") && stdout.contains("MiB"),
+        stdout.contains("ironic-agent.initramfs")
+            && stdout.contains("ironic-agent.iso")
+            && stdout.contains("MiB"),
         "{stdout}"
     );
     // ~60 MiB, most of it fio's storage engines' libraries (Ceph, GlusterFS,
@@ -129,11 +138,24 @@ fn ramdisk_build_makes_an_initramfs_whose_tools_run_and_agent_calls_home_under_t
         "the summary says what to put in the config: {stdout}"
     );
 
+    for f in ["ironic-agent.eltorito.img", "ironic-agent.esp.img"] {
+        assert!(
+            out.path().join(f).is_file(),
+            "{f} is kept for per-node ISOs"
+        );
+    }
+
     // Bad input: a kernel that is not a kernel.
     let bogus = out.path().join("not-a-kernel");
     std::fs::write(&bogus, vec![0x42u8; 16384]).unwrap();
     let bad = ironic()
-        .args(["ramdisk", "build", "--without-tools", "--output"])
+        .args([
+            "ramdisk",
+            "build",
+            "--without-tools",
+            "--no-iso",
+            "--output",
+        ])
         .arg(out.path().join("bad"))
         .arg("--agent")
         .arg(&agent)
@@ -148,14 +170,24 @@ fn ramdisk_build_makes_an_initramfs_whose_tools_run_and_agent_calls_home_under_t
         "{err}"
     );
 
-    let boots = [Boot::Direct {
-        kernel: kernel.clone(),
-        initramfs: initramfs.clone(),
-        // loglevel=4: the kernel's own lines do not cut through /init's.
-        append: format!(
-            "console=ttyS0,115200n8 loglevel=4 no_timer_check {api_url} BOOTIF=01-52-54-00-12-34-56"
-        ),
-    }];
+    let boots = [
+        Boot::Direct {
+            kernel: kernel.clone(),
+            initramfs: initramfs.clone(),
+            // loglevel=4: the kernel's own lines do not cut through /init's.
+            append: format!(
+                "console=ttyS0,115200n8 loglevel=4 no_timer_check {api_url} BOOTIF=01-52-54-00-12-34-56"
+            ),
+        },
+        Boot::Cd {
+            iso: iso.clone(),
+            uefi: true,
+        },
+        Boot::Cd {
+            iso: iso.clone(),
+            uefi: false,
+        },
+    ];
     boot_all_and_wait_for_the_agents(&boots, out.path(), rx);
 }
 
@@ -165,17 +197,24 @@ enum Boot {
         initramfs: PathBuf,
         append: String,
     },
+    Cd {
+        iso: PathBuf,
+        uefi: bool,
+    },
 }
 
 impl Boot {
     fn name(&self) -> &'static str {
         match self {
             Boot::Direct { .. } => "kernel+initramfs",
+            Boot::Cd { uefi: false, .. } => "ISO, BIOS",
+            Boot::Cd { uefi: true, .. } => "ISO, UEFI",
         }
     }
     fn mode(&self) -> &'static str {
         match self {
-            Boot::Direct { .. } => "booted in BIOS mode",
+            Boot::Cd { uefi: true, .. } => "booted in UEFI mode",
+            _ => "booted in BIOS mode",
         }
     }
 }
@@ -215,6 +254,25 @@ fn boot_all_and_wait_for_the_agents(boots: &[Boot], dir: &Path, rx: mpsc::Receiv
                     .arg(initramfs)
                     .arg("-append")
                     .arg(append);
+            }
+            Boot::Cd { iso, uefi } => {
+                if *uefi {
+                    let vars = dir.join(format!("OVMF_VARS-{i}.fd"));
+                    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+                    cmd.arg("-drive").arg(
+                        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    );
+                    cmd.arg("-drive").arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        vars.display()
+                    ));
+                }
+                cmd.arg("-drive")
+                    .arg(format!(
+                        "file={},media=cdrom,readonly=on,if=none,id=cd0",
+                        iso.display()
+                    ))
+                    .args(["-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=0"]);
             }
         }
         let child = cmd

@@ -11,9 +11,12 @@
 //! The agent's tools (GRUB's `grub-mkimage` and modules, `efibootmgr`,
 //! e2fsprogs, xfsprogs, parted, util-linux, hdparm, nvme-cli, smartmontools,
 //! stress-ng, fio) come from the build host with their shared libraries
-//! ([`tools`]).
+//! ([`tools`]). The bootable ISO ([`iso`]) boots the same kernel and initramfs
+//! with GRUB in BIOS and UEFI mode; per-node ISOs (virtual media) reuse its
+//! GRUB images with the node's own kernel command line.
 
 mod cpio;
+pub mod iso;
 mod kernel;
 pub mod tools;
 
@@ -127,6 +130,9 @@ pub struct BuildOptions {
     /// cannot install a bootloader for partition images, add UEFI boot entries,
     /// erase disks securely nor run the burn-in steps.
     pub without_tools: bool,
+    /// Also build the bootable ISO (`ironic-agent.iso`, BIOS and UEFI) with this
+    /// kernel command line, and keep its GRUB images beside it.
+    pub iso_cmdline: Option<String>,
 }
 
 /// What was built.
@@ -144,6 +150,8 @@ pub struct BuildReport {
     pub not_included: Vec<String>,
     /// The tools taken from the host (empty with `without_tools`).
     pub tools: Vec<String>,
+    /// The bootable ISO, when asked for.
+    pub iso: Option<PathBuf>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -172,6 +180,13 @@ impl BuildReport {
             );
         } else {
             s.push_str(&format!("  tools: {}\n", self.tools.join(", ")));
+        }
+        if let Some(iso) = &self.iso {
+            s.push_str(&format!(
+                "  {}  {}  (BIOS and UEFI; GRUB images for per-node ISOs beside it)\n",
+                iso.display(),
+                size(iso)
+            ));
         }
         if !self.not_included.is_empty() {
             s.push_str(&format!(
@@ -287,6 +302,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     } else {
         tools::collect(Path::new("/"))?
     };
+    // GRUB for the ISO before the long part, so that a missing GRUB fails early.
+    let boot_files = match &opts.iso_cmdline {
+        Some(_) => Some(iso::BootFiles::build(&out.join(".grub"))?),
+        None => None,
+    };
 
     // The initramfs.
     let initramfs = out.join("ironic-agent.initramfs");
@@ -388,6 +408,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     if kernel_src != kernel {
         std::fs::copy(&kernel_src, &kernel).map_err(|e| RamdiskError::io(&kernel, e))?;
     }
+    let iso = match (&boot_files, &opts.iso_cmdline) {
+        (Some(files), Some(cmdline)) => {
+            files.save(out)?;
+            let _ = std::fs::remove_dir_all(out.join(".grub"));
+            let path = iso::iso_path(out);
+            files.iso(&kernel, &initramfs, cmdline, "IRONIC_AGENT", &path)?;
+            Some(path)
+        }
+        _ => None,
+    };
     Ok(BuildReport {
         kernel,
         initramfs,
@@ -399,6 +429,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
             .filter(|_| !opts.without_tools)
             .map(|t| t.name.to_string())
             .collect(),
+        iso,
         elapsed: started.elapsed(),
     })
 }
