@@ -65,17 +65,37 @@ pub const REDFISH_HARDWARE: HardwareType = GENERIC
 /// interface registered by one call shares one client cache (connections and
 /// sessions per BMC).
 pub fn register(registry: &mut InterfaceRegistry, config: RedfishConfig) {
+    register_inner(registry, config, None);
+}
+
+/// [`register`], with `redfish-virtual-media` building each node's ISO with
+/// `builder` (its kernel parameters baked in) when `driver_info` names no
+/// prebuilt `redfish_deploy_iso`, as Ironic's `prepare_deploy_iso` does.
+pub fn register_with_boot_iso(
+    registry: &mut InterfaceRegistry,
+    config: RedfishConfig,
+    builder: Arc<dyn ironic_core::driver::BootIsoBuilder>,
+) {
+    register_inner(registry, config, Some(builder));
+}
+
+fn register_inner(
+    registry: &mut InterfaceRegistry,
+    config: RedfishConfig,
+    builder: Option<Arc<dyn ironic_core::driver::BootIsoBuilder>>,
+) {
     let shared = Arc::new(Shared::new(config));
+    let mut vmedia = RedfishVirtualMediaBoot::with_shared(shared.clone());
+    if let Some(b) = builder {
+        vmedia = vmedia.with_boot_iso(b);
+    }
     registry
         .register_power(NAME, Arc::new(RedfishPower::with_shared(shared.clone())))
         .register_management(
             NAME,
             Arc::new(RedfishManagement::with_shared(shared.clone())),
         )
-        .register_boot(
-            VIRTUAL_MEDIA_BOOT,
-            Arc::new(RedfishVirtualMediaBoot::with_shared(shared.clone())),
-        )
+        .register_boot(VIRTUAL_MEDIA_BOOT, Arc::new(vmedia))
         .register_inspect(NAME, Arc::new(RedfishInspect::with_shared(shared.clone())))
         .register_bios(NAME, Arc::new(RedfishBios::with_shared(shared.clone())))
         .register_raid(NAME, Arc::new(RedfishRaid::with_shared(shared.clone())))

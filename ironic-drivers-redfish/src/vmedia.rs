@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ironic_core::DriverError;
 use ironic_core::driver::{
-    BaseInterface, BootDevice, BootInterface, PropertyDoc, RamdiskKind, RamdiskParams, Task,
-    VmediaDevice,
+    BaseInterface, BootDevice, BootInterface, BootIsoBuilder, PropertyDoc, RamdiskKind,
+    RamdiskParams, Task, VmediaDevice,
 };
 use serde_json::{Value, json};
 
@@ -180,15 +180,29 @@ pub(crate) async fn insert(client: &RedfishClient, slot: &Slot, url: &str) -> Re
 /// Boot the agent ramdisk from virtual media
 /// (`boot_interface = "redfish-virtual-media"`).
 ///
-/// The ISO comes from `driver_info.redfish_deploy_iso` (or `deploy_iso`; for
-/// rescue `redfish_rescue_iso` / `rescue_iso`) and must be an http(s) URL the BMC
-/// can download. This interface inserts the ISO as is: it must carry its own
-/// configuration (the agent finds the API from its kernel command line baked into
-/// the ISO, or through DHCP); the conductor's kernel parameters are recorded in
-/// `driver_internal_info.redfish_vmedia` but not injected.
+/// As Ironic's: with a [`BootIsoBuilder`] (see
+/// [`register_with_boot_iso`](crate::register_with_boot_iso)) and no prebuilt ISO
+/// in `driver_info`, it inserts an ISO built for the node from its
+/// `deploy_kernel`/`deploy_ramdisk` (or `rescue_*`) with the conductor's kernel
+/// parameters (`ipa-api-url`, ...) baked in, and removes it again in
+/// `clean_up_ramdisk`. A prebuilt ISO, `driver_info.redfish_deploy_iso` (or
+/// `deploy_iso`; for rescue `redfish_rescue_iso` / `rescue_iso`), an http(s) URL
+/// the BMC can download, is inserted as is: it must carry its own configuration
+/// (the API URL on its kernel command line, or found through DHCP); the kernel
+/// parameters are then only recorded in `driver_internal_info.redfish_vmedia`
+/// (Ironic logs the same: "custom configuration will not be available").
 #[derive(Debug, Clone)]
 pub struct RedfishVirtualMediaBoot {
     shared: Arc<Shared>,
+    builder: Option<Arc<dyn BootIsoBuilder>>,
+}
+
+/// Where the inserted ISO comes from.
+enum IsoSource {
+    /// A prebuilt ISO named in `driver_info`.
+    Prebuilt(String),
+    /// Built for the node by the [`BootIsoBuilder`].
+    Built(Arc<dyn BootIsoBuilder>),
 }
 
 impl RedfishVirtualMediaBoot {
@@ -197,25 +211,51 @@ impl RedfishVirtualMediaBoot {
         Self::with_shared(Arc::new(Shared::new(config)))
     }
 
-    pub(crate) fn with_shared(shared: Arc<Shared>) -> Self {
-        RedfishVirtualMediaBoot { shared }
+    /// Build the node's ISO with `builder` when `driver_info` names no prebuilt one.
+    pub fn with_boot_iso(mut self, builder: Arc<dyn BootIsoBuilder>) -> Self {
+        self.builder = Some(builder);
+        self
     }
 
-    fn iso(task: &Task, kind: RamdiskKind) -> Result<String> {
-        let keys: &[&str] = match kind {
+    pub(crate) fn with_shared(shared: Arc<Shared>) -> Self {
+        RedfishVirtualMediaBoot {
+            shared,
+            builder: None,
+        }
+    }
+
+    fn iso_keys(kind: RamdiskKind) -> &'static [&'static str] {
+        match kind {
             RamdiskKind::Deploy => &["redfish_deploy_iso", "deploy_iso"],
             RamdiskKind::Rescue => &["redfish_rescue_iso", "rescue_iso"],
-        };
+        }
+    }
+
+    /// The prebuilt ISO, or the builder, or an error naming what to set.
+    fn source(&self, task: &Task, kind: RamdiskKind) -> Result<IsoSource> {
+        if let Some(url) = Self::iso(task, kind)? {
+            return Ok(IsoSource::Prebuilt(url));
+        }
+        if let Some(b) = &self.builder {
+            return Ok(IsoSource::Built(b.clone()));
+        }
+        let keys = Self::iso_keys(kind);
+        Err(RedfishError::MissingParameter(format!(
+            "Missing the following property in node's driver_info: {} (or {}); this conductor cannot build ISOs from deploy_kernel and deploy_ramdisk",
+            keys[0], keys[1]
+        )))
+    }
+
+    /// The prebuilt ISO `driver_info` names, checked to be an http(s) URL.
+    fn iso(task: &Task, kind: RamdiskKind) -> Result<Option<String>> {
+        let keys = Self::iso_keys(kind);
         let info = &task.node.driver_info;
-        let url = keys
+        let Some(url) = keys
             .iter()
             .find_map(|k| info.get_str(k).filter(|s| !s.trim().is_empty()))
-            .ok_or_else(|| {
-                RedfishError::MissingParameter(format!(
-                    "Missing the following property in node's driver_info: {} (or {})",
-                    keys[0], keys[1]
-                ))
-            })?;
+        else {
+            return Ok(None);
+        };
         let url = url.trim().to_owned();
         let parsed = reqwest::Url::parse(&url).map_err(|e| {
             RedfishError::InvalidParameter(format!("{} {url:?} is not a URL: {e}", keys[0]))
@@ -226,7 +266,14 @@ impl RedfishVirtualMediaBoot {
                 keys[0]
             )));
         }
-        Ok(url)
+        Ok(Some(url))
+    }
+
+    fn validate_kind(&self, task: &Task, kind: RamdiskKind) -> Result<(), DriverError> {
+        match self.source(task, kind)? {
+            IsoSource::Prebuilt(_) => Ok(()),
+            IsoSource::Built(b) => b.validate(task, kind),
+        }
     }
 
     async fn eject_all_cd(&self, task: &Task) -> Result<()> {
@@ -245,10 +292,25 @@ impl RedfishVirtualMediaBoot {
 impl BaseInterface for RedfishVirtualMediaBoot {
     fn properties(&self) -> Vec<PropertyDoc> {
         let mut p = config::PROPERTIES.to_vec();
-        p.push(PropertyDoc::required(
-            "redfish_deploy_iso",
-            "URL (http/https) of the deploy ISO the BMC inserts as virtual CD; deploy_iso is accepted too.",
-        ));
+        if self.builder.is_some() {
+            p.push(PropertyDoc::optional(
+                "redfish_deploy_iso",
+                "URL (http/https) of a prebuilt deploy ISO the BMC inserts as is (deploy_iso is accepted too); without it the conductor builds one for the node from deploy_kernel and deploy_ramdisk with the node's kernel parameters.",
+            ));
+            p.push(PropertyDoc::optional(
+                "deploy_kernel",
+                "Deploy kernel the node's ISO is built from (default: the conductor's).",
+            ));
+            p.push(PropertyDoc::optional(
+                "deploy_ramdisk",
+                "Deploy ramdisk the node's ISO is built from (default: the conductor's).",
+            ));
+        } else {
+            p.push(PropertyDoc::required(
+                "redfish_deploy_iso",
+                "URL (http/https) of the deploy ISO the BMC inserts as virtual CD; deploy_iso is accepted too.",
+            ));
+        }
         p.push(PropertyDoc::optional(
             "redfish_rescue_iso",
             "URL (http/https) of the rescue ISO; rescue_iso is accepted too.",
@@ -258,8 +320,7 @@ impl BaseInterface for RedfishVirtualMediaBoot {
 
     fn validate(&self, task: &Task) -> Result<(), DriverError> {
         self.shared.info(task)?;
-        Self::iso(task, RamdiskKind::Deploy)?;
-        Ok(())
+        self.validate_kind(task, RamdiskKind::Deploy)
     }
 
     fn steps(&self) -> Vec<ironic_core::driver::StepDef> {
@@ -278,7 +339,15 @@ impl BootInterface for RedfishVirtualMediaBoot {
         task: &mut Task,
         params: &RamdiskParams,
     ) -> Result<(), DriverError> {
-        let iso = Self::iso(task, params.kind)?;
+        let (iso, built) = match self.source(task, params.kind)? {
+            IsoSource::Prebuilt(url) => {
+                if !params.kernel_params.is_empty() {
+                    tracing::warn!(node = %task.node.uuid, iso = %url, "using the prebuilt ISO of driver_info: the conductor's kernel parameters will not reach the ramdisk");
+                }
+                (url, false)
+            }
+            IsoSource::Built(b) => (b.prepare(task, params).await?, true),
+        };
         let (client, path) = self.shared.connect(task).await?;
         let system: ComputerSystem = client.get(&path).await?;
         let slot = find_slot(&client, &path, &system, VmediaDevice::Cdrom).await?;
@@ -293,13 +362,16 @@ impl BootInterface for RedfishVirtualMediaBoot {
         .await?;
         task.node.set_internal(
             "redfish_vmedia",
-            json!({"slot": slot.0, "image": iso, "kernel_params": params.command_line()}),
+            json!({"slot": slot.0, "image": iso, "built": built, "kernel_params": params.command_line()}),
         );
         Ok(())
     }
 
     async fn clean_up_ramdisk(&self, task: &mut Task) -> Result<(), DriverError> {
         self.eject_all_cd(task).await?;
+        if let Some(b) = &self.builder {
+            b.clean_up(task).await?;
+        }
         task.node.driver_internal_info.remove("redfish_vmedia");
         Ok(())
     }
@@ -323,8 +395,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
     }
 
     fn validate_rescue(&self, task: &Task) -> Result<(), DriverError> {
-        Self::iso(task, RamdiskKind::Rescue)?;
-        Ok(())
+        self.validate_kind(task, RamdiskKind::Rescue)
     }
 
     fn validate_inspection(&self, task: &Task) -> Result<(), DriverError> {

@@ -107,3 +107,35 @@ pub trait BootInterface: BaseInterface {
         Err(DriverError::unsupported("validate_inspection"))
     }
 }
+
+/// Builds and publishes the bootable ISO a virtual media boot interface inserts
+/// for one node (Ironic's `image_utils.prepare_deploy_iso`): the node's deploy or
+/// rescue kernel and ramdisk with its own kernel command line (`ipa-api-url`,
+/// `BOOTIF`, the console, ...) in the ISO's boot loader configuration, served
+/// over HTTP for the BMC to download.
+///
+/// The program that runs the conductor gives one to the boot interfaces that use
+/// virtual media (e.g. `ironic_drivers_redfish::register_with_boot_iso`); without
+/// one they insert the prebuilt ISO `driver_info` names, as is.
+///
+/// # Contract
+/// * `validate` checks, without building anything, that `prepare` can build an
+///   ISO for the node (its kernel and ramdisk are known and readable, the ISO
+///   can be served); the error says what is missing.
+/// * `prepare` builds the node's ISO for `params.kind` with `params` on its
+///   kernel command line, replacing an older ISO of the node, and returns the
+///   URL the BMC downloads it from. It is idempotent.
+/// * `clean_up` removes the node's ISO; nothing to remove is fine.
+/// * Secrets (`ipa-agent-token`) never go into an ISO: whoever can download it
+///   could read them.
+#[async_trait]
+pub trait BootIsoBuilder: Send + Sync + std::fmt::Debug {
+    /// Check that an ISO of the `kind` ramdisk can be built for the node.
+    fn validate(&self, task: &Task, kind: RamdiskKind) -> Result<(), DriverError>;
+
+    /// Build (or rebuild) the node's ISO and return its URL.
+    async fn prepare(&self, task: &Task, params: &RamdiskParams) -> Result<String, DriverError>;
+
+    /// Remove the node's ISO.
+    async fn clean_up(&self, task: &Task) -> Result<(), DriverError>;
+}

@@ -26,7 +26,7 @@ mod vendor;
 
 pub use base::{BaseInterface, PropertyDoc};
 pub use bios::{BiosInterface, BiosSetting};
-pub use boot::{BootInterface, RamdiskKind, RamdiskParams};
+pub use boot::{BootInterface, BootIsoBuilder, RamdiskKind, RamdiskParams};
 pub use console::{ConsoleInfo, ConsoleInterface};
 pub use deploy::{DeployInterface, Heartbeat, HeartbeatOutcome};
 pub use firmware::{FirmwareComponent, FirmwareInterface, FirmwareUpdate};
