@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod network;
 pub mod ramdisk;
 pub mod server;
+pub mod vmedia;

@@ -91,7 +91,24 @@ fn available_registry(
     // virtual-media boot, inspection, BIOS, RAID, firmware), and the agent's `direct`
     // deploy (plus `agent` inspection).
     ironic_drivers_ipmi::register(&mut reg, ironic_drivers_ipmi::IpmiConfig::default());
-    ironic_drivers_redfish::register(&mut reg, ironic_drivers_redfish::RedfishConfig::default());
+    // Virtual media boots without a prebuilt ISO get one built per node with its
+    // kernel parameters, served by the HTTP boot server (Ironic's prepare_deploy_iso).
+    let isos = crate::vmedia::VmediaIsos::new(
+        boot.files.clone(),
+        crate::vmedia::VmediaSettings {
+            dir: cfg.storage.data_dir.join("vmedia"),
+            http_url: boot.http_url.clone(),
+            default_kernel: cfg.boot.deploy_kernel.clone(),
+            default_ramdisk: cfg.boot.deploy_ramdisk.clone(),
+            console: cfg.boot.console.clone(),
+            kernel_append_params: cfg.boot.kernel_append_params.clone(),
+        },
+    );
+    ironic_drivers_redfish::register_with_boot_iso(
+        &mut reg,
+        ironic_drivers_redfish::RedfishConfig::default(),
+        std::sync::Arc::new(isos),
+    );
     // (Config::check validated [inspector]; an error here means it was skipped)
     let inspect = crate::network::inspect_config(cfg).unwrap_or_else(|e| {
         tracing::error!(error = %e, "[inspector] ignored");

@@ -1,0 +1,316 @@
+//! Per-node virtual media ISOs (Ironic's `prepare_deploy_iso`) through a real
+//! `ironic serve` and a real `sushy-emulator` (PyPI sushy-tools, fake driver):
+//! a `redfish` node booting its ramdisk with `redfish-virtual-media` and no
+//! prebuilt `redfish_deploy_iso` gets an ISO built for it from `[boot]
+//! deploy_kernel`/`deploy_ramdisk`, served at `<boot url>/vmedia/boot-<uuid>.iso`;
+//! the emulator downloads it on InsertMedia, and the ISO it holds (read back with
+//! `isoinfo`) carries the node's kernel parameters (`ipa-api-url`, `BOOTIF` of
+//! its PXE port, the console) in GRUB's configuration and the kernel and ramdisk
+//! byte for byte. Aborting the inspection ejects the media and removes the ISO.
+//! A node whose kernel is on another server fails validation with the reason.
+//!
+//! `ramdisk_build.rs` boots ISOs made by the same code in QEMU (BIOS and UEFI).
+
+mod api_support;
+mod e2e_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api_support::{Ironic, pip_tool};
+use e2e_support::{need_file, tool};
+use serde_json::{Value, json};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A `reqwest` JSON call: (status, body).
+async fn call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, format!("{base}{path}"))
+        .header("X-OpenStack-Ironic-API-Version", "latest");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const SYSTEM: &str = "2cbd9e2a-0000-4000-8000-00000000b007";
+const MAC: &str = "52:54:00:ab:cd:01";
+
+/// sushy-emulator with one fake system; what it downloads goes to `tmp`.
+struct Sushy {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sushy(dir: &Path, tmp: &Path) -> Sushy {
+    let bin = pip_tool("sushy-emulator", "sushy-tools");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("emulator.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
+             SUSHY_EMULATOR_STATE_DIR = {:?}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
+             SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': {SYSTEM:?}, 'name': 'vmedia-1', 'power_state': 'Off', 'nics': [{{'mac': {MAC:?}, 'ip': '10.9.0.10'}}]}}]\n",
+            dir.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("emulator.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&conf)
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let s = Sushy {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sushy-emulator did not start: {}",
+            std::fs::read_to_string(&s.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s
+}
+
+/// Every file named `name` below `dir`.
+fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(find_named(&p, name));
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A file of an ISO, extracted by `isoinfo` (Rock Ridge names).
+fn iso_file(iso: &Path, path: &str) -> Vec<u8> {
+    let out = Command::new(tool("isoinfo", "genisoimage"))
+        .args(["-R", "-i"])
+        .arg(iso)
+        .args(["-x", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "isoinfo -x {path} failed");
+    out.stdout
+}
+
+#[test]
+fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
+    tool("isoinfo", "genisoimage");
+    tool("grub-mkimage", "grub-common");
+    need_file("/usr/lib/grub/i386-pc/kernel.img", "grub-pc-bin");
+    need_file("/usr/lib/grub/x86_64-efi/kernel.img", "grub-efi-amd64-bin");
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("sushy-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // The ISO builder copies the kernel and ramdisk; nothing boots here
+    // (ramdisk_build.rs boots the same ISOs in QEMU).
+    let kernel = dir.path().join("deploy.kernel");
+    let ramdisk = dir.path().join("deploy.initramfs");
+    let kernel_data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let ramdisk_data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    std::fs::write(&kernel, &kernel_data).unwrap();
+    std::fs::write(&ramdisk, &ramdisk_data).unwrap();
+    let bmc = sushy(dir.path(), &tmp);
+    let ironic = Ironic::start(
+        &[],
+        &[
+            ("IRONIC__BOOT__DEPLOY_KERNEL", kernel.to_str().unwrap()),
+            ("IRONIC__BOOT__DEPLOY_RAMDISK", ramdisk.to_str().unwrap()),
+            ("IRONIC__BOOT__CONSOLE", "ttyS0,115200n8"),
+        ],
+    );
+    let api = ironic.url.clone();
+    let rt = rt();
+    rt.block_on(async {
+        let (s, node) = call(
+            &api,
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({
+                "name": "vmedia-1",
+                "driver": "redfish",
+                "boot_interface": "redfish-virtual-media",
+                "inspect_interface": "agent",
+                "driver_info": {
+                    "redfish_address": bmc.url,
+                    "redfish_system_id": format!("/redfish/v1/Systems/{SYSTEM}"),
+                },
+            })),
+        )
+        .await;
+        assert_eq!(s, 201, "{node}");
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        let (s, port) = call(
+            &api,
+            reqwest::Method::POST,
+            "/v1/ports",
+            Some(json!({"node_uuid": uuid, "address": MAC, "pxe_enabled": true})),
+        )
+        .await;
+        assert_eq!(s, 201, "{port}");
+        let (s, v) = call(&api, reqwest::Method::GET, &format!("/v1/nodes/{uuid}/validate"), None).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["boot"]["result"], true, "{v}");
+
+        let wait_state = |want: &'static str| {
+            let api = api.clone();
+            let uuid = uuid.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let (_, n) = call(&api, reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None).await;
+                    if n["provision_state"] == want {
+                        return n;
+                    }
+                    let failed = n["provision_state"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with("failed"));
+                    assert!(
+                        Instant::now() < deadline && !failed,
+                        "node never reached {want}: {n}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+        let target = |t: &'static str| {
+            let api = api.clone();
+            let uuid = uuid.clone();
+            async move {
+                let (s, b) = call(
+                    &api,
+                    reqwest::Method::PUT,
+                    &format!("/v1/nodes/{uuid}/states/provision"),
+                    Some(json!({"target": t})),
+                )
+                .await;
+                assert_eq!(s, 202, "{t}: {b}");
+            }
+        };
+        target("manage").await;
+        wait_state("manageable").await;
+        target("inspect").await;
+        let n = wait_state("inspect wait").await;
+        let vmedia = &n["driver_internal_info"]["redfish_vmedia"];
+        let iso_url = format!("{api}/boot/vmedia/boot-{uuid}.iso");
+        assert_eq!(vmedia["image"], iso_url.as_str(), "{n}");
+        assert_eq!(vmedia["built"], true, "{n}");
+
+        // The ISO the emulator downloaded on InsertMedia.
+        let name = format!("boot-{uuid}.iso");
+        let fetched = find_named(&tmp, &name);
+        assert_eq!(fetched.len(), 1, "sushy-emulator holds {fetched:?}; its log:\n{}", std::fs::read_to_string(&bmc.log).unwrap_or_default());
+        let iso = &fetched[0];
+        let cfg = String::from_utf8(iso_file(iso, "/boot/grub/grub.cfg")).unwrap();
+        let linux = cfg
+            .lines()
+            .find(|l| l.trim_start().starts_with("linux "))
+            .unwrap_or_else(|| panic!("no linux line:\n{cfg}"));
+        for want in [
+            format!("'ipa-api-url={api}'"),
+            "'BOOTIF=01-52-54-00-ab-cd-01'".to_owned(),
+            "'console=ttyS0,115200n8'".to_owned(),
+            "'nofb'".to_owned(),
+        ] {
+            assert!(linux.contains(&want), "{want} missing from {linux}");
+        }
+        assert!(!cfg.contains("ipa-agent-token"), "{cfg}");
+        assert_eq!(iso_file(iso, "/ironic-agent.kernel"), kernel_data);
+        assert_eq!(iso_file(iso, "/ironic-agent.initramfs"), ramdisk_data);
+        // Bootable: El Torito (isoinfo lists the default, BIOS entry; the UEFI
+        // entry's ESP is on the ISO).
+        let d = Command::new(tool("isoinfo", "genisoimage"))
+            .args(["-d", "-i"])
+            .arg(iso)
+            .output()
+            .unwrap();
+        let d = String::from_utf8_lossy(&d.stdout).into_owned();
+        assert!(
+            d.contains("El Torito VD version 1 found") && d.contains("No Emulation Boot"),
+            "{d}"
+        );
+        assert!(!iso_file(iso, "/boot/efiboot.img").is_empty());
+        // Served as the emulator got it.
+        let served = reqwest::get(&iso_url).await.unwrap();
+        assert_eq!(served.status().as_u16(), 200);
+        assert_eq!(served.bytes().await.unwrap().as_ref(), std::fs::read(iso).unwrap().as_slice());
+        let (_, cd) = call(&bmc.url, reqwest::Method::GET, &format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"), None).await;
+        assert_eq!(cd["Inserted"], true, "{cd}");
+
+        // Abort: the media is ejected and the ISO is gone.
+        target("abort").await;
+        wait_state("inspect failed").await;
+        let (_, cd) = call(&bmc.url, reqwest::Method::GET, &format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"), None).await;
+        assert_eq!(cd["Inserted"], false, "{cd}");
+        assert_eq!(reqwest::get(&iso_url).await.unwrap().status().as_u16(), 404);
+        assert!(
+            find_named(&ironic.dir.path().join("data"), &name).is_empty(),
+            "the ISO file is removed"
+        );
+
+        // A kernel on another server cannot go into an ISO: validation says so.
+        let (s, _) = call(
+            &api,
+            reqwest::Method::PATCH,
+            &format!("/v1/nodes/{uuid}"),
+            Some(json!([{"op": "add", "path": "/driver_info/deploy_kernel", "value": "http://192.0.2.1/k"}])),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (_, v) = call(&api, reqwest::Method::GET, &format!("/v1/nodes/{uuid}/validate"), None).await;
+        assert_eq!(v["boot"]["result"], false, "{v}");
+        let reason = v["boot"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("deploy_kernel") && reason.contains("http://192.0.2.1/k"), "{reason}");
+    });
+}
