@@ -7,6 +7,7 @@ pub use error::AgentError;
 pub mod agent;
 pub mod conductor;
 pub mod httpd;
+pub mod progress;
 pub mod protocol;
 
 pub use conductor::{

@@ -40,6 +40,35 @@ pub struct CommandResult {
     /// The result.
     #[serde(default)]
     pub command_result: Option<Value>,
+    /// How far a long command (an image write) got: an ironic-rs extension.
+    /// IPA has no such field and Ironic reads the other fields by name, so it
+    /// ignores this one; absent from the JSON when there is nothing to report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_progress: Option<CommandProgress>,
+}
+
+/// Progress of a long command (`command_progress`), as the agent measured it.
+/// The conductor copies it into `driver_internal_info.agent_progress`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandProgress {
+    /// What is being done: `writing image` (downloading and writing, which
+    /// stream together), `verifying image` (reading the written bytes back).
+    pub stage: String,
+    /// Bytes done in this stage.
+    pub done_bytes: u64,
+    /// Bytes the stage has in all, when known (the image's `Content-Length`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// `done_bytes / total_bytes` in percent, one decimal, when the total is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    /// Mean rate of this stage so far.
+    pub bytes_per_second: u64,
+    /// Seconds since this stage started.
+    pub elapsed_seconds: f64,
+    /// Seconds left at the mean rate, when the total is known and bytes moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
 }
 
 /// `POST /v1/commands/` body.
@@ -111,6 +140,7 @@ impl CommandResult {
             command_status: CommandStatus::Succeeded,
             command_error: None,
             command_result: Some(result),
+            command_progress: None,
         }
     }
 
@@ -122,6 +152,7 @@ impl CommandResult {
             command_status: CommandStatus::Running,
             command_error: None,
             command_result: None,
+            command_progress: None,
         }
     }
 

@@ -1519,3 +1519,129 @@ async fn four_k_native_disk() {
     drop(rig);
     drop(lo);
 }
+
+/// Serves one file over HTTP/1.1 on loopback (any path): the first MiB at once,
+/// the rest once `open` fires, so a write can be watched half done.
+async fn held_image(data: Vec<u8>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/img.raw", l.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "client closed before its request");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+            data.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&data[..1 << 20]).await.unwrap();
+        let _ = rx.await;
+        s.write_all(&data[1 << 20..]).await.unwrap();
+        let _ = s.shutdown().await;
+    });
+    (url, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_write_progress_reaches_the_node_through_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_disk(&dir.path().join("disk"), 16 << 20);
+    // IPA's regular heartbeats are minutes apart: only progress makes them come
+    let mut rig = rig_on(
+        false,
+        dir,
+        disk,
+        &["--heartbeat-interval", "300", "--progress-interval", "0.2"],
+    )
+    .await;
+    let img = make_raw(&rig.dir.path().join("img.raw"), 8, 41);
+    let (url, open) = held_image(img.clone()).await;
+    let mut task = rig.attach().await;
+    task.node.instance_info = json!({"image_source": url, "image_disk_format": "raw",
+        "image_os_hash_algo": "sha256", "image_os_hash_value": sha256_hex(&img)})
+    .as_object()
+    .unwrap()
+    .clone();
+    let d = AgentDeploy::new(AgentConfig::default());
+    let out = d
+        .execute_step(&mut task, StepKind::Deploy, &step("write_image"))
+        .await
+        .unwrap();
+    assert_eq!(out, StepOutcome::Wait);
+    // the first MiB is written, the rest held: a heartbeat comes for it
+    let hb: Heartbeat = serde_json::from_value(rig.next_hb().await).unwrap();
+    assert_eq!(
+        d.heartbeat(&mut task, &hb).await.unwrap(),
+        HeartbeatOutcome::Wait
+    );
+    let p = task
+        .node
+        .internal("agent_progress")
+        .cloned()
+        .expect("agent_progress recorded while the write runs");
+    assert_eq!(p["stage"], "writing image", "{p}");
+    assert_eq!(p["step"], "write_image", "{p}");
+    assert_eq!(p["command"], "prepare_image", "{p}");
+    assert_eq!(p["total_bytes"], json!(img.len()), "{p}");
+    assert_eq!(p["done_bytes"], json!(1 << 20), "{p}");
+    assert_eq!(p["percent"], json!(12.5), "{p}");
+    assert!(p["updated_at"].is_string(), "{p}");
+    // Ironic's view: GET /v1/commands/ keeps IPA's fields; ours is one more
+    let base = task
+        .node
+        .internal("agent_url")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let l: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/commands/?agent_token={TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let running = l["commands"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(running["command_status"], "RUNNING");
+    assert!(running["command_result"].is_null(), "{running}");
+    assert_eq!(running["command_progress"]["done_bytes"], json!(1 << 20));
+    // nothing moves while the download is held: no more heartbeats
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), rig.hb.recv())
+            .await
+            .is_err(),
+        "a heartbeat without progress to report"
+    );
+    open.send(()).unwrap();
+    assert_eq!(
+        rig.until_done(&d, &mut task).await,
+        HeartbeatOutcome::Continue
+    );
+    assert!(
+        task.node.internal("agent_progress").is_none(),
+        "progress removed when the command ended"
+    );
+    let disk = std::fs::read(&rig.disk).unwrap();
+    assert!(disk[..img.len()] == img[..], "disk differs from the image");
+    // the finished command keeps its last figures: the whole image read back
+    let l: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/commands/?agent_token={TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let done = l["commands"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(done["command_status"], "SUCCEEDED");
+    assert_eq!(done["command_progress"]["stage"], "verifying image");
+    assert_eq!(done["command_progress"]["percent"], json!(100.0));
+}

@@ -225,6 +225,7 @@ async fn deploy_clean_and_redeploy_through_the_conductor() {
                "image_os_hash_algo": "sha256", "image_os_hash_value": sha256_hex(&q)}),
     )
     .await;
+    let mut events = env.c.subscribe();
     let mut req = ProvisionRequest::new("active");
     req.configdrive = Some(
         json!({"meta_data": {"uuid": u.to_string(), "hostname": "e2e-1"},
@@ -272,6 +273,28 @@ async fn deploy_clean_and_redeploy_through_the_conductor() {
         .await;
     assert_eq!(n.provision_state, S::DeployWait);
     assert!(n.last_error.is_none(), "{:?}", n.last_error);
+    // how far the write got, as `baremetal node show` shows it: the first MiB
+    let n = env
+        .wait_until(u, 30, "agent_progress recorded", |n| {
+            n.internal("agent_progress").is_some()
+        })
+        .await;
+    let p = n.internal("agent_progress").unwrap();
+    assert_eq!(p["stage"], "writing image", "{p}");
+    assert_eq!(p["step"], "write_image", "{p}");
+    assert_eq!(p["total_bytes"], json!(q.len()), "{p}");
+    assert_eq!(p["done_bytes"], json!(1 << 20), "{p}");
+    let pct = p["percent"].as_f64().unwrap();
+    assert!(pct > 0.0 && pct < 100.0, "{p}");
+    // subscribers (the dashboard) heard of it without a state change
+    let heard = loop {
+        match events.try_recv() {
+            Ok(ironic_core::conductor::NodeEvent::Updated { node }) if node == u => break true,
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(heard, "no Updated event for the recorded progress");
     gated.gate.send_replace(true);
     let n = env.settle(u, &[S::Active, S::DeployFailed]).await;
     assert_eq!(n.provision_state, S::Active, "{:?}", n.last_error);
@@ -279,6 +302,10 @@ async fn deploy_clean_and_redeploy_through_the_conductor() {
     assert!(
         n.internal("agent_secret_token").is_none(),
         "token wiped at the end"
+    );
+    assert!(
+        n.internal("agent_progress").is_none(),
+        "progress removed at the end"
     );
     assert!(n.internal("root_uuid_or_disk_id").is_some());
     assert!(

@@ -22,6 +22,7 @@ fn opts(max_buffer: u64) -> WriteOptions {
             retry_interval: std::time::Duration::from_millis(20),
             ..DownloadOptions::default()
         },
+        progress: None,
     }
 }
 
@@ -50,18 +51,30 @@ async fn raw_image_lands_byte_for_byte_and_sparse() {
     let srv = ImageServer::start(d.path(), ServeOptions::new())
         .await
         .unwrap();
+    let progress = std::sync::Arc::new(ironic_deploy_agent::progress::Progress::new());
+    let o = WriteOptions {
+        progress: Some(progress.clone()),
+        ..opts(0)
+    };
     let r = write(
         &srv,
         "img.raw",
         DiskFormat::Raw,
         &sha256_hex(&img),
         &disk,
-        &opts(0),
+        &o,
     )
     .await
     .unwrap();
     assert_eq!(r.image_size, img.len() as u64);
     assert!(r.sink.zero_bytes > 0, "zero blocks must be skipped: {r:?}");
+    // the last stage was the read-back, over the whole image
+    let p = progress.snapshot().expect("progress reported");
+    assert_eq!(p.stage, ironic_deploy_agent::progress::VERIFYING);
+    assert_eq!(
+        (p.done_bytes, p.total_bytes, p.percent),
+        (img.len() as u64, Some(img.len() as u64), Some(100.0))
+    );
     let out = std::fs::read(&disk).unwrap();
     assert!(
         out[..img.len()] == img[..],

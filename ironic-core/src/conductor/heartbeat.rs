@@ -11,7 +11,7 @@ use rand::RngCore;
 use serde_json::Value;
 
 use super::job::Job;
-use super::{Conductor, LookupResult};
+use super::{Conductor, LookupResult, NodeEvent};
 use crate::driver::{Heartbeat, HeartbeatOutcome, InspectionData};
 use crate::error::{Error, Result};
 use crate::ids::{Ident, NodeId};
@@ -403,6 +403,7 @@ async fn process_heartbeat(mut job: Job, hb: Heartbeat) -> Job {
             return job;
         }
     };
+    let before = job.node().driver_internal_info.clone();
     let outcome = match d.deploy.heartbeat(&mut job.task, &hb).await {
         Ok(o) => o,
         Err(e) if e.is_retryable() => {
@@ -416,6 +417,11 @@ async fn process_heartbeat(mut job: Job, hb: Heartbeat) -> Job {
     match outcome {
         HeartbeatOutcome::Wait => {
             job.save_or_log().await;
+            // what the driver recorded while waiting (e.g. the agent's progress)
+            // reaches event subscribers (dashboards) without a state change
+            if job.node().driver_internal_info != before && job.deferred.is_none() {
+                job.deferred = Some(NodeEvent::Updated { node: uuid });
+            }
             job
         }
         HeartbeatOutcome::Fail(msg) => {

@@ -65,7 +65,7 @@ pub(crate) struct Job {
     /// The event of a transition into a state where the job ends (stable, failed,
     /// waiting, held): sent after the lock is released, so that whoever reacts to it
     /// finds the node unlocked.
-    deferred: Option<NodeEvent>,
+    pub(crate) deferred: Option<NodeEvent>,
 }
 
 /// Which operation a state belongs to, for messages and history.

@@ -96,7 +96,8 @@ pub enum NodeEvent {
         /// The node.
         node: NodeId,
     },
-    /// A node's fields were changed through the API.
+    /// A node's fields were changed through the API, or by its deploy
+    /// interface while it waits (the agent's progress in `driver_internal_info`).
     Updated {
         /// The node.
         node: NodeId,

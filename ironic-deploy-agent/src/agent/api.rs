@@ -68,7 +68,8 @@ async fn list(AxState(st): AxState<Arc<State>>, Query(q): Query<TokenQuery>) -> 
     if let Err(r) = check_token(&st, &q).await {
         return r;
     }
-    let commands = st.commands.lock().await.clone();
+    let mut commands = st.commands.lock().await.clone();
+    with_progress(&st, &mut commands);
     Json(CommandList { commands }).into_response()
 }
 
@@ -100,8 +101,21 @@ async fn get_one(
             Some(c) if wait && c.command_status == CommandStatus::Running => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            Some(c) => return Json(c).into_response(),
+            Some(mut c) => {
+                with_progress(&st, std::slice::from_mut(&mut c));
+                return Json(c).into_response();
+            }
         }
+    }
+}
+
+/// Adds the running command's progress to its result (`command_progress`).
+fn with_progress(st: &State, commands: &mut [CommandResult]) {
+    for c in commands
+        .iter_mut()
+        .filter(|c| c.command_status == CommandStatus::Running)
+    {
+        c.command_progress = st.progress_of(&c.id);
     }
 }
 
@@ -199,6 +213,8 @@ async fn post_command(
             cmds.push(res.clone());
             drop(cmds);
             let id = res.id.clone();
+            *st.progress.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((id.clone(), Arc::new(crate::progress::Progress::new())));
             let st2 = st.clone();
             let name = req.name.clone();
             let task = tokio::spawn(async move {
@@ -211,9 +227,16 @@ async fn post_command(
                     ))),
                 };
                 let mut cmds = st2.commands.lock().await;
+                // the last figures stay with the finished command
+                let last = st2.progress_of(&id);
                 if let Some(r) = cmds.iter_mut().find(|c| c.id == id) {
                     finish(r, out);
+                    r.command_progress = last;
                 }
+                st2.progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take_if(|(running, _)| *running == id);
                 drop(cmds);
                 st2.force_heartbeat.notify_one();
             });

@@ -228,6 +228,7 @@ async fn prepare_image(st: &Arc<State>, params: &Map<String, Value>) -> Result<S
         verify: st.cfg.verify_writes,
         max_buffer: st.cfg.reorder_buffer,
         download: fetcher.options().clone(),
+        progress: st.current_progress(),
     };
     tracing::info!(image = %info.id, device = %dev.name, format = info.disk_format.as_str(), "writing image");
     let (f, size) = image::open_device(&path)?;

@@ -57,6 +57,10 @@ pub struct AgentConfig {
     pub heartbeat_min_interval: Duration,
     /// Override of the heartbeat interval (default from lookup: 0.3–0.6 × `heartbeat_timeout`).
     pub heartbeat_interval: Option<Duration>,
+    /// While a command reports progress (an image write), heartbeat this often
+    /// when it moved on, so that the conductor records it (`ipa-progress-interval`,
+    /// an ironic-rs parameter; 15 s; 0 turns it off and only IPA's heartbeats remain).
+    pub progress_interval: Duration,
     /// What `standby.power_off` does.
     pub power_off: PowerOffMode,
     /// Where the token is kept so that a restarted agent process keeps it.
@@ -101,6 +105,7 @@ impl Default for AgentConfig {
             lookup_interval: Duration::from_secs(1),
             heartbeat_min_interval: Duration::from_secs(5),
             heartbeat_interval: None,
+            progress_interval: Duration::from_secs(15),
             power_off: PowerOffMode::System,
             state_dir: PathBuf::from("/run/ironic-agent"),
             cmdline_path: None,
@@ -207,6 +212,7 @@ impl AgentConfig {
                 "ipa-lldp-timeout" => self.lldp_timeout = secs(k, v)?,
                 "ipa-lookup-timeout" => self.lookup_timeout = secs(k, v)?,
                 "ipa-lookup-interval" => self.lookup_interval = secs(k, v)?,
+                "ipa-progress-interval" => self.progress_interval = secs(k, v)?,
                 "ipa-image-download-connection-retries" => {
                     self.download_retries = v
                         .parse()
@@ -230,7 +236,7 @@ mod tests {
              BOOTIF=01-52-54-00-12-34-56 ipa-agent-token=abc quiet ipa-insecure=1 \
              ipa-lookup-timeout=30 console=\"ttyS0,115200\" \
              ipa-inspection-callback-url=http://10.0.0.1:6385/v1/continue_inspection \
-             ipa-global-request-id=req-1234 ipa-enable-auto-tls=0",
+             ipa-global-request-id=req-1234 ipa-enable-auto-tls=0 ipa-progress-interval=2.5",
         );
         assert_eq!(p["console"], "ttyS0,115200");
         assert_eq!(p["quiet"], "");
@@ -247,6 +253,7 @@ mod tests {
         assert_eq!(c.lookup_timeout, Duration::from_secs(30));
         assert_eq!(c.global_request_id.as_deref(), Some("req-1234"));
         assert!(!c.auto_tls);
+        assert_eq!(c.progress_interval, Duration::from_millis(2500));
         assert!(
             AgentConfig::default().auto_tls,
             "auto TLS is on by default, as in IPA"

@@ -354,6 +354,26 @@ pub async fn lookup_node(st: &Arc<State>) -> Result<Found> {
     })
 }
 
+/// Resolves once the running command's progress differs from `reported` (what
+/// the last heartbeat could show), checked every `progress_interval`: the
+/// conductor reads the progress when a heartbeat arrives, and IPA's own
+/// heartbeats are minutes apart. Never resolves when the interval is 0.
+async fn progress_moved(st: &State, reported: Option<(u64, u64)>) {
+    let every = st.cfg.progress_interval;
+    if every.is_zero() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(every).await;
+        if let Some(now) = st.current_progress().map(|p| p.signature())
+            && Some(now) != reported
+            && now.1 > 0
+        {
+            return;
+        }
+    }
+}
+
 /// Heartbeat forever (until the agent is locked down or stopped).
 pub async fn heartbeat_forever(
     st: Arc<State>,
@@ -422,8 +442,10 @@ pub async fn heartbeat_forever(
                 jitter(Duration::from_secs(5), 1.0, 2.0).min(interval)
             }
         };
+        let reported = st.current_progress().map(|p| p.signature());
         tokio::select! {
             _ = tokio::time::sleep(next) => {}
+            _ = progress_moved(&st, reported) => {}
             _ = st.force_heartbeat.notified() => {
                 let earliest = last_forced + st.cfg.heartbeat_min_interval;
                 tokio::time::sleep_until(earliest).await;

@@ -29,6 +29,7 @@ pub use config::{AgentConfig, PowerOffMode};
 pub use tls::pinned_client_config;
 
 use crate::error::{AgentError, Result};
+use crate::progress::Progress;
 use crate::protocol::CommandResult;
 
 /// Shared agent state.
@@ -47,6 +48,8 @@ pub(crate) struct State {
     pub locked: AtomicBool,
     pub shutdown: Notify,
     pub http: reqwest::Client,
+    /// The running asynchronous command's id and progress (one runs at a time).
+    pub progress: std::sync::Mutex<Option<(String, Arc<Progress>)>>,
 }
 
 impl State {
@@ -57,6 +60,25 @@ impl State {
     pub fn lock_down(&self) {
         self.locked.store(true, Ordering::SeqCst);
         self.force_heartbeat.notify_one();
+    }
+
+    /// The progress counter of the running asynchronous command, for the work
+    /// to report into.
+    pub fn current_progress(&self) -> Option<Arc<Progress>> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, p)| p.clone())
+    }
+
+    /// What the running command `id` reported so far.
+    pub fn progress_of(&self, id: &str) -> Option<crate::protocol::CommandProgress> {
+        let g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref() {
+            Some((running, p)) if running == id => p.snapshot(),
+            _ => None,
+        }
     }
 
     pub async fn allow_md5(&self) -> bool {
@@ -113,6 +135,7 @@ impl Agent {
             locked: AtomicBool::new(false),
             shutdown: Notify::new(),
             http,
+            progress: std::sync::Mutex::new(None),
             cfg,
         });
         let listener = tokio::net::TcpListener::bind(state.cfg.listen)

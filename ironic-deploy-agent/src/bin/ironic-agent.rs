@@ -12,7 +12,8 @@ use ironic_deploy_agent::agent::{Agent, AgentConfig, PowerOffMode, config::parse
 #[command(
     name = "ironic-agent",
     version,
-    about = "ironic-rs deploy agent (speaks IPA's protocol)"
+    about = "ironic-rs deploy agent (speaks IPA's protocol)",
+    args_override_self = true
 )]
 struct Args {
     /// Kernel command line to read IPA parameters from.
@@ -58,6 +59,11 @@ struct Args {
     /// Minimum spacing of forced heartbeats in seconds (default 5).
     #[arg(long)]
     heartbeat_min_interval: Option<f64>,
+    /// While an image is written, heartbeat this often (seconds) when the write
+    /// moved on, so Ironic records its progress (ipa-progress-interval; default
+    /// 15; 0: only the regular heartbeats).
+    #[arg(long)]
+    progress_interval: Option<f64>,
     /// Lookup timeout in seconds.
     #[arg(long)]
     lookup_timeout: Option<f64>,
@@ -125,6 +131,9 @@ fn config(a: Args) -> Result<AgentConfig, String> {
     }
     if let Some(v) = a.heartbeat_min_interval {
         c.heartbeat_min_interval = secs(v, "heartbeat-min-interval")?;
+    }
+    if let Some(v) = a.progress_interval {
+        c.progress_interval = secs(v, "progress-interval")?;
     }
     if let Some(v) = a.lookup_timeout {
         c.lookup_timeout = secs(v, "lookup-timeout")?;

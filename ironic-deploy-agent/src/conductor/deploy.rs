@@ -118,12 +118,19 @@ impl Default for AgentConfig {
 
 /// Key in `driver_internal_info` naming the asynchronous agent command a step waits for.
 pub const PENDING: &str = "agent_pending_command";
-const TOKEN_KEYS: [&str; 5] = [
+/// Key in `driver_internal_info` with how far the running agent command got
+/// (the agent's `command_progress` plus `step`, `command` and `updated_at`), set
+/// at each heartbeat while it runs and removed when it ends. An ironic-rs
+/// addition: Ironic has no such field; `baremetal node show` and the dashboard
+/// show it.
+pub const PROGRESS: &str = "agent_progress";
+const TOKEN_KEYS: [&str; 6] = [
     "agent_secret_token",
     "agent_secret_token_pregenerated",
     "agent_url",
     "agent_verify_ca",
     PENDING,
+    PROGRESS,
 ];
 
 /// The `direct` deploy interface.
@@ -310,6 +317,7 @@ impl AgentDeploy {
         fut: impl std::future::Future<Output = crate::error::Result<crate::protocol::CommandResult>>,
     ) -> Result<StepOutcome, DriverError> {
         let r = fut.await.map_err(err)?;
+        task.node.remove_internal(PROGRESS);
         task.node.set_internal(
             PENDING,
             json!({"id": r.id, "name": r.command_name, "step": step}),
@@ -669,9 +677,15 @@ impl DeployInterface for AgentDeploy {
             )));
         };
         match cmd.command_status {
-            CommandStatus::Running => Ok(HeartbeatOutcome::Wait),
+            CommandStatus::Running => {
+                if let Some(p) = &cmd.command_progress {
+                    record_progress(&mut task.node, &step, &name, p);
+                }
+                Ok(HeartbeatOutcome::Wait)
+            }
             CommandStatus::Succeeded => {
                 task.node.remove_internal(PENDING);
+                task.node.remove_internal(PROGRESS);
                 if pending.get("interface").and_then(Value::as_str) == Some("raid")
                     && let Err(why) = super::raid::after_step(task, &step, cmd)
                 {
@@ -681,6 +695,7 @@ impl DeployInterface for AgentDeploy {
             }
             CommandStatus::Failed | CommandStatus::CleanVersionMismatch => {
                 task.node.remove_internal(PENDING);
+                task.node.remove_internal(PROGRESS);
                 if let Ok(logs) = client.collect_system_logs().await
                     && let Some(l) = logs.get("system_logs").and_then(Value::as_str)
                 {
@@ -693,6 +708,25 @@ impl DeployInterface for AgentDeploy {
                 )))
             }
         }
+    }
+}
+
+/// Record the running command's progress in `driver_internal_info.agent_progress`.
+fn record_progress(
+    node: &mut ironic_core::Node,
+    step: &str,
+    command: &str,
+    p: &crate::protocol::CommandProgress,
+) {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("step".into(), json!(step));
+        m.insert("command".into(), json!(command));
+        m.insert(
+            "updated_at".into(),
+            json!(ironic_core::model::now().to_rfc3339()),
+        );
+        node.set_internal(PROGRESS, v);
     }
 }
 

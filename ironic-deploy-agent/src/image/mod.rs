@@ -20,6 +20,7 @@ mod raw;
 mod sink;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -31,6 +32,7 @@ pub use qcow2::Qcow2Stats;
 pub use sink::{DiskSink, SinkStats, device_size, is_zero, open_device};
 
 use crate::error::{AgentError, Result};
+use crate::progress::{self, Progress};
 
 /// Turns the in-order stream into writes on a [`DiskSink`].
 pub trait Processor: Send {
@@ -129,6 +131,9 @@ pub struct WriteOptions {
     pub max_buffer: u64,
     /// Download behaviour.
     pub download: DownloadOptions,
+    /// Where to report how far the write got (stages [`crate::progress::WRITING`]
+    /// then [`crate::progress::VERIFYING`]).
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for WriteOptions {
@@ -137,6 +142,7 @@ impl Default for WriteOptions {
             verify: true,
             max_buffer: 16 << 20,
             download: DownloadOptions::default(),
+            progress: None,
         }
     }
 }
@@ -173,6 +179,7 @@ fn writer_thread(
     target: Target,
     declared: DiskFormat,
     max_buffer: u64,
+    progress: Option<Arc<Progress>>,
 ) -> Result<Option<Writer>> {
     let (file, size) = open_device(&target.path)?;
     if target.offset > size {
@@ -188,6 +195,9 @@ fn writer_thread(
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             StreamMsg::Length(n) => {
+                if let Some(p) = &progress {
+                    p.set_total(n);
+                }
                 if declared == DiskFormat::Raw && n > capacity {
                     return Err(AgentError::DiskTooSmall(format!(
                         "the image has {n} bytes but {} has only {capacity} bytes",
@@ -240,6 +250,9 @@ fn writer_thread(
                     wr.sink.invalidate();
                     return Err(e);
                 }
+                if let Some(p) = &progress {
+                    p.add(b.len() as u64);
+                }
             }
         }
     }
@@ -275,7 +288,12 @@ pub async fn write_image(
     });
     let t = target.clone();
     let max_buffer = opts.max_buffer;
-    let writer = tokio::task::spawn_blocking(move || writer_thread(rx_w, t, declared, max_buffer));
+    if let Some(p) = &opts.progress {
+        p.stage(progress::WRITING, None);
+    }
+    let p = opts.progress.clone();
+    let writer =
+        tokio::task::spawn_blocking(move || writer_thread(rx_w, t, declared, max_buffer, p));
     let downloaded = fetcher.stream_to(&[tx_w, tx_h]).await;
     let written = writer
         .await
@@ -304,7 +322,7 @@ pub async fn write_image(
             checksum.hex
         )));
     }
-    let (mut w, result) = finish_writer(fetcher, w, opts.verify).await;
+    let (mut w, result) = finish_writer(fetcher, w, opts.verify, opts.progress.clone()).await;
     match result {
         Ok(image_size) => Ok(WriteReport {
             format: if w.qcow {
@@ -326,7 +344,12 @@ pub async fn write_image(
     }
 }
 
-async fn finish_writer(fetcher: &Fetcher, w: Writer, verify: bool) -> (Writer, Result<u64>) {
+async fn finish_writer(
+    fetcher: &Fetcher,
+    w: Writer,
+    verify: bool,
+    progress: Option<Arc<Progress>>,
+) -> (Writer, Result<u64>) {
     let mut w = w;
     let mut rounds = 0;
     loop {
@@ -366,7 +389,11 @@ async fn finish_writer(fetcher: &Fetcher, w: Writer, verify: bool) -> (Writer, R
     }
     blocking(w, move |w| {
         let size = w.proc.finish(&mut w.sink)?;
-        w.sink.finish(verify.then_some(size))?;
+        if verify && let Some(p) = &progress {
+            p.stage(progress::VERIFYING, Some(size));
+        }
+        w.sink
+            .finish_with_progress(verify.then_some(size), progress.as_deref())?;
         Ok(size)
     })
     .await

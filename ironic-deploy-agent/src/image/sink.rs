@@ -225,6 +225,15 @@ impl DiskSink {
     /// Flush, `fsync`, and (when `verify_len` is given) read `[0, verify_len)` back and
     /// check that it is exactly what was written.
     pub fn finish(&mut self, verify_len: Option<u64>) -> Result<()> {
+        self.finish_with_progress(verify_len, None)
+    }
+
+    /// [`DiskSink::finish`], counting the bytes read back into `progress`.
+    pub fn finish_with_progress(
+        &mut self,
+        verify_len: Option<u64>,
+        progress: Option<&crate::progress::Progress>,
+    ) -> Result<()> {
         self.flush_zero()?;
         self.file
             .sync_all()
@@ -248,6 +257,9 @@ impl DiskSink {
                 acc = acc.wrapping_add(mix(off / self.unit + i as u64, crc32fast::hash(u)));
             }
             off += n as u64;
+            if let Some(p) = progress {
+                p.add(n as u64);
+            }
         }
         if acc != self.acc {
             return Err(AgentError::Verify(format!(

@@ -240,8 +240,12 @@ fn row(st: &ApiState, n: &Node, now: Timestamp) -> Row {
     }
 }
 
-/// The agent's image write progress, when a write runs.
+/// The agent's image write progress, while the node waits for the agent (a
+/// failed or timed-out write leaves its last figures in `driver_internal_info`).
 fn progress(n: &Node) -> Option<f64> {
+    if !n.provision_state.is_wait_for_callback() {
+        return None;
+    }
     n.internal("agent_progress")
         .and_then(|p| p.get("percent"))
         .and_then(Value::as_f64)
