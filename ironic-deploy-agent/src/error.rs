@@ -94,9 +94,10 @@ impl AgentError {
     }
 }
 
-impl From<AgentError> for DriverError {
-    fn from(e: AgentError) -> Self {
-        let kind = match &e {
+impl AgentError {
+    /// The contract's error kind for this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
             AgentError::InvalidParams(_) => ErrorKind::InvalidParameter,
             AgentError::Busy => ErrorKind::Busy,
             AgentError::Unauthorized(_) => ErrorKind::Unauthenticated,
@@ -104,8 +105,13 @@ impl From<AgentError> for DriverError {
             AgentError::Protocol(_) => ErrorKind::Protocol,
             AgentError::NoRootDevice(_) => ErrorKind::NotFound,
             _ => ErrorKind::Other,
-        };
-        DriverError::new(kind, e.to_string())
+        }
+    }
+}
+
+impl From<AgentError> for DriverError {
+    fn from(e: AgentError) -> Self {
+        DriverError::new(e.kind(), e.to_string())
     }
 }
 

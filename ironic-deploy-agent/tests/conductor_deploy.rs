@@ -307,6 +307,32 @@ async fn deploy_clean_and_redeploy_through_the_conductor() {
         n.internal("agent_progress").is_none(),
         "progress removed at the end"
     );
+    // what the observer (the `ironic` binary's metrics) was told: the agent's
+    // requests, the status polls, and the image write as a whole command
+    {
+        use ironic_core::observe::AgentCallKind::{Command, Request};
+        let calls = env.seen.agent.lock().unwrap().clone();
+        let has = |kind, cmd: &str| {
+            calls
+                .iter()
+                .any(|c| c.kind == kind && c.command == cmd && c.node == u)
+        };
+        assert!(has(Request, "get_commands"), "{calls:?}");
+        assert!(has(Request, "prepare_image"), "{calls:?}");
+        assert!(has(Request, "execute_clean_step"), "{calls:?}");
+        let write = calls
+            .iter()
+            .find(|c| c.kind == Command && c.command == "prepare_image")
+            .unwrap_or_else(|| panic!("no finished prepare_image: {calls:?}"));
+        assert!(write.error.is_none(), "{write:?}");
+        // it ran at least while the download was held
+        assert!(!write.duration.is_zero(), "{write:?}");
+        let store = env.seen.store.lock().unwrap().clone();
+        assert!(
+            store.get("update_node").is_some_and(|n| *n > 0),
+            "{store:?}"
+        );
+    }
     assert!(n.internal("root_uuid_or_disk_id").is_some());
     assert!(
         !env.rack.agent_running(u),

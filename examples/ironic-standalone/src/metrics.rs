@@ -23,6 +23,10 @@
 //! | `ironic_driver_call_duration_seconds` | histogram | `interface`, `implementation`, `method` | power and management calls (the BMC's latency) |
 //! | `ironic_driver_call_errors_total` | counter | `interface`, `implementation`, `method`, `kind` | failed calls by error kind |
 //! | `ironic_agent_heartbeats_total` | counter | `provision_state`, `result` | ramdisk agent heartbeats |
+//! | `ironic_agent_request_duration_seconds` | histogram | `command`, `result` | the conductor's requests to ramdisk agents (`get_commands` = the status poll), retries included; `result` = `ok` or the error kind |
+//! | `ironic_agent_command_duration_seconds` | histogram | `command`, `result` | asynchronous agent commands (`prepare_image`, `execute_clean_step`, ...) from their start to the heartbeat that found them `succeeded` or `failed` |
+//! | `ironic_store_call_duration_seconds` | histogram | `op` | database latency per store method (`get_node`, `update_node`, `list_nodes`, ...) |
+//! | `ironic_store_call_errors_total` | counter | `op` | failed store calls (a "not found" included) |
 //! | `ironic_node_lock_wait_seconds` | histogram | `acquired` | time to take a node's lock, retries included |
 //! | `ironic_state_budget_exceeded_total` | counter | `provision_state` | nodes that went past their state's budget |
 //! | `ironic_conductor_workers_busy` | gauge | | operations running on the worker pool |
@@ -38,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use ironic_core::conductor::{Conductor, over_budget};
 use ironic_core::observe::{
-    DriverCall, HeartbeatSeen, LockWait, Observer, OverBudget, StateLeft, StepFinished,
+    AgentCall, AgentCallKind, DriverCall, HeartbeatSeen, LockWait, Observer, OverBudget, StateLeft,
+    StepFinished, StoreCall,
 };
 use ironic_core::store::NodeQuery;
 use ironic_core::{Node, ProvisionState};
@@ -186,7 +191,25 @@ struct RouteL {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpL {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentL {
+    command: String,
+    result: String,
+}
+
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn tiny() -> Histogram {
+    // 100 µs .. 2.5 s: store calls (an embedded SQLite answers in well under 1 ms)
+    Histogram::new([
+        0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 2.5,
+    ])
+}
 
 fn short() -> Histogram {
     // 1 ms .. ~65 s: BMC calls, lock waits, API requests
@@ -213,6 +236,10 @@ pub struct Metrics {
     call_errors: Family<CallErrL, Counter>,
     heartbeats: Family<HeartbeatL, Counter>,
     lock_seconds: Hist<LockL>,
+    store_seconds: Hist<OpL>,
+    store_errors: Family<OpL, Counter>,
+    agent_request_seconds: Hist<AgentL>,
+    agent_command_seconds: Hist<AgentL>,
     budget_exceeded: Family<StateL, Counter>,
     api_requests: Family<ApiL, Counter>,
     api_seconds: Hist<RouteL>,
@@ -253,6 +280,10 @@ impl Metrics {
             call_errors: Family::default(),
             heartbeats: Family::default(),
             lock_seconds: Hist::new_with_constructor(short),
+            store_seconds: Hist::new_with_constructor(tiny),
+            store_errors: Family::default(),
+            agent_request_seconds: Hist::new_with_constructor(short),
+            agent_command_seconds: Hist::new_with_constructor(long),
             budget_exceeded: Family::default(),
             api_requests: Family::default(),
             api_seconds: Hist::new_with_constructor(short),
@@ -327,6 +358,26 @@ impl Metrics {
             "node_lock_wait_seconds",
             "Time to take a node's exclusive lock, retries included",
             m.lock_seconds.clone(),
+        );
+        r.register(
+            "agent_request_duration_seconds",
+            "Requests of the conductor to ramdisk agents, retries included, by command and result",
+            m.agent_request_seconds.clone(),
+        );
+        r.register(
+            "agent_command_duration_seconds",
+            "Asynchronous agent commands, from their start to the heartbeat that found them finished",
+            m.agent_command_seconds.clone(),
+        );
+        r.register(
+            "store_call_duration_seconds",
+            "Store (database) latency per method",
+            m.store_seconds.clone(),
+        );
+        r.register(
+            "store_call_errors",
+            "Failed store calls per method (not found included)",
+            m.store_errors.clone(),
         );
         r.register(
             "state_budget_exceeded",
@@ -527,6 +578,41 @@ impl Observer for Metrics {
                 acquired: e.acquired.to_string(),
             })
             .observe(e.waited.as_secs_f64());
+    }
+
+    fn store_call(&self, e: &StoreCall) {
+        let l = OpL { op: e.op };
+        self.store_seconds
+            .get_or_create(&l)
+            .observe(e.duration.as_secs_f64());
+        if !e.ok {
+            self.store_errors.get_or_create(&l).inc();
+        }
+    }
+
+    fn agent_call(&self, e: &AgentCall) {
+        let (family, result) = match e.kind {
+            AgentCallKind::Command => (
+                &self.agent_command_seconds,
+                if e.error.is_none() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .to_owned(),
+            ),
+            _ => (
+                &self.agent_request_seconds,
+                e.error
+                    .map_or_else(|| "ok".to_owned(), |k| k.as_str().to_owned()),
+            ),
+        };
+        family
+            .get_or_create(&AgentL {
+                command: e.command.clone(),
+                result,
+            })
+            .observe(e.duration.as_secs_f64());
     }
 
     fn over_budget(&self, e: &OverBudget) {

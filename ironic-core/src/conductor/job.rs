@@ -160,6 +160,7 @@ impl Conductor {
             conductor: self.config().host.clone(),
             api_url: self.config().api_url.clone(),
             settings: self.config().settings.clone(),
+            observer: crate::observe::ObserverHandle(self.inner.observer.clone()),
         }
     }
 

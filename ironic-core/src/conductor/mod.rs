@@ -268,7 +268,9 @@ impl Conductor {
     /// [`Conductor::start`], reporting what the conductor does to `observer`
     /// (state changes, steps, heartbeats, lock waits, nodes over their state's
     /// budget) and wrapping the registry's power and management implementations so
-    /// that every driver call is reported too ([`InterfaceRegistry::observe`]).
+    /// that every driver call is reported too ([`InterfaceRegistry::observe`]),
+    /// and the store so that every store call is timed ([`crate::observe::ObservedStore`]).
+    /// Deploy interfaces find the observer in [`TaskEnv::observer`](crate::driver::TaskEnv::observer).
     pub async fn start_observed(
         store: Arc<dyn Store>,
         mut registry: InterfaceRegistry,
@@ -276,6 +278,7 @@ impl Conductor {
         observer: Arc<dyn Observer>,
     ) -> Result<Conductor> {
         registry.observe(observer.clone());
+        let store = Arc::new(crate::observe::ObservedStore::new(store, observer.clone()));
         Self::start_with(store, registry, config, observer).await
     }
 

@@ -45,6 +45,10 @@ pub struct TaskEnv {
     pub api_url: Option<String>,
     /// Free-form settings the application passes to drivers (e.g. deploy kernel defaults).
     pub settings: BTreeMap<String, String>,
+    /// Where a driver reports what the conductor cannot see itself (the agent
+    /// deploy interface's exchanges with the agent: [`crate::observe::Observer::agent_call`]).
+    #[serde(skip)]
+    pub observer: crate::observe::ObserverHandle,
 }
 
 impl Task {

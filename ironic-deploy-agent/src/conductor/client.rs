@@ -1,8 +1,9 @@
 //! The conductor's client of the agent's command API (Ironic's `agent_client.py`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ironic_core::{Node, Secret};
+use ironic_core::observe::{AgentCall, AgentCallKind, ObserverHandle};
+use ironic_core::{Node, NodeId, Secret};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -17,6 +18,7 @@ pub struct AgentClient {
     base: String,
     token: Secret,
     attempts: u32,
+    observer: Option<(NodeId, ObserverHandle)>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -58,7 +60,27 @@ impl AgentClient {
             base: agent_url.trim_end_matches('/').to_owned(),
             token,
             attempts: 3,
+            observer: None,
         })
+    }
+
+    /// Report every request (its latency, retries included, and its outcome)
+    /// to `observer` as [`AgentCallKind::Request`] of `node`.
+    pub fn observed(mut self, node: NodeId, observer: ObserverHandle) -> Self {
+        self.observer = Some((node, observer));
+        self
+    }
+
+    fn report<T>(&self, command: &str, started: Instant, r: &Result<T>) {
+        if let Some((node, obs)) = &self.observer {
+            obs.agent_call(&AgentCall::new(
+                *node,
+                command,
+                AgentCallKind::Request,
+                started.elapsed(),
+                r.as_ref().err().map(AgentError::kind),
+            ));
+        }
     }
 
     /// The client for a node's agent, from `driver_internal_info`
@@ -105,6 +127,13 @@ impl AgentClient {
 
     /// All commands, oldest first.
     pub async fn commands(&self) -> Result<Vec<CommandResult>> {
+        let started = Instant::now();
+        let r = self.commands_once().await;
+        self.report("get_commands", started, &r);
+        r
+    }
+
+    async fn commands_once(&self) -> Result<Vec<CommandResult>> {
         let r = self
             .http
             .get(self.url("commands/"))
@@ -125,6 +154,19 @@ impl AgentClient {
     /// Run `name` (`extension.command`); with `wait` the agent answers when done.
     /// Busy agents give [`AgentError::Busy`] (retry on a later heartbeat).
     pub async fn command(
+        &self,
+        name: &str,
+        params: Map<String, Value>,
+        wait: bool,
+    ) -> Result<CommandResult> {
+        let short = name.split_once('.').map_or(name, |(_, c)| c);
+        let started = Instant::now();
+        let r = self.command_once(name, params, wait).await;
+        self.report(short, started, &r);
+        r
+    }
+
+    async fn command_once(
         &self,
         name: &str,
         params: Map<String, Value>,
@@ -158,7 +200,7 @@ impl AgentClient {
                 Err(e) => {
                     last = e.without_url().to_string();
                     // no request ids in this protocol: if the agent did start it, take that
-                    if let Ok(cmds) = self.commands().await
+                    if let Ok(cmds) = self.commands_once().await
                         && let Some(c) = cmds.last()
                         && c.command_name == short
                         && c.command_status == crate::protocol::CommandStatus::Running

@@ -153,7 +153,9 @@ impl AgentDeploy {
     }
 
     fn client(&self, task: &Task) -> Result<AgentClient, DriverError> {
-        AgentClient::for_node(&task.node, self.cfg.command_timeout).map_err(err)
+        AgentClient::for_node(&task.node, self.cfg.command_timeout)
+            .map(|c| c.observed(task.node.uuid, task.env.observer.clone()))
+            .map_err(err)
     }
 
     fn ramdisk_params(&self, task: &Task) -> RamdiskParams {
@@ -320,7 +322,8 @@ impl AgentDeploy {
         task.node.remove_internal(PROGRESS);
         task.node.set_internal(
             PENDING,
-            json!({"id": r.id, "name": r.command_name, "step": step}),
+            json!({"id": r.id, "name": r.command_name, "step": step,
+                   "started_at": ironic_core::model::now().to_rfc3339()}),
         );
         if r.command_status == CommandStatus::Failed {
             task.node.remove_internal(PENDING);
@@ -676,6 +679,9 @@ impl DeployInterface for AgentDeploy {
                 "The agent has no record of command {name} for step {step} (did the ramdisk restart?)"
             )));
         };
+        if cmd.command_status != CommandStatus::Running {
+            report_command(task, &pending, &name, cmd.command_status);
+        }
         match cmd.command_status {
             CommandStatus::Running => {
                 if let Some(p) = &cmd.command_progress {
@@ -709,6 +715,31 @@ impl DeployInterface for AgentDeploy {
             }
         }
     }
+}
+
+/// Tell the observer how long an asynchronous command ran: from its start to
+/// this heartbeat, which found it finished.
+fn report_command(task: &Task, pending: &Value, name: &str, status: CommandStatus) {
+    let Some(started) = pending
+        .get("started_at")
+        .cloned()
+        .and_then(|v| serde_json::from_value::<ironic_core::model::Timestamp>(v).ok())
+    else {
+        return;
+    };
+    let took = (ironic_core::model::now() - started)
+        .to_std()
+        .unwrap_or_default();
+    let error = (status != CommandStatus::Succeeded).then_some(ironic_core::ErrorKind::Other);
+    task.env
+        .observer
+        .agent_call(&ironic_core::observe::AgentCall::new(
+            task.node.uuid,
+            name,
+            ironic_core::observe::AgentCallKind::Command,
+            took,
+            error,
+        ));
 }
 
 /// Record the running command's progress in `driver_internal_info.agent_progress`.

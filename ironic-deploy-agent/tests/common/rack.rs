@@ -32,6 +32,24 @@ use ironic_core::{
 };
 use serde_json::{Value, json};
 
+/// Records the agent exchanges and store calls reported to the conductor's observer.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Agent requests and commands, in order.
+    pub agent: Mutex<Vec<ironic_core::observe::AgentCall>>,
+    /// Store calls by method.
+    pub store: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl ironic_core::observe::Observer for Seen {
+    fn agent_call(&self, e: &ironic_core::observe::AgentCall) {
+        self.agent.lock().unwrap().push(e.clone());
+    }
+    fn store_call(&self, e: &ironic_core::observe::StoreCall) {
+        *self.store.lock().unwrap().entry(e.op).or_default() += 1;
+    }
+}
+
 /// The hardware type of rack machines: `rack` power and boot, agent deploy.
 pub const RACK: HardwareType = FAKE_HARDWARE
     .named("agent-rack")
@@ -284,6 +302,8 @@ impl BootInterface for RackBoot {
 pub struct Env {
     /// The conductor.
     pub c: Conductor,
+    /// What the conductor and the agent deploy interface reported.
+    pub seen: Arc<Seen>,
     /// The machines.
     pub rack: Rack,
     /// The ramdisk API base URL.
@@ -321,7 +341,8 @@ pub async fn env() -> Env {
         v.check_provision_state_interval = Duration::ZERO;
         v
     };
-    let c = Conductor::start(Arc::new(MemoryStore::new()), reg, cfg)
+    let seen = Arc::new(Seen::default());
+    let c = Conductor::start_observed(Arc::new(MemoryStore::new()), reg, cfg, seen.clone())
         .await
         .unwrap();
     let app = axum::Router::new()
@@ -338,6 +359,7 @@ pub async fn env() -> Env {
     });
     Env {
         c,
+        seen,
         rack,
         api_url,
         dir,

@@ -33,6 +33,9 @@ use crate::ids::NodeId;
 use crate::model::{InterfaceType, JsonMap};
 use crate::states::{PowerAction, PowerState, ProvisionState};
 
+mod store;
+pub use store::ObservedStore;
+
 /// Receives what the conductor does. All methods default to doing nothing.
 ///
 /// # Contract
@@ -57,6 +60,18 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     }
     /// An attempt to take a node's exclusive lock ended.
     fn lock_wait(&self, e: &LockWait) {
+        let _ = e;
+    }
+    /// A store call returned (the store of a conductor started with
+    /// [`Conductor::start_observed`](crate::Conductor::start_observed), which wraps
+    /// it in an [`ObservedStore`]).
+    fn store_call(&self, e: &StoreCall) {
+        let _ = e;
+    }
+    /// A deploy interface talked to a ramdisk agent: one request answered (or
+    /// not), or one asynchronous command seen finished. Reported by deploy
+    /// interfaces through [`TaskEnv::observer`](crate::driver::TaskEnv::observer).
+    fn agent_call(&self, e: &AgentCall) {
         let _ = e;
     }
     /// A node has been in its provision state longer than the state's budget
@@ -141,6 +156,103 @@ pub struct DriverCall {
     pub duration: Duration,
     /// The error's kind, when it failed.
     pub error: Option<ErrorKind>,
+}
+
+/// The conductor's observer as drivers reach it ([`TaskEnv::observer`](crate::driver::TaskEnv::observer)):
+/// a no-op unless the conductor was started with
+/// [`Conductor::start_observed`](crate::Conductor::start_observed). Two handles
+/// are equal when they share the observer.
+#[derive(Clone, Debug)]
+pub struct ObserverHandle(pub Arc<dyn Observer>);
+
+impl Default for ObserverHandle {
+    fn default() -> Self {
+        ObserverHandle(Arc::new(NoopObserver))
+    }
+}
+
+impl PartialEq for ObserverHandle {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+impl Eq for ObserverHandle {}
+
+impl std::ops::Deref for ObserverHandle {
+    type Target = dyn Observer;
+    fn deref(&self) -> &dyn Observer {
+        &*self.0
+    }
+}
+
+/// A store call.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StoreCall {
+    /// The [`Store`](crate::store::Store) method (`get_node`, `update_node`, ...).
+    pub op: &'static str,
+    /// How long it took.
+    pub duration: Duration,
+    /// Whether it succeeded (a "not found" counts as a failure).
+    pub ok: bool,
+}
+
+/// What an [`AgentCall`] measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AgentCallKind {
+    /// One HTTP request to the agent's API, answered or failed.
+    Request,
+    /// An asynchronous command, from its start to the heartbeat that found it
+    /// finished (so up to one heartbeat interval late).
+    Command,
+}
+
+impl AgentCallKind {
+    /// `request`, `command`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AgentCallKind::Request => "request",
+            AgentCallKind::Command => "command",
+        }
+    }
+}
+
+/// A deploy interface's exchange with a ramdisk agent.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AgentCall {
+    /// The node (for logs; not a label).
+    pub node: NodeId,
+    /// The agent command (`standby.prepare_image`, `clean.execute_clean_step`),
+    /// or `get_commands` for the status poll.
+    pub command: String,
+    /// A request or a whole command.
+    pub kind: AgentCallKind,
+    /// How long it took.
+    pub duration: Duration,
+    /// Why it failed, when it did (for a command: the agent reported a failure).
+    pub error: Option<ErrorKind>,
+}
+
+impl AgentCall {
+    /// An exchange of `node`'s agent.
+    pub fn new(
+        node: NodeId,
+        command: impl Into<String>,
+        kind: AgentCallKind,
+        duration: Duration,
+        error: Option<ErrorKind>,
+    ) -> Self {
+        AgentCall {
+            node,
+            command: command.into(),
+            kind,
+            duration,
+            error,
+        }
+    }
 }
 
 /// What became of an agent heartbeat.
