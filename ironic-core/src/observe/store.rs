@@ -46,6 +46,17 @@ impl ObservedStore {
 
 #[async_trait]
 impl Store for ObservedStore {
+    async fn notify(&self, payload: &str) -> StoreResult<()> {
+        let started = Instant::now();
+        let r = self.inner.notify(payload).await;
+        self.done("notify", started, r.is_ok());
+        r
+    }
+
+    fn notifications(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.inner.notifications()
+    }
+
     async fn create_node(&self, node: &Node) -> StoreResult<()> {
         let started = Instant::now();
         let r = self.inner.create_node(node).await;
