@@ -57,6 +57,13 @@ impl Store for ObservedStore {
         self.inner.notifications()
     }
 
+    async fn list_nodes_shared(&self, query: &NodeQuery) -> StoreResult<Vec<Arc<Node>>> {
+        let started = Instant::now();
+        let r = self.inner.list_nodes_shared(query).await;
+        self.done("list_nodes_shared", started, r.is_ok());
+        r
+    }
+
     async fn create_node(&self, node: &Node) -> StoreResult<()> {
         let started = Instant::now();
         let r = self.inner.create_node(node).await;
