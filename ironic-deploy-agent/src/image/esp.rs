@@ -130,7 +130,7 @@ pub fn format(f: &File, part: &Partition, label: &str) -> Result<String> {
     format_with_id(f, part, label, crate::agent::entropy::u32())
 }
 
-/// [`format`] with the volume id `id` (a copied ESP keeps the id its
+/// [`format`](fn@format) with the volume id `id` (a copied ESP keeps the id its
 /// `/etc/fstab` entry names).
 pub fn format_with_id(f: &File, part: &Partition, label: &str, id: u32) -> Result<String> {
     let ss = super::partition::sector_size(f);
