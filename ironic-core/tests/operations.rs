@@ -189,6 +189,28 @@ async fn adopt_and_service() {
     e.c.shutdown().await;
 }
 
+/// Wait until the background worker has processed an allocation.
+async fn settle(c: &ironic_core::Conductor, a: &Allocation) -> Allocation {
+    assert_eq!(
+        a.state,
+        AllocationState::Allocating,
+        "an allocation is created allocating, as in Ironic"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let cur = c.get_allocation(&Ident::Uuid(a.uuid.0)).await.unwrap();
+        if cur.state != AllocationState::Allocating {
+            return cur;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "allocation {} is still allocating",
+            a.uuid
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn allocations_pick_matching_available_nodes() {
     let e = env(FakeDeployMode::Sync).await;
@@ -197,51 +219,68 @@ async fn allocations_pick_matching_available_nodes() {
         let mut n = Node::new("fake-hardware");
         n.resource_class = Some(if k < 2 { "gold" } else { "silver" }.into());
         if k == 1 {
-            n.traits = vec!["CUSTOM_GPU".into()];
+            n.traits = vec!["CUSTOM_GPU".into(), "CUSTOM_FAST".into()];
         }
         let n = e.c.create_node(n).await.unwrap();
         make_available(&e.c, &id(&n)).await;
         ids.push(n.uuid);
     }
-    let a =
-        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
-            .await
-            .unwrap();
-    assert_eq!(a.state, AllocationState::Active);
+    let a = e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]));
+    let a = settle(&e.c, &a.await.unwrap()).await;
+    assert_eq!(a.state, AllocationState::Active, "{:?}", a.last_error);
     assert_eq!(a.node_uuid, Some(ids[1]));
     let n = e.c.get_node(&ids[1].into()).await.unwrap();
     assert_eq!(n.allocation_uuid, Some(a.uuid));
     assert_eq!(n.instance_uuid, Some(a.uuid.to_string()));
-    // the GPU node is taken; nothing else matches
-    let b =
-        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
-            .await
-            .unwrap();
+    // The requested traits (not every trait of the node) go to instance_info,
+    // as Ironic's update_allocation does.
+    assert_eq!(n.instance_info["traits"], json!(["CUSTOM_GPU"]));
+    // the GPU node is taken; nothing else matches: Ironic's message
+    let b = e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]));
+    let b = settle(&e.c, &b.await.unwrap()).await;
     assert_eq!(b.state, AllocationState::Error);
-    assert!(b.last_error.unwrap().contains("CUSTOM_GPU"));
-    // candidate_nodes restrict the choice
+    assert_eq!(
+        b.last_error.as_deref(),
+        Some(
+            format!(
+                "Failed to process allocation {}: no suitable nodes have the requested traits CUSTOM_GPU.",
+                b.uuid
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(b.node_uuid, None);
+    // candidate_nodes restrict the choice (given by name or UUID)
     let mut c = allocation("gold", &[]);
     c.candidate_nodes = vec![ids[2].to_string()];
-    assert_eq!(
-        e.c.create_allocation(c).await.unwrap().state,
-        AllocationState::Error
+    let c = settle(&e.c, &e.c.create_allocation(c).await.unwrap()).await;
+    assert_eq!(c.state, AllocationState::Error);
+    assert!(
+        c.last_error.unwrap().contains(
+            "none of the requested nodes are available and match the resource class gold"
+        )
     );
     let mut c = allocation("gold", &[]);
     c.candidate_nodes = vec![ids[0].to_string()];
-    assert_eq!(
-        e.c.create_allocation(c).await.unwrap().node_uuid,
-        Some(ids[0])
-    );
+    let c = settle(&e.c, &e.c.create_allocation(c).await.unwrap()).await;
+    assert_eq!(c.node_uuid, Some(ids[0]));
+    assert_eq!(c.candidate_nodes, vec![ids[0].to_string()]);
+    // an unknown candidate is refused before anything is stored
+    let mut bad = allocation("gold", &[]);
+    bad.candidate_nodes = vec!["no-such-node".into()];
+    assert!(matches!(
+        e.c.create_allocation(bad).await,
+        Err(Error::Invalid(m)) if m.contains("no-such-node")
+    ));
     // deleting frees the node
     e.c.delete_allocation(&Ident::Uuid(a.uuid.0)).await.unwrap();
     let n = e.c.get_node(&ids[1].into()).await.unwrap();
     assert_eq!(n.allocation_uuid, None);
     assert_eq!(n.instance_uuid, None);
     // undeploy deletes the allocation of a deployed node
-    let a =
-        e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]))
-            .await
-            .unwrap();
+    let a = e.c.create_allocation(allocation("gold", &["CUSTOM_GPU"]));
+    let a = settle(&e.c, &a.await.unwrap()).await;
+    assert_eq!(a.node_uuid, Some(ids[1]));
     provision(&e.c, &ids[1].into(), "active").await;
     wait_state(&e.c, &ids[1].into(), S::Active).await;
     assert!(matches!(
@@ -258,6 +297,84 @@ async fn allocations_pick_matching_available_nodes() {
             .is_err()
     );
     e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocations_backfill_deployed_nodes() {
+    let e = env(FakeDeployMode::Sync).await;
+    let mut n = Node::new("fake-hardware");
+    n.resource_class = Some("gold".into());
+    n.traits = vec!["CUSTOM_GPU".into()];
+    let n = e.c.create_node(n).await.unwrap();
+    let i = id(&n);
+    make_available(&e.c, &i).await;
+    // Not active yet: the backfill is refused with Ironic's reasons, and the
+    // allocation stays in error.
+    let mut a = allocation("silver", &["CUSTOM_NONE"]);
+    a.node_uuid = Some(n.uuid);
+    let uuid = a.uuid;
+    let err = e.c.create_allocation(a).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    for part in [
+        "Cannot backfill an allocation for node",
+        "Node must be in the \"active\" state, but the current state is \"available\"",
+        "Resource class gold does not match the requested resource class silver",
+        "List of traits ['CUSTOM_GPU'] does not match the requested traits ['CUSTOM_NONE']",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    let failed = e.c.get_allocation(&Ident::Uuid(uuid.0)).await.unwrap();
+    assert_eq!(failed.state, AllocationState::Error);
+    assert_eq!(failed.last_error.as_deref(), Some(msg.as_str()));
+    e.c.delete_allocation(&Ident::Uuid(uuid.0)).await.unwrap();
+    // Deployed without an allocation, then backfilled: active at once, the
+    // resource class taken from the node.
+    provision(&e.c, &i, "active").await;
+    wait_state(&e.c, &i, S::Active).await;
+    let mut a = allocation("", &["CUSTOM_GPU"]);
+    a.resource_class = None;
+    a.node_uuid = Some(n.uuid);
+    let a = e.c.create_allocation(a).await.unwrap();
+    assert_eq!(a.state, AllocationState::Active);
+    assert_eq!(a.node_uuid, Some(n.uuid));
+    assert_eq!(a.resource_class.as_deref(), Some("gold"));
+    let got = e.c.get_node(&i).await.unwrap();
+    assert_eq!(got.allocation_uuid, Some(a.uuid));
+    assert_eq!(got.instance_uuid, Some(a.uuid.to_string()));
+    // A node already associated with another instance: 409.
+    let mut other = allocation("gold", &[]);
+    other.node_uuid = Some(n.uuid);
+    assert!(matches!(
+        e.c.create_allocation(other).await,
+        Err(Error::Conflict(_))
+    ));
+    e.c.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocations_left_allocating_resume_on_start() {
+    let e = env(FakeDeployMode::Sync).await;
+    let mut n = Node::new("fake-hardware");
+    n.resource_class = Some("gold".into());
+    let n = e.c.create_node(n).await.unwrap();
+    make_available(&e.c, &id(&n)).await;
+    // As if a conductor had stopped between storing and processing it.
+    let mut a = allocation("gold", &[]);
+    a.conductor_affinity = Some(e.c.config().host.clone());
+    e.store.create_allocation(&a).await.unwrap();
+    e.c.shutdown().await;
+    let c = ironic_core::Conductor::start(
+        e.store.clone(),
+        e.c.registry().clone(),
+        e.c.config().clone(),
+    )
+    .await
+    .unwrap();
+    let a = settle(&c, &a).await;
+    assert_eq!(a.state, AllocationState::Active, "{:?}", a.last_error);
+    assert_eq!(a.node_uuid, Some(n.uuid));
+    c.shutdown().await;
 }
 
 #[tokio::test]

@@ -265,6 +265,15 @@ async fn deploy_templates_runbooks_and_allocation_updates_are_validated() {
     let mut a = Allocation::new();
     a.resource_class = Some("none-has-it".into());
     let a = e.c.create_allocation(a).await.unwrap();
+    assert_eq!(a.state, AllocationState::Allocating);
+    // The worker finds no node of that class.
+    let a = loop {
+        let cur = e.c.get_allocation(&Ident::Uuid(a.uuid.0)).await.unwrap();
+        if cur.state != AllocationState::Allocating {
+            break cur;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(a.state, AllocationState::Error);
     let mut u = a.clone();
     u.name = Some("renamed".into());

@@ -206,6 +206,138 @@ impl Parity {
             }
         }
     }
+
+    /// Record a difference when two values that must agree do not.
+    fn same(&mut self, what: &str, real: &Value, ours: &Value) {
+        self.checks += 1;
+        if real != ours {
+            self.diffs
+                .push(format!("{what}: Ironic {real} vs ironic-rs {ours}"));
+        }
+    }
+
+    /// Poll both until `field` of the object at `path` is `want`, at most 60 s.
+    async fn wait_json(&mut self, path: &str, field: &str, want: Value) {
+        for (name, p) in [("Ironic", &self.real), ("ironic-rs", &self.ours)] {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = p.send("GET", path, Some("latest"), None).await;
+                if r.body.get(field) == Some(&want) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    self.diffs.push(format!(
+                        "{name}: {path} never reached {field} = {want} (last {})",
+                        r.body.get(field).unwrap_or(&Value::Null)
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Allocations as clients see them: created `allocating` and processed in the
+/// background, traits matched and copied into `instance_info.traits`, Ironic's
+/// failure messages, backfilling rules.
+async fn allocations(p: &mut Parity) {
+    let n = uuid(20);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("latest"),
+        Some(json!({"driver": "fake-hardware", "uuid": n, "name": "alloc-node", "resource_class": "parity-gold"})),
+    )
+    .await;
+    p.call("PUT", &format!("/v1/nodes/{n}/traits/CUSTOM_GPU"), Some("latest"), None)
+        .await;
+    for (target, state) in [("manage", "manageable"), ("provide", "available")] {
+        p.call(
+            "PUT",
+            &format!("/v1/nodes/{n}/states/provision"),
+            Some("latest"),
+            Some(json!({"target": target})),
+        )
+        .await;
+        p.wait_field(&n, "provision_state", json!(state)).await;
+    }
+    // Backfill is 1.58+: older clients get a 400.
+    p.call(
+        "POST",
+        "/v1/allocations",
+        Some("1.57"),
+        Some(json!({"resource_class": "parity-gold", "node": n})),
+    )
+    .await;
+    // An unknown candidate node is the caller's mistake.
+    p.call(
+        "POST",
+        "/v1/allocations",
+        Some("latest"),
+        Some(json!({"resource_class": "parity-gold", "candidate_nodes": ["no-such-node"]})),
+    )
+    .await;
+    // Allocating, then active on the node with the trait.
+    let a1 = uuid(21);
+    let (real, ours) = p
+        .call(
+            "POST",
+            "/v1/allocations",
+            Some("latest"),
+            Some(json!({"resource_class": "parity-gold", "traits": ["CUSTOM_GPU"], "uuid": a1, "candidate_nodes": ["alloc-node"]})),
+        )
+        .await;
+    p.same("POST /v1/allocations state", &real.body["state"], &ours.body["state"]);
+    p.same(
+        "POST /v1/allocations candidate_nodes",
+        &real.body["candidate_nodes"],
+        &ours.body["candidate_nodes"],
+    );
+    p.wait_json(&format!("/v1/allocations/{a1}"), "state", json!("active"))
+        .await;
+    let (real, ours) = p.get(&format!("/v1/allocations/{a1}"), "latest").await;
+    p.same("allocation node_uuid", &real.body["node_uuid"], &ours.body["node_uuid"]);
+    let (real, ours) = p.get(&format!("/v1/nodes/{n}"), "latest").await;
+    for k in ["instance_uuid", "allocation_uuid"] {
+        p.same(&format!("allocated node {k}"), &real.body[k], &ours.body[k]);
+    }
+    p.same(
+        "allocated node instance_info.traits",
+        &real.body["instance_info"]["traits"],
+        &ours.body["instance_info"]["traits"],
+    );
+    p.get(&format!("/v1/nodes/{n}/allocation"), "latest").await;
+    // Nothing left: error with Ironic's message.
+    let a2 = uuid(22);
+    p.call(
+        "POST",
+        "/v1/allocations",
+        Some("latest"),
+        Some(json!({"resource_class": "parity-gold", "uuid": a2})),
+    )
+    .await;
+    p.wait_json(&format!("/v1/allocations/{a2}"), "state", json!("error"))
+        .await;
+    let (real, ours) = p.get(&format!("/v1/allocations/{a2}"), "latest").await;
+    p.same("failed allocation last_error", &real.body["last_error"], &ours.body["last_error"]);
+    // Backfilling a node that is not active.
+    p.call("DELETE", &format!("/v1/allocations/{a1}"), Some("latest"), None)
+        .await;
+    p.call(
+        "POST",
+        "/v1/allocations",
+        Some("latest"),
+        Some(json!({"node": n, "uuid": uuid(23)})),
+    )
+    .await;
+    let (real, ours) = p.get(&format!("/v1/allocations/{}", uuid(23)), "latest").await;
+    p.same("failed backfill state", &real.body["state"], &ours.body["state"]);
+    p.same("failed backfill last_error", &real.body["last_error"], &ours.body["last_error"]);
+    for a in [a2, uuid(23)] {
+        p.call("DELETE", &format!("/v1/allocations/{a}"), Some("latest"), None)
+            .await;
+    }
 }
 
 /// A client that opens a connection per request: Ironic's WSGI server closes a
@@ -505,6 +637,7 @@ fn the_api_answers_as_ironic_39_does() {
             .to_owned();
         nodes_across_versions(&mut p).await;
         gates(&mut p).await;
+        allocations(&mut p).await;
     });
     let (known, diffs): (Vec<String>, Vec<String>) = p
         .diffs

@@ -231,6 +231,7 @@ impl Conductor {
         severity: Severity,
         event: &str,
     ) {
+        let now = crate::model::now();
         let e = HistoryEvent {
             uuid: HistoryId::new(),
             node_uuid: node.uuid,
@@ -239,8 +240,11 @@ impl Conductor {
             severity,
             user: None,
             conductor: Some(self.config().host.clone()),
+            project: None,
             provision_state: Some(node.provision_state.to_string()),
-            created_at: crate::model::now(),
+            target_provision_state: node.target_provision_state.map(|t| t.to_string()),
+            duration_seconds: node.provision_updated_at.map(|t| (now - t).num_seconds()),
+            created_at: now,
         };
         if let Err(err) = self
             .store()

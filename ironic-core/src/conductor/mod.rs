@@ -256,7 +256,8 @@ impl std::fmt::Debug for Conductor {
 impl Conductor {
     /// Start a conductor: register it in the conductors table, clear reservations
     /// left under its host name, fail nodes a crash left in transient states
-    /// (`STUCK_STATES_TREATED_AS_FAIL`), and spawn the periodic tasks.
+    /// (`STUCK_STATES_TREATED_AS_FAIL`), resume the allocations it left
+    /// `allocating`, and spawn the periodic tasks.
     pub async fn start(
         store: Arc<dyn Store>,
         registry: InterfaceRegistry,
@@ -327,6 +328,7 @@ impl Conductor {
         c.refresh_membership().await;
         if c.config().takes_work {
             c.recover_on_start().await?;
+            c.resume_allocations().await?;
         }
         c.spawn_periodics();
         tracing::info!(host = %c.config().host, "conductor started");

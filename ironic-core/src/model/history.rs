@@ -34,8 +34,18 @@ pub struct HistoryEvent {
     pub user: Option<String>,
     /// Conductor host.
     pub conductor: Option<String>,
-    /// Provision state at the time (1.115).
+    /// Project that caused it, if known (API 1.113).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Provision state at the time (`state` in the API, 1.115).
     pub provision_state: Option<String>,
+    /// Target provision state at the time (API 1.115).
+    #[serde(default)]
+    pub target_provision_state: Option<String>,
+    /// Seconds the node had spent in its provision state when the event was
+    /// recorded (`now - provision_updated_at`, API 1.115).
+    #[serde(default)]
+    pub duration_seconds: Option<i64>,
     /// Created.
     pub created_at: Timestamp,
 }
@@ -56,7 +66,10 @@ impl HistoryEvent {
             severity,
             user: None,
             conductor: None,
+            project: None,
             provision_state: None,
+            target_provision_state: None,
+            duration_seconds: None,
             created_at: super::now(),
         }
     }

@@ -152,6 +152,7 @@ async fn show(
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = crate::api::parse_object(&body)?;
     let mut a = Allocation::new();
+    let mut backfilled_instance = None;
     for (k, val) in &body {
         match k.as_str() {
             "uuid" => {
@@ -208,10 +209,25 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
                 a.owner = v::opt_str(k, val, None)?;
             }
             "node" => {
-                ctx.require(f::ALLOCATION_BACKFILL)?;
+                if !ctx.version.at_least(f::ALLOCATION_BACKFILL) {
+                    return Err(ApiError::bad_request(
+                        "Cannot set node when creating an allocation in this API version",
+                    ));
+                }
                 if let Some(n) = v::opt_str(k, val, None)? {
-                    let node = st.conductor().get_node(&Ident::parse(&n)).await?;
+                    // An unknown node is the caller's mistake: 400, as Ironic.
+                    let node =
+                        st.conductor()
+                            .get_node(&Ident::parse(&n))
+                            .await
+                            .map_err(|e| match e {
+                                ironic_core::Error::NotFound { .. } => {
+                                    ApiError::bad_request(format!("Node {n} could not be found."))
+                                }
+                                other => other.into(),
+                            })?;
                     a.node_uuid = Some(node.uuid);
+                    backfilled_instance = node.instance_uuid.clone();
                 }
             }
             other => {
@@ -230,6 +246,14 @@ async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResu
         return Err(ApiError::bad_request(
             "Cannot use candidate_nodes when backfilling an allocation",
         ));
+    }
+    // Backfilling without a UUID: the allocation takes the node's instance UUID
+    // (Ironic's rule), so the node stays associated with the same instance.
+    if body.get("uuid").is_none_or(Value::is_null)
+        && let Some(inst) = backfilled_instance
+        && let Ok(u) = inst.parse()
+    {
+        a.uuid = u;
     }
     let a = st.conductor().create_allocation(a).await?;
     Ok(created(

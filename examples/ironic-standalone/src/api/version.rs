@@ -232,6 +232,8 @@ pub mod feature {
     pub const DEPLOY_WAIT_ABORT: u32 = 110;
     pub const DYNAMIC_PORTGROUP: u32 = 111;
     pub const RUNBOOK_TRAITS: u32 = 112;
+    pub const HISTORY_PROJECT: u32 = 113;
+    pub const FIRMWARE_IDENTITY: u32 = 114;
     pub const HISTORY_FIELDS: u32 = 115;
 }
 

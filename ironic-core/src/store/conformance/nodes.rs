@@ -779,7 +779,10 @@ pub(super) fn history_event(node: NodeId, event: &str, created_at: Timestamp) ->
         severity: Severity::Error,
         user: Some("project-a".into()),
         conductor: Some("conductor-1".into()),
+        project: Some("project-a".into()),
         provision_state: Some("deploy failed".into()),
+        target_provision_state: Some("active".into()),
+        duration_seconds: Some(42),
         created_at,
     }
 }

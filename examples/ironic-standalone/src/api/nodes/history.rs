@@ -111,6 +111,17 @@ fn write_history(buf: &mut Vec<u8>, ctx: &Ctx<'_>, e: &HistoryEvent, detail: boo
         w.str("event", &e.event);
         w.opt_str("conductor", e.conductor.as_deref());
         w.opt_str("user", e.user.as_deref());
+        if ctx.version.at_least(f::HISTORY_PROJECT) {
+            w.opt_str("project", e.project.as_deref());
+        }
+        if ctx.version.at_least(f::HISTORY_FIELDS) {
+            w.opt_str("state", e.provision_state.as_deref());
+            w.opt_str(
+                "target_provision_state",
+                e.target_provision_state.as_deref(),
+            );
+            w.field("duration_seconds", &e.duration_seconds);
+        }
     } else if e.event.chars().count() > 255 {
         let short: String = e.event.chars().take(251).collect();
         w.str("event", &format!("{short}..."));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::ident;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::json::ObjWriter;
+use crate::api::json::{ObjWriter, opt_time};
 use crate::api::query::{ListArgs, Params};
 use crate::api::resource::links;
 use crate::api::routes::{Body, Route, get};
@@ -54,16 +54,19 @@ fn bios_value(
         &links(&ctx.base, "nodes", &format!("{node}/bios/{}", s.name)),
     );
     if detail && ctx.version.at_least(f::BIOS_REGISTRY) {
-        w.raw("attribute_type", b"null");
+        w.opt_str("attribute_type", s.attribute_type.as_deref());
         w.field("allowable_values", &s.allowable_values);
-        for k in ["lower_bound", "max_length", "min_length"] {
-            w.raw(k, b"null");
-        }
+        w.field("lower_bound", &s.lower_bound);
+        w.field("max_length", &s.max_length);
+        w.field("min_length", &s.min_length);
         w.field("read_only", &s.read_only);
         w.field("reset_required", &s.reset_required);
-        w.raw("unique", b"null");
-        w.raw("upper_bound", b"null");
+        w.field("unique", &s.unique);
+        w.field("upper_bound", &s.upper_bound);
     }
+    // Ironic's object_to_dict always adds the record's timestamps.
+    opt_time(&mut w, "created_at", s.created_at.as_ref());
+    opt_time(&mut w, "updated_at", s.updated_at.as_ref());
     w.end();
     buf
 }
@@ -167,27 +170,117 @@ async fn children(
     }))
 }
 
+/// Firmware component fields: Ironic 39's defaults, then 1.114's identity.
+const FIRMWARE_FIELDS: &[&str] = &[
+    "component",
+    "initial_version",
+    "current_version",
+    "last_version_flashed",
+];
+const FIRMWARE_IDENTITY_FIELDS: &[&str] = &["vendor", "model", "serial_number"];
+
 async fn firmware(
     State(st): State<ApiState>,
     ctx: ReqCtx,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    for (k, _) in &p.0 {
+        if k != "fields" && k != "detail" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for query parameters. Reason: Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+    }
+    let detail = p.bool("detail")?.unwrap_or(false);
+    let identity = ctx.version.at_least(f::FIRMWARE_IDENTITY);
+    let fields: Vec<String> = match p.get("fields") {
+        Some(list) => {
+            if detail {
+                return Err(ApiError::bad_request(
+                    "Can not specify ?detail=True and fields in the same request.",
+                ));
+            }
+            let asked: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            for a in &asked {
+                let known = FIRMWARE_FIELDS.contains(&a.as_str())
+                    || FIRMWARE_IDENTITY_FIELDS.contains(&a.as_str())
+                    || a == "created_at"
+                    || a == "updated_at";
+                if !known {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid input for query parameters fields. Reason: '{a}' is not one of {:?}",
+                        ["created_at", "updated_at"]
+                            .iter()
+                            .chain(FIRMWARE_FIELDS)
+                            .chain(FIRMWARE_IDENTITY_FIELDS)
+                            .collect::<Vec<_>>()
+                    )));
+                }
+            }
+            if !identity {
+                let mut disallowed: Vec<&str> = asked
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|a| FIRMWARE_IDENTITY_FIELDS.contains(a))
+                    .collect();
+                disallowed.sort_unstable();
+                if !disallowed.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "Fields {} are not allowed in this API version. They require at least API version 1.{}.",
+                        disallowed.join(", "),
+                        f::FIRMWARE_IDENTITY
+                    )));
+                }
+            }
+            asked
+        }
+        // Ironic 39 answers `detail=true` with the timestamps alone (it passes no
+        // field list on); every field of the version is what a caller wants.
+        None => FIRMWARE_FIELDS
+            .iter()
+            .chain(if identity {
+                FIRMWARE_IDENTITY_FIELDS
+            } else {
+                &[]
+            })
+            .map(|s| (*s).to_owned())
+            .collect(),
+    };
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
     let comps = st
         .conductor()
         .store()
         .get_firmware_components(n.uuid)
         .await?;
-    let items: Vec<Value> = comps
-        .iter()
-        .map(|c| {
-            json!({
-                "component": c.component,
-                "initial_version": c.initial_version,
-                "current_version": c.current_version,
-                "last_version_flashed": c.last_version_flashed,
-            })
-        })
-        .collect();
-    ok_value(&json!({ "firmware": items }))
+    let mut buf = b"{\"firmware\":[".to_vec();
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let mut w = ObjWriter::new(&mut buf);
+        // Always there, as Ironic's object_to_dict.
+        opt_time(&mut w, "created_at", c.created_at.as_ref());
+        opt_time(&mut w, "updated_at", c.updated_at.as_ref());
+        for k in &fields {
+            match k.as_str() {
+                "component" => w.str(k, &c.component),
+                "initial_version" => w.opt_str(k, c.initial_version.as_deref()),
+                "current_version" => w.opt_str(k, c.current_version.as_deref()),
+                "last_version_flashed" => w.opt_str(k, c.last_version_flashed.as_deref()),
+                "vendor" => w.opt_str(k, c.vendor.as_deref()),
+                "model" => w.opt_str(k, c.model.as_deref()),
+                "serial_number" => w.opt_str(k, c.serial_number.as_deref()),
+                _ => {}
+            }
+        }
+        w.end();
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(ok(buf))
 }
