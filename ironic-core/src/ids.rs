@@ -102,6 +102,10 @@ typed_id!(
     /// The UUID of a runbook.
     RunbookId
 );
+typed_id!(
+    /// The UUID of an inspection rule.
+    InspectionRuleId
+);
 
 /// How a caller names a resource that may be addressed by UUID or by name
 /// (`/v1/nodes/{node_ident}`).

@@ -5,6 +5,7 @@ pub mod driver;
 pub mod error;
 pub mod fake;
 pub mod hardware;
+pub mod inspection_rules;
 pub mod ids;
 pub mod mac;
 pub mod model;

@@ -121,9 +121,10 @@ async fn in_band_inspection_creates_ports_and_merges_properties() {
             .iter()
             .any(|p| p.address.to_string() == "52:54:00:aa:bb:cc" && !p.pxe_enabled)
     );
+    // stored as Ironic does: the inventory, and the rest as plugin data
     assert_eq!(
         e.store.get_inventory(n.uuid).await.unwrap(),
-        Some(inventory)
+        Some(json!({"inventory": inventory["inventory"], "plugin_data": {}}))
     );
     // not waiting any more: refused
     assert!(matches!(

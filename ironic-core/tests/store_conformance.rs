@@ -89,6 +89,7 @@ conformance_tests!(
     volume_connector_crud,
     volume_target_crud,
     runbook_crud,
+    inspection_rule_crud,
 );
 
 #[test]

@@ -82,5 +82,6 @@ async fn inspection_through_the_conductor_sets_properties_and_ports() {
     );
     let inv = env.c.store().get_inventory(u).await.unwrap().unwrap();
     assert_eq!(inv["inventory"]["system_vendor"]["manufacturer"], "QEMU");
-    assert_eq!(inv["boot_interface"], "52:54:00:12:34:56");
+    // what the agent sent besides the inventory is the plugin data, as in Ironic
+    assert_eq!(inv["plugin_data"]["boot_interface"], "52:54:00:12:34:56");
 }

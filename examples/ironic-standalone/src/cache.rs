@@ -5,7 +5,7 @@
 //! to the durable store first (so nothing acknowledged is lost and the durable
 //! store keeps enforcing uniqueness and reservations), then to the mirror.
 //! Everything else (allocations, templates, volume connectors and targets,
-//! runbooks, conductors, history, BIOS, firmware, inventory) passes straight
+//! runbooks, inspection rules, conductors, history, BIOS, firmware, inventory) passes straight
 //! through. Valid only while this process is the only writer of the database,
 //! which SQLite deployments are.
 
@@ -286,6 +286,21 @@ impl Store for CachedStore {
     }
     async fn list_volume_targets(&self, node: Option<NodeId>) -> StoreResult<Vec<VolumeTarget>> {
         self.durable.list_volume_targets(node).await
+    }
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.durable.create_inspection_rule(r).await
+    }
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        self.durable.get_inspection_rule(id).await
+    }
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.durable.update_inspection_rule(r).await
+    }
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
+        self.durable.delete_inspection_rule(id).await
+    }
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
+        self.durable.list_inspection_rules().await
     }
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
         self.durable.create_runbook(r).await

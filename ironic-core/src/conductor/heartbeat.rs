@@ -477,12 +477,8 @@ async fn process_inspection(mut job: Job, inventory: Value) -> Job {
             return job;
         }
     };
-    if let Err(e) = job.apply_inspection(data).await {
-        job.fail(
-            format!("Failed to store the inspection data of node {uuid}: {e}"),
-            false,
-        )
-        .await;
+    if let Err(msg) = job.apply_inspection(data).await {
+        job.fail(msg, false).await;
         return job;
     }
     super::job::wipe_token(job.node_mut());
@@ -503,8 +499,82 @@ impl Job {
 
     /// Merge inspection results: properties (new keys and changed values), boot
     /// mode, a port per new MAC address (a MAC already used by another node is
-    /// skipped with a warning), and the inventory.
-    pub(crate) async fn apply_inspection(&mut self, data: InspectionData) -> Result<()> {
+    /// skipped with a warning); then run the inspection rules (as Ironic, after
+    /// its processing hooks and before anything is stored) and store the
+    /// inventory and plugin data. The error is the node's `last_error`.
+    pub(crate) async fn apply_inspection(
+        &mut self,
+        data: InspectionData,
+    ) -> std::result::Result<(), String> {
+        let uuid = self.node().uuid;
+        let stored = |e: Error| format!("Failed to store the inspection data of node {uuid}: {e}");
+        let (inventory, mut plugin_data) = split_inspection_data(data.inventory.clone());
+        self.merge_inspection(data).await.map_err(stored)?;
+        self.run_inspection_rules(inventory.as_ref(), &mut plugin_data)
+            .await?;
+        if let Some(inv) = inventory {
+            let doc = serde_json::json!({"inventory": inv, "plugin_data": plugin_data});
+            self.c.store().set_inventory(uuid, &doc).await.map_err(|e| stored(e.into()))?;
+        }
+        // Ironic caches firmware components after inspection, while the node is
+        // powered on (some BMCs report NIC firmware only then).
+        if self.node().provision_state != crate::states::ProvisionState::Enroll {
+            self.cache_firmware_components().await;
+        }
+        self.save().await.map_err(stored)
+    }
+
+    /// The stored rules and the built-in ones, against this node (Ironic's
+    /// `apply_rules(task, inventory, plugin_data, 'main')`); changed ports are
+    /// saved here, the node by the caller.
+    async fn run_inspection_rules(
+        &mut self,
+        inventory: Option<&Value>,
+        plugin_data: &mut Value,
+    ) -> std::result::Result<(), String> {
+        let uuid = self.node().uuid;
+        let config = self.c.config().inspection_rules.clone();
+        let rules = self
+            .c
+            .store()
+            .list_inspection_rules()
+            .await
+            .map_err(|e| format!("Failed to finish inspection: could not read the inspection rules: {e}"))?;
+        if rules.is_empty() && config.built_in.is_empty() {
+            return Ok(());
+        }
+        let empty = Value::Object(Default::default());
+        let mut node = self.node().clone();
+        let mut ports = self.task.ports.clone();
+        let applied = crate::inspection_rules::apply_rules(
+            &config,
+            &rules,
+            "main",
+            crate::inspection_rules::Target {
+                node: &mut node,
+                ports: &mut ports,
+                inventory: inventory.unwrap_or(&empty),
+                plugin_data,
+            },
+        )
+        .await
+        .map_err(|e| format!("Failed to finish inspection: {e}"))?;
+        *self.node_mut() = node;
+        for i in &applied.ports_changed {
+            let port = &mut ports[*i];
+            port.updated_at = Some(crate::model::now());
+            self.c
+                .store()
+                .update_port(port)
+                .await
+                .map_err(|e| format!("Failed to finish inspection: could not save port {}: {e}", port.uuid))?;
+        }
+        self.task.ports = ports;
+        tracing::info!(node = %uuid, rules = ?applied.rules, "Finished applying inspection rules");
+        Ok(())
+    }
+
+    async fn merge_inspection(&mut self, data: InspectionData) -> Result<()> {
         let uuid = self.node().uuid;
         let n = self.node_mut();
         for (k, v) in data.properties {
@@ -561,15 +631,28 @@ impl Job {
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(inv) = data.inventory {
-            self.c.store().set_inventory(uuid, &inv).await?;
+        Ok(())
+    }
+}
+
+/// Ironic's split of what the agent posts: `inventory`, and the rest is plugin
+/// data (its `logs` are not kept). An inventory reported alone (out-of-band
+/// inspection) has empty plugin data; a document already split is kept so.
+fn split_inspection_data(doc: Option<Value>) -> (Option<Value>, Value) {
+    let empty = || Value::Object(Default::default());
+    match doc {
+        Some(Value::Object(mut m)) if m.contains_key("inventory") => {
+            let inventory = m.remove("inventory");
+            let mut plugin = match m.remove("plugin_data") {
+                Some(Value::Object(p)) => p,
+                _ => Default::default(),
+            };
+            m.remove("logs");
+            plugin.extend(m);
+            (inventory, Value::Object(plugin))
         }
-        // Ironic caches firmware components after inspection, while the node is
-        // powered on (some BMCs report NIC firmware only then).
-        if self.node().provision_state != crate::states::ProvisionState::Enroll {
-            self.cache_firmware_components().await;
-        }
-        self.save().await
+        Some(other) => (Some(other), empty()),
+        None => (None, empty()),
     }
 }
 

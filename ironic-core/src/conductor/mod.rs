@@ -159,6 +159,10 @@ pub struct ConductorConfig {
     pub state_budgets: BTreeMap<crate::states::ProvisionState, Duration>,
     /// How often the budgets are checked (60 s; zero disables the check).
     pub state_budget_check_interval: Duration,
+    /// The inspection rule engine: secret masking, the operator's built-in
+    /// rules and the HTTP client of `api-call` actions (Ironic's
+    /// `[inspection_rules]`).
+    pub inspection_rules: crate::inspection_rules::RulesConfig,
 }
 
 impl Default for ConductorConfig {
@@ -201,6 +205,7 @@ impl Default for ConductorConfig {
             enable_health_monitoring: true,
             state_budgets: BTreeMap::new(),
             state_budget_check_interval: min(60),
+            inspection_rules: Default::default(),
         }
     }
 }

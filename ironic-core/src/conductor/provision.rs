@@ -579,11 +579,7 @@ async fn do_inspect(mut job: Job) -> Job {
             job.transition_or_log(Event::Wait, None).await;
         }
         InspectOutcome::Done(data) => {
-            try_or_fail!(
-                job,
-                job.apply_inspection(data).await,
-                "Failed to store the inspection data: {e}"
-            );
+            try_or_fail!(job, job.apply_inspection(data).await, "{e}");
             job.node_mut().inspection_finished_at = Some(crate::model::now());
             job.transition_or_log(Event::Done, None).await;
         }

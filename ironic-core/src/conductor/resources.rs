@@ -8,9 +8,12 @@
 
 use super::{Conductor, NodeEvent, ResourceAction, ResourceEvent, ResourceKind};
 use crate::error::{Error, Result};
-use crate::ids::{ChassisId, Ident, NodeId, VolumeConnectorId, VolumeTargetId, validate_name};
+use crate::ids::{
+    ChassisId, Ident, InspectionRuleId, NodeId, VolumeConnectorId, VolumeTargetId, validate_name,
+};
 use crate::model::{
-    Allocation, Chassis, DeployTemplate, InterfaceType, Node, Runbook, VolumeConnector,
+    Allocation, Chassis, DeployTemplate, InspectionRule, InterfaceType, Node, Runbook,
+    VolumeConnector,
     VolumeTarget, validate_trait,
 };
 use crate::states::PowerState;
@@ -568,6 +571,64 @@ impl Conductor {
         let r = self.store().get_runbook(ident).await?;
         self.store().delete_runbook(r.uuid).await?;
         self.announce(ResourceKind::Runbook, r.uuid.0, ResourceAction::Deleted);
+        Ok(())
+    }
+
+    // ---- inspection rules ----
+
+    /// Create an inspection rule (validated as Ironic's `validate_rule`: phase,
+    /// priority 0..=9999, the arguments of every operator and action).
+    pub async fn create_inspection_rule(&self, mut r: InspectionRule) -> Result<InspectionRule> {
+        self.check_accepting()?;
+        crate::inspection_rules::validate_rule(&r, false).map_err(Error::Invalid)?;
+        r.created_at = crate::model::now();
+        r.updated_at = None;
+        self.store().create_inspection_rule(&r).await?;
+        self.announce(ResourceKind::InspectionRule, r.uuid.0, ResourceAction::Created);
+        Ok(r)
+    }
+
+    /// An inspection rule.
+    pub async fn get_inspection_rule(&self, id: InspectionRuleId) -> Result<InspectionRule> {
+        Ok(self.store().get_inspection_rule(id).await?)
+    }
+
+    /// Every stored inspection rule, in creation order (the built-in ones are in
+    /// [`ConductorConfig::inspection_rules`]).
+    pub async fn list_inspection_rules(&self) -> Result<Vec<InspectionRule>> {
+        Ok(self.store().list_inspection_rules().await?)
+    }
+
+    /// Apply an updated copy of an inspection rule (everything but `uuid` and
+    /// `created_at`); a sensitive rule stays sensitive.
+    pub async fn update_inspection_rule(&self, r: InspectionRule) -> Result<InspectionRule> {
+        self.check_accepting()?;
+        crate::inspection_rules::validate_rule(&r, false).map_err(Error::Invalid)?;
+        let stored = self.store().get_inspection_rule(r.uuid).await?;
+        if stored.sensitive && !r.sensitive {
+            return Err(Error::Invalid(
+                "Inspection rules cannot have the sensitive flag unset.".to_owned(),
+            ));
+        }
+        let updated = InspectionRule {
+            created_at: stored.created_at,
+            updated_at: Some(crate::model::now()),
+            ..r
+        };
+        self.store().update_inspection_rule(&updated).await?;
+        self.announce(
+            ResourceKind::InspectionRule,
+            updated.uuid.0,
+            ResourceAction::Updated,
+        );
+        Ok(updated)
+    }
+
+    /// Delete an inspection rule.
+    pub async fn delete_inspection_rule(&self, id: InspectionRuleId) -> Result<()> {
+        self.check_accepting()?;
+        self.store().delete_inspection_rule(id).await?;
+        self.announce(ResourceKind::InspectionRule, id.0, ResourceAction::Deleted);
         Ok(())
     }
 }

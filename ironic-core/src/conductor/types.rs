@@ -200,6 +200,8 @@ pub enum ResourceKind {
     VolumeTarget,
     /// A runbook.
     Runbook,
+    /// An inspection rule.
+    InspectionRule,
 }
 
 impl ResourceKind {
@@ -212,6 +214,7 @@ impl ResourceKind {
             ResourceKind::VolumeConnector => "volume_connector",
             ResourceKind::VolumeTarget => "volume_target",
             ResourceKind::Runbook => "runbook",
+            ResourceKind::InspectionRule => "inspection_rule",
         }
     }
 }

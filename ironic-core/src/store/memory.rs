@@ -31,6 +31,7 @@ struct Data {
     connectors: HashMap<VolumeConnectorId, (u64, VolumeConnector)>,
     targets: HashMap<VolumeTargetId, (u64, VolumeTarget)>,
     runbooks: HashMap<RunbookId, (u64, Runbook)>,
+    inspection_rules: HashMap<InspectionRuleId, (u64, InspectionRule)>,
     conductors: HashMap<String, ConductorRecord>,
     history: HashMap<NodeId, Vec<HistoryEvent>>,
     bios: HashMap<NodeId, Vec<BiosSetting>>,
@@ -1002,6 +1003,53 @@ impl Store for MemoryStore {
             .collect();
         v.sort_by_key(|(id, _)| *id);
         Ok(v.into_iter().map(|(_, t)| t.clone()).collect())
+    }
+
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        let mut d = self.lock();
+        if d.inspection_rules.contains_key(&r.uuid) {
+            return Err(StoreError::Duplicate(format!(
+                "A rule with UUID {} already exists.",
+                r.uuid
+            )));
+        }
+        let id = d.next_id();
+        d.inspection_rules.insert(r.uuid, (id, r.clone()));
+        Ok(())
+    }
+
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        self.lock()
+            .inspection_rules
+            .get(&id)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| StoreError::not_found("Rule", id))
+    }
+
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        let mut d = self.lock();
+        match d.inspection_rules.get_mut(&r.uuid) {
+            Some(slot) => {
+                slot.1 = r.clone();
+                Ok(())
+            }
+            None => Err(StoreError::not_found("Rule", r.uuid)),
+        }
+    }
+
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
+        self.lock()
+            .inspection_rules
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("Rule", id))
+    }
+
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
+        let d = self.lock();
+        let mut v: Vec<&(u64, InspectionRule)> = d.inspection_rules.values().collect();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, r)| r.clone()).collect())
     }
 
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {

@@ -391,6 +391,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// All runbooks, in creation order.
     async fn list_runbooks(&self) -> StoreResult<Vec<Runbook>>;
 
+    // ---- inspection rules ----
+    /// Insert an inspection rule (the UUID is unique).
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()>;
+    /// An inspection rule.
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule>;
+    /// Replace an inspection rule.
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()>;
+    /// Delete an inspection rule.
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()>;
+    /// All inspection rules, in creation order.
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>>;
+
     // ---- conductors ----
     /// Register or refresh a conductor (sets `updated_at`).
     async fn upsert_conductor(&self, c: &ConductorRecord) -> StoreResult<()>;

@@ -28,6 +28,7 @@ mod events;
 pub(crate) mod extras;
 mod forward;
 mod http;
+mod inspection_rules;
 mod json;
 pub mod limits;
 mod nodes;
@@ -248,6 +249,7 @@ fn all_routes() -> Vec<routes::Route> {
     r.extend(conductors::routes());
     r.extend(allocations::routes());
     r.extend(deploy_templates::routes());
+    r.extend(inspection_rules::routes());
     r.extend(extras::routes());
     r.extend(events::routes());
     r.extend(shards::routes());

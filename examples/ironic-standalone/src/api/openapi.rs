@@ -21,6 +21,7 @@ fn field_schema(f: &Field) -> Value {
         Ty::Str => json!({"type": "string"}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Object => json!({"type": "object", "additionalProperties": true}),
+        Ty::Int => json!({"type": "integer"}),
         Ty::StrList => json!({"type": "array", "items": {"type": "string"}}),
         Ty::List => json!({"type": "array", "items": {"type": "object"}}),
         Ty::Uuid => json!({"type": "string", "format": "uuid"}),

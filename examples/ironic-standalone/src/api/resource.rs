@@ -25,6 +25,8 @@ pub(crate) enum Ty {
     Str,
     /// A boolean.
     Bool,
+    /// An integer.
+    Int,
     /// A JSON object.
     Object,
     /// A list of strings.

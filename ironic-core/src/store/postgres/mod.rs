@@ -423,6 +423,23 @@ impl Store for PostgresStore {
         self.list_of_node(records::TARGETS, node).await
     }
 
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.record_create(records::RULES, r.uuid, None, r, None)
+            .await
+    }
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        self.record_get(records::RULES, &Ident::Uuid(id.0)).await
+    }
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.record_update(records::RULES, r.uuid, None, r, None)
+            .await
+    }
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
+        self.record_delete(records::RULES, id).await
+    }
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
+        self.record_list(records::RULES).await
+    }
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
         self.record_create(records::RUNBOOKS, r.uuid, Some(&r.name), r, None)
             .await

@@ -41,6 +41,12 @@ pub(super) const RUNBOOKS: Table = Table {
     article: "A runbook",
     named: true,
 };
+pub(super) const RULES: Table = Table {
+    table: "inspection_rules",
+    kind: "Rule",
+    article: "A rule",
+    named: false,
+};
 pub(super) const CONNECTORS: Table = Table {
     table: "volume_connectors",
     kind: "Volume connector",

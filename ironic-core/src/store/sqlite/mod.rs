@@ -503,6 +503,21 @@ impl Store for SqliteStore {
         self.target_list(node).await
     }
 
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.rule_create(r).await
+    }
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        self.rule_get(id).await
+    }
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        self.rule_update(r).await
+    }
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
+        self.rule_delete(id).await
+    }
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
+        self.rule_list().await
+    }
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
         self.write(self.runbook_create(r)).await
     }

@@ -24,6 +24,11 @@ const ALLOCATIONS: Table = Table {
     kind: "Allocation",
     article: "An allocation",
 };
+const RULES: Table = Table {
+    table: "inspection_rules",
+    kind: "Rule",
+    article: "A rule",
+};
 const TEMPLATES: Table = Table {
     table: "deploy_templates",
     kind: "Deploy template",
@@ -139,6 +144,43 @@ impl SqliteStore {
 
     pub(super) async fn chassis_list(&self) -> StoreResult<Vec<Chassis>> {
         self.record_list(CHASSIS).await
+    }
+
+    // ---- inspection rules ----
+
+    pub(super) async fn rule_create(&self, r: &InspectionRule) -> StoreResult<()> {
+        sqlx::query("INSERT INTO inspection_rules (uuid, data) VALUES (?, ?)")
+            .bind(r.uuid.to_string())
+            .bind(encode("inspection rule", r.uuid, r)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| RULES.write_error(r.uuid, None, "creating", e))?;
+        Ok(())
+    }
+
+    pub(super) async fn rule_get(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        self.record_get(RULES, &Ident::Uuid(id.0)).await
+    }
+
+    pub(super) async fn rule_update(&self, r: &InspectionRule) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE inspection_rules SET data = ? WHERE uuid = ?")
+            .bind(encode("inspection rule", r.uuid, r)?)
+            .bind(r.uuid.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| RULES.write_error(r.uuid, None, "updating", e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(RULES.kind, r.uuid));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn rule_delete(&self, id: InspectionRuleId) -> StoreResult<()> {
+        self.record_delete(RULES, id).await
+    }
+
+    pub(super) async fn rule_list(&self) -> StoreResult<Vec<InspectionRule>> {
+        self.record_list(RULES).await
     }
 
     // ---- allocations ----

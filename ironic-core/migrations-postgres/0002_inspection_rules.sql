@@ -1,0 +1,7 @@
+-- ironic-rs PostgreSQL schema, version 2: inspection rules (API 1.96)
+
+CREATE TABLE inspection_rules (
+    id    BIGSERIAL PRIMARY KEY,
+    uuid  TEXT NOT NULL UNIQUE,
+    data  TEXT NOT NULL
+);
