@@ -153,28 +153,57 @@ async fn rules_change_the_node_ports_and_plugin_data_during_inspection() {
         .unwrap();
     let n = wait_state(&e.c, &i, S::Manageable).await;
 
-    assert!(n.traits.contains(&"CUSTOM_BIG".to_owned()), "{:?}", n.traits);
-    assert_eq!(n.driver_info.get("ipmi_address"), Some(&json!("192.0.2.17")));
+    assert!(
+        n.traits.contains(&"CUSTOM_BIG".to_owned()),
+        "{:?}",
+        n.traits
+    );
+    assert_eq!(
+        n.driver_info.get("ipmi_address"),
+        Some(&json!("192.0.2.17"))
+    );
     assert_eq!(n.extra["rack"], "r7");
     assert_eq!(n.extra["tags"], json!(["gpu"]), "unique extend");
-    assert_eq!(n.extra["pw_seen"], "******", "node secrets are masked for rules");
-    assert_eq!(n.properties["capabilities"], "vendor:dell", "built-in rule ran");
-    assert_eq!(n.properties["memory_mb"], 65536, "processing hooks still ran");
-    let port = ports_of(&e, n.uuid).await.into_iter().find(|p| p.uuid == port.uuid).unwrap();
+    assert_eq!(
+        n.extra["pw_seen"], "******",
+        "node secrets are masked for rules"
+    );
+    assert_eq!(
+        n.properties["capabilities"], "vendor:dell",
+        "built-in rule ran"
+    );
+    assert_eq!(
+        n.properties["memory_mb"], 65536,
+        "processing hooks still ran"
+    );
+    let port = ports_of(&e, n.uuid)
+        .await
+        .into_iter()
+        .find(|p| p.uuid == port.uuid)
+        .unwrap();
     assert_eq!(port.extra["net"], "ipv4");
 
     let stored = e.store.get_inventory(n.uuid).await.unwrap().unwrap();
     assert_eq!(stored["inventory"]["bmc_address"], "192.0.2.17");
     let pd = &stored["plugin_data"];
-    assert_eq!(pd["root_disk"]["name"], "/dev/sda", "the rest of the agent data");
+    assert_eq!(
+        pd["root_disk"]["name"], "/dev/sda",
+        "the rest of the agent data"
+    );
     assert_eq!(pd["seen"]["by"], "rule-100");
-    assert_eq!(pd["pw"], "***", "secrets are masked for a rule that is not sensitive");
+    assert_eq!(
+        pd["pw"], "***",
+        "secrets are masked for a rule that is not sensitive"
+    );
     assert_eq!(pd["pw_sensitive"], "hunter2", "a sensitive rule sees them");
     assert!(pd.get("logs").is_none(), "logs are not kept");
 
     let calls = http.0.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].url, format!("http://cmdb.example/hook?node={}", n.uuid));
+    assert_eq!(
+        calls[0].url,
+        format!("http://cmdb.example/hook?node={}", n.uuid)
+    );
     assert_eq!(calls[0].timeout, std::time::Duration::from_secs(2));
     e.c.shutdown().await;
 }
@@ -227,22 +256,47 @@ async fn rules_are_validated_as_ironic_validates_them() {
             }
         }
     };
-    let m = bad(rule(10000, json!([]), json!([{"op": "log", "args": {"msg": "x"}}]))).await;
-    assert_eq!(m, "Priority must be between 0 and 9999 for user-defined rules.");
-    let m = bad(rule(1, json!([]), json!([{"op": "set-attribute", "args": {"path": "x"}}]))).await;
+    let m = bad(rule(
+        10000,
+        json!([]),
+        json!([{"op": "log", "args": {"msg": "x"}}]),
+    ))
+    .await;
+    assert_eq!(
+        m,
+        "Priority must be between 0 and 9999 for user-defined rules."
+    );
+    let m = bad(rule(
+        1,
+        json!([]),
+        json!([{"op": "set-attribute", "args": {"path": "x"}}]),
+    ))
+    .await;
     assert_eq!(
         m,
         "Invalid parameters for action operator set-attribute: missing required argument(s): value"
     );
-    let m = bad(rule(1, json!([{"op": "!!eq", "args": {"values": []}}]), json!([{"op": "log", "args": {"msg": "x"}}]))).await;
+    let m = bad(rule(
+        1,
+        json!([{"op": "!!eq", "args": {"values": []}}]),
+        json!([{"op": "log", "args": {"msg": "x"}}]),
+    ))
+    .await;
     assert!(m.starts_with("Multiple exclamation marks"), "{m}");
     let mut r = rule(1, json!([]), json!([{"op": "log", "args": {"msg": "x"}}]));
     r.phase = "late".into();
     assert_eq!(bad(r).await, "Invalid phase: late. Valid phases are: main");
     // schema errors of a request body
     assert!(inspection_rules::check_schema(&json!({"actions": []})).is_err());
-    assert!(inspection_rules::check_schema(&json!({"actions": [{"op": "nope", "args": {}}]})).is_err());
-    assert!(inspection_rules::check_schema(&json!({"actions": [{"op": "log", "args": {"msg": "x"}}], "bogus": 1})).is_err());
+    assert!(
+        inspection_rules::check_schema(&json!({"actions": [{"op": "nope", "args": {}}]})).is_err()
+    );
+    assert!(
+        inspection_rules::check_schema(
+            &json!({"actions": [{"op": "log", "args": {"msg": "x"}}], "bogus": 1})
+        )
+        .is_err()
+    );
     assert!(inspection_rules::check_schema(&json!({"actions": [{"op": "log", "args": {"msg": "x"}}], "conditions": [{"op": "!eq", "args": {"values": []}, "multiple": "some"}]})).is_err());
     assert!(inspection_rules::check_schema(&json!({"actions": [{"op": "log", "args": {"msg": "x"}}], "conditions": [{"op": "!eq", "args": {"values": []}, "multiple": "all"}]})).is_ok());
     // a sensitive rule stays sensitive
@@ -250,16 +304,26 @@ async fn rules_are_validated_as_ironic_validates_them() {
     r.sensitive = true;
     let mut r = e.c.create_inspection_rule(r).await.unwrap();
     r.sensitive = false;
-    assert!(matches!(e.c.update_inspection_rule(r).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        e.c.update_inspection_rule(r).await,
+        Err(Error::Invalid(_))
+    ));
     // built-in rules: any priority, synthetic UUIDs, errors name the rule
     let b = inspection_rules::parse_built_in(&json!([
         {"priority": -1, "actions": [{"op": "log", "args": {"msg": "a"}}]},
         {"priority": 20000, "actions": [{"op": "log", "args": {"msg": "b"}}]}
     ]))
     .unwrap();
-    assert_eq!(b[0].uuid.to_string(), "00000000-0000-0000-0000-000000000000");
-    assert_eq!(b[1].uuid.to_string(), "00000000-0000-0000-0000-000000000001");
-    let err = inspection_rules::parse_built_in(&json!([{"actions": [{"op": "fail", "args": {}}]}])).unwrap_err();
+    assert_eq!(
+        b[0].uuid.to_string(),
+        "00000000-0000-0000-0000-000000000000"
+    );
+    assert_eq!(
+        b[1].uuid.to_string(),
+        "00000000-0000-0000-0000-000000000001"
+    );
+    let err = inspection_rules::parse_built_in(&json!([{"actions": [{"op": "fail", "args": {}}]}]))
+        .unwrap_err();
     assert!(err.starts_with("built-in rule #1:"), "{err}");
     e.c.shutdown().await;
 }

@@ -47,6 +47,8 @@ pub struct Config {
     /// `[inspector]`: in-band inspection (extra kernel parameters, LLDP, the
     /// physical network CIDR map).
     pub inspector: crate::network::InspectorSection,
+    /// `[inspection_rules]`: built-in rules and secret masking (API 1.96).
+    pub inspection_rules: crate::inspection_rules::InspectionRulesSection,
 }
 
 /// How clients authenticate.

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod inspection_rules;
 pub mod lab;
 pub mod metrics;
 pub mod network;

@@ -417,11 +417,12 @@ pub async fn start_with(
         .metrics
         .enabled
         .then(|| Arc::new(crate::metrics::Metrics::new()));
+    let mut conductor_cfg = conductor_config(cfg);
+    conductor_cfg.inspection_rules = crate::inspection_rules::rules_config(&cfg.inspection_rules)
+        .map_err(ServeError::Conductor)?;
     let conductor = match &metrics {
-        Some(m) => {
-            Conductor::start_observed(store, registry, conductor_config(cfg), m.clone()).await
-        }
-        None => Conductor::start(store, registry, conductor_config(cfg)).await,
+        Some(m) => Conductor::start_observed(store, registry, conductor_cfg, m.clone()).await,
+        None => Conductor::start(store, registry, conductor_cfg).await,
     }
     .map_err(|e| ServeError::Conductor(e.to_string()))?;
     if cfg.storage.backend == Backend::Sqlite {

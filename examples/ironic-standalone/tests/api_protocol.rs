@@ -509,7 +509,22 @@ fn other_resources_round_trip() {
             .json(reqwest::Method::POST, "/v1/allocations", Some(json!({"resource_class": "nothing-has-this"})))
             .await;
         assert_eq!(s, 201, "{a}");
-        assert_eq!(a["state"], "error");
+        // as in Ironic: created allocating, processed in the background
+        assert_eq!(a["state"], "allocating");
+        let path = format!("/v1/allocations/{}", a["uuid"].as_str().unwrap());
+        let mut a = a;
+        for _ in 0..100 {
+            a = api.json(reqwest::Method::GET, &path, None).await.1;
+            if a["state"] != "allocating" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(a["state"], "error", "{a}");
+        assert!(
+            a["last_error"].as_str().unwrap().ends_with("no available nodes match the resource class nothing-has-this."),
+            "{a}"
+        );
         let (_, c) = api.json(reqwest::Method::GET, "/v1/conductors?detail=true", None).await;
         assert_eq!(c["conductors"][0]["alive"], true, "{c}");
         assert_eq!(c["conductors"][0]["drivers"][0], "fake-hardware");

@@ -514,7 +514,11 @@ impl Job {
             .await?;
         if let Some(inv) = inventory {
             let doc = serde_json::json!({"inventory": inv, "plugin_data": plugin_data});
-            self.c.store().set_inventory(uuid, &doc).await.map_err(|e| stored(e.into()))?;
+            self.c
+                .store()
+                .set_inventory(uuid, &doc)
+                .await
+                .map_err(|e| stored(e.into()))?;
         }
         // Ironic caches firmware components after inspection, while the node is
         // powered on (some BMCs report NIC firmware only then).
@@ -534,12 +538,9 @@ impl Job {
     ) -> std::result::Result<(), String> {
         let uuid = self.node().uuid;
         let config = self.c.config().inspection_rules.clone();
-        let rules = self
-            .c
-            .store()
-            .list_inspection_rules()
-            .await
-            .map_err(|e| format!("Failed to finish inspection: could not read the inspection rules: {e}"))?;
+        let rules = self.c.store().list_inspection_rules().await.map_err(|e| {
+            format!("Failed to finish inspection: could not read the inspection rules: {e}")
+        })?;
         if rules.is_empty() && config.built_in.is_empty() {
             return Ok(());
         }
@@ -563,11 +564,12 @@ impl Job {
         for i in &applied.ports_changed {
             let port = &mut ports[*i];
             port.updated_at = Some(crate::model::now());
-            self.c
-                .store()
-                .update_port(port)
-                .await
-                .map_err(|e| format!("Failed to finish inspection: could not save port {}: {e}", port.uuid))?;
+            self.c.store().update_port(port).await.map_err(|e| {
+                format!(
+                    "Failed to finish inspection: could not save port {}: {e}",
+                    port.uuid
+                )
+            })?;
         }
         self.task.ports = ports;
         tracing::info!(node = %uuid, rules = ?applied.rules, "Finished applying inspection rules");

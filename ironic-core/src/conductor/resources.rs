@@ -13,8 +13,7 @@ use crate::ids::{
 };
 use crate::model::{
     Allocation, Chassis, DeployTemplate, InspectionRule, InterfaceType, Node, Runbook,
-    VolumeConnector,
-    VolumeTarget, validate_trait,
+    VolumeConnector, VolumeTarget, validate_trait,
 };
 use crate::states::PowerState;
 use crate::store::{NodeFilter, NodeQuery, Page};
@@ -584,7 +583,11 @@ impl Conductor {
         r.created_at = crate::model::now();
         r.updated_at = None;
         self.store().create_inspection_rule(&r).await?;
-        self.announce(ResourceKind::InspectionRule, r.uuid.0, ResourceAction::Created);
+        self.announce(
+            ResourceKind::InspectionRule,
+            r.uuid.0,
+            ResourceAction::Created,
+        );
         Ok(r)
     }
 

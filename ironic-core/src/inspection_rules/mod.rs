@@ -46,8 +46,8 @@ use crate::model::{Node, Port};
 
 /// The condition operators, as Ironic names them.
 pub const OPERATORS: &[&str] = &[
-    "eq", "lt", "gt", "is-empty", "in-net", "matches", "contains", "one-of", "is-none",
-    "is-true", "is-false",
+    "eq", "lt", "gt", "is-empty", "in-net", "matches", "contains", "one-of", "is-none", "is-true",
+    "is-false",
 ];
 
 /// The actions, as Ironic names them.
@@ -233,7 +233,10 @@ pub fn check_schema(body: &Value) -> Result<(), String> {
         Some(Value::Array(a)) => a,
         Some(v) => return Err(format!("{v} is not of type 'array'")),
     };
-    for (what, list, known) in [("action", actions, ACTIONS), ("condition", conditions, OPERATORS)] {
+    for (what, list, known) in [
+        ("action", actions, ACTIONS),
+        ("condition", conditions, OPERATORS),
+    ] {
         for item in list {
             let o = item
                 .as_object()
@@ -304,11 +307,21 @@ pub fn check_schema(body: &Value) -> Result<(), String> {
 /// random one; timestamps are now).
 pub fn from_body(body: &Value) -> Result<InspectionRule, String> {
     let o = body.as_object().ok_or("the rule must be an object")?;
-    let mut rule = InspectionRule::new(o.get("actions").and_then(Value::as_array).cloned().unwrap_or_default());
+    let mut rule = InspectionRule::new(
+        o.get("actions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    );
     if let Some(u) = o.get("uuid").and_then(Value::as_str) {
-        rule.uuid = u.parse().map_err(|_| format!("'{u}' is not a valid UUID"))?;
+        rule.uuid = u
+            .parse()
+            .map_err(|_| format!("'{u}' is not a valid UUID"))?;
     }
-    rule.description = o.get("description").and_then(Value::as_str).map(str::to_owned);
+    rule.description = o
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     rule.priority = o.get("priority").and_then(Value::as_i64).unwrap_or(0);
     rule.sensitive = o.get("sensitive").and_then(Value::as_bool).unwrap_or(false);
     if let Some(p) = o.get("phase").and_then(Value::as_str) {
@@ -347,9 +360,10 @@ pub fn validate_rule(rule: &InspectionRule, built_in: bool) -> Result<(), String
         let raw = c.get("op").and_then(Value::as_str).unwrap_or_default();
         match parse_inverted(raw) {
             Ok(op) => {
-                if let Err(e) = ops::operator_signature(op.0)
-                    .and_then(|sig| sig.normalize(c.get("args").unwrap_or(&Value::Null)).map(|_| ()))
-                {
+                if let Err(e) = ops::operator_signature(op.0).and_then(|sig| {
+                    sig.normalize(c.get("args").unwrap_or(&Value::Null))
+                        .map(|_| ())
+                }) {
                     errors.push(format!(
                         "Invalid parameters for condition operator {}: {e}",
                         op.0
@@ -361,12 +375,11 @@ pub fn validate_rule(rule: &InspectionRule, built_in: bool) -> Result<(), String
     }
     for a in &rule.actions {
         let op = a.get("op").and_then(Value::as_str).unwrap_or_default();
-        if let Err(e) = ops::action_signature(op)
-            .and_then(|sig| sig.normalize(a.get("args").unwrap_or(&Value::Null)).map(|_| ()))
-        {
-            errors.push(format!(
-                "Invalid parameters for action operator {op}: {e}"
-            ));
+        if let Err(e) = ops::action_signature(op).and_then(|sig| {
+            sig.normalize(a.get("args").unwrap_or(&Value::Null))
+                .map(|_| ())
+        }) {
+            errors.push(format!("Invalid parameters for action operator {op}: {e}"));
         }
     }
     match errors.len() {
@@ -383,10 +396,12 @@ pub fn validate_rule(rule: &InspectionRule, built_in: bool) -> Result<(), String
 fn parse_inverted(op: &str) -> Result<(&str, bool), String> {
     let op = op.trim();
     if op.matches('!').count() > 1 {
-        return Err("Multiple exclamation marks are not allowed. To apply the invert of an \
+        return Err(
+            "Multiple exclamation marks are not allowed. To apply the invert of an \
                     operation, simply add an exclamation mark (with an optional space) \
                     before the operator, e.g. eq - !eq."
-            .to_owned());
+                .to_owned(),
+        );
     }
     let inverted = op.starts_with('!');
     Ok((op.trim_start_matches('!').trim(), inverted))

@@ -98,7 +98,10 @@ impl Signature {
                     .collect();
                 let mut msg = Vec::new();
                 if !missing.is_empty() {
-                    msg.push(format!("missing required argument(s): {}", missing.join(", ")));
+                    msg.push(format!(
+                        "missing required argument(s): {}",
+                        missing.join(", ")
+                    ));
                 }
                 if !unexpected.is_empty() {
                     msg.push(format!("unexpected argument(s): {}", unexpected.join(", ")));
@@ -159,9 +162,7 @@ fn py_eq(a: &Value, b: &Value) -> bool {
                 x.len() == y.len() && x.iter().zip(y).all(|(a, b)| py_eq(a, b))
             }
             (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len()
-                    && x.iter()
-                        .all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
             }
             _ => a == b,
         },
@@ -239,11 +240,9 @@ fn in_subnet(address: &Value, subnet: &Value) -> Result<bool, RuleError> {
         Some((a, l)) => (a.trim(), Some(l.trim())),
         None => (subnet_s.trim(), None),
     };
-    let net: IpAddr = net.parse().map_err(|_| {
-        execution(format!(
-            "invalid value: invalid IPNetwork {subnet_s}"
-        ))
-    })?;
+    let net: IpAddr = net
+        .parse()
+        .map_err(|_| execution(format!("invalid value: invalid IPNetwork {subnet_s}")))?;
     let max = if net.is_ipv4() { 32 } else { 128 };
     let len: u32 = match len {
         Some(l) => l
@@ -276,7 +275,9 @@ fn in_subnet(address: &Value, subnet: &Value) -> Result<bool, RuleError> {
 }
 
 fn execution(reason: impl std::fmt::Display) -> RuleError {
-    RuleError(format!("Inspection rule execution failed. Reason: {reason}"))
+    RuleError(format!(
+        "Inspection rule execution failed. Reason: {reason}"
+    ))
 }
 
 fn action_failure(reason: impl std::fmt::Display) -> RuleError {
@@ -294,7 +295,10 @@ fn condition_failure(reason: impl std::fmt::Display) -> RuleError {
 /// Ironic's `normalize_path`: `a/b/c` or `a.b.c`.
 fn path_parts(path: &str) -> Vec<String> {
     if path.contains('/') {
-        path.trim_matches('/').split('/').map(str::to_owned).collect()
+        path.trim_matches('/')
+            .split('/')
+            .map(str::to_owned)
+            .collect()
     } else {
         path.split('.').map(str::to_owned).collect()
     }
@@ -394,7 +398,9 @@ fn edit_record<T: serde::Serialize + serde::de::DeserializeOwned>(
     if let Some(first) = parts.first()
         && owned.contains(&first.as_str())
     {
-        return Err(format!("{first} is managed by the conductor and cannot be changed by a rule"));
+        return Err(format!(
+            "{first} is managed by the conductor and cannot be changed by a rule"
+        ));
     }
     let mut v = serde_json::to_value(&*record).map_err(|e| e.to_string())?;
     if let Some(first) = parts.first()
@@ -629,10 +635,14 @@ impl Run<'_> {
                 for w in values.windows(2) {
                     let holds = match op {
                         "eq" => py_eq(&w[0], &w[1]),
-                        "lt" => py_cmp(&w[0], &w[1], "<").map_err(|e| self.generic(rule, e))?
-                            == Ordering::Less,
-                        _ => py_cmp(&w[0], &w[1], ">").map_err(|e| self.generic(rule, e))?
-                            == Ordering::Greater,
+                        "lt" => {
+                            py_cmp(&w[0], &w[1], "<").map_err(|e| self.generic(rule, e))?
+                                == Ordering::Less
+                        }
+                        _ => {
+                            py_cmp(&w[0], &w[1], ">").map_err(|e| self.generic(rule, e))?
+                                == Ordering::Greater
+                        }
                     };
                     if !holds {
                         ok = false;
@@ -642,8 +652,13 @@ impl Run<'_> {
                 ok
             }
             "is-empty" => matches!(py_str(&arg("value")).as_str(), "" | "None" | "[]" | "{}"),
-            "in-net" => in_subnet(&arg("address"), &arg("subnet"))
-                .map_err(|e| if e.0.starts_with("Inspection") { e } else { self.generic(rule, e) })?,
+            "in-net" => in_subnet(&arg("address"), &arg("subnet")).map_err(|e| {
+                if e.0.starts_with("Inspection") {
+                    e
+                } else {
+                    self.generic(rule, e)
+                }
+            })?,
             "is-true" => match arg("value") {
                 Value::Bool(b) => b,
                 Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
@@ -761,9 +776,8 @@ impl Run<'_> {
             "unset-capability" => set_capability(self.node, &s("name"), None),
             "add-trait" => {
                 let name = s("name");
-                crate::model::validate_trait(&name).map_err(|e| {
-                    action_failure(format!("Failed to add new trait {name}: {e}"))
-                })?;
+                crate::model::validate_trait(&name)
+                    .map_err(|e| action_failure(format!("Failed to add new trait {name}: {e}")))?;
                 if !self.node.traits.contains(&name) {
                     self.node.traits.push(name);
                 }
@@ -774,7 +788,9 @@ impl Run<'_> {
                     Some(i) => {
                         self.node.traits.remove(i);
                     }
-                    None => tracing::warn!(node = %node, "Failed to remove trait {name}: the node has no such trait"),
+                    None => {
+                        tracing::warn!(node = %node, "Failed to remove trait {name}: the node has no such trait")
+                    }
                 }
             }
             "set-plugin-data" | "extend-plugin-data" | "unset-plugin-data" => {
@@ -783,13 +799,17 @@ impl Run<'_> {
                 let value = arg("value");
                 match op {
                     "set-plugin-data" => edit_json(self.plugin_data, &parts, &Edit::Set(&value))
-                        .map_err(|e| action_failure(format!("Failed to set plugin data at {path}: {e}")))?,
+                        .map_err(|e| {
+                            action_failure(format!("Failed to set plugin data at {path}: {e}"))
+                        })?,
                     "extend-plugin-data" => edit_json(
                         self.plugin_data,
                         &parts,
                         &Edit::Extend(&value, as_bool_arg(args.get("unique"))),
                     )
-                    .map_err(|e| action_failure(format!("Failed to extend plugin data at {path}: {e}")))?,
+                    .map_err(|e| {
+                        action_failure(format!("Failed to extend plugin data at {path}: {e}"))
+                    })?,
                     _ => {
                         if !unset_nested(self.plugin_data, &parts) {
                             tracing::warn!(node = %node, "Path {path} not found");
@@ -808,33 +828,36 @@ impl Run<'_> {
                 let value = arg("value");
                 let edit = match op {
                     "set-port-attribute" => Edit::Set(&value),
-                    "extend-port-attribute" => Edit::Extend(&value, as_bool_arg(args.get("unique"))),
+                    "extend-port-attribute" => {
+                        Edit::Extend(&value, as_bool_arg(args.get("unique")))
+                    }
                     _ => Edit::Delete,
                 };
                 edit_record(&mut self.ports[i], PORT_OWNED, &path, &edit).map_err(|e| {
                     action_failure(match op {
-                        "set-port-attribute" => format!(
-                            "Failed to set attribute {path} for port {port_id}: {e}"
-                        ),
-                        "extend-port-attribute" => format!(
-                            "Failed to extend attribute {path} for port {port_id}: {e}"
-                        ),
+                        "set-port-attribute" => {
+                            format!("Failed to set attribute {path} for port {port_id}: {e}")
+                        }
+                        "extend-port-attribute" => {
+                            format!("Failed to extend attribute {path} for port {port_id}: {e}")
+                        }
                         _ => format!("Failed to delete attribute {path} for port {port_id}: {e}"),
                     })
                 })?;
                 self.ports_changed.push(i);
             }
             "api-call" => {
-                let call = api_call(&args).map_err(|e| action_failure(format!("Invalid parameter: {e}")))?;
+                let call = api_call(&args)
+                    .map_err(|e| action_failure(format!("Invalid parameter: {e}")))?;
                 let http = self.config.http.as_ref().ok_or_else(|| {
                     action_failure(format!(
                         "Request to {} failed: no HTTP client is configured for api-call actions",
                         call.url
                     ))
                 })?;
-                http.get(&call).await.map_err(|e| {
-                    action_failure(format!("Request to {} failed: {e}", call.url))
-                })?;
+                http.get(&call)
+                    .await
+                    .map_err(|e| action_failure(format!("Request to {} failed: {e}", call.url)))?;
             }
             other => return Err(self.generic(rule, format!("Unsupported action '{other}'."))),
         }
@@ -934,7 +957,10 @@ mod tests {
         assert!(py_eq(&json!(true), &json!(1)));
         assert!(!py_eq(&json!("1"), &json!(1)));
         assert_eq!(py_cmp(&json!(2), &json!(10), "<").unwrap(), Ordering::Less);
-        assert_eq!(py_cmp(&json!("2"), &json!("10"), "<").unwrap(), Ordering::Greater);
+        assert_eq!(
+            py_cmp(&json!("2"), &json!("10"), "<").unwrap(),
+            Ordering::Greater
+        );
         assert!(py_cmp(&json!("2"), &json!(10), "<").is_err());
         assert!(py_in(&json!("a"), &json!(["a", "b"])).unwrap());
         assert!(py_in(&json!("bc"), &json!("abcd")).unwrap());
@@ -950,7 +976,12 @@ mod tests {
         assert!(t("192.0.2.7", "192.0.2.7").unwrap());
         assert!(t("192.0.2.7", "0.0.0.0/0").unwrap());
         assert!(t("x", "10.0.0.0/8").is_err());
-        assert!(t("10.0.0.1", "10.0.0.0/33").unwrap_err().0.contains("invalid value"));
+        assert!(
+            t("10.0.0.1", "10.0.0.0/33")
+                .unwrap_err()
+                .0
+                .contains("invalid value")
+        );
     }
 
     #[test]
@@ -963,7 +994,11 @@ mod tests {
         );
         let m = s.normalize(&json!(["a", 1])).unwrap();
         assert_eq!(m["path"], json!("a"));
-        assert!(s.normalize(&json!(["a"])).unwrap_err().contains("Missing: value"));
+        assert!(
+            s.normalize(&json!(["a"]))
+                .unwrap_err()
+                .contains("Missing: value")
+        );
         assert!(s.normalize(&json!("x")).is_err());
         // plugin data actions: the engine passes the data, the user does not
         let p = action_signature("set-plugin-data").unwrap();

@@ -125,7 +125,9 @@ fn resolve(path: &str, ctx: &Map<String, Value>) -> Result<Value, FormatError> {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             let attr = &r[..end];
             if attr.is_empty() {
-                return Err(FormatError::Other("Empty attribute in format string".to_owned()));
+                return Err(FormatError::Other(
+                    "Empty attribute in format string".to_owned(),
+                ));
             }
             // only the node is an object with attributes; dictionaries have none
             if !is_node {
@@ -144,7 +146,9 @@ fn resolve(path: &str, ctx: &Map<String, Value>) -> Result<Value, FormatError> {
                 .ok_or_else(|| FormatError::Other("Missing ']' in format string".to_owned()))?;
             let key = &r[..end];
             if key.is_empty() {
-                return Err(FormatError::Other("Empty attribute in format string".to_owned()));
+                return Err(FormatError::Other(
+                    "Empty attribute in format string".to_owned(),
+                ));
             }
             if is_node {
                 return Err(FormatError::Other(
@@ -158,7 +162,8 @@ fn resolve(path: &str, ctx: &Map<String, Value>) -> Result<Value, FormatError> {
                         // Python looks the int up: JSON keys are strings
                         return Err(FormatError::Key(key.to_owned()));
                     }
-                    m.get(key).ok_or_else(|| FormatError::Key(format!("'{key}'")))?
+                    m.get(key)
+                        .ok_or_else(|| FormatError::Key(format!("'{key}'")))?
                 }
                 Value::Array(a) => {
                     if !numeric {
@@ -166,9 +171,9 @@ fn resolve(path: &str, ctx: &Map<String, Value>) -> Result<Value, FormatError> {
                             "list indices must be integers or slices, not str".to_owned(),
                         ));
                     }
-                    let i: usize = key.parse().map_err(|_| {
-                        FormatError::Other("list index out of range".to_owned())
-                    })?;
+                    let i: usize = key
+                        .parse()
+                        .map_err(|_| FormatError::Other("list index out of range".to_owned()))?;
                     a.get(i)
                         .ok_or_else(|| FormatError::Other("list index out of range".to_owned()))?
                 }
@@ -205,7 +210,9 @@ fn finish(v: Value, rest: &str) -> Result<Value, FormatError> {
     if rest.is_empty() {
         Ok(v)
     } else {
-        Err(FormatError::Other("'str' object is not subscriptable".to_owned()))
+        Err(FormatError::Other(
+            "'str' object is not subscriptable".to_owned(),
+        ))
     }
 }
 
@@ -357,11 +364,23 @@ mod tests {
     fn errors_are_classified_as_python_does() {
         let c = ctx();
         let f = |s: &str| format(s, &c);
-        assert!(matches!(f("{inventory[missing]}"), Err(FormatError::Key(_))));
+        assert!(matches!(
+            f("{inventory[missing]}"),
+            Err(FormatError::Key(_))
+        ));
         assert!(matches!(f("{nothing}"), Err(FormatError::Key(_))));
-        assert!(matches!(f("{inventory.bmc_address}"), Err(FormatError::Other(_))));
-        assert!(matches!(f("{inventory[interfaces][5]}"), Err(FormatError::Other(_))));
-        assert!(matches!(f("{inventory[interfaces][x]}"), Err(FormatError::Other(_))));
+        assert!(matches!(
+            f("{inventory.bmc_address}"),
+            Err(FormatError::Other(_))
+        ));
+        assert!(matches!(
+            f("{inventory[interfaces][5]}"),
+            Err(FormatError::Other(_))
+        ));
+        assert!(matches!(
+            f("{inventory[interfaces][x]}"),
+            Err(FormatError::Other(_))
+        ));
         assert!(matches!(f("{node.nope}"), Err(FormatError::Other(_))));
         assert!(matches!(f("{}"), Err(FormatError::Other(_))));
         assert!(matches!(f("{inventory"), Err(FormatError::Other(_))));

@@ -98,6 +98,10 @@ pub struct Portgroup {
     pub physical_network: Option<String>,
     /// Category (1.101).
     pub category: Option<String>,
+    /// Created by trait-based networking, not by a user (1.111; read-only in
+    /// the API).
+    #[serde(default)]
+    pub dynamic_portgroup: bool,
     /// Operator metadata.
     pub extra: JsonMap,
     /// Internal data.
@@ -121,6 +125,7 @@ impl Portgroup {
             standalone_ports_supported: true,
             physical_network: None,
             category: None,
+            dynamic_portgroup: false,
             extra: JsonMap::new(),
             internal_info: JsonMap::new(),
             created_at: super::now(),

@@ -100,7 +100,7 @@ impl Resource for InspectionRule {
 pub(super) fn routes() -> Vec<Route> {
     let since = f::INSPECTION_RULES;
     const MSG: &str = "The API version does not allow inspection rules";
-    let (read, write) = (Gate::webob(404, MSG), Gate::webob(405, MSG));
+    let (read, write) = (Gate::fault(404, MSG), Gate::fault(405, MSG));
     vec![
         get("/v1/inspection_rules", list)
             .doc("List inspection rules (filter: phase)")
@@ -126,10 +126,15 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
+/// A body that does not match Ironic's JSON schema.
+fn schema_error(e: String) -> ApiError {
+    ApiError::bad_request(format!("Schema error: {e}"))
+}
+
 /// A rule UUID from the path (Ironic's schema: `format: uuid`).
 fn rule_id(id: &str) -> ApiResult<InspectionRuleId> {
     id.parse()
-        .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {id}.")))
+        .map_err(|_| ApiError::bad_request(format!("Schema error: '{id}' is not a 'uuid'")))
 }
 
 async fn list(
@@ -153,7 +158,9 @@ async fn list(
         &req.args,
         &[
             ("uuid", |r| r.uuid.to_string()),
-            ("priority", |r| format!("{:020}", r.priority.saturating_add(i64::MAX / 2))),
+            ("priority", |r| {
+                format!("{:020}", r.priority.saturating_add(i64::MAX / 2))
+            }),
             ("phase", |r| r.phase.clone()),
             ("description", |r| r.description.clone().unwrap_or_default()),
             ("sensitive", |r| r.sensitive.to_string()),
@@ -164,7 +171,12 @@ async fn list(
         Resource::link_id,
         "Rule",
     )?;
-    Ok(ok(req.body(&ctx.render(&st), "inspection_rules", &all, None)))
+    Ok(ok(req.body(
+        &ctx.render(&st),
+        "inspection_rules",
+        &all,
+        None,
+    )))
 }
 
 async fn show(
@@ -180,7 +192,7 @@ async fn show(
 
 async fn create(State(st): State<ApiState>, ctx: ReqCtx, body: Bytes) -> ApiResult<Response> {
     let body = Value::Object(parse_object(&body)?);
-    rules::check_schema(&body).map_err(ApiError::bad_request)?;
+    rules::check_schema(&body).map_err(schema_error)?;
     let rule = rules::from_body(&body).map_err(ApiError::bad_request)?;
     let r = st.conductor().create_inspection_rule(rule).await?;
     Ok(created(
@@ -219,7 +231,7 @@ async fn update(
         // a removed optional field takes its default, as in Ironic
         o.retain(|_, v| !v.is_null());
     }
-    rules::check_schema(&doc).map_err(ApiError::bad_request)?;
+    rules::check_schema(&doc).map_err(schema_error)?;
     let mut rule = rules::from_body(&doc).map_err(ApiError::bad_request)?;
     rule.uuid = stored.uuid;
     let r = st.conductor().update_inspection_rule(rule).await?;

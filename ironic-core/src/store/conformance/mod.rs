@@ -67,9 +67,7 @@ pub use related::{
 };
 #[cfg(feature = "postgres")]
 pub use test_database::{DEFAULT_TEST_POSTGRES_URL, TestDatabase};
-pub use volume::{
-    inspection_rule_crud, runbook_crud, volume_connector_crud, volume_target_crud,
-};
+pub use volume::{inspection_rule_crud, runbook_crud, volume_connector_crud, volume_target_crud};
 
 /// A conformance check, boxed so that [`all`] can list them.
 pub type Check = for<'a> fn(&'a dyn Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -398,17 +398,30 @@ pub async fn runbook_crud(store: &dyn Store) {
 /// Inspection rules: create, get, update, list in creation order, delete; UUIDs
 /// are unique with Ironic's message; a missing rule is not found.
 pub async fn inspection_rule_crud(store: &dyn Store) {
-    let mut r1 = InspectionRule::new(vec![json!({"op": "add-trait", "args": {"name": "CUSTOM_X"}})]);
+    let mut r1 = InspectionRule::new(vec![
+        json!({"op": "add-trait", "args": {"name": "CUSTOM_X"}}),
+    ]);
     r1.description = Some(unique("rule"));
     r1.priority = 50;
-    r1.conditions = vec![json!({"op": "!is-empty", "args": {"value": "{inventory[bmc_address]}"}, "loop": [], "multiple": "any"})];
+    r1.conditions = vec![
+        json!({"op": "!is-empty", "args": {"value": "{inventory[bmc_address]}"}, "loop": [], "multiple": "any"}),
+    ];
     r1.created_at = at(4, 321);
     let mut r2 = InspectionRule::new(vec![json!({"op": "log", "args": ["hello"]})]);
     r2.sensitive = true;
-    store.create_inspection_rule(&r1).await.expect("create_inspection_rule");
-    store.create_inspection_rule(&r2).await.expect("create_inspection_rule");
+    store
+        .create_inspection_rule(&r1)
+        .await
+        .expect("create_inspection_rule");
+    store
+        .create_inspection_rule(&r2)
+        .await
+        .expect("create_inspection_rule");
     assert_eq!(
-        store.get_inspection_rule(r1.uuid).await.expect("get_inspection_rule"),
+        store
+            .get_inspection_rule(r1.uuid)
+            .await
+            .expect("get_inspection_rule"),
         r1
     );
     let mut same = InspectionRule::new(vec![json!({"op": "fail", "args": {"msg": "x"}})]);
@@ -419,11 +432,18 @@ pub async fn inspection_rule_crud(store: &dyn Store) {
     );
     assert_eq!(msg, format!("A rule with UUID {} already exists.", r1.uuid));
     r1.priority = 7;
-    r1.actions.push(json!({"op": "remove-trait", "args": {"name": "CUSTOM_Y"}}));
+    r1.actions
+        .push(json!({"op": "remove-trait", "args": {"name": "CUSTOM_Y"}}));
     r1.updated_at = Some(at(9, 2));
-    store.update_inspection_rule(&r1).await.expect("update_inspection_rule");
+    store
+        .update_inspection_rule(&r1)
+        .await
+        .expect("update_inspection_rule");
     assert_eq!(
-        store.get_inspection_rule(r1.uuid).await.expect("get_inspection_rule"),
+        store
+            .get_inspection_rule(r1.uuid)
+            .await
+            .expect("get_inspection_rule"),
         r1
     );
     let listed: Vec<InspectionRuleId> = store
@@ -435,12 +455,21 @@ pub async fn inspection_rule_crud(store: &dyn Store) {
         .filter(|u| *u == r1.uuid || *u == r2.uuid)
         .collect();
     assert_eq!(listed, vec![r1.uuid, r2.uuid], "creation order");
-    store.delete_inspection_rule(r1.uuid).await.expect("delete_inspection_rule");
+    store
+        .delete_inspection_rule(r1.uuid)
+        .await
+        .expect("delete_inspection_rule");
     expect_not_found(store.get_inspection_rule(r1.uuid).await, "a deleted rule");
-    expect_not_found(store.delete_inspection_rule(r1.uuid).await, "a deleted rule");
+    expect_not_found(
+        store.delete_inspection_rule(r1.uuid).await,
+        "a deleted rule",
+    );
     expect_not_found(
         store.update_inspection_rule(&r1).await,
         "updating a deleted rule",
     );
-    store.delete_inspection_rule(r2.uuid).await.expect("delete_inspection_rule");
+    store
+        .delete_inspection_rule(r2.uuid)
+        .await
+        .expect("delete_inspection_rule");
 }
