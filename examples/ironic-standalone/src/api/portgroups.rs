@@ -41,6 +41,7 @@ const FIELDS: &[Field] = &[
     Field::new("category", f::PORTGROUP_CATEGORY, Ty::Str)
         .null()
         .rw(),
+    Field::new("dynamic_portgroup", f::DYNAMIC_PORTGROUP, Ty::Bool),
 ];
 
 /// The port group resource.
@@ -76,6 +77,7 @@ impl Resource for Portgroup {
             "node_uuid" => w.str(name, &p.node_uuid.to_string()),
             "physical_network" => w.opt_str(name, p.physical_network.as_deref()),
             "category" => w.opt_str(name, p.category.as_deref()),
+            "dynamic_portgroup" => w.bool(name, p.dynamic_portgroup),
             _ => {}
         }
     }
@@ -140,12 +142,27 @@ async fn list_portgroups(
     let req = ListRequest::parse(st, ctx, &SCHEMA, raw, detail_path)?;
     let p = &req.params;
     let mut node = node;
+    let exclusive = [
+        node.is_some() || p.get("node").or(p.get("node_uuid")).is_some(),
+        p.get("address").is_some(),
+        p.get("shard").is_some(),
+        p.get("conductor_groups").is_some(),
+    ];
+    if exclusive.iter().filter(|b| **b).count() > 1 {
+        return Err(ApiError::bad_request(
+            "Filtering by node, address, or shard simultaneously is not supported.",
+        ));
+    }
     if let Some(n) = p.get("node").or(p.get("node_uuid"))
         && node.is_none()
     {
         node = Some(st.conductor().get_node(&Ident::parse(n)).await?.uuid);
     }
+    let nodes = super::ports::nodes_filter(st, ctx, p, f::PORTGROUP_SHARD_FILTER).await?;
     let mut pgs = st.conductor().store().list_portgroups(node).await?;
+    if let Some(nodes) = &nodes {
+        pgs.retain(|pg| nodes.contains(&pg.node_uuid));
+    }
     if let Some(a) = p.get("address") {
         let a = mac("address", a)?;
         pgs.retain(|pg| pg.address == Some(a));

@@ -78,7 +78,7 @@ impl Resource for Port {
         self.uuid.to_string()
     }
 
-    fn write_field(&self, w: &mut ObjWriter<'_>, _ctx: &Ctx<'_>, name: &str) {
+    fn write_field(&self, w: &mut ObjWriter<'_>, ctx: &Ctx<'_>, name: &str) {
         let p = self;
         match name {
             "uuid" => w.str(name, &p.uuid.to_string()),
@@ -88,6 +88,14 @@ impl Resource for Port {
             "extra" => w.field(name, &p.extra),
             "internal_info" => w.field(name, &p.internal_info),
             "is_smartnic" => w.bool(name, p.is_smartnic),
+            // a VTEP connection is shown only from 1.90 to 1.104, else as {}
+            "local_link_connection"
+                if p.local_link_connection.contains_key("vtep-logical-switch")
+                    && !(ctx.version.at_least(f::OVN_VTEP)
+                        && !ctx.version.at_least(f::OVN_VTEP_REMOVED)) =>
+            {
+                w.field(name, &serde_json::Map::new())
+            }
             "local_link_connection" => w.field(name, &p.local_link_connection),
             "physical_network" => w.opt_str(name, p.physical_network.as_deref()),
             "pxe_enabled" => w.bool(name, p.pxe_enabled),
@@ -159,6 +167,50 @@ const SORT_KEYS: &[SortKey<Port>] = &[
     }),
 ];
 
+/// The nodes a port or port group list is narrowed to by `shard` (a list,
+/// 1.82 for ports, 1.106 for port groups: 406 below) and `conductor_groups`
+/// (a list, 1.99; Ironic accepts it at any version): `None` when neither is
+/// given.
+pub(crate) async fn nodes_filter(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    p: &super::query::Params,
+    shard_since: u32,
+) -> ApiResult<Option<std::collections::HashSet<NodeId>>> {
+    let list = |k: &str| -> Option<Vec<String>> {
+        p.get(k).map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+    };
+    let shards = list("shard");
+    let groups = list("conductor_groups");
+    if shards.is_some() {
+        ctx.require(shard_since)?;
+    }
+    if shards.is_none() && groups.is_none() {
+        return Ok(None);
+    }
+    let mut q = ironic_core::store::NodeQuery::default();
+    q.filter.shard = shards;
+    let nodes = st.conductor().store().list_nodes(&q).await?;
+    let groups: Option<Vec<String>> =
+        groups.map(|g| g.into_iter().map(|s| s.to_lowercase()).collect());
+    Ok(Some(
+        nodes
+            .into_iter()
+            .filter(|n| {
+                groups
+                    .as_ref()
+                    .is_none_or(|g| g.contains(&n.conductor_group.to_lowercase()))
+            })
+            .map(|n| n.uuid)
+            .collect(),
+    ))
+}
+
 /// List ports for a collection URL.
 pub(crate) async fn list_ports(
     st: &ApiState,
@@ -206,13 +258,43 @@ pub(crate) async fn list_ports(
     if let Some(pn) = p.get("physical_network") {
         q.physical_network = Some(pn.to_owned());
     }
-    let store_pages = matches!(args.sort_key.as_str(), "id" | "created_at");
+    let by_node =
+        (p.get("shard").is_some() as u8) + q.node.is_some() as u8 + q.portgroup.is_some() as u8;
+    if by_node > 1 {
+        // Ironic's OperationNotPermitted
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "Operation not permitted.",
+        ));
+    }
+    if p.get("conductor_groups").is_some()
+        && (q.node.is_some() || q.portgroup.is_some() || q.address.is_some())
+    {
+        return Err(ApiError::bad_request(
+            "Filtering by conductor_groups cannot be combined with node_ident, portgroup_ident, or node address filters.",
+        ));
+    }
+    let nodes = nodes_filter(st, ctx, p, f::SHARDS).await?;
+    let description = p.get("description_contains").map(str::to_owned);
+    let store_pages = matches!(args.sort_key.as_str(), "id" | "created_at")
+        && nodes.is_none()
+        && description.is_none();
     if store_pages {
         q.limit = Some(args.limit);
         q.marker = args.marker;
         q.sort_dir = args.sort_dir;
     }
     let mut ports = st.conductor().store().list_ports(&q).await?;
+    if let Some(nodes) = &nodes {
+        ports.retain(|port| nodes.contains(&port.node_uuid));
+    }
+    if let Some(d) = &description {
+        ports.retain(|port| {
+            port.description
+                .as_deref()
+                .is_some_and(|x| x.contains(d.as_str()))
+        });
+    }
     if !store_pages {
         paginate(&mut ports, args, SORT_KEYS, Resource::link_id, "Port")?;
     }
@@ -279,7 +361,13 @@ fn check_llc(ctx: &ReqCtx, v: &Value) -> ApiResult<JsonMap> {
         match k.as_str() {
             "switch_id" | "port_id" | "switch_info" => {}
             "network_type" => ctx.require(f::LOCAL_LINK_NETWORK_TYPE)?,
-            "vtep-logical-switch" | "vtep-physical-switch" => ctx.require(f::OVN_VTEP)?,
+            // OVN VTEP keys: 1.90 to 1.104 only (1.105 removed them)
+            "vtep-logical-switch" | "vtep-physical-switch" => {
+                ctx.require(f::OVN_VTEP)?;
+                if ctx.version.at_least(f::OVN_VTEP_REMOVED) {
+                    return Err(ApiError::not_acceptable());
+                }
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
                     "Invalid local_link_connection: unexpected key '{other}' (allowed: switch_id, port_id, switch_info, network_type)"
