@@ -219,7 +219,9 @@ impl Conductor {
                         tracing::debug!(node = %n.uuid, "node locked, trying the next one");
                         retry.push(n);
                     }
-                    Err(Error::NotFound { kind, .. }) if kind == "Allocation" => {
+                    Err(Error::NotFound {
+                        kind: "Allocation", ..
+                    }) => {
                         tracing::debug!(allocation = %a.uuid, "allocation deleted while processing");
                         return Ok(());
                     }

@@ -91,8 +91,8 @@ impl Resource for Port {
             // a VTEP connection is shown only from 1.90 to 1.104, else as {}
             "local_link_connection"
                 if p.local_link_connection.contains_key("vtep-logical-switch")
-                    && !(ctx.version.at_least(f::OVN_VTEP)
-                        && !ctx.version.at_least(f::OVN_VTEP_REMOVED)) =>
+                    && (!ctx.version.at_least(f::OVN_VTEP)
+                        || ctx.version.at_least(f::OVN_VTEP_REMOVED)) =>
             {
                 w.field(name, &serde_json::Map::new())
             }
