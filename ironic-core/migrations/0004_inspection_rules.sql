@@ -1,4 +1,4 @@
--- ironic-rs SQLite schema, version 3: inspection rules (API 1.96)
+-- ironic-rs SQLite schema, version 4: inspection rules (API 1.96)
 
 CREATE TABLE inspection_rules (
     id    INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,4 +1,4 @@
--- ironic-rs PostgreSQL schema, version 2: inspection rules (API 1.96)
+-- ironic-rs PostgreSQL schema, version 3: inspection rules (API 1.96)
 
 CREATE TABLE inspection_rules (
     id    BIGSERIAL PRIMARY KEY,
