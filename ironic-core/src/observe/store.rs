@@ -382,6 +382,36 @@ impl Store for ObservedStore {
         r
     }
 
+    async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        let started = Instant::now();
+        let r = self.inner.create_inspection_rule(r).await;
+        self.done("create_inspection_rule", started, r.is_ok());
+        r
+    }
+    async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
+        let started = Instant::now();
+        let r = self.inner.get_inspection_rule(id).await;
+        self.done("get_inspection_rule", started, r.is_ok());
+        r
+    }
+    async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
+        let started = Instant::now();
+        let r = self.inner.update_inspection_rule(r).await;
+        self.done("update_inspection_rule", started, r.is_ok());
+        r
+    }
+    async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
+        let started = Instant::now();
+        let r = self.inner.delete_inspection_rule(id).await;
+        self.done("delete_inspection_rule", started, r.is_ok());
+        r
+    }
+    async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
+        let started = Instant::now();
+        let r = self.inner.list_inspection_rules().await;
+        self.done("list_inspection_rules", started, r.is_ok());
+        r
+    }
     async fn create_runbook(&self, r: &Runbook) -> StoreResult<()> {
         let started = Instant::now();
         let r = self.inner.create_runbook(r).await;
