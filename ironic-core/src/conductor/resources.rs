@@ -597,7 +597,7 @@ impl Conductor {
     }
 
     /// Every stored inspection rule, in creation order (the built-in ones are in
-    /// [`ConductorConfig::inspection_rules`]).
+    /// [`ConductorConfig::inspection_rules`](crate::conductor::ConductorConfig::inspection_rules)).
     pub async fn list_inspection_rules(&self) -> Result<Vec<InspectionRule>> {
         Ok(self.store().list_inspection_rules().await?)
     }
