@@ -217,6 +217,37 @@ impl Ironic {
         assert_eq!(s, 202, "{v}");
     }
 
+    /// The tail of Ironic's log and of the newest agent's log, for a failure
+    /// message (the temporary directory is gone once the test ends).
+    fn diagnostics(&self) -> String {
+        fn tail(p: &Path, lines: usize) -> String {
+            let s = std::fs::read_to_string(p).unwrap_or_default();
+            let v: Vec<&str> = s.lines().collect();
+            v[v.len().saturating_sub(lines)..].join("\n")
+        }
+        let mut out = format!(
+            "--- ironic.log (tail)\n{}\n",
+            tail(&self.dir.join("ironic.log"), 60)
+        );
+        let newest = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("agent-") && n.ends_with(".log")
+            })
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+        if let Some(e) = newest {
+            out.push_str(&format!(
+                "--- {} (tail)\n{}\n",
+                e.file_name().to_string_lossy(),
+                tail(&e.path(), 80)
+            ));
+        }
+        out
+    }
+
     /// Wait until the node is in one of `states` (and not moving to another;
     /// failed states keep their target).
     async fn settle(&self, uuid: &str, states: &[&str]) -> Value {
@@ -232,10 +263,11 @@ impl Ironic {
         }
         let n = self.node(uuid).await;
         panic!(
-            "node never reached {states:?}: {} / {}; see {}/ironic.log",
+            "node never reached {states:?}: {} / {}; see {}/ironic.log\n{}",
             n["provision_state"],
             n["last_error"],
-            self.dir.display()
+            self.dir.display(),
+            self.diagnostics()
         );
     }
 }
