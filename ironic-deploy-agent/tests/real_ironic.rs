@@ -310,9 +310,20 @@ impl Machine {
                         .await
                         .ok()?;
                     let v: Value = r.json().await.ok()?;
-                    v["provision_state"].as_str().map(str::to_owned)
+                    // A real machine boots the ramdisk only after Ironic powered it
+                    // off or rebooted it, which wipes the previous agent's token. An
+                    // agent started before that (its predecessor just exited while
+                    // Ironic is still finishing the step) would look up, get no
+                    // token and be refused for ever: wait for the wipe.
+                    let old_token = !v["driver_internal_info"]["agent_secret_token"].is_null();
+                    let st = v["provision_state"].as_str().map(str::to_owned)?;
+                    Some((st, old_token))
                 }
                 .await;
+                let (state, old_token) = match state {
+                    Some((s, t)) => (Some(s), t),
+                    None => (None, false),
+                };
                 if let Some(a) = &mut agent
                     && a.0.try_wait().ok().flatten().is_some()
                 {
@@ -325,6 +336,7 @@ impl Machine {
                 let cmdline = in_ramdisk.then(|| pxe_cmdline(&dir, &uuid)).flatten();
                 if in_ramdisk
                     && agent.is_none()
+                    && !old_token
                     && let Some(cmdline) = cmdline
                 {
                     let n = boots2.fetch_add(1, Ordering::SeqCst) + 1;
