@@ -426,7 +426,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
     let align = align(ss);
     match read_table_ss(f, ss)? {
         Table::Gpt { .. } => {
-            let (guid, mut entries) = read_gpt(f, ss)?.expect("GPT present");
+            let (guid, entries) = read_gpt(f, ss)?.expect("GPT present");
             let last_usable = sectors - 2 - entry_sectors(ss);
             let used_end = entries
                 .iter()
@@ -441,42 +441,20 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                     size >> 20
                 )));
             }
-            let slot = match entries.iter().position(|e| e.type_guid.is_nil()) {
-                Some(i) => i,
-                None if entries.len() < ENTRIES as usize => {
-                    entries.push(GptEntry {
-                        type_guid: Uuid::nil(),
-                        uuid: Uuid::nil(),
-                        first: 0,
-                        last: 0,
-                        attrs: 0,
-                        name: String::new(),
-                    });
-                    entries.len() - 1
-                }
-                None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
-            };
-            let uuid = crate::agent::entropy::uuid_v4();
-            entries[slot] = GptEntry {
-                type_guid: LINUX_FS,
-                uuid,
+            gpt_insert(
+                f,
+                ss,
+                disk_size,
+                guid,
+                entries,
+                LINUX_FS,
                 first,
-                last: first + want - 1,
-                attrs: 0,
-                name: name.to_owned(),
-            };
-            write_gpt(f, ss, disk_size, guid, &entries)?;
-            Ok(Partition {
-                number: slot as u32 + 1,
-                start: first * ss,
-                len: want * ss,
-                name: name.to_owned(),
-                uuid: uuid.to_string(),
-                kind: PartKind::Gpt(LINUX_FS),
-            })
+                first + want - 1,
+                name,
+            )
         }
         Table::Mbr { disk_id, parts } => {
-            let mut m = read_at(f, 0, 512)?;
+            let m = read_at(f, 0, 512)?;
             let slot = (0..4).find(|i| m[446 + i * 16 + 4] == 0).ok_or_else(|| {
                 AgentError::ImageFormat(
                     "the MBR has no free primary partition slot for the config drive".into(),
@@ -495,25 +473,7 @@ pub fn add_partition_at_end(f: &File, disk_size: u64, size: u64, name: &str) -> 
                     size >> 20
                 )));
             }
-            let e = &mut m[446 + slot * 16..446 + (slot + 1) * 16];
-            e.fill(0);
-            e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
-            e[4] = 0x83;
-            e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
-            e[8..12].copy_from_slice(&(first as u32).to_le_bytes());
-            e[12..16].copy_from_slice(&(want as u32).to_le_bytes());
-            f.write_all_at(&m, 0)
-                .map_err(|e| io("writing the MBR", e))?;
-            f.sync_all()
-                .map_err(|e| io("fsync after writing the MBR", e))?;
-            Ok(Partition {
-                number: slot as u32 + 1,
-                start: first * ss,
-                len: want * ss,
-                name: String::new(),
-                uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
-                kind: PartKind::Mbr(0x83),
-            })
+            mbr_insert(f, m, slot, disk_id, 0x83, first, want, ss)
         }
         Table::None => Err(AgentError::ImageFormat(
             "the image has no partition table, so no config drive partition can be added".into(),
@@ -549,7 +509,7 @@ pub fn add_partition(
     let overlaps = |a: u64, b: u64, p: &Partition| a < (p.start + p.len) / ss && p.start / ss <= b;
     match read_table_ss(f, ss)? {
         Table::Gpt { parts, .. } => {
-            let (guid, mut entries) = read_gpt(f, ss)?.expect("GPT present");
+            let (guid, entries) = read_gpt(f, ss)?.expect("GPT present");
             let last_usable = sectors - 2 - entry_sectors(ss);
             let len = match size {
                 Some(s) => s.div_ceil(ss).div_ceil(align) * align,
@@ -566,42 +526,12 @@ pub fn add_partition(
                     p.number
                 )));
             }
-            let slot = match entries.iter().position(|e| e.type_guid.is_nil()) {
-                Some(i) => i,
-                None if (entries.len() as u64) < ENTRIES => {
-                    entries.push(GptEntry {
-                        type_guid: Uuid::nil(),
-                        uuid: Uuid::nil(),
-                        first: 0,
-                        last: 0,
-                        attrs: 0,
-                        name: String::new(),
-                    });
-                    entries.len() - 1
-                }
-                None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
-            };
-            let uuid = crate::agent::entropy::uuid_v4();
-            entries[slot] = GptEntry {
-                type_guid,
-                uuid,
-                first,
-                last,
-                attrs: 0,
-                name: name.to_owned(),
-            };
-            write_gpt(f, ss, disk_size, guid, &entries)?;
-            Ok(Partition {
-                number: slot as u32 + 1,
-                start: first * ss,
-                len: len * ss,
-                name: name.to_owned(),
-                uuid: uuid.to_string(),
-                kind: PartKind::Gpt(type_guid),
-            })
+            gpt_insert(
+                f, ss, disk_size, guid, entries, type_guid, first, last, name,
+            )
         }
         Table::Mbr { disk_id, parts } => {
-            let mut m = read_at(f, 0, 512)?;
+            let m = read_at(f, 0, 512)?;
             let slot = (0..4).find(|i| m[446 + i * 16 + 4] == 0).ok_or_else(|| {
                 AgentError::InvalidParams("the MBR has no free primary partition slot".into())
             })?;
@@ -620,31 +550,97 @@ pub fn add_partition(
                     p.number
                 )));
             }
-            let ty = mbr_type(type_guid);
-            let e = &mut m[446 + slot * 16..446 + (slot + 1) * 16];
-            e.fill(0);
-            e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
-            e[4] = ty;
-            e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
-            e[8..12].copy_from_slice(&(first as u32).to_le_bytes());
-            e[12..16].copy_from_slice(&(len as u32).to_le_bytes());
-            f.write_all_at(&m, 0)
-                .map_err(|e| io("writing the MBR", e))?;
-            f.sync_all()
-                .map_err(|e| io("fsync after writing the MBR", e))?;
-            Ok(Partition {
-                number: slot as u32 + 1,
-                start: first * ss,
-                len: len * ss,
-                name: String::new(),
-                uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
-                kind: PartKind::Mbr(ty),
-            })
+            mbr_insert(f, m, slot, disk_id, mbr_type(type_guid), first, len, ss)
         }
         Table::None => Err(AgentError::InvalidParams(
             "the disk has no partition table to add a partition to".into(),
         )),
     }
+}
+
+/// Put a partition of sectors `first..=last` with `type_guid` and `name` in
+/// the first free entry of the GPT `entries` (appending one while the table has
+/// room), write the GPT and return the partition.
+#[allow(clippy::too_many_arguments)]
+fn gpt_insert(
+    f: &File,
+    ss: u64,
+    disk_size: u64,
+    guid: Uuid,
+    mut entries: Vec<GptEntry>,
+    type_guid: Uuid,
+    first: u64,
+    last: u64,
+    name: &str,
+) -> Result<Partition> {
+    let slot = match entries.iter().position(|e| e.type_guid.is_nil()) {
+        Some(i) => i,
+        None if (entries.len() as u64) < ENTRIES => {
+            entries.push(GptEntry {
+                type_guid: Uuid::nil(),
+                uuid: Uuid::nil(),
+                first: 0,
+                last: 0,
+                attrs: 0,
+                name: String::new(),
+            });
+            entries.len() - 1
+        }
+        None => return Err(AgentError::ImageFormat("the GPT has no free entry".into())),
+    };
+    let uuid = crate::agent::entropy::uuid_v4();
+    entries[slot] = GptEntry {
+        type_guid,
+        uuid,
+        first,
+        last,
+        attrs: 0,
+        name: name.to_owned(),
+    };
+    write_gpt(f, ss, disk_size, guid, &entries)?;
+    Ok(Partition {
+        number: slot as u32 + 1,
+        start: first * ss,
+        len: (last - first + 1) * ss,
+        name: name.to_owned(),
+        uuid: uuid.to_string(),
+        kind: PartKind::Gpt(type_guid),
+    })
+}
+
+/// Fill primary slot `slot` of the MBR sector `m` with a partition of type `ty`
+/// over `len` sectors from `first` (CHS fields as "beyond CHS", as parted
+/// writes them), write and fsync it, and return the partition.
+#[allow(clippy::too_many_arguments)]
+fn mbr_insert(
+    f: &File,
+    mut m: Vec<u8>,
+    slot: usize,
+    disk_id: u32,
+    ty: u8,
+    first: u64,
+    len: u64,
+    ss: u64,
+) -> Result<Partition> {
+    let e = &mut m[446 + slot * 16..446 + (slot + 1) * 16];
+    e.fill(0);
+    e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+    e[4] = ty;
+    e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+    e[8..12].copy_from_slice(&(first as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+    f.write_all_at(&m, 0)
+        .map_err(|e| io("writing the MBR", e))?;
+    f.sync_all()
+        .map_err(|e| io("fsync after writing the MBR", e))?;
+    Ok(Partition {
+        number: slot as u32 + 1,
+        start: first * ss,
+        len: len * ss,
+        name: String::new(),
+        uuid: format!("{disk_id:08x}-{:02x}", slot + 1),
+        kind: PartKind::Mbr(ty),
+    })
 }
 
 /// The 0xFD (Linux RAID) MBR type / GPT Linux RAID type GUID.
