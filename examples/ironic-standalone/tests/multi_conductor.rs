@@ -5,40 +5,9 @@
 
 mod api_support;
 
-use api_support::Ironic;
+use api_support::{Ironic, call, rt};
 use ironic_core::store::conformance::TestDatabase;
 use serde_json::{Value, json};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A `reqwest` JSON call: (status, body).
-async fn call(
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method, format!("{base}{path}"))
-        .header("X-OpenStack-Ironic-API-Version", "latest");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// `ironic` as conductor `host` on the database `url`.
 fn conductor(db: &TestDatabase, host: &str) -> Ironic {

@@ -18,40 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api_support::{Ironic, pip_tool};
+use api_support::{Ironic, call, pip_tool, rt};
 use e2e_support::{need_file, tool};
-use serde_json::{Value, json};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A `reqwest` JSON call: (status, body).
-async fn call(
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method, format!("{base}{path}"))
-        .header("X-OpenStack-Ironic-API-Version", "latest");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use serde_json::json;
 
 const SYSTEM: &str = "2cbd9e2a-0000-4000-8000-00000000b007";
 const MAC: &str = "52:54:00:ab:cd:01";

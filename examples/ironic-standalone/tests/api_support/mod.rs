@@ -264,3 +264,35 @@ pub fn bm(url: &str, args: &[&str]) -> String {
     );
     o.stdout
 }
+
+/// A two-worker tokio runtime for a test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A `reqwest` JSON call: (status, body).
+pub async fn call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, format!("{base}{path}"))
+        .header("X-OpenStack-Ironic-API-Version", "latest");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
