@@ -301,6 +301,9 @@ impl Machine {
         let (stop2, boots2) = (stop.clone(), boots.clone());
         let task = tokio::spawn(async move {
             let mut agent: Option<Guard> = None;
+            // Whether Ironic has held a token for the running agent: once it is
+            // wiped again, Ironic powered the machine off or rebooted it.
+            let mut token_issued = false;
             while !stop2.load(Ordering::SeqCst) {
                 let state = async {
                     let r = http
@@ -329,6 +332,17 @@ impl Machine {
                 {
                     // the agent powered the machine off (standby.power_off)
                     agent = None;
+                }
+                if agent.is_some() && old_token {
+                    token_issued = true;
+                } else if agent.is_some() && token_issued && !old_token && state.is_some() {
+                    // Ironic power-cycled the machine (fake power) between two polls,
+                    // e.g. deploy failed -> deleting -> cleaning -> clean wait in
+                    // 130 ms: the running ramdisk is gone, a new one boots below
+                    agent = None;
+                }
+                if agent.is_none() {
+                    token_issued = false;
                 }
                 let in_ramdisk = state
                     .as_deref()
