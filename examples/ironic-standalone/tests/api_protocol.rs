@@ -502,7 +502,19 @@ fn other_resources_round_trip() {
             )
             .await;
         assert_eq!(s, 400, "{v}");
-        assert!(inner_error(&v)["faultstring"].as_str().unwrap().contains("CUSTOM_ERASE"));
+        // 1.112: approved by the runbook's traits, and it has none yet
+        assert!(inner_error(&v)["faultstring"].as_str().unwrap().contains("has no traits configured"), "{v}");
+        let r = api.send(reqwest::Method::PUT, "/v1/runbooks/CUSTOM_ERASE/traits/CUSTOM_WIPE", Some("latest"), None).await;
+        assert_eq!(r.status(), 204);
+        let (s, v) = api
+            .json(
+                reqwest::Method::PUT,
+                "/v1/nodes/r1/states/provision",
+                Some(json!({"target": "clean", "runbook": "CUSTOM_ERASE"})),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(inner_error(&v)["faultstring"].as_str().unwrap().contains("['CUSTOM_WIPE']"), "{v}");
 
         // Allocations: resource class scheduling over available nodes.
         let (s, a) = api

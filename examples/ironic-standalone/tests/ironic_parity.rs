@@ -137,6 +137,58 @@ const KNOWN: &[(&str, &str)] = &[
         "Ironic 39 answers 500 when a backfill is refused (AllocationFailed has no HTTP code); ironic-rs answers 400 with Ironic's message",
     ),
     (
+        "PATCH /v1/ports/* @1.96: status Ironic 200 vs ironic-rs 406",
+        "Ironic 39 lets a client PATCH port fields its version does not know (description 1.97, vendor 1.100, category 1.101, available_for_dynamic_portgroup 1.111); ironic-rs answers 406 as Ironic does for the older ones (physical_network, is_smartnic, ...)",
+    ),
+    (
+        "PATCH /v1/ports/* @1.99: status Ironic 200 vs ironic-rs 406",
+        "as above (vendor)",
+    ),
+    (
+        "PATCH /v1/ports/* @1.100: status Ironic 200 vs ironic-rs 406",
+        "as above (category)",
+    ),
+    (
+        "PATCH /v1/ports/* @1.110: status Ironic 200 vs ironic-rs 406",
+        "as above (available_for_dynamic_portgroup)",
+    ),
+    (
+        "PATCH /v1/portgroups/* @1.101: status Ironic 200 vs ironic-rs 406",
+        "Ironic 39 lets a client PATCH portgroup physical_network (1.102) and category (1.103) below their version; ironic-rs answers 406 (as for mode/properties before 1.26)",
+    ),
+    (
+        "PATCH /v1/portgroups/* @1.102: status Ironic 200 vs ironic-rs 406",
+        "as above (category)",
+    ),
+    (
+        "GET /v1/portgroups?fields=uuid,physical_network @1.101: status Ironic 200 vs ironic-rs 406",
+        "Ironic 39 shows portgroup physical_network (1.102) and category (1.103) to older clients that ask for them with fields; ironic-rs answers 406 as Ironic does for ports",
+    ),
+    (
+        "GET /v1/portgroups?fields=uuid,category @1.102: status Ironic 200 vs ironic-rs 406",
+        "as above",
+    ),
+    (
+        "PATCH /v1/nodes/* @1.97: status Ironic 400 vs ironic-rs 200*a~1b~0c",
+        "Ironic 39's PATCH schema allows only [\\w-] in paths, so the RFC 6901 escapes 1.98 announced (and keys with '.', ':' ...) are refused at every version; ironic-rs decodes ~0/~1 and takes any key",
+    ),
+    (
+        "PATCH /v1/nodes/* @1.98: status Ironic 400 vs ironic-rs 200*a~1b~0c",
+        "as above, at 1.98",
+    ),
+    (
+        "node extra after ~ escapes",
+        "as above: the key was set only by ironic-rs",
+    ),
+    (
+        "/history*: history: 2 items in Ironic, 0 in ironic-rs",
+        "Ironic 39 records a history event at the start and end of every cleaning/servicing/deploy-steps flow ([conductor] record_step_flows_in_history); ironic-rs does not yet",
+    ),
+    (
+        "node history: Ironic [[\"manual_cleaning_start\"",
+        "as above",
+    ),
+    (
         "/management/boot_device/supported",
         "Ironic's fake management supports only pxe; ironic-rs's fake keeps every boot device so conductor flows (agent deploy, boot from disk) run on it",
     ),
@@ -555,6 +607,465 @@ async fn inspection_rules(p: &mut Parity) {
     p.get(&format!("/v1/inspection_rules/{r1}"), "latest").await;
 }
 
+/// Runbooks at 1.112: `description` and `traits` shown from 1.112, relaxed
+/// names, traits only through `/v1/runbooks/{id}/traits`, and a runbook
+/// approved for a node by one of its traits (before 1.112: by its name).
+async fn runbook_traits(p: &mut Parity) {
+    let max: u32 = p.latest[2..].parse().unwrap();
+    if max < 112 {
+        return;
+    }
+    let steps = json!([{"interface": "bios", "step": "apply_configuration", "args": {"settings": []}, "order": 1}]);
+    let (rb1, rb2) = (uuid(30), uuid(31));
+    // before 1.112: a trait name, no description, no traits shown
+    p.call(
+        "POST",
+        "/v1/runbooks",
+        Some("1.111"),
+        Some(json!({"uuid": rb1, "name": "CUSTOM_RB_ONE", "steps": steps})),
+    )
+    .await;
+    for bad in [
+        json!({"name": "maintenance.one", "steps": steps}),
+        json!({"name": "CUSTOM_RB_X", "steps": steps, "description": "d"}),
+        json!({"name": "CUSTOM_RB_X", "steps": steps, "traits": ["CUSTOM_A"]}),
+    ] {
+        p.call("POST", "/v1/runbooks", Some("1.111"), Some(bad))
+            .await;
+    }
+    // 1.112: relaxed names, description; traits are not writable here
+    p.call(
+        "POST",
+        "/v1/runbooks",
+        Some("1.112"),
+        Some(json!({"uuid": rb2, "name": "maintenance.two~x", "description": "firmware refresh", "steps": steps})),
+    )
+    .await;
+    for bad in [
+        json!({"name": "has space", "steps": steps}),
+        json!({"name": "CUSTOM_RB_X", "steps": steps, "traits": ["CUSTOM_A"]}),
+        json!({"name": "CUSTOM_RB_X", "steps": steps, "description": 5}),
+        json!({"name": "CUSTOM_RB_X", "steps": steps, "description": "x".repeat(256)}),
+    ] {
+        p.call("POST", "/v1/runbooks", Some("1.112"), Some(bad))
+            .await;
+    }
+    for v in ["1.111", "1.112"] {
+        p.get(&format!("/v1/runbooks/{rb1}"), v).await;
+        p.get(&format!("/v1/runbooks/{rb2}"), v).await;
+        p.get("/v1/runbooks?detail=True", v).await;
+        p.get(&format!("/v1/runbooks/{rb2}?fields=description"), v)
+            .await;
+        p.get(&format!("/v1/runbooks/{rb2}?fields=traits,name"), v)
+            .await;
+        p.get(&format!("/v1/runbooks/{rb2}/traits"), v).await;
+        p.call(
+            "PATCH",
+            &format!("/v1/runbooks/{rb2}"),
+            Some(v),
+            Some(json!([{"op": "replace", "path": "/description", "value": "new"}])),
+        )
+        .await;
+    }
+    p.get("/v1/runbooks/maintenance.two~x", "1.112").await;
+    // a 1.112 name stays patchable by an old client
+    p.call(
+        "PATCH",
+        &format!("/v1/runbooks/{rb2}"),
+        Some("1.111"),
+        Some(json!([{"op": "replace", "path": "/extra/a", "value": 1}])),
+    )
+    .await;
+    for patch in [
+        json!([{"op": "add", "path": "/traits", "value": ["CUSTOM_A"]}]),
+        json!([{"op": "remove", "path": "/description"}]),
+        json!([{"op": "replace", "path": "/name", "value": "bad name"}]),
+    ] {
+        p.call(
+            "PATCH",
+            &format!("/v1/runbooks/{rb2}"),
+            Some("1.112"),
+            Some(patch),
+        )
+        .await;
+    }
+    let (real, ours) = p.get(&format!("/v1/runbooks/{rb2}"), "1.112").await;
+    for k in ["description", "extra", "name"] {
+        p.same(
+            &format!("patched runbook {k}"),
+            &real.body[k],
+            &ours.body[k],
+        );
+    }
+    // the traits sub-resource
+    let t = |path: &str| format!("/v1/runbooks/{rb2}/traits{path}");
+    for (m, path, body) in [
+        ("PUT", t("/CUSTOM_A"), None),
+        ("PUT", t("/CUSTOM_A"), None),
+        ("PUT", t("/not-a-trait"), None),
+        (
+            "PUT",
+            t(""),
+            Some(json!({"traits": ["CUSTOM_B", "CUSTOM_C", "CUSTOM_B"]})),
+        ),
+        ("PUT", t(""), Some(json!({"traits": ["bad trait"]}))),
+        ("PUT", t(""), Some(json!({"traits": "CUSTOM_B"}))),
+        ("PUT", t(""), Some(json!({"bogus": []}))),
+        ("PUT", t(""), Some(json!({}))),
+        ("PUT", t("/CUSTOM_D"), Some(json!({"traits": ["CUSTOM_E"]}))),
+        ("DELETE", t("/CUSTOM_ABSENT"), None),
+        ("DELETE", t("/CUSTOM_C"), None),
+        ("GET", format!("/v1/runbooks/{}/traits", uuid(39)), None),
+        (
+            "PUT",
+            format!("/v1/runbooks/{}/traits/CUSTOM_A", uuid(39)),
+            None,
+        ),
+    ] {
+        p.call(m, &path, Some("1.112"), body).await;
+    }
+    let sorted = |v: &Value| {
+        let mut l: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        l.sort();
+        json!(l)
+    };
+    let (real, ours) = p.get(&t(""), "1.112").await;
+    p.same(
+        "runbook traits",
+        &sorted(&real.body["traits"]),
+        &sorted(&ours.body["traits"]),
+    );
+    // approval: by the runbook's traits at 1.112, by its name before
+    let n = uuid(32);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("latest"),
+        Some(json!({"driver": "fake-hardware", "uuid": n, "name": "runbook-node"})),
+    )
+    .await;
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/traits/CUSTOM_RB_ONE"),
+        Some("latest"),
+        None,
+    )
+    .await;
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/states/provision"),
+        Some("latest"),
+        Some(json!({"target": "manage"})),
+    )
+    .await;
+    p.wait_field(&n, "provision_state", json!("manageable"))
+        .await;
+    let use_rb = |rb: &str| json!({"target": "clean", "runbook": rb});
+    for (rb, v) in [(&rb1, "1.112"), (&rb2, "1.112"), (&rb2, "1.111")] {
+        let (real, ours) = p
+            .call(
+                "PUT",
+                &format!("/v1/nodes/{n}/states/provision"),
+                Some(v),
+                Some(use_rb(rb)),
+            )
+            .await;
+        p.same(
+            &format!("runbook {rb} refused @{v}"),
+            &real.body["error_message"],
+            &ours.body["error_message"],
+        );
+    }
+    // the node gets one of the runbook's traits: approved at 1.112
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/traits/CUSTOM_B"),
+        Some("latest"),
+        None,
+    )
+    .await;
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/states/provision"),
+        Some("1.112"),
+        Some(use_rb(&rb2)),
+    )
+    .await;
+    let settled = |s: &Value| !matches!(s.as_str(), Some("cleaning" | "clean wait"));
+    let mut last = (Value::Null, Value::Null);
+    for _ in 0..300 {
+        let a = p
+            .real
+            .send("GET", &format!("/v1/nodes/{n}"), Some("latest"), None)
+            .await;
+        let b = p
+            .ours
+            .send("GET", &format!("/v1/nodes/{n}"), Some("latest"), None)
+            .await;
+        last = (
+            a.body["provision_state"].clone(),
+            b.body["provision_state"].clone(),
+        );
+        if settled(&last.0) && settled(&last.1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    p.same("node state after a runbook clean", &last.0, &last.1);
+    for rb in [&rb1, &rb2] {
+        p.call(
+            "DELETE",
+            &format!("/v1/runbooks/{rb}"),
+            Some("latest"),
+            None,
+        )
+        .await;
+    }
+}
+
+/// What 1.97-1.115 added to ports, portgroups, nodes and their sub-resources,
+/// each asked just below and at the version that added it.
+async fn recent_versions(p: &mut Parity, real_db: &RealIronic) {
+    let max: u32 = p.latest[2..].parse().unwrap();
+    if max < 97 {
+        return;
+    }
+    let n = uuid(50);
+    let pg = uuid(51);
+    let port = uuid(52);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("latest"),
+        Some(json!({"driver": "fake-hardware", "uuid": n, "name": "recent-node"})),
+    )
+    .await;
+    p.call(
+        "POST",
+        "/v1/portgroups",
+        Some("latest"),
+        Some(json!({"node_uuid": n, "uuid": pg, "address": "52:54:00:bb:00:99", "name": "recent-pg"})),
+    )
+    .await;
+    p.call(
+        "POST",
+        "/v1/ports",
+        Some("latest"),
+        Some(json!({"node_uuid": n, "uuid": port, "address": "52:54:00:bb:00:01", "portgroup_uuid": pg})),
+    )
+    .await;
+    // every field, shown or not, at each version from 1.96
+    for minor in 96..=max {
+        let v = format!("1.{minor}");
+        p.get(&format!("/v1/ports/{port}"), &v).await;
+        p.get(&format!("/v1/portgroups/{pg}"), &v).await;
+        p.get(&format!("/v1/nodes/{n}"), &v).await;
+    }
+    // fields added by a version: writable from it, refused before
+    let writes: &[(&str, &str, Value, u32)] = &[
+        ("ports", "/description", json!("uplink"), 97),
+        ("ports", "/vendor", json!("acme"), 100),
+        ("ports", "/category", json!("storage"), 101),
+        (
+            "ports",
+            "/available_for_dynamic_portgroup",
+            json!(true),
+            111,
+        ),
+        ("portgroups", "/physical_network", json!("physnet1"), 102),
+        ("portgroups", "/category", json!("bond"), 103),
+        ("portgroups", "/dynamic_portgroup", json!(false), 111),
+        ("nodes", "/instance_name", json!("web-1"), 104),
+    ];
+    for (coll, path, value, since) in writes {
+        let id = match *coll {
+            "ports" => &port,
+            "portgroups" => &pg,
+            _ => &n,
+        };
+        for minor in [since - 1, *since] {
+            p.call(
+                "PATCH",
+                &format!("/v1/{coll}/{id}"),
+                Some(&format!("1.{minor}")),
+                Some(json!([{"op": "add", "path": path, "value": value}])),
+            )
+            .await;
+        }
+        let field = &path[1..];
+        let (real, ours) = p.get(&format!("/v1/{coll}/{id}"), "latest").await;
+        p.same(
+            &format!("{coll} {field} after PATCH"),
+            &real.body[field],
+            &ours.body[field],
+        );
+    }
+    // filters and fields of these versions
+    for (path, minors) in [
+        ("/v1/ports?description_contains=upl", [96, 97]),
+        ("/v1/ports?fields=uuid,vendor", [99, 100]),
+        ("/v1/ports?fields=uuid,category", [100, 101]),
+        ("/v1/ports?conductor_groups=", [98, 99]),
+        ("/v1/ports?conductor_groups=a,b", [98, 99]),
+        ("/v1/portgroups?conductor_groups=a", [98, 99]),
+        ("/v1/portgroups?fields=uuid,physical_network", [101, 102]),
+        ("/v1/portgroups?fields=uuid,category", [102, 103]),
+        ("/v1/portgroups?shard=s1", [105, 106]),
+        (
+            "/v1/ports?fields=uuid,available_for_dynamic_portgroup",
+            [110, 111],
+        ),
+        ("/v1/portgroups?fields=uuid,dynamic_portgroup", [110, 111]),
+        ("/v1/nodes?fields=uuid,instance_name", [103, 104]),
+        ("/v1/nodes?fields=uuid,health", [108, 109]),
+        ("/v1/nodes/detail", [108, 109]),
+    ] {
+        for minor in minors {
+            p.get(path, &format!("1.{minor}")).await;
+        }
+    }
+    // 1.98: JSON pointer escapes in allowed-field checks and paths
+    for minor in [97, 98] {
+        p.call(
+            "PATCH",
+            &format!("/v1/nodes/{n}"),
+            Some(&format!("1.{minor}")),
+            Some(json!([{"op": "add", "path": "/extra/a~1b~0c", "value": minor}])),
+        )
+        .await;
+    }
+    let (real, ours) = p.get(&format!("/v1/nodes/{n}"), "latest").await;
+    p.same(
+        "node extra after ~ escapes",
+        &real.body["extra"],
+        &ours.body["extra"],
+    );
+    // 1.105: OVN VTEP local_link_connection no longer accepted
+    for minor in [104, 105] {
+        p.call(
+            "PATCH",
+            &format!("/v1/ports/{port}"),
+            Some(&format!("1.{minor}")),
+            Some(json!([{"op": "add", "path": "/local_link_connection", "value": {"port_id": "p1", "vtep-logical-switch": "ls", "vtep-physical-switch": "ps"}}])),
+        )
+        .await;
+    }
+    // history (1.113 project fields, 1.115 states), firmware (1.114), BIOS (1.74)
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/states/provision"),
+        Some("latest"),
+        Some(json!({"target": "manage"})),
+    )
+    .await;
+    p.wait_field(&n, "provision_state", json!("manageable"))
+        .await;
+    // BIOS settings through the fake's apply_configuration on both (the
+    // names ironic-rs's fake reports); firmware components, which Ironic's fake
+    // never caches, written into Ironic's database as a real driver would
+    p.call(
+        "PUT",
+        &format!("/v1/nodes/{n}/states/provision"),
+        Some("latest"),
+        Some(json!({"target": "clean", "clean_steps": [{"interface": "bios", "step": "apply_configuration", "args": {"settings": [{"name": "BootMode", "value": "Uefi"}, {"name": "ProcVirtualization", "value": "Enabled"}]}}]})),
+    )
+    .await;
+    p.wait_field(&n, "provision_state", json!("manageable"))
+        .await;
+    for c in ["bios", "bmc"] {
+        real_db.sql(&format!(
+            "INSERT INTO firmware_information (node_id, component, initial_version, current_version, created_at, version) \
+             SELECT id, '{c}', '1.0.0', '1.0.0', '2026-01-01 00:00:00', '1.1' FROM nodes WHERE uuid = '{n}'"
+        ));
+    }
+    for minor in [112, 113, 114, 115] {
+        let v = format!("1.{minor}");
+        p.get(&format!("/v1/nodes/{n}/history"), &v).await;
+        p.get(&format!("/v1/nodes/{n}/history?detail=True"), &v)
+            .await;
+        p.get(&format!("/v1/nodes/{n}/firmware"), &v).await;
+    }
+    let (real, ours) = p
+        .get(&format!("/v1/nodes/{n}/history?detail=True"), "latest")
+        .await;
+    let events = |v: &Value| {
+        json!(v["history"].as_array().map(|a| {
+            a.iter()
+                .map(|e| {
+                    json!([
+                        e["event_type"],
+                        e["severity"],
+                        e["event"],
+                        e["provision_state"],
+                        e["target_provision_state"]
+                    ])
+                })
+                .collect::<Vec<_>>()
+        }))
+    };
+    p.same("node history", &events(&real.body), &events(&ours.body));
+    p.get(&format!("/v1/nodes/{n}/bios?detail=True"), "1.73")
+        .await;
+    p.get(&format!("/v1/nodes/{n}/bios?detail=True"), "1.74")
+        .await;
+    p.get(&format!("/v1/nodes/{n}/bios?fields=name,unique"), "1.74")
+        .await;
+    p.get(&format!("/v1/nodes/{n}/bios?fields=bogus"), "1.74")
+        .await;
+    p.get(&format!("/v1/nodes/{n}/bios?bogus=1"), "1.74").await;
+    p.get(&format!("/v1/nodes/{n}/bios/BootMode"), "1.73").await;
+    p.get(&format!("/v1/nodes/{n}/bios/BootMode"), "1.74").await;
+    let (real, ours) = p.get(&format!("/v1/nodes/{n}/firmware"), "1.114").await;
+    p.same(
+        "firmware components",
+        &json!(
+            real.body["firmware"]
+                .as_array()
+                .map(|a| a.iter().map(|c| c["component"].clone()).collect::<Vec<_>>())
+        ),
+        &json!(
+            ours.body["firmware"]
+                .as_array()
+                .map(|a| a.iter().map(|c| c["component"].clone()).collect::<Vec<_>>())
+        ),
+    );
+    // 1.108: disable_ramdisk on service; 1.110: abort in deploy wait
+    for (minor, body) in [
+        (
+            107,
+            json!({"target": "service", "service_steps": [], "disable_ramdisk": true}),
+        ),
+        (
+            108,
+            json!({"target": "service", "service_steps": [{"interface": "power", "step": "nope"}], "disable_ramdisk": "x"}),
+        ),
+    ] {
+        p.call(
+            "PUT",
+            &format!("/v1/nodes/{n}/states/provision"),
+            Some(&format!("1.{minor}")),
+            Some(body),
+        )
+        .await;
+    }
+    for minor in [109, 110] {
+        p.call(
+            "PUT",
+            &format!("/v1/nodes/{n}/states/provision"),
+            Some(&format!("1.{minor}")),
+            Some(json!({"target": "abort"})),
+        )
+        .await;
+    }
+}
+
 /// A client that opens a connection per request: Ironic's WSGI server closes a
 /// kept-alive connection after a 500, and a reused one then fails.
 fn fresh_connections() -> reqwest::Client {
@@ -859,6 +1370,8 @@ fn the_api_answers_as_ironic_39_does() {
         gates(&mut p).await;
         allocations(&mut p).await;
         inspection_rules(&mut p).await;
+        runbook_traits(&mut p).await;
+        recent_versions(&mut p, &real).await;
     });
     let (known, diffs): (Vec<String>, Vec<String>) = p
         .diffs

@@ -121,7 +121,21 @@ fn check_template(t: &DeployTemplate) -> Result<()> {
 }
 
 fn check_runbook(r: &Runbook) -> Result<()> {
-    validate_trait(&r.name).map_err(Error::Invalid)?;
+    // a trait name (API < 1.112) or, from 1.112, any name usable in a URL path
+    let name_ok = !r.name.is_empty()
+        && r.name.chars().count() <= 255
+        && r.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+    if !name_ok {
+        return Err(Error::Invalid(format!(
+            "Invalid runbook name {:?}: 1-255 letters, digits, '-', '.', '_' or '~'",
+            r.name
+        )));
+    }
+    for t in &r.traits {
+        validate_trait(t).map_err(Error::Invalid)?;
+    }
     check_description(r.description.as_deref())?;
     if r.steps.is_empty() {
         return Err(Error::Invalid(

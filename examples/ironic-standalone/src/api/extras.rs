@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::error::{ApiError, ApiResult};
 use super::json::iso;
 use super::query::{ListArgs, Params, next_link};
-use super::routes::{Body, Gate, Route, delete, get, patch, post};
-use super::version::feature as f;
+use super::routes::{Body, Gate, Route, delete, get, patch, post, put};
+use super::version::{Version, feature as f};
 use super::{ApiState, ReqCtx, created, no_content, ok_value, parse_object};
 
 /// The kinds kept here.
@@ -66,8 +66,32 @@ impl Kind {
                 "public",
                 "owner",
                 "extra",
+                "description",
+                "traits",
             ],
         }
+    }
+    /// Fields the client's version knows (a runbook's `description` and
+    /// `traits` are 1.112).
+    fn fields_at(self, v: Version) -> Vec<&'static str> {
+        self.fields()
+            .iter()
+            .copied()
+            .filter(|f| {
+                self != Kind::Runbook
+                    || !matches!(*f, "description" | "traits")
+                    || v.at_least(f::RUNBOOK_TRAITS)
+            })
+            .collect()
+    }
+    /// Fields a PATCH may change at version `v` (`description` from 1.112;
+    /// runbook traits only through `/traits`).
+    fn patchable_at(self, v: Version) -> Vec<&'static str> {
+        let mut p: Vec<&str> = self.patchable().to_vec();
+        if self == Kind::Runbook && v.at_least(f::RUNBOOK_TRAITS) {
+            p.push("description");
+        }
+        p
     }
     fn list_fields(self) -> &'static [&'static str] {
         match self {
@@ -197,6 +221,12 @@ impl Record {
                     Some(Record::Runbook(r)) => (r.description.clone(), r.traits.clone()),
                     _ => (None, Vec::new()),
                 };
+                // `description` is in the item only when the version knows it
+                let description = match item.get("description") {
+                    Some(Value::String(d)) => Some(d.clone()),
+                    Some(Value::Null) => None,
+                    _ => description,
+                };
                 Record::Runbook(Runbook {
                     uuid: uuid.into(),
                     name: s("name"),
@@ -257,22 +287,56 @@ async fn fetch_all(st: &ApiState, k: Kind, node: Option<&Ident>) -> ApiResult<Ve
     })
 }
 
-/// Ironic's rule for using a runbook on a node (before API 1.112): the runbook's
-/// name must be one of the node's traits. Returns the steps in order and the
-/// runbook's `disable_ramdisk`.
+/// Ironic's rule for using a runbook on a node: from API 1.112 the node must have
+/// one of the runbook's traits; before, the runbook's name must be one of the
+/// node's traits. Returns the steps in order and the runbook's `disable_ramdisk`.
 pub(crate) async fn runbook_steps(
     st: &ApiState,
+    version: Version,
     ident: &str,
     node: &Node,
 ) -> ApiResult<(Vec<Value>, Option<bool>)> {
     let rb = st.conductor().get_runbook(&Ident::parse(ident)).await?;
-    if !node.traits.contains(&rb.name) {
+    if version.at_least(f::RUNBOOK_TRAITS) {
+        if rb.traits.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "Runbook {} has no traits configured. Please ask an administrator to add traits to the runbook.",
+                rb.uuid
+            )));
+        }
+        if !rb.traits.iter().any(|t| node.traits.contains(t)) {
+            let mut traits = rb.traits.clone();
+            traits.sort();
+            let quoted: Vec<String> = traits.iter().map(|t| format!("'{t}'")).collect();
+            return Err(ApiError::bad_request(format!(
+                "This runbook has not been approved for use on this node {}. The node does not have any of the runbook's traits [{}]. Please ask an administrator to add a matching trait to your node.",
+                node.uuid,
+                quoted.join(", ")
+            )));
+        }
+    } else if !node.traits.contains(&rb.name) {
         return Err(ApiError::bad_request(format!(
-            "This runbook is not applicable to node {}: the node lacks the trait {}",
-            node.uuid, rb.name
+            "This runbook has not been approved for use on this node {}. Please ask an administrator to add it to your node traits.",
+            node.uuid
         )));
     }
     Ok((rb.ordered_steps(), Some(rb.disable_ramdisk)))
+}
+
+/// Ironic's 1.112 runbook name: 1-255 RFC 3986 unreserved characters.
+fn check_runbook_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Schema error: '{name}' does not match '^[A-Za-z0-9\\-._~]+$'"
+        )))
+    }
 }
 
 /// Bring the records of the JSON file the API layer kept before they moved into
@@ -358,6 +422,7 @@ pub(super) fn routes() -> Vec<Route> {
     let free = Body::Object;
     const RB: &str = "The API version does not allow runbooks";
     let (rb_read, rb_write) = (Gate::webob(404, RB), Gate::webob(405, RB));
+    let rbt = Gate::webob(404, "The API version does not allow runbook traits");
     vec![
         get("/v1/volume", volume_root)
             .doc("Links to the volume resources")
@@ -442,6 +507,23 @@ pub(super) fn routes() -> Vec<Route> {
         delete("/v1/runbooks/{id}", delete_runbook)
             .doc("Delete a runbook")
             .since_or(rb, rb_write),
+        get("/v1/runbooks/{id}/traits", runbook_traits)
+            .doc("The traits of a runbook (the node traits that approve it)")
+            .since_or(f::RUNBOOK_TRAITS, rbt)
+            .returns(free("{traits: [..]}")),
+        put("/v1/runbooks/{id}/traits", replace_runbook_traits)
+            .doc("Replace the traits of a runbook")
+            .since_or(f::RUNBOOK_TRAITS, rbt)
+            .takes(free("{traits: [..]}")),
+        delete("/v1/runbooks/{id}/traits", clear_runbook_traits)
+            .doc("Remove every trait of a runbook")
+            .since_or(f::RUNBOOK_TRAITS, rbt),
+        put("/v1/runbooks/{id}/traits/{trait}", add_runbook_trait)
+            .doc("Add a trait to a runbook")
+            .since_or(f::RUNBOOK_TRAITS, rbt),
+        delete("/v1/runbooks/{id}/traits/{trait}", remove_runbook_trait)
+            .doc("Remove a trait from a runbook (no error when absent)")
+            .since_or(f::RUNBOOK_TRAITS, rbt),
     ]
 }
 
@@ -461,7 +543,7 @@ fn render(ctx: &ReqCtx, k: Kind, item: &Map<String, Value>, fields: Option<&[Str
         .to_owned();
     let all: Vec<&str> = ["uuid", "created_at", "updated_at"]
         .into_iter()
-        .chain(k.fields().iter().copied())
+        .chain(k.fields_at(ctx.version))
         .collect();
     for name in all {
         if fields.is_none_or(|fl| fl.iter().any(|x| x == name)) {
@@ -475,12 +557,12 @@ fn render(ctx: &ReqCtx, k: Kind, item: &Map<String, Value>, fields: Option<&[Str
     Value::Object(out)
 }
 
-fn check_fields(k: Kind, fields: &[String]) -> ApiResult<()> {
+fn check_fields(k: Kind, v: Version, fields: &[String]) -> ApiResult<()> {
     for fl in fields {
         if !(fl == "uuid"
             || fl == "created_at"
             || fl == "updated_at"
-            || k.fields().contains(&fl.as_str()))
+            || k.fields_at(v).contains(&fl.as_str()))
         {
             return Err(ApiError::bad_request(format!(
                 "Field {fl} is not a valid field."
@@ -500,7 +582,7 @@ async fn list(
     let p = Params::parse(raw);
     let args = ListArgs::parse(&p, ctx.version, st.settings().max_limit, false)?;
     if let Some(fl) = &args.fields {
-        check_fields(k, fl)?;
+        check_fields(k, ctx.version, fl)?;
     }
     let node = node
         .or_else(|| p.get("node").map(str::to_owned))
@@ -567,7 +649,7 @@ async fn show(
     let p = Params::parse(raw);
     let fields = p.list("fields");
     if let Some(fl) = &fields {
-        check_fields(k, fl)?;
+        check_fields(k, ctx.version, fl)?;
     }
     let item = fetch(st, k, id).await?.to_map(k);
     ok_value(&render(ctx, k, &item, fields.as_deref()))
@@ -584,13 +666,22 @@ fn opt_str(k: &str, v: &Value) -> ApiResult<Option<String>> {
 }
 
 /// Validate and normalise an item of `k` (all fields present after this).
-async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiResult<()> {
+///
+/// A PATCH checks a runbook name with 1.112's rule at every version (as Ironic:
+/// a name created at 1.112 stays patchable by older clients); a POST below 1.112
+/// needs a trait name.
+async fn validate(
+    st: &ApiState,
+    ctx: &ReqCtx,
+    k: Kind,
+    item: &mut Map<String, Value>,
+    patching: bool,
+) -> ApiResult<()> {
     for key in item.keys() {
-        if !(key == "uuid"
-            || key == "created_at"
-            || key == "updated_at"
-            || k.fields().contains(&key.as_str()))
-        {
+        // runbook traits are changed through /v1/runbooks/{id}/traits only
+        let writable = k.fields_at(ctx.version).contains(&key.as_str())
+            && !(k == Kind::Runbook && key == "traits");
+        if !(key == "uuid" || key == "created_at" || key == "updated_at" || writable) {
             return Err(ApiError::bad_request(format!(
                 "Additional properties are not allowed ('{key}' was unexpected)"
             )));
@@ -668,7 +759,28 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
         Kind::Runbook => {
             let name = opt_str("name", item.get("name").unwrap_or(&Value::Null))?
                 .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
-            validate_trait(&name).map_err(ApiError::bad_request)?;
+            if patching || ctx.version.at_least(f::RUNBOOK_TRAITS) {
+                // 1.112: any name that can be used in a URL path
+                check_runbook_name(&name)?;
+                if let Some(d) = item.get("description") {
+                    match d {
+                        Value::Null => {}
+                        Value::String(s) if s.chars().count() <= 255 => {}
+                        Value::String(_) => {
+                            return Err(ApiError::bad_request(
+                                "Invalid description: longer than 255 characters",
+                            ));
+                        }
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "Invalid description: {other} is not a string"
+                            )));
+                        }
+                    }
+                }
+            } else {
+                validate_trait(&name).map_err(ApiError::bad_request)?;
+            }
             let Some(Value::Array(steps)) = item.get("steps") else {
                 return Err(ApiError::bad_request("'steps' is a required list"));
             };
@@ -728,7 +840,10 @@ async fn validate(st: &ApiState, k: Kind, item: &mut Map<String, Value>) -> ApiR
         }
     }
     for name in k.fields() {
-        item.entry(name.to_string()).or_insert(Value::Null);
+        // a runbook's description and traits left out are kept (see from_map)
+        if !(k == Kind::Runbook && matches!(*name, "description" | "traits")) {
+            item.entry(name.to_string()).or_insert(Value::Null);
+        }
     }
     Ok(())
 }
@@ -748,7 +863,7 @@ async fn create(st: &ApiState, ctx: &ReqCtx, k: Kind, body: &[u8]) -> ApiResult<
         ));
     }
     item.insert("uuid".into(), uuid.to_string().into());
-    validate(st, k, &mut item).await?;
+    validate(st, ctx, k, &mut item, false).await?;
     let record = Record::from_map(k, &item, None)?;
     let c = st.conductor();
     let stored = match record {
@@ -772,7 +887,7 @@ async fn update(
     body: &[u8],
 ) -> ApiResult<Response> {
     let ops = super::patch::parse(body)?;
-    super::patch::check_allowed(&ops, k.patchable())?;
+    super::patch::check_allowed(&ops, &k.patchable_at(ctx.version))?;
     let current = fetch(st, k, id).await?;
     let mut doc = Value::Object(current.to_map(k));
     super::patch::apply(&mut doc, &ops)?;
@@ -782,7 +897,18 @@ async fn update(
     if item.get("uuid").and_then(Value::as_str) != Some(current.uuid().as_str()) {
         return Err(ApiError::bad_request("uuid cannot be changed"));
     }
-    validate(st, k, &mut item).await?;
+    // what the version cannot change is kept from the stored record (runbook
+    // traits change through /traits; `description` is 1.112)
+    if k == Kind::Runbook {
+        item.remove("traits");
+        if ctx.version.at_least(f::RUNBOOK_TRAITS) {
+            // removed by the patch: unset
+            item.entry("description").or_insert(Value::Null);
+        } else {
+            item.remove("description");
+        }
+    }
+    validate(st, ctx, k, &mut item, true).await?;
     let record = Record::from_map(k, &item, Some(&current))?;
     let c = st.conductor();
     let stored = match record {
@@ -907,6 +1033,106 @@ async fn node_targets(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     list(&st, &ctx, Kind::Target, q.as_deref(), Some(node)).await
+}
+
+/// `GET /v1/runbooks/{id}/traits`.
+async fn runbook_traits(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let rb = st.conductor().get_runbook(&Ident::parse(&id)).await?;
+    ok_value(&json!({"traits": rb.traits}))
+}
+
+/// Set a runbook's traits (each a valid trait, kept unique in order).
+async fn set_runbook_traits(
+    st: &ApiState,
+    id: &str,
+    change: impl FnOnce(&mut Vec<String>),
+) -> ApiResult<()> {
+    let mut rb = st.conductor().get_runbook(&Ident::parse(id)).await?;
+    change(&mut rb.traits);
+    let mut seen = std::collections::HashSet::new();
+    rb.traits.retain(|t| seen.insert(t.clone()));
+    st.conductor().update_runbook(rb).await?;
+    Ok(())
+}
+
+/// `PUT /v1/runbooks/{id}/traits` with `{"traits": [...]}`.
+async fn replace_runbook_traits(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = if body.is_empty() {
+        Map::new()
+    } else {
+        parse_object(&body)?
+    };
+    if let Some(k) = body.keys().find(|k| *k != "traits") {
+        return Err(ApiError::bad_request(format!(
+            "Schema error: Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let Some(list) = body.get("traits") else {
+        return Err(ApiError::bad_request(
+            "A single runbook trait may be added via PUT /v1/runbooks/<runbook identifier>/traits/<trait> with no body, or all runbook traits may be replaced via PUT /v1/runbooks/<runbook identifier>/traits with the list of traits specified in the request body.",
+        ));
+    };
+    let Value::Array(items) = list else {
+        return Err(ApiError::bad_request(format!(
+            "Schema error: {list} is not of type 'array'"
+        )));
+    };
+    let mut traits = Vec::with_capacity(items.len());
+    for t in items {
+        let t = t.as_str().ok_or_else(|| {
+            ApiError::bad_request(format!("Schema error: {t} is not of type 'string'"))
+        })?;
+        validate_trait(t).map_err(ApiError::bad_request)?;
+        traits.push(t.to_owned());
+    }
+    set_runbook_traits(&st, &id, |v| *v = traits).await?;
+    Ok(no_content())
+}
+
+/// `DELETE /v1/runbooks/{id}/traits`.
+async fn clear_runbook_traits(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    set_runbook_traits(&st, &id, Vec::clear).await?;
+    Ok(no_content())
+}
+
+/// `PUT /v1/runbooks/{id}/traits/{trait}` (no body).
+async fn add_runbook_trait(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    Path((id, t)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if !body.is_empty() && serde_json::from_slice::<Value>(&body).is_ok_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request(
+            "No body should be provided when adding a trait",
+        ));
+    }
+    validate_trait(&t).map_err(ApiError::bad_request)?;
+    let added = t.clone();
+    set_runbook_traits(&st, &id, move |v| v.push(added)).await?;
+    let mut r = no_content();
+    if let Ok(loc) =
+        axum::http::HeaderValue::from_str(&format!("{}/v1/runbooks/{id}/traits/{t}", ctx.base))
+    {
+        r.headers_mut().insert(axum::http::header::LOCATION, loc);
+    }
+    Ok(r)
+}
+
+/// `DELETE /v1/runbooks/{id}/traits/{trait}` (removing an absent trait is a no-op).
+async fn remove_runbook_trait(
+    State(st): State<ApiState>,
+    Path((id, t)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    set_runbook_traits(&st, &id, move |v| v.retain(|x| *x != t)).await?;
+    Ok(no_content())
 }
 
 #[cfg(test)]

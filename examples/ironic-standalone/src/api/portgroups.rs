@@ -146,7 +146,7 @@ async fn list_portgroups(
         node.is_some() || p.get("node").or(p.get("node_uuid")).is_some(),
         p.get("address").is_some(),
         p.get("shard").is_some(),
-        p.get("conductor_groups").is_some(),
+        super::ports::given(p, "conductor_groups"),
     ];
     if exclusive.iter().filter(|b| **b).count() > 1 {
         return Err(ApiError::bad_request(

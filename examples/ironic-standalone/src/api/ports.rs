@@ -185,8 +185,9 @@ pub(crate) async fn nodes_filter(
                 .collect()
         })
     };
-    let shards = list("shard");
-    let groups = list("conductor_groups");
+    // an empty list is no filter (Ironic: `if conductor_groups:`)
+    let shards = list("shard").filter(|l| !l.is_empty());
+    let groups = list("conductor_groups").filter(|l| !l.is_empty());
     if shards.is_some() {
         ctx.require(shard_since)?;
     }
@@ -209,6 +210,12 @@ pub(crate) async fn nodes_filter(
             .map(|n| n.uuid)
             .collect(),
     ))
+}
+
+/// Whether the list parameter `k` names at least one value (Ironic tests a
+/// list parameter for truth: `conductor_groups=` is no filter).
+pub(crate) fn given(p: &super::query::Params, k: &str) -> bool {
+    p.list(k).is_some_and(|l| !l.is_empty())
 }
 
 /// List ports for a collection URL.
@@ -267,7 +274,7 @@ pub(crate) async fn list_ports(
             "Operation not permitted.",
         ));
     }
-    if p.get("conductor_groups").is_some()
+    if given(p, "conductor_groups")
         && (q.node.is_some() || q.portgroup.is_some() || q.address.is_some())
     {
         return Err(ApiError::bad_request(

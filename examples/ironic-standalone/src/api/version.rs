@@ -25,11 +25,10 @@ pub struct Version(pub u32);
 /// The minimum supported version (1.1), also the default when no header is sent.
 pub const MIN: Version = Version(1);
 
-/// The maximum supported version: every feature Ironic added up to and including
-/// this one is implemented and compared with Ironic 39 by `tests/ironic_parity.rs`.
-/// The later ones (1.97-1.115, [`feature`]) exist in parts and are served only
-/// once the parity test passes at them.
-pub const MAX: Version = Version(96);
+/// The maximum supported version (Ironic 39's): every feature Ironic added up to
+/// and including this one ([`feature`]) is implemented and compared with Ironic 39
+/// by `tests/ironic_parity.rs`.
+pub const MAX: Version = Version(115);
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -140,6 +140,26 @@ impl RealIronic {
         );
     }
 
+    /// Run one SQL statement on the service's database (SQLite, through the
+    /// system's python3): for records only a real driver would make, e.g. the
+    /// firmware components Ironic's fake firmware interface never caches.
+    pub fn sql(&self, stmt: &str) {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+            ])
+            .arg(self.dir.path().join("ironic.sqlite"))
+            .arg(stmt)
+            .output()
+            .expect("run python3 (Debian package python3)");
+        assert!(
+            out.status.success(),
+            "SQL on the real Ironic's database failed: {stmt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The service's log.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ironic.log")).unwrap_or_default()

@@ -39,31 +39,71 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
+/// The values `fields` may name on `GET /v1/nodes/{node}/bios` (Ironic's
+/// 1.74 query schema).
+const BIOS_QUERY_FIELDS: &[&str] = &[
+    "allowable_values",
+    "attribute_type",
+    "created_at",
+    "lower_bound",
+    "links",
+    "max_length",
+    "min_length",
+    "name",
+    "node_uuid",
+    "read_only",
+    "reset_required",
+    "unique",
+    "updated_at",
+    "value",
+];
+
+/// A BIOS setting with its registry (1.74 `detail`, and a single setting).
+const BIOS_REGISTRY_FIELDS: &[&str] = &[
+    "name",
+    "value",
+    "attribute_type",
+    "allowable_values",
+    "lower_bound",
+    "max_length",
+    "min_length",
+    "read_only",
+    "reset_required",
+    "unique",
+    "upper_bound",
+];
+
+/// One BIOS setting as Ironic's `object_to_dict`: the `shown` fields, then
+/// `links` and the timestamps, which it always adds.
 fn bios_value(
     ctx: &ReqCtx,
     node: &str,
     s: &ironic_core::driver::BiosSetting,
-    detail: bool,
+    shown: &[&str],
 ) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut w = ObjWriter::new(&mut buf);
-    w.str("name", &s.name);
-    w.opt_str("value", s.value.as_deref());
+    for f in shown {
+        match *f {
+            "name" => w.str("name", &s.name),
+            "value" => w.opt_str("value", s.value.as_deref()),
+            "attribute_type" => w.opt_str("attribute_type", s.attribute_type.as_deref()),
+            "allowable_values" => w.field("allowable_values", &s.allowable_values),
+            "lower_bound" => w.field("lower_bound", &s.lower_bound),
+            "max_length" => w.field("max_length", &s.max_length),
+            "min_length" => w.field("min_length", &s.min_length),
+            "read_only" => w.field("read_only", &s.read_only),
+            "reset_required" => w.field("reset_required", &s.reset_required),
+            "unique" => w.field("unique", &s.unique),
+            "upper_bound" => w.field("upper_bound", &s.upper_bound),
+            // links and timestamps below; node_uuid is not a setting attribute
+            _ => {}
+        }
+    }
     w.raw(
         "links",
         &links(&ctx.base, "nodes", &format!("{node}/bios/{}", s.name)),
     );
-    if detail && ctx.version.at_least(f::BIOS_REGISTRY) {
-        w.opt_str("attribute_type", s.attribute_type.as_deref());
-        w.field("allowable_values", &s.allowable_values);
-        w.field("lower_bound", &s.lower_bound);
-        w.field("max_length", &s.max_length);
-        w.field("min_length", &s.min_length);
-        w.field("read_only", &s.read_only);
-        w.field("reset_required", &s.reset_required);
-        w.field("unique", &s.unique);
-        w.field("upper_bound", &s.upper_bound);
-    }
     // Ironic's object_to_dict always adds the record's timestamps.
     opt_time(&mut w, "created_at", s.created_at.as_ref());
     opt_time(&mut w, "updated_at", s.updated_at.as_ref());
@@ -78,12 +118,32 @@ async fn bios(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
-    let detail = match p.bool("detail")? {
-        Some(d) => {
-            ctx.require(f::BIOS_REGISTRY)?;
-            d
-        }
-        None => false,
+    // Ironic's query schema: nothing below 1.74, then `detail` and `fields`
+    let allowed: &[&str] = if ctx.version.at_least(f::BIOS_REGISTRY) {
+        &["detail", "fields"]
+    } else {
+        &[]
+    };
+    if let Some((k, _)) = p.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "Schema error: Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let detail = p.bool("detail")?.unwrap_or(false);
+    let fields = p.list("fields");
+    if let Some(bad) = fields
+        .iter()
+        .flatten()
+        .find(|f| !BIOS_QUERY_FIELDS.contains(&f.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Schema error: '{bad}' is not one of {BIOS_QUERY_FIELDS:?}"
+        )));
+    }
+    let shown: Vec<&str> = match (&fields, detail) {
+        (_, true) => BIOS_REGISTRY_FIELDS.to_vec(),
+        (Some(f), false) => f.iter().map(String::as_str).collect(),
+        (None, false) => vec!["name", "value"],
     };
     let n = st.conductor().get_node(&ident(&ctx, &id)?).await?;
     let settings = st.conductor().store().get_bios_settings(n.uuid).await?;
@@ -92,7 +152,7 @@ async fn bios(
         if i > 0 {
             buf.push(b',');
         }
-        buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, detail));
+        buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, &shown));
     }
     buf.extend_from_slice(b"]}");
     Ok(ok(buf))
@@ -114,7 +174,12 @@ async fn bios_setting(
     let mut buf = b"{".to_vec();
     crate::api::json::write_str(&mut buf, &name);
     buf.push(b':');
-    buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, true));
+    let shown: &[&str] = if ctx.version.at_least(f::BIOS_REGISTRY) {
+        BIOS_REGISTRY_FIELDS
+    } else {
+        &["name", "value"]
+    };
+    buf.extend(bios_value(&ctx, &n.uuid.to_string(), s, shown));
     buf.push(b'}');
     Ok(ok(buf))
 }

@@ -311,7 +311,7 @@ async fn provision(
                 "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']",
             ));
         }
-        let (steps, dr) = crate::api::extras::runbook_steps(&st, rb, &node).await?;
+        let (steps, dr) = crate::api::extras::runbook_steps(&st, ctx.version, rb, &node).await?;
         if target == "clean" {
             clean_steps = Some(steps);
         } else {
