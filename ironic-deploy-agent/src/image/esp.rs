@@ -109,7 +109,7 @@ impl Seek for Region {
 
 /// A FAT filesystem on a partition: `fatfs`'s filesystem (every read and
 /// write goes through it, by `Deref`) plus raw access to the partition, with
-/// which [`write`] repairs the directories `fatfs` creates (see
+/// which [`write()`] repairs the directories `fatfs` creates (see
 /// [`repair_new_dirs`]).
 pub struct Fat {
     fs: fatfs::FileSystem<Region>,
