@@ -15,17 +15,34 @@
 //! write request or a path outside the root is "access violation" (2), a
 //! missing file "file not found" (1), a full server "not defined" (0) with a
 //! message. An ERROR packet is never answered (no error loops).
+//!
+//! A read request from a client (address and port) that already has a transfer
+//! in progress is handled as follows, so every request gets an answer at once
+//! and a client cannot make the server hold more than two transfers for itself:
+//! - the same request before the client acknowledged anything is a
+//!   retransmission (our first answer was lost or slow): the transfer in progress
+//!   sends its first packet again now, from the same port, and no second
+//!   transfer starts;
+//! - the same request after the client acknowledged something may be a late
+//!   copy of the first or a client that started over: a second transfer starts
+//!   beside the first, as tftpd-hpa would (the client ends the one it does not
+//!   want with an "unknown transfer ID" error, or stops answering it); an older
+//!   one beyond that is ended;
+//! - a different request (another file or other options, as PXE ROMs send after
+//!   their `tsize` probe) means the client gave up its transfer: that transfer
+//!   is ended and the new one starts, as dnsmasq does on a single port.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::files::{BootFile, BootFiles, OpenError};
 use crate::tftp_proto::{
@@ -78,6 +95,14 @@ pub struct TftpStats {
     /// Malformed datagrams (bad requests, unknown opcodes, DATA/ACK sent to
     /// the server's port), each answered with an ERROR packet.
     pub malformed: u64,
+    /// Repeated read requests answered by the transfer in progress (its first
+    /// packet sent again) instead of a new transfer.
+    pub repeated: u64,
+    /// Transfers ended because their client started another one from the same
+    /// port (see the module documentation).
+    pub replaced: u64,
+    /// Transfers in progress now.
+    pub in_progress: u64,
 }
 
 #[derive(Debug, Default)]
@@ -86,12 +111,15 @@ struct Counters {
     refused: AtomicU64,
     not_found: AtomicU64,
     malformed: AtomicU64,
+    repeated: AtomicU64,
+    replaced: AtomicU64,
 }
 
 /// A running TFTP server. Stops when dropped (or with [`TftpServer::shutdown`]).
 pub struct TftpServer {
     local_addr: SocketAddr,
     counters: Arc<Counters>,
+    shared: Arc<Shared>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -121,9 +149,10 @@ struct Shared {
     files: Arc<BootFiles>,
     counters: Arc<Counters>,
     options: TftpOptions,
-    /// Clients with a transfer in progress (a repeated request is ignored).
-    peers: Mutex<HashSet<SocketAddr>>,
+    /// The transfers in progress of each client, oldest first (at most two).
+    peers: Mutex<HashMap<SocketAddr, Vec<PeerTransfer>>>,
     transfers: AtomicUsize,
+    next_id: AtomicU64,
     /// Rate limit of the "malformed datagram" warning.
     last_warn: Mutex<Option<Instant>>,
 }
@@ -199,8 +228,9 @@ impl TftpServer {
             files,
             counters: Arc::clone(&counters),
             options,
-            peers: Mutex::new(HashSet::new()),
+            peers: Mutex::new(HashMap::new()),
             transfers: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
             last_warn: Mutex::new(None),
         });
         let mut stops = Vec::new();
@@ -214,6 +244,7 @@ impl TftpServer {
         Ok(TftpServer {
             local_addr,
             counters,
+            shared,
             stops,
             threads,
         })
@@ -231,6 +262,9 @@ impl TftpServer {
             refused: self.counters.refused.load(Ordering::Relaxed),
             not_found: self.counters.not_found.load(Ordering::Relaxed),
             malformed: self.counters.malformed.load(Ordering::Relaxed),
+            repeated: self.counters.repeated.load(Ordering::Relaxed),
+            replaced: self.counters.replaced.load(Ordering::Relaxed),
+            in_progress: self.shared.transfers.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -317,6 +351,78 @@ impl Shared {
     }
 }
 
+/// A transfer in progress, as its client's later requests see it.
+struct PeerTransfer {
+    id: u64,
+    /// The request that started it.
+    request: ReadRequest,
+    /// The transfer's link to its task.
+    link: Arc<Link>,
+    abort: tokio::task::AbortHandle,
+}
+
+/// What the server's port tells a running transfer.
+#[derive(Default)]
+struct Link {
+    /// The client acknowledged something (OACK or a block): it has this transfer.
+    acked: AtomicBool,
+    /// The client repeated its request: send the first packet again now.
+    resend: Notify,
+}
+
+/// What a request from a client with transfers in progress does.
+enum Repeat {
+    /// A new transfer starts; these transfers it replaces are to be aborted
+    /// (once the lock on the peers is released).
+    Start(Vec<tokio::task::AbortHandle>),
+    /// The transfer in progress answers it (its first packet is sent again).
+    Answered,
+}
+
+/// Decide what a request from `peer` does to its transfers in progress (see
+/// the module documentation).
+fn repeat(
+    shared: &Shared,
+    peers: &mut HashMap<SocketAddr, Vec<PeerTransfer>>,
+    peer: SocketAddr,
+    req: &ReadRequest,
+) -> Repeat {
+    let Some(list) = peers.get_mut(&peer) else {
+        return Repeat::Start(Vec::new());
+    };
+    let Some(last) = list.last() else {
+        return Repeat::Start(Vec::new());
+    };
+    if last.request == *req {
+        if !last.link.acked.load(Ordering::Relaxed) {
+            last.link.resend.notify_one();
+            shared.counters.repeated.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %peer, path = %req.filename, "TFTP request repeated: answered by the transfer in progress");
+            return Repeat::Answered;
+        }
+        // A second transfer beside the last one; older ones end.
+        let keep = list.len() - 1;
+        Repeat::Start(replaced(shared, list.drain(..keep), peer))
+    } else {
+        Repeat::Start(replaced(shared, list.drain(..), peer))
+    }
+}
+
+/// Counts and logs transfers that a new one replaces; their abort handles.
+fn replaced(
+    shared: &Shared,
+    ended: impl Iterator<Item = PeerTransfer>,
+    peer: SocketAddr,
+) -> Vec<tokio::task::AbortHandle> {
+    ended
+        .map(|t| {
+            shared.counters.replaced.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %peer, path = %t.request.filename, "TFTP transfer ended: its client started another");
+            t.abort
+        })
+        .collect()
+}
+
 /// Open the file and spawn its transfer, or say why not.
 fn start(
     shared: &Arc<Shared>,
@@ -324,6 +430,14 @@ fn start(
     peer: SocketAddr,
     req: ReadRequest,
 ) -> Result<(), (ErrorCode, String)> {
+    let decision = {
+        let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        repeat(shared, &mut peers, peer, &req)
+    };
+    match decision {
+        Repeat::Answered => return Ok(()),
+        Repeat::Start(ended) => ended.iter().for_each(tokio::task::AbortHandle::abort),
+    }
     let file = match shared.files.open(&req.filename) {
         Ok(f) => f,
         Err(OpenError::Refused(p)) => {
@@ -337,24 +451,15 @@ fn start(
             return Err((ErrorCode::FileNotFound, "File not found".into()));
         }
     };
-    {
-        let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if peers.contains(&peer) {
-            // The client repeated its request before our first answer reached
-            // it: the transfer in progress answers it.
-            return Ok(());
-        }
-        if shared.transfers.load(Ordering::Relaxed) >= shared.options.max_transfers {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(client = %peer, "TFTP request refused: too many transfers in progress");
-            return Err((
-                ErrorCode::Undefined,
-                "Server busy: too many transfers, try again".into(),
-            ));
-        }
-        peers.insert(peer);
-        shared.transfers.fetch_add(1, Ordering::Relaxed);
+    if shared.transfers.load(Ordering::Relaxed) >= shared.options.max_transfers {
+        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(client = %peer, "TFTP request refused: too many transfers in progress");
+        return Err((
+            ErrorCode::Undefined,
+            "Server busy: too many transfers, try again".into(),
+        ));
     }
+    shared.transfers.fetch_add(1, Ordering::Relaxed);
     shared.counters.opened.fetch_add(1, Ordering::Relaxed);
     let len = file.len();
     tracing::debug!(client = %peer, path = %req.filename, len, "TFTP read");
@@ -374,43 +479,61 @@ fn start(
         o.max_window_size,
         o.timeout,
     );
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let _guard = TransferGuard {
-            shared: &shared,
-            peer,
-        };
-        match transfer(local, peer, source, &neg, shared.options.max_send_retries).await {
-            Ok(()) => tracing::debug!(client = %peer, path = %req.filename, "TFTP transfer done"),
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let link = Arc::new(Link::default());
+    // The guard exists before the task can run, so the count is given back
+    // however the task ends, even aborted before its first poll.
+    let guard = TransferGuard {
+        shared: Arc::clone(shared),
+        peer,
+        id,
+    };
+    let filename = req.filename.clone();
+    let task_link = Arc::clone(&link);
+    let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+    let task = tokio::spawn(async move {
+        let guard = guard;
+        let retries = guard.shared.options.max_send_retries;
+        match transfer(local, peer, source, &neg, retries, &task_link).await {
+            Ok(()) => tracing::debug!(client = %peer, path = %filename, "TFTP transfer done"),
             Err(End::ClientError(code)) => {
                 // PXE ROMs abort the tsize probe this way: not a failure.
-                tracing::debug!(client = %peer, path = %req.filename, code, "TFTP client ended the transfer")
+                tracing::debug!(client = %peer, path = %filename, code, "TFTP client ended the transfer")
             }
             Err(End::TimedOut) => {
-                tracing::warn!(client = %peer, path = %req.filename, "TFTP transfer timed out: the client stopped answering")
+                tracing::warn!(client = %peer, path = %filename, "TFTP transfer timed out: the client stopped answering")
             }
             Err(End::Io(e)) => {
-                tracing::warn!(client = %peer, path = %req.filename, error = %e, "TFTP transfer failed")
+                tracing::warn!(client = %peer, path = %filename, error = %e, "TFTP transfer failed")
             }
         }
+    });
+    peers.entry(peer).or_default().push(PeerTransfer {
+        id,
+        request: req,
+        link,
+        abort: task.abort_handle(),
     });
     Ok(())
 }
 
-/// Forgets the transfer when it ends, however it ends.
-struct TransferGuard<'a> {
-    shared: &'a Shared,
+/// Forgets the transfer when it ends, however it ends (done, failed, aborted).
+struct TransferGuard {
+    shared: Arc<Shared>,
     peer: SocketAddr,
+    id: u64,
 }
 
-impl Drop for TransferGuard<'_> {
+impl Drop for TransferGuard {
     fn drop(&mut self) {
         self.shared.transfers.fetch_sub(1, Ordering::Relaxed);
-        self.shared
-            .peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.peer);
+        let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = peers.get_mut(&self.peer) {
+            list.retain(|t| t.id != self.id);
+            if list.is_empty() {
+                peers.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -435,12 +558,16 @@ impl From<io::Error> for End {
 /// each window acknowledged by the ACK of its last block (RFC 7440); an ACK
 /// inside the window resends from the block after it; a timeout resends the
 /// window. Block numbers wrap from 65535 to 0, as tftp-hpa, curl and iPXE expect.
+/// Until the client acknowledges something, a repeated request (`link.resend`)
+/// sends the first packet again at once; it counts as a retry, so a flood of
+/// them ends the transfer like a silent client does.
 async fn transfer(
     local: SocketAddr,
     peer: SocketAddr,
     mut source: Box<dyn Fill + Send>,
     neg: &Negotiated,
     max_retries: u32,
+    link: &Link,
 ) -> Result<(), End> {
     let sock = tokio::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
     sock.connect(peer).await?;
@@ -449,8 +576,11 @@ async fn transfer(
         let mut retries = 0;
         loop {
             sock.send(oack).await?;
-            match recv_reply(&sock, &mut rbuf, neg.timeout).await? {
-                Some(Reply::Ack(0)) => break,
+            match recv_reply(&sock, &mut rbuf, neg.timeout, Some(&link.resend)).await? {
+                Some(Reply::Ack(0)) => {
+                    link.acked.store(true, Ordering::Relaxed);
+                    break;
+                }
                 Some(Reply::Error(code)) => return Err(End::ClientError(code)),
                 Some(_) => continue,
                 None => {
@@ -488,11 +618,13 @@ async fn transfer(
             sock.send(pkt).await?;
         }
         sent = window.len();
-        match recv_reply(&sock, &mut rbuf, neg.timeout).await? {
+        let resend = (!link.acked.load(Ordering::Relaxed)).then_some(&link.resend);
+        match recv_reply(&sock, &mut rbuf, neg.timeout, resend).await? {
             Some(Reply::Ack(n)) => {
                 // An ACK of an older block (a duplicate) is ignored: resending
                 // on it would double every later block (Sorcerer's Apprentice).
                 if let Some(i) = window.iter().position(|(w, _)| *w == n) {
+                    link.acked.store(true, Ordering::Relaxed);
                     // Every block of the window was sent before this wait:
                     // an ACK inside it means the client lost the rest (it
                     // drops what follows a gap), so what is left is resent.
@@ -514,13 +646,25 @@ async fn transfer(
     }
 }
 
-/// The next reply of the client, or `None` after `timeout`.
+/// The next reply of the client, or `None` after `timeout` or when `resend` is
+/// notified (both mean: send again).
 async fn recv_reply(
     sock: &tokio::net::UdpSocket,
     buf: &mut [u8],
     timeout: Duration,
+    resend: Option<&Notify>,
 ) -> Result<Option<Reply>, End> {
-    match tokio::time::timeout(timeout, sock.recv(buf)).await {
+    let resend = async {
+        match resend {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let received = tokio::select! {
+        r = tokio::time::timeout(timeout, sock.recv(buf)) => r,
+        () = resend => return Ok(None),
+    };
+    match received {
         Ok(Ok(n)) => Ok(Some(proto::parse_reply(&buf[..n]))),
         // The client's port is gone (ICMP port unreachable): it gave up.
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(End::ClientError(0)),
