@@ -549,3 +549,306 @@ async fn large_lists_are_cut_at_the_byte_budget_and_next_reaches_every_node() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Reads a response head from `s`: (status, Content-Length, body bytes read past
+/// the head).
+async fn read_head(s: &mut TcpStream) -> (u16, usize, usize) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .expect("no response head")
+            .unwrap();
+        assert!(n > 0, "closed before the head: {out:?}");
+        out.extend_from_slice(&buf[..n]);
+        if let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    (status, len, out.len() - end)
+}
+
+/// An idle keep-alive connection is closed after the header-read timeout, and a
+/// client that stops reading a large response is cut after the write timeout
+/// (issue 20's 8 slow readers of `/v1/nodes/detail`): the response is not kept
+/// for it, and other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alives_and_clients_that_stop_reading_are_cut() {
+    let ironic = Ironic::start(
+        &[],
+        &[
+            MEMORY,
+            ("IRONIC__API__HEADER_READ_TIMEOUT", "2"),
+            ("IRONIC__API__WRITE_TIMEOUT", "1"),
+        ],
+    );
+    let addr = ironic.addr();
+    let url = &ironic.url;
+    let c = client();
+
+    // A keep-alive connection after one request, then silence.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /v1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, len, got) = read_head(&mut idle).await;
+    assert_eq!(status, 200);
+    let mut body = vec![0u8; len - got];
+    idle.read_exact(&mut body).await.unwrap();
+    assert!(
+        closed_by_server(&mut idle, Duration::from_secs(20)).await,
+        "an idle keep-alive connection was never closed"
+    );
+
+    // About 11 MB of nodes, more than loopback's socket buffers hold.
+    for i in 0..12 {
+        let r = c
+            .post(format!("{url}/v1/nodes"))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .json(
+                &json!({"driver": "fake-hardware", "name": format!("big-{i}"),
+                          "extra": {"blob": "x".repeat(900 * 1024)}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // Four readers with small receive buffers read the head and stop.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
+        s.write_all(
+            b"GET /v1/nodes/detail HTTP/1.1\r\nHost: x\r\nX-OpenStack-Ironic-API-Version: latest\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let (status, len, got) = read_head(&mut s).await;
+        assert_eq!(status, 200);
+        assert!(len > 10 << 20, "{len}");
+        stalled.push((s, len, got));
+    }
+    // Others are served while they stall.
+    for i in 0..5 {
+        assert_eq!(get_v1(&c, url).await, 200, "request {i}");
+    }
+    // Ten times the write timeout without reading; then what is left in the
+    // socket buffers is read, and the connection ends short of the body.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for (mut s, len, mut got) in stalled {
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the server kept the connection open");
+        assert!(
+            got < len,
+            "a client that stopped reading still got the whole body ({got} of {len})"
+        );
+    }
+    // And the full list still reaches a client that reads.
+    let r = c
+        .get(format!("{url}/v1/nodes/detail"))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 12);
+}
+
+/// A request with the latest API version; (status, JSON body or Null).
+async fn api(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = c
+        .request(method, url)
+        .header("X-OpenStack-Ironic-API-Version", "latest");
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 20 item 7 from outside: a `direct` deploy with no `image_source` (or
+/// no checksum) is refused when asked for, with Ironic's message, and the node
+/// stays `available` instead of waiting in `wait call-back` for an agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_deploy_without_an_image_is_refused_at_validation() {
+    let ironic = Ironic::start(
+        &[],
+        &[MEMORY, ("IRONIC__CONDUCTOR__AUTOMATED_CLEAN", "false")],
+    );
+    let url = &ironic.url;
+    let c = client();
+    let (s, n) = api(
+        &c,
+        reqwest::Method::POST,
+        format!("{url}/v1/nodes"),
+        Some(json!({"driver": "fake-hardware", "deploy_interface": "direct", "name": "d"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{n}");
+    let node = format!("{url}/v1/nodes/{}", n["uuid"].as_str().unwrap());
+    for (target, reached) in [("manage", "manageable"), ("provide", "available")] {
+        let (s, v) = api(
+            &c,
+            reqwest::Method::PUT,
+            format!("{node}/states/provision"),
+            Some(json!({"target": target})),
+        )
+        .await;
+        assert_eq!(s, 202, "{target}: {v}");
+        let mut state = Value::Null;
+        for _ in 0..200 {
+            state = api(&c, reqwest::Method::GET, node.clone(), None).await.1["provision_state"]
+                .clone();
+            if state == reached {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(state, reached, "{target}");
+    }
+    for (instance_info, want) in [
+        (json!({}), "image_source"),
+        (
+            json!({"image_source": "http://127.0.0.1:9/img.raw"}),
+            "image_checksum",
+        ),
+    ] {
+        let (s, v) = api(
+            &c,
+            reqwest::Method::PATCH,
+            node.clone(),
+            Some(json!([{"op": "add", "path": "/instance_info", "value": instance_info}])),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = api(
+            &c,
+            reqwest::Method::PUT,
+            format!("{node}/states/provision"),
+            Some(json!({"target": "active"})),
+        )
+        .await;
+        assert_eq!(s, 400, "deploy with {instance_info}: {v}");
+        let e = inner_error(&v);
+        assert!(
+            e["faultstring"].as_str().unwrap().contains(want),
+            "{instance_info}: {e}"
+        );
+        let (_, n) = api(&c, reqwest::Method::GET, node.clone(), None).await;
+        assert_eq!(n["provision_state"], "available", "{instance_info}");
+        assert_eq!(n["target_provision_state"], Value::Null);
+        assert_eq!(n["last_error"], Value::Null);
+    }
+}
+
+/// The TFTP server `ironic` starts (`[boot.tftp]`) answers a malformed datagram,
+/// a write request and a path out of its root with an ERROR packet at once
+/// (issue 20 item 8), answers a repeated read request from the transfer in
+/// progress instead of starting another, and still serves tftp-hpa.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tftp_answers_bad_and_repeated_requests_at_once_and_still_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("ironic.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\nbackend = \"memory\"\n[boot.tftp]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let ironic = Ironic::start(&["--config", conf.to_str().unwrap()], &[]);
+    let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut ask = async |datagram: &[u8]| {
+        sock.send_to(datagram, server).await.unwrap();
+        // A bound on loopback, not a timing assertion.
+        let (n, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {datagram:?}"))
+            .unwrap();
+        (buf[..n].to_vec(), from)
+    };
+    for (datagram, code) in [
+        (&b"\x00\x09x\x00octet\x00"[..], 4u8),
+        (b"\x00\x02up\x00octet\x00", 2),
+        (b"\x00\x01../../etc/passwd\x00octet\x00", 2),
+    ] {
+        let (p, from) = ask(datagram).await;
+        assert_eq!((&p[..4], from), (&[0, 5, 0, code][..], server), "{p:?}");
+    }
+    let rrq = b"\x00\x01undionly.kpxe\x00octet\x00blksize\x001432\x00";
+    let (oack, tid) = ask(rrq).await;
+    assert!(oack.starts_with(b"\x00\x06blksize\x001432\x00"), "{oack:?}");
+    let again = ask(rrq).await;
+    assert_eq!(
+        again,
+        (oack, tid),
+        "a repeated request must not start a transfer"
+    );
+    sock.send_to(b"\x00\x04\x00\x00", tid).await.unwrap();
+    let (n, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+        .await
+        .expect("DATA 1")
+        .unwrap();
+    assert_eq!((&buf[..4], n, from), (&b"\x00\x03\x00\x01"[..], 1436, tid));
+    // The client gives up; a real one then gets the whole file.
+    sock.send_to(b"\x00\x05\x00\x00done\x00", tid)
+        .await
+        .unwrap();
+    let dest = dir.path().join("nbp");
+    let out = std::process::Command::new("tftp")
+        .args([
+            "-4",
+            "-m",
+            "binary",
+            "127.0.0.1",
+            &port.to_string(),
+            "-c",
+            "get",
+        ])
+        .arg("undionly.kpxe")
+        .arg(&dest)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test needs tftp-hpa's `tftp` (apt-get install tftp-hpa): {e}")
+        });
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read("/usr/lib/ipxe/undionly.kpxe").unwrap()
+    );
+    let log = ironic.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
