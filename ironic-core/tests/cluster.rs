@@ -351,3 +351,184 @@ async fn conductors_on_postgres_share_events_and_name_the_remote_owner() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A conductor of its own on the PostgreSQL database at `url`, with fake hardware
+/// of its own (the returned handle counts what that conductor asked of it) and a
+/// takeover check every 300 ms.
+async fn start_on_postgres(url: &str, host: &str) -> (Conductor, fake::FakeControl) {
+    let store = PostgresStore::connect(url).await.expect("connect");
+    let mut registry = InterfaceRegistry::with_noop();
+    let control = fake::register(&mut registry, FakeConfig::default());
+    let mut cfg = config(host);
+    cfg.sync_local_state_interval = Duration::from_millis(300);
+    let c = Conductor::start(Arc::new(store) as Arc<dyn Store>, registry, cfg)
+        .await
+        .expect("start the conductor");
+    (c, control)
+}
+
+/// Runs `verb` on `c` and waits for the node to settle in `target`, unlocked.
+async fn settle(c: &Conductor, node: ironic_core::ids::NodeId, verb: &str, target: S) {
+    c.provision(&node.into(), ProvisionRequest::new(verb))
+        .await
+        .unwrap_or_else(|e| panic!("{verb} {node}: {e}"));
+    eventually(&format!("{node} {target} after {verb}"), || async {
+        let n = c.get_node(&node.into()).await.expect("get_node");
+        (n.provision_state == target && n.reservation.is_none()).then_some(())
+    })
+    .await;
+}
+
+/// Ironic's takeover on a real PostgreSQL with two conductors, each with its own
+/// store and its own (fake) hardware: when one leaves, the other prepares the
+/// boot configuration of the `active` nodes it came to own on *its* hardware
+/// (`boot.prepare_instance`) and restarts their console; a takeover that fails
+/// (the BMC did not answer) leaves a `last_error` and is done at the next
+/// `sync_local_state_interval`, which clears it. When the conductor comes back,
+/// the nodes that map to it again move back once, and nobody takes them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_nodes_are_prepared_again_by_their_new_owner_on_postgres() {
+    let db = TestDatabase::create().await;
+    let (a, _hw_a) = start_on_postgres(db.url(), "pg-a").await;
+    let (b, hw_b) = start_on_postgres(db.url(), "pg-b").await;
+    let mut nodes = Vec::new();
+    for i in 0..16 {
+        let mut n = Node::new("fake-hardware");
+        n.name = Some(format!("takeover-{i}"));
+        nodes.push(a.create_node(n).await.expect("create_node").uuid);
+    }
+    let reader = &b;
+    let node_of = move |id: ironic_core::ids::NodeId| async move {
+        reader.get_node(&id.into()).await.expect("get_node")
+    };
+    eventually("both conductors on both rings", || async {
+        let mut owners = std::collections::BTreeSet::new();
+        for id in &nodes {
+            let n = node_of(*id).await;
+            match (a.owner_of(&n), b.owner_of(&n)) {
+                (Some(x), Some(y)) if x == y => owners.insert(x),
+                _ => return None,
+            };
+        }
+        (owners.len() == 2).then_some(())
+    })
+    .await;
+    // Every node deployed by its owner, which records itself as the one that
+    // prepared its boot configuration.
+    let mut of_a = Vec::new();
+    for id in &nodes {
+        let owner = a.owner_of(&node_of(*id).await).expect("an owner");
+        let c = if owner == "pg-a" { &a } else { &b };
+        settle(c, *id, "manage", S::Manageable).await;
+        settle(c, *id, "provide", S::Available).await;
+        settle(c, *id, "active", S::Active).await;
+        let n = node_of(*id).await;
+        assert_eq!(n.conductor_affinity.as_deref(), Some(owner.as_str()));
+        if owner == "pg-a" {
+            of_a.push(*id);
+        }
+    }
+    assert!(of_a.len() >= 2, "pg-a owns some nodes: {of_a:?}");
+    // One of a's nodes has its console running on a's side.
+    let with_console = of_a[0];
+    a.set_console_mode(&with_console.into(), true)
+        .await
+        .expect("console on");
+    for id in &of_a {
+        assert_eq!(hw_b.node(*id).boot_target, None, "b never booted a's nodes");
+    }
+    // b's BMC does not answer the first boot preparation it is asked for.
+    hw_b.fail_next(
+        "boot.prepare_instance",
+        1,
+        ironic_core::ErrorKind::Unreachable,
+        false,
+    );
+
+    a.shutdown().await;
+    for id in &of_a {
+        let n = eventually("b took the node over", || async {
+            let n = node_of(*id).await;
+            (n.conductor_affinity.as_deref() == Some("pg-b") && n.reservation.is_none())
+                .then_some(n)
+        })
+        .await;
+        assert_eq!(n.provision_state, S::Active, "takeover keeps the instance");
+        assert_eq!(
+            n.last_error, None,
+            "a takeover that worked leaves no error (the failed attempt's is cleared)"
+        );
+        assert_eq!(
+            hw_b.node(*id).boot_target,
+            Some("instance"),
+            "b prepared the instance's boot configuration on its hardware"
+        );
+    }
+    let failed: Vec<_> = {
+        let mut v = Vec::new();
+        for id in &of_a {
+            let h = b.history(&(*id).into()).await.expect("history");
+            if h.iter()
+                .any(|e| e.event.starts_with("Failed to take over node"))
+            {
+                v.push(*id);
+            }
+        }
+        v
+    };
+    assert_eq!(
+        failed.len(),
+        1,
+        "the failed takeover is in one node's history, and was retried: {failed:?}"
+    );
+    assert!(
+        hw_b.node(with_console).console,
+        "the console runs on the new owner"
+    );
+    assert!(node_of(with_console).await.console_enabled);
+
+    // a comes back (new process, new hardware handle): the nodes that map to it
+    // move back to it once, and stay.
+    let (a, hw_a) = start_on_postgres(db.url(), "pg-a").await;
+    eventually("the nodes that map to a are a's again", || async {
+        for id in &nodes {
+            let n = node_of(*id).await;
+            let owner = a.owner_of(&n)?;
+            if b.owner_of(&n).as_deref() != Some(owner.as_str())
+                || n.conductor_affinity.as_deref() != Some(owner.as_str())
+            {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let moved_back = nodes
+        .iter()
+        .filter(|id| hw_a.node(**id).boot_target == Some("instance"))
+        .count();
+    assert!(moved_back >= 1, "a prepared the nodes it owns again");
+    let calls = (
+        hw_a.calls("boot.prepare_instance"),
+        hw_b.calls("boot.prepare_instance"),
+    );
+    // Several takeover checks (300 ms) and keep-alives (100 ms) later nobody took
+    // a node again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        (
+            hw_a.calls("boot.prepare_instance"),
+            hw_b.calls("boot.prepare_instance")
+        ),
+        calls,
+        "conductors do not fight over nodes"
+    );
+    for id in &nodes {
+        let n = node_of(*id).await;
+        assert_eq!(n.conductor_affinity, a.owner_of(&n));
+        assert_eq!(n.provision_state, S::Active);
+        assert_eq!(n.reservation, None);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

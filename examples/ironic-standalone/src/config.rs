@@ -273,6 +273,10 @@ pub struct ConductorSection {
     /// Seconds without a keep-alive after which a conductor is offline and its
     /// nodes are taken over (Ironic's `[conductor]heartbeat_timeout`).
     pub heartbeat_timeout: u64,
+    /// Seconds between takeover checks of `active` nodes this conductor came to
+    /// own (Ironic's `[conductor]sync_local_state_interval`, 180; 0 disables the
+    /// periodic check, a ring change still triggers one).
+    pub sync_local_state_interval: u64,
     /// `2^hash_partition_exponent` points per conductor on a hash ring (Ironic's
     /// `[DEFAULT]hash_partition_exponent`, 5 = 32 points).
     pub hash_partition_exponent: u32,
@@ -311,6 +315,7 @@ impl Default for ConductorSection {
             node_locked_retry_interval: 1,
             conductor_heartbeat_interval: 10,
             heartbeat_timeout: 60,
+            sync_local_state_interval: 180,
             hash_partition_exponent: 5,
             node_history_max_entries: 300,
             settings: BTreeMap::new(),

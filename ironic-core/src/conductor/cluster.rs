@@ -18,6 +18,12 @@
 //!
 //! A conductor that comes back joins the ring again; the nodes that map to it
 //! move back once they are unlocked, and it never takes a lock another holds.
+//!
+//! The keep-alive only finds the work; a takeover task of its own does it, so a
+//! conductor taking over thousands of nodes keeps stamping its record (and is
+//! not judged dead in turn). That task also runs every
+//! `sync_local_state_interval` (Ironic's `_sync_local_state`), which retries the
+//! takeovers that failed (the BMC did not answer) or found the node locked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,6 +34,9 @@ use crate::model::{ConductorRecord, Node, Severity};
 use crate::states::ProvisionState as S;
 use crate::store::{NodeFilter, NodeQuery};
 
+/// How the `last_error` of a failed takeover of an `active` node begins.
+const TAKEOVER_FAILED: &str = "Failed to take over node";
+
 /// Another conductor that owns a node: see [`Conductor::remote_owner`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,6 +45,21 @@ pub struct RemoteOwner {
     pub host: String,
     /// The URL it is reached at (its API's base URL).
     pub url: String,
+}
+
+/// What the keep-alive found for the takeover task: see [`Conductor::spawn_takeover`].
+#[derive(Debug, Default)]
+pub(crate) struct TakeoverQueue {
+    work: std::sync::Mutex<TakeoverWork>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct TakeoverWork {
+    /// Offline conductors whose locks may need releasing.
+    dead: BTreeSet<String>,
+    /// The rings changed: look for `active` nodes to take over.
+    active: bool,
 }
 
 /// Who is alive, and the rings built from them.
@@ -201,14 +225,63 @@ impl Conductor {
             .membership
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
-        if self.config().takes_work {
-            for d in &dead {
-                self.take_over_orphans(d).await;
+        if self.config().takes_work && (changed || !dead.is_empty()) {
+            let q = &self.inner.takeover;
+            {
+                let mut w = q.work.lock().unwrap_or_else(|e| e.into_inner());
+                w.dead = dead.into_iter().collect();
+                w.active |= changed;
             }
-            if changed {
-                self.take_over_active_nodes().await;
-            }
+            q.wake.notify_one();
         }
+    }
+
+    /// The takeover task (see the module docs): waits for work from the
+    /// keep-alive or for the next `sync_local_state_interval`, and does it.
+    pub(crate) fn spawn_takeover(&self) {
+        let c = self.clone();
+        let cancel = self.inner.cancel.clone();
+        let interval = self.config().sync_local_state_interval;
+        self.inner.periodics.spawn(async move {
+            let mut tick = (!interval.is_zero()).then(|| {
+                let mut t =
+                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let periodic = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = c.inner.takeover.wake.notified() => false,
+                    _ = async {
+                        match &mut tick {
+                            Some(t) => { t.tick().await; }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => true,
+                };
+                let (dead, active) = {
+                    let mut w = c
+                        .inner
+                        .takeover
+                        .work
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    (std::mem::take(&mut w.dead), std::mem::take(&mut w.active))
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = async {
+                        for d in &dead {
+                            c.take_over_orphans(d).await;
+                        }
+                        if active || periodic {
+                            c.take_over_active_nodes().await;
+                        }
+                    } => {}
+                }
+            }
+        });
     }
 
     /// Register (or re-register) this conductor in the store.
@@ -333,23 +406,56 @@ impl Conductor {
                 continue;
             }
             let from = node.conductor_affinity.clone();
-            let r: crate::Result<()> = async {
+            let r: crate::Result<Option<String>> = async {
                 let d = job.task.driver()?.clone();
                 d.boot.prepare_instance(&mut job.task).await?;
                 d.deploy.take_over(&mut job.task).await?;
-                crate::Result::Ok(())
+                // Ironic's `_do_takeover`: the console session moves too; a
+                // console that does not start is switched off, the takeover stands.
+                let mut console_error = None;
+                if job.node().console_enabled
+                    && let Err(e) = d.console.start_console(&mut job.task).await
+                {
+                    console_error = Some(format!(
+                        "Failed to start console while taking over the node {}: {e}",
+                        n.uuid
+                    ));
+                }
+                crate::Result::Ok(console_error)
             }
             .await;
             match r {
-                Ok(()) => {
-                    job.node_mut().conductor_affinity = Some(host.clone());
+                Ok(console_error) => {
+                    let node = job.node_mut();
+                    node.conductor_affinity = Some(host.clone());
+                    if node
+                        .last_error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with(TAKEOVER_FAILED))
+                    {
+                        // The previous attempt's error; this one worked.
+                        node.last_error = None;
+                    }
+                    if let Some(msg) = &console_error {
+                        node.console_enabled = false;
+                        node.last_error = Some(msg.clone());
+                    }
                     job.save_or_log().await;
+                    if let Some(msg) = &console_error {
+                        tracing::error!(node = %n.uuid, "{msg}");
+                        self.record_history(job.node(), "takeover", Severity::Error, msg)
+                            .await;
+                    }
                     tracing::info!(node = %n.uuid, from = ?from, to = %host, "took over an active node");
                     self.emit(NodeEvent::Updated { node: n.uuid });
                 }
                 Err(e) => {
+                    let retry = match self.config().sync_local_state_interval.as_secs() {
+                        0 => String::new(),
+                        s => format!(" (tried again every {s} s)"),
+                    };
                     let msg = format!(
-                        "Failed to take over node {} on conductor {host}: {e}",
+                        "{TAKEOVER_FAILED} {} on conductor {host}: {e}{retry}",
                         n.uuid
                     );
                     tracing::error!(node = %n.uuid, error = %e, "takeover failed");

@@ -127,6 +127,13 @@ pub struct ConductorConfig {
     /// Ironic's `[conductor]heartbeat_timeout`): it leaves the hash rings and its
     /// nodes are taken over.
     pub heartbeat_timeout: Duration,
+    /// Period of the takeover check (180 s, Ironic's
+    /// `[conductor]sync_local_state_interval`; zero disables the periodic check):
+    /// `active` nodes this conductor owns whose boot configuration another
+    /// conductor prepared (`conductor_affinity`) get it prepared here. The check
+    /// also runs at once whenever the hash rings change; the periodic run retries
+    /// the takeovers that failed or found the node locked.
+    pub sync_local_state_interval: Duration,
     /// Points of each conductor on a hash ring (32 = `2^hash_partition_exponent`
     /// with Ironic's exponent 5). Every conductor sharing a store must use the same.
     pub hash_ring_partitions: usize,
@@ -196,6 +203,7 @@ impl Default for ConductorConfig {
             node_locked_retry_interval: min(1),
             conductor_heartbeat_interval: min(10),
             heartbeat_timeout: min(60),
+            sync_local_state_interval: min(180),
             hash_ring_partitions: ring::DEFAULT_PARTITIONS,
             takes_work: true,
             node_history_max_entries: 300,
@@ -241,6 +249,9 @@ pub(crate) struct Inner {
     observer: Arc<dyn Observer>,
     budgets: budget::Budgets,
     membership: std::sync::RwLock<Arc<cluster::Membership>>,
+    /// Takeover work the keep-alive found, done by the takeover task (never by
+    /// the keep-alive itself, which must keep stamping while nodes are taken over).
+    takeover: cluster::TakeoverQueue,
 }
 
 /// The engine. Cheap to clone (an `Arc` inside); every clone drives the same conductor.
@@ -325,6 +336,7 @@ impl Conductor {
                 observer,
                 budgets: Default::default(),
                 membership: Default::default(),
+                takeover: Default::default(),
             }),
         };
         if c.config().takes_work {

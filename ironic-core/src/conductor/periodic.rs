@@ -63,6 +63,7 @@ impl Conductor {
             // `conductor` field) and does no periodic node work.
             return;
         }
+        self.spawn_takeover();
         self.spawn_periodic(
             "sync_power_states",
             cfg.power_state_sync_interval,
