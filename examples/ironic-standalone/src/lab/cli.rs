@@ -43,6 +43,15 @@ pub struct LabArgs {
     /// The OVSDB address for `--switch ovs`.
     #[arg(long, default_value = crate::lab::switch::DEFAULT_OVSDB)]
     pub ovsdb: String,
+    /// Run the service as N conductors on the PostgreSQL database of `--database`:
+    /// this process is conductor 1, the others are `ironic serve` processes
+    /// (kill one to watch its nodes taken over).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub conductors: usize,
+    /// Keep the service's data in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`, holding no nodes) instead of in memory.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -89,6 +98,8 @@ pub fn options(
         }
     }
     opts.faults = args.faults.clone();
+    opts.conductors = args.conductors;
+    opts.database = args.database.clone();
     if args.switch.as_deref() == Some("ovs") {
         opts.ovs = Some(args.ovsdb.clone());
     }
@@ -184,6 +195,37 @@ pub fn instructions(lab: &Lab) -> String {
         }
         None => String::new(),
     };
+    let conductors = if lab.conductors.is_empty() {
+        String::new()
+    } else {
+        let mut s = format!(
+            "\n\
+             Conductors on one PostgreSQL database (offline after {t} s without a keep-alive):\n\
+             \x20 {me} this process, API {api}\n",
+            t = crate::lab::conductors::HEARTBEAT_TIMEOUT,
+            me = crate::lab::conductors::host(1),
+        );
+        for c in &lab.conductors {
+            s.push_str(&format!(
+                "\x20 {} pid {}, API {}, log {}\n",
+                c.host,
+                c.pid,
+                c.url,
+                c.log.display()
+            ));
+        }
+        if let Some(c) = lab.conductors.first() {
+            s.push_str(&format!(
+                "\x20 baremetal conductor list; baremetal node list --fields name provision_state conductor\n\
+                 \x20 kill -9 {pid}      # its nodes get a new conductor within {t} s\n\
+                 \x20 ironic --config {cfg} serve   # it comes back\n",
+                pid = c.pid,
+                t = crate::lab::conductors::HEARTBEAT_TIMEOUT + crate::lab::conductors::HEARTBEAT_INTERVAL,
+                cfg = c.config.display(),
+            ));
+        }
+        s
+    };
     format!(
         "\n\
          ironic lab is up: {n} simulated servers ({redfish} Redfish, {ipmi} IPMI), Ironic API at {api}\n\
@@ -195,6 +237,7 @@ pub fn instructions(lab: &Lab) -> String {
          \x20 baremetal node deploy {name} --wait 300\n\
          \x20 dd if={disk} bs=1M skip=1 count=1 status=none | head -c {mlen}; echo   # the image's marker\n\
          {switch}\
+         {conductors}\
          \n\
          Agent logs: {logs}. Ctrl-C stops everything.\n",
         n = lab.rack.servers.len(),

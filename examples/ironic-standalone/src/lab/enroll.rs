@@ -184,3 +184,21 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Runs `verb` on the node named `name` through the Ironic API at `api`, which
+/// hands it to the conductor that owns the node (several conductors).
+pub async fn drive_via_api(api: &str, name: &str, verb: &str) -> Result<(), String> {
+    let resp = reqwest::Client::new()
+        .put(format!("{api}/v1/nodes/{name}/states/provision"))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .json(&json!({ "target": verb }))
+        .send()
+        .await
+        .map_err(|e| format!("{verb}: {e}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(format!("{verb}: the API answered {status}: {body}"))
+}

@@ -5,9 +5,11 @@
 //! ([`redfish::RedfishSim`]) or IPMI v2.0 lanplus ([`ipmi::IpmiSim`]), and fault
 //! injection (slow, flaky, wrong password, stuck). This module runs them together with
 //! the service: [`service`] wires the API and conductor, [`enroll`] enrolls the rack,
-//! [`run`] is the whole lab and [`cli`] the `ironic lab` command.
+//! [`run`] is the whole lab and [`cli`] the `ironic lab` command; [`conductors`]
+//! runs its service as several conductors on one PostgreSQL database.
 
 pub mod cli;
+pub mod conductors;
 pub mod enroll;
 pub mod run;
 pub mod service;

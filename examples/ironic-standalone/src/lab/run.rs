@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ironic_core::conductor::Conductor;
 use ironic_core::{Ident, ProvisionState};
 
+use crate::lab::conductors::{self, LabConductor};
 use crate::lab::enroll::{self, NodePlan};
 use crate::lab::images::{self, FileServer, LabFiles};
 use crate::lab::machine::{self, AgentLaunch};
@@ -37,6 +38,15 @@ pub struct LabOptions {
     /// `--switch ovs`: wire every NIC to a new Open vSwitch bridge over this OVSDB
     /// address and isolate the nodes with the `switch` network interface.
     pub ovs: Option<String>,
+    /// How many conductors run the service (1). More than one needs `database`:
+    /// the lab's process is conductor 1, the others are `ironic serve` processes
+    /// (see [`crate::lab::conductors`]).
+    pub conductors: usize,
+    /// A PostgreSQL database for the service (`postgres://USER@HOST:PORT/DB`,
+    /// empty of nodes) instead of the in-memory store.
+    pub database: Option<String>,
+    /// The `ironic` binary the extra conductors run (default: this executable).
+    pub conductor_binary: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -52,6 +62,9 @@ impl LabOptions {
             automated_clean: true,
             ready_timeout: Duration::from_secs(600),
             ovs: None,
+            conductors: 1,
+            database: None,
+            conductor_binary: None,
         }
     }
 }
@@ -106,6 +119,60 @@ pub struct Lab {
     _lock: std::fs::File,
     /// The Open vSwitch bridge the servers' NICs are plugged into (`--switch ovs`).
     pub bridge: Option<crate::lab::switch::LabBridge>,
+    /// Conductors 2 to N (`--conductors N`), processes of their own.
+    pub conductors: Vec<LabConductor>,
+    /// Whether node actions go through the API, to the node's owner (several
+    /// conductors), rather than straight to the lab's conductor.
+    via_api: bool,
+}
+
+/// Conductors 2 to N on the database `url`, once it is known to hold no nodes.
+async fn start_conductors(
+    opts: &LabOptions,
+    url: &str,
+    api_url: &str,
+    conductor: &Conductor,
+) -> Result<Vec<LabConductor>, LabError> {
+    let present = conductor
+        .list_nodes(&Default::default())
+        .await
+        .map_err(|e| LabError::Conductor(e.to_string()))?;
+    if !present.is_empty() {
+        return Err(LabError::Missing(format!(
+            "the database of --database already holds {} nodes; the lab enrolls its own: \
+             give it an empty database (e.g. `dropdb ironic_lab; createdb ironic_lab`)",
+            present.len()
+        )));
+    }
+    let binary = match &opts.conductor_binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(io("finding the ironic binary"))?,
+    };
+    let shared = conductors::Shared {
+        dir: &opts.data_dir,
+        database: url,
+        api_url,
+        automated_clean: opts.automated_clean,
+    };
+    let mut started = Vec::new();
+    for k in 2..=opts.conductors {
+        let port = match opts.api_listen.port() {
+            0 => 0,
+            p => p.saturating_add(u16::try_from(k - 1).unwrap_or(u16::MAX)),
+        };
+        let listen = SocketAddr::new(opts.api_listen.ip(), port);
+        match conductors::spawn(&binary, &shared, k, listen, conductor).await {
+            Ok(c) => {
+                tracing::info!(host = %c.host, pid = c.pid, url = %c.url, log = %c.log.display(), "conductor started");
+                started.push(c);
+            }
+            Err(e) => {
+                futures::future::join_all(started.into_iter().map(LabConductor::stop)).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
 }
 
 /// Takes `<dir>/lab.lock` (an exclusive `flock`, released by the kernel when the
@@ -140,6 +207,20 @@ impl Lab {
     /// Starts everything and enrolls the servers (in `enroll`; see [`Lab::make_available`]).
     pub async fn start(opts: &LabOptions) -> Result<Lab, LabError> {
         let dir = &opts.data_dir;
+        if opts.conductors == 0 {
+            return Err(LabError::Missing("--conductors must be at least 1".into()));
+        }
+        if opts.conductors > 1 && opts.database.is_none() {
+            return Err(LabError::Missing(format!(
+                "--conductors {} needs --database postgres://USER@HOST:PORT/DB: several conductors share one PostgreSQL database",
+                opts.conductors
+            )));
+        }
+        if opts.database.is_some() && opts.ovs.is_some() {
+            return Err(LabError::Missing(
+                "--switch ovs runs with the lab's own store only, not with --database".into(),
+            ));
+        }
         let lock = lock_lab_dir(dir)?;
         // A lab killed before it could stop its agents (kill -9, a crash) left them
         // running: end them before starting new ones on the same disks.
@@ -159,6 +240,15 @@ impl Lab {
                 .await
                 .map_err(io("starting the image server"))?;
         let mut cfg = service::config(opts.api_listen, opts.automated_clean);
+        if let Some(url) = &opts.database {
+            cfg.storage.backend = crate::config::Backend::Postgres;
+            cfg.storage.url = Some(url.clone());
+            cfg.storage.data_dir = dir.join("conductor-1");
+            cfg.conductor.host = Some(conductors::host(1));
+            cfg.conductor.conductor_heartbeat_interval = conductors::HEARTBEAT_INTERVAL;
+            cfg.conductor.heartbeat_timeout = conductors::HEARTBEAT_TIMEOUT;
+            cfg.conductor.sync_local_state_interval = conductors::SYNC_LOCAL_STATE_INTERVAL;
+        }
         let mut bridge = match &opts.ovs {
             Some(db) => {
                 let b = crate::lab::switch::LabBridge::create(db).map_err(LabError::Missing)?;
@@ -175,6 +265,17 @@ impl Lab {
         let boot_url = svc.boot_url;
         let api_url = format!("http://{}", api.addr());
         tracing::info!(api = %api_url, "Ironic API and conductor running");
+        let extra = match &opts.database {
+            Some(url) => match start_conductors(opts, url, &api_url, &conductor).await {
+                Ok(c) => c,
+                Err(e) => {
+                    api.shutdown().await;
+                    conductor.shutdown().await;
+                    return Err(e);
+                }
+            },
+            None => Vec::new(),
+        };
 
         let mut rack_cfg = RackConfig::new(opts.servers, dir.join("disks"));
         rack_cfg.redfish_ratio = opts.redfish_ratio;
@@ -226,6 +327,8 @@ impl Lab {
             boot_url,
             _lock: lock,
             bridge,
+            conductors: extra,
+            via_api: opts.database.is_some(),
         })
     }
 
@@ -233,29 +336,29 @@ impl Lab {
     /// with why.
     pub async fn make_available(&self, timeout: Duration) -> Vec<(String, String)> {
         let started = Instant::now();
+        let api = self.via_api.then(|| format!("http://{}", self.api.addr()));
         let jobs = self.rack.servers.iter().map(|s| {
             let conductor = self.conductor.clone();
             let name = s.name().to_string();
+            let api = api.clone();
             async move {
                 let ident = Ident::Name(name.clone());
+                let drive = |verb: &'static str, target| {
+                    let (conductor, ident, api, name) = (&conductor, &ident, &api, &name);
+                    async move {
+                        match api {
+                            Some(api) => {
+                                enroll::drive_via_api(api, name, verb).await?;
+                                enroll::wait_for(conductor, ident, target, timeout).await
+                            }
+                            None => enroll::drive(conductor, ident, verb, target, timeout).await,
+                        }
+                    }
+                };
                 let r = async {
-                    enroll::drive(
-                        &conductor,
-                        &ident,
-                        "manage",
-                        ProvisionState::Manageable,
-                        timeout,
-                    )
-                    .await?;
+                    drive("manage", ProvisionState::Manageable).await?;
                     tracing::info!(node = %name, "manageable");
-                    enroll::drive(
-                        &conductor,
-                        &ident,
-                        "provide",
-                        ProvisionState::Available,
-                        timeout,
-                    )
-                    .await?;
+                    drive("provide", ProvisionState::Available).await?;
                     tracing::info!(node = %name, "available");
                     Ok::<(), String>(())
                 }
@@ -277,9 +380,10 @@ impl Lab {
         failures
     }
 
-    /// Stops the API, the conductor, the machines (agents) and the BMCs.
+    /// Stops the API, the conductors, the machines (agents) and the BMCs.
     pub async fn shutdown(self) {
         self.api.shutdown().await;
+        futures::future::join_all(self.conductors.into_iter().map(LabConductor::stop)).await;
         self.conductor.shutdown().await;
         self.rack.shutdown().await;
         drop(self.boot_servers);
