@@ -481,3 +481,124 @@ async fn bad_images_fail_the_deploy_with_a_clear_last_error() {
             .all(|&b| b == 0)
     );
 }
+
+/// Partition images through the conductor, as Ironic's `configure_local_boot`
+/// deploys them: `kernel` and `ramdisk` in `instance_info` make the image a
+/// partition image, `root_gb` (a string, as the `baremetal` CLI sends it) its
+/// root size, the node's `boot_mode` capability (or UEFI by default) the layout;
+/// after the image is written the conductor asks the agent to install the boot
+/// loader, and the disk boots in QEMU (SeaBIOS and OVMF) into the image's own
+/// grub.cfg. Both nodes deploy at once; so do both machines boot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_images_get_a_boot_loader_and_boot_in_bios_and_uefi() {
+    let env = env().await;
+    let dir = env.dir.path().to_owned();
+    let srv = ImageServer::start(&dir, ServeOptions::new()).await.unwrap();
+    let mut nodes = Vec::new();
+    for (i, mode) in ["bios", "uefi"].into_iter().enumerate() {
+        // root_gb = 1 after the ESP (550 MiB, UEFI) or the 1 MiB gap (BIOS)
+        let node = env.node(&format!("52:54:00:e2:e1:0{i}"), 1700).await;
+        let u = node.uuid;
+        let mut n = env.c.get_node(&u.into()).await.unwrap();
+        // no automated cleaning: the agent would shred the 1.7 GiB disk
+        n.automated_clean = Some(false);
+        if mode == "bios" {
+            n.properties
+                .insert("capabilities".into(), json!("boot_mode:bios"));
+        }
+        env.c.update_node(n, false).await.unwrap();
+        provision(&env, u, ProvisionRequest::new("manage")).await;
+        env.settle(u, &[S::Manageable]).await;
+        provision(&env, u, ProvisionRequest::new("provide")).await;
+        env.settle(u, &[S::Available]).await;
+        let fs_uuid = format!("5e1f0c2a-0000-4000-8000-00000000000{i}");
+        let marker = format!("IRONIC-LOCAL-BOOT-{mode}-{:08x}", rand::random::<u32>());
+        let img = ext4_image(
+            &dir,
+            &fs_uuid,
+            &[
+                ("/boot/grub/grub.cfg", &grub_cfg(&marker)),
+                ("/etc/hostname", b"part\n"),
+            ],
+        );
+        let data = std::fs::read(&img).unwrap();
+        let name = img.file_name().unwrap().to_str().unwrap().to_owned();
+        let mut ii = json!({"image_source": srv.url(&name),
+            "image_os_hash_algo": "sha256", "image_os_hash_value": sha256_hex(&data),
+            "kernel": srv.url("vmlinuz"), "ramdisk": srv.url("initrd")});
+        // Bad input first: a partition image without its root size.
+        set_image(&env, u, ii.clone()).await;
+        let e = env
+            .c
+            .provision(&u.into(), ProvisionRequest::new("active"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("root_gb"), "{e}");
+        ii["root_gb"] = json!("1");
+        set_image(&env, u, ii).await;
+        nodes.push((u, mode, fs_uuid, marker));
+    }
+    for (u, ..) in &nodes {
+        provision(&env, *u, ProvisionRequest::new("active")).await;
+    }
+    for (u, mode, fs_uuid, _) in &nodes {
+        let n = env.settle(*u, &[S::Active, S::DeployFailed]).await;
+        assert_eq!(n.provision_state, S::Active, "{mode}: {:?}", n.last_error);
+        assert_eq!(n.internal("is_whole_disk_image"), Some(&json!(false)));
+        assert_eq!(
+            n.internal("root_uuid_or_disk_id"),
+            Some(&json!(fs_uuid)),
+            "{mode}"
+        );
+        let f = std::fs::File::open(env.rack.disk(*u)).unwrap();
+        let table = ironic_deploy_agent::image::partition::read_table(&f).unwrap();
+        let root = table.partitions().last().unwrap().clone();
+        assert_eq!(root.len, 1 << 30, "{mode}: root_gb = 1: {table:?}");
+        match *mode {
+            "uefi" => assert!(
+                matches!(
+                    table,
+                    ironic_deploy_agent::image::partition::Table::Gpt { .. }
+                ) && table.partitions()[0].is_esp(),
+                "{table:?}"
+            ),
+            _ => assert!(
+                matches!(
+                    table,
+                    ironic_deploy_agent::image::partition::Table::Mbr { .. }
+                ),
+                "{table:?}"
+            ),
+        }
+    }
+    {
+        use ironic_core::observe::AgentCallKind::Request;
+        let calls = env.seen.agent.lock().unwrap().clone();
+        for (u, mode, ..) in &nodes {
+            assert!(
+                calls.iter().any(|c| c.kind == Request
+                    && c.command == "install_bootloader"
+                    && c.node == *u
+                    && c.error.is_none()),
+                "{mode}: no install_bootloader: {calls:?}"
+            );
+        }
+    }
+    // Both disks boot their image's grub.cfg, at once.
+    let boots: Vec<_> = nodes
+        .iter()
+        .map(|(u, mode, _, marker)| {
+            let disk = env.rack.disk(*u);
+            let uefi = *mode == "uefi";
+            let marker = marker.clone();
+            std::thread::spawn(move || boot_until(&disk, uefi, &marker))
+        })
+        .collect();
+    for (b, (_, mode, _, marker)) in boots.into_iter().zip(&nodes) {
+        let console = b
+            .join()
+            .unwrap_or_else(|_| panic!("{mode}: the disk did not boot"));
+        assert!(console.contains(marker.as_str()), "{mode}");
+    }
+}

@@ -143,6 +143,53 @@ fn err(e: AgentError) -> DriverError {
     e.into()
 }
 
+/// A count given as a number or a numeric string (the `baremetal` CLI sends
+/// `--instance-info root_gb=10` as a string).
+fn json_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The boot mode the instance is deployed for (`uefi` or `bios`):
+/// `instance_info.deploy_boot_mode`, the `boot_mode` capability of
+/// `instance_info`, the node's `boot_mode`, the `boot_mode` capability of its
+/// properties, else UEFI (Ironic's `[deploy]default_boot_mode`).
+pub fn deploy_boot_mode(node: &ironic_core::Node) -> &'static str {
+    fn capability(v: Option<&Value>) -> Option<String> {
+        match v? {
+            // instance_info.capabilities may be a JSON object in a string
+            Value::String(s) if s.trim_start().starts_with('{') => {
+                capability(serde_json::from_str::<Value>(s).ok().as_ref())
+            }
+            Value::String(s) => s.split(',').find_map(|kv| {
+                kv.trim()
+                    .strip_prefix("boot_mode:")
+                    .map(|m| m.trim().to_owned())
+            }),
+            Value::Object(m) => m
+                .get("boot_mode")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        }
+    }
+    let found = node
+        .instance_info
+        .get("deploy_boot_mode")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| capability(node.instance_info.get("capabilities")))
+        .or_else(|| node.boot_mode.clone())
+        .or_else(|| capability(node.properties.get("capabilities")));
+    match found.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("bios") => "bios",
+        _ => "uefi",
+    }
+}
+
 impl AgentDeploy {
     /// Registered name.
     pub const NAME: &'static str = "direct";
@@ -220,6 +267,11 @@ impl AgentDeploy {
                 "Invalid image_type {t}, valid are partition, whole-disk"
             )));
         }
+        if !Self::is_whole_disk(ii) && !present("root_gb") && !present("root_mb") {
+            return Err(DriverError::missing(format!(
+                "Cannot validate image information for node {uuid} because one or more parameters are missing from its instance_info and insufficent information is present to boot from a remote volume. Missing are: ['root_gb']"
+            )));
+        }
         let (algo, value, checksum) = (
             present("image_os_hash_algo"),
             present("image_os_hash_value"),
@@ -231,6 +283,24 @@ impl AgentDeploy {
             )));
         }
         Ok(())
+    }
+
+    /// Whether the node's image is a whole-disk image, as Ironic decides for an
+    /// image that is not in Glance: `instance_info.image_type` when set, else a
+    /// partition image when `kernel` and `ramdisk` are both given.
+    pub fn is_whole_disk(ii: &serde_json::Map<String, Value>) -> bool {
+        match ii.get("image_type").and_then(Value::as_str) {
+            Some("partition") => false,
+            Some(_) => true,
+            None => {
+                let given = |k: &str| {
+                    ii.get(k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.trim().is_empty())
+                };
+                !(given("kernel") && given("ramdisk"))
+            }
+        }
     }
 
     fn image_info(task: &Task) -> Result<Value, DriverError> {
@@ -265,11 +335,30 @@ impl AgentDeploy {
                 info[to] = v.clone();
             }
         }
-        if let Some(gb) = ii.get("root_gb").and_then(Value::as_u64)
-            && ii.get("image_type").and_then(Value::as_str) == Some("partition")
-            && ii.get("root_mb").is_none()
-        {
-            info["root_mb"] = json!(gb * 1024);
+        if Self::is_whole_disk(ii) {
+            info["image_type"] = json!("whole-disk");
+        } else {
+            // Ironic's build_instance_info_for_deploy: the layout of a partition
+            // image follows the boot mode (GPT with an ESP for UEFI), and the
+            // instance boots from its disk.
+            info["image_type"] = json!("partition");
+            info["deploy_boot_mode"] = json!(deploy_boot_mode(&task.node));
+            info["boot_option"] = json!("local");
+            if let Some(gb) = ii.get("root_gb").and_then(json_u64)
+                && ii.get("root_mb").is_none()
+            {
+                info["root_mb"] = json!(gb * 1024);
+            }
+            for (from, to) in [("swap_mb", "swap_mb"), ("ephemeral_gb", "ephemeral_mb")] {
+                if info.get(to).is_none()
+                    && let Some(n) = ii.get(from).and_then(json_u64)
+                {
+                    info[to] = json!(if from == "ephemeral_gb" { n * 1024 } else { n });
+                }
+            }
+            if let Some(f) = ii.get("ephemeral_format").and_then(Value::as_str) {
+                info["ephemeral_format"] = json!(f);
+            }
         }
         if info.get("checksum").is_none() && info.get("os_hash_value").is_none() {
             return Err(DriverError::missing(
@@ -350,10 +439,86 @@ impl AgentDeploy {
         if let Some(root) = uuids.get("root uuid").and_then(Value::as_str) {
             task.node.set_internal("root_uuid_or_disk_id", root);
         }
+        let whole_disk = Self::is_whole_disk(&task.node.instance_info);
+        task.node.set_internal("is_whole_disk_image", whole_disk);
+        let mode = deploy_boot_mode(&task.node);
+        // Ironic's configure_local_boot: a partition image gets a boot loader
+        // (GRUB from the ramdisk); a whole-disk image brings its own, and under
+        // UEFI gets a boot entry for the loader on its ESP.
+        if !whole_disk || mode == "uefi" {
+            self.install_bootloader(task, &client, &uuids, whole_disk, mode)
+                .await?;
+        }
         let _ = client.sync().await;
         let driver = task.driver()?.clone();
         driver.boot.prepare_instance(task).await?;
         Ok(StepOutcome::Done)
+    }
+
+    /// `image.install_bootloader`, waited for (Ironic's `configure_local_boot`).
+    async fn install_bootloader(
+        &self,
+        task: &Task,
+        client: &AgentClient,
+        uuids: &Value,
+        whole_disk: bool,
+        mode: &str,
+    ) -> Result<(), DriverError> {
+        let uuid = task.node.uuid;
+        let failed = |why: String| {
+            DriverError::other(format!(
+                "Failed to install a bootloader when deploying node {uuid}. Error: {why}"
+            ))
+        };
+        let part = |k: &str| uuids.get(k).filter(|v| !v.is_null()).cloned();
+        let root = part("root uuid");
+        if !whole_disk && root.is_none() {
+            return Err(failed(
+                "the agent reported no root partition UUID for the partition image".into(),
+            ));
+        }
+        let mut p = serde_json::Map::new();
+        p.insert("root_uuid".into(), root.unwrap_or(Value::Null));
+        // A whole-disk image's ESP is found by the agent on the disk.
+        let (efi, prep) = if whole_disk {
+            (None, None)
+        } else {
+            (
+                part("efi system partition uuid"),
+                part("PReP Boot partition uuid"),
+            )
+        };
+        p.insert("efi_system_part_uuid".into(), efi.unwrap_or(Value::Null));
+        p.insert("prep_boot_part_uuid".into(), prep.unwrap_or(Value::Null));
+        p.insert("target_boot_mode".into(), json!(mode));
+        if let Some(v) = task.node.driver_info.get("ignore_bootloader_failure") {
+            p.insert("ignore_bootloader_failure".into(), v.clone());
+        }
+        let r = client
+            .command("image.install_bootloader", p, true)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        match r.command_status {
+            CommandStatus::Succeeded => {
+                let result = r
+                    .command_result
+                    .as_ref()
+                    .and_then(|v| v.get("result"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                tracing::info!(node = %uuid, boot_mode = mode, whole_disk, %result,
+                    "boot loader installed");
+                Ok(())
+            }
+            // As Ironic: a whole-disk image brings its own boot loader, so a
+            // failed UEFI boot entry is not fatal.
+            _ if whole_disk => {
+                tracing::info!(node = %uuid, error = %r.error_message(),
+                    "could not install the boot loader of a whole-disk image; it boots with its own");
+                Ok(())
+            }
+            _ => Err(failed(r.error_message())),
+        }
     }
 
     async fn tear_down_agent(&self, task: &mut Task) -> Result<StepOutcome, DriverError> {
@@ -813,6 +978,70 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    fn node_with(ii: Value, f: impl FnOnce(&mut Node)) -> Task {
+        let mut n = Node::new("fake-hardware");
+        n.instance_info = ii.as_object().unwrap().clone();
+        f(&mut n);
+        Task::new(n)
+    }
+
+    #[test]
+    fn partition_images_are_told_apart_and_laid_out_for_the_boot_mode() {
+        let base = json!({"image_source": "http://x/img", "image_checksum": "abc"});
+        // whole disk unless said, or unless kernel and ramdisk are given (Ironic)
+        let t = node_with(base.clone(), |_| {});
+        assert!(AgentDeploy::is_whole_disk(&t.node.instance_info));
+        let info = AgentDeploy::image_info(&t).unwrap();
+        assert_eq!(info["image_type"], "whole-disk");
+        assert!(info.get("deploy_boot_mode").is_none(), "{info}");
+        let mut ii = base.clone();
+        ii["kernel"] = json!("http://x/vmlinuz");
+        ii["ramdisk"] = json!("http://x/initrd");
+        ii["root_gb"] = json!("2");
+        let t = node_with(ii.clone(), |_| {});
+        assert!(!AgentDeploy::is_whole_disk(&t.node.instance_info));
+        let info = AgentDeploy::image_info(&t).unwrap();
+        assert_eq!(info["image_type"], "partition");
+        assert_eq!(info["root_mb"], 2048, "root_gb as the CLI sends it");
+        assert_eq!(info["deploy_boot_mode"], "uefi", "Ironic's default");
+        assert_eq!(info["boot_option"], "local");
+        // the boot mode: instance_info, then the node, then its capabilities
+        let t = node_with(ii.clone(), |n| {
+            n.properties
+                .insert("capabilities".into(), json!("cpu_vt:true,boot_mode:bios"));
+        });
+        assert_eq!(
+            AgentDeploy::image_info(&t).unwrap()["deploy_boot_mode"],
+            "bios"
+        );
+        let t = node_with(ii.clone(), |n| {
+            n.properties
+                .insert("capabilities".into(), json!("boot_mode:bios"));
+            n.boot_mode = Some("uefi".into());
+        });
+        assert_eq!(deploy_boot_mode(&t.node), "uefi");
+        let mut ii2 = ii.clone();
+        ii2["capabilities"] = json!("{\"boot_mode\": \"bios\"}");
+        let t = node_with(ii2, |n| n.boot_mode = Some("uefi".into()));
+        assert_eq!(deploy_boot_mode(&t.node), "bios");
+        let mut ii3 = ii.clone();
+        ii3["deploy_boot_mode"] = json!("bios");
+        assert_eq!(deploy_boot_mode(&node_with(ii3, |_| {}).node), "bios");
+        // an explicit image_type wins; a partition image needs its root size
+        let mut ii4 = base.clone();
+        ii4["image_type"] = json!("partition");
+        let t = node_with(ii4.clone(), |_| {});
+        let e = AgentDeploy::validate_image(&t).unwrap_err().to_string();
+        assert!(e.contains("root_gb"), "{e}");
+        ii4["root_gb"] = json!(1);
+        AgentDeploy::validate_image(&node_with(ii4, |_| {})).unwrap();
+        let mut ii5 = ii.clone();
+        ii5["image_type"] = json!("whole-disk");
+        assert!(AgentDeploy::is_whole_disk(
+            &node_with(ii5, |_| {}).node.instance_info
+        ));
     }
 
     #[tokio::test]

@@ -85,9 +85,20 @@ impl ExpectedChecksum {
     }
 
     /// A bare checksum whose algorithm follows from its length (128: sha512,
-    /// 64: sha256, 32: md5 when `allow_md5`).
+    /// 64: sha256, 32: md5 when `allow_md5`), or one prefixed with its
+    /// algorithm (`sha256:<hex>`, as operators copy it from `sha256sum` docs
+    /// and image catalogues).
     pub fn from_bare(hex: &str, allow_md5: bool) -> Result<Self> {
         let hex = hex.trim();
+        if let Some((name, value)) = hex.split_once(':') {
+            let algo = HashAlgo::parse(name)?;
+            if algo == HashAlgo::Md5 && !allow_md5 {
+                return Err(AgentError::InvalidParams(
+                    "Image checksum is an MD5 value but MD5 checksums are not allowed".into(),
+                ));
+            }
+            return Self::new(algo, value);
+        }
         match HashAlgo::from_hex_len(hex.len()) {
             Some(HashAlgo::Md5) if !allow_md5 => Err(AgentError::InvalidParams(
                 "Image checksum is an MD5 value but MD5 checksums are not allowed".into(),
@@ -160,6 +171,26 @@ impl ImageHasher {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_checksum_may_name_its_algorithm() {
+        use super::*;
+        let h = "ab".repeat(32);
+        let c = ExpectedChecksum::from_bare(&format!("sha256:{h}"), false).unwrap();
+        assert_eq!((c.algo, c.hex.as_str()), (HashAlgo::Sha256, h.as_str()));
+        let c = ExpectedChecksum::from_bare(&format!("SHA512:{}", "CD".repeat(64)), false).unwrap();
+        assert_eq!(c.algo, HashAlgo::Sha512);
+        // the prefix must match the length, md5 stays refused, unknown ones named
+        assert!(ExpectedChecksum::from_bare(&format!("sha512:{h}"), false).is_err());
+        let e = ExpectedChecksum::from_bare(&format!("md5:{}", "a".repeat(32)), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MD5"), "{e}");
+        let e = ExpectedChecksum::from_bare(&format!("crc32:{h}"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crc32"), "{e}");
+    }
+
     use super::*;
 
     #[test]

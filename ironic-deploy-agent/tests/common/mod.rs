@@ -124,3 +124,143 @@ pub fn make_qcow2_out_of_order(path: &Path, guest: &[u8]) {
     }
     std::fs::write(path, f).unwrap();
 }
+
+/// A QEMU process, killed and reaped when dropped.
+struct QemuGuard(std::process::Child);
+
+impl Drop for QemuGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Boot `disk` in QEMU (BIOS or OVMF) and wait until the serial console shows
+/// `marker` (the image's grub.cfg echoes it): the boot loader really boots.
+pub fn boot_until(disk: &std::path::Path, uefi: bool, marker: &str) -> String {
+    boot_until_with(disk, uefi, marker, 512)
+}
+
+/// [`boot_until`] with the disk's logical sector size: 4096 presents it as a
+/// 4Kn virtio disk.
+pub fn boot_until_with(disk: &std::path::Path, uefi: bool, marker: &str, sector: u32) -> String {
+    use std::io::Read;
+    let dir = disk.parent().unwrap();
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-nodefaults",
+    ]);
+    if uefi {
+        let vars = dir.join("OVMF_VARS.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+            .expect("OVMF firmware is needed: apt-get install ovmf");
+        cmd.args([
+            "-drive",
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        ])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    if sector == 512 {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=ide", disk.display()));
+    } else {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+            .arg("-device")
+            .arg(format!(
+                "virtio-blk-pci,drive=d0,logical_block_size={sector},physical_block_size={sector}"
+            ));
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = QemuGuard(
+        cmd.spawn()
+            .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86 ovmf"),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while std::time::Instant::now() < deadline {
+        if let Ok(b) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            seen.extend_from_slice(&b);
+        }
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if text.contains(marker) {
+            return text;
+        }
+    }
+    drop(child);
+    panic!(
+        "the disk did not boot to {marker:?} within 180 s; console:\n{}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+/// A grub.cfg that prints `marker` on the serial console and powers off.
+pub fn grub_cfg(marker: &str) -> Vec<u8> {
+    format!(
+        "serial --unit=0 --speed=115200\nterminal_output serial\necho {marker}\nsleep 1\nhalt\n"
+    )
+    .into_bytes()
+}
+
+/// A 16 MiB ext4 filesystem image with `files` (made by mke2fs, not by us).
+pub fn ext4_image(
+    dir: &std::path::Path,
+    uuid: &str,
+    files: &[(&str, &[u8])],
+) -> std::path::PathBuf {
+    ext4_image_with(dir, uuid, files, &[])
+}
+
+/// [`ext4_image`] with more `mkfs.ext4` options.
+pub fn ext4_image_with(
+    dir: &std::path::Path,
+    uuid: &str,
+    files: &[(&str, &[u8])],
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let tree = dir.join(format!("tree-{uuid}"));
+    for (p, data) in files {
+        let path = tree.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    std::fs::create_dir_all(&tree).unwrap();
+    let img = dir.join(format!("root-{uuid}.img"));
+    let _ = std::fs::remove_file(&img);
+    Command::new("truncate")
+        .args(["-s", "16M"])
+        .arg(&img)
+        .status()
+        .unwrap();
+    tool(
+        "mkfs.ext4",
+        &["-q", "-F", "-U", uuid, "-d", tree.to_str().unwrap()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .chain([img.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    img
+}
