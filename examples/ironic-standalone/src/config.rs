@@ -106,6 +106,10 @@ pub struct ApiConfig {
     /// Byte budget of one list response, KiB: a page is cut after the item
     /// that crosses it, with a `next` link to the rest.
     pub max_list_body_size: usize,
+    /// Memory all large responses (64 KiB and more) being sent may hold at
+    /// once, KiB: past it a large response is refused with 503 and `Retry-After`
+    /// instead of being held for a client that reads slowly or not at all.
+    pub max_response_memory: usize,
 }
 
 impl Default for ApiConfig {
@@ -129,6 +133,7 @@ impl Default for ApiConfig {
             max_connections: 1000,
             shutdown_timeout: 10,
             max_list_body_size: 16384,
+            max_response_memory: 262144,
         }
     }
 }
@@ -638,6 +643,7 @@ impl Config {
             ("max_header_size", a.max_header_size, 8),
             ("max_connections", a.max_connections, 1),
             ("max_list_body_size", a.max_list_body_size, 64),
+            ("max_response_memory", a.max_response_memory, 1024),
         ] {
             if v < min {
                 return Err(ConfigError::Invalid(format!(

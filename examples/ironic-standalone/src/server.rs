@@ -442,6 +442,7 @@ pub async fn start_with(
         default_host: cfg.api.listen.to_string(),
         body_limits: cfg.api.body_limits(),
         max_list_body_size: cfg.api.max_list_body_size.saturating_mul(1024),
+        max_response_memory: cfg.api.max_response_memory.saturating_mul(1024),
     };
     let mut state =
         ApiState::new(conductor.clone(), settings, auth).with_dashboard(api::DashboardSettings {

@@ -576,6 +576,40 @@ async fn read_head(s: &mut TcpStream) -> (u16, usize, usize) {
     (status, len, out.len() - end)
 }
 
+/// Creates `n` nodes of ~900 KiB each (`extra`): about `n` MB of detail list.
+async fn big_nodes(c: &reqwest::Client, url: &str, n: usize) {
+    for i in 0..n {
+        let r = c
+            .post(format!("{url}/v1/nodes"))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .json(
+                &json!({"driver": "fake-hardware", "name": format!("big-{i}"),
+                          "extra": {"blob": "x".repeat(900 * 1024)}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+/// A client with a small receive buffer that asks for the node detail list,
+/// reads the response head and stops reading: (stream, Content-Length, body
+/// bytes read so far).
+async fn stalled_reader(addr: &str) -> (TcpStream, usize, usize) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
+    s.write_all(
+        b"GET /v1/nodes/detail HTTP/1.1\r\nHost: x\r\nX-OpenStack-Ironic-API-Version: latest\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (status, len, got) = read_head(&mut s).await;
+    assert_eq!(status, 200);
+    (s, len, got)
+}
+
 /// An idle keep-alive connection is closed after the header-read timeout, and a
 /// client that stops reading a large response is cut after the write timeout
 /// (issue 20's 8 slow readers of `/v1/nodes/detail`): the response is not kept
@@ -608,33 +642,12 @@ async fn idle_keep_alives_and_clients_that_stop_reading_are_cut() {
         "an idle keep-alive connection was never closed"
     );
 
-    // About 11 MB of nodes, more than loopback's socket buffers hold.
-    for i in 0..12 {
-        let r = c
-            .post(format!("{url}/v1/nodes"))
-            .header("X-OpenStack-Ironic-API-Version", "latest")
-            .json(
-                &json!({"driver": "fake-hardware", "name": format!("big-{i}"),
-                          "extra": {"blob": "x".repeat(900 * 1024)}}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    // Four readers with small receive buffers read the head and stop.
+    // About 11 MB of nodes, more than loopback's socket buffers hold; four
+    // readers read the head and stop.
+    big_nodes(&c, url, 12).await;
     let mut stalled = Vec::new();
     for _ in 0..4 {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.set_recv_buffer_size(4096).unwrap();
-        let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
-        s.write_all(
-            b"GET /v1/nodes/detail HTTP/1.1\r\nHost: x\r\nX-OpenStack-Ironic-API-Version: latest\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let (status, len, got) = read_head(&mut s).await;
-        assert_eq!(status, 200);
+        let (s, len, got) = stalled_reader(&addr).await;
         assert!(len > 10 << 20, "{len}");
         stalled.push((s, len, got));
     }
@@ -671,6 +684,86 @@ async fn idle_keep_alives_and_clients_that_stop_reading_are_cut() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 12);
+}
+
+/// While stalled readers hold large responses, the memory for responses being
+/// sent (`max_response_memory`) is spent: another large response gets 503 with
+/// `Retry-After` instead of more memory, small responses are served, and the
+/// memory comes back when the readers go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_cannot_hold_more_than_the_response_memory() {
+    let ironic = Ironic::start(
+        &[],
+        &[
+            MEMORY,
+            // Three detail pages of ~11 MB fit, a fourth does not.
+            ("IRONIC__API__MAX_RESPONSE_MEMORY", "40000"),
+        ],
+    );
+    let addr = ironic.addr();
+    let url = &ironic.url;
+    let c = client();
+    big_nodes(&c, url, 12).await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(stalled_reader(&addr).await);
+    }
+    for _ in 0..2 {
+        let r = c
+            .get(format!("{url}/v1/nodes/detail"))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let e = inner_error(&r.json().await.unwrap());
+        assert!(
+            e["faultstring"]
+                .as_str()
+                .unwrap()
+                .contains("max_response_memory"),
+            "{e}"
+        );
+    }
+    // Small responses, and one node of 900 KiB, still fit.
+    assert_eq!(get_v1(&c, url).await, 200);
+    let (s, v) = api(&c, reqwest::Method::GET, format!("{url}/v1/nodes"), None).await;
+    assert_eq!((s, v["nodes"].as_array().map(Vec::len)), (200, Some(12)));
+    let (s, n) = api(
+        &c,
+        reqwest::Method::GET,
+        format!("{url}/v1/nodes/big-0"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, n["extra"]["blob"].as_str().map(str::len)),
+        (200, Some(900 * 1024))
+    );
+    let log = ironic.log_text();
+    assert!(log.contains("large response refused"), "{log}");
+
+    // The readers go; their memory comes back (retried as Retry-After says, a
+    // bounded number of times, until the server has dropped their responses).
+    drop(stalled);
+    let mut tries = 0;
+    let v = loop {
+        let r = c
+            .get(format!("{url}/v1/nodes/detail"))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 && tries < 20 {
+            tries += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        assert_eq!(r.status(), 200);
+        break r.json::<Value>().await.unwrap();
+    };
     assert_eq!(v["nodes"].as_array().unwrap().len(), 12);
 }
 

@@ -9,6 +9,9 @@
 //! Unlike Ironic, which checks only bodies declared as JSON and waits for a slow
 //! body as long as the socket lives, every body is bounded (whatever its
 //! `Content-Type`), and the whole body must arrive within the read timeout (408).
+//!
+//! Responses are bounded too: all large responses being sent share the memory
+//! of `[api]max_response_memory` ([`ResponseBudget`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,6 +199,140 @@ pub async fn limit_body(
         .await
 }
 
+/// Responses at least this large count against the [`ResponseBudget`].
+pub const LARGE_RESPONSE: usize = 64 * 1024;
+
+/// Size of the pieces a budgeted response is handed to the connection in.
+const CHUNK: usize = 64 * 1024;
+
+/// The memory all large responses being sent may hold at once (`[api]
+/// max_response_memory`).
+///
+/// A list page is bounded by `max_list_body_size`, but each slow or stalled
+/// reader holds its page until the write timeout cuts it, so many of them could
+/// hold any amount. A response of [`LARGE_RESPONSE`] or more takes its size from
+/// this budget when it is ready and gives it back when its body is dropped (sent
+/// to the end, or the connection closed); the body is handed to the connection
+/// in 64 KiB pieces, so it stays counted while the client is still reading it.
+/// A response that does not fit is refused with 503 and `Retry-After: 1` (its
+/// memory is freed at once). Ironic has no such bound.
+#[derive(Debug)]
+pub struct ResponseBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    /// The budget in KiB (permits are KiB).
+    total_kib: u32,
+}
+
+impl ResponseBudget {
+    /// A budget of `bytes` (at least 1 KiB).
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX >> 4);
+        ResponseBudget {
+            permits: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+}
+
+/// A response body holding its share of the [`ResponseBudget`] until dropped,
+/// handed out in [`CHUNK`]-sized pieces.
+struct BudgetedBody {
+    inner: Body,
+    pending: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for BudgetedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        if !self.pending.is_empty() {
+            let n = self.pending.len().min(CHUNK);
+            let piece = self.pending.split_to(n);
+            return Poll::Ready(Some(Ok(http_body::Frame::data(piece))));
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    if data.len() > CHUNK {
+                        self.pending = data.split_off(CHUNK);
+                    }
+                    Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let inner = self.inner.size_hint();
+        let pending = self.pending.len() as u64;
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(inner.lower() + pending);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + pending);
+        }
+        hint
+    }
+}
+
+/// The middleware: counts large responses against the [`ResponseBudget`], or
+/// refuses them with 503 when it is spent.
+pub async fn bound_response(
+    State(budget): State<Arc<ResponseBudget>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let Some(len) = http_body::Body::size_hint(resp.body()).exact() else {
+        return resp;
+    };
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len < LARGE_RESPONSE {
+        return resp;
+    }
+    // A response larger than the whole budget takes all of it.
+    let kib = u32::try_from(len.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .min(budget.total_kib);
+    match Arc::clone(&budget.permits).try_acquire_many_owned(kib) {
+        Ok(permit) => resp.map(|inner| {
+            Body::new(BudgetedBody {
+                inner,
+                pending: Bytes::new(),
+                _permit: permit,
+            })
+        }),
+        Err(_) => {
+            tracing::warn!(
+                %path,
+                len,
+                budget_kib = budget.total_kib,
+                "large response refused: the memory for responses being sent is spent ([api]max_response_memory)"
+            );
+            let mut r = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is sending too many large responses at once ([api]max_response_memory). Please retry the request later.",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +355,47 @@ mod tests {
         assert_eq!(l.for_path("/v1/continue_inspection").0, 16 << 20);
         assert_eq!(l.for_path("/v1/nodes").0, 1 << 20);
         assert_eq!(l.for_path("/v1/nodes/n1/states/power").0, 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn a_budgeted_body_is_sent_whole_in_pieces_and_gives_its_share_back() {
+        let budget = ResponseBudget::new(300 * 1024);
+        let data: Vec<u8> = (0..200 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+        let permit = Arc::clone(&budget.permits)
+            .try_acquire_many_owned(201)
+            .unwrap();
+        assert_eq!(budget.permits.available_permits(), 99);
+        // A second response of the same size does not fit meanwhile.
+        assert!(
+            Arc::clone(&budget.permits)
+                .try_acquire_many_owned(201)
+                .is_err()
+        );
+        let mut body = BudgetedBody {
+            inner: Body::from(data.clone()),
+            pending: Bytes::new(),
+            _permit: permit,
+        };
+        assert_eq!(
+            http_body::Body::size_hint(&body).exact(),
+            Some(data.len() as u64)
+        );
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        while let Some(frame) = std::future::poll_fn(|cx| {
+            http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+        })
+        .await
+        {
+            let d = frame.unwrap().into_data().unwrap();
+            assert!(d.len() <= CHUNK);
+            got.extend_from_slice(&d);
+            pieces += 1;
+            // Still counted while pieces are out.
+            assert_eq!(budget.permits.available_permits(), 99);
+        }
+        assert_eq!((got, pieces), (data, 4));
+        drop(body);
+        assert_eq!(budget.permits.available_permits(), 300);
     }
 }

@@ -74,6 +74,9 @@ pub struct ApiSettings {
     /// Byte budget of one list response: a page is cut after the item that
     /// crosses it, with a `next` link (bounds the memory a list takes).
     pub max_list_body_size: usize,
+    /// Memory all large responses being sent may hold at once, bytes (see
+    /// [`limits::ResponseBudget`]).
+    pub max_response_memory: usize,
 }
 
 impl Default for ApiSettings {
@@ -86,6 +89,7 @@ impl Default for ApiSettings {
             default_host: "127.0.0.1:6385".into(),
             body_limits: limits::BodyLimits::default(),
             max_list_body_size: 16 << 20,
+            max_response_memory: 256 << 20,
         }
     }
 }
@@ -275,6 +279,12 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::new(state.settings().body_limits.clone()),
             limits::limit_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(limits::ResponseBudget::new(
+                state.settings().max_response_memory,
+            )),
+            limits::bound_response,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
