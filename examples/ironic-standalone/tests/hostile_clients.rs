@@ -1,8 +1,11 @@
-//! The `ironic` binary against hostile and broken clients, over loopback: slowloris
-//! heads, a connection flood under a low open-file limit, oversized and slow bodies,
-//! oversized headers, deep JSON, malformed version headers, a wrong-password flood
-//! with the real `htpasswd`, and SIGTERM with stuck clients. Every loop is bounded;
-//! nothing asserts on latency.
+//! The `ironic` binary against hostile and broken clients, over loopback (issue 20):
+//! slowloris heads, a connection flood under a low open-file limit, oversized and
+//! slow bodies, oversized headers, deep JSON, malformed version headers, a
+//! wrong-password flood with the real `htpasswd`, SIGTERM with stuck clients, idle
+//! keep-alives, clients that stop reading large lists (write timeout, list byte
+//! budget, response memory), a direct deploy without an image, and bad or
+//! repeated TFTP requests. `kill -9` of the lab is in `lab_orphans.rs`. Every loop
+//! is bounded; nothing asserts on latency.
 
 mod api_support;
 
