@@ -221,6 +221,9 @@ pub struct ResponseBudget {
     permits: Arc<tokio::sync::Semaphore>,
     /// The budget in KiB (permits are KiB).
     total_kib: u32,
+    /// When a refusal was last logged, and the refusals since (logged at most
+    /// once a second, so a flood of list requests does not flood the log).
+    last_warn: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 impl ResponseBudget {
@@ -230,6 +233,23 @@ impl ResponseBudget {
         ResponseBudget {
             permits: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
             total_kib,
+            last_warn: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Logs a refusal, at most once a second (with the count since the last line).
+    fn warn_refused(&self, path: &str, len: usize) {
+        let mut w = self.last_warn.lock().unwrap_or_else(|e| e.into_inner());
+        w.1 += 1;
+        if w.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            tracing::warn!(
+                %path,
+                len,
+                budget_kib = self.total_kib,
+                refused = w.1,
+                "large response refused: the memory for responses being sent is spent ([api]max_response_memory)"
+            );
+            *w = (Some(std::time::Instant::now()), 0);
         }
     }
 }
@@ -315,12 +335,7 @@ pub async fn bound_response(
             })
         }),
         Err(_) => {
-            tracing::warn!(
-                %path,
-                len,
-                budget_kib = budget.total_kib,
-                "large response refused: the memory for responses being sent is spent ([api]max_response_memory)"
-            );
+            budget.warn_refused(&path, len);
             let mut r = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The service is sending too many large responses at once ([api]max_response_memory). Please retry the request later.",
