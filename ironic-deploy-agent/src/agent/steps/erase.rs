@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use super::{
     argv, blocking, info, info_bool, info_u64, is_block_device, run_tool, run_tool_status,
 };
-use crate::agent::{State, hints, inventory};
+use crate::agent::{State, entropy, hints, inventory};
 use crate::error::{AgentError, Result};
 use crate::image::{self, partition};
 
@@ -123,15 +123,25 @@ pub(crate) fn erase_metadata(path: &Path) -> Result<()> {
 }
 
 /// Overwrite a device with random data `passes` times (IPA's `shred` iterations).
+///
+/// The data comes from a ChaCha generator seeded by [`entropy::fill`], never
+/// from `rand::rng()`: that one seeds itself with a blocking `getrandom(2)`,
+/// which on a machine without a hardware RNG (QEMU TCG without RDRAND) waits
+/// for the kernel's random pool, and the step hung in `clean wait`. The
+/// overwrite hides old data, it is no key (`shred` also uses a user-space
+/// generator).
 fn random_passes(path: &Path, passes: u64) -> Result<()> {
-    use rand::RngCore;
+    use rand::{RngCore, SeedableRng, rngs::StdRng};
     let (f, size) = image::open_device(path)?;
+    let mut seed = <StdRng as SeedableRng>::Seed::default();
+    entropy::fill(&mut seed);
+    let mut rng = StdRng::from_seed(seed);
     let mut buf = vec![0u8; MIB as usize];
     for _ in 0..passes {
         let mut off = 0;
         while off < size {
             let n = ((size - off) as usize).min(buf.len());
-            rand::rng().fill_bytes(&mut buf[..n]);
+            rng.fill_bytes(&mut buf[..n]);
             f.write_all_at(&buf[..n], off)
                 .map_err(|e| AgentError::io(format!("overwriting {}", path.display()), e))?;
             off += n as u64;
@@ -873,6 +883,23 @@ mod tests {
             partition::read_table(&f).unwrap(),
             partition::Table::None
         ));
+    }
+
+    #[test]
+    fn random_passes_fill_the_device_with_fresh_data_each_pass() {
+        let size = 3 * MIB + 4096;
+        let (t, _f) = disk(size);
+        random_passes(t.path(), 1).unwrap();
+        let first = std::fs::read(t.path()).unwrap();
+        assert_eq!(first.len() as u64, size, "the device keeps its size");
+        // no 4 KiB block left as it was (zeroes), and the generator moves on
+        // between the 1 MiB buffers it fills
+        assert!(first.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
+        let m = MIB as usize;
+        assert_ne!(&first[..m], &first[m..2 * m]);
+        random_passes(t.path(), 1).unwrap();
+        let second = std::fs::read(t.path()).unwrap();
+        assert_ne!(first, second, "a second pass writes other data");
     }
 
     #[test]
