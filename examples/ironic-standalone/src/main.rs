@@ -74,9 +74,10 @@ enum RamdiskCommand {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
         /// Leave out the agent's tools taken from this host with their libraries
-        /// (GRUB, efibootmgr, e2fsprogs, xfsprogs, parted, util-linux, hdparm,
-        /// nvme-cli, smartmontools, stress-ng, fio): smaller, but partition images,
-        /// UEFI boot entries, secure erase and burn-in then fail on the machine.
+        /// (GRUB, efibootmgr, e2fsprogs, xfsprogs, parted, util-linux, mdadm,
+        /// hdparm, nvme-cli, smartmontools, stress-ng, fio): smaller, but partition
+        /// images, UEFI boot entries, software RAID, secure erase and burn-in then
+        /// fail on the machine.
         #[arg(long)]
         without_tools: bool,
         /// Do not build the bootable ISO (ironic-agent.iso).

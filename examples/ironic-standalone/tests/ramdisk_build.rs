@@ -2,7 +2,7 @@
 //! subprocess): Debian's kernel (fetched with `apt-get download`, cached under
 //! `target/ramdisk-cache`), busybox-static, the static `ironic-agent` and the
 //! host's tools (`ramdisk::tools::TOOLS`: GRUB, efibootmgr, e2fsprogs, xfsprogs,
-//! parted, util-linux, hdparm, nvme-cli, smartmontools, stress-ng, fio) with
+//! parted, util-linux, mdadm, hdparm, nvme-cli, smartmontools, stress-ng, fio) with
 //! their libraries. The result is booted in QEMU (TCG, `-cpu qemu64`: no
 //! RDRAND, so the kernel's random pool stays cold) with user-mode networking,
 //! three ways at once: the kernel and initramfs directly (as PXE hands them
@@ -357,6 +357,39 @@ fn boot_all_and_wait_for_the_agents(boots: &[Boot], dir: &Path, rx: mpsc::Receiv
                 "{}: {} in the ramdisk printed {line:?}, on this host {want:?}",
                 boot.name(),
                 t.name
+            );
+        }
+        // Modules whose dependencies modules.dep does not name (libcrc32c's
+        // crc32c) are loaded too: XFS and RAID 4/5/6 need them.
+        let loaded = text
+            .lines()
+            .find(|l| l.starts_with("ironic-rs ramdisk: modules: "))
+            .unwrap_or_else(|| panic!("{}: no module list:\n{text}", boot.name()));
+        for m in [
+            "crc32c_generic",
+            "libcrc32c",
+            "xfs",
+            "ext4",
+            "raid456",
+            "virtio_net",
+        ] {
+            assert!(
+                loaded.split_whitespace().any(|w| w == m),
+                "{}: module {m} is not loaded: {loaded}",
+                boot.name()
+            );
+        }
+        // Software RAID: md and its RAID personalities are loaded (mdadm ran
+        // above with the other tools).
+        let md = text
+            .lines()
+            .find(|l| l.starts_with("ironic-rs ramdisk: md "))
+            .unwrap_or_else(|| panic!("{}: no md line:\n{text}", boot.name()));
+        for p in ["[raid0]", "[raid1]", "[raid10]", "[raid6]", "[raid5]"] {
+            assert!(
+                md.contains(p),
+                "{}: the {p} personality is not loaded: {md}",
+                boot.name()
             );
         }
         assert!(

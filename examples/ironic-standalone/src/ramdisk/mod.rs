@@ -9,8 +9,8 @@
 //! kernel command line. IPA's ramdisks are ~400 MiB; this one is a few tens.
 //!
 //! The agent's tools (GRUB's `grub-mkimage` and modules, `efibootmgr`,
-//! e2fsprogs, xfsprogs, parted, util-linux, hdparm, nvme-cli, smartmontools,
-//! stress-ng, fio) come from the build host with their shared libraries
+//! e2fsprogs, xfsprogs, parted, util-linux, mdadm, hdparm, nvme-cli,
+//! smartmontools, stress-ng, fio) come from the build host with their shared libraries
 //! ([`tools`]). The bootable ISO ([`iso`]) boots the same kernel and initramfs
 //! with GRUB in BIOS and UEFI mode; per-node ISOs (virtual media) reuse its
 //! GRUB images with the node's own kernel command line.
@@ -29,8 +29,8 @@ pub use kernel::{ModuleTree, check_bzimage};
 
 /// The modules put into the initramfs (with their dependencies), when the kernel
 /// has them as modules: virtual machines, the common server NICs and storage
-/// controllers, USB and CD (virtual media), the file systems the agent mounts,
-/// and a hardware RNG.
+/// controllers, software RAID (md), USB and CD (virtual media), the file
+/// systems the agent mounts, and a hardware RNG.
 pub const MODULES: &[&str] = &[
     // virtio (QEMU/KVM, clouds)
     "virtio_pci",
@@ -56,6 +56,16 @@ pub const MODULES: &[&str] = &[
     "mpt3sas",
     "sd_mod",
     "sr_mod",
+    // crc32c for libcrc32c (XFS, RAID 4/5/6) and ext4's metadata checksums:
+    // a soft dependency ("softdep libcrc32c pre: crc32c") that modules.dep does
+    // not list, and /init has no modprobe to follow it
+    "crc32c_generic",
+    // software RAID (the agent's create_configuration with mdadm)
+    "md_mod",
+    "raid0",
+    "raid1",
+    "raid10",
+    "raid456",
     // virtual media over USB
     "xhci_pci",
     "ehci_pci",
@@ -449,6 +459,8 @@ echo "ironic-rs ramdisk: $(cat /etc/ironic-ramdisk)"
 for m in $(cat /etc/modules.order); do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
+echo "ironic-rs ramdisk: modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+echo "ironic-rs ramdisk: md $(head -n1 /proc/mdstat 2>/dev/null)"
 if [ -d /sys/firmware/efi ]; then
   mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
   echo "ironic-rs ramdisk: booted in UEFI mode"

@@ -1,6 +1,6 @@
 //! The dynamically linked tools the agent runs ([`TOOLS`]: GRUB, efibootmgr,
-//! e2fsprogs, xfsprogs, parted, util-linux, hdparm, nvme-cli, smartmontools,
-//! stress-ng, fio), taken from the build host with the shared libraries `ldd`
+//! e2fsprogs, xfsprogs, parted, util-linux, mdadm, hdparm, nvme-cli,
+//! smartmontools, stress-ng, fio), taken from the build host with the shared libraries `ldd`
 //! names, as dracut and initramfs-tools do.
 //!
 //! The agent's `install_bootloader` builds GRUB with the ramdisk's own
@@ -40,8 +40,10 @@ const fn tool(name: &'static str, package: &'static str, version_arg: &'static s
 
 /// The programs the agent runs besides busybox: the bootloader of partition
 /// images and UEFI boot entries (`install_bootloader`), file systems (ephemeral
-/// partitions, `inject_files`), partition table rescans, `erase_devices` (NVMe
-/// format, ATA security erase, discard, signatures), SMART and the burn-in steps.
+/// partitions, `inject_files`), partition table rescans, software RAID
+/// (`mdadm`: create/delete_configuration, RAID root volumes), `erase_devices`
+/// (NVMe format, ATA security erase, discard, signatures), SMART and the
+/// burn-in steps.
 /// busybox has applets of some of these names (`blkdiscard`, `blockdev`,
 /// `mke2fs`) without the options the agent passes, so the real ones come first
 /// in `PATH`.
@@ -62,6 +64,7 @@ pub const TOOLS: &[Tool] = &[
     tool("blockdev", "util-linux", "-V"),
     tool("wipefs", "util-linux", "-V"),
     tool("lsblk", "util-linux", "-V"),
+    tool("mdadm", "mdadm", "--version"),
     tool("hdparm", "hdparm", "-V"),
     tool("nvme", "nvme-cli", "version"),
     tool("smartctl", "smartmontools", "--version"),
@@ -277,6 +280,7 @@ mod tests {
             "xfsprogs",
             "parted",
             "util-linux",
+            "mdadm",
             "hdparm",
             "nvme-cli",
             "smartmontools",
