@@ -12,6 +12,7 @@ mod power;
 mod raid;
 #[cfg(test)]
 mod tests;
+mod vendor;
 mod vmedia;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use inspect::RedfishInspect;
 pub use management::RedfishManagement;
 pub use power::RedfishPower;
 pub use raid::RedfishRaid;
+pub use vendor::RedfishVendor;
 pub use vmedia::RedfishVirtualMediaBoot;
 
 use crate::client::ClientCache;
@@ -39,9 +41,10 @@ pub const NAME: &str = "redfish";
 pub const VIRTUAL_MEDIA_BOOT: &str = "redfish-virtual-media";
 
 /// The `redfish` hardware type, as Ironic's `RedfishHardware` defines it. This
-/// crate provides the `redfish` implementations and `redfish-virtual-media`;
-/// `redfish-https`, `redfish-graphical` and the `redfish` vendor interface are
-/// not implemented (so the defaults fall to the next registered name).
+/// crate provides the `redfish` implementations (the vendor interface with
+/// Ironic's passthru methods: event subscriptions, `eject_vmedia`) and
+/// `redfish-virtual-media`; `redfish-https` and `redfish-graphical` are not
+/// implemented (so the defaults fall to the next registered name).
 pub const REDFISH_HARDWARE: HardwareType = GENERIC
     .named("redfish")
     .with_bios(&["redfish", "no-bios"])
@@ -100,6 +103,7 @@ fn register_inner(
         .register_bios(NAME, Arc::new(RedfishBios::with_shared(shared.clone())))
         .register_raid(NAME, Arc::new(RedfishRaid::with_shared(shared.clone())))
         .register_firmware(NAME, Arc::new(RedfishFirmware::with_shared(shared.clone())))
+        .register_vendor(NAME, Arc::new(RedfishVendor::with_shared(shared.clone())))
         .register_hardware_type(REDFISH_HARDWARE);
 }
 
@@ -121,6 +125,14 @@ impl Shared {
     /// The node's parsed `driver_info`.
     pub(crate) fn info(&self, task: &Task) -> Result<RedfishDriverInfo, DriverError> {
         RedfishDriverInfo::parse(&task.node.driver_info, self.config.default_auth_type)
+    }
+
+    /// The client for the node's BMC (for services that are not the system's:
+    /// the EventService).
+    pub(crate) fn client(&self, task: &Task) -> Result<Arc<RedfishClient>, error::RedfishError> {
+        let info =
+            RedfishDriverInfo::parse_inner(&task.node.driver_info, self.config.default_auth_type)?;
+        self.clients.get(&info, &self.config)
     }
 
     /// The client for the node's BMC and the path of its system.

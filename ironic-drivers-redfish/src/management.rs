@@ -521,6 +521,24 @@ impl ManagementInterface for RedfishManagement {
         Ok(())
     }
 
+    async fn get_virtual_media(&self, task: &Task) -> Result<Value, DriverError> {
+        // As Ironic's `redfish_boot.get_vmedia`: every slot (under the system,
+        // else under its managers) with its media types, inserted flag and image.
+        let (client, path, system) = self.system(task).await?;
+        let out: Vec<Value> = vmedia::slots(&client, &path, &system)
+            .await?
+            .into_iter()
+            .map(|(_, m)| {
+                json!({
+                    "media_types": m.media_types,
+                    "inserted": m.is_inserted(),
+                    "image": m.image,
+                })
+            })
+            .collect();
+        Ok(Value::Array(out))
+    }
+
     async fn detach_virtual_media(
         &self,
         task: &Task,

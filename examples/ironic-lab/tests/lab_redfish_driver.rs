@@ -1,15 +1,17 @@
 //! The lab's Redfish simulator driven by this project's Redfish driver
-//! (`ironic-drivers-redfish`): power, management, virtual media boot, inspection.
+//! (`ironic-drivers-redfish`): power, management, virtual media boot, inspection,
+//! event subscriptions through the vendor passthru.
 
 mod lab_support;
 
 use ironic_core::driver::{
     BaseInterface, BootDevice, BootInterface, BootMode, InspectInterface, InspectOutcome,
-    ManagementInterface, PowerInterface, RamdiskKind, RamdiskParams, Task,
+    ManagementInterface, PowerInterface, RamdiskKind, RamdiskParams, Task, VendorInterface,
 };
 use ironic_core::{DriverInfo, Node, PowerAction, PowerState};
 use ironic_drivers_redfish::{
-    RedfishConfig, RedfishInspect, RedfishManagement, RedfishPower, RedfishVirtualMediaBoot,
+    RedfishConfig, RedfishInspect, RedfishManagement, RedfishPower, RedfishVendor,
+    RedfishVirtualMediaBoot,
 };
 use ironic_lab::images::{self, FileServer};
 use ironic_lab::model::{BootEnabled, BootSource, BootTarget, Power};
@@ -211,4 +213,123 @@ async fn redfish_driver_sees_the_injected_faults() {
         .unwrap();
     assert_eq!(server.power(), Power::On);
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_vendor_event_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = lab_support::server(dir.path(), "lab-0", 0);
+    let sim = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![server.clone()])
+        .await
+        .unwrap();
+    let mut t = task(&sim, &server, "pw-lab-0", json!({}));
+    let vendor = RedfishVendor::new(config());
+    let client = reqwest::Client::new();
+    let bmc_get = |path: String| {
+        let client = client.clone();
+        let url = format!("{}{path}", sim.url());
+        async move {
+            let r = client
+                .get(url)
+                .basic_auth("admin", Some("pw-lab-0"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    // What Metal3 sends: Destination, Context, HttpHeaders (no EventTypes).
+    let created = vendor
+        .call(
+            &mut t,
+            "create_subscription",
+            "POST",
+            json!({"Destination": "https://metal3.example:8443/events/lab-0",
+                   "Context": "ns/lab-0-events",
+                   "HttpHeaders": [{"Authorization": "Bearer s3cr3t"}]}),
+        )
+        .await
+        .unwrap();
+    // Ironic's answer: the BMC's subscription, five fields, Ironic's defaults filled in.
+    let id = created["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created,
+        json!({"Id": id, "Destination": "https://metal3.example:8443/events/lab-0",
+               "Context": "ns/lab-0-events", "Protocol": "Redfish", "EventTypes": ["Alert"]})
+    );
+    // The BMC holds it.
+    let (status, on_bmc) = bmc_get(format!("/redfish/v1/EventService/Subscriptions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(on_bmc["Destination"], created["Destination"]);
+    assert_eq!(
+        on_bmc["HttpHeaders"],
+        Value::Null,
+        "headers are not read back"
+    );
+
+    let second = vendor
+        .call(
+            &mut t,
+            "create_subscription",
+            "POST",
+            json!({"Destination": "http://10.0.0.5/hook", "EventTypes": ["StatusChange", "Alert"],
+                   "Protocol": "Redfish", "Context": ""}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second["EventTypes"], json!(["StatusChange", "Alert"]));
+
+    let all = vendor
+        .call(&mut t, "get_all_subscriptions", "GET", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(all["Members@odata.count"], json!(2), "{all}");
+    assert_eq!(
+        vendor
+            .call(&mut t, "get_subscription", "GET", json!({"id": id}))
+            .await
+            .unwrap(),
+        created
+    );
+
+    // The BMC refuses an event type it does not offer; so does the driver, first.
+    let e = vendor
+        .call(
+            &mut t,
+            "create_subscription",
+            "POST",
+            json!({"Destination": "http://10.0.0.5/hook", "EventTypes": ["MetricReport"]}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("EventTypes ['MetricReport'] is not a valid value"),
+        "{e}"
+    );
+
+    let out = vendor
+        .call(&mut t, "delete_subscription", "DELETE", json!({"id": id}))
+        .await
+        .unwrap();
+    assert_eq!(out, Value::Null);
+    let (status, _) = bmc_get(format!("/redfish/v1/EventService/Subscriptions/{id}")).await;
+    assert_eq!(status, 404);
+    // Deleting it again: the BMC's 404 inside Ironic's message.
+    let e = vendor
+        .call(&mut t, "delete_subscription", "DELETE", json!({"id": id}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with(&format!(
+            "Redfish delete_subscription failed for subscription {id} on node"
+        )),
+        "{e}"
+    );
+    let all = vendor
+        .call(&mut t, "get_all_subscriptions", "GET", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(all["Members@odata.count"], json!(1), "{all}");
 }

@@ -93,7 +93,7 @@ impl Conductor {
     }
 
     /// What the node's virtual media devices hold (shared lock).
-    pub async fn get_virtual_media(&self, ident: &Ident) -> Result<JsonMap> {
+    pub async fn get_virtual_media(&self, ident: &Ident) -> Result<serde_json::Value> {
         let task = self.shared_task(ident).await?;
         let d = task.driver()?.clone();
         d.management.validate(&task)?;

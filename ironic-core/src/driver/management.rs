@@ -293,9 +293,11 @@ pub trait ManagementInterface: BaseInterface {
     }
 
     /// The virtual media devices and what is inserted in them, as the BMC
-    /// reports it (`GET /v1/nodes/{node}/vmedia`, API 1.93), e.g.
-    /// `{"cdrom": {"image_url": "...", "inserted": true}}`.
-    async fn get_virtual_media(&self, task: &Task) -> Result<JsonMap, DriverError> {
+    /// reports it (`GET /v1/nodes/{node}/vmedia`, API 1.93): as Ironic's Redfish
+    /// driver, a JSON list with one object per device,
+    /// `[{"media_types": ["CD", "DVD"], "inserted": true, "image": "http://..."}]`
+    /// (Metal3 decodes exactly this list).
+    async fn get_virtual_media(&self, task: &Task) -> Result<serde_json::Value, DriverError> {
         let _ = task;
         Err(DriverError::unsupported("get_virtual_media"))
     }

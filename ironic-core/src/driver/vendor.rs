@@ -22,6 +22,26 @@ pub struct VendorRoute {
     pub require_exclusive_lock: bool,
 }
 
+impl VendorRoute {
+    /// A synchronous method (200 with its result) that takes the node's
+    /// exclusive lock, as Ironic's `@passthru` defaults; set
+    /// [`is_async`](Self::is_async) for one that answers 202 without a body.
+    pub fn new(
+        method: impl Into<String>,
+        http_methods: &[&str],
+        description: impl Into<String>,
+    ) -> Self {
+        VendorRoute {
+            method: method.into(),
+            http_methods: http_methods.iter().map(|m| (*m).to_owned()).collect(),
+            is_async: false,
+            description: description.into(),
+            attach: false,
+            require_exclusive_lock: true,
+        }
+    }
+}
+
 /// Vendor-specific methods (Ironic's `VendorInterface`).
 #[async_trait]
 pub trait VendorInterface: BaseInterface {

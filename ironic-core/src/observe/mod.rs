@@ -629,7 +629,7 @@ impl ManagementInterface for Observed<dyn ManagementInterface> {
             self.inner.detach_virtual_media(task, devices)
         )
     }
-    async fn get_virtual_media(&self, task: &Task) -> Result<JsonMap, DriverError> {
+    async fn get_virtual_media(&self, task: &Task) -> Result<serde_json::Value, DriverError> {
         timed!(
             self,
             "get_virtual_media",

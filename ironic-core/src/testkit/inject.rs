@@ -509,7 +509,7 @@ impl ManagementInterface for Injected<dyn ManagementInterface> {
             self.inner.detach_virtual_media(task, devices)
         )
     }
-    async fn get_virtual_media(&self, task: &Task) -> Result<JsonMap, DriverError> {
+    async fn get_virtual_media(&self, task: &Task) -> Result<serde_json::Value, DriverError> {
         inject!(
             self,
             task.node.uuid,

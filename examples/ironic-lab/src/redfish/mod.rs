@@ -6,9 +6,12 @@
 //! then `X-Auth-Token`), checked against the credentials of the system addressed (on a
 //! listener with several systems, a session carries the systems whose credentials it was
 //! opened with). Every document carries an `ETag`; `PATCH` honours `If-Match`.
+//! `/redfish/v1/EventService` keeps event subscriptions (created, read, deleted;
+//! no events are sent).
 //! Faults: latency and flaky (HTTP 500) per system, wrong password (401), stuck (power
 //! actions answered 204 that never take effect).
 
+mod events;
 mod managers;
 mod resources;
 mod sessions;
@@ -32,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{BootEnabled, BootMode, BootTarget, ResetAction, SimError, SimServer};
+use events::*;
 use managers::*;
 use resources::VMEDIA_ID;
 use sessions::*;
@@ -108,6 +112,9 @@ struct Bmc {
     systems: BTreeMap<String, SimServer>,
     /// Keyed by token.
     sessions: Mutex<HashMap<String, Session>>,
+    /// EventService subscriptions by id, and the last id given.
+    subscriptions: Mutex<BTreeMap<String, Subscription>>,
+    next_subscription: Mutex<u64>,
 }
 
 type Shared = Arc<Bmc>;
@@ -121,6 +128,8 @@ pub fn router(servers: Vec<SimServer>) -> Router {
             .map(|s| (s.spec().name.clone(), s))
             .collect(),
         sessions: Mutex::new(HashMap::new()),
+        subscriptions: Mutex::new(BTreeMap::new()),
+        next_subscription: Mutex::new(0),
     });
     Router::new()
         .route("/redfish", get(versions))
@@ -168,6 +177,15 @@ pub fn router(servers: Vec<SimServer>) -> Router {
         .route(
             "/redfish/v1/SessionService/Sessions/{sid}",
             get(session).delete(delete_session),
+        )
+        .route("/redfish/v1/EventService", get(event_service))
+        .route(
+            "/redfish/v1/EventService/Subscriptions",
+            get(subscriptions).post(create_subscription),
+        )
+        .route(
+            "/redfish/v1/EventService/Subscriptions/{sid}",
+            get(subscription).delete(delete_subscription),
         )
         .fallback(not_found)
         .with_state(bmc)

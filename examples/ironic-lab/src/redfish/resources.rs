@@ -31,6 +31,7 @@ pub fn service_root(uuid: &uuid::Uuid) -> Value {
         "Managers": {"@odata.id": "/redfish/v1/Managers"},
         "Chassis": {"@odata.id": "/redfish/v1/Chassis"},
         "SessionService": {"@odata.id": "/redfish/v1/SessionService"},
+        "EventService": {"@odata.id": "/redfish/v1/EventService"},
         "Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}
     })
 }
@@ -282,6 +283,47 @@ pub fn session(id: &str, user: &str) -> Value {
         "Id": id,
         "Name": "User Session",
         "UserName": user
+    })
+}
+
+/// `/redfish/v1/EventService`.
+pub fn event_service(event_types: &[&str]) -> Value {
+    json!({
+        "@odata.type": "#EventService.v1_7_0.EventService",
+        "@odata.id": "/redfish/v1/EventService",
+        "Id": "EventService",
+        "Name": "Event Service",
+        "ServiceEnabled": true,
+        "DeliveryRetryAttempts": 3,
+        "DeliveryRetryIntervalSeconds": 60,
+        "EventTypesForSubscription": event_types,
+        "Status": {"State": "Enabled", "Health": "OK"},
+        "Subscriptions": {"@odata.id": "/redfish/v1/EventService/Subscriptions"},
+        "Actions": {"#EventService.SubmitTestEvent": {
+            "target": "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent"}}
+    })
+}
+
+/// `/redfish/v1/EventService/Subscriptions/{id}` (`HttpHeaders` is null on a GET).
+pub fn event_destination(
+    path: &str,
+    id: &str,
+    destination: &str,
+    context: &str,
+    protocol: &str,
+    event_types: &[String],
+) -> Value {
+    json!({
+        "@odata.type": "#EventDestination.v1_7_0.EventDestination",
+        "@odata.id": path,
+        "Id": id,
+        "Name": "Event Subscription",
+        "Destination": destination,
+        "Context": context,
+        "Protocol": protocol,
+        "EventTypes": event_types,
+        "SubscriptionType": "RedfishEvent",
+        "HttpHeaders": null
     })
 }
 

@@ -101,10 +101,29 @@ async fn vendor_call(
     } else {
         crate::api::parse_body(&body)?
     };
+    let node = ident(&ctx, &id)?;
+    // Ironic answers an asynchronous method with 202 and no body (its conductor
+    // runs it in the background; here it has run when the answer goes out).
+    let is_async = {
+        let n = st.conductor().get_node(&node).await?;
+        st.conductor()
+            .registry()
+            .driver_for(&n)
+            .map(|d| {
+                d.vendor
+                    .routes()
+                    .iter()
+                    .any(|r| r.method == name && r.is_async)
+            })
+            .unwrap_or(false)
+    };
     let out = st
         .conductor()
-        .vendor_passthru(&ident(&ctx, &id)?, &name, method.as_str(), data)
+        .vendor_passthru(&node, &name, method.as_str(), data)
         .await?;
+    if is_async {
+        return Ok(crate::api::accepted(None));
+    }
     ok_value(&out)
 }
 
