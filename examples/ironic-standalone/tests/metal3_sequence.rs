@@ -1,0 +1,774 @@
+//! Metal3's baremetal-operator against `ironic serve`: the requests its Ironic
+//! provisioner (`pkg/provisioner/ironic/`) sends through gophercloud
+//! (`openstack/baremetal/v1/`), in the order it sends them for one
+//! BareMetalHost's life, with the microversion it negotiates (the highest of
+//! 1.110 / 1.109 / 1.95 / 1.93 the service offers, 1.89 at least), for a
+//! `redfish-virtualmedia://` host on a real `sushy-emulator` (PyPI sushy-tools,
+//! fake driver): register (find by name and MAC, create with its
+//! `driver_info`/`properties`, ports), JSON-patch updates, manage, inspect and
+//! abort, BIOS settings / firmware / inventory reads, RAID config and manual
+//! cleaning with its steps and abort, provide, data image (vmedia attach, get,
+//! detach), deploy with a config drive and deploy steps, abort in `wait
+//! call-back` (1.110), `deleted` from `deploy failed` and from `wait call-back`,
+//! power on / soft power off, maintenance, adopt, list with fields, delete; and
+//! `create_subscription` / `delete_subscription` (its BMCEventSubscription
+//! controller) on a BMC that keeps subscriptions (the lab's Redfish simulator;
+//! sushy-emulator has no EventService and gets Ironic's error).
+//!
+//! Each answer is checked for the status gophercloud accepts (its `OkCodes`) and
+//! for a body that decodes into gophercloud's structs (`Node`: every string
+//! field a string or null, every map an object or null, times RFC 3339, ...).
+
+mod api_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api_support::{Ironic, pip_tool, rt};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The version Metal3 pins when the service offers 1.110 (`ChooseMicroversion`).
+const MV: &str = "1.110";
+const SYSTEM: &str = "2cbd9e2a-0000-4000-8000-00000000e014";
+const MAC: &str = "52:54:00:e0:14:01";
+const NAME: &str = "metal3~host-0";
+
+/// sushy-emulator with one fake system, killed on drop.
+struct Sushy {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sushy(dir: &Path) -> Sushy {
+    let bin = pip_tool("sushy-emulator", "sushy-tools");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("emulator.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
+             SUSHY_EMULATOR_STATE_DIR = {:?}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
+             SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': {SYSTEM:?}, 'name': 'host-0', 'power_state': 'Off', 'nics': [{{'mac': {MAC:?}, 'ip': '10.9.0.10'}}]}}]\n",
+            dir.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let tmp = dir.join("sushy-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let log = dir.join("emulator.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&conf)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let s = Sushy {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sushy-emulator did not start: {}",
+            std::fs::read_to_string(&s.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s
+}
+
+/// An HTTP server for the images the BMC downloads (a small ISO 9660 file).
+async fn image_server() -> (String, tokio::task::JoinHandle<()>) {
+    let mut iso = vec![0u8; 64 * 1024];
+    iso[0x8000] = 1;
+    iso[0x8001..0x8006].copy_from_slice(b"CD001");
+    let app = axum::Router::new().fallback(axum::routing::get(move || {
+        let iso = iso.clone();
+        async move { iso }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}"), h)
+}
+
+/// gophercloud's service client for the bare metal service: JSON, the
+/// microversion header once negotiated.
+struct Gc {
+    base: String,
+    mv: Option<&'static str>,
+    http: reqwest::Client,
+}
+
+impl Gc {
+    async fn req(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .header("User-Agent", "gophercloud/v2.10.0");
+        if let Some(mv) = self.mv {
+            r = r.header("X-OpenStack-Ironic-API-Version", mv);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    /// A request whose status must be one of `ok` (gophercloud's `OkCodes`).
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>, ok: &[u16]) -> Value {
+        let (s, v) = self.req(method.clone(), path, body).await;
+        assert!(
+            ok.contains(&s),
+            "{method} {path}: HTTP {s} (gophercloud accepts {ok:?}): {v}"
+        );
+        v
+    }
+
+    async fn node(&self, id: &str) -> Value {
+        let n = self
+            .ok(Method::GET, &format!("/v1/nodes/{id}"), None, &[200])
+            .await;
+        decodes_as_node(&n);
+        n
+    }
+
+    async fn provision(&self, id: &str, body: Value) {
+        let v = self
+            .ok(
+                Method::PUT,
+                &format!("/v1/nodes/{id}/states/provision"),
+                Some(body.clone()),
+                &[202],
+            )
+            .await;
+        assert_eq!(v, Value::Null, "PUT provision {body}: a 202 without a body");
+    }
+
+    /// Poll the node (as the operator's reconcile loop does) until its
+    /// provision state is `want`; a failed state other than `want` fails.
+    async fn wait_state(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let n = self.node(id).await;
+            if n["provision_state"] == want && n["target_provision_state"].is_null() {
+                return n;
+            }
+            // a wait or failed state keeps its target (inspect failed -> manageable)
+            if n["provision_state"] == want && (want.contains("wait") || want.ends_with("failed")) {
+                return n;
+            }
+            let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                !(state.ends_with("failed") || state == "error") || state == want,
+                "node went to {state} waiting for {want}, last_error {}: {n}",
+                n["last_error"]
+            );
+            assert!(
+                Instant::now() < deadline,
+                "node never reached {want}: {} -> {}, last_error {}: {n}",
+                n["provision_state"],
+                n["target_provision_state"],
+                n["last_error"]
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn wait_power(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let n = self.node(id).await;
+            if n["power_state"] == want && n["target_power_state"].is_null() {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "power never reached {want}: {n}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+fn is_str_or_null(v: &Value) -> bool {
+    v.is_string() || v.is_null()
+}
+
+/// The body decodes into gophercloud's `nodes.Node`: Go's `encoding/json`
+/// refuses a value of another JSON type than the field's (a null is fine), and
+/// `time.Time` wants RFC 3339.
+fn decodes_as_node(n: &Value) {
+    let o = n
+        .as_object()
+        .unwrap_or_else(|| panic!("a node is an object: {n}"));
+    const STRINGS: &[&str] = &[
+        "uuid",
+        "name",
+        "power_state",
+        "target_power_state",
+        "provision_state",
+        "target_provision_state",
+        "maintenance_reason",
+        "fault",
+        "health",
+        "last_error",
+        "reservation",
+        "driver",
+        "instance_uuid",
+        "chassis_uuid",
+        "resource_class",
+        "bios_interface",
+        "boot_interface",
+        "console_interface",
+        "deploy_interface",
+        "inspect_interface",
+        "management_interface",
+        "network_interface",
+        "power_interface",
+        "raid_interface",
+        "rescue_interface",
+        "storage_interface",
+        "vendor_interface",
+        "conductor_group",
+        "parent_node",
+        "protected_reason",
+        "owner",
+        "lessee",
+        "shard",
+        "description",
+        "conductor",
+        "allocation_uuid",
+        "retired_reason",
+        "firmware_interface",
+    ];
+    const BOOLS: &[&str] = &[
+        "maintenance",
+        "console_enabled",
+        "protected",
+        "retired",
+        "disable_power_off",
+        "automated_clean",
+    ];
+    const MAPS: &[&str] = &[
+        "driver_info",
+        "driver_internal_info",
+        "properties",
+        "instance_info",
+        "extra",
+        "raid_config",
+        "target_raid_config",
+        "clean_step",
+        "deploy_step",
+        "network_data",
+        "service_step",
+    ];
+    const LINKS: &[&str] = &["links", "ports", "portgroups", "states", "volume"];
+    const TIMES: &[&str] = &[
+        "provision_updated_at",
+        "inspection_started_at",
+        "inspection_finished_at",
+        "created_at",
+        "updated_at",
+    ];
+    for k in STRINGS {
+        assert!(
+            o.get(*k).is_none_or(is_str_or_null),
+            "{k} must be a string: {n}"
+        );
+    }
+    for k in BOOLS {
+        assert!(
+            o.get(*k).is_none_or(|v| v.is_boolean() || v.is_null()),
+            "{k} must be a bool: {n}"
+        );
+    }
+    for k in MAPS {
+        assert!(
+            o.get(*k).is_none_or(|v| v.is_object() || v.is_null()),
+            "{k} must be an object: {n}"
+        );
+    }
+    for k in LINKS {
+        if let Some(v) = o.get(*k).filter(|v| !v.is_null()) {
+            let ok = v.as_array().is_some_and(|a| {
+                a.iter()
+                    .all(|l| l["href"].is_string() && l["rel"].is_string())
+            });
+            assert!(ok, "{k} must be a list of links: {n}");
+        }
+    }
+    if let Some(t) = o.get("traits").filter(|v| !v.is_null()) {
+        assert!(
+            t.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            "traits must be a list of strings: {n}"
+        );
+    }
+    for k in TIMES {
+        if let Some(v) = o.get(*k).filter(|v| !v.is_null()) {
+            let ok = v
+                .as_str()
+                .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok());
+            assert!(ok, "{k} must be an RFC 3339 time (Go time.Time): {n}");
+        }
+    }
+}
+
+/// `SubscriptionVendorPassthru`.
+fn decodes_as_subscription(v: &Value) {
+    for k in ["Id", "Context", "Destination", "Protocol"] {
+        assert!(v[k].is_string(), "{k}: {v}");
+    }
+    assert!(
+        v["EventTypes"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string)),
+        "{v}"
+    );
+}
+
+#[test]
+fn metal3_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let bmc = sushy(dir.path());
+    let ironic = Ironic::start(&[], &[]);
+    let lab_dir = dir.path().join("lab");
+    std::fs::create_dir_all(&lab_dir).unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        let (images, _files) = image_server().await;
+        let deploy_iso = format!("{images}/ipa.iso");
+        let data_iso = format!("{images}/data-image.iso");
+        let lab_server = ironic_lab::SimServer::new(ironic_lab::ServerSpec {
+            name: "lab-0".into(),
+            uuid: uuid::Uuid::new_v4(),
+            macs: vec!["52:54:00:e0:14:99".parse().unwrap()],
+            disk: lab_dir.join("lab-0.img"),
+            disk_size: 1 << 30,
+            cpus: 2,
+            memory_mib: 2048,
+            username: "admin".into(),
+            password: ironic_core::Secret::new("pw-lab-0".to_owned()),
+        });
+        let lab = ironic_lab::RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![lab_server])
+            .await
+            .unwrap();
+
+        // --- the client: version discovery, then the pinned microversion
+        let mut gc = Gc {
+            base: ironic.url.clone(),
+            mv: None,
+            http: reqwest::Client::new(),
+        };
+        let root = gc.ok(Method::GET, "/v1/", None, &[200]).await;
+        let max = root["version"]["version"].as_str().unwrap_or_else(|| panic!("{root}"));
+        let min = root["version"]["min_version"].as_str().unwrap_or_else(|| panic!("{root}"));
+        let minor = |v: &str| v.split_once('.').unwrap().1.parse::<u32>().unwrap();
+        assert!(minor(max) >= 110 && minor(min) <= 89, "{root}");
+        gc.mv = Some(MV);
+
+        // --- register: not found by name (twice: namespaced, then plain), nor by MAC
+        for name in [NAME, "host-0"] {
+            let (s, v) = gc.req(Method::GET, &format!("/v1/nodes/{name}"), None).await;
+            assert_eq!(s, 404, "{v}");
+        }
+        let found = gc
+            .ok(Method::GET, &format!("/v1/ports?address={MAC}&fields=node_uuid,uuid,address"), None, &[200])
+            .await;
+        assert_eq!(found["ports"], json!([]), "{found}");
+        let created = gc
+            .ok(
+                Method::POST,
+                "/v1/nodes",
+                Some(json!({
+                    "boot_interface": "redfish-virtual-media",
+                    "driver": "redfish",
+                    "driver_info": {
+                        "redfish_address": bmc.url,
+                        "redfish_system_id": format!("/redfish/v1/Systems/{SYSTEM}"),
+                        "redfish_username": "admin",
+                        "redfish_password": "password",
+                        "redfish_verify_ca": false,
+                        "deploy_iso": deploy_iso,
+                    },
+                    "firmware_interface": "redfish",
+                    "deploy_interface": "direct",
+                    "inspect_interface": "agent",
+                    "name": NAME,
+                    "raid_interface": "redfish",
+                    "disable_power_off": false,
+                    "properties": {"capabilities": "boot_mode:uefi", "cpu_arch": "x86_64"},
+                })),
+                &[201, 202],
+            )
+            .await;
+        decodes_as_node(&created);
+        let id = created["uuid"].as_str().unwrap().to_owned();
+        assert_eq!(created["provision_state"], "enroll", "{created}");
+        assert_eq!(created["vendor_interface"], "redfish", "the redfish type's default: {created}");
+        assert_eq!(created["driver_info"]["redfish_password"], "******", "{created}");
+        assert_eq!(created["disable_power_off"], false, "{created}");
+
+        // ports: list by node, by address, then create the boot MAC's
+        let by_node = gc
+            .ok(Method::GET, &format!("/v1/ports?node_uuid={id}&fields=node_uuid,uuid,address"), None, &[200])
+            .await;
+        assert_eq!(by_node["ports"], json!([]), "{by_node}");
+        let port = gc
+            .ok(
+                Method::POST,
+                "/v1/ports",
+                Some(json!({"node_uuid": id, "address": MAC, "pxe_enabled": true})),
+                &[201, 202],
+            )
+            .await;
+        assert_eq!(port["node_uuid"], json!(id), "{port}");
+        assert_eq!(port["pxe_enabled"], true, "{port}");
+        let by_mac = gc
+            .ok(Method::GET, &format!("/v1/ports?address={MAC}&fields=node_uuid,uuid,address"), None, &[200])
+            .await;
+        assert_eq!(by_mac["ports"][0]["node_uuid"], json!(id), "{by_mac}");
+        assert!(by_mac["ports"][0].get("pxe_enabled").is_none(), "only the fields asked: {by_mac}");
+
+        // found by name now; JSON patch as NodeUpdater builds it
+        let n = gc.node(NAME).await;
+        assert_eq!(n["uuid"], json!(id));
+        let updated = gc
+            .ok(
+                Method::PATCH,
+                &format!("/v1/nodes/{id}"),
+                Some(json!([
+                    {"op": "add", "path": "/automated_clean", "value": false},
+                    {"op": "replace", "path": "/properties/capabilities", "value": "boot_mode:uefi,secure_boot:false"},
+                    {"op": "add", "path": "/driver_info/force_persistent_boot_device", "value": "Default"},
+                ])),
+                &[200],
+            )
+            .await;
+        decodes_as_node(&updated);
+        assert_eq!(updated["automated_clean"], false, "{updated}");
+        assert_eq!(updated["properties"]["capabilities"], "boot_mode:uefi,secure_boot:false");
+
+        // --- manage
+        gc.provision(&id, json!({"target": "manage"})).await;
+        let n = gc.wait_state(&id, "manageable").await;
+        assert!(n["last_error"].is_null(), "{n}");
+
+        // --- inspect (agent): the ramdisk never calls back; Metal3 aborts
+        gc.provision(&id, json!({"target": "inspect"})).await;
+        let n = gc.wait_state(&id, "inspect wait").await;
+        assert_eq!(n["target_provision_state"], "manageable", "{n}");
+        let vm = gc.ok(Method::GET, &format!("/v1/nodes/{id}/vmedia"), None, &[200]).await;
+        let listed = vm.as_array().unwrap_or_else(|| panic!("Metal3 decodes a list: {vm}"));
+        assert!(
+            listed.iter().any(|m| m["inserted"] == true && m["image"] == json!(deploy_iso)),
+            "the deploy ISO is in a slot during inspection: {vm}"
+        );
+        gc.provision(&id, json!({"target": "abort"})).await;
+        let n = gc.wait_state(&id, "inspect failed").await;
+        assert!(n["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{n}");
+        let (s, inv) = gc.req(Method::GET, &format!("/v1/nodes/{id}/inventory"), None).await;
+        assert_eq!(s, 404, "no inspection data: {inv}");
+        gc.provision(&id, json!({"target": "manage"})).await;
+        gc.wait_state(&id, "manageable").await;
+
+        // --- BIOS settings (with and without the schema), firmware components
+        for q in ["", "?detail=True"] {
+            let b = gc.ok(Method::GET, &format!("/v1/nodes/{id}/bios{q}"), None, &[200]).await;
+            let list = b["bios"].as_array().unwrap_or_else(|| panic!("{b}"));
+            for s in list {
+                assert!(s["name"].is_string() && is_str_or_null(&s["value"]), "{s}");
+            }
+        }
+        let fw = gc.ok(Method::GET, &format!("/v1/nodes/{id}/firmware"), None, &[200]).await;
+        for c in fw["firmware"].as_array().unwrap_or_else(|| panic!("{fw}")) {
+            assert!(c["component"].is_string() && is_str_or_null(&c["current_version"]), "{c}");
+        }
+
+        // --- prepare: RAID config, then manual cleaning with Metal3's steps
+        let raid = gc
+            .ok(
+                Method::PUT,
+                &format!("/v1/nodes/{id}/states/raid"),
+                Some(json!({"logical_disks": [
+                    {"size_gb": "MAX", "raid_level": "1", "is_root_volume": true}
+                ]})),
+                &[204],
+            )
+            .await;
+        assert_eq!(raid, Value::Null);
+        gc.provision(
+            &id,
+            json!({"target": "clean", "clean_steps": [
+                {"interface": "raid", "step": "delete_configuration"},
+                {"interface": "deploy", "step": "erase_devices_metadata"},
+                {"interface": "raid", "step": "create_configuration"},
+                {"interface": "bios", "step": "apply_configuration",
+                 "args": {"settings": [{"name": "ProcVirtualization", "value": "Enabled"}]}},
+                {"interface": "firmware", "step": "update",
+                 "args": {"settings": [{"component": "bios", "url": format!("{images}/bios.bin")}]}},
+            ]}),
+        )
+        .await;
+        let n = gc.wait_state(&id, "clean wait").await;
+        assert_eq!(n["target_provision_state"], "manageable", "{n}");
+        assert_eq!(n["target_raid_config"]["logical_disks"][0]["raid_level"], "1", "{n}");
+        gc.provision(&id, json!({"target": "abort"})).await;
+        gc.wait_state(&id, "clean failed").await;
+        gc.provision(&id, json!({"target": "manage"})).await;
+        gc.wait_state(&id, "manageable").await;
+
+        // --- provide (automated cleaning disabled)
+        gc.provision(&id, json!({"target": "provide"})).await;
+        let n = gc.wait_state(&id, "available").await;
+        assert!(n["clean_step"].is_null() || n["clean_step"] == json!({}), "{n}");
+
+        // --- data image: get, attach, get, detach
+        let before = gc.ok(Method::GET, &format!("/v1/nodes/{id}/vmedia"), None, &[200]).await;
+        assert!(before.as_array().is_some_and(|a| a.iter().all(|m| m["inserted"] != true)), "{before}");
+        let v = gc
+            .ok(
+                Method::POST,
+                &format!("/v1/nodes/{id}/vmedia"),
+                Some(json!({"device_type": "cdrom", "image_url": data_iso})),
+                &[204],
+            )
+            .await;
+        assert_eq!(v, Value::Null);
+        let now = gc.ok(Method::GET, &format!("/v1/nodes/{id}/vmedia"), None, &[200]).await;
+        assert!(
+            now.as_array().is_some_and(|a| a.iter().any(|m| m["inserted"] == true && m["image"] == json!(data_iso))),
+            "{now}"
+        );
+        gc.ok(Method::DELETE, &format!("/v1/nodes/{id}/vmedia?device_types=cdrom"), None, &[204])
+            .await;
+        let after = gc.ok(Method::GET, &format!("/v1/nodes/{id}/vmedia"), None, &[200]).await;
+        assert!(after.as_array().is_some_and(|a| a.iter().all(|m| m["inserted"] != true)), "{after}");
+
+        // --- event subscriptions (BMCEventSubscription controller)
+        let methods = gc
+            .ok(Method::GET, &format!("/v1/nodes/{id}/vendor_passthru/methods"), None, &[200])
+            .await;
+        for m in ["create_subscription", "delete_subscription", "get_subscription", "get_all_subscriptions", "eject_vmedia"] {
+            assert!(methods[m]["http_methods"].is_array(), "{m}: {methods}");
+        }
+        // sushy-emulator has no EventService: Ironic's RedfishError (500)
+        let (s, e) = gc
+            .req(
+                Method::POST,
+                &format!("/v1/nodes/{id}/vendor_passthru?method=create_subscription"),
+                Some(json!({"Destination": "https://metal3.example/events", "Context": "metal3/host-0"})),
+            )
+            .await;
+        assert_eq!(s, 500, "{e}");
+        assert!(e["error_message"].to_string().contains("EventService"), "{e}");
+        let lab_node = gc
+            .ok(
+                Method::POST,
+                "/v1/nodes",
+                Some(json!({
+                    "driver": "redfish",
+                    "name": "metal3~lab-0",
+                    "driver_info": {
+                        "redfish_address": lab.url(),
+                        "redfish_system_id": "/redfish/v1/Systems/lab-0",
+                        "redfish_username": "admin",
+                        "redfish_password": "pw-lab-0",
+                    },
+                })),
+                &[201, 202],
+            )
+            .await;
+        let lab_id = lab_node["uuid"].as_str().unwrap().to_owned();
+        let sub = gc
+            .ok(
+                Method::POST,
+                &format!("/v1/nodes/{lab_id}/vendor_passthru?method=create_subscription"),
+                Some(json!({
+                    "Destination": "https://metal3.example:8443/events",
+                    "Context": "metal3/lab-0-events",
+                    "HttpHeaders": [{"Authorization": "Bearer t0ken"}],
+                })),
+                &[200],
+            )
+            .await;
+        decodes_as_subscription(&sub);
+        assert_eq!(sub["Destination"], "https://metal3.example:8443/events", "{sub}");
+        assert_eq!(sub["Context"], "metal3/lab-0-events", "{sub}");
+        assert_eq!(sub["EventTypes"], json!(["Alert"]), "{sub}");
+        let all = gc
+            .ok(Method::GET, &format!("/v1/nodes/{lab_id}/vendor_passthru?method=get_all_subscriptions"), None, &[200])
+            .await;
+        assert_eq!(all["Members@odata.count"], 1, "{all}");
+        assert!(all["Members"][0]["@odata.id"].is_string(), "{all}");
+        let sub_id = sub["Id"].as_str().unwrap().to_owned();
+        let got = gc
+            .ok(
+                Method::GET,
+                &format!("/v1/nodes/{lab_id}/vendor_passthru?method=get_subscription"),
+                Some(json!({"id": sub_id})),
+                &[200],
+            )
+            .await;
+        assert_eq!(got, sub);
+        gc.ok(
+            Method::DELETE,
+            &format!("/v1/nodes/{lab_id}/vendor_passthru?method=delete_subscription"),
+            Some(json!({"id": sub_id})),
+            &[200, 202, 204],
+        )
+        .await;
+        let all = gc
+            .ok(Method::GET, &format!("/v1/nodes/{lab_id}/vendor_passthru?method=get_all_subscriptions"), None, &[200])
+            .await;
+        assert_eq!(all["Members@odata.count"], 0, "{all}");
+        // eject_vmedia is asynchronous: 202 and no body, as Ironic's
+        let (s, v) = gc
+            .req(Method::POST, &format!("/v1/nodes/{lab_id}/vendor_passthru?method=eject_vmedia"), Some(json!({})))
+            .await;
+        assert_eq!((s, v), (202, Value::Null));
+        let (s, _) = gc.req(Method::DELETE, &format!("/v1/nodes/{lab_id}"), None).await;
+        assert_eq!(s, 204);
+
+        // --- provision: instance_info by JSON patch, validate, deploy with a
+        // config drive and deploy steps
+        let image = format!("{images}/host.qcow2");
+        let checksum = "6c3a4e5b9f2d1c0e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f";
+        // setUpForProvisioning, every time the host leaves `available` for a deploy
+        let instance_info = json!([
+            {"op": "add", "path": "/instance_info/image_source", "value": image},
+            {"op": "add", "path": "/instance_info/image_disk_format", "value": "qcow2"},
+            {"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+            {"op": "add", "path": "/instance_info/image_os_hash_value", "value": checksum},
+            {"op": "add", "path": "/instance_info/capabilities", "value": {"boot_mode": "uefi"}},
+        ]);
+        let n = gc
+            .ok(Method::PATCH, &format!("/v1/nodes/{id}"), Some(instance_info.clone()), &[200])
+            .await;
+        decodes_as_node(&n);
+        assert_eq!(n["instance_info"]["image_os_hash_value"], checksum, "{n}");
+        let v = gc.ok(Method::GET, &format!("/v1/nodes/{id}/validate"), None, &[200]).await;
+        for iface in ["boot", "deploy", "power", "management"] {
+            assert_eq!(v[iface]["result"], true, "{iface}: {v}");
+        }
+        let deploy = json!({
+            "target": "active",
+            "configdrive": {
+                "meta_data": {"uuid": "0f0e-host-0", "metal3-namespace": "metal3", "metal3-name": "host-0",
+                              "local-hostname": "host-0", "local_hostname": "host-0", "name": "host-0"},
+                "network_data": {"links": [{"id": "eth0", "type": "phy", "ethernet_mac_address": MAC}],
+                                 "networks": [], "services": []},
+                "user_data": "#cloud-config\nhostname: host-0\n",
+            },
+            "deploy_steps": [{"interface": "deploy", "step": "write_image", "args": {}, "priority": 80}],
+        });
+        gc.provision(&id, deploy.clone()).await;
+        let n = gc.wait_state(&id, "wait call-back").await;
+        assert_eq!(n["target_provision_state"], "active", "{n}");
+        // 1.110: abort in wait call-back
+        gc.provision(&id, json!({"target": "abort"})).await;
+        let n = gc.wait_state(&id, "deploy failed").await;
+        assert!(n["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{n}");
+        // deprovision from deploy failed: the tear-down clears instance_info
+        gc.provision(&id, json!({"target": "deleted"})).await;
+        let n = gc.wait_state(&id, "available").await;
+        assert_eq!(n["instance_info"], json!({}), "{n}");
+        // deploy again; forceReboot: `deleted` straight from wait call-back
+        gc.ok(Method::PATCH, &format!("/v1/nodes/{id}"), Some(instance_info.clone()), &[200])
+            .await;
+        gc.provision(&id, deploy).await;
+        gc.wait_state(&id, "wait call-back").await;
+        gc.provision(&id, json!({"target": "deleted"})).await;
+        gc.wait_state(&id, "available").await;
+
+        // --- power: on, soft power off with Metal3's timeout
+        let on = gc
+            .ok(Method::PUT, &format!("/v1/nodes/{id}/states/power"), Some(json!({"target": "power on"})), &[202])
+            .await;
+        assert_eq!(on, Value::Null);
+        gc.wait_power(&id, "power on").await;
+        gc.ok(
+            Method::PUT,
+            &format!("/v1/nodes/{id}/states/power"),
+            Some(json!({"target": "soft power off", "timeout": 180})),
+            &[202],
+        )
+        .await;
+        gc.wait_power(&id, "power off").await;
+
+        // --- maintenance on and off
+        gc.ok(
+            Method::PUT,
+            &format!("/v1/nodes/{id}/maintenance"),
+            Some(json!({"reason": "forcing deletion in baremetal-operator"})),
+            &[202],
+        )
+        .await;
+        let n = gc.node(&id).await;
+        assert_eq!(n["maintenance"], true);
+        assert_eq!(n["maintenance_reason"], "forcing deletion in baremetal-operator");
+        gc.ok(Method::DELETE, &format!("/v1/nodes/{id}/maintenance"), None, &[202]).await;
+        assert_eq!(gc.node(&id).await["maintenance"], false);
+
+        // --- adopt (externally provisioned host), then deprovision it
+        gc.provision(&id, json!({"target": "manage"})).await;
+        gc.wait_state(&id, "manageable").await;
+        gc.ok(Method::PATCH, &format!("/v1/nodes/{id}"), Some(instance_info), &[200])
+            .await;
+        gc.provision(&id, json!({"target": "adopt"})).await;
+        let n = gc.wait_state(&id, "active").await;
+        assert_eq!(n["instance_info"]["image_source"], json!(image), "{n}");
+        gc.provision(&id, json!({"target": "deleted"})).await;
+        gc.wait_state(&id, "available").await;
+
+        // --- capacity: the list Metal3 pages with its fields
+        let list = gc
+            .ok(Method::GET, "/v1/nodes?fields=uuid,name,provision_state,boot_interface", None, &[200])
+            .await;
+        let nodes = list["nodes"].as_array().unwrap_or_else(|| panic!("{list}"));
+        let me = nodes.iter().find(|n| n["uuid"] == json!(id)).unwrap_or_else(|| panic!("{list}"));
+        assert_eq!(me["provision_state"], "available", "{me}");
+        assert_eq!(me["boot_interface"], "redfish-virtual-media", "{me}");
+        assert!(me.get("driver_info").is_none(), "only the fields asked: {me}");
+        decodes_as_node(me);
+
+        // --- delete (available: no maintenance needed), then the host is gone
+        let (s, v) = gc.req(Method::DELETE, &format!("/v1/nodes/{id}"), None).await;
+        assert_eq!((s, v), (204, Value::Null));
+        let (s, _) = gc.req(Method::GET, &format!("/v1/nodes/{id}"), None).await;
+        assert_eq!(s, 404);
+        let by_mac = gc
+            .ok(Method::GET, &format!("/v1/ports?address={MAC}&fields=node_uuid,uuid,address"), None, &[200])
+            .await;
+        assert_eq!(by_mac["ports"], json!([]), "the node's ports went with it: {by_mac}");
+    });
+    drop(ironic);
+}
