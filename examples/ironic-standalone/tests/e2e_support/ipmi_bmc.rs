@@ -17,9 +17,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use ironic_standalone::lab::model::{
-    BootEnabled, BootMode, BootTarget, Power, ResetAction, SimServer,
-};
+use ironic_standalone::lab::model::{BootEnabled, BootTarget, Power, ResetAction, SimServer};
 
 use super::{ChildGuard, tool};
 
@@ -73,7 +71,8 @@ pub fn chassis_control(server: &SimServer, args: &str) -> Result<String, String>
                     ("shutdown", _) => Some(ResetAction::GracefulShutdown),
                     ("boot", dev) => {
                         // ipmi_sim keeps neither the persistent nor the EFI bit: the
-                        // device sticks until it is set again, legacy BIOS.
+                        // device sticks until it is set again, and the machine boots
+                        // in the firmware mode it has (its setup, as the test set it).
                         let target = match dev {
                             "pxe" => BootTarget::Pxe,
                             "default" => BootTarget::Hdd,
@@ -87,11 +86,7 @@ pub fn chassis_control(server: &SimServer, args: &str) -> Result<String, String>
                         } else {
                             BootEnabled::Continuous
                         };
-                        server.set_boot_override(
-                            Some(target),
-                            Some(enabled),
-                            Some(BootMode::Legacy),
-                        );
+                        server.set_boot_override(Some(target), Some(enabled), None);
                         None
                     }
                     (k, v) => return Err(format!("unknown chassis setting {k} {v}")),

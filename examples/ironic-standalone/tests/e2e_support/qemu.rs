@@ -296,17 +296,38 @@ async fn start(
     .args([
         "-netdev",
         &format!("tap,id=n0,ifname={},script=no,downscript=no", spec.tap),
-    ])
-    .args([
-        "-device",
-        &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
-    ])
-    .arg("-drive")
-    .arg(format!(
-        "file={},format=raw,if=virtio,cache=writeback",
-        spec.disk.display()
-    ))
-    .args(["-boot", &format!("order={order}")]);
+    ]);
+    if mode == BootMode::Uefi {
+        // OVMF ignores `-boot order`; it follows the devices' bootindex (QEMU's
+        // fw_cfg boot order), ahead of its own NVRAM entries. A boot entry the
+        // agent adds for the disk matches the disk's device path, so it is used
+        // when the disk comes first.
+        let (net, disk) = if order == "n" { (1, 2) } else { (2, 1) };
+        cmd.args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={},bootindex={net}", spec.mac),
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=none,id=d0,cache=writeback",
+            spec.disk.display()
+        ))
+        .args([
+            "-device",
+            &format!("virtio-blk-pci,drive=d0,bootindex={disk}"),
+        ]);
+    } else {
+        cmd.args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,cache=writeback",
+            spec.disk.display()
+        ))
+        .args(["-boot", &format!("order={order}")]);
+    }
     if paused {
         cmd.arg("-S");
     }

@@ -1,0 +1,562 @@
+//! `ironic serve` on a (virtual) rack of UEFI machines, as the README's "Deploy a
+//! real server" tells an operator: the `ironic` binary runs as a subprocess with
+//! the README's `/etc/ironic/ironic.toml` (addresses, interface and paths
+//! replaced for the test's network namespace; TCG's `no_timer_check` given as
+//! `IRONIC__BOOT__KERNEL_APPEND_PARAMS`), serving DHCP, TFTP and HTTP itself,
+//! with the deploy ramdisk made by `ironic ramdisk build` as the README runs it.
+//!
+//! Two QEMU machines with OVMF (UEFI) firmware, deployed at the same time
+//! through the API with HTTP basic auth:
+//! * behind the lab's Redfish simulator, `ipxe` boot: a GPT whole-disk image
+//!   whose EFI system partition holds a GRUB that prints a marker; after the
+//!   deploy the agent adds the UEFI boot entry, the machine boots the image from
+//!   its disk; undeploy cleans it in the ramdisk;
+//! * behind OpenIPMI's `ipmi_sim`, `pxe` boot (TFTP): a partition image (`kernel`,
+//!   `ramdisk`, `root_gb` in `instance_info`), laid out with an ESP; the agent
+//!   installs GRUB from the ramdisk, the machine boots the image's own grub.cfg.
+//!
+//! Needs root, QEMU, OVMF, iPXE, OpenIPMI, busybox-static, the ramdisk tools'
+//! packages, mtools, dosfstools and apache2-utils; a missing one fails the test
+//! with the package to install.
+
+mod e2e_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_support::ipmi_bmc::{self, IpmiBmc};
+use e2e_support::netns::{BRIDGE, LabNet, SERVER_IP};
+use e2e_support::qemu::{QemuMachine, VmSpec, clean};
+use e2e_support::{ChildGuard, need_file, ramdisk, run, target_dir, tool};
+use ironic_core::Secret;
+use ironic_standalone::lab::RedfishSim;
+use ironic_standalone::lab::model::{BootMode, BootSource, ServerSpec, SimServer};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const API_PORT: u16 = 6385;
+const IPMI_PORT: u16 = 623;
+/// Bound on each provisioning wait (TCG, OVMF, two machines on a loaded host).
+const STATE_TIMEOUT: Duration = Duration::from_secs(600);
+const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+/// The README's configuration file, made to fit the test's namespace.
+fn readme_config(dir: &Path, ramdisk_dir: &Path) -> String {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("`/etc/ironic/ironic.toml`:")
+        .expect("README: the Deploy a real server section names /etc/ironic/ironic.toml");
+    let block = &readme[start..];
+    let block = &block[block.find("```toml\n").expect("its toml block") + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let d = |p: &str| dir.join(p).display().to_string();
+    block
+        .replace("\"192.0.2.10\"", &format!("\"{SERVER_IP}\""))
+        .replace("192.0.2.", "10.99.0.")
+        .replace("\"eno2\"", &format!("\"{BRIDGE}\""))
+        .replace("/etc/ironic/htpasswd", &d("htpasswd"))
+        .replace("/var/lib/ironic", &d("ironic-data"))
+        .replace("/srv/ironic/images", &d("images"))
+        .replace("/srv/ironic/ramdisk", &ramdisk_dir.display().to_string())
+}
+
+/// A GPT whole-disk image whose ESP holds a GRUB (`\EFI\BOOT\BOOTX64.EFI`) that
+/// prints `marker` on the serial console; made with sfdisk, mkfs.vfat, mtools
+/// and grub-mkimage. Returns its SHA-256.
+fn uefi_whole_disk_image(dir: &Path, path: &Path, marker: &str) -> String {
+    let cfg = dir.join("wd-embed.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "serial --unit=0 --speed=115200\nterminal_output serial\necho {marker}\nsleep 86400\n"
+        ),
+    )
+    .unwrap();
+    let efi = dir.join("BOOTX64.EFI");
+    run(
+        Command::new(tool("grub-mkimage", "grub-common"))
+            .args([
+                "-d",
+                "/usr/lib/grub/x86_64-efi",
+                "-O",
+                "x86_64-efi",
+                "-p",
+                "/EFI/BOOT",
+                "-c",
+            ])
+            .arg(&cfg)
+            .arg("-o")
+            .arg(&efi)
+            .args(["serial", "terminal", "echo", "sleep"]),
+        "grub-mkimage",
+    );
+    let esp = dir.join("wd-esp.fat");
+    std::fs::File::create(&esp)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    run(
+        Command::new(tool("mkfs.vfat", "dosfstools"))
+            .args(["-n", "EFI"])
+            .arg(&esp),
+        "mkfs.vfat",
+    );
+    let e = esp.to_str().unwrap();
+    run(
+        Command::new(tool("mmd", "mtools")).args(["-i", e, "::/EFI", "::/EFI/BOOT"]),
+        "mmd",
+    );
+    run(
+        Command::new(tool("mcopy", "mtools"))
+            .args(["-i", e])
+            .arg(&efi)
+            .arg("::/EFI/BOOT/BOOTX64.EFI"),
+        "mcopy",
+    );
+    std::fs::File::create(path)
+        .unwrap()
+        .set_len(40 << 20)
+        .unwrap();
+    let mut sf = Command::new(tool("sfdisk", "fdisk"))
+        .args(["-q"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        sf.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"label: gpt\nstart=2048, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n",
+            )
+            .unwrap();
+    }
+    assert!(sf.wait().unwrap().success(), "sfdisk");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(&std::fs::read(&esp).unwrap(), 1 << 20)
+            .unwrap();
+    }
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// An ext4 partition image whose /boot/grub/grub.cfg prints `marker`.
+fn partition_image(dir: &Path, path: &Path, marker: &str) -> String {
+    let tree = dir.join("part-tree");
+    std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    std::fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        format!(
+            "serial --unit=0 --speed=115200\nterminal_output serial\necho {marker}\nsleep 86400\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/hostname"), "vm-part\n").unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    run(
+        Command::new(tool("mkfs.ext4", "e2fsprogs"))
+            .args(["-q", "-F", "-d"])
+            .arg(&tree)
+            .arg(path),
+        "mkfs.ext4",
+    );
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn ironic_serve_deploys_uefi_machines_with_the_readme_config() {
+    tool("qemu-system-x86_64", "qemu-system-x86");
+    need_file("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf");
+    need_file("/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu");
+    need_file("/usr/lib/ipxe/snponly.efi", "ipxe");
+    need_file("/usr/lib/grub/x86_64-efi/kernel.img", "grub-efi-amd64-bin");
+    tool("ipmi_sim", "openipmi");
+    tool("htpasswd", "apache2-utils");
+    tool("ip", "iproute2");
+
+    let started = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_owned();
+    // The ramdisk, as the README builds it.
+    let agent = ramdisk::static_agent();
+    let rd = dir.join("ramdisk");
+    let out = Command::new(env!("CARGO_BIN_EXE_ironic"))
+        .args(["ramdisk", "build", "--output"])
+        .arg(&rd)
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--cache")
+        .arg(target_dir().join("ramdisk-cache"))
+        .arg("--iso-kernel-params")
+        .arg(format!("ipa-api-url=http://{SERVER_IP}:{API_PORT}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ironic ramdisk build: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "ramdisk built after {:?}:\n{}",
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let config = dir.join("ironic.toml");
+    std::fs::write(&config, readme_config(&dir, &rd)).unwrap();
+    run(
+        Command::new("htpasswd")
+            .args(["-B", "-c", "-b"])
+            .arg(dir.join("htpasswd"))
+            .args(["admin", ADMIN_PASSWORD]),
+        "htpasswd",
+    );
+
+    let mut net = LabNet::new();
+    let taps = [net.tap(), net.tap()];
+    let result = net.run_inside(move || {
+        // `ironic serve` in the namespace (a child of this thread).
+        let log = dir.join("ironic.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ironic"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env(
+                "IRONIC__BOOT__KERNEL_APPEND_PARAMS",
+                // TCG on a loaded host fails the kernel's IO-APIC timer check.
+                "nofb vga=normal no_timer_check",
+            )
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("ironic.err")).unwrap())
+            .spawn()
+            .expect("start ironic serve");
+        let serve = ChildGuard(child);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(scenario(dir.clone(), taps))
+        }));
+        drop(rt);
+        drop(serve);
+        if let Err(p) = r {
+            let tail = |f: &str| {
+                let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                let lines: Vec<&str> = t.lines().collect();
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            };
+            eprintln!(
+                "ironic serve's log (tail):\n{}\n{}",
+                tail("ironic.log"),
+                tail("ironic.err")
+            );
+            std::panic::resume_unwind(p);
+        }
+    });
+    drop(net);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    eprintln!("done in {:?}", started.elapsed());
+}
+
+struct Vm {
+    name: &'static str,
+    mac: &'static str,
+    server: SimServer,
+    machine: QemuMachine,
+    marker: String,
+}
+
+async fn scenario(dir: PathBuf, taps: [String; 2]) {
+    let base = format!("http://{SERVER_IP}:{API_PORT}");
+    let api = Api::new(&base);
+    // the service answers (its root needs no auth)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.http.get(&base).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ironic serve did not answer on {base}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let password = format!("pw-{}", std::process::id());
+    let mk = |name: &'static str, mac: &'static str, tap: &str, disk_size: u64| {
+        let disk = dir.join(format!("{name}.disk"));
+        std::fs::File::create(&disk)
+            .unwrap()
+            .set_len(disk_size)
+            .unwrap();
+        let server = SimServer::new(ServerSpec {
+            name: name.into(),
+            uuid: uuid::Uuid::new_v4(),
+            macs: vec![mac.parse().unwrap()],
+            disk: disk.clone(),
+            disk_size,
+            cpus: 1,
+            memory_mib: 768,
+            username: ipmi_bmc::USER.into(),
+            password: Secret::new(password.clone()),
+        });
+        server.set_boot_override(None, None, Some(BootMode::Uefi));
+        let machine = QemuMachine::spawn(
+            server.clone(),
+            VmSpec {
+                name: name.into(),
+                mac: mac.into(),
+                tap: tap.into(),
+                disk,
+                dir: dir.clone(),
+                memory_mib: 768,
+            },
+        );
+        Vm {
+            name,
+            mac,
+            server,
+            machine,
+            marker: format!("IRONIC-SERVE-{name}-{:08x}", rand::random::<u32>()),
+        }
+    };
+    let vm_wd = mk("vm-wholedisk", "52:54:00:e2:e1:01", &taps[0], 64 << 20);
+    // root_gb = 1 after a 550 MiB ESP
+    let vm_part = mk("vm-partition", "52:54:00:e2:e1:02", &taps[1], 1700 << 20);
+    let redfish = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![vm_wd.server.clone()])
+        .await
+        .expect("Redfish simulator");
+    let ipmi = IpmiBmc::start(vm_part.server.clone(), IPMI_PORT, &password, &dir).await;
+
+    // The images, on the boot HTTP server ([boot] root).
+    let images = dir.join("images");
+    let wd_sha = uefi_whole_disk_image(&dir, &images.join("wholedisk.raw"), &vm_wd.marker);
+    let part_sha = partition_image(&dir, &images.join("root.ext4"), &vm_part.marker);
+    let boot_url = format!("{base}/boot");
+
+    let wd_node = json!({
+        "name": vm_wd.name, "driver": "redfish", "boot_interface": "ipxe",
+        "properties": {"capabilities": "boot_mode:uefi"},
+        "driver_info": {
+            "redfish_address": redfish.url(),
+            "redfish_system_id": format!("/redfish/v1/Systems/{}", vm_wd.name),
+            "redfish_username": ipmi_bmc::USER, "redfish_password": password,
+        },
+    });
+    let wd_image = json!({
+        "image_source": format!("{boot_url}/wholedisk.raw"),
+        "image_checksum": format!("sha256:{wd_sha}"),
+    });
+    let part_node = json!({
+        "name": vm_part.name, "driver": "ipmi", "boot_interface": "pxe",
+        // the agent would shred the 1.7 GiB disk under TCG
+        "automated_clean": false,
+        "properties": {"capabilities": "boot_mode:uefi"},
+        "driver_info": {
+            "ipmi_address": "127.0.0.1", "ipmi_port": ipmi.port,
+            "ipmi_username": ipmi_bmc::USER, "ipmi_password": password,
+            "ipmi_cipher_suite": 3,
+        },
+    });
+    let part_image = json!({
+        "image_source": format!("{boot_url}/root.ext4"),
+        "image_checksum": format!("sha256:{part_sha}"),
+        "kernel": format!("{boot_url}/vmlinuz"), "ramdisk": format!("{boot_url}/initrd"),
+        "root_gb": "1",
+    });
+    let t0 = Instant::now();
+    let (r1, r2) = tokio::join!(
+        lifecycle(&api, &vm_wd, wd_node, wd_image, true, t0),
+        lifecycle(&api, &vm_part, part_node, part_image, false, t0),
+    );
+    if r1.is_err() || r2.is_err() {
+        let report = |vm: &Vm| format!("{}\n{}", vm.machine.events(), vm.machine.consoles());
+        panic!(
+            "deploy failed:\n{}: {r1:?}\n{}: {r2:?}\n\n{}\n{}\nipmi_sim chassis_control calls:\n{}",
+            vm_wd.name,
+            vm_part.name,
+            report(&vm_wd),
+            report(&vm_part),
+            ipmi.calls()
+        );
+    }
+    vm_wd.machine.shutdown().await;
+    vm_part.machine.shutdown().await;
+}
+
+/// Enroll, manage, provide, deploy, check the boot from disk, undeploy.
+async fn lifecycle(
+    api: &Api,
+    vm: &Vm,
+    body: Value,
+    image: Value,
+    whole_disk: bool,
+    t0: Instant,
+) -> Result<(), String> {
+    // The whole-disk machine is cleaned (a 64 MiB disk); the partition one has
+    // automated cleaning off.
+    let cleaning = whole_disk;
+    let say = |what: &str| eprintln!("[{:>6.1}s {}] {what}", t0.elapsed().as_secs_f64(), vm.name);
+    let node = api.post("/v1/nodes", body).await?;
+    let uuid = node["uuid"].as_str().ok_or("no uuid")?.to_owned();
+    api.post(
+        "/v1/ports",
+        json!({"node_uuid": uuid, "address": vm.mac, "pxe_enabled": true}),
+    )
+    .await?;
+    api.provision(&uuid, json!({"target": "manage"})).await?;
+    api.wait_state(&uuid, "manageable", vm.name).await?;
+    api.provision(&uuid, json!({"target": "provide"})).await?;
+    api.wait_state(&uuid, "available", vm.name).await?;
+    say("available");
+    let ops: Vec<Value> = image
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| json!({"op": "add", "path": format!("/instance_info/{k}"), "value": v}))
+        .collect();
+    api.patch(&uuid, Value::Array(ops)).await?;
+    let deploy_started = t0.elapsed();
+    api.provision(&uuid, json!({"target": "active"})).await?;
+    api.wait_state(&uuid, "active", vm.name).await?;
+    say(&format!(
+        "active ({:.1} s after the deploy request)",
+        (t0.elapsed() - deploy_started).as_secs_f64()
+    ));
+    // The machine boots the deployed disk in UEFI mode and prints the marker.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let boots = vm.machine.boots();
+        let last = boots.last().ok_or("no boot recorded")?;
+        if last.source == BootSource::Disk && last.console().contains(&vm.marker) {
+            if last.mode != BootMode::Uefi {
+                return Err(format!("booted the disk in {:?} mode", last.mode));
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the instance did not print {} on the serial console; last boot from {:?}:\n{}",
+                vm.marker,
+                last.source,
+                clean(&last.console())
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    say("booted the deployed image from its disk (UEFI, marker on the console)");
+    let n = api.get(&format!("/v1/nodes/{uuid}")).await?;
+    let dii = &n["driver_internal_info"];
+    if dii["is_whole_disk_image"] != json!(whole_disk) {
+        return Err(format!("driver_internal_info: {dii}"));
+    }
+    api.provision(&uuid, json!({"target": "deleted"})).await?;
+    api.wait_state(&uuid, "available", vm.name).await?;
+    say(if cleaning {
+        "undeployed and cleaned"
+    } else {
+        "undeployed"
+    });
+    Ok(())
+}
+
+/// The Ironic API with the README's basic auth.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let resp = req
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("X-OpenStack-Ironic-API-Version", "latest")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    async fn patch(&self, uuid: &str, ops: Value) -> Result<Value, String> {
+        self.send(
+            self.http
+                .patch(format!("{}/v1/nodes/{uuid}", self.base))
+                .json(&ops),
+        )
+        .await
+    }
+
+    async fn provision(&self, uuid: &str, body: Value) -> Result<Value, String> {
+        self.send(
+            self.http
+                .put(format!("{}/v1/nodes/{uuid}/states/provision", self.base))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Wait for a stable state; a failure state ends the wait with last_error.
+    async fn wait_state(&self, uuid: &str, want: &str, name: &str) -> Result<(), String> {
+        let deadline = Instant::now() + STATE_TIMEOUT;
+        let mut last = String::new();
+        let t = Instant::now();
+        loop {
+            let n = self.get(&format!("/v1/nodes/{uuid}")).await?;
+            let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
+            if state == want && n["target_provision_state"].is_null() {
+                return Ok(());
+            }
+            if state.ends_with("failed") || state == "error" {
+                return Err(format!(
+                    "node went to {state} waiting for {want}: {}",
+                    n["last_error"]
+                ));
+            }
+            if state != last {
+                eprintln!("  [{:>6.1}s] {name}: {state}", t.elapsed().as_secs_f64());
+                last = state;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "still {last} after {STATE_TIMEOUT:?} waiting for {want}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
