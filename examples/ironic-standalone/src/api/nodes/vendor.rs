@@ -45,11 +45,24 @@ pub(super) fn routes() -> Vec<Route> {
         axum::http::Method::DELETE,
     ] {
         r.push(
-            crate::api::routes::on(m, "/v1/nodes/{node}/vendor_passthru", vendor_call)
-                .doc("Call a vendor method (?method=NAME)")
+            crate::api::routes::on(m.clone(), "/v1/nodes/{node}/vendor_passthru", vendor_call)
+                .doc("Call a vendor method (?method=NAME); 202 without a body for an asynchronous one")
                 .status(200)
                 .takes(Body::Object("method arguments"))
                 .returns(Body::Object("the method's result")),
+        );
+        // The method as a path segment, as python-ironicclient (`baremetal node
+        // passthru call`) sends it; Ironic serves both forms.
+        r.push(
+            crate::api::routes::on(
+                m,
+                "/v1/nodes/{node}/vendor_passthru/{method}",
+                vendor_call_path,
+            )
+            .doc("Call a vendor method named in the path")
+            .status(200)
+            .takes(Body::Object("method arguments"))
+            .returns(Body::Object("the method's result")),
         );
     }
     r
@@ -96,6 +109,27 @@ async fn vendor_call(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ApiError::bad_request("Method not specified"))?
         .to_owned();
+    call_vendor(st, ctx, method, id, name, body).await
+}
+
+async fn vendor_call_path(
+    State(st): State<ApiState>,
+    ctx: ReqCtx,
+    method: axum::http::Method,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    call_vendor(st, ctx, method, id, name, body).await
+}
+
+async fn call_vendor(
+    st: ApiState,
+    ctx: ReqCtx,
+    method: axum::http::Method,
+    id: String,
+    name: String,
+    body: Bytes,
+) -> ApiResult<Response> {
     let data: Value = if body.is_empty() {
         Value::Object(Map::new())
     } else {
