@@ -1,8 +1,18 @@
 //! A fleet of fake nodes through the conductor: enroll → manage (verify) →
 //! provide (automated cleaning) → available → deploy → active → undeploy
-//! (tear down + cleaning) → available, on `MemoryStore` and on a SQLite file.
+//! (tear down + cleaning) → available, on `MemoryStore`, on a SQLite file, and
+//! on PostgreSQL with one conductor and with three (issue 12).
 //!
 //! `cargo bench -p ironic-benches --bench fleet`
+//!
+//! `postgres` and `postgres-3` need the server `scripts/setup-test-deps.sh` starts
+//! (or `IRONIC_TEST_POSTGRES_URL`); each run gets a new database. With three
+//! conductors each has its own store (connection pool), they share the database
+//! as three processes would, and every action on a node goes to its owner on the
+//! hash ring (all three run in this process, on the same cores: this measures
+//! what the coordination costs, not what three machines add). `FLEET_STORES`
+//! picks the full-size runs (default `memory,sqlite,postgres,postgres-3`);
+//! `FLEET_CRITERION=0` skips the criterion part.
 //!
 //! First, one full-size run per store (`FLEET_NODES`, default 10,000) in a child
 //! process of its own, so that its peak memory (`VmHWM` from `/proc/self/status`)
@@ -24,7 +34,8 @@ use criterion::{BenchmarkId, Criterion, criterion_group};
 use futures::StreamExt;
 use ironic_core::conductor::{Conductor, ConductorConfig, NodeEvent, ProvisionRequest};
 use ironic_core::fake::{self, FakeConfig};
-use ironic_core::store::{MemoryStore, SqliteStore, Store};
+use ironic_core::store::conformance::TestDatabase;
+use ironic_core::store::{MemoryStore, PostgresStore, SqliteStore, Store};
 use ironic_core::{Error, Ident, InterfaceRegistry, Node, NodeId, ProvisionState as S};
 use tokio::sync::{broadcast, oneshot};
 
@@ -117,25 +128,31 @@ async fn verb(c: &Conductor, w: &Waiters, id: NodeId, target: &str, until: S) {
     }
 }
 
-async fn lifecycle(c: &Conductor, w: &Waiters, i: usize) {
+async fn lifecycle(cs: &[Conductor], w: &Waiters, i: usize) {
     let mut n = Node::new("fake-hardware");
     n.name = Some(format!("fleet-{i:06}"));
     n.resource_class = Some("baremetal".into());
     n.driver_info
         .insert("fake_address", format!("10.1.{}.{}", i / 250, i % 250));
-    let n = c.create_node(n).await.expect("create_node");
+    let n = cs[0].create_node(n).await.expect("create_node");
+    // The node's owner on the hash ring does the work (an API forwards to it).
+    let c = cs
+        .iter()
+        .find(|c| c.owner_of(&n).as_deref() == Some(c.config().host.as_str()))
+        .unwrap_or(&cs[0]);
     verb(c, w, n.uuid, "manage", S::Manageable).await;
     verb(c, w, n.uuid, "provide", S::Available).await;
     verb(c, w, n.uuid, "active", S::Active).await;
     verb(c, w, n.uuid, "deleted", S::Available).await;
 }
 
-async fn conductor(store: Arc<dyn Store>) -> Conductor {
+async fn conductor(store: Arc<dyn Store>, host: &str) -> Conductor {
     let mut reg = InterfaceRegistry::with_noop();
     fake::register(&mut reg, FakeConfig::default());
     let cfg = {
         let mut v = ConductorConfig::default();
-        v.host = "bench".into();
+        v.host = host.into();
+        v.conductor_heartbeat_interval = Duration::from_millis(500);
         v.node_locked_retry_attempts = 1;
         v.node_locked_retry_interval = Duration::from_millis(1);
         v.power_state_sync_interval = Duration::ZERO;
@@ -144,22 +161,67 @@ async fn conductor(store: Arc<dyn Store>) -> Conductor {
     Conductor::start(store, reg, cfg).await.expect("start")
 }
 
-/// Run `nodes` lifecycles with `parallel` in flight; returns the elapsed time.
-async fn fleet(store: Arc<dyn Store>, nodes: usize, parallel: usize) -> Duration {
-    let c = conductor(store).await;
+/// Run `nodes` lifecycles with `parallel` in flight on one conductor per store
+/// (all on one database); returns the elapsed time.
+async fn fleet(stores: Vec<Arc<dyn Store>>, nodes: usize, parallel: usize) -> Duration {
+    let mut cs = Vec::new();
+    for (i, store) in stores.into_iter().enumerate() {
+        cs.push(conductor(store, &format!("bench-{}", i + 1)).await);
+    }
+    if cs.len() > 1 {
+        // Every conductor's rings hold all of them (keep-alives every 500 ms).
+        let probe = cs[0]
+            .create_node(Node::new("fake-hardware"))
+            .await
+            .expect("create_node");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let live = cs[0].list_conductors().await.expect("list_conductors");
+            let owners: Vec<_> = cs.iter().map(|c| c.owner_of(&probe)).collect();
+            if live.iter().filter(|c| c.alive).count() == cs.len()
+                && owners.iter().all(|o| o.is_some() && *o == owners[0])
+            {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the conductors did not see each other"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cs[0]
+            .delete_node(&probe.uuid.into())
+            .await
+            .expect("delete the probe");
+    }
     let w = Waiters::default();
-    let router = w.spawn(&c);
+    let routers: Vec<_> = cs.iter().map(|c| w.spawn(c)).collect();
     let start = Instant::now();
     futures::stream::iter(0..nodes)
         .for_each_concurrent(parallel, |i| {
-            let (c, w) = (c.clone(), w.clone());
-            async move { lifecycle(&c, &w, i).await }
+            let (cs, w) = (&cs, w.clone());
+            async move { lifecycle(cs, &w, i).await }
         })
         .await;
     let took = start.elapsed();
-    c.shutdown().await;
-    router.abort();
+    for c in &cs {
+        c.shutdown().await;
+    }
+    for r in routers {
+        r.abort();
+    }
     took
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, 100 Hz ticks).
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // fields 14 and 15 (utime, stime) are the 12th and 13th after the name
+    (t(11) + t(12)) / 100.0
 }
 
 fn vm_hwm_kib() -> Option<u64> {
@@ -168,14 +230,36 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn store_for(kind: &str, dir: &std::path::Path) -> Arc<dyn Store> {
+/// The stores of a run: one, or one per conductor on one PostgreSQL database
+/// (kept alive by the returned `TestDatabase`, dropped after the run).
+async fn stores_for(
+    kind: &str,
+    dir: &std::path::Path,
+) -> (Vec<Arc<dyn Store>>, Option<TestDatabase>) {
+    let pg = |n: usize| async move {
+        let db = TestDatabase::create().await;
+        let mut v: Vec<Arc<dyn Store>> = Vec::new();
+        for _ in 0..n {
+            v.push(Arc::new(
+                PostgresStore::connect(db.url())
+                    .await
+                    .expect("connect to PostgreSQL"),
+            ));
+        }
+        (v, Some(db))
+    };
     match kind {
-        "memory" => Arc::new(MemoryStore::new()),
-        "sqlite" => Arc::new(
-            SqliteStore::open(dir.join("fleet.sqlite"))
-                .await
-                .expect("open SQLite"),
+        "memory" => (vec![Arc::new(MemoryStore::new())], None),
+        "sqlite" => (
+            vec![Arc::new(
+                SqliteStore::open(dir.join("fleet.sqlite"))
+                    .await
+                    .expect("open SQLite"),
+            )],
+            None,
         ),
+        "postgres" => pg(1).await,
+        "postgres-3" => pg(3).await,
         other => panic!("unknown store {other}"),
     }
 }
@@ -187,15 +271,20 @@ fn child(kind: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let before = vm_hwm_kib().unwrap_or(0);
+    let cpu_before = cpu_secs();
     let took = rt.block_on(async {
-        let store = store_for(kind, dir.path()).await;
-        fleet(store, nodes, parallel).await
+        let (stores, db) = stores_for(kind, dir.path()).await;
+        let took = fleet(stores, nodes, parallel).await;
+        drop(db);
+        took
     });
     let hwm = vm_hwm_kib().unwrap_or(0);
+    let cpu = cpu_secs() - cpu_before;
     println!(
-        "fleet/{kind}: {nodes} nodes enroll→available→active→available in {:.2} s = {:.0} nodes/s; peak memory (VmHWM) {:.1} MiB (at start {:.1} MiB)",
+        "fleet/{kind}: {nodes} nodes enroll→available→active→available in {:.2} s = {:.0} nodes/s; conductor CPU {:.1} s (user+sys, this process; not the database server's); peak memory (VmHWM) {:.1} MiB (at start {:.1} MiB)",
         took.as_secs_f64(),
         nodes as f64 / took.as_secs_f64(),
+        cpu,
         hwm as f64 / 1024.0,
         before as f64 / 1024.0,
     );
@@ -203,7 +292,9 @@ fn child(kind: &str) {
 
 fn full_size_runs() {
     let exe = std::env::current_exe().expect("current_exe");
-    for kind in ["memory", "sqlite"] {
+    let kinds = std::env::var("FLEET_STORES")
+        .unwrap_or_else(|_| "memory,sqlite,postgres,postgres-3".into());
+    for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         let out = std::process::Command::new(&exe)
             .env(CHILD, kind)
             .output()
@@ -230,8 +321,8 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().expect("tempdir");
                     total += rt.block_on(async {
-                        let store = store_for(kind, dir.path()).await;
-                        fleet(store, nodes, parallel).await
+                        let (stores, _db) = stores_for(kind, dir.path()).await;
+                        fleet(stores, nodes, parallel).await
                     });
                 }
                 total
@@ -249,6 +340,9 @@ fn main() {
         return;
     }
     full_size_runs();
+    if std::env::var("FLEET_CRITERION").as_deref() == Ok("0") {
+        return;
+    }
     benches();
     criterion::Criterion::default()
         .configure_from_args()
