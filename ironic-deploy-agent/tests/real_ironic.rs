@@ -809,9 +809,21 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         .await;
     assert_eq!(s, 200, "{v}");
     ironic.provision(&uuid, json!({"target": "active"})).await;
-    let n = ironic.settle(&uuid, &["deploy failed", "active"]).await;
+    let mut n = ironic.settle(&uuid, &["deploy failed", "active"]).await;
     assert_eq!(n["provision_state"], "deploy failed");
-    let err = n["last_error"].as_str().unwrap();
+    // Ironic's set_failed_state saves `deploy failed` with last_error, then powers
+    // the machine off (node_power_action saves last_error = None on success) and
+    // only then writes last_error again: wait out that window.
+    for _ in 0..120 {
+        if n["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        n = ironic.node(&uuid).await;
+    }
+    let err = n["last_error"]
+        .as_str()
+        .expect("last_error after a failed deploy");
     assert!(err.to_lowercase().contains("checksum"), "{err}");
     let logs: Vec<_> = std::fs::read_dir(d.join("deploy-logs"))
         .unwrap()

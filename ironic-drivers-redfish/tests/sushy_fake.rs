@@ -284,10 +284,11 @@ fn register_adds_the_redfish_hardware_type_and_interfaces() {
     ] {
         assert_eq!(reg.enabled_for(&hw, t).first().copied(), Some(want), "{t}");
     }
-    // Not implemented here: the next registered name is the default.
+    // Ironic's order: the redfish vendor passthru (subscriptions, eject_vmedia)
+    // first, then no-vendor.
     assert_eq!(
         reg.enabled_for(&hw, InterfaceType::Vendor),
-        vec!["no-vendor"]
+        vec!["redfish", "no-vendor"]
     );
     let props = reg.properties(&hw);
     assert!(props["redfish_address"].ends_with("Required."), "{props:?}");

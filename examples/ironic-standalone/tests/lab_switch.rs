@@ -51,12 +51,15 @@ fn watch(db: String, port: String) -> (Seen, tokio::task::JoinHandle<()>) {
 }
 
 /// What the poller saw, ending with the tag read now.
+/// The history so far, with `now` (a tag the test just read) recorded in it: a
+/// state the test saw must stay in the history even when it lasted less than one
+/// poll (a node undeployed at once leaves its tenant VLAN within milliseconds).
 fn upto_now(seen: &Seen, now: &Option<u16>) -> Vec<Option<u16>> {
-    let mut h = seen.lock().unwrap().clone();
+    let mut h = seen.lock().unwrap();
     if h.last() != Some(now) {
         h.push(*now);
     }
-    h
+    h.clone()
 }
 
 /// Bridges this test made itself, deleted however the test ends.

@@ -109,8 +109,34 @@ fn too_large(len: Option<usize>, limit: usize, setting: &str) -> Response {
 }
 
 enum ReadError {
-    TooLarge,
+    /// Over the limit; what the client has not sent yet is still to come.
+    TooLarge(axum::body::BodyDataStream),
     Broken(axum::Error),
+}
+
+/// At most this much of a refused body is still read after the 413, within
+/// [`LINGER_TIME`] (as nginx's lingering close).
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+/// How long the rest of a refused body is read after the 413.
+const LINGER_TIME: Duration = Duration::from_secs(10);
+
+/// Read and drop what is left of a refused body, bounded, so that a client still
+/// sending it gets the 413 instead of a broken pipe: a connection closed with
+/// unread data makes the kernel reset it, and HTTP clients that write the whole
+/// body before reading the response (hyper's, reqwest's) then report an error.
+fn linger(mut rest: axum::body::BodyDataStream) {
+    tokio::spawn(async move {
+        let mut read = 0usize;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while let Some(Ok(chunk)) = rest.next().await {
+                read += chunk.len();
+                if read > LINGER_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ReadError> {
@@ -123,7 +149,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ReadError> {
         let chunk = chunk.map_err(ReadError::Broken)?;
         len += chunk.len();
         if len > limit {
-            return Err(ReadError::TooLarge);
+            return Err(ReadError::TooLarge(stream));
         }
         match first.take() {
             None if buf.is_empty() => first = Some(chunk),
@@ -155,6 +181,9 @@ pub async fn limit_body(
         && len > limit as u64
     {
         tracing::warn!(path = %req.uri().path(), len, limit, "request body over the limit refused before reading");
+        if len <= LINGER_BYTES as u64 {
+            linger(req.into_body().into_data_stream());
+        }
         return too_large(usize::try_from(len).ok(), limit, setting);
     }
     if declared == Some(0) {
@@ -163,8 +192,9 @@ pub async fn limit_body(
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(limits.read_timeout, read_limited(body, limit)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(ReadError::TooLarge)) => {
+        Ok(Err(ReadError::TooLarge(rest))) => {
             tracing::warn!(path = %parts.uri.path(), limit, "request body over the limit refused");
+            linger(rest);
             return too_large(None, limit, setting);
         }
         Ok(Err(ReadError::Broken(e))) => {
