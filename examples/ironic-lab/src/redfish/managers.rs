@@ -100,8 +100,9 @@ pub(super) fn insert_from(s: &SimServer, body: &Map<String, Value>) -> Result<()
     Ok(())
 }
 
-/// A real BMC downloads the image it is given: check it can be fetched (loopback only,
-/// as everything in the lab).
+/// A real BMC downloads the image it is given: check it can be fetched (from this
+/// host only: loopback, or an address of one of its interfaces, e.g. a test
+/// network namespace's bridge where a conductor serves its ISOs).
 pub(super) async fn check_image(url: &str) -> Result<(), RfError> {
     let bad = |why: String| RfError::BadRequest {
         id: "ActionParameterValueFormatError",
@@ -118,12 +119,15 @@ pub(super) async fn check_image(url: &str) -> Result<(), RfError> {
         .unwrap_or("")
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let loopback = host == "localhost"
+    // An address can be bound only when it is this host's.
+    let local = host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(bad("the lab BMC only reaches loopback addresses".into()));
+            .is_ok_and(|ip| ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok());
+    if !local {
+        return Err(bad(
+            "the lab BMC only reaches this host's own addresses".into()
+        ));
     }
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
@@ -190,4 +194,31 @@ pub(super) async fn patch_vmedia(
         _ => s.eject_media(),
     }
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn refusal(url: &str) -> String {
+        match check_image(url).await {
+            Err(RfError::BadRequest { message, .. }) => message,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn images_are_fetched_only_from_this_hosts_addresses() {
+        // TEST-NET-1 is no address of this host: refused before any connection.
+        let m = refusal("http://192.0.2.1/x.iso").await;
+        assert!(m.contains("this host's own addresses"), "{m}");
+        assert!(
+            refusal("ftp://127.0.0.1/x.iso")
+                .await
+                .contains("only http and https")
+        );
+        // A local address is tried (nothing listens on port 1 here).
+        let m = refusal("http://127.0.0.1:1/x.iso").await;
+        assert!(m.contains("download failed"), "{m}");
+    }
 }
