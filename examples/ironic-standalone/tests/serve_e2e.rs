@@ -5,7 +5,7 @@
 //! `IRONIC__BOOT__KERNEL_APPEND_PARAMS`), serving DHCP, TFTP and HTTP itself,
 //! with the deploy ramdisk made by `ironic ramdisk build` as the README runs it.
 //!
-//! Two QEMU machines with OVMF (UEFI) firmware, deployed at the same time
+//! Three QEMU machines with OVMF (UEFI) firmware, deployed at the same time
 //! through the API with HTTP basic auth:
 //! * behind the lab's Redfish simulator, `ipxe` boot: a GPT whole-disk image
 //!   whose EFI system partition holds a GRUB that prints a marker; after the
@@ -13,7 +13,16 @@
 //!   its disk; undeploy cleans it in the ramdisk;
 //! * behind OpenIPMI's `ipmi_sim`, `pxe` boot (TFTP): a partition image (`kernel`,
 //!   `ramdisk`, `root_gb` in `instance_info`), laid out with an ESP; the agent
-//!   installs GRUB from the ramdisk, the machine boots the image's own grub.cfg.
+//!   installs GRUB from the ramdisk, the machine boots the image's own grub.cfg;
+//! * behind the Redfish simulator, `redfish-virtual-media` boot: `ironic serve`
+//!   builds the node's ISO (its kernel parameters: the API URL, BOOTIF, the
+//!   console), the simulator's InsertMedia downloads it and the machine boots it
+//!   as its CD-ROM (no network boot: the agent finds the conductor from the ISO's
+//!   kernel command line); cleaned, deployed with a GPT whole-disk image, booted
+//!   from its disk, undeployed.
+//!
+//! Each machine's deploy is timed: deploy request → power-on → the agent's first
+//! heartbeat (`agent_url` in `driver_internal_info`) → `active`.
 //!
 //! Needs root, QEMU, OVMF, iPXE, OpenIPMI, busybox-static, the ramdisk tools'
 //! packages, mtools, dosfstools and apache2-utils; a missing one fails the test
@@ -222,7 +231,7 @@ fn ironic_serve_deploys_uefi_machines_with_the_readme_config() {
     );
 
     let mut net = LabNet::new();
-    let taps = [net.tap(), net.tap()];
+    let taps = [net.tap(), net.tap(), net.tap()];
     let result = net.run_inside(move || {
         // `ironic serve` in the namespace (a child of this thread).
         let log = dir.join("ironic.log");
@@ -280,7 +289,7 @@ struct Vm {
     marker: String,
 }
 
-async fn scenario(dir: PathBuf, taps: [String; 2]) {
+async fn scenario(dir: PathBuf, taps: [String; 3]) {
     let base = format!("http://{SERVER_IP}:{API_PORT}");
     let api = Api::new(&base);
     // the service answers (its root needs no auth)
@@ -333,15 +342,20 @@ async fn scenario(dir: PathBuf, taps: [String; 2]) {
     let vm_wd = mk("vm-wholedisk", "52:54:00:e2:e1:01", &taps[0], 64 << 20);
     // root_gb = 1 after a 550 MiB ESP
     let vm_part = mk("vm-partition", "52:54:00:e2:e1:02", &taps[1], 1700 << 20);
-    let redfish = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![vm_wd.server.clone()])
-        .await
-        .expect("Redfish simulator");
+    let vm_cd = mk("vm-vmedia", "52:54:00:e2:e1:03", &taps[2], 64 << 20);
+    let redfish = RedfishSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![vm_wd.server.clone(), vm_cd.server.clone()],
+    )
+    .await
+    .expect("Redfish simulator");
     let ipmi = IpmiBmc::start(vm_part.server.clone(), IPMI_PORT, &password, &dir).await;
 
     // The images, on the boot HTTP server ([boot] root).
     let images = dir.join("images");
     let wd_sha = uefi_whole_disk_image(&dir, &images.join("wholedisk.raw"), &vm_wd.marker);
     let part_sha = partition_image(&dir, &images.join("root.ext4"), &vm_part.marker);
+    let cd_sha = uefi_whole_disk_image(&dir, &images.join("vmedia-disk.raw"), &vm_cd.marker);
     let boot_url = format!("{base}/boot");
 
     let wd_node = json!({
@@ -374,27 +388,48 @@ async fn scenario(dir: PathBuf, taps: [String; 2]) {
         "kernel": format!("{boot_url}/vmlinuz"), "ramdisk": format!("{boot_url}/initrd"),
         "root_gb": "1",
     });
+    let cd_node = json!({
+        "name": vm_cd.name, "driver": "redfish", "boot_interface": "redfish-virtual-media",
+        "properties": {"capabilities": "boot_mode:uefi"},
+        "driver_info": {
+            "redfish_address": redfish.url(),
+            "redfish_system_id": format!("/redfish/v1/Systems/{}", vm_cd.name),
+            "redfish_username": ipmi_bmc::USER, "redfish_password": password,
+        },
+    });
+    let cd_image = json!({
+        "image_source": format!("{boot_url}/vmedia-disk.raw"),
+        "image_checksum": format!("sha256:{cd_sha}"),
+    });
     let t0 = Instant::now();
-    let (r1, r2) = tokio::join!(
+    let (r1, r2, r3) = tokio::join!(
         lifecycle(&api, &vm_wd, wd_node, wd_image, true, t0),
         lifecycle(&api, &vm_part, part_node, part_image, false, t0),
+        lifecycle(&api, &vm_cd, cd_node, cd_image, true, t0),
     );
-    if r1.is_err() || r2.is_err() {
+    if r1.is_err() || r2.is_err() || r3.is_err() {
         let report = |vm: &Vm| format!("{}\n{}", vm.machine.events(), vm.machine.consoles());
         panic!(
-            "deploy failed:\n{}: {r1:?}\n{}: {r2:?}\n\n{}\n{}\nipmi_sim chassis_control calls:\n{}",
+            "deploy failed:\n{}: {r1:?}\n{}: {r2:?}\n{}: {r3:?}\n\n{}\n{}\n{}\nipmi_sim chassis_control calls:\n{}",
             vm_wd.name,
             vm_part.name,
+            vm_cd.name,
             report(&vm_wd),
             report(&vm_part),
+            report(&vm_cd),
             ipmi.calls()
         );
     }
+    for (vm, r) in [(&vm_wd, r1), (&vm_part, r2), (&vm_cd, r3)] {
+        eprintln!("{}: {}", vm.name, r.unwrap());
+    }
     vm_wd.machine.shutdown().await;
     vm_part.machine.shutdown().await;
+    vm_cd.machine.shutdown().await;
 }
 
 /// Enroll, manage, provide, deploy, check the boot from disk, undeploy.
+/// Returns the deploy's timings.
 async fn lifecycle(
     api: &Api,
     vm: &Vm,
@@ -402,7 +437,7 @@ async fn lifecycle(
     image: Value,
     whole_disk: bool,
     t0: Instant,
-) -> Result<(), String> {
+) -> Result<String, String> {
     // The whole-disk machine is cleaned (a 64 MiB disk); the partition one has
     // automated cleaning off.
     let cleaning = whole_disk;
@@ -426,13 +461,48 @@ async fn lifecycle(
         .map(|(k, v)| json!({"op": "add", "path": format!("/instance_info/{k}"), "value": v}))
         .collect();
     api.patch(&uuid, Value::Array(ops)).await?;
-    let deploy_started = t0.elapsed();
+    let requested = Instant::now();
     api.provision(&uuid, json!({"target": "active"})).await?;
-    api.wait_state(&uuid, "active", vm.name).await?;
-    say(&format!(
-        "active ({:.1} s after the deploy request)",
-        (t0.elapsed() - deploy_started).as_secs_f64()
-    ));
+    let heartbeat = api.wait_state(&uuid, "active", vm.name).await?;
+    let active = requested.elapsed();
+    // The first boot after the request is the ramdisk's (the next one, the disk's).
+    let boots = vm.machine.boots();
+    let ramdisk_boot = boots
+        .iter()
+        .find(|b| b.at > requested)
+        .ok_or("no boot after the deploy request")?;
+    let expected = if vm.name == "vm-vmedia" {
+        matches!(ramdisk_boot.source, BootSource::VirtualMedia(_))
+    } else {
+        ramdisk_boot.source == BootSource::Network
+    };
+    if !expected {
+        return Err(format!(
+            "the deploy booted the ramdisk from {:?}",
+            ramdisk_boot.source
+        ));
+    }
+    let power_on = ramdisk_boot.at - requested;
+    let heartbeat = heartbeat.ok_or("active without a heartbeat seen (no agent_url)")?;
+    if heartbeat < power_on {
+        return Err(format!(
+            "agent_url seen {heartbeat:?} after the deploy request, before the ramdisk booted ({power_on:?}): not wiped since cleaning"
+        ));
+    }
+    let timings = format!(
+        "deploy request -> power-on {:.1} s -> first heartbeat +{:.1} s -> active +{:.1} s (power-on to active {:.1} s, ramdisk from {:?}, {:?})",
+        power_on.as_secs_f64(),
+        heartbeat.saturating_sub(power_on).as_secs_f64(),
+        active.saturating_sub(heartbeat).as_secs_f64(),
+        active.saturating_sub(power_on).as_secs_f64(),
+        match &ramdisk_boot.source {
+            BootSource::VirtualMedia(_) => "virtual CD",
+            BootSource::Network => "network",
+            _ => "?",
+        },
+        ramdisk_boot.mode,
+    );
+    say(&format!("active: {timings}"));
     // The machine boots the deployed disk in UEFI mode and prints the marker.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -467,7 +537,7 @@ async fn lifecycle(
     } else {
         "undeployed"
     });
-    Ok(())
+    Ok(timings)
 }
 
 /// The Ironic API with the README's basic auth.
@@ -531,15 +601,26 @@ impl Api {
     }
 
     /// Wait for a stable state; a failure state ends the wait with last_error.
-    async fn wait_state(&self, uuid: &str, want: &str, name: &str) -> Result<(), String> {
+    /// Returns when (since the call) the agent's first heartbeat was seen
+    /// (`agent_url` appearing in `driver_internal_info`), if it was.
+    async fn wait_state(
+        &self,
+        uuid: &str,
+        want: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, String> {
         let deadline = Instant::now() + STATE_TIMEOUT;
         let mut last = String::new();
         let t = Instant::now();
+        let mut heartbeat = None;
         loop {
             let n = self.get(&format!("/v1/nodes/{uuid}")).await?;
+            if heartbeat.is_none() && n["driver_internal_info"]["agent_url"].is_string() {
+                heartbeat = Some(t.elapsed());
+            }
             let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
             if state == want && n["target_provision_state"].is_null() {
-                return Ok(());
+                return Ok(heartbeat);
             }
             if state.ends_with("failed") || state == "error" {
                 return Err(format!(

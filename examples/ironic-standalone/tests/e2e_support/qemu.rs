@@ -4,7 +4,9 @@
 //!
 //! The machine follows the model's power status: a boot starts QEMU (TCG) with
 //! the boot order the override asks for (`-boot order=n` for the network,
-//! `order=c` for the disk; SeaBIOS for legacy mode, OVMF for UEFI), a reset of a
+//! `order=c` for the disk; SeaBIOS for legacy mode, OVMF for UEFI; a boot from
+//! the virtual CD downloads the inserted image URL, as a BMC does, and attaches
+//! it as an IDE CD-ROM first in the boot order), a reset of a
 //! machine that keeps its boot source is a QMP `system_reset`, power off is a QMP
 //! `quit` (killed if QEMU does not go), and QEMU exiting by itself (the guest
 //! powered off) is reported to the model as the OS halting.
@@ -268,10 +270,37 @@ async fn start(
     let qmp_path = spec.dir.join(format!("{}-qmp-{k}.sock", spec.name));
     let serial = spec.dir.join(format!("{}-serial-{k}.log", spec.name));
     let log = spec.dir.join(format!("{}-qemu-{k}.log", spec.name));
+    // The BMC's virtual CD: the inserted image, downloaded for this boot (the
+    // conductor may have built a new one under the same URL since the last).
+    let cd = match &source {
+        BootSource::VirtualMedia(url) => {
+            let file = spec.dir.join(format!("{}-vmedia-{k}.iso", spec.name));
+            match download(url, &file).await {
+                Ok(size) => {
+                    note(
+                        shared,
+                        &spec.name,
+                        format!("virtual CD: {url} downloaded ({size} bytes)"),
+                    );
+                    Some(file)
+                }
+                Err(e) => {
+                    note(
+                        shared,
+                        &spec.name,
+                        format!("virtual CD: cannot download {url}: {e}"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let (order, paused) = match &source {
         BootSource::Network => ("n", false),
         BootSource::Disk => ("c", false),
-        // No virtual CD behind this machine; firmware setup: on, running nothing.
+        BootSource::VirtualMedia(_) if cd.is_some() => ("d", false),
+        // No image to boot; firmware setup: on, running nothing.
         BootSource::VirtualMedia(_) | BootSource::Firmware => ("c", true),
     };
     let mut cmd = Command::new(tool("qemu-system-x86_64", "qemu-system-x86"));
@@ -328,6 +357,15 @@ async fn start(
         ))
         .args(["-boot", &format!("order={order}")]);
     }
+    if let Some(iso) = &cd {
+        // First in both firmwares' boot order (SeaBIOS and OVMF read bootindex).
+        cmd.arg("-drive")
+            .arg(format!(
+                "file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
+                iso.display()
+            ))
+            .args(["-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=0"]);
+    }
     if paused {
         cmd.arg("-S");
     }
@@ -377,6 +415,23 @@ async fn start(
     };
     record(shared, &vm, 0);
     Some(vm)
+}
+
+/// Download `url` to `file` (the BMC fetching its virtual media image).
+async fn download(url: &str, file: &Path) -> Result<u64, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    tokio::fs::write(file, &body)
+        .await
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(body.len() as u64)
 }
 
 impl Vm {
