@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 mod error;
 mod firmware;
+mod https_boot;
 mod inspect;
 mod management;
 pub mod models;
@@ -25,6 +26,7 @@ pub use bios::RedfishBios;
 pub use client::RedfishClient;
 pub use config::{AuthType, RedfishConfig, RedfishDriverInfo, VerifyCa};
 pub use firmware::RedfishFirmware;
+pub use https_boot::{RedfishHttpsBoot, UEFI_HTTP_URL};
 pub use inspect::RedfishInspect;
 pub use management::RedfishManagement;
 pub use power::RedfishPower;
@@ -40,11 +42,14 @@ pub const NAME: &str = "redfish";
 /// The virtual-media boot interface's name.
 pub const VIRTUAL_MEDIA_BOOT: &str = "redfish-virtual-media";
 
+/// The UEFI HTTP boot interface's name.
+pub const HTTPS_BOOT: &str = "redfish-https";
+
 /// The `redfish` hardware type, as Ironic's `RedfishHardware` defines it. This
 /// crate provides the `redfish` implementations (the vendor interface with
-/// Ironic's passthru methods: event subscriptions, `eject_vmedia`) and
-/// `redfish-virtual-media`; `redfish-https` and `redfish-graphical` are not
-/// implemented (so the defaults fall to the next registered name).
+/// Ironic's passthru methods: event subscriptions, `eject_vmedia`),
+/// `redfish-virtual-media` and `redfish-https`; `redfish-graphical` is not
+/// implemented (so the console default falls to the next registered name).
 pub const REDFISH_HARDWARE: HardwareType = GENERIC
     .named("redfish")
     .with_bios(&["redfish", "no-bios"])
@@ -71,7 +76,7 @@ pub fn register(registry: &mut InterfaceRegistry, config: RedfishConfig) {
     register_inner(registry, config, None);
 }
 
-/// [`register`], with `redfish-virtual-media` building each node's ISO with
+/// [`register`], with `redfish-virtual-media` and `redfish-https` building each node's ISO with
 /// `builder` (its kernel parameters baked in) when `driver_info` names no
 /// prebuilt `redfish_deploy_iso`, as Ironic's `prepare_deploy_iso` does.
 pub fn register_with_boot_iso(
@@ -89,8 +94,10 @@ fn register_inner(
 ) {
     let shared = Arc::new(Shared::new(config));
     let mut vmedia = RedfishVirtualMediaBoot::with_shared(shared.clone());
+    let mut https = RedfishHttpsBoot::with_shared(shared.clone());
     if let Some(b) = builder {
-        vmedia = vmedia.with_boot_iso(b);
+        vmedia = vmedia.with_boot_iso(b.clone());
+        https = https.with_boot_iso(b);
     }
     registry
         .register_power(NAME, Arc::new(RedfishPower::with_shared(shared.clone())))
@@ -99,6 +106,7 @@ fn register_inner(
             Arc::new(RedfishManagement::with_shared(shared.clone())),
         )
         .register_boot(VIRTUAL_MEDIA_BOOT, Arc::new(vmedia))
+        .register_boot(HTTPS_BOOT, Arc::new(https))
         .register_inspect(NAME, Arc::new(RedfishInspect::with_shared(shared.clone())))
         .register_bios(NAME, Arc::new(RedfishBios::with_shared(shared.clone())))
         .register_raid(NAME, Arc::new(RedfishRaid::with_shared(shared.clone())))

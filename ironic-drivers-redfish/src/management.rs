@@ -107,7 +107,28 @@ pub(crate) async fn set_boot_device(
     persistent: bool,
     mode: Option<BootMode>,
 ) -> Result<()> {
-    let (system, etag): (ComputerSystem, _) = client.get_with_etag(path).await?;
+    set_boot_device_uri(client, path, device, persistent, mode, None).await
+}
+
+/// [`set_boot_device`] with the `HttpBootUri` of a UEFI HTTP boot, as sushy's
+/// `set_system_boot_options` sends it: with `UefiHttp` and a URI, the URI
+/// (refused when the system does not advertise `HttpBootUri`); otherwise a URI
+/// the system holds is cleared (`null`), so the firmware falls back to DHCP or
+/// a later boot does not reuse it.
+pub(crate) async fn set_boot_device_uri(
+    client: &RedfishClient,
+    path: &str,
+    device: BootDevice,
+    persistent: bool,
+    mode: Option<BootMode>,
+    http_boot_uri: Option<&str>,
+) -> Result<()> {
+    let (raw, etag): (Value, _) = client.get_with_etag(path).await?;
+    let system: ComputerSystem =
+        serde_json::from_value(raw.clone()).map_err(|e| RedfishError::Parse {
+            url: client.url(path),
+            detail: e.to_string(),
+        })?;
     let target = target_of(device).ok_or_else(|| {
         RedfishError::InvalidParameter(format!("Boot device {device} is not supported by Redfish"))
     })?;
@@ -133,6 +154,24 @@ pub(crate) async fn set_boot_device(
         "BootSourceOverrideTarget": target.as_str(),
         "BootSourceOverrideEnabled": enabled.as_str(),
     });
+    // `HttpBootUri` as the system holds it: absent (not advertised), null, or set.
+    let current_uri = raw.get("Boot").and_then(|b| b.get("HttpBootUri"));
+    match (matches!(target, BootSource::UefiHttp), http_boot_uri) {
+        (true, Some(uri)) => {
+            if current_uri.is_none() {
+                return Err(RedfishError::Unsupported(format!(
+                    "The attribute HttpBootUri is missing from the resource {path}: the Redfish BMC at {} cannot boot a given URL over UEFI HTTP",
+                    client.address
+                )));
+            }
+            b["HttpBootUri"] = json!(uri);
+        }
+        (_, _) => {
+            if current_uri.is_some_and(|v| !v.is_null()) {
+                b["HttpBootUri"] = Value::Null;
+            }
+        }
+    }
     if let Some(m) = mode {
         let want = redfish_mode(m);
         if boot.mode.as_ref() != Some(&want) {
@@ -142,7 +181,7 @@ pub(crate) async fn set_boot_device(
     client
         .patch(path, &json!({ "Boot": b }), etag.as_deref())
         .await?;
-    tracing::info!(bmc = %client.address, system = path, device = %device, persistent, "Redfish boot device set");
+    tracing::info!(bmc = %client.address, system = path, device = %device, persistent, http_boot_uri, "Redfish boot device set");
     Ok(())
 }
 

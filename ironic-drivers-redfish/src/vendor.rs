@@ -49,7 +49,7 @@ const EVENT_TYPES: &[&str] = &[
 /// | method | HTTP | body | answer |
 /// |---|---|---|---|
 /// | `create_subscription` | POST | `Destination` (required, an absolute URI), `EventTypes` (default `["Alert"]`), `Context` (default `""`), `Protocol` (default `"Redfish"`), `HttpHeaders` (a list) | 200, the subscription's `Id`, `Context`, `Protocol`, `Destination`, `EventTypes` |
-/// | `delete_subscription` | DELETE | `id` | 200, `null` |
+/// | `delete_subscription` | DELETE | `id` | 200, `null`; any failure is [`ErrorKind::NotFound`](ironic_core::ErrorKind::NotFound) (Ironic's 404) |
 /// | `get_subscription` | GET | `id` | 200, as `create_subscription` |
 /// | `get_all_subscriptions` | GET | | 200, the BMC's `Subscriptions` collection as it sent it |
 /// | `eject_vmedia` | POST | `boot_device` (optional) | 202, empty (asynchronous) |
@@ -223,8 +223,9 @@ impl RedfishVendor {
             Ok::<_, RedfishError>(())
         }
         .await;
+        // Ironic answers any failure here with 404 (RedfishError code=404).
         r.map_err(|e| {
-            RedfishError::Other(format!(
+            RedfishError::NotFound(format!(
                 "Redfish delete_subscription failed for subscription {id} on node {}. Error: {e}",
                 task.node.uuid
             ))

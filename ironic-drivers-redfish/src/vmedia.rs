@@ -197,12 +197,121 @@ pub struct RedfishVirtualMediaBoot {
     builder: Option<Arc<dyn BootIsoBuilder>>,
 }
 
-/// Where the inserted ISO comes from.
-enum IsoSource {
+/// Where the booted ISO comes from (shared with `redfish-https`).
+pub(crate) enum IsoSource {
     /// A prebuilt ISO named in `driver_info`.
     Prebuilt(String),
     /// Built for the node by the [`BootIsoBuilder`].
     Built(Arc<dyn BootIsoBuilder>),
+}
+
+/// The `driver_info` keys of a prebuilt ISO (Ironic's `_parse_driver_info`).
+pub(crate) fn iso_keys(kind: RamdiskKind) -> &'static [&'static str] {
+    match kind {
+        RamdiskKind::Deploy => &["redfish_deploy_iso", "deploy_iso"],
+        RamdiskKind::Rescue => &["redfish_rescue_iso", "rescue_iso"],
+    }
+}
+
+/// The prebuilt ISO, or the builder, or an error naming what to set.
+pub(crate) fn iso_source(
+    task: &Task,
+    kind: RamdiskKind,
+    builder: Option<&Arc<dyn BootIsoBuilder>>,
+) -> Result<IsoSource> {
+    if let Some(url) = prebuilt_iso(task, kind)? {
+        return Ok(IsoSource::Prebuilt(url));
+    }
+    if let Some(b) = builder {
+        return Ok(IsoSource::Built(b.clone()));
+    }
+    let keys = iso_keys(kind);
+    Err(RedfishError::MissingParameter(format!(
+        "Missing the following property in node's driver_info: {} (or {}); this conductor cannot build ISOs from deploy_kernel and deploy_ramdisk",
+        keys[0], keys[1]
+    )))
+}
+
+/// The prebuilt ISO `driver_info` names, checked to be an http(s) URL.
+fn prebuilt_iso(task: &Task, kind: RamdiskKind) -> Result<Option<String>> {
+    let keys = iso_keys(kind);
+    let info = &task.node.driver_info;
+    let Some(url) = keys
+        .iter()
+        .find_map(|k| info.get_str(k).filter(|s| !s.trim().is_empty()))
+    else {
+        return Ok(None);
+    };
+    let url = url.trim().to_owned();
+    let parsed = reqwest::Url::parse(&url).map_err(|e| {
+        RedfishError::InvalidParameter(format!("{} {url:?} is not a URL: {e}", keys[0]))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(RedfishError::InvalidParameter(format!(
+            "{} {url:?} must be an http or https URL the BMC can download",
+            keys[0]
+        )));
+    }
+    Ok(Some(url))
+}
+
+/// Check that the `kind` ISO can be had: prebuilt, or buildable for the node.
+pub(crate) fn validate_iso(
+    task: &Task,
+    kind: RamdiskKind,
+    builder: Option<&Arc<dyn BootIsoBuilder>>,
+) -> Result<(), DriverError> {
+    match iso_source(task, kind, builder)? {
+        IsoSource::Prebuilt(_) => Ok(()),
+        IsoSource::Built(b) => b.validate(task, kind),
+    }
+}
+
+/// The ISO's URL: the prebuilt one (warning that the kernel parameters will
+/// not reach the ramdisk) or one built now; and whether it was built.
+pub(crate) async fn iso_url(
+    task: &Task,
+    params: &RamdiskParams,
+    builder: Option<&Arc<dyn BootIsoBuilder>>,
+) -> Result<(String, bool), DriverError> {
+    Ok(match iso_source(task, params.kind, builder)? {
+        IsoSource::Prebuilt(url) => {
+            if !params.kernel_params.is_empty() {
+                tracing::warn!(node = %task.node.uuid, iso = %url, "using the prebuilt ISO of driver_info: the conductor's kernel parameters will not reach the ramdisk");
+            }
+            (url, false)
+        }
+        IsoSource::Built(b) => (b.prepare(task, params).await?, true),
+    })
+}
+
+/// The `driver_info` properties of the ISO boot interfaces.
+pub(crate) fn iso_properties(can_build: bool) -> Vec<PropertyDoc> {
+    let mut p = config::PROPERTIES.to_vec();
+    if can_build {
+        p.push(PropertyDoc::optional(
+            "redfish_deploy_iso",
+            "URL (http/https) of a prebuilt deploy ISO the BMC boots as is (deploy_iso is accepted too); without it the conductor builds one for the node from deploy_kernel and deploy_ramdisk with the node's kernel parameters.",
+        ));
+        p.push(PropertyDoc::optional(
+            "deploy_kernel",
+            "Deploy kernel the node's ISO is built from (default: the conductor's).",
+        ));
+        p.push(PropertyDoc::optional(
+            "deploy_ramdisk",
+            "Deploy ramdisk the node's ISO is built from (default: the conductor's).",
+        ));
+    } else {
+        p.push(PropertyDoc::required(
+            "redfish_deploy_iso",
+            "URL (http/https) of the deploy ISO the BMC boots (as virtual CD, or over UEFI HTTP with redfish-https); deploy_iso is accepted too.",
+        ));
+    }
+    p.push(PropertyDoc::optional(
+        "redfish_rescue_iso",
+        "URL (http/https) of the rescue ISO; rescue_iso is accepted too.",
+    ));
+    p
 }
 
 impl RedfishVirtualMediaBoot {
@@ -224,56 +333,8 @@ impl RedfishVirtualMediaBoot {
         }
     }
 
-    fn iso_keys(kind: RamdiskKind) -> &'static [&'static str] {
-        match kind {
-            RamdiskKind::Deploy => &["redfish_deploy_iso", "deploy_iso"],
-            RamdiskKind::Rescue => &["redfish_rescue_iso", "rescue_iso"],
-        }
-    }
-
-    /// The prebuilt ISO, or the builder, or an error naming what to set.
-    fn source(&self, task: &Task, kind: RamdiskKind) -> Result<IsoSource> {
-        if let Some(url) = Self::iso(task, kind)? {
-            return Ok(IsoSource::Prebuilt(url));
-        }
-        if let Some(b) = &self.builder {
-            return Ok(IsoSource::Built(b.clone()));
-        }
-        let keys = Self::iso_keys(kind);
-        Err(RedfishError::MissingParameter(format!(
-            "Missing the following property in node's driver_info: {} (or {}); this conductor cannot build ISOs from deploy_kernel and deploy_ramdisk",
-            keys[0], keys[1]
-        )))
-    }
-
-    /// The prebuilt ISO `driver_info` names, checked to be an http(s) URL.
-    fn iso(task: &Task, kind: RamdiskKind) -> Result<Option<String>> {
-        let keys = Self::iso_keys(kind);
-        let info = &task.node.driver_info;
-        let Some(url) = keys
-            .iter()
-            .find_map(|k| info.get_str(k).filter(|s| !s.trim().is_empty()))
-        else {
-            return Ok(None);
-        };
-        let url = url.trim().to_owned();
-        let parsed = reqwest::Url::parse(&url).map_err(|e| {
-            RedfishError::InvalidParameter(format!("{} {url:?} is not a URL: {e}", keys[0]))
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(RedfishError::InvalidParameter(format!(
-                "{} {url:?} must be an http or https URL the BMC can download",
-                keys[0]
-            )));
-        }
-        Ok(Some(url))
-    }
-
     fn validate_kind(&self, task: &Task, kind: RamdiskKind) -> Result<(), DriverError> {
-        match self.source(task, kind)? {
-            IsoSource::Prebuilt(_) => Ok(()),
-            IsoSource::Built(b) => b.validate(task, kind),
-        }
+        validate_iso(task, kind, self.builder.as_ref())
     }
 
     async fn eject_all_cd(&self, task: &Task) -> Result<()> {
@@ -291,31 +352,7 @@ impl RedfishVirtualMediaBoot {
 #[async_trait]
 impl BaseInterface for RedfishVirtualMediaBoot {
     fn properties(&self) -> Vec<PropertyDoc> {
-        let mut p = config::PROPERTIES.to_vec();
-        if self.builder.is_some() {
-            p.push(PropertyDoc::optional(
-                "redfish_deploy_iso",
-                "URL (http/https) of a prebuilt deploy ISO the BMC inserts as is (deploy_iso is accepted too); without it the conductor builds one for the node from deploy_kernel and deploy_ramdisk with the node's kernel parameters.",
-            ));
-            p.push(PropertyDoc::optional(
-                "deploy_kernel",
-                "Deploy kernel the node's ISO is built from (default: the conductor's).",
-            ));
-            p.push(PropertyDoc::optional(
-                "deploy_ramdisk",
-                "Deploy ramdisk the node's ISO is built from (default: the conductor's).",
-            ));
-        } else {
-            p.push(PropertyDoc::required(
-                "redfish_deploy_iso",
-                "URL (http/https) of the deploy ISO the BMC inserts as virtual CD; deploy_iso is accepted too.",
-            ));
-        }
-        p.push(PropertyDoc::optional(
-            "redfish_rescue_iso",
-            "URL (http/https) of the rescue ISO; rescue_iso is accepted too.",
-        ));
-        p
+        iso_properties(self.builder.is_some())
     }
 
     fn validate(&self, task: &Task) -> Result<(), DriverError> {
@@ -339,15 +376,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
         task: &mut Task,
         params: &RamdiskParams,
     ) -> Result<(), DriverError> {
-        let (iso, built) = match self.source(task, params.kind)? {
-            IsoSource::Prebuilt(url) => {
-                if !params.kernel_params.is_empty() {
-                    tracing::warn!(node = %task.node.uuid, iso = %url, "using the prebuilt ISO of driver_info: the conductor's kernel parameters will not reach the ramdisk");
-                }
-                (url, false)
-            }
-            IsoSource::Built(b) => (b.prepare(task, params).await?, true),
-        };
+        let (iso, built) = iso_url(task, params, self.builder.as_ref()).await?;
         let (client, path) = self.shared.connect(task).await?;
         let system: ComputerSystem = client.get(&path).await?;
         let slot = find_slot(&client, &path, &system, VmediaDevice::Cdrom).await?;

@@ -10,7 +10,8 @@ use ironic_core::driver::{
 };
 use ironic_core::{ErrorKind, InterfaceRegistry, PowerAction, PowerState};
 use ironic_drivers_redfish::{
-    RedfishInspect, RedfishManagement, RedfishPower, RedfishVirtualMediaBoot, register,
+    RedfishHttpsBoot, RedfishInspect, RedfishManagement, RedfishPower, RedfishVirtualMediaBoot,
+    register,
 };
 use serde_json::json;
 
@@ -198,6 +199,60 @@ async fn virtual_media_boot_flow() {
     assert!(e.message().contains("InsertMedia"), "{e}");
 }
 
+/// `redfish-https` on sushy-emulator: it lists `UefiHttp` (and `HttpBootUri`)
+/// only in UEFI mode, and its fake driver cannot keep an `HttpBootUri` (it
+/// answers 400 "Failed to save HttpBootUri field value", which Ironic's
+/// `RedfishHttpsBoot` gets too; the lab simulator and `lab_redfish_driver` cover
+/// the boot itself).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_boot_on_the_emulator_as_ironic_sees_it() {
+    let (emu, sys) = one_system("Off");
+    let iso = IsoServer::start().await;
+    let boot = RedfishHttpsBoot::new(fast_config());
+    let mgmt = RedfishManagement::new(fast_config());
+    let mut t = task(&emu.address, json!({"redfish_deploy_iso": iso.url}));
+    boot.validate(&t).unwrap();
+    let params = RamdiskParams::new(RamdiskKind::Deploy);
+    let system = format!("/redfish/v1/Systems/{}", sys.uuid);
+
+    // Legacy BIOS: no UefiHttp among the allowed targets: Ironic's refusal.
+    mgmt.set_boot_mode(&t, BootMode::Bios).await.unwrap();
+    let e = boot.prepare_ramdisk(&mut t, &params).await.unwrap_err();
+    assert!(
+        e.message()
+            .contains("hardware does not support feature UefiHttp boot"),
+        "{e}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+
+    // UEFI: UefiHttp allowed, HttpBootUri advertised ("None"); the PATCH
+    // carries the URL and the fake driver refuses it.
+    mgmt.set_boot_mode(&t, BootMode::Uefi).await.unwrap();
+    let s = raw_get(&emu.address, &system, None).await;
+    assert!(
+        s["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("UefiHttp")),
+        "{s}"
+    );
+    let e = boot.prepare_ramdisk(&mut t, &params).await.unwrap_err();
+    assert!(e.message().contains("HTTP 400"), "{e}");
+    assert!(emu.log().contains("HttpBootUri"), "{}", emu.log());
+
+    // UefiHttp without a URL (management, as the API sets it): sent without
+    // one, and the emulator boots from the network (its DHCP-based HTTP boot).
+    mgmt.set_boot_device(&t, BootDevice::UefiHttp, false)
+        .await
+        .unwrap();
+    let s = raw_get(&emu.address, &system, None).await;
+    assert_eq!(s["Boot"]["BootSourceOverrideTarget"], json!("Pxe"), "{s}");
+    // prepare_instance boots the disk
+    boot.prepare_instance(&mut t).await.unwrap();
+    let s = raw_get(&emu.address, &system, None).await;
+    assert_eq!(s["Boot"]["BootSourceOverrideTarget"], json!("Hdd"), "{s}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn management_attaches_and_detaches_virtual_media() {
     let (emu, sys) = one_system("Off");
@@ -284,6 +339,8 @@ fn register_adds_the_redfish_hardware_type_and_interfaces() {
     ] {
         assert_eq!(reg.enabled_for(&hw, t).first().copied(), Some(want), "{t}");
     }
+    let boots = reg.enabled_for(&hw, InterfaceType::Boot);
+    assert!(boots.contains(&"redfish-https"), "{boots:?}");
     // Ironic's order: the redfish vendor passthru (subscriptions, eject_vmedia)
     // first, then no-vendor.
     assert_eq!(

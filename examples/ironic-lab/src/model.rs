@@ -162,9 +162,10 @@ impl VirtualMedia {
 /// What a server booted from when it was last powered on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootSource {
-    /// Network boot (PXE or UEFI HTTP): the deploy ramdisk.
+    /// Network boot (PXE, or UEFI HTTP found through DHCP): the deploy ramdisk.
     Network,
-    /// The virtual CD, with this image URL.
+    /// An ISO image booted by URL: the virtual CD's, or the `HttpBootUri` of a
+    /// UEFI HTTP boot.
     VirtualMedia(String),
     /// The local disk.
     Disk,
@@ -354,6 +355,8 @@ pub struct ServerState {
     pub boot: BootOverride,
     /// The virtual CD.
     pub vmedia: VirtualMedia,
+    /// The URL a UEFI HTTP boot loads (`Boot.HttpBootUri`), when set.
+    pub http_boot_uri: Option<String>,
     /// Injected faults.
     pub faults: Faults,
     /// Bumped on every change visible to a BMC client (for Redfish ETags).
@@ -410,6 +413,7 @@ impl SimServer {
                         mode: BootMode::Uefi,
                     },
                     vmedia: VirtualMedia::default(),
+                    http_boot_uri: None,
                     faults: Faults::default(),
                     generation: 1,
                 }),
@@ -539,7 +543,11 @@ impl SimServer {
             st.boot.enabled = BootEnabled::Disabled;
         }
         let source = match target {
-            BootTarget::Pxe | BootTarget::UefiHttp => BootSource::Network,
+            BootTarget::Pxe => BootSource::Network,
+            BootTarget::UefiHttp => match &st.http_boot_uri {
+                Some(url) => BootSource::VirtualMedia(url.clone()),
+                None => BootSource::Network,
+            },
             BootTarget::Cd => match &st.vmedia.image {
                 Some(url) => BootSource::VirtualMedia(url.clone()),
                 None => BootSource::Firmware,
@@ -594,6 +602,19 @@ impl SimServer {
         }
         st.generation += 1;
         tracing::info!(server = %self.inner.spec.name, target = st.boot.target.redfish_name(), enabled = st.boot.enabled.redfish_name(), mode = st.boot.mode.redfish_name(), "boot override set");
+    }
+
+    /// The URL a UEFI HTTP boot loads (`Boot.HttpBootUri`).
+    pub fn http_boot_uri(&self) -> Option<String> {
+        self.lock().http_boot_uri.clone()
+    }
+
+    /// Sets or clears the URL a UEFI HTTP boot loads.
+    pub fn set_http_boot_uri(&self, uri: Option<String>) {
+        let mut st = self.lock();
+        st.http_boot_uri = uri;
+        st.generation += 1;
+        tracing::info!(server = %self.inner.spec.name, uri = ?st.http_boot_uri, "HTTP boot URI set");
     }
 
     /// The virtual CD.

@@ -10,8 +10,8 @@ use ironic_core::driver::{
 };
 use ironic_core::{DriverInfo, Node, PowerAction, PowerState};
 use ironic_drivers_redfish::{
-    RedfishConfig, RedfishInspect, RedfishManagement, RedfishPower, RedfishVendor,
-    RedfishVirtualMediaBoot,
+    RedfishConfig, RedfishHttpsBoot, RedfishInspect, RedfishManagement, RedfishPower,
+    RedfishVendor, RedfishVirtualMediaBoot,
 };
 use ironic_lab::images::{self, FileServer};
 use ironic_lab::model::{BootEnabled, BootSource, BootTarget, Power};
@@ -165,6 +165,83 @@ async fn redfish_driver_virtual_media_boot_starts_from_the_cd() {
     );
     let e = boot.prepare_ramdisk(&mut bad, &params).await.unwrap_err();
     assert!(e.message().contains("404"), "{e}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_https_boot_loads_the_iso_over_uefi_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = images::generate(&dir.path().join("images")).unwrap();
+    let http = FileServer::start("127.0.0.1:0".parse().unwrap(), files.dir.clone())
+        .await
+        .unwrap();
+    let server = lab_support::server(dir.path(), "lab-0", 0);
+    let sim = RedfishSim::start("127.0.0.1:0".parse().unwrap(), vec![server.clone()])
+        .await
+        .unwrap();
+    let iso = http.url(images::DEPLOY_ISO);
+    let boot = RedfishHttpsBoot::new(config());
+    let mut t = task(
+        &sim,
+        &server,
+        "pw-lab-0",
+        json!({"redfish_deploy_iso": iso}),
+    );
+    boot.validate(&t).unwrap();
+    let params =
+        RamdiskParams::new(RamdiskKind::Deploy).with_param("ipa-api-url", "http://127.0.0.1:6385");
+    boot.prepare_ramdisk(&mut t, &params).await.unwrap();
+    // UefiHttp once, with the ISO's URL; no virtual media used
+    let o = server.boot_override();
+    assert_eq!(
+        (o.target, o.enabled),
+        (BootTarget::UefiHttp, BootEnabled::Once)
+    );
+    assert_eq!(server.http_boot_uri().as_deref(), Some(iso.as_str()));
+    assert!(!server.vmedia().inserted());
+    assert_eq!(
+        t.node.driver_internal_info.get("redfish_uefi_http_url"),
+        Some(&json!(iso))
+    );
+    RedfishPower::new(config()).reboot(&t, None).await.unwrap();
+    assert_eq!(
+        server.subscribe().borrow().booted_from,
+        Some(BootSource::VirtualMedia(iso.clone()))
+    );
+    // the one-time override is spent: the next boot is the machine's own
+    assert_eq!(server.boot_override().enabled, BootEnabled::Disabled);
+
+    // to the instance: disk, persistent, and the URI cleared
+    boot.prepare_instance(&mut t).await.unwrap();
+    let o = server.boot_override();
+    assert_eq!(
+        (o.target, o.enabled),
+        (BootTarget::Hdd, BootEnabled::Continuous)
+    );
+    assert_eq!(server.http_boot_uri(), None);
+    assert!(
+        !t.node
+            .driver_internal_info
+            .contains_key("redfish_uefi_http_url")
+    );
+
+    // The BMC loads the URL itself: one it cannot download is refused.
+    let mut bad = task(
+        &sim,
+        &server,
+        "pw-lab-0",
+        json!({"redfish_deploy_iso": http.url("missing.iso")}),
+    );
+    let e = boot.prepare_ramdisk(&mut bad, &params).await.unwrap_err();
+    assert!(
+        e.message().contains("HttpBootUri") && e.message().contains("404"),
+        "{e}"
+    );
+    assert_eq!(server.http_boot_uri(), None);
+    // Without a deploy ISO nor a builder, validate names the key.
+    let none = task(&sim, &server, "pw-lab-0", json!({}));
+    let e = boot.validate(&none).unwrap_err();
+    assert!(e.message().contains("redfish_deploy_iso"), "{e}");
     sim.shutdown().await;
 }
 
@@ -327,6 +404,8 @@ async fn redfish_vendor_event_subscriptions() {
         )),
         "{e}"
     );
+    // Ironic raises it with code=404; the API answers 404 for this kind
+    assert_eq!(e.kind(), ironic_core::ErrorKind::NotFound, "{e}");
     let all = vendor
         .call(&mut t, "get_all_subscriptions", "GET", json!({}))
         .await

@@ -662,7 +662,13 @@ mod tests {
         // Without TFTP, pxe is not enabled; http (UEFI HTTP boot) is.
         let boot = reg.interface_names(InterfaceType::Boot);
         assert!(!boot.contains(&"pxe".to_owned()), "{boot:?}");
-        for b in ["ipxe", "http", "redfish-virtual-media", "fake"] {
+        for b in [
+            "ipxe",
+            "http",
+            "redfish-virtual-media",
+            "redfish-https",
+            "fake",
+        ] {
             assert!(boot.contains(&b.to_owned()), "{b} missing from {boot:?}");
         }
         // What Metal3's baremetal-operator sends for a Redfish virtual-media host.

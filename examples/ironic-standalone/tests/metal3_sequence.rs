@@ -646,6 +646,12 @@ fn metal3_sequence() {
             &[200, 202, 204],
         )
         .await;
+        // deleting it again fails with Ironic's 404 (RedfishError code=404)
+        let (s, v) = gc
+            .req(Method::DELETE, &format!("/v1/nodes/{lab_id}/vendor_passthru?method=delete_subscription"), Some(json!({"id": sub_id})))
+            .await;
+        assert_eq!(s, 404, "{v}");
+        assert!(v.to_string().contains("Redfish delete_subscription failed for subscription"), "{v}");
         let all = gc
             .ok(Method::GET, &format!("/v1/nodes/{lab_id}/vendor_passthru?method=get_all_subscriptions"), None, &[200])
             .await;

@@ -104,11 +104,18 @@ pub(super) fn insert_from(s: &SimServer, body: &Map<String, Value>) -> Result<()
 /// host only: loopback, or an address of one of its interfaces, e.g. a test
 /// network namespace's bridge where a conductor serves its ISOs).
 pub(super) async fn check_image(url: &str) -> Result<(), RfError> {
+    check_url(
+        url,
+        "the parameter Image in the action VirtualMedia.InsertMedia",
+    )
+    .await
+}
+
+/// [`check_image`] for any URL the BMC downloads (`what` names where it came from).
+pub(super) async fn check_url(url: &str, what: &str) -> Result<(), RfError> {
     let bad = |why: String| RfError::BadRequest {
         id: "ActionParameterValueFormatError",
-        message: format!(
-            "The value {url} for the parameter Image in the action VirtualMedia.InsertMedia is invalid: {why}."
-        ),
+        message: format!("The value {url} for {what} is invalid: {why}."),
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {

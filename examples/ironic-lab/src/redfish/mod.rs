@@ -6,6 +6,8 @@
 //! then `X-Auth-Token`), checked against the credentials of the system addressed (on a
 //! listener with several systems, a session carries the systems whose credentials it was
 //! opened with). Every document carries an `ETag`; `PATCH` honours `If-Match`.
+//! `Boot.HttpBootUri` is kept (a URL the BMC cannot download is refused); a UEFI
+//! HTTP boot with one boots that ISO, without one it boots from the network.
 //! `/redfish/v1/EventService` keeps event subscriptions (created, read, deleted;
 //! no events are sent).
 //! Faults: latency and flaky (HTTP 500) per system, wrong password (401), stuck (power
@@ -463,6 +465,8 @@ async fn patch_system(
     let mut target = None;
     let mut enabled = None;
     let mut mode = None;
+    // Some(None): cleared (null).
+    let mut http_uri: Option<Option<String>> = None;
     for (key, value) in &body {
         match (key.as_str(), value) {
             ("Boot", Value::Object(boot)) => {
@@ -472,6 +476,7 @@ async fn patch_system(
                         "BootSourceOverrideTarget"
                             | "BootSourceOverrideEnabled"
                             | "BootSourceOverrideMode"
+                            | "HttpBootUri"
                     ) {
                         return Err(RfError::BadRequest {
                             id: "PropertyNotWritable",
@@ -492,6 +497,9 @@ async fn patch_system(
                         BootEnabled::from_redfish(e)
                             .ok_or_else(|| not_in_list("BootSourceOverrideEnabled", e))?,
                     );
+                }
+                if boot.contains_key("HttpBootUri") {
+                    http_uri = Some(string_prop(boot, "HttpBootUri")?.map(str::to_owned));
                 }
                 if let Some(m) = string_prop(boot, "BootSourceOverrideMode")? {
                     mode = Some(
@@ -516,7 +524,14 @@ async fn patch_system(
             }
         }
     }
+    // The BMC loads the HTTP boot URI itself: one it cannot download is refused.
+    if let Some(Some(url)) = &http_uri {
+        check_url(url, "the property Boot/HttpBootUri").await?;
+    }
     s.set_boot_override(target, enabled, mode);
+    if let Some(uri) = http_uri {
+        s.set_http_boot_uri(uri.filter(|u| !u.is_empty()));
+    }
     Ok(no_content())
 }
 

@@ -84,7 +84,8 @@ pub fn system(s: &SimServer) -> Value {
                 BootTarget::ALL.iter().map(|t| t.redfish_name()).collect::<Vec<_>>(),
             "BootSourceOverrideMode": st.boot.mode.redfish_name(),
             "BootSourceOverrideMode@Redfish.AllowableValues":
-                [BootMode::Uefi.redfish_name(), BootMode::Legacy.redfish_name()]
+                [BootMode::Uefi.redfish_name(), BootMode::Legacy.redfish_name()],
+            "HttpBootUri": st.http_boot_uri
         },
         "ProcessorSummary": {"Count": spec.cpus, "LogicalProcessorCount": spec.cpus, "Model": "Lab vCPU", "Status": status()},
         "MemorySummary": {"TotalSystemMemoryGiB": spec.memory_mib as f64 / 1024.0, "Status": status()},

@@ -319,7 +319,14 @@ pub const DEFAULT_HARDWARE_TYPES: &[&str] =
 pub fn default_enabled(t: InterfaceType) -> &'static [&'static str] {
     match t {
         InterfaceType::Bios => &["no-bios", "redfish", "fake"],
-        InterfaceType::Boot => &["ipxe", "pxe", "http", "redfish-virtual-media", "fake"],
+        InterfaceType::Boot => &[
+            "ipxe",
+            "pxe",
+            "http",
+            "redfish-virtual-media",
+            "redfish-https",
+            "fake",
+        ],
         InterfaceType::Console => &["no-console", "fake"],
         InterfaceType::Deploy => &["direct", "ramdisk", "fake"],
         InterfaceType::Firmware => &["no-firmware", "redfish", "fake"],

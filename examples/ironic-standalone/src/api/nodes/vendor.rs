@@ -151,14 +151,28 @@ async fn call_vendor(
             })
             .unwrap_or(false)
     };
-    let out = st
+    let out = match st
         .conductor()
         .vendor_passthru(&node, &name, method.as_str(), data)
-        .await?;
+        .await
+    {
+        Ok(v) => v,
+        // A vendor method that fails with "not found" answers 404, as Ironic's
+        // redfish delete_subscription (RedfishError code=404); elsewhere a
+        // driver's NotFound stays 400.
+        Err(e @ ironic_core::Error::Driver(_)) if is_not_found(&e) => {
+            return Err(ApiError::not_found(e.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if is_async {
         return Ok(crate::api::accepted(None));
     }
     ok_value(&out)
+}
+
+fn is_not_found(e: &ironic_core::Error) -> bool {
+    matches!(e, ironic_core::Error::Driver(d) if d.kind() == ironic_core::ErrorKind::NotFound)
 }
 
 fn split_indicator(unique: &str) -> ApiResult<(&str, &str)> {
