@@ -75,11 +75,15 @@ enum RamdiskCommand {
         cache: Option<PathBuf>,
         /// Leave out the agent's tools taken from this host with their libraries
         /// (GRUB, efibootmgr, e2fsprogs, xfsprogs, parted, util-linux, mdadm,
-        /// hdparm, nvme-cli, smartmontools, stress-ng, fio): smaller, but partition
-        /// images, UEFI boot entries, software RAID, secure erase and burn-in then
-        /// fail on the machine.
-        #[arg(long)]
+        /// hdparm, nvme-cli, smartmontools): smaller, but partition images, UEFI
+        /// boot entries, software RAID and secure erase then fail on the machine.
+        #[arg(long, conflicts_with = "with_burnin")]
         without_tools: bool,
+        /// Add the burn-in steps' tools (stress-ng, fio) with their libraries
+        /// (Debian's fio brings Ceph's, GlusterFS's, RDMA's: ~34 MiB more
+        /// initramfs); without them the burn-in steps fail.
+        #[arg(long)]
+        with_burnin: bool,
         /// Do not build the bootable ISO (ironic-agent.iso).
         #[arg(long)]
         no_iso: bool,
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         busybox,
         cache,
         without_tools,
+        with_burnin,
         no_iso,
         iso_kernel_params,
     })) = &cli.command
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
             busybox: busybox.clone(),
             cache: cache.clone(),
             without_tools: *without_tools,
+            with_burnin: *with_burnin,
             iso_cmdline: (!no_iso).then(|| {
                 format!("console=tty0 console=ttyS0,115200n8 {iso_kernel_params}")
                     .trim()

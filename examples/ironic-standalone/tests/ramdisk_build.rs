@@ -2,15 +2,18 @@
 //! subprocess): Debian's kernel (fetched with `apt-get download`, cached under
 //! `target/ramdisk-cache`), busybox-static, the static `ironic-agent` and the
 //! host's tools (`ramdisk::tools::TOOLS`: GRUB, efibootmgr, e2fsprogs, xfsprogs,
-//! parted, util-linux, mdadm, hdparm, nvme-cli, smartmontools, stress-ng, fio) with
-//! their libraries. The result is booted in QEMU (TCG, `-cpu qemu64`: no
+//! parted, util-linux, mdadm, hdparm, nvme-cli, smartmontools) with their
+//! libraries, under 40 MiB; built again `--with-burnin` (stress-ng and fio too,
+//! `--no-iso`). The results are booted in QEMU (TCG, `-cpu qemu64`: no
 //! RDRAND, so the kernel's random pool stays cold) with user-mode networking,
-//! three ways at once: the kernel and initramfs directly (as PXE hands them
-//! over), and `ironic-agent.iso` as a CD with OVMF (UEFI) and with SeaBIOS
-//! (BIOS). Each time the ramdisk must get an address by DHCP, every tool must
-//! run (its libraries are there) and the agent must call the API URL given on
-//! the kernel command line (for the ISO: in its GRUB configuration). Also: a
-//! `--kernel` that is not a kernel is refused, naming the file.
+//! three ways at once: the burn-in kernel and initramfs directly (as PXE hands
+//! them over), and the default build's `ironic-agent.iso` as a CD with OVMF
+//! (UEFI) and with SeaBIOS (BIOS). Each time the ramdisk must get an address by
+//! DHCP, every tool of its build must run (its libraries are there), the
+//! burn-in tools must be absent from the default build, and the agent must call
+//! the API URL given on the kernel command line (for the ISO: in its GRUB
+//! configuration). Also: a `--kernel` that is not a kernel is refused, naming
+//! the file.
 //!
 //! Needs QEMU, OVMF, busybox-static, apt-get/dpkg-deb/depmod, the tools'
 //! packages and glibc's static libraries (for the agent); a missing one fails
@@ -27,7 +30,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use e2e_support::{ChildGuard, need_file, ramdisk, target_dir, tool};
-use ironic_standalone::ramdisk::tools::TOOLS;
+use ironic_standalone::ramdisk::tools::{BURNIN_TOOLS, TOOLS, Tool};
 
 /// Bound on the boots (three TCG guests at once on a loaded 2-core machine;
 /// alone, each takes ~10-60 s).
@@ -85,7 +88,7 @@ fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_h
     tool("apt-get", "apt");
     tool("dpkg-deb", "dpkg");
     tool("depmod", "kmod");
-    for t in TOOLS {
+    for t in TOOLS.iter().chain(BURNIN_TOOLS) {
         tool(t.name, t.package);
     }
     need_file("/usr/lib/grub/i386-pc/kernel.img", "grub-pc-bin");
@@ -126,12 +129,15 @@ fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_h
             && stdout.contains("MiB"),
         "{stdout}"
     );
-    // ~60 MiB, most of it fio's storage engines' libraries (Ceph, GlusterFS,
-    // RDMA: Debian's fio links them); IPA's ramdisk is ~400 MiB.
+    // The target (IPA's ramdisk is ~400 MiB), with the debug agent.
     assert!(
-        size < 80 << 20,
-        "the initramfs is {} MiB, over the 80 MiB target",
+        size < 40 << 20,
+        "the initramfs is {} MiB, over the 40 MiB target",
         size >> 20
+    );
+    assert!(
+        stdout.contains("without the burn-in tools") && stdout.contains("--with-burnin"),
+        "{stdout}"
     );
     assert!(
         stdout.contains("deploy_ramdisk ="),
@@ -144,6 +150,39 @@ fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_h
             "{f} is kept for per-node ISOs"
         );
     }
+
+    // With the burn-in tools: fio's libraries (Ceph, GlusterFS, RDMA: Debian's
+    // fio links them all) make it about twice the size.
+    let burnin_dir = out.path().join("burnin");
+    let started = Instant::now();
+    let run = ironic()
+        .args(["ramdisk", "build", "--with-burnin", "--no-iso", "--output"])
+        .arg(&burnin_dir)
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--cache")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let burnin_stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "ironic ramdisk build --with-burnin failed:\n{burnin_stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{burnin_stdout}(build took {:?})", started.elapsed());
+    assert!(
+        burnin_stdout.contains("stress-ng") && !burnin_stdout.contains("without the burn-in"),
+        "{burnin_stdout}"
+    );
+    let burnin_initramfs = burnin_dir.join("ironic-agent.initramfs");
+    let burnin_size = std::fs::metadata(&burnin_initramfs).unwrap().len();
+    assert!(
+        burnin_size > size && burnin_size < 80 << 20,
+        "with burn-in tools {} MiB, without {} MiB",
+        burnin_size >> 20,
+        size >> 20
+    );
 
     // Bad input: a kernel that is not a kernel.
     let bogus = out.path().join("not-a-kernel");
@@ -173,7 +212,7 @@ fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_h
     let boots = [
         Boot::Direct {
             kernel: kernel.clone(),
-            initramfs: initramfs.clone(),
+            initramfs: burnin_initramfs,
             // loglevel=4: the kernel's own lines do not cut through /init's.
             append: format!(
                 "console=ttyS0,115200n8 loglevel=4 no_timer_check {api_url} BOOTIF=01-52-54-00-12-34-56"
@@ -215,6 +254,13 @@ impl Boot {
         match self {
             Boot::Cd { uefi: true, .. } => "booted in UEFI mode",
             _ => "booted in BIOS mode",
+        }
+    }
+    /// The tools of its build: the burn-in ones only in the direct boot's.
+    fn tools(&self) -> (Vec<Tool>, &'static [Tool]) {
+        match self {
+            Boot::Direct { .. } => (TOOLS.iter().chain(BURNIN_TOOLS).copied().collect(), &[]),
+            Boot::Cd { .. } => (TOOLS.to_vec(), BURNIN_TOOLS),
         }
     }
 }
@@ -335,7 +381,17 @@ fn boot_all_and_wait_for_the_agents(boots: &[Boot], dir: &Path, rx: mpsc::Receiv
         );
         // Every tool ran and printed its version (the same first line as on
         // the host: the same binary, its libraries all there).
-        for t in TOOLS {
+        let (tools, absent) = boot.tools();
+        for t in absent {
+            let prefix = format!("ironic-rs ramdisk: tool {}: ", t.name);
+            assert!(
+                !text.contains(&prefix),
+                "{}: {} is in the build without --with-burnin",
+                boot.name(),
+                t.name
+            );
+        }
+        for t in &tools {
             let prefix = format!("ironic-rs ramdisk: tool {}: ", t.name);
             let line = text
                 .lines()

@@ -10,8 +10,8 @@
 //!
 //! The agent's tools (GRUB's `grub-mkimage` and modules, `efibootmgr`,
 //! e2fsprogs, xfsprogs, parted, util-linux, mdadm, hdparm, nvme-cli,
-//! smartmontools, stress-ng, fio) come from the build host with their shared libraries
-//! ([`tools`]). The bootable ISO ([`iso`]) boots the same kernel and initramfs
+//! smartmontools; stress-ng and fio for the burn-in steps when asked for) come
+//! from the build host with their shared libraries ([`tools`]). The bootable ISO ([`iso`]) boots the same kernel and initramfs
 //! with GRUB in BIOS and UEFI mode; per-node ISOs (virtual media) reuse its
 //! GRUB images with the node's own kernel command line.
 
@@ -140,6 +140,9 @@ pub struct BuildOptions {
     /// cannot install a bootloader for partition images, add UEFI boot entries,
     /// erase disks securely nor run the burn-in steps.
     pub without_tools: bool,
+    /// Add the burn-in steps' tools ([`tools::BURNIN_TOOLS`]: stress-ng, fio,
+    /// with about 100 MiB of libraries); ignored with `without_tools`.
+    pub with_burnin: bool,
     /// Also build the bootable ISO (`ironic-agent.iso`, BIOS and UEFI) with this
     /// kernel command line, and keep its GRUB images beside it.
     pub iso_cmdline: Option<String>,
@@ -160,6 +163,8 @@ pub struct BuildReport {
     pub not_included: Vec<String>,
     /// The tools taken from the host (empty with `without_tools`).
     pub tools: Vec<String>,
+    /// Whether the burn-in tools are among them.
+    pub burnin: bool,
     /// The bootable ISO, when asked for.
     pub iso: Option<PathBuf>,
     /// How long it took.
@@ -190,6 +195,11 @@ impl BuildReport {
             );
         } else {
             s.push_str(&format!("  tools: {}\n", self.tools.join(", ")));
+            if !self.burnin {
+                s.push_str(
+                    "  without the burn-in tools (stress-ng, fio: --with-burnin adds them and their libraries, ~34 MiB; burn-in steps fail without them)\n",
+                );
+            }
         }
         if let Some(iso) = &self.iso {
             s.push_str(&format!(
@@ -310,7 +320,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     let payload = if opts.without_tools {
         tools::Payload::default()
     } else {
-        tools::collect(Path::new("/"))?
+        tools::collect(Path::new("/"), opts.with_burnin)?
     };
     // GRUB for the ISO before the long part, so that a missing GRUB fails early.
     let boot_files = match &opts.iso_cmdline {
@@ -436,9 +446,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
         not_included,
         tools: tools::TOOLS
             .iter()
+            .chain(if opts.with_burnin {
+                tools::BURNIN_TOOLS
+            } else {
+                &[]
+            })
             .filter(|_| !opts.without_tools)
             .map(|t| t.name.to_string())
             .collect(),
+        burnin: opts.with_burnin && !opts.without_tools,
         iso,
         elapsed: started.elapsed(),
     })

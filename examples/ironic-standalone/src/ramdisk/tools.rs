@@ -1,7 +1,15 @@
 //! The dynamically linked tools the agent runs ([`TOOLS`]: GRUB, efibootmgr,
 //! e2fsprogs, xfsprogs, parted, util-linux, mdadm, hdparm, nvme-cli,
-//! smartmontools, stress-ng, fio), taken from the build host with the shared libraries `ldd`
-//! names, as dracut and initramfs-tools do.
+//! smartmontools; with `--with-burnin` also [`BURNIN_TOOLS`]: stress-ng, fio),
+//! taken from the build host with the shared libraries `ldd` names, as dracut
+//! and initramfs-tools do.
+//!
+//! The burn-in tools are left out unless asked for: Debian's fio links the
+//! libraries of every storage engine it has (Ceph's librados/librbd,
+//! GlusterFS, RDMA, PMDK, NBD, and through them ICU's 31 MiB of data), and
+//! stress-ng Mesa's EGL/GBM and Intel's IPsec library: about 100 MiB of
+//! libraries, 34 MiB of the compressed initramfs, for steps only a burn-in
+//! runs.
 //!
 //! The agent's `install_bootloader` builds GRUB with the ramdisk's own
 //! `grub-mkimage` and modules (`/usr/lib/grub/i386-pc`, `/usr/lib/grub/x86_64-efi`)
@@ -42,8 +50,7 @@ const fn tool(name: &'static str, package: &'static str, version_arg: &'static s
 /// images and UEFI boot entries (`install_bootloader`), file systems (ephemeral
 /// partitions, `inject_files`), partition table rescans, software RAID
 /// (`mdadm`: create/delete_configuration, RAID root volumes), `erase_devices`
-/// (NVMe format, ATA security erase, discard, signatures), SMART and the
-/// burn-in steps.
+/// (NVMe format, ATA security erase, discard, signatures) and SMART.
 /// busybox has applets of some of these names (`blkdiscard`, `blockdev`,
 /// `mke2fs`) without the options the agent passes, so the real ones come first
 /// in `PATH`.
@@ -68,6 +75,13 @@ pub const TOOLS: &[Tool] = &[
     tool("hdparm", "hdparm", "-V"),
     tool("nvme", "nvme-cli", "version"),
     tool("smartctl", "smartmontools", "--version"),
+];
+
+/// The burn-in steps' programs (`burnin_cpu`, `burnin_memory`: stress-ng;
+/// `burnin_disk`, `burnin_network`: fio), in the ramdisk only when built with
+/// `--with-burnin` (see the module's documentation for their size). Without
+/// them a burn-in step fails, naming the tool and the option.
+pub const BURNIN_TOOLS: &[Tool] = &[
     tool("stress-ng", "stress-ng", "--version"),
     tool("fio", "fio", "--version"),
 ];
@@ -75,7 +89,7 @@ pub const TOOLS: &[Tool] = &[
 /// The list `/init` reads to run each tool once (`path version-arg` lines).
 pub fn version_probes(payload: &Payload) -> String {
     let mut s = String::new();
-    for t in TOOLS {
+    for t in TOOLS.iter().chain(BURNIN_TOOLS) {
         if let Some((rel, _, _)) = payload
             .files
             .iter()
@@ -186,13 +200,15 @@ pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
     Ok(libs)
 }
 
-/// Collect the tools, their libraries and GRUB's modules from the host
-/// (`root` is `/` except in tests). A missing one is an error naming its package.
-pub fn collect(root: &Path) -> Result<Payload, RamdiskError> {
+/// Collect the tools (with `burnin`, [`BURNIN_TOOLS`] too), their libraries
+/// and GRUB's modules from the host (`root` is `/` except in tests). A missing
+/// one is an error naming its package.
+pub fn collect(root: &Path, burnin: bool) -> Result<Payload, RamdiskError> {
     let mut payload = Payload::default();
     let mut missing = BTreeSet::new();
     let mut libs = BTreeSet::new();
-    for tool in TOOLS {
+    let burnin_tools = if burnin { BURNIN_TOOLS } else { &[] };
+    for tool in TOOLS.iter().chain(burnin_tools) {
         let Some((path, dir)) = find(tool.name, root) else {
             missing.insert(tool.package);
             continue;
@@ -270,7 +286,7 @@ mod tests {
     #[test]
     fn a_host_without_the_tools_gets_the_packages_to_install() {
         let root = tempfile::tempdir().unwrap();
-        let e = collect(root.path()).unwrap_err().to_string();
+        let e = collect(root.path(), true).unwrap_err().to_string();
         for p in [
             "grub-common",
             "efibootmgr",
@@ -290,6 +306,13 @@ mod tests {
             assert!(e.contains(p), "{e}");
         }
         assert!(e.contains("--without-tools"), "{e}");
+        // Without --with-burnin, stress-ng and fio are not needed.
+        let e = collect(root.path(), false).unwrap_err().to_string();
+        assert!(
+            e.contains("grub-common") && e.contains("smartmontools"),
+            "{e}"
+        );
+        assert!(!e.contains("stress-ng") && !e.contains("fio"), "{e}");
     }
 
     #[test]

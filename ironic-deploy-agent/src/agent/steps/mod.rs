@@ -202,8 +202,13 @@ pub(crate) async fn run_tool_status(tool: &str, args: &[String]) -> Result<ToolO
 
 fn missing_tool(tool: &str, e: &std::io::Error) -> AgentError {
     if e.kind() == std::io::ErrorKind::NotFound {
+        // `ironic ramdisk build` leaves the burn-in tools out unless asked.
+        let hint = match tool {
+            "stress-ng" | "fio" => "; build the ramdisk with `ironic ramdisk build --with-burnin`",
+            _ => "",
+        };
         AgentError::CommandFailed(format!(
-            "{tool} is not in the ramdisk: this step needs it (Debian package {})",
+            "{tool} is not in the ramdisk: this step needs it (Debian package {}){hint}",
             package_of(tool)
         ))
     } else {
@@ -305,6 +310,30 @@ pub(crate) async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_missing_tool_is_named_with_its_package_and_burn_in_ones_with_the_build_option() {
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = missing_tool("fio", &gone).to_string();
+        assert!(
+            e.contains("fio is not in the ramdisk") && e.contains("--with-burnin"),
+            "{e}"
+        );
+        let e = missing_tool("nvme", &gone).to_string();
+        assert!(
+            e.contains("nvme-cli") && !e.contains("--with-burnin"),
+            "{e}"
+        );
+        // A real spawn of a program that is not there.
+        let e = run_tool_status("ironic-no-such-tool", &[])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ironic-no-such-tool is not in the ramdisk"),
+            "{e}"
+        );
+    }
 
     /// The names, interfaces, priorities and flags of IPA's generic hardware
     /// manager (ironic_python_agent/hardware.py, 2026), minus execute_bootc_install.
