@@ -41,6 +41,12 @@ pub struct RedfishConfig {
     pub default_auth_type: AuthType,
     /// Idle connections kept per BMC.
     pub max_idle_connections_per_bmc: usize,
+    /// Redfish sessions held at once at one BMC by the clients of one
+    /// [`register`](crate::register) call (one per set of credentials; 4, the
+    /// fewest BMCs allow). Past it, a client waits for an idle one to be logged
+    /// out or a busy one to be handed over, at most
+    /// [`read_timeout`](Self::read_timeout).
+    pub max_sessions_per_bmc: usize,
 }
 
 impl Default for RedfishConfig {
@@ -58,6 +64,7 @@ impl Default for RedfishConfig {
             bios_apply_timeout: Duration::from_secs(600),
             default_auth_type: AuthType::Auto,
             max_idle_connections_per_bmc: 4,
+            max_sessions_per_bmc: 4,
         }
     }
 }

@@ -70,6 +70,9 @@ pub(crate) enum RedfishError {
     /// Waiting for something took too long.
     #[error("{0}")]
     Timeout(String),
+    /// Every Redfish session this process may hold at the BMC is in use.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -122,6 +125,7 @@ impl RedfishError {
             RedfishError::NotFound(_) => (ErrorKind::NotFound, false),
             RedfishError::TaskFailed { .. } => (ErrorKind::Other, false),
             RedfishError::Timeout(_) => (ErrorKind::Timeout, true),
+            RedfishError::Busy(_) => (ErrorKind::Busy, true),
             RedfishError::Other(_) => (ErrorKind::Other, false),
         }
     }

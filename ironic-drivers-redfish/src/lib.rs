@@ -23,7 +23,7 @@ use ironic_core::hardware::GENERIC;
 use ironic_core::{DriverError, HardwareType, InterfaceRegistry};
 
 pub use bios::RedfishBios;
-pub use client::RedfishClient;
+pub use client::{RedfishClient, SessionStats};
 pub use config::{AuthType, RedfishConfig, RedfishDriverInfo, VerifyCa};
 pub use firmware::RedfishFirmware;
 pub use https_boot::{RedfishHttpsBoot, UEFI_HTTP_URL};

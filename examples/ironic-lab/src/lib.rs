@@ -9,4 +9,4 @@ pub mod redfish;
 
 pub use ipmi::IpmiSim;
 pub use model::{Faults, ServerSpec, SimServer};
-pub use redfish::RedfishSim;
+pub use redfish::{RedfishSim, SessionCounts, SimOptions};

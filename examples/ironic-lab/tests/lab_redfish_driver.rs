@@ -15,7 +15,7 @@ use ironic_drivers_redfish::{
 };
 use ironic_lab::images::{self, FileServer};
 use ironic_lab::model::{BootEnabled, BootSource, BootTarget, Power};
-use ironic_lab::{Faults, RedfishSim, SimServer};
+use ironic_lab::{Faults, RedfishSim, SimOptions, SimServer};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -411,4 +411,154 @@ async fn redfish_vendor_event_subscriptions() {
         .await
         .unwrap();
     assert_eq!(all["Members@odata.count"], json!(1), "{all}");
+}
+
+/// The redfish interfaces of one registration (one client cache), plus a
+/// deploy interface so that redfish nodes resolve.
+fn redfish_registry(config: RedfishConfig) -> ironic_core::InterfaceRegistry {
+    let mut reg = ironic_core::InterfaceRegistry::with_noop();
+    ironic_drivers_redfish::register(&mut reg, config);
+    let control = ironic_core::fake::register(&mut reg, ironic_core::fake::FakeConfig::default());
+    reg.register_deploy(
+        "direct",
+        std::sync::Arc::new(ironic_core::fake::FakeDeploy::new(control)),
+    );
+    reg
+}
+
+/// 8 ops on each of `servers` at once, each node with its own credentials (so
+/// one client, one session each), through one registration's interfaces.
+async fn busy_conductor(
+    reg: &ironic_core::InterfaceRegistry,
+    sim: &RedfishSim,
+    servers: &[SimServer],
+) -> Vec<Result<(), ironic_core::DriverError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for server in servers {
+        for op in 0..8 {
+            let spec = server.spec();
+            let mut t = task(
+                sim,
+                server,
+                spec.password.expose(),
+                json!({"redfish_auth_type": "session", "redfish_username": spec.username}),
+            );
+            reg.resolve_interfaces(&mut t.node).unwrap();
+            let d = reg.driver_for(&t.node).unwrap();
+            set.spawn(async move {
+                if op % 2 == 0 {
+                    d.power.get_power_state(&t).await.map(|_| ())
+                } else {
+                    d.management.get_boot_device(&t).await.map(|_| ())
+                }
+            });
+        }
+    }
+    set.join_all().await
+}
+
+async fn until_no_session_is_open(sim: &RedfishSim) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sim.sessions().open > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions left open: {:?}",
+            sim.sessions()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A BMC hosting 8 systems with their own credentials, which allows 4
+/// sessions (as iDRAC refuses the 5th: 503): a busy conductor (64 operations at
+/// once) stays within `max_sessions_per_bmc` (4) by handing sessions over, and
+/// logs every session out when its clients go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_sessions_stay_within_the_bmc_limit_and_are_logged_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // each with its own user: 8 clients, 8 sessions if nothing bounds them
+    let servers: Vec<SimServer> = (0..8u8)
+        .map(|i| {
+            let mut spec = lab_support::spec(dir.path(), &format!("lab-{i}"), i);
+            spec.username = format!("user-{i}");
+            SimServer::new(spec)
+        })
+        .collect();
+    // and two systems with the same credentials (one chassis BMC, one account)
+    let twins: Vec<SimServer> = (8..10u8)
+        .map(|i| {
+            let mut spec = lab_support::spec(dir.path(), &format!("lab-{i}"), i);
+            spec.username = "chassis".into();
+            spec.password = ironic_core::Secret::new("pw-chassis");
+            SimServer::new(spec)
+        })
+        .collect();
+    let sim = RedfishSim::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        servers.iter().chain(&twins).cloned().collect(),
+        SimOptions::default().max_sessions(4),
+    )
+    .await
+    .unwrap();
+
+    // Allowed 8 sessions, the conductor runs into the BMC's limit.
+    {
+        let reg = redfish_registry(RedfishConfig {
+            max_sessions_per_bmc: 8,
+            ..config()
+        });
+        let results = busy_conductor(&reg, &sim, &servers).await;
+        let refused = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|e| {
+                e.message()
+                    .contains("The maximum number of user sessions is reached")
+            })
+            .count();
+        assert!(refused > 0, "{results:?}");
+        assert!(sim.sessions().refused > 0);
+    }
+    // the dropped clients logged their sessions out
+    until_no_session_is_open(&sim).await;
+    let before = sim.sessions();
+    assert_eq!(before.deleted, before.created, "{before:?}");
+
+    // The default (4): every operation succeeds, none refused.
+    let reg = redfish_registry(config());
+    for round in 0..3 {
+        let results = busy_conductor(&reg, &sim, &servers).await;
+        for r in &results {
+            assert!(r.is_ok(), "round {round}: {r:?} {:?}", sim.sessions());
+        }
+    }
+    let after = sim.sessions();
+    eprintln!(
+        "sessions after the unlimited conductor: {before:?}; after 3 rounds within 4: {after:?}"
+    );
+    assert_eq!(after.refused, before.refused, "{after:?}");
+    assert!(after.open <= 4, "{after:?}");
+    // 8 clients through 4 sessions: sessions were handed over (logged out and
+    // created again)
+    assert!(after.created - before.created > 8, "{before:?} {after:?}");
+    assert!(after.deleted > before.deleted, "{before:?} {after:?}");
+    drop(reg);
+    until_no_session_is_open(&sim).await;
+    let end = sim.sessions();
+    assert_eq!(end.deleted, end.created, "{end:?}");
+
+    // Systems reached with the same credentials share one client, one session.
+    let reg = redfish_registry(config());
+    for round in 0..6 {
+        busy_conductor(&reg, &sim, &twins[round % 2..round % 2 + 1])
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+    }
+    let shared = sim.sessions();
+    assert_eq!(shared.created, end.created + 1, "{end:?} {shared:?}");
+    drop(reg);
+    until_no_session_is_open(&sim).await;
+    sim.shutdown().await;
 }

@@ -4,6 +4,7 @@
 //! monitors for `202 Accepted`.
 
 mod auth;
+mod sessions;
 mod task;
 mod tls;
 
@@ -22,6 +23,9 @@ use crate::error::{RedfishError, Result, status_is_retried};
 use crate::models::{self, Collection, ServiceRoot};
 
 pub(crate) use auth::Auth;
+use auth::Live;
+use sessions::BmcSessions;
+pub use sessions::SessionStats;
 pub(crate) use task::TaskOutcome;
 
 /// The service root path.
@@ -207,6 +211,15 @@ impl RedfishClient {
     }
 
     pub(crate) fn new_inner(info: &RedfishDriverInfo, config: &RedfishConfig) -> Result<Self> {
+        let pool = Arc::new(BmcSessions::new(config.max_sessions_per_bmc));
+        Self::with_pool(info, config, pool)
+    }
+
+    fn with_pool(
+        info: &RedfishDriverInfo,
+        config: &RedfishConfig,
+        pool: Arc<BmcSessions>,
+    ) -> Result<Self> {
         let mut b = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.read_timeout)
@@ -223,7 +236,7 @@ impl RedfishClient {
         Ok(RedfishClient {
             address: info.address.clone(),
             http,
-            auth: Auth::new(info),
+            auth: Auth::new(info, pool),
             config: config.clone(),
             systems: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
@@ -381,6 +394,23 @@ impl RedfishClient {
     /// A request with authentication (logging in first, and again once on a 401
     /// when using a session) and retries. Returns any status; see [`Self::check`].
     pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        extra: &HeaderMap,
+    ) -> Result<Response> {
+        let guard = self.auth.start_request();
+        let res = self.request_inner(method, path, body, extra).await;
+        drop(guard);
+        // Others wait for a session at this BMC: hand this one over when idle.
+        if self.auth.idle() && self.auth.pool().contended() && self.auth.logout(self).await {
+            tracing::debug!(bmc = %self.address, "Redfish session handed over to another client of this BMC");
+        }
+        res
+    }
+
+    async fn request_inner(
         &self,
         method: Method,
         path: &str,
@@ -680,6 +710,80 @@ impl RedfishClient {
     pub(crate) fn config(&self) -> &RedfishConfig {
         &self.config
     }
+
+    /// The Redfish sessions this process holds at this client's BMC (shared by
+    /// the clients of one [`register`](crate::register) call).
+    pub fn session_stats(&self) -> SessionStats {
+        self.auth.pool().stats()
+    }
+
+    /// Log out the session (DELETE of its URI); a 404 or 401 means it is gone
+    /// already. Failures are logged: the BMC expires the session in the end.
+    async fn delete_session(&self, live: &Live) {
+        let Some(loc) = &live.location else {
+            tracing::warn!(bmc = %self.address, "the Redfish BMC gave no session URI: the session is left to expire");
+            return;
+        };
+        let url = self.url(loc);
+        match self
+            .exchange(
+                &Method::DELETE,
+                &url,
+                None,
+                &HeaderMap::new(),
+                Some(live.token.clone()),
+            )
+            .await
+        {
+            Ok(r) if r.is_success() || matches!(r.status, 401 | 404) => {
+                tracing::debug!(bmc = %self.address, session = %loc, status = r.status, "Redfish session logged out")
+            }
+            Ok(r) => {
+                tracing::warn!(bmc = %self.address, session = %loc, status = r.status, "the Redfish BMC refused to log the session out")
+            }
+            Err(e) => {
+                tracing::warn!(bmc = %self.address, session = %loc, error = %e, "could not log the Redfish session out")
+            }
+        }
+    }
+}
+
+impl Drop for RedfishClient {
+    /// A dropped client logs its session out, in the background on the Tokio
+    /// runtime it is dropped on (without one, the BMC expires the session).
+    fn drop(&mut self) {
+        let Some(live) = self.auth.take_live() else {
+            return;
+        };
+        let Some(loc) = live.location.clone() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(bmc = %self.address, "no runtime to log the Redfish session out; it is left to expire");
+            return;
+        };
+        let req = self
+            .http
+            .delete(self.url(&loc))
+            .header(header::ACCEPT, "application/json")
+            .header("OData-Version", "4.0")
+            .header("x-auth-token", live.token.clone());
+        let pool = self.auth.pool().clone();
+        let address = self.address.clone();
+        rt.spawn(async move {
+            match req.send().await {
+                Ok(r) => {
+                    tracing::debug!(bmc = %address, session = %loc, status = r.status().as_u16(), "Redfish session of a dropped client logged out")
+                }
+                Err(e) => {
+                    tracing::warn!(bmc = %address, session = %loc, error = %e, "could not log the Redfish session of a dropped client out")
+                }
+            }
+            pool.logged_out();
+            // the slot is given back once the BMC has let the session go
+            drop(live);
+        });
+    }
 }
 
 /// Clients by BMC and credentials, shared by every interface of one
@@ -687,6 +791,8 @@ impl RedfishClient {
 #[derive(Default)]
 pub(crate) struct ClientCache {
     clients: Mutex<HashMap<String, (RedfishDriverInfo, Arc<RedfishClient>)>>,
+    /// Session slots by BMC (address), shared by its clients.
+    pools: Mutex<HashMap<String, Arc<BmcSessions>>>,
 }
 
 impl fmt::Debug for ClientCache {
@@ -699,9 +805,35 @@ impl fmt::Debug for ClientCache {
 /// How many BMC clients to keep (`[redfish]connection_cache_size`).
 const CACHE_SIZE: usize = 1000;
 
+/// Whether two nodes' `driver_info` reach their BMC the same way (all but the
+/// system).
+fn same_connection(a: &RedfishDriverInfo, b: &RedfishDriverInfo) -> bool {
+    a.address == b.address
+        && a.username == b.username
+        && a.password == b.password
+        && a.verify_ca == b.verify_ca
+        && a.auth_type == b.auth_type
+}
+
+/// The BMC an address names, for its session slots: scheme, host and port as
+/// URL parsing normalizes them (`https://BMC:443/` and `https://bmc` are one).
+fn bmc_key(address: &str) -> String {
+    match reqwest::Url::parse(address) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => address.to_ascii_lowercase(),
+    }
+}
+
 impl ClientCache {
     /// The client for `info`, reusing one built for the same BMC, user, password,
-    /// TLS and auth settings.
+    /// TLS and auth settings, whatever the system (several systems behind one
+    /// BMC share its client and so its session, as Ironic's `SessionCache`).
+    /// New credentials for a BMC and user replace the client of the old ones.
     pub(crate) fn get(
         &self,
         info: &RedfishDriverInfo,
@@ -719,11 +851,24 @@ impl ClientCache {
             .lock()
             .map_err(|_| RedfishError::Other("Redfish client cache poisoned".into()))?;
         if let Some((cached, client)) = map.get(&key)
-            && cached == info
+            && same_connection(cached, info)
         {
             return Ok(client.clone());
         }
-        let client = Arc::new(RedfishClient::new_inner(info, config)?);
+        let pool = {
+            let mut pools = self
+                .pools
+                .lock()
+                .map_err(|_| RedfishError::Other("Redfish session pools poisoned".into()))?;
+            if pools.len() >= CACHE_SIZE {
+                pools.retain(|_, p| p.in_use() > 0 || Arc::strong_count(p) > 1);
+            }
+            pools
+                .entry(bmc_key(&info.address))
+                .or_insert_with(|| Arc::new(BmcSessions::new(config.max_sessions_per_bmc)))
+                .clone()
+        };
+        let client = Arc::new(RedfishClient::with_pool(info, config, pool)?);
         if map.len() >= CACHE_SIZE
             && let Some(k) = map.keys().next().cloned()
         {

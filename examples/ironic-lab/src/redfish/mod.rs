@@ -12,6 +12,9 @@
 //! no events are sent).
 //! Faults: latency and flaky (HTTP 500) per system, wrong password (401), stuck (power
 //! actions answered 204 that never take effect).
+//! Sessions can be limited ([`RedfishSim::start_with`], [`SimOptions::max_sessions`]): a
+//! login past the limit is refused as iDRAC does (HTTP 503, "The maximum number of user
+//! sessions is reached"); [`RedfishSim::sessions`] counts them.
 
 mod events;
 mod managers;
@@ -45,20 +48,63 @@ use sessions::*;
 /// Idle time after which a Redfish session expires.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// How a simulator behaves beyond its servers.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SimOptions {
+    /// The most sessions open at once (`None`: no limit).
+    pub max_sessions: Option<usize>,
+}
+
+impl SimOptions {
+    /// Refuse logins past `n` open sessions.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = Some(n);
+        self
+    }
+}
+
+/// What happened to the simulator's sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionCounts {
+    /// Open now.
+    pub open: usize,
+    /// The most open at once.
+    pub peak: usize,
+    /// Created (logins).
+    pub created: u64,
+    /// Deleted by their clients (logouts).
+    pub deleted: u64,
+    /// Logins refused for the limit.
+    pub refused: u64,
+}
+
 /// A running Redfish simulator; stops when dropped or on [`RedfishSim::shutdown`].
 #[derive(Debug)]
 pub struct RedfishSim {
     addr: SocketAddr,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
+    bmc: Shared,
 }
 
 impl RedfishSim {
     /// Binds `addr` (use port 0 for any free port) and serves `servers`.
     pub async fn start(addr: SocketAddr, servers: Vec<SimServer>) -> std::io::Result<RedfishSim> {
+        Self::start_with(addr, servers, SimOptions::default()).await
+    }
+
+    /// [`RedfishSim::start`] with `options`.
+    pub async fn start_with(
+        addr: SocketAddr,
+        servers: Vec<SimServer>,
+        options: SimOptions,
+    ) -> std::io::Result<RedfishSim> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let router = router(servers);
+        let bmc = bmc(servers, options);
+        let router = routes(bmc.clone());
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
@@ -73,7 +119,19 @@ impl RedfishSim {
             addr,
             cancel,
             task: Some(task),
+            bmc,
         })
+    }
+
+    /// The sessions so far.
+    pub fn sessions(&self) -> SessionCounts {
+        let open = {
+            let mut sessions = self.bmc.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.retain(|_, s| s.last_used.elapsed() < SESSION_TIMEOUT);
+            sessions.len()
+        };
+        let counts = *self.bmc.counts.lock().unwrap_or_else(|e| e.into_inner());
+        SessionCounts { open, ..counts }
     }
 
     /// The address it listens on.
@@ -114,6 +172,9 @@ struct Bmc {
     systems: BTreeMap<String, SimServer>,
     /// Keyed by token.
     sessions: Mutex<HashMap<String, Session>>,
+    max_sessions: Option<usize>,
+    /// `open` unused here (the map's length).
+    counts: Mutex<SessionCounts>,
     /// EventService subscriptions by id, and the last id given.
     subscriptions: Mutex<BTreeMap<String, Subscription>>,
     next_subscription: Mutex<u64>,
@@ -121,18 +182,36 @@ struct Bmc {
 
 type Shared = Arc<Bmc>;
 
-/// The axum router of a simulator hosting `servers` (for embedding in another listener).
-pub fn router(servers: Vec<SimServer>) -> Router {
-    let bmc = Arc::new(Bmc {
+impl std::fmt::Debug for Bmc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bmc")
+            .field("systems", &self.systems.keys().collect::<Vec<_>>())
+            .field("max_sessions", &self.max_sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bmc(servers: Vec<SimServer>, options: SimOptions) -> Shared {
+    Arc::new(Bmc {
         service_uuid: uuid::Uuid::new_v4(),
         systems: servers
             .into_iter()
             .map(|s| (s.spec().name.clone(), s))
             .collect(),
         sessions: Mutex::new(HashMap::new()),
+        max_sessions: options.max_sessions,
+        counts: Mutex::new(SessionCounts::default()),
         subscriptions: Mutex::new(BTreeMap::new()),
         next_subscription: Mutex::new(0),
-    });
+    })
+}
+
+/// The axum router of a simulator hosting `servers` (for embedding in another listener).
+pub fn router(servers: Vec<SimServer>) -> Router {
+    routes(bmc(servers, SimOptions::default()))
+}
+
+fn routes(bmc: Shared) -> Router {
     Router::new()
         .route("/redfish", get(versions))
         .route("/redfish/v1", get(service_root))
@@ -202,6 +281,7 @@ enum RfError {
     PreconditionFailed,
     Conflict(String),
     Injected,
+    SessionLimit,
 }
 
 impl From<SimError> for RfError {
@@ -237,6 +317,12 @@ impl IntoResponse for RfError {
                     .to_string(),
             ),
             RfError::Conflict(m) => (StatusCode::CONFLICT, "ResourceInUse", m),
+            // iDRAC answers 503 (RAC0218); Base's message id for it
+            RfError::SessionLimit => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SessionLimitExceeded",
+                "The maximum number of user sessions is reached.".to_string(),
+            ),
             RfError::Injected => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",

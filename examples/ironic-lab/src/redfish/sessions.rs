@@ -55,10 +55,20 @@ pub(super) async fn create_session(State(bmc): State<Shared>, body: Bytes) -> Rf
     let token = random_token(24);
     let location = format!("/redfish/v1/SessionService/Sessions/{id}");
     let body = resources::session(&id, user);
-    bmc.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
+    {
+        let mut sessions = bmc.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_TIMEOUT);
+        let mut counts = bmc.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if bmc.max_sessions.is_some_and(|max| sessions.len() >= max) {
+            counts.refused += 1;
+            tracing::info!(
+                user,
+                open = sessions.len(),
+                "session limit reached: login refused"
+            );
+            return Err(RfError::SessionLimit);
+        }
+        sessions.insert(
             token.clone(),
             Session {
                 id,
@@ -67,6 +77,9 @@ pub(super) async fn create_session(State(bmc): State<Shared>, body: Bytes) -> Rf
                 last_used: Instant::now(),
             },
         );
+        counts.created += 1;
+        counts.peak = counts.peak.max(sessions.len());
+    }
     let mut resp = doc(body);
     *resp.status_mut() = StatusCode::CREATED;
     let h = resp.headers_mut();
@@ -108,5 +121,6 @@ pub(super) async fn delete_session(
             "/redfish/v1/SessionService/Sessions/{sid}"
         )));
     }
+    bmc.counts.lock().unwrap_or_else(|e| e.into_inner()).deleted += 1;
     Ok(no_content())
 }
