@@ -6,6 +6,12 @@
 //! `<storage.data_dir>/vmedia/` and publishes it on the HTTP boot server as
 //! `<boot http url>/vmedia/boot-<node uuid>.iso` for the BMC to download.
 //!
+//! When the node's network interface gives network data (the node's
+//! `network_data`, as Ironic's `get_node_network_data`), it goes into the ISO
+//! as `openstack/latest/network_data.json`, where Ironic puts it; GRUB also
+//! hands it to the ramdisk at that path (a second initramfs on the ISO), whose `/init` configures the static
+//! addresses from it (`ironic-agent --apply-network-data`) instead of DHCP.
+//!
 //! The GRUB images come from `ironic ramdisk build` (kept beside the kernel:
 //! `ironic-agent.eltorito.img`, `ironic-agent.esp.img`, the BIOS modules), or,
 //! for a kernel without them, are built once with this host's `grub-mkimage`.
@@ -22,6 +28,9 @@ use ironic_core::DriverError;
 use ironic_core::driver::{BootIsoBuilder, RamdiskKind, RamdiskParams, Task};
 
 use crate::ramdisk::iso;
+
+/// Where a node's network data is on its ISO (and in the ramdisk), as Ironic puts it.
+pub const NETWORK_DATA: &str = "openstack/latest/network_data.json";
 
 /// The path of a node's ISO on the HTTP boot server (Ironic names it `boot-<uuid>.iso`).
 pub fn iso_name(node: &ironic_core::NodeId) -> String {
@@ -250,6 +259,17 @@ impl BootIsoBuilder for VmediaIsos {
         let (kernel, ramdisk) = self.images(task, params.kind)?;
         let grub = self.grub(&kernel)?;
         let cmdline = self.command_line(task, params);
+        let network_data = match &task.driver {
+            Some(d) => d.network.get_node_network_data(task),
+            None => task.node.network_data.clone(),
+        };
+        let mut inject = Vec::new();
+        if !network_data.is_empty() {
+            let json = serde_json::to_vec_pretty(&network_data)
+                .map_err(|e| invalid(format!("network_data: {e}")))?;
+            tracing::debug!(node = %task.node.uuid, "injecting the node's network data into its ISO");
+            inject.push((NETWORK_DATA, json));
+        }
         let uuid = task.node.uuid;
         let name = iso_name(&uuid);
         let path = self.dir.join(format!("boot-{uuid}.iso"));
@@ -259,7 +279,7 @@ impl BootIsoBuilder for VmediaIsos {
         let label = "IRONIC_AGENT".to_owned();
         let started = std::time::Instant::now();
         let size = tokio::task::spawn_blocking(move || {
-            grub.iso(&kernel, &ramdisk, &cmdline, &label, &out)
+            grub.iso(&kernel, &ramdisk, &cmdline, &label, &inject, &out)
         })
         .await
         .map_err(|e| invalid(format!("building the ISO of node {uuid}: {e}")))?

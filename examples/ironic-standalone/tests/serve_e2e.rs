@@ -18,8 +18,11 @@
 //!   builds the node's ISO (its kernel parameters: the API URL, BOOTIF, the
 //!   console), the simulator's InsertMedia downloads it and the machine boots it
 //!   as its CD-ROM (no network boot: the agent finds the conductor from the ISO's
-//!   kernel command line); cleaned, deployed with a GPT whole-disk image, booted
-//!   from its disk, undeployed.
+//!   kernel command line); the node has `network_data` with a static address
+//!   outside the DHCP pool, which the ISO carries (`openstack/latest/network_data.json`)
+//!   and the ramdisk configures instead of DHCP: the agent calls back from that
+//!   address; cleaned, deployed with a GPT whole-disk image, booted from its
+//!   disk, undeployed.
 //!
 //! Each machine's deploy is timed: deploy request → power-on → the agent's first
 //! heartbeat (`agent_url` in `driver_internal_info`) → `active`.
@@ -49,6 +52,8 @@ const IPMI_PORT: u16 = 623;
 /// Bound on each provisioning wait (TCG, OVMF, two machines on a loaded host).
 const STATE_TIMEOUT: Duration = Duration::from_secs(600);
 const ADMIN_PASSWORD: &str = "e2e-admin-password";
+/// The virtual media machine's address from its `network_data`.
+const STATIC_IP: &str = "10.99.0.50";
 
 /// The README's configuration file, made to fit the test's namespace.
 fn readme_config(dir: &Path, ramdisk_dir: &Path) -> String {
@@ -391,6 +396,14 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
     let cd_node = json!({
         "name": vm_cd.name, "driver": "redfish", "boot_interface": "redfish-virtual-media",
         "properties": {"capabilities": "boot_mode:uefi"},
+        // Outside the DHCP pool (README: .100-.199).
+        "network_data": {
+            "links": [{"id": "nic0", "type": "phy", "ethernet_mac_address": vm_cd.mac}],
+            "networks": [{"id": "prov", "type": "ipv4", "link": "nic0",
+                          "ip_address": STATIC_IP, "netmask": "255.255.255.0",
+                          "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": SERVER_IP}]}],
+            "services": [{"type": "dns", "address": SERVER_IP}],
+        },
         "driver_info": {
             "redfish_address": redfish.url(),
             "redfish_system_id": format!("/redfish/v1/Systems/{}", vm_cd.name),
@@ -463,7 +476,22 @@ async fn lifecycle(
     api.patch(&uuid, Value::Array(ops)).await?;
     let requested = Instant::now();
     api.provision(&uuid, json!({"target": "active"})).await?;
-    let heartbeat = api.wait_state(&uuid, "active", vm.name).await?;
+    let (heartbeat, agent_url) = api.wait_state(&uuid, "active", vm.name).await?;
+    // The ramdisk of the node with network_data took its static address.
+    if vm.name == "vm-vmedia" {
+        let url = agent_url.unwrap_or_default();
+        if !url.contains(&format!("//{STATIC_IP}:")) {
+            return Err(format!(
+                "the agent called back from {url:?}, not the network_data address {STATIC_IP}"
+            ));
+        }
+        let console = ramdisk_console(vm, requested);
+        if !console.contains("network configured from /openstack/latest/network_data.json") {
+            return Err(format!(
+                "the ramdisk did not apply its network_data:\n{console}"
+            ));
+        }
+    }
     let active = requested.elapsed();
     // The first boot after the request is the ramdisk's (the next one, the disk's).
     let boots = vm.machine.boots();
@@ -540,6 +568,16 @@ async fn lifecycle(
     Ok(timings)
 }
 
+/// The console of the machine's first boot after `since` (the ramdisk's).
+fn ramdisk_console(vm: &Vm, since: Instant) -> String {
+    vm.machine
+        .boots()
+        .iter()
+        .find(|b| b.at > since)
+        .map(|b| clean(&b.console()))
+        .unwrap_or_default()
+}
+
 /// The Ironic API with the README's basic auth.
 struct Api {
     base: String,
@@ -602,25 +640,29 @@ impl Api {
 
     /// Wait for a stable state; a failure state ends the wait with last_error.
     /// Returns when (since the call) the agent's first heartbeat was seen
-    /// (`agent_url` appearing in `driver_internal_info`), if it was.
+    /// (`agent_url` appearing in `driver_internal_info`), if it was, and that URL.
     async fn wait_state(
         &self,
         uuid: &str,
         want: &str,
         name: &str,
-    ) -> Result<Option<Duration>, String> {
+    ) -> Result<(Option<Duration>, Option<String>), String> {
         let deadline = Instant::now() + STATE_TIMEOUT;
         let mut last = String::new();
         let t = Instant::now();
         let mut heartbeat = None;
+        let mut url = None;
         loop {
             let n = self.get(&format!("/v1/nodes/{uuid}")).await?;
-            if heartbeat.is_none() && n["driver_internal_info"]["agent_url"].is_string() {
+            if heartbeat.is_none()
+                && let Some(u) = n["driver_internal_info"]["agent_url"].as_str()
+            {
                 heartbeat = Some(t.elapsed());
+                url = Some(u.to_owned());
             }
             let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
             if state == want && n["target_provision_state"].is_null() {
-                return Ok(heartbeat);
+                return Ok((heartbeat, url));
             }
             if state.ends_with("failed") || state == "error" {
                 return Err(format!(

@@ -4,7 +4,8 @@
 //! prebuilt `redfish_deploy_iso` gets an ISO built for it from `[boot]
 //! deploy_kernel`/`deploy_ramdisk`, served at `<boot url>/vmedia/boot-<uuid>.iso`;
 //! the emulator downloads it on InsertMedia, and the ISO it holds (read back with
-//! `isoinfo`) carries the node's kernel parameters (`ipa-api-url`, `BOOTIF` of
+//! `isoinfo`) carries the node's network data (`openstack/latest/network_data.json`)
+//! and its kernel parameters (`ipa-api-url`, `BOOTIF` of
 //! its PXE port, the console) in GRUB's configuration and the kernel and ramdisk
 //! byte for byte. Aborting the inspection ejects the media and removes the ISO.
 //! A node whose kernel is on another server fails validation with the reason.
@@ -140,6 +141,14 @@ fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
         ],
     );
     let api = ironic.url.clone();
+    // A static address for the ramdisk (Metal3's preprovisioningNetworkData).
+    let network_data = json!({
+        "links": [{"id": "enp1s0", "type": "phy", "ethernet_mac_address": MAC}],
+        "networks": [{"id": "prov", "type": "ipv4", "link": "enp1s0",
+                      "ip_address": "192.0.2.50", "netmask": "255.255.255.0",
+                      "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.0.2.1"}]}],
+        "services": [{"type": "dns", "address": "192.0.2.1"}],
+    });
     let rt = rt();
     rt.block_on(async {
         let (s, node) = call(
@@ -151,6 +160,7 @@ fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
                 "driver": "redfish",
                 "boot_interface": "redfish-virtual-media",
                 "inspect_interface": "agent",
+                "network_data": network_data,
                 "driver_info": {
                     "redfish_address": bmc.url,
                     "redfish_system_id": format!("/redfish/v1/Systems/{SYSTEM}"),
@@ -235,6 +245,21 @@ fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
             assert!(linux.contains(&want), "{want} missing from {linux}");
         }
         assert!(!cfg.contains("ipa-agent-token"), "{cfg}");
+        // The node's network data, where Ironic puts it, also handed to the
+        // ramdisk by GRUB.
+        let nd: serde_json::Value =
+            serde_json::from_slice(&iso_file(iso, "/openstack/latest/network_data.json")).unwrap();
+        assert_eq!(nd, network_data);
+        assert!(
+            cfg.contains("initrd /ironic-agent.initramfs /ironic-node.cpio\n"),
+            "{cfg}"
+        );
+        let cpio = iso_file(iso, "/ironic-node.cpio");
+        let json = serde_json::to_vec_pretty(&network_data).unwrap();
+        assert!(
+            cpio.windows(json.len()).any(|w| w == json.as_slice()),
+            "ironic-node.cpio does not hold network_data.json"
+        );
         assert_eq!(iso_file(iso, "/ironic-agent.kernel"), kernel_data);
         assert_eq!(iso_file(iso, "/ironic-agent.initramfs"), ramdisk_data);
         // Bootable: El Torito (isoinfo lists the default, BIOS entry; the UEFI

@@ -14,6 +14,7 @@ pub mod hints;
 pub mod inventory;
 mod ironic;
 pub mod lldp;
+pub mod netconfig;
 pub mod steps;
 mod tls;
 

@@ -77,6 +77,12 @@ struct Args {
     /// simulator (`ironic lab`) ends with it, even when it is killed with SIGKILL.
     #[arg(long, value_name = "PID")]
     parent_pid: Option<u32>,
+    /// Apply this network_data.json (static addresses, VLANs, bonds, routes,
+    /// DNS; see `ironic_deploy_agent::agent::netconfig`), print the interfaces
+    /// it wants DHCP on (one a line) and exit; the ramdisk's /init runs it with
+    /// the file of the node's virtual media ISO.
+    #[arg(long, value_name = "FILE")]
+    apply_network_data: Option<PathBuf>,
     /// /sys root (tests).
     #[arg(long, hide = true)]
     sys_root: Option<PathBuf>,
@@ -175,6 +181,45 @@ fn exit_with_parent(expected: u32) {
     });
 }
 
+/// `--apply-network-data`: the exit status.
+fn apply_network_data(file: &std::path::Path, sys: Option<&std::path::Path>) -> i32 {
+    let doc = match std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ironic-agent: {}: {e}", file.display());
+            return 2;
+        }
+    };
+    let sys = sys.unwrap_or(std::path::Path::new("/sys"));
+    match ironic_deploy_agent::agent::netconfig::apply(
+        &doc,
+        sys,
+        std::path::Path::new("/etc/resolv.conf"),
+        Duration::from_secs(15),
+    ) {
+        Ok(plan) => {
+            eprintln!(
+                "ironic-agent: {}: static addresses on [{}], DHCP on [{}], DNS [{}]",
+                file.display(),
+                plan.configured.join(" "),
+                plan.dhcp.join(" "),
+                plan.dns.join(" ")
+            );
+            for d in plan.dhcp {
+                println!("{d}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("ironic-agent: {}: {e}", file.display());
+            1
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -185,6 +230,9 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(file) = &args.apply_network_data {
+        std::process::exit(apply_network_data(file, args.sys_root.as_deref()));
+    }
     if let Some(pid) = args.parent_pid {
         exit_with_parent(pid);
     }

@@ -7,7 +7,13 @@
 //! The two GRUB images find the ISO by a file only it has and read
 //! `/boot/grub/grub.cfg` from it, so a per-node ISO (its own command line: the
 //! API URL, the node's parameters) only needs another `grub.cfg`: see
-//! [`BootFiles::iso`].
+//! [`BootFiles::iso`]. Files a node's ISO carries for the ramdisk (Ironic's
+//! `openstack/latest/network_data.json`) are on the ISO and also, in a small
+//! uncompressed cpio archive ([`NODE_CPIO`]), handed to the kernel by GRUB as a
+//! second initramfs, so the ramdisk finds them at the same path without a
+//! driver for the CD. (GRUB's own `initrd newc:NAME:FILE` would do it without
+//! the archive, but GRUB 2.06, Debian 12's, writes names without their NUL and
+//! Linux 6.1 rejects the archive: "initramfs name without nulterm".)
 //!
 //! The BIOS image holds only what finds the ISO (`biosdisk`, `iso9660`,
 //! `search`); GRUB loads the rest (`normal`, `linux`, `serial`, ...) from
@@ -30,6 +36,8 @@ pub const MARKER: &str = "boot/grub/ironic-rs.ramdisk";
 pub const KERNEL: &str = "ironic-agent.kernel";
 /// See [`KERNEL`].
 pub const INITRAMFS: &str = "ironic-agent.initramfs";
+/// The second initramfs of a node's ISO: the files it carries for the ramdisk.
+pub const NODE_CPIO: &str = "ironic-node.cpio";
 
 /// Modules built into the BIOS image; the others come from the ISO.
 const BIOS_CORE_MODULES: &[&str] = &["biosdisk", "iso9660", "search", "search_fs_file"];
@@ -115,7 +123,9 @@ pub fn kernel_args(cmdline: &str) -> Vec<String> {
 /// puts double quotes around a word with a space when it builds the kernel's
 /// command line, so the whole line as one word would reach the kernel as a
 /// single parameter (no `console=`, no `ipa-api-url=`: a silent boot).
-pub fn grub_cfg(cmdline: &str) -> String {
+///
+/// With `node_cpio`, GRUB also loads [`NODE_CPIO`] as a second initramfs.
+pub fn grub_cfg(cmdline: &str, node_cpio: bool) -> String {
     // GRUB's quoting: single quotes keep everything but a single quote.
     let words: Vec<String> = kernel_args(cmdline)
         .iter()
@@ -131,9 +141,14 @@ pub fn grub_cfg(cmdline: &str) -> String {
          \x20 echo 'Loading the kernel...'\n\
          \x20 linux /{KERNEL} {}\n\
          \x20 echo 'Loading the initramfs...'\n\
-         \x20 initrd /{INITRAMFS}\n\
+         \x20 initrd /{INITRAMFS}{}\n\
          }}\n",
-        words.join(" ")
+        words.join(" "),
+        if node_cpio {
+            format!(" /{NODE_CPIO}")
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -268,13 +283,16 @@ impl BootFiles {
     }
 
     /// An ISO that boots `kernel` + `initramfs` with `cmdline` in BIOS and UEFI
-    /// mode, labelled `label`, written to `out`; returns its size.
+    /// mode, labelled `label`, written to `out`; returns its size. Each of
+    /// `inject` (`(path, content)`) is on the ISO at `path` and in the
+    /// ramdisk's file system at `/path` (through [`NODE_CPIO`]).
     pub fn iso(
         &self,
         kernel: &Path,
         initramfs: &Path,
         cmdline: &str,
         label: &str,
+        inject: &[(&str, Vec<u8>)],
         out: &Path,
     ) -> Result<u64, RamdiskError> {
         let e = |e: ironic_iso::IsoError| {
@@ -284,8 +302,18 @@ impl BootFiles {
         iso.publisher("ironic-rs");
         iso.add_path(KERNEL, kernel).map_err(e)?;
         iso.add_path(INITRAMFS, initramfs).map_err(e)?;
-        iso.add_file("boot/grub/grub.cfg", grub_cfg(cmdline).into_bytes())
-            .map_err(e)?;
+        iso.add_file(
+            "boot/grub/grub.cfg",
+            grub_cfg(cmdline, !inject.is_empty()).into_bytes(),
+        )
+        .map_err(e)?;
+        for (path, data) in inject {
+            iso.add_file(path.trim_start_matches('/'), data.clone())
+                .map_err(e)?;
+        }
+        if !inject.is_empty() {
+            iso.add_file(NODE_CPIO, node_cpio(inject)?).map_err(e)?;
+        }
         iso.add_file(MARKER, label.as_bytes().to_vec()).map_err(e)?;
         iso.add_file("boot/grub/i386-pc/eltorito.img", self.eltorito.clone())
             .map_err(e)?;
@@ -302,6 +330,28 @@ impl BootFiles {
         std::fs::rename(&tmp, out).map_err(|e| RamdiskError::io(out, e))?;
         Ok(size)
     }
+}
+
+/// The uncompressed `newc` archive of `files` (`(path, content)`, their
+/// directories first), for [`NODE_CPIO`].
+pub fn node_cpio(files: &[(&str, Vec<u8>)]) -> Result<Vec<u8>, RamdiskError> {
+    let e = |e: std::io::Error| RamdiskError::Tool(format!("{NODE_CPIO}: {e}"));
+    let mut w = super::CpioWriter::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _) in files {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        for i in 1..parts.len() {
+            dirs.insert(parts[..i].join("/"));
+        }
+    }
+    for d in &dirs {
+        w.dir(d).map_err(e)?;
+    }
+    for (path, data) in files {
+        w.file(path.trim_start_matches('/'), 0o644, data)
+            .map_err(e)?;
+    }
+    w.finish().map_err(e)
 }
 
 /// File names of the saved GRUB images (see [`BootFiles::save`]).
@@ -322,8 +372,10 @@ mod tests {
 
     #[test]
     fn each_kernel_parameter_is_its_own_grub_word() {
-        let cfg =
-            grub_cfg("console=ttyS0,115200n8 ipa-api-url=http://10.0.0.1:6385 a=\"b c\" it's");
+        let cfg = grub_cfg(
+            "console=ttyS0,115200n8 ipa-api-url=http://10.0.0.1:6385 a=\"b c\" it's",
+            false,
+        );
         assert!(
             cfg.contains(
                 "linux /ironic-agent.kernel 'console=ttyS0,115200n8' 'ipa-api-url=http://10.0.0.1:6385' 'a=b c' 'it'\\''s'\n"
@@ -331,7 +383,28 @@ mod tests {
             "{cfg}"
         );
         assert_eq!(kernel_args("  a  b=\"x  y\"\tc\n"), ["a", "b=x  y", "c"]);
+        assert!(cfg.contains("  initrd /ironic-agent.initramfs\n"), "{cfg}");
         assert!(kernel_args(" ").is_empty());
+        let cfg = grub_cfg("a", true);
+        assert!(
+            cfg.contains("initrd /ironic-agent.initramfs /ironic-node.cpio\n"),
+            "{cfg}"
+        );
         assert!(embedded_config().contains(MARKER));
+    }
+
+    #[test]
+    fn the_node_archive_holds_the_files_with_their_directories() {
+        let a = node_cpio(&[("openstack/latest/network_data.json", b"{}".to_vec())]).unwrap();
+        let text = String::from_utf8_lossy(&a);
+        // newc, names NUL-terminated (what Linux checks), parents first, a trailer.
+        assert!(text.starts_with("070701"), "{text}");
+        let at = |n: &str| {
+            text.find(n)
+                .unwrap_or_else(|| panic!("{n} missing: {text}"))
+        };
+        assert!(at("openstack\0") < at("openstack/latest\0"));
+        assert!(at("openstack/latest\0") < at("openstack/latest/network_data.json\0"));
+        assert!(text.contains("TRAILER!!!\0"), "{text}");
     }
 }

@@ -71,6 +71,9 @@ pub const MODULES: &[&str] = &[
     "ehci_pci",
     "usb_storage",
     "uas",
+    // VLANs and bonds of a node's network_data
+    "8021q",
+    "bonding",
     // file systems (config drives, ESPs, ISOs)
     "isofs",
     "vfat",
@@ -433,7 +436,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
             files.save(out)?;
             let _ = std::fs::remove_dir_all(out.join(".grub"));
             let path = iso::iso_path(out);
-            files.iso(&kernel, &initramfs, cmdline, "IRONIC_AGENT", &path)?;
+            files.iso(&kernel, &initramfs, cmdline, "IRONIC_AGENT", &[], &path)?;
             Some(path)
         }
         _ => None,
@@ -460,8 +463,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     })
 }
 
-/// PID 1 of the ramdisk: modules, network by DHCP (the `BOOTIF` interface, else
-/// every interface with a link), then the agent; when the agent stops, the machine
+/// PID 1 of the ramdisk: modules, the network (static from
+/// `/openstack/latest/network_data.json` when the node's ISO brought one, else
+/// DHCP on the `BOOTIF` interface, else on every interface), then the agent; when the agent stops, the machine
 /// powers off (IPA's ramdisk does the same through systemd).
 pub const INIT: &str = r#"#!/bin/sh
 /bin/busybox --install -s
@@ -493,8 +497,22 @@ param() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:
 export RUST_LOG=$(param ipa-log-level)
 mac=$(param BOOTIF | sed 's/^01-//' | tr 'A-F-' 'a-f:')
 devs=""
+static=""
+# The node's network data (virtual media ISOs carry it, GRUB hands it over):
+# static addresses as it says, DHCP only on the links it names for DHCP.
+nd=/openstack/latest/network_data.json
+if [ -f $nd ]; then
+  if dhcp=$(/bin/ironic-agent --apply-network-data $nd); then
+    static=1
+    devs=$(echo $dhcp)
+    echo "ironic-rs ramdisk: network configured from $nd"
+  else
+    echo "ironic-rs ramdisk: $nd could not be applied: DHCP instead"
+  fi
+fi
 # Devices (NICs) may take a moment to appear after their module loads.
 n=0
+[ -n "$static" ] && n=20
 while [ $n -lt 20 ]; do
   for d in /sys/class/net/*; do
     name=${d##*/}
@@ -513,7 +531,8 @@ for dev in $devs; do
   udhcpc -i $dev -b -t 10 -T 2 -s /etc/udhcpc.sh -q >/dev/null 2>&1 &
 done
 n=0
-until ip -4 -o addr show scope global | grep -q inet; do
+[ -n "$static" ] && [ -z "$devs" ] && n=120
+until [ $n -ge 120 ] || ip -4 -o addr show scope global | grep -q inet; do
   n=$((n+1)); [ $n -ge 120 ] && break
   sleep 0.5
 done
