@@ -15,7 +15,7 @@ use ironic_core::driver::{
 use serde_json::json;
 
 use crate::error::RedfishError;
-use crate::management::{requested_boot_mode, set_boot_device, set_boot_device_uri};
+use crate::management::{set_boot_device, set_boot_device_uri};
 use crate::models::ComputerSystem;
 use crate::vmedia::{iso_properties, iso_url, validate_iso};
 use crate::{RedfishConfig, Shared};
@@ -127,9 +127,9 @@ impl BootInterface for RedfishHttpsBoot {
         set_boot_device_uri(
             &client,
             &path,
+            task,
             BootDevice::UefiHttp,
             false,
-            requested_boot_mode(task),
             Some(&iso),
         )
         .await?;
@@ -145,14 +145,7 @@ impl BootInterface for RedfishHttpsBoot {
     async fn prepare_instance(&self, task: &mut Task) -> Result<(), DriverError> {
         self.remove_iso(task).await?;
         let (client, path) = self.shared.connect(task).await?;
-        set_boot_device(
-            &client,
-            &path,
-            BootDevice::Disk,
-            true,
-            requested_boot_mode(task),
-        )
-        .await?;
+        set_boot_device(&client, &path, task, BootDevice::Disk, true).await?;
         Ok(())
     }
 

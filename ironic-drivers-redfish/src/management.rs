@@ -99,15 +99,40 @@ pub(crate) fn requested_boot_mode(task: &Task) -> Option<BootMode> {
         .and_then(|(_, v)| v.trim().parse().ok())
 }
 
-/// Set the boot source override of a system (used by management and vmedia boot).
+/// Vendors whose BMCs want the whole boot override (target, enabled, mode) in
+/// every request (Ironic's `VENDORS_REQUIRING_FULL_BOOT_REQUEST`, matched as a
+/// part of `properties.vendor`, lower case).
+const VENDORS_REQUIRING_FULL_BOOT_REQUEST: &[&str] = &[
+    "american megatrends international",
+    "ami",
+    "asrockrack",
+    "redfish_compatible",
+];
+
+/// How many times a boot override refused during POST is sent (Ironic's
+/// `[redfish]post_boot_retry_attempts`).
+const POST_BOOT_RETRY_ATTEMPTS: u32 = 6;
+
+/// The node's `properties.vendor`, lower case.
+fn node_vendor(task: &Task) -> Option<String> {
+    task.node
+        .properties
+        .get("vendor")
+        .and_then(Value::as_str)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+/// Set the boot source override of a system (used by management and the boot
+/// interfaces), with the node's requested boot mode and vendor quirks.
 pub(crate) async fn set_boot_device(
     client: &RedfishClient,
     path: &str,
+    task: &Task,
     device: BootDevice,
     persistent: bool,
-    mode: Option<BootMode>,
 ) -> Result<()> {
-    set_boot_device_uri(client, path, device, persistent, mode, None).await
+    set_boot_device_uri(client, path, task, device, persistent, None).await
 }
 
 /// [`set_boot_device`] with the `HttpBootUri` of a UEFI HTTP boot, as sushy's
@@ -115,30 +140,54 @@ pub(crate) async fn set_boot_device(
 /// (refused when the system does not advertise `HttpBootUri`); otherwise a URI
 /// the system holds is cleared (`null`), so the firmware falls back to DHCP or
 /// a later boot does not reuse it.
+///
+/// Vendor quirks, by the node's `properties.vendor`, as Ironic's
+/// `_set_boot_device` and sushy:
+/// - `BootSourceOverrideEnabled` is left out when it already has the wanted
+///   value (some BMCs refuse setting it to what it is), except on Supermicro,
+///   which wants it every time;
+/// - AMI (MegaRAC), ASRock Rack: target, enabled and mode (the current one, else
+///   UEFI) in every request;
+/// - Supermicro: a CD boot goes to `UsbCd` when the system allows it (its
+///   virtual media is a USB CD);
+/// - HPE iLO: a PATCH refused with `UnableToModifyDuringSystemPOST` (the machine
+///   is in POST) is sent again with backoff, up to 6 times.
 pub(crate) async fn set_boot_device_uri(
     client: &RedfishClient,
     path: &str,
+    task: &Task,
     device: BootDevice,
     persistent: bool,
-    mode: Option<BootMode>,
     http_boot_uri: Option<&str>,
 ) -> Result<()> {
+    let mode = requested_boot_mode(task);
+    let vendor = node_vendor(task);
+    let full_request = vendor.as_deref().is_some_and(|v| {
+        VENDORS_REQUIRING_FULL_BOOT_REQUEST
+            .iter()
+            .any(|id| v.contains(id))
+    });
+    let supermicro = vendor.as_deref() == Some("supermicro");
     let (raw, etag): (Value, _) = client.get_with_etag(path).await?;
     let system: ComputerSystem =
         serde_json::from_value(raw.clone()).map_err(|e| RedfishError::Parse {
             url: client.url(path),
             detail: e.to_string(),
         })?;
-    let target = target_of(device).ok_or_else(|| {
+    let mut target = target_of(device).ok_or_else(|| {
         RedfishError::InvalidParameter(format!("Boot device {device} is not supported by Redfish"))
     })?;
     let boot = system.boot.unwrap_or_default();
-    if !boot.target_allowable.is_empty()
-        && !boot
-            .target_allowable
+    let allows = |t: &str| {
+        boot.target_allowable
             .iter()
-            .any(|a| a.eq_ignore_ascii_case(target.as_str()))
-    {
+            .any(|a| a.eq_ignore_ascii_case(t))
+    };
+    if supermicro && matches!(target, BootSource::Cd) && allows("UsbCd") {
+        tracing::debug!(bmc = %client.address, "Supermicro: booting virtual media as UsbCd");
+        target = BootSource::Other("UsbCd".into());
+    }
+    if !boot.target_allowable.is_empty() && !allows(target.as_str()) {
         return Err(RedfishError::InvalidParameter(format!(
             "Boot device {device} ({}) is not supported by the system {path}; it allows {}",
             target.as_str(),
@@ -150,10 +199,10 @@ pub(crate) async fn set_boot_device_uri(
     } else {
         BootOverrideEnabled::Once
     };
-    let mut b = json!({
-        "BootSourceOverrideTarget": target.as_str(),
-        "BootSourceOverrideEnabled": enabled.as_str(),
-    });
+    let mut b = json!({ "BootSourceOverrideTarget": target.as_str() });
+    if full_request || supermicro || boot.enabled.as_ref() != Some(&enabled) {
+        b["BootSourceOverrideEnabled"] = json!(enabled.as_str());
+    }
     // `HttpBootUri` as the system holds it: absent (not advertised), null, or set.
     let current_uri = raw.get("Boot").and_then(|b| b.get("HttpBootUri"));
     match (matches!(target, BootSource::UefiHttp), http_boot_uri) {
@@ -172,16 +221,42 @@ pub(crate) async fn set_boot_device_uri(
             }
         }
     }
-    if let Some(m) = mode {
-        let want = redfish_mode(m);
-        if boot.mode.as_ref() != Some(&want) {
-            b["BootSourceOverrideMode"] = json!(want.as_str());
+    match mode {
+        Some(m) => {
+            let want = redfish_mode(m);
+            if full_request || boot.mode.as_ref() != Some(&want) {
+                b["BootSourceOverrideMode"] = json!(want.as_str());
+            }
+        }
+        None if full_request => {
+            let current = boot.mode.clone().unwrap_or(BootOverrideMode::Uefi);
+            b["BootSourceOverrideMode"] = json!(current.as_str());
+        }
+        None => {}
+    }
+    let body = json!({ "Boot": b });
+    let mut etag = etag;
+    let mut attempt = 1;
+    loop {
+        match client.patch(path, &body, etag.as_deref()).await {
+            Ok(_) => break,
+            Err(e)
+                if attempt < POST_BOOT_RETRY_ATTEMPTS
+                    && e.status() == Some(400)
+                    && e.to_string().contains("UnableToModifyDuringSystemPOST") =>
+            {
+                let pause = (client.config().retry_interval * (1 << (attempt - 1)))
+                    .min(client.config().max_retry_interval * 6);
+                tracing::warn!(bmc = %client.address, system = path, attempt, pause = ?pause, "the BMC is in POST and refuses boot device changes; retrying");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+                // the resource changes as POST goes on: a fresh ETag
+                etag = client.get_with_etag::<Value>(path).await?.1;
+            }
+            Err(e) => return Err(e),
         }
     }
-    client
-        .patch(path, &json!({ "Boot": b }), etag.as_deref())
-        .await?;
-    tracing::info!(bmc = %client.address, system = path, device = %device, persistent, http_boot_uri, "Redfish boot device set");
+    tracing::info!(bmc = %client.address, system = path, device = %device, persistent, http_boot_uri, vendor = vendor.as_deref(), "Redfish boot device set");
     Ok(())
 }
 
@@ -345,14 +420,7 @@ impl ManagementInterface for RedfishManagement {
         persistent: bool,
     ) -> Result<(), DriverError> {
         let (client, path) = self.shared.connect(task).await?;
-        Ok(set_boot_device(
-            &client,
-            &path,
-            device,
-            persistent,
-            requested_boot_mode(task),
-        )
-        .await?)
+        Ok(set_boot_device(&client, &path, task, device, persistent).await?)
     }
 
     async fn get_boot_device(&self, task: &Task) -> Result<BootDeviceInfo, DriverError> {

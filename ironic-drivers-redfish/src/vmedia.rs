@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::client::RedfishClient;
 use crate::error::{RedfishError, Result};
-use crate::management::{requested_boot_mode, set_boot_device};
+use crate::management::set_boot_device;
 use crate::models::{ComputerSystem, Manager, VirtualMedia};
 use crate::{RedfishConfig, Shared, config};
 
@@ -381,14 +381,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
         let system: ComputerSystem = client.get(&path).await?;
         let slot = find_slot(&client, &path, &system, VmediaDevice::Cdrom).await?;
         insert(&client, &slot, &iso).await?;
-        set_boot_device(
-            &client,
-            &path,
-            BootDevice::Cdrom,
-            false,
-            requested_boot_mode(task),
-        )
-        .await?;
+        set_boot_device(&client, &path, task, BootDevice::Cdrom, false).await?;
         task.node.set_internal(
             "redfish_vmedia",
             json!({"slot": slot.0, "image": iso, "built": built, "kernel_params": params.command_line()}),
@@ -408,14 +401,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
     async fn prepare_instance(&self, task: &mut Task) -> Result<(), DriverError> {
         self.clean_up_ramdisk(task).await?;
         let (client, path) = self.shared.connect(task).await?;
-        set_boot_device(
-            &client,
-            &path,
-            BootDevice::Disk,
-            true,
-            requested_boot_mode(task),
-        )
-        .await?;
+        set_boot_device(&client, &path, task, BootDevice::Disk, true).await?;
         Ok(())
     }
 

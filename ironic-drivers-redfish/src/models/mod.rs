@@ -343,7 +343,12 @@ pub fn error_messages(body: &[u8]) -> String {
     }
     if let Some(infos) = err.get("@Message.ExtendedInfo").and_then(Value::as_array) {
         for i in infos {
-            if let Some(m) = i.get("Message").and_then(Value::as_str)
+            // iLO sends only a MessageId (iLO.2.14.UnableToModifyDuringSystemPOST)
+            let m = i
+                .get("Message")
+                .and_then(Value::as_str)
+                .or_else(|| i.get("MessageId").and_then(Value::as_str));
+            if let Some(m) = m
                 && !out.iter().any(|o| o == m)
             {
                 out.push(m.to_owned());

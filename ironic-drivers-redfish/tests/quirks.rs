@@ -1,0 +1,241 @@
+//! Vendor quirks of the boot override (Ironic's `_set_boot_device` and sushy's
+//! `set_system_boot_options`) on vendor trees nobody here wrote (`tests/trees`):
+//! served by a small writable server that keeps what is PATCHed and records
+//! each request body, since `sushy-static` is read-only.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use common::{fast_config, task};
+use ironic_core::driver::{BootDevice, ManagementInterface};
+use ironic_drivers_redfish::RedfishManagement;
+use serde_json::{Value, json};
+
+struct Tree {
+    dir: PathBuf,
+    /// Documents as PATCHed, by path.
+    patched: Mutex<HashMap<String, Value>>,
+    /// PATCH bodies received, in order.
+    patches: Mutex<Vec<Value>>,
+    /// Refuse this many PATCHes as iLO does during POST.
+    in_post: AtomicU32,
+}
+
+fn merge(doc: &mut Value, patch: &Value) {
+    match (doc, patch) {
+        (Value::Object(d), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(d.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (d, p) => *d = p.clone(),
+    }
+}
+
+async fn serve(State(tree): State<Arc<Tree>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let path = uri.path().trim_end_matches('/').to_owned();
+    let rel = path.strip_prefix("/redfish/v1").unwrap_or(&path);
+    let file = tree
+        .dir
+        .join(rel.trim_start_matches('/'))
+        .join("index.json");
+    let current = tree
+        .patched
+        .lock()
+        .unwrap()
+        .get(&path)
+        .cloned()
+        .or_else(|| {
+            std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        });
+    let Some(mut doc) = current else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match method {
+        Method::GET => axum::Json(doc).into_response(),
+        Method::PATCH => {
+            let patch: Value = serde_json::from_slice(&body).unwrap();
+            tree.patches.lock().unwrap().push(patch.clone());
+            if tree
+                .in_post
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                // iLO 5: only a MessageId
+                let err = json!({"error": {"code": "iLO.0.10.ExtendedInfo",
+                    "message": "See @Message.ExtendedInfo for more information.",
+                    "@Message.ExtendedInfo": [{"MessageId": "iLO.2.14.UnableToModifyDuringSystemPOST"}]}});
+                return (StatusCode::BAD_REQUEST, axum::Json(err)).into_response();
+            }
+            merge(&mut doc, &patch);
+            tree.patched.lock().unwrap().insert(path, doc);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+struct Served {
+    address: String,
+    tree: Arc<Tree>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl Served {
+    fn last_boot(&self) -> Value {
+        self.tree.patches.lock().unwrap().last().unwrap()["Boot"].clone()
+    }
+}
+
+async fn serve_tree(name: &str) -> Served {
+    let tree = Arc::new(Tree {
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/trees")
+            .join(name),
+        patched: Mutex::new(HashMap::new()),
+        patches: Mutex::new(Vec::new()),
+        in_post: AtomicU32::new(0),
+    });
+    let app = axum::Router::new().fallback(serve).with_state(tree.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Served {
+        address: format!("http://127.0.0.1:{port}"),
+        tree,
+        handle,
+    }
+}
+
+/// The node of the tree's system with the vendor ironic-rs records for it.
+async fn node_task(s: &Served, system: &str) -> ironic_core::driver::Task {
+    let mut t = task(&s.address, json!({"redfish_system_id": system}));
+    let vendor = RedfishManagement::new(fast_config())
+        .detect_vendor(&t)
+        .await
+        .unwrap();
+    if let Some(v) = vendor {
+        t.node.properties.insert("vendor".into(), json!(v));
+    }
+    t
+}
+
+/// AMI MegaRAC (Gigabyte, service root Vendor "AMI"): the whole override,
+/// mode included, every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn ami_gets_the_full_boot_request() {
+    let s = serve_tree("vendor-Gigabyte").await;
+    let t = node_task(&s, "/redfish/v1/Systems/Self").await;
+    assert_eq!(t.node.properties.get("vendor"), Some(&json!("AMI")));
+    let mgmt = RedfishManagement::new(fast_config());
+    mgmt.set_boot_device(&t, BootDevice::Pxe, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_boot(),
+        json!({"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once", "BootSourceOverrideMode": "Legacy"})
+    );
+    // the same again: still all of it
+    mgmt.set_boot_device(&t, BootDevice::Pxe, false)
+        .await
+        .unwrap();
+    assert_eq!(s.last_boot()["BootSourceOverrideEnabled"], json!("Once"));
+    assert_eq!(s.last_boot()["BootSourceOverrideMode"], json!("Legacy"));
+}
+
+/// Intel (no quirk): `BootSourceOverrideEnabled` only when it changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn enabled_is_sent_only_when_it_changes() {
+    let s = serve_tree("vendor-Intel").await;
+    let t = node_task(&s, "/redfish/v1/Systems/QSBP74100021").await;
+    let mgmt = RedfishManagement::new(fast_config());
+    mgmt.set_boot_device(&t, BootDevice::Pxe, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_boot(),
+        json!({"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Continuous"})
+    );
+    mgmt.set_boot_device(&t, BootDevice::Disk, true)
+        .await
+        .unwrap();
+    assert_eq!(s.last_boot(), json!({"BootSourceOverrideTarget": "Hdd"}));
+    let now = mgmt.get_boot_device(&t).await.unwrap();
+    assert_eq!(now.boot_device, Some(BootDevice::Disk));
+    assert_eq!(now.persistent, Some(true));
+}
+
+/// HPE iLO 5 (DL325): a change refused during POST is sent again until the
+/// BMC takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ilo_during_post_is_retried() {
+    let s = serve_tree("vendor-DL325").await;
+    let t = node_task(&s, "/redfish/v1/Systems/1").await;
+    assert_eq!(t.node.properties.get("vendor"), Some(&json!("HPE")));
+    s.tree.in_post.store(2, Ordering::SeqCst);
+    let mgmt = RedfishManagement::new(fast_config());
+    mgmt.set_boot_device(&t, BootDevice::Pxe, false)
+        .await
+        .unwrap();
+    assert_eq!(s.tree.patches.lock().unwrap().len(), 3);
+    assert_eq!(s.tree.in_post.load(Ordering::SeqCst), 0);
+    let now = mgmt.get_boot_device(&t).await.unwrap();
+    assert_eq!(now.boot_device, Some(BootDevice::Pxe));
+    // past the attempts (6) the error names the cause
+    s.tree.in_post.store(10, Ordering::SeqCst);
+    let e = mgmt
+        .set_boot_device(&t, BootDevice::Disk, false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("UnableToModifyDuringSystemPOST"),
+        "{e}"
+    );
+    assert_eq!(s.tree.patches.lock().unwrap().len(), 3 + 6);
+}
+
+/// Supermicro (no Supermicro tree here: the DMTF rack server with the vendor
+/// Supermicro's BMC reports): `BootSourceOverrideEnabled` every time, even
+/// when it already has the value; a CD boot stays `Cd` when `UsbCd` is not
+/// among the allowed targets.
+#[tokio::test(flavor = "multi_thread")]
+async fn supermicro_always_gets_enabled() {
+    let s = serve_tree("dmtf-public-rackmount1").await;
+    let mut t = node_task(&s, "/redfish/v1/Systems/437XR1138R2").await;
+    t.node
+        .properties
+        .insert("vendor".into(), json!("Supermicro"));
+    let mgmt = RedfishManagement::new(fast_config());
+    // the tree reads Pxe, Once
+    mgmt.set_boot_device(&t, BootDevice::Cdrom, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_boot(),
+        json!({"BootSourceOverrideTarget": "Cd", "BootSourceOverrideEnabled": "Once"})
+    );
+    // another vendor: left out, it is Once already
+    t.node.properties.insert("vendor".into(), json!("Contoso"));
+    mgmt.set_boot_device(&t, BootDevice::Pxe, false)
+        .await
+        .unwrap();
+    assert_eq!(s.last_boot(), json!({"BootSourceOverrideTarget": "Pxe"}));
+}
