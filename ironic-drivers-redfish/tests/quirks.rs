@@ -1,5 +1,6 @@
 //! Vendor quirks of the boot override (Ironic's `_set_boot_device` and sushy's
-//! `set_system_boot_options`) on vendor trees nobody here wrote (`tests/trees`):
+//! `set_system_boot_options`) and virtual media under the Manager (iLO 5, and
+//! iDRAC before 6.0) on vendor trees nobody here wrote (`tests/trees`):
 //! served by a small writable server that keeps what is PATCHed and records
 //! each request body, since `sushy-static` is read-only.
 
@@ -15,8 +16,10 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use common::{fast_config, task};
-use ironic_core::driver::{BootDevice, ManagementInterface};
-use ironic_drivers_redfish::RedfishManagement;
+use ironic_core::driver::{
+    BootDevice, BootInterface, ManagementInterface, RamdiskKind, RamdiskParams,
+};
+use ironic_drivers_redfish::{RedfishManagement, RedfishVirtualMediaBoot};
 use serde_json::{Value, json};
 
 struct Tree {
@@ -25,6 +28,8 @@ struct Tree {
     patched: Mutex<HashMap<String, Value>>,
     /// PATCH bodies received, in order.
     patches: Mutex<Vec<Value>>,
+    /// Actions POSTed (path, body), in order.
+    posts: Mutex<Vec<(String, Value)>>,
     /// Refuse this many PATCHes as iLO does during POST.
     in_post: AtomicU32,
 }
@@ -47,6 +52,34 @@ async fn serve(State(tree): State<Arc<Tree>>, method: Method, uri: Uri, body: By
         .dir
         .join(rel.trim_start_matches('/'))
         .join("index.json");
+    // VirtualMedia actions change the slot they belong to
+    if method == Method::POST {
+        let Some((slot, action)) = path.rsplit_once("/Actions/") else {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        tree.posts
+            .lock()
+            .unwrap()
+            .push((path.clone(), body.clone()));
+        let change = match action {
+            "VirtualMedia.InsertMedia" => json!({"Image": body["Image"], "Inserted": true}),
+            "VirtualMedia.EjectMedia" => json!({"Image": "", "Inserted": false}),
+            _ => return StatusCode::NOT_FOUND.into_response(),
+        };
+        let rel = slot.strip_prefix("/redfish/v1/").unwrap_or(slot);
+        let doc = tree.patched.lock().unwrap().get(slot).cloned().or_else(|| {
+            std::fs::read(tree.dir.join(rel).join("index.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        });
+        let Some(mut doc) = doc else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        merge(&mut doc, &change);
+        tree.patched.lock().unwrap().insert(slot.to_owned(), doc);
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let current = tree
         .patched
         .lock()
@@ -110,6 +143,7 @@ async fn serve_tree(name: &str) -> Served {
             .join(name),
         patched: Mutex::new(HashMap::new()),
         patches: Mutex::new(Vec::new()),
+        posts: Mutex::new(Vec::new()),
         in_post: AtomicU32::new(0),
     });
     let app = axum::Router::new().fallback(serve).with_state(tree.clone());
@@ -238,4 +272,57 @@ async fn supermicro_always_gets_enabled() {
         .await
         .unwrap();
     assert_eq!(s.last_boot(), json!({"BootSourceOverrideTarget": "Pxe"}));
+}
+
+/// HPE iLO 5 (DL325): the system has no VirtualMedia; the slots are under its
+/// Manager (as iDRAC before 6.0): the CD slot gets the ISO through InsertMedia
+/// and the system boots it once; cleaning up ejects it; the other slot is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn virtual_media_under_the_manager() {
+    let s = serve_tree("vendor-DL325").await;
+    let mut t = node_task(&s, "/redfish/v1/Systems/1").await;
+    let mut info = serde_json::to_value(&t.node.driver_info).unwrap();
+    info["redfish_deploy_iso"] = json!("http://127.0.0.1:9/deploy.iso");
+    t.node.driver_info = serde_json::from_value(info).unwrap();
+    let boot = RedfishVirtualMediaBoot::new(fast_config());
+    boot.prepare_ramdisk(&mut t, &RamdiskParams::new(RamdiskKind::Deploy))
+        .await
+        .unwrap();
+    let posts = s.tree.posts.lock().unwrap().clone();
+    assert_eq!(
+        posts.last().unwrap().0,
+        "/redfish/v1/Managers/1/VirtualMedia/2/Actions/VirtualMedia.InsertMedia",
+        "{posts:?}"
+    );
+    assert_eq!(
+        posts.last().unwrap().1["Image"],
+        json!("http://127.0.0.1:9/deploy.iso")
+    );
+    assert_eq!(
+        s.last_boot(),
+        json!({"BootSourceOverrideTarget": "Cd", "BootSourceOverrideEnabled": "Once"})
+    );
+    let media = RedfishManagement::new(fast_config())
+        .get_virtual_media(&t)
+        .await
+        .unwrap();
+    assert!(
+        media
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["inserted"] == json!(true)
+                && m["image"] == json!("http://127.0.0.1:9/deploy.iso")),
+        "{media}"
+    );
+    boot.clean_up_ramdisk(&mut t).await.unwrap();
+    let posts = s.tree.posts.lock().unwrap().clone();
+    assert_eq!(
+        posts.last().unwrap().0,
+        "/redfish/v1/Managers/1/VirtualMedia/2/Actions/VirtualMedia.EjectMedia"
+    );
+    assert!(
+        posts.iter().all(|(p, _)| !p.contains("VirtualMedia/1/")),
+        "{posts:?}"
+    );
 }
