@@ -34,6 +34,8 @@ pub struct Config {
     pub drivers: DriversSection,
     /// `[boot]`.
     pub boot: BootSection,
+    /// `[redfish]`: settings of the Redfish driver.
+    pub redfish: RedfishSection,
     /// `[metrics]`.
     pub metrics: MetricsSection,
     /// `[dashboard]`.
@@ -373,6 +375,34 @@ impl Default for FakeSection {
             inspect_delay: "0".into(),
             raid_delay: "0".into(),
             bios_delay: "0".into(),
+        }
+    }
+}
+
+/// `[redfish]`: settings of the Redfish driver (Ironic's `[redfish]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedfishSection {
+    /// Redfish sessions held at once at one BMC (one per set of credentials);
+    /// past it requests wait for one to be handed over (at least 1).
+    pub max_sessions_per_bmc: usize,
+}
+
+impl Default for RedfishSection {
+    fn default() -> Self {
+        RedfishSection {
+            max_sessions_per_bmc: ironic_drivers_redfish::RedfishConfig::default()
+                .max_sessions_per_bmc,
+        }
+    }
+}
+
+impl RedfishSection {
+    /// The driver settings: Ironic's defaults with this section's values.
+    pub fn driver_config(&self) -> ironic_drivers_redfish::RedfishConfig {
+        ironic_drivers_redfish::RedfishConfig {
+            max_sessions_per_bmc: self.max_sessions_per_bmc.max(1),
+            ..Default::default()
         }
     }
 }

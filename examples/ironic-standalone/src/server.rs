@@ -106,7 +106,7 @@ fn available_registry(
     );
     ironic_drivers_redfish::register_with_boot_iso(
         &mut reg,
-        ironic_drivers_redfish::RedfishConfig::default(),
+        cfg.redfish.driver_config(),
         std::sync::Arc::new(isos),
     );
     // (Config::check validated [inspector]; an error here means it was skipped)
