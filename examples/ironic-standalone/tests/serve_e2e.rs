@@ -5,8 +5,8 @@
 //! `IRONIC__BOOT__KERNEL_APPEND_PARAMS`), serving DHCP, TFTP and HTTP itself,
 //! with the deploy ramdisk made by `ironic ramdisk build` as the README runs it.
 //!
-//! Three QEMU machines with OVMF (UEFI) firmware, deployed at the same time
-//! through the API with HTTP basic auth:
+//! Four QEMU machines, three with OVMF (UEFI) firmware and one with SeaBIOS,
+//! deployed at the same time through the API with HTTP basic auth:
 //! * behind the lab's Redfish simulator, `ipxe` boot: a GPT whole-disk image
 //!   whose EFI system partition holds a GRUB that prints a marker; after the
 //!   deploy the agent adds the UEFI boot entry, the machine boots the image from
@@ -22,7 +22,11 @@
 //!   outside the DHCP pool, which the ISO carries (`openstack/latest/network_data.json`)
 //!   and the ramdisk configures instead of DHCP: the agent calls back from that
 //!   address; cleaned, deployed with a GPT whole-disk image, booted from its
-//!   disk, undeployed.
+//!   disk, undeployed;
+//! * behind the Redfish simulator, legacy BIOS (`boot_mode:bios`), `pxe` boot
+//!   (SeaBIOS, the NIC's PXE ROM, `undionly.kpxe` over TFTP): a partition image
+//!   laid out with an MBR; the agent installs GRUB for BIOS from the ramdisk, the
+//!   machine boots the image's own grub.cfg; undeployed.
 //!
 //! Each machine's deploy is timed: deploy request → power-on → the agent's first
 //! heartbeat (`agent_url` in `driver_internal_info`) → `active`.
@@ -186,7 +190,7 @@ fn partition_image(dir: &Path, path: &Path, marker: &str) -> String {
 }
 
 #[test]
-fn ironic_serve_deploys_uefi_machines_with_the_readme_config() {
+fn ironic_serve_deploys_uefi_and_bios_machines_with_the_readme_config() {
     tool("qemu-system-x86_64", "qemu-system-x86");
     need_file("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf");
     need_file("/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu");
@@ -236,7 +240,7 @@ fn ironic_serve_deploys_uefi_machines_with_the_readme_config() {
     );
 
     let mut net = LabNet::new();
-    let taps = [net.tap(), net.tap(), net.tap()];
+    let taps = [net.tap(), net.tap(), net.tap(), net.tap()];
     let result = net.run_inside(move || {
         // `ironic serve` in the namespace (a child of this thread).
         let log = dir.join("ironic.log");
@@ -292,9 +296,13 @@ struct Vm {
     server: SimServer,
     machine: QemuMachine,
     marker: String,
+    /// Firmware mode the deploy must boot the disk in.
+    mode: BootMode,
+    /// Where the ramdisk must boot from.
+    ramdisk_from_cd: bool,
 }
 
-async fn scenario(dir: PathBuf, taps: [String; 3]) {
+async fn scenario(dir: PathBuf, taps: [String; 4]) {
     let base = format!("http://{SERVER_IP}:{API_PORT}");
     let api = Api::new(&base);
     // the service answers (its root needs no auth)
@@ -307,7 +315,7 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let password = format!("pw-{}", std::process::id());
-    let mk = |name: &'static str, mac: &'static str, tap: &str, disk_size: u64| {
+    let mk = |name: &'static str, mac: &'static str, tap: &str, disk_size: u64, mode: BootMode| {
         let disk = dir.join(format!("{name}.disk"));
         std::fs::File::create(&disk)
             .unwrap()
@@ -324,7 +332,7 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
             username: ipmi_bmc::USER.into(),
             password: Secret::new(password.clone()),
         });
-        server.set_boot_override(None, None, Some(BootMode::Uefi));
+        server.set_boot_override(None, None, Some(mode));
         let machine = QemuMachine::spawn(
             server.clone(),
             VmSpec {
@@ -342,15 +350,42 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
             server,
             machine,
             marker: format!("IRONIC-SERVE-{name}-{:08x}", rand::random::<u32>()),
+            mode,
+            ramdisk_from_cd: name == "vm-vmedia",
         }
     };
-    let vm_wd = mk("vm-wholedisk", "52:54:00:e2:e1:01", &taps[0], 64 << 20);
+    let uefi = BootMode::Uefi;
+    let vm_wd = mk(
+        "vm-wholedisk",
+        "52:54:00:e2:e1:01",
+        &taps[0],
+        64 << 20,
+        uefi,
+    );
     // root_gb = 1 after a 550 MiB ESP
-    let vm_part = mk("vm-partition", "52:54:00:e2:e1:02", &taps[1], 1700 << 20);
-    let vm_cd = mk("vm-vmedia", "52:54:00:e2:e1:03", &taps[2], 64 << 20);
+    let vm_part = mk(
+        "vm-partition",
+        "52:54:00:e2:e1:02",
+        &taps[1],
+        1700 << 20,
+        uefi,
+    );
+    let vm_cd = mk("vm-vmedia", "52:54:00:e2:e1:03", &taps[2], 64 << 20, uefi);
+    // root_gb = 1 in an MBR
+    let vm_bios = mk(
+        "vm-bios",
+        "52:54:00:e2:e1:04",
+        &taps[3],
+        1200 << 20,
+        BootMode::Legacy,
+    );
     let redfish = RedfishSim::start(
         "127.0.0.1:0".parse().unwrap(),
-        vec![vm_wd.server.clone(), vm_cd.server.clone()],
+        vec![
+            vm_wd.server.clone(),
+            vm_cd.server.clone(),
+            vm_bios.server.clone(),
+        ],
     )
     .await
     .expect("Redfish simulator");
@@ -361,6 +396,7 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
     let wd_sha = uefi_whole_disk_image(&dir, &images.join("wholedisk.raw"), &vm_wd.marker);
     let part_sha = partition_image(&dir, &images.join("root.ext4"), &vm_part.marker);
     let cd_sha = uefi_whole_disk_image(&dir, &images.join("vmedia-disk.raw"), &vm_cd.marker);
+    let bios_sha = partition_image(&dir, &images.join("root-bios.ext4"), &vm_bios.marker);
     let boot_url = format!("{base}/boot");
 
     let wd_node = json!({
@@ -414,31 +450,51 @@ async fn scenario(dir: PathBuf, taps: [String; 3]) {
         "image_source": format!("{boot_url}/vmedia-disk.raw"),
         "image_checksum": format!("sha256:{cd_sha}"),
     });
+    let bios_node = json!({
+        "name": vm_bios.name, "driver": "redfish", "boot_interface": "pxe",
+        "automated_clean": false,
+        "properties": {"capabilities": "boot_mode:bios"},
+        "driver_info": {
+            "redfish_address": redfish.url(),
+            "redfish_system_id": format!("/redfish/v1/Systems/{}", vm_bios.name),
+            "redfish_username": ipmi_bmc::USER, "redfish_password": password,
+        },
+    });
+    let bios_image = json!({
+        "image_source": format!("{boot_url}/root-bios.ext4"),
+        "image_checksum": format!("sha256:{bios_sha}"),
+        "kernel": format!("{boot_url}/vmlinuz"), "ramdisk": format!("{boot_url}/initrd"),
+        "root_gb": "1",
+    });
     let t0 = Instant::now();
-    let (r1, r2, r3) = tokio::join!(
+    let (r1, r2, r3, r4) = tokio::join!(
         lifecycle(&api, &vm_wd, wd_node, wd_image, true, t0),
         lifecycle(&api, &vm_part, part_node, part_image, false, t0),
         lifecycle(&api, &vm_cd, cd_node, cd_image, true, t0),
+        lifecycle(&api, &vm_bios, bios_node, bios_image, false, t0),
     );
-    if r1.is_err() || r2.is_err() || r3.is_err() {
+    if r1.is_err() || r2.is_err() || r3.is_err() || r4.is_err() {
         let report = |vm: &Vm| format!("{}\n{}", vm.machine.events(), vm.machine.consoles());
         panic!(
-            "deploy failed:\n{}: {r1:?}\n{}: {r2:?}\n{}: {r3:?}\n\n{}\n{}\n{}\nipmi_sim chassis_control calls:\n{}",
+            "deploy failed:\n{}: {r1:?}\n{}: {r2:?}\n{}: {r3:?}\n{}: {r4:?}\n\n{}\n{}\n{}\n{}\nipmi_sim chassis_control calls:\n{}",
             vm_wd.name,
             vm_part.name,
             vm_cd.name,
+            vm_bios.name,
             report(&vm_wd),
             report(&vm_part),
             report(&vm_cd),
+            report(&vm_bios),
             ipmi.calls()
         );
     }
-    for (vm, r) in [(&vm_wd, r1), (&vm_part, r2), (&vm_cd, r3)] {
+    for (vm, r) in [(&vm_wd, r1), (&vm_part, r2), (&vm_cd, r3), (&vm_bios, r4)] {
         eprintln!("{}: {}", vm.name, r.unwrap());
     }
     vm_wd.machine.shutdown().await;
     vm_part.machine.shutdown().await;
     vm_cd.machine.shutdown().await;
+    vm_bios.machine.shutdown().await;
 }
 
 /// Enroll, manage, provide, deploy, check the boot from disk, undeploy.
@@ -499,7 +555,7 @@ async fn lifecycle(
         .iter()
         .find(|b| b.at > requested)
         .ok_or("no boot after the deploy request")?;
-    let expected = if vm.name == "vm-vmedia" {
+    let expected = if vm.ramdisk_from_cd {
         matches!(ramdisk_boot.source, BootSource::VirtualMedia(_))
     } else {
         ramdisk_boot.source == BootSource::Network
@@ -531,13 +587,13 @@ async fn lifecycle(
         ramdisk_boot.mode,
     );
     say(&format!("active: {timings}"));
-    // The machine boots the deployed disk in UEFI mode and prints the marker.
+    // The machine boots the deployed disk in its firmware mode and prints the marker.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let boots = vm.machine.boots();
         let last = boots.last().ok_or("no boot recorded")?;
         if last.source == BootSource::Disk && last.console().contains(&vm.marker) {
-            if last.mode != BootMode::Uefi {
+            if last.mode != vm.mode {
                 return Err(format!("booted the disk in {:?} mode", last.mode));
             }
             break;
@@ -552,7 +608,10 @@ async fn lifecycle(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    say("booted the deployed image from its disk (UEFI, marker on the console)");
+    say(&format!(
+        "booted the deployed image from its disk ({:?}, marker on the console)",
+        vm.mode
+    ));
     let n = api.get(&format!("/v1/nodes/{uuid}")).await?;
     let dii = &n["driver_internal_info"];
     if dii["is_whole_disk_image"] != json!(whole_disk) {
