@@ -39,13 +39,13 @@ async fn start(store: &Arc<MemoryStore>, host: &str) -> Conductor {
         .expect("start the conductor")
 }
 
-/// Poll `check` (every 20 ms, at most 20 s) until it returns `Some`.
+/// Poll `check` (every 20 ms, at most 60 s: a loaded 2-core machine) until it returns `Some`.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = check().await {
             return v;
@@ -232,7 +232,7 @@ async fn the_nodes_of_a_dead_conductor_are_taken_over() {
     c.shutdown().await;
 }
 
-/// The next event about `node` that `rx` sees which `pick` accepts (at most 20 s).
+/// The next event about `node` that `rx` sees which `pick` accepts (at most 60 s).
 async fn next_event<T>(
     rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
     what: &str,
@@ -251,7 +251,7 @@ async fn next_event<T>(
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), wait)
+    tokio::time::timeout(Duration::from_secs(60), wait)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
@@ -531,4 +531,84 @@ async fn active_nodes_are_prepared_again_by_their_new_owner_on_postgres() {
     }
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Offline conductors are forgotten `forget_offline_after` after their last
+/// keep-alive, once they hold no lock: a dead conductor's lock on a node the
+/// survivor owns is released, then it is forgotten; one whose lock no live
+/// conductor can release (its node's group has no conductor) stays listed; one
+/// that comes back registers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_conductors_are_forgotten_once_they_hold_no_lock() {
+    let store = Arc::new(MemoryStore::new());
+    let setup = start(&store, "setup").await;
+    let mut served = setup
+        .create_node(Node::new("fake-hardware"))
+        .await
+        .expect("create_node");
+    served.name = Some("served".into());
+    store.update_node(&served).await.expect("update_node");
+    let mut unserved = Node::new("fake-hardware");
+    unserved.conductor_group = "rack-z".into();
+    let unserved = setup.create_node(unserved).await.expect("create_node");
+    setup.shutdown().await;
+    for ghost in ["ghost-locked", "ghost-idle", "ghost-stuck"] {
+        let mut g = ConductorRecord::new(ghost);
+        g.drivers = vec!["fake-hardware".into()];
+        store.upsert_conductor(&g).await.expect("upsert");
+    }
+    store
+        .reserve_node(served.uuid, "ghost-locked")
+        .await
+        .expect("reserve");
+    store
+        .reserve_node(unserved.uuid, "ghost-stuck")
+        .await
+        .expect("reserve");
+
+    let mut cfg = config("survivor");
+    cfg.forget_offline_after = Duration::from_secs(2);
+    let mut registry = InterfaceRegistry::with_noop();
+    fake::register(&mut registry, FakeConfig::default());
+    let c = Conductor::start(store.clone() as Arc<dyn Store>, registry, cfg)
+        .await
+        .expect("start the conductor");
+    let hosts = |c: &Conductor| {
+        let c = c.clone();
+        async move {
+            c.list_conductors()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.hostname)
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually("the idle and the released ghosts forgotten", || async {
+        let h = hosts(&c).await;
+        (!h.iter().any(|h| h == "ghost-idle" || h == "ghost-locked")).then_some(())
+    })
+    .await;
+    let n = c.get_node(&"served".into()).await.unwrap();
+    assert_eq!(n.reservation, None, "its lock was released first");
+    // The stuck ghost's lock is on a node no live conductor serves: nobody can
+    // release it, so the ghost stays, offline, for a conductor of rack-z to find.
+    let h = hosts(&c).await;
+    assert!(h.contains(&"ghost-stuck".to_owned()), "{h:?}");
+    assert!(h.contains(&"survivor".to_owned()), "{h:?}");
+    let n = c.get_node(&unserved.uuid.into()).await.unwrap();
+    assert_eq!(n.reservation.as_deref(), Some("ghost-stuck"));
+
+    // A forgotten conductor that comes back registers again.
+    let back = start(&store, "ghost-idle").await;
+    let again = c
+        .list_conductors()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.hostname == "ghost-idle")
+        .expect("registered again");
+    assert!(again.alive);
+    back.shutdown().await;
+    c.shutdown().await;
 }

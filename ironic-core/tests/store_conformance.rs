@@ -84,6 +84,7 @@ conformance_tests!(
     deleting_a_portgroup_keeps_its_ports,
     chassis_allocation_template_crud,
     conductors_upsert_and_touch,
+    offline_conductors_are_forgotten_only_unlocked,
     history_is_capped,
     bios_firmware_inventory_roundtrip,
     volume_connector_crud,

@@ -329,6 +329,15 @@ impl Store for CachedStore {
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         self.durable.list_conductors().await
     }
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: ironic_core::model::Timestamp,
+    ) -> StoreResult<bool> {
+        self.durable
+            .forget_conductor(hostname, stamped_before)
+            .await
+    }
     async fn now(&self) -> StoreResult<ironic_core::model::Timestamp> {
         self.durable.now().await
     }

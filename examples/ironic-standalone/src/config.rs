@@ -172,9 +172,11 @@ pub enum Role {
     /// API and conductor (the default).
     #[default]
     All,
-    /// API only: it registers no conductor, owns no node and runs no periodic
-    /// task; node actions go to the nodes' owners (`internal_url`), everything
-    /// else runs here on the shared database (Ironic's `ironic-api`).
+    /// API only: it owns no node and runs no periodic task; node actions go to
+    /// the nodes' owners (`internal_url`), everything else runs here on the
+    /// shared database (Ironic's `ironic-api`). It registers with no hardware
+    /// types (not listed by `GET /v1/conductors`), so that when it dies the
+    /// locks it held are released; its default `host` is `<host name>-api`.
     Api,
     /// A conductor. It serves the API as `all` does: the other processes forward
     /// the actions on its nodes to it there, and ramdisk agents call it there.
@@ -232,7 +234,7 @@ impl Default for StorageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ConductorSection {
     /// Host name recorded in reservations and the conductors list (default: the
-    /// machine's host name).
+    /// machine's host name; `<host name>-api` for `role = "api"`).
     pub host: Option<String>,
     /// Conductor group served.
     pub conductor_group: String,
@@ -284,6 +286,10 @@ pub struct ConductorSection {
     /// own (Ironic's `[conductor]sync_local_state_interval`, 180; 0 disables the
     /// periodic check, a ring change still triggers one).
     pub sync_local_state_interval: u64,
+    /// Seconds after which a conductor (or API-only process) that stopped
+    /// stamping its record is forgotten, once it holds no node lock (86400; 0
+    /// keeps offline conductors forever, as Ironic does).
+    pub forget_offline_after: u64,
     /// `2^hash_partition_exponent` points per conductor on a hash ring (Ironic's
     /// `[DEFAULT]hash_partition_exponent`, 5 = 32 points).
     pub hash_partition_exponent: u32,
@@ -323,6 +329,7 @@ impl Default for ConductorSection {
             conductor_heartbeat_interval: 10,
             heartbeat_timeout: 60,
             sync_local_state_interval: 180,
+            forget_offline_after: 86_400,
             hash_partition_exponent: 5,
             node_history_max_entries: 300,
             settings: BTreeMap::new(),
@@ -716,16 +723,21 @@ impl Config {
         Ok(())
     }
 
-    /// The conductor's host name: configured, else the machine's, else `localhost`.
+    /// The conductor's host name: configured, else the machine's (with `-api`
+    /// for `role = "api"`), else `localhost`.
     pub fn host(&self) -> String {
         if let Some(h) = &self.conductor.host {
             return h.clone();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "localhost".into())
+        let machine = machine_host();
+        // An API-only process registers too (so the locks it holds when it dies
+        // are released): beside a conductor on the same machine it needs a name
+        // of its own.
+        if self.conductor.role == Role::Api {
+            format!("{machine}-api")
+        } else {
+            machine
+        }
     }
 
     /// Where the other conductors reach this process's API (`conductor.internal_url`,
@@ -737,7 +749,8 @@ impl Config {
         }
         let l = self.api.listen;
         if l.ip().is_unspecified() {
-            format!("http://{}:{}", self.host(), l.port())
+            let host = self.conductor.host.clone().unwrap_or_else(machine_host);
+            format!("http://{host}:{}", l.port())
         } else {
             format!("http://{l}")
         }
@@ -821,6 +834,15 @@ fn parse_env_value(v: &str) -> toml::Value {
 /// Seconds as a [`Duration`].
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// The machine's host name (`localhost` when it has none).
+fn machine_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

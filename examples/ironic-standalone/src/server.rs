@@ -325,6 +325,7 @@ pub fn conductor_config(cfg: &Config) -> ConductorConfig {
         v.conductor_heartbeat_interval = secs(c.conductor_heartbeat_interval);
         v.heartbeat_timeout = secs(c.heartbeat_timeout);
         v.sync_local_state_interval = secs(c.sync_local_state_interval);
+        v.forget_offline_after = secs(c.forget_offline_after);
         v.hash_ring_partitions = 1 << c.hash_partition_exponent;
         v.node_history_max_entries = c.node_history_max_entries;
         v.state_budgets = c

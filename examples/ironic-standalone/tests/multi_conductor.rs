@@ -471,3 +471,188 @@ fn an_api_only_process_hands_node_actions_to_the_conductor() {
     });
     drop((api, conductor));
 }
+
+/// An API-only process registers (it is no conductor: `GET /v1/conductors` does
+/// not list it), so its death is seen. Here it runs a power action itself (the
+/// node's owner cannot be reached at its `internal_url`), holding the node's lock,
+/// and is killed with SIGKILL: the owner releases the lock and aborts the pending
+/// power action with a `last_error` naming the dead API service, and the node
+/// works again. An API-only process under a live conductor's host name is refused.
+#[test]
+fn the_locks_of_a_dead_api_only_process_are_released() {
+    let rt = rt();
+    let db = rt.block_on(TestDatabase::create());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("http://127.0.0.1:{closed}");
+    let conductor = Ironic::start(
+        &[],
+        &[
+            ("IRONIC__STORAGE__BACKEND", "postgres"),
+            ("IRONIC__STORAGE__URL", db.url()),
+            ("IRONIC__CONDUCTOR__HOST", "worker-1"),
+            ("IRONIC__CONDUCTOR__INTERNAL_URL", &unreachable),
+            ("IRONIC__CONDUCTOR__CONDUCTOR_HEARTBEAT_INTERVAL", "1"),
+            ("IRONIC__CONDUCTOR__HEARTBEAT_TIMEOUT", "3"),
+        ],
+    );
+    let mut api = Ironic::start(
+        &["serve", "--role", "api"],
+        &[
+            ("IRONIC__STORAGE__BACKEND", "postgres"),
+            ("IRONIC__STORAGE__URL", db.url()),
+            ("IRONIC__CONDUCTOR__HOST", "front-1"),
+            ("IRONIC__CONDUCTOR__CONDUCTOR_HEARTBEAT_INTERVAL", "1"),
+            ("IRONIC__CONDUCTOR__HEARTBEAT_TIMEOUT", "3"),
+            // The power action it runs itself takes ten minutes.
+            ("IRONIC__FAKE__POWER_DELAY", "600"),
+        ],
+    );
+
+    rt.block_on(async {
+        let (s, n) = call(
+            &api.url,
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": "held"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{n}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, node) = call(&api.url, reqwest::Method::GET, "/v1/nodes/held", None).await;
+            if node["conductor"] == "worker-1" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no owner: {node}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        // A second API-only process under the conductor's host name would share
+        // its record and its locks: refused at start (now that the conductor
+        // registered: it owns the node).
+        let dir = tempfile::tempdir().unwrap();
+        let mut twin = std::process::Command::new(env!("CARGO_BIN_EXE_ironic"))
+            .args([
+                "serve",
+                "--role",
+                "api",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("IRONIC__STORAGE__BACKEND", "postgres")
+            .env("IRONIC__STORAGE__URL", db.url())
+            .env("IRONIC__CONDUCTOR__HOST", "worker-1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = twin.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = twin.kill();
+                let _ = twin.wait();
+                panic!("an API-only process under a live conductor's host name was not refused");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(!status.success());
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut twin.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(
+            err.contains("worker-1") && err.contains("host name of its own"),
+            "{err}"
+        );
+
+        let (_, cs) = call(&conductor.url, reqwest::Method::GET, "/v1/conductors", None).await;
+        let hosts: Vec<&str> = cs["conductors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["hostname"].as_str())
+            .collect();
+        assert_eq!(hosts, ["worker-1"], "an API-only process is no conductor");
+        let (s, _) = call(
+            &conductor.url,
+            reqwest::Method::GET,
+            "/v1/conductors/front-1",
+            None,
+        )
+        .await;
+        assert_eq!(s, 404);
+
+        let (s, v) = call(
+            &api.url,
+            reqwest::Method::PUT,
+            "/v1/nodes/held/states/power",
+            Some(json!({"target": "power on"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, node) = call(&api.url, reqwest::Method::GET, "/v1/nodes/held", None).await;
+            // Locked first, then the pending action recorded.
+            if node["reservation"] == "front-1" && node["target_power_state"] == "power on" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API process did not run the action itself: {node}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        api.kill9();
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let node = loop {
+            let (_, node) =
+                call(&conductor.url, reqwest::Method::GET, "/v1/nodes/held", None).await;
+            // The owner releases the dead process's lock, then (under its own
+            // lock) aborts the pending power action.
+            if node["reservation"].is_null() && node["target_power_state"].is_null() {
+                break node;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dead API process's lock was not released: {node}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let err = node["last_error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("Pending power operation was aborted")
+                && err.contains("API service front-1")
+                && err.contains("offline"),
+            "a clear last_error: {err}"
+        );
+
+        // The node is not stuck: its owner powers it on.
+        let (s, v) = call(
+            &conductor.url,
+            reqwest::Method::PUT,
+            "/v1/nodes/held/states/power",
+            Some(json!({"target": "power on"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, node) =
+                call(&conductor.url, reqwest::Method::GET, "/v1/nodes/held", None).await;
+            if node["power_state"] == "power on" && node["reservation"].is_null() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{node}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    drop(conductor);
+}

@@ -19,6 +19,15 @@
 //! A conductor that comes back joins the ring again; the nodes that map to it
 //! move back once they are unlocked, and it never takes a lock another holds.
 //!
+//! A conductor offline longer than `forget_offline_after` (a day by default)
+//! that holds no lock is removed from the store (Ironic keeps them forever).
+//!
+//! An API-only front end (`takes_work` false) registers and stamps its record
+//! too, with no hardware types: it is on no ring and owns nothing, but it takes
+//! a node's lock when it runs an action itself (the owner could not be reached),
+//! so its death is handled as a conductor's: the owners release its locks, fail
+//! what it left in a transient state and abort its pending power actions.
+//!
 //! The keep-alive only finds the work; a takeover task of its own does it, so a
 //! conductor taking over thousands of nodes keeps stamping its record (and is
 //! not judged dead in turn). That task also runs every
@@ -56,8 +65,12 @@ pub(crate) struct TakeoverQueue {
 
 #[derive(Debug, Default)]
 struct TakeoverWork {
-    /// Offline conductors whose locks may need releasing.
-    dead: BTreeSet<String>,
+    /// Offline conductors (and API-only front ends: `true`) whose locks may
+    /// need releasing.
+    dead: BTreeMap<String, bool>,
+    /// Offline longer than `forget_offline_after`: forget each once it holds no
+    /// lock (the store's clock before which its last stamp must lie).
+    forget: Option<crate::model::Timestamp>,
     /// The rings changed: look for `active` nodes to take over.
     active: bool,
 }
@@ -162,11 +175,14 @@ impl Conductor {
     }
 
     /// Every registered conductor, with `alive` judged by the store's clock and
-    /// `heartbeat_timeout` (the rings use the same judgement).
+    /// `heartbeat_timeout` (the rings use the same judgement). API-only front
+    /// ends are registered too but are no conductors: they are left out.
     pub async fn list_conductors(&self) -> crate::Result<Vec<ConductorRecord>> {
         let records = self.store().list_conductors().await?;
         let now = self.store().now().await?;
-        Ok(Membership::build(records, now, self.heartbeat_timeout(), 1).conductors)
+        let mut all = Membership::build(records, now, self.heartbeat_timeout(), 1).conductors;
+        all.retain(ConductorRecord::is_conductor);
+        Ok(all)
     }
 
     fn heartbeat_timeout(&self) -> chrono::Duration {
@@ -178,18 +194,16 @@ impl Conductor {
     /// nodes of conductors that died. Run every `conductor_heartbeat_interval`.
     pub(crate) async fn refresh_membership(&self) {
         let host = self.config().host.clone();
-        if self.config().takes_work {
-            match self.store().touch_conductor(&host).await {
-                Ok(()) => {}
-                Err(crate::store::StoreError::NotFound { .. }) => {
-                    tracing::warn!(host = %host, "this conductor's record was gone; registering again");
-                    if let Err(e) = self.register().await {
-                        tracing::error!(host = %host, error = %e, "could not register the conductor");
-                    }
+        match self.store().touch_conductor(&host).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                tracing::warn!(host = %host, "this conductor's record was gone; registering again");
+                if let Err(e) = self.register().await {
+                    tracing::error!(host = %host, error = %e, "could not register the conductor");
                 }
-                Err(e) => {
-                    tracing::warn!(host = %host, error = %e, "conductor keep-alive failed");
-                }
+            }
+            Err(e) => {
+                tracing::warn!(host = %host, error = %e, "conductor keep-alive failed");
             }
         }
         let (records, now) = match (
@@ -210,16 +224,27 @@ impl Conductor {
         );
         let old = self.membership();
         let changed = !old.same_rings(&new);
-        let dead: Vec<String> = new
+        let dead: BTreeMap<String, bool> = new
             .conductors
             .iter()
             .filter(|c| !c.alive && c.hostname != host)
-            .map(|c| c.hostname.clone())
+            .map(|c| (c.hostname.clone(), !c.is_conductor()))
             .collect();
         if changed {
             let live: Vec<&str> = new.live().into_iter().collect();
-            tracing::info!(host = %host, live = ?live, offline = ?dead, "hash ring rebuilt");
+            let offline: Vec<&String> = dead.keys().collect();
+            tracing::info!(host = %host, live = ?live, offline = ?offline, "hash ring rebuilt");
         }
+        // Never sooner than a conductor counts as offline.
+        let forget = chrono::Duration::from_std(self.config().forget_offline_after)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .map(|d| now - d.max(self.heartbeat_timeout()))
+            .filter(|before| {
+                new.conductors
+                    .iter()
+                    .any(|c| !c.alive && c.updated_at.unwrap_or(c.created_at) < *before)
+            });
         *self
             .inner
             .membership
@@ -229,7 +254,8 @@ impl Conductor {
             let q = &self.inner.takeover;
             {
                 let mut w = q.work.lock().unwrap_or_else(|e| e.into_inner());
-                w.dead = dead.into_iter().collect();
+                w.dead = dead;
+                w.forget = forget;
                 w.active |= changed;
             }
             q.wake.notify_one();
@@ -260,20 +286,29 @@ impl Conductor {
                         }
                     } => true,
                 };
-                let (dead, active) = {
+                let (dead, active, forget) = {
                     let mut w = c
                         .inner
                         .takeover
                         .work
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
-                    (std::mem::take(&mut w.dead), std::mem::take(&mut w.active))
+                    (
+                        std::mem::take(&mut w.dead),
+                        std::mem::take(&mut w.active),
+                        w.forget.take(),
+                    )
                 };
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = async {
-                        for d in &dead {
-                            c.take_over_orphans(d).await;
+                        for (d, api_only) in &dead {
+                            c.take_over_orphans(d, *api_only).await;
+                        }
+                        if let Some(before) = forget {
+                            for d in dead.keys() {
+                                c.forget_offline(d, before).await;
+                            }
                         }
                         if active || periodic {
                             c.take_over_active_nodes().await;
@@ -284,19 +319,47 @@ impl Conductor {
         });
     }
 
-    /// Register (or re-register) this conductor in the store.
+    /// Register this process at start. A live record of the other kind under
+    /// the same host name (a conductor where this is an API-only front end, or
+    /// the reverse) is refused: the two would share their locks and one record.
+    pub(crate) async fn register_at_start(&self) -> crate::Result<()> {
+        let host = &self.config().host;
+        let records = self.store().list_conductors().await?;
+        let now = self.store().now().await?;
+        let membership = Membership::build(records, now, self.heartbeat_timeout(), 1);
+        if let Some(other) = membership.conductors.iter().find(|c| {
+            &c.hostname == host && c.alive && c.is_conductor() != self.config().takes_work
+        }) {
+            let (it, me) = if other.is_conductor() {
+                ("a live conductor", "an API-only service")
+            } else {
+                ("a live API-only service", "a conductor")
+            };
+            return Err(crate::Error::Conflict(format!(
+                "the host name {host} is registered by {it}; {me} needs a host name of its own"
+            )));
+        }
+        self.register().await
+    }
+
+    /// Register (or re-register) this process in the store: a conductor with its
+    /// hardware types, an API-only front end with none.
     pub(crate) async fn register(&self) -> crate::Result<()> {
+        let drivers = if self.config().takes_work {
+            self.registry()
+                .hardware_types()
+                .iter()
+                .map(|h| h.name.to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(self
             .store()
             .upsert_conductor(&ConductorRecord {
                 hostname: self.config().host.clone(),
                 conductor_group: self.config().conductor_group.to_lowercase(),
-                drivers: self
-                    .registry()
-                    .hardware_types()
-                    .iter()
-                    .map(|h| h.name.to_owned())
-                    .collect(),
+                drivers,
                 alive: true,
                 created_at: crate::model::now(),
                 updated_at: None,
@@ -305,9 +368,10 @@ impl Conductor {
             .await?)
     }
 
-    /// Nodes still locked by the dead conductor `dead` that this conductor now owns:
-    /// release the lock; fail a transient state; abort a pending power action.
-    async fn take_over_orphans(&self, dead: &str) {
+    /// Nodes still locked by the dead conductor (or API-only front end) `dead`
+    /// that this conductor now owns: release the lock; fail a transient state;
+    /// abort a pending power action.
+    async fn take_over_orphans(&self, dead: &str, api_only: bool) {
         let orphans = match self
             .store()
             .list_nodes(&NodeQuery {
@@ -340,8 +404,9 @@ impl Conductor {
             let Ok(mut job) = self.job(&uuid.into(), false).await else {
                 continue;
             };
+            let what = if api_only { "API service" } else { "conductor" };
             let reason = format!(
-                "conductor {dead} went offline (no heartbeat for {} s)",
+                "{what} {dead} went offline (no heartbeat for {} s)",
                 self.config().heartbeat_timeout.as_secs()
             );
             if job.node().target_power_state.is_some() {
@@ -362,6 +427,26 @@ impl Conductor {
                 job.fail(msg, false).await;
             }
             job.finish().await;
+        }
+    }
+
+    /// Forget the offline conductor (or API-only front end) `dead` if its last
+    /// keep-alive is older than `before` and it holds no lock any more (the
+    /// owners released them): Ironic keeps offline conductors forever, so a
+    /// deployment whose conductors come and go under new names (containers)
+    /// piles up records, each one queried at every keep-alive. One still holding
+    /// a lock (a node no live conductor serves) stays until that lock is released.
+    async fn forget_offline(&self, dead: &str, before: crate::model::Timestamp) {
+        match self.store().forget_conductor(dead, before).await {
+            Ok(true) => tracing::info!(
+                host = %dead,
+                offline_for_more_than_s = self.config().forget_offline_after.as_secs(),
+                "forgot an offline conductor that holds no lock"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(host = %dead, error = %e, "could not forget an offline conductor")
+            }
         }
     }
 

@@ -134,13 +134,19 @@ pub struct ConductorConfig {
     /// also runs at once whenever the hash rings change; the periodic run retries
     /// the takeovers that failed or found the node locked.
     pub sync_local_state_interval: Duration,
+    /// Forget a conductor (or API-only front end) offline for longer than this
+    /// once it holds no node lock (1 day; zero keeps offline conductors forever,
+    /// as Ironic does). A forgotten conductor that comes back registers again.
+    /// Not an Ironic setting.
+    pub forget_offline_after: Duration,
     /// Points of each conductor on a hash ring (32 = `2^hash_partition_exponent`
     /// with Ironic's exponent 5). Every conductor sharing a store must use the same.
     pub hash_ring_partitions: usize,
-    /// Whether this conductor registers and owns nodes (true). False for a front
-    /// end that only follows the membership: it is not on the hash rings, runs no
-    /// periodic node task and takes over nothing; operations called on it still run
-    /// here, under the node's lock in the store.
+    /// Whether this conductor owns nodes (true). False for a front end that only
+    /// follows the membership: it registers with no hardware types (so its death
+    /// is seen and the owners release the locks it held), is on no hash ring, runs
+    /// no periodic node task and takes over nothing; operations called on it still
+    /// run here, under the node's lock in the store.
     pub takes_work: bool,
     /// History events kept per node (300).
     pub node_history_max_entries: usize,
@@ -204,6 +210,7 @@ impl Default for ConductorConfig {
             conductor_heartbeat_interval: min(10),
             heartbeat_timeout: min(60),
             sync_local_state_interval: min(180),
+            forget_offline_after: min(86_400),
             hash_ring_partitions: ring::DEFAULT_PARTITIONS,
             takes_work: true,
             node_history_max_entries: 300,
@@ -339,12 +346,13 @@ impl Conductor {
                 takeover: Default::default(),
             }),
         };
-        if c.config().takes_work {
-            c.register().await?;
-        }
+        // API-only front ends register too (with no hardware types), so the
+        // locks one holds when it dies are released; a restarted one recovers
+        // what its previous run left locked, as a conductor does.
+        c.register_at_start().await?;
         c.refresh_membership().await;
+        c.recover_on_start().await?;
         if c.config().takes_work {
-            c.recover_on_start().await?;
             c.resume_allocations().await?;
         }
         c.spawn_periodics();
@@ -374,9 +382,7 @@ impl Conductor {
             Ok(n) => tracing::warn!(host = %host, released = n, "released leftover reservations"),
             Err(e) => tracing::error!(host = %host, error = %e, "could not release reservations"),
         }
-        if self.config().takes_work
-            && let Err(e) = self.store().delete_conductor(host).await
-        {
+        if let Err(e) = self.store().delete_conductor(host).await {
             tracing::warn!(host = %host, error = %e, "could not unregister the conductor");
         }
         tracing::info!(host = %host, "conductor stopped");

@@ -145,8 +145,13 @@ impl Conductor {
                 lock.release().await;
                 continue;
             }
+            let what = if self.config().takes_work {
+                "conductor"
+            } else {
+                "API service"
+            };
             let msg = format!(
-                "The conductor {host} was restarted while the node was {state}; the operation cannot be resumed and was marked failed"
+                "The {what} {host} was restarted while the node was {state}; the operation cannot be resumed and was marked failed"
             );
             if let Some((to, target)) =
                 crate::states::apply(state, Event::Fail, node.target_provision_state)

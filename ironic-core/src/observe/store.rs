@@ -468,6 +468,17 @@ impl Store for ObservedStore {
         r
     }
 
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: crate::model::Timestamp,
+    ) -> StoreResult<bool> {
+        let started = Instant::now();
+        let r = self.inner.forget_conductor(hostname, stamped_before).await;
+        self.done("forget_conductor", started, r.is_ok());
+        r
+    }
+
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         let started = Instant::now();
         let r = self.inner.list_conductors().await;

@@ -1132,6 +1132,27 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::not_found("Conductor", hostname))
     }
 
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: crate::model::Timestamp,
+    ) -> StoreResult<bool> {
+        let mut d = self.lock();
+        let stale = d
+            .conductors
+            .get(hostname)
+            .is_some_and(|c| c.updated_at.unwrap_or(c.created_at) < stamped_before);
+        if !stale
+            || d.nodes
+                .values()
+                .any(|(_, n)| n.reservation.as_deref() == Some(hostname))
+        {
+            return Ok(false);
+        }
+        d.conductors.remove(hostname);
+        Ok(true)
+    }
+
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         let d = self.lock();
         let mut v: Vec<_> = d.conductors.values().cloned().collect();

@@ -412,6 +412,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_conductor(&self, hostname: &str) -> StoreResult<()>;
     /// All conductors (`alive` as stored; callers derive liveness from `updated_at`).
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>>;
+    /// Remove the record `hostname` if its last keep-alive (`updated_at`, else
+    /// `created_at`) is older than `stamped_before` and no node is reserved under
+    /// `hostname`: how a long-offline conductor is forgotten once the owners of
+    /// its nodes released its locks. `Ok(true)` when removed, `Ok(false)` when
+    /// kept (or absent). A shared database must check and delete atomically, so a
+    /// conductor stamping its record or taking a lock meanwhile is never removed;
+    /// the default (list, then delete) is right only for a store one process
+    /// opens.
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: Timestamp,
+    ) -> StoreResult<bool> {
+        let stale = self.list_conductors().await?.into_iter().any(|c| {
+            c.hostname == hostname && c.updated_at.unwrap_or(c.created_at) < stamped_before
+        });
+        if !stale {
+            return Ok(false);
+        }
+        let mut q = NodeQuery::default();
+        q.filter.reserved_by = Some(hostname.to_owned());
+        q.page.limit = Some(1);
+        if !self.list_nodes(&q).await?.is_empty() {
+            return Ok(false);
+        }
+        match self.delete_conductor(hostname).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
     /// The clock the conductors' keep-alive stamps come from. Conductors compare
     /// `updated_at` with it, never with their own clock, so hosts with skewed
     /// clocks agree on who is alive. Default: this process's clock (right for

@@ -63,7 +63,8 @@ pub use nodes::{
 pub use related::{
     bios_firmware_inventory_roundtrip, chassis_allocation_template_crud, children_need_their_node,
     conductors_upsert_and_touch, deleting_a_portgroup_keeps_its_ports, history_is_capped,
-    mac_addresses_are_unique, port_and_portgroup_crud,
+    mac_addresses_are_unique, offline_conductors_are_forgotten_only_unlocked,
+    port_and_portgroup_crud,
 };
 #[cfg(feature = "postgres")]
 pub use test_database::{DEFAULT_TEST_POSTGRES_URL, TestDatabase};
@@ -101,6 +102,7 @@ checks!(
     deleting_a_portgroup_keeps_its_ports,
     chassis_allocation_template_crud,
     conductors_upsert_and_touch,
+    offline_conductors_are_forgotten_only_unlocked,
     history_is_capped,
     bios_firmware_inventory_roundtrip,
     volume_connector_crud,

@@ -644,6 +644,84 @@ pub async fn conductors_upsert_and_touch(store: &dyn Store) {
     );
 }
 
+/// `forget_conductor` removes a record only when its last stamp is older than the
+/// given instant and no node is reserved under its host name; otherwise (and for
+/// unknown hosts) it keeps everything and answers `false`.
+pub async fn offline_conductors_are_forgotten_only_unlocked(store: &dyn Store) {
+    let host = unique("offline");
+    let listed = |list: Vec<ConductorRecord>| list.iter().any(|c| c.hostname == host);
+    let before = store.now().await.expect("now");
+    let mut record = ConductorRecord::new(host.clone());
+    record.drivers = vec!["fake-hardware".into()];
+    store
+        .upsert_conductor(&record)
+        .await
+        .expect("upsert_conductor");
+    assert!(
+        !store
+            .forget_conductor(&host, before)
+            .await
+            .expect("forget_conductor"),
+        "stamped after the instant: kept"
+    );
+    assert!(listed(store.list_conductors().await.expect("list")));
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let after = store.now().await.expect("now");
+    let node = Node::new("fake-hardware");
+    store.create_node(&node).await.expect("create_node");
+    store
+        .reserve_node(node.uuid, &host)
+        .await
+        .expect("reserve_node");
+    assert!(
+        !store
+            .forget_conductor(&host, after)
+            .await
+            .expect("forget_conductor"),
+        "a conductor still holding a lock is kept"
+    );
+    assert!(listed(store.list_conductors().await.expect("list")));
+
+    store
+        .release_node(node.uuid, &host)
+        .await
+        .expect("release_node");
+    assert!(
+        store
+            .forget_conductor(&host, after)
+            .await
+            .expect("forget_conductor"),
+        "stale and holding no lock: forgotten"
+    );
+    assert!(!listed(store.list_conductors().await.expect("list")));
+    assert!(
+        !store
+            .forget_conductor(&host, after)
+            .await
+            .expect("forget_conductor"),
+        "forgetting twice"
+    );
+    assert!(
+        !store
+            .forget_conductor(&unique("never"), after)
+            .await
+            .expect("forget_conductor"),
+        "an unknown host"
+    );
+    // A forgotten conductor that comes back registers again.
+    store
+        .upsert_conductor(&record)
+        .await
+        .expect("upsert_conductor");
+    assert!(listed(store.list_conductors().await.expect("list")));
+    store
+        .delete_conductor(&host)
+        .await
+        .expect("delete_conductor");
+    store.delete_node(node.uuid).await.expect("delete_node");
+}
+
 /// History keeps at most `max_per_node` events per node, dropping the oldest, and
 /// lists them oldest first, exactly as written.
 pub async fn history_is_capped(store: &dyn Store) {

@@ -470,6 +470,13 @@ impl Store for PostgresStore {
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         self.conductor_list().await
     }
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: Timestamp,
+    ) -> StoreResult<bool> {
+        self.conductor_forget(hostname, stamped_before).await
+    }
 
     async fn notify(&self, payload: &str) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -404,6 +404,25 @@ impl PostgresStore {
         Ok(())
     }
 
+    pub(super) async fn conductor_forget(
+        &self,
+        hostname: &str,
+        stamped_before: Timestamp,
+    ) -> StoreResult<bool> {
+        // One statement: a keep-alive or a lock taken meanwhile keeps the record.
+        let done = sqlx::query(
+            "DELETE FROM conductors WHERE hostname = $1 \
+             AND COALESCE(updated_at, created_at) < $2 \
+             AND NOT EXISTS (SELECT 1 FROM nodes WHERE reservation = $1)",
+        )
+        .bind(hostname.to_owned())
+        .bind(nanos(&stamped_before))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend(format_args!("forgetting conductor {hostname}"), e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub(super) async fn conductor_list(&self) -> StoreResult<Vec<ConductorRecord>> {
         type Row = (
             String,

@@ -546,6 +546,27 @@ impl Store for SqliteStore {
     async fn list_conductors(&self) -> StoreResult<Vec<ConductorRecord>> {
         self.conductor_list().await
     }
+    async fn forget_conductor(
+        &self,
+        hostname: &str,
+        stamped_before: Timestamp,
+    ) -> StoreResult<bool> {
+        // The write gate keeps this process's keep-alives and locks out between
+        // the check and the delete (one process opens a SQLite store).
+        self.write(async {
+            let stale = self.conductor_list().await?.into_iter().any(|c| {
+                c.hostname == hostname && c.updated_at.unwrap_or(c.created_at) < stamped_before
+            });
+            let mut q = NodeQuery::default();
+            q.filter.reserved_by = Some(hostname.to_owned());
+            q.page.limit = Some(1);
+            if !stale || !self.list_nodes(&q).await?.is_empty() {
+                return Ok(false);
+            }
+            self.conductor_delete(hostname).await.map(|()| true)
+        })
+        .await
+    }
 
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
         self.write(self.history_add(e, max_per_node)).await
