@@ -623,8 +623,7 @@ impl ManagementInterface for RedfishManagement {
         image_url: &str,
     ) -> Result<(), DriverError> {
         let (client, path, system) = self.system(task).await?;
-        let slot = vmedia::find_slot(&client, &path, &system, device).await?;
-        vmedia::insert(&client, &slot, image_url).await?;
+        vmedia::insert_any(&client, &path, &system, device, image_url).await?;
         Ok(())
     }
 

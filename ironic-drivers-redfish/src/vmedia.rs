@@ -68,27 +68,43 @@ pub(crate) async fn slots(
     Ok(out)
 }
 
-/// The first slot that takes `device` media.
-pub(crate) async fn find_slot(
+/// Insert `url` into the first slot that takes `device` media and accepts it,
+/// as Ironic's `_insert_vmedia`: a slot that refuses the insertion with 400 or
+/// 405 (Cisco's vKVM-only slots) is skipped for the next one.
+pub(crate) async fn insert_any(
     client: &RedfishClient,
     path: &str,
     system: &ComputerSystem,
     device: VmediaDevice,
+    url: &str,
 ) -> Result<Slot> {
-    let all = slots(client, path, system).await?;
     let types = media_types(device);
+    let all = slots(client, path, system).await?;
     let listed: Vec<String> = all
         .iter()
         .map(|(p, m)| format!("{p} {:?}", m.media_types))
         .collect();
-    all.into_iter()
-        .find(|(_, m)| m.accepts(types))
-        .ok_or_else(|| {
-            RedfishError::Unsupported(format!(
-                "No virtual media slot of the system {path} takes {types:?}; it has: {}",
-                listed.join(", ")
-            ))
-        })
+    let mut refused = Vec::new();
+    for slot in all.into_iter().filter(|(_, m)| m.accepts(types)) {
+        match insert(client, &slot, url).await {
+            Ok(()) => return Ok(slot),
+            Err(e) if matches!(e.status(), Some(400 | 405)) => {
+                tracing::warn!(bmc = %client.address, slot = %slot.0, error = %e, "the virtual media slot refused the image; trying the next one");
+                refused.push(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if refused.is_empty() {
+        return Err(RedfishError::Unsupported(format!(
+            "No virtual media slot of the system {path} takes {types:?}; it has: {}",
+            listed.join(", ")
+        )));
+    }
+    Err(RedfishError::InvalidParameter(format!(
+        "Every virtual media slot of the system {path} that takes {types:?} refused {url}: {}",
+        refused.join("; ")
+    )))
 }
 
 /// Eject what is in `slot`; nothing inserted is fine.
@@ -128,13 +144,12 @@ pub(crate) async fn eject(client: &RedfishClient, slot: &Slot) -> Result<()> {
     Ok(())
 }
 
-/// Insert `url` into `slot` (ejecting other media first; the same image already
-/// inserted is left alone) and check that the BMC took it.
+/// Insert `url` into `slot` and check that the BMC took it. Whatever the slot
+/// reads as inserted is ejected first, even the same URL: iDRAC keeps reporting
+/// an ejected image for a while, and the node's ISO URL does not change, so
+/// trusting it would boot an empty drive (Ironic does the same).
 pub(crate) async fn insert(client: &RedfishClient, slot: &Slot, url: &str) -> Result<()> {
     let (path, media) = slot;
-    if media.is_inserted() && media.image.as_deref() == Some(url) {
-        return Ok(());
-    }
     eject(client, slot).await?;
     let resp = match media.insert_action() {
         Some(a) => {
@@ -379,8 +394,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
         let (iso, built) = iso_url(task, params, self.builder.as_ref()).await?;
         let (client, path) = self.shared.connect(task).await?;
         let system: ComputerSystem = client.get(&path).await?;
-        let slot = find_slot(&client, &path, &system, VmediaDevice::Cdrom).await?;
-        insert(&client, &slot, &iso).await?;
+        let slot = insert_any(&client, &path, &system, VmediaDevice::Cdrom, &iso).await?;
         set_boot_device(&client, &path, task, BootDevice::Cdrom, false).await?;
         task.node.set_internal(
             "redfish_vmedia",

@@ -32,6 +32,8 @@ struct Tree {
     posts: Mutex<Vec<(String, Value)>>,
     /// Refuse this many PATCHes as iLO does during POST.
     in_post: AtomicU32,
+    /// Virtual media slots that refuse any change (400), as Cisco's vKVM-only ones.
+    refuse: Mutex<Vec<String>>,
 }
 
 fn merge(doc: &mut Value, patch: &Value) {
@@ -62,6 +64,9 @@ async fn serve(State(tree): State<Arc<Tree>>, method: Method, uri: Uri, body: By
             .lock()
             .unwrap()
             .push((path.clone(), body.clone()));
+        if tree.refuse.lock().unwrap().iter().any(|r| r == slot) {
+            return refused();
+        }
         let change = match action {
             "VirtualMedia.InsertMedia" => json!({"Image": body["Image"], "Inserted": true}),
             "VirtualMedia.EjectMedia" => json!({"Image": "", "Inserted": false}),
@@ -99,6 +104,9 @@ async fn serve(State(tree): State<Arc<Tree>>, method: Method, uri: Uri, body: By
         Method::PATCH => {
             let patch: Value = serde_json::from_slice(&body).unwrap();
             tree.patches.lock().unwrap().push(patch.clone());
+            if tree.refuse.lock().unwrap().contains(&path) {
+                return refused();
+            }
             if tree
                 .in_post
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -116,6 +124,12 @@ async fn serve(State(tree): State<Arc<Tree>>, method: Method, uri: Uri, body: By
         }
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
+}
+
+fn refused() -> Response {
+    let err = json!({"error": {"code": "Base.1.8.ActionNotSupported",
+        "message": "This virtual media device is for the KVM console only."}});
+    (StatusCode::BAD_REQUEST, axum::Json(err)).into_response()
 }
 
 struct Served {
@@ -145,6 +159,7 @@ async fn serve_tree(name: &str) -> Served {
         patches: Mutex::new(Vec::new()),
         posts: Mutex::new(Vec::new()),
         in_post: AtomicU32::new(0),
+        refuse: Mutex::new(Vec::new()),
     });
     let app = axum::Router::new().fallback(serve).with_state(tree.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -325,4 +340,79 @@ async fn virtual_media_under_the_manager() {
         posts.iter().all(|(p, _)| !p.contains("VirtualMedia/1/")),
         "{posts:?}"
     );
+}
+
+/// iDRAC keeps reporting an ejected image for a while, and the node's ISO URL
+/// does not change: a slot that reads inserted with the very URL is ejected
+/// and inserted again, never trusted (Ironic's `_insert_vmedia`).
+#[tokio::test(flavor = "multi_thread")]
+async fn media_reported_inserted_is_inserted_again() {
+    let s = serve_tree("vendor-DL325").await;
+    let url = "http://127.0.0.1:9/boot-node.iso";
+    let slot = "/redfish/v1/Managers/1/VirtualMedia/2";
+    let mut stale: Value = serde_json::from_slice(
+        &std::fs::read(s.tree.dir.join("Managers/1/VirtualMedia/2/index.json")).unwrap(),
+    )
+    .unwrap();
+    merge(&mut stale, &json!({"Image": url, "Inserted": true}));
+    s.tree
+        .patched
+        .lock()
+        .unwrap()
+        .insert(slot.to_owned(), stale);
+    let mut t = node_task(&s, "/redfish/v1/Systems/1").await;
+    let mut info = serde_json::to_value(&t.node.driver_info).unwrap();
+    info["redfish_deploy_iso"] = json!(url);
+    t.node.driver_info = serde_json::from_value(info).unwrap();
+    RedfishVirtualMediaBoot::new(fast_config())
+        .prepare_ramdisk(&mut t, &RamdiskParams::new(RamdiskKind::Deploy))
+        .await
+        .unwrap();
+    let posts: Vec<String> = s
+        .tree
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            format!("{slot}/Actions/VirtualMedia.EjectMedia"),
+            format!("{slot}/Actions/VirtualMedia.InsertMedia")
+        ]
+    );
+}
+
+/// A slot that refuses the image (Cisco UCS: vKVM-only slots answer 400) is
+/// skipped for the next one that takes CDs (the DMTF rack server's CD1, CD2).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_that_refuses_the_image_is_skipped() {
+    let s = serve_tree("dmtf-public-rackmount1").await;
+    let cd1 = "/redfish/v1/Systems/437XR1138R2/VirtualMedia/CD1";
+    let cd2 = "/redfish/v1/Systems/437XR1138R2/VirtualMedia/CD2";
+    s.tree.refuse.lock().unwrap().push(cd1.to_owned());
+    let mut t = node_task(&s, "/redfish/v1/Systems/437XR1138R2").await;
+    let url = "http://127.0.0.1:9/deploy.iso";
+    let mut info = serde_json::to_value(&t.node.driver_info).unwrap();
+    info["redfish_deploy_iso"] = json!(url);
+    t.node.driver_info = serde_json::from_value(info).unwrap();
+    let boot = RedfishVirtualMediaBoot::new(fast_config());
+    boot.prepare_ramdisk(&mut t, &RamdiskParams::new(RamdiskKind::Deploy))
+        .await
+        .unwrap();
+    let patched = s.tree.patched.lock().unwrap().clone();
+    assert_eq!(patched[cd2]["Image"], json!(url), "{patched:?}");
+    assert_eq!(patched[cd2]["Inserted"], json!(true));
+    assert!(!patched.contains_key(cd1));
+    // every CD slot refusing: an error that says so
+    s.tree.refuse.lock().unwrap().push(cd2.to_owned());
+    s.tree.patched.lock().unwrap().remove(cd2);
+    let e = boot
+        .prepare_ramdisk(&mut t, &RamdiskParams::new(RamdiskKind::Deploy))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("refused"), "{e}");
+    assert!(e.message().contains("KVM console only"), "{e}");
 }
