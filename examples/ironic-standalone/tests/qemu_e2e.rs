@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e2e_support::api::Api;
 use e2e_support::ipmi_bmc::{self, IpmiBmc};
 use e2e_support::netns::{BRIDGE, LabNet, SERVER_IP};
 use e2e_support::qemu::{QemuMachine, VmSpec, clean};
@@ -286,7 +287,7 @@ async fn scenario(dir: PathBuf, vmlinuz: PathBuf, initrd: PathBuf, taps: [String
         }),
     );
 
-    let api = Api::new(&api_url);
+    let api = Api::new(&api_url, STATE_TIMEOUT);
     let t0 = Instant::now();
     let (r1, r2) = tokio::join!(
         lifecycle(&api, &vm_ipmi, ipmi_node, t0),
@@ -341,12 +342,12 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
     say("enrolled through the API");
 
     api.provision(&uuid, json!({"target": "manage"})).await?;
-    api.wait_state(&uuid, "manageable").await?;
+    api.wait_state(&uuid, "manageable", vm.name).await?;
     say("manageable (power state read over the BMC)");
 
     // provide → automated cleaning: the ramdisk boots and erases the disk metadata
     api.provision(&uuid, json!({"target": "provide"})).await?;
-    api.wait_state(&uuid, "available").await?;
+    api.wait_state(&uuid, "available", vm.name).await?;
     say("available (cleaned by the agent)");
     let boots_before = vm.machine.boots().len();
     if boots_before == 0 {
@@ -364,7 +365,7 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
     )
     .await?;
     api.provision(&uuid, json!({"target": "active"})).await?;
-    api.wait_state(&uuid, "active").await?;
+    api.wait_state(&uuid, "active", vm.name).await?;
     say("active");
 
     // The disk holds the image ...
@@ -409,7 +410,7 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
 
     // Undeploy: power off, clean (the agent erases the disk metadata), available.
     api.provision(&uuid, json!({"target": "deleted"})).await?;
-    api.wait_state(&uuid, "available").await?;
+    api.wait_state(&uuid, "available", vm.name).await?;
     say("undeployed and cleaned");
     let disk = read_prefix(&vm.disk, 1 << 20);
     if disk.iter().any(|b| *b != 0) {
@@ -441,93 +442,4 @@ fn read_prefix(path: &Path, n: usize) -> Vec<u8> {
     let mut f = std::fs::File::open(path).unwrap();
     f.read_exact(&mut buf).unwrap();
     buf
-}
-
-/// The Ironic API as a client sees it.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
-        let resp = req
-            .header("X-OpenStack-Ironic-API-Version", "latest")
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {text}"));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Result<Value, String> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn patch(&self, uuid: &str, ops: Value) -> Result<Value, String> {
-        self.send(
-            self.http
-                .patch(format!("{}/v1/nodes/{uuid}", self.base))
-                .json(&ops),
-        )
-        .await
-    }
-
-    async fn provision(&self, uuid: &str, body: Value) -> Result<Value, String> {
-        self.send(
-            self.http
-                .put(format!("{}/v1/nodes/{uuid}/states/provision", self.base))
-                .json(&body),
-        )
-        .await
-    }
-
-    /// Wait for a stable provision state; a failure state ends the wait with the node's last_error.
-    async fn wait_state(&self, uuid: &str, want: &str) -> Result<(), String> {
-        let deadline = Instant::now() + STATE_TIMEOUT;
-        let mut last = String::new();
-        loop {
-            let n = self.get(&format!("/v1/nodes/{uuid}")).await?;
-            let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
-            if state == want && n["target_provision_state"].is_null() {
-                return Ok(());
-            }
-            if state.ends_with("failed") || state == "error" {
-                return Err(format!(
-                    "node went to {state} waiting for {want}: {}",
-                    n["last_error"]
-                ));
-            }
-            if state != last {
-                eprintln!("  node {uuid}: {state}");
-                last = state;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "node still {last} after {STATE_TIMEOUT:?} waiting for {want}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
 }

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e_support::api::Api;
 use e2e_support::ipmi_bmc::{self, IpmiBmc};
 use e2e_support::netns::{BRIDGE, LabNet, SERVER_IP};
 use e2e_support::qemu::{QemuMachine, VmSpec, clean};
@@ -304,7 +305,7 @@ struct Vm {
 
 async fn scenario(dir: PathBuf, taps: [String; 4]) {
     let base = format!("http://{SERVER_IP}:{API_PORT}");
-    let api = Api::new(&base);
+    let api = Api::new(&base, STATE_TIMEOUT).with_basic_auth("admin", ADMIN_PASSWORD);
     // the service answers (its root needs no auth)
     let deadline = Instant::now() + Duration::from_secs(60);
     while api.http.get(&base).send().await.is_err() {
@@ -635,110 +636,4 @@ fn ramdisk_console(vm: &Vm, since: Instant) -> String {
         .find(|b| b.at > since)
         .map(|b| clean(&b.console()))
         .unwrap_or_default()
-}
-
-/// The Ironic API with the README's basic auth.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
-        let resp = req
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .header("X-OpenStack-Ironic-API-Version", "latest")
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {text}"));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Result<Value, String> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn patch(&self, uuid: &str, ops: Value) -> Result<Value, String> {
-        self.send(
-            self.http
-                .patch(format!("{}/v1/nodes/{uuid}", self.base))
-                .json(&ops),
-        )
-        .await
-    }
-
-    async fn provision(&self, uuid: &str, body: Value) -> Result<Value, String> {
-        self.send(
-            self.http
-                .put(format!("{}/v1/nodes/{uuid}/states/provision", self.base))
-                .json(&body),
-        )
-        .await
-    }
-
-    /// Wait for a stable state; a failure state ends the wait with last_error.
-    /// Returns when (since the call) the agent's first heartbeat was seen
-    /// (`agent_url` appearing in `driver_internal_info`), if it was, and that URL.
-    async fn wait_state(
-        &self,
-        uuid: &str,
-        want: &str,
-        name: &str,
-    ) -> Result<(Option<Duration>, Option<String>), String> {
-        let deadline = Instant::now() + STATE_TIMEOUT;
-        let mut last = String::new();
-        let t = Instant::now();
-        let mut heartbeat = None;
-        let mut url = None;
-        loop {
-            let n = self.get(&format!("/v1/nodes/{uuid}")).await?;
-            if heartbeat.is_none()
-                && let Some(u) = n["driver_internal_info"]["agent_url"].as_str()
-            {
-                heartbeat = Some(t.elapsed());
-                url = Some(u.to_owned());
-            }
-            let state = n["provision_state"].as_str().unwrap_or_default().to_owned();
-            if state == want && n["target_provision_state"].is_null() {
-                return Ok((heartbeat, url));
-            }
-            if state.ends_with("failed") || state == "error" {
-                return Err(format!(
-                    "node went to {state} waiting for {want}: {}",
-                    n["last_error"]
-                ));
-            }
-            if state != last {
-                eprintln!("  [{:>6.1}s] {name}: {state}", t.elapsed().as_secs_f64());
-                last = state;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "still {last} after {STATE_TIMEOUT:?} waiting for {want}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
 }

@@ -9,6 +9,7 @@
 //! deleting it, so a failing test leaves nothing behind.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod image;
 pub mod ipmi_bmc;
 pub mod netns;
