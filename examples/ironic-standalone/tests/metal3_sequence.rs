@@ -21,11 +21,10 @@
 
 mod api_support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api_support::{Ironic, pip_tool, rt};
+use api_support::sushy::Sushy;
+use api_support::{Ironic, rt};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -34,68 +33,6 @@ const MV: &str = "1.110";
 const SYSTEM: &str = "2cbd9e2a-0000-4000-8000-00000000e014";
 const MAC: &str = "52:54:00:e0:14:01";
 const NAME: &str = "metal3~host-0";
-
-/// sushy-emulator with one fake system, killed on drop.
-struct Sushy {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Sushy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sushy(dir: &Path) -> Sushy {
-    let bin = pip_tool("sushy-emulator", "sushy-tools");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.join("emulator.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
-             SUSHY_EMULATOR_STATE_DIR = {:?}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
-             SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': {SYSTEM:?}, 'name': 'host-0', 'power_state': 'Off', 'nics': [{{'mac': {MAC:?}, 'ip': '10.9.0.10'}}]}}]\n",
-            dir.join("state").display().to_string()
-        ),
-    )
-    .unwrap();
-    let tmp = dir.join("sushy-tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let log = dir.join("emulator.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&conf)
-        .env("TMPDIR", &tmp)
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let s = Sushy {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sushy-emulator did not start: {}",
-            std::fs::read_to_string(&s.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
-}
 
 /// An HTTP server for the images the BMC downloads (a small ISO 9660 file).
 async fn image_server() -> (String, tokio::task::JoinHandle<()>) {
@@ -358,7 +295,9 @@ fn decodes_as_subscription(v: &Value) {
 #[test]
 fn metal3_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let bmc = sushy(dir.path());
+    let tmp = dir.path().join("sushy-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let bmc = Sushy::start(dir.path(), &tmp, SYSTEM, "host-0", MAC);
     let ironic = Ironic::start(&[], &[]);
     let lab_dir = dir.path().join("lab");
     std::fs::create_dir_all(&lab_dir).unwrap();

@@ -16,75 +16,16 @@ mod api_support;
 mod e2e_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_support::{Ironic, call, pip_tool, rt};
+use api_support::sushy::Sushy;
+use api_support::{Ironic, call, rt};
 use e2e_support::{need_file, tool};
 use serde_json::json;
 
 const SYSTEM: &str = "2cbd9e2a-0000-4000-8000-00000000b007";
 const MAC: &str = "52:54:00:ab:cd:01";
-
-/// sushy-emulator with one fake system; what it downloads goes to `tmp`.
-struct Sushy {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Sushy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sushy(dir: &Path, tmp: &Path) -> Sushy {
-    let bin = pip_tool("sushy-emulator", "sushy-tools");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.join("emulator.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
-             SUSHY_EMULATOR_STATE_DIR = {:?}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
-             SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': {SYSTEM:?}, 'name': 'vmedia-1', 'power_state': 'Off', 'nics': [{{'mac': {MAC:?}, 'ip': '10.9.0.10'}}]}}]\n",
-            dir.join("state").display().to_string()
-        ),
-    )
-    .unwrap();
-    let log = dir.join("emulator.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&conf)
-        .env("TMPDIR", tmp)
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let s = Sushy {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sushy-emulator did not start: {}",
-            std::fs::read_to_string(&s.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
-}
 
 /// Every file named `name` below `dir`.
 fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
@@ -131,7 +72,7 @@ fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
     let ramdisk_data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 241) as u8).collect();
     std::fs::write(&kernel, &kernel_data).unwrap();
     std::fs::write(&ramdisk, &ramdisk_data).unwrap();
-    let bmc = sushy(dir.path(), &tmp);
+    let bmc = Sushy::start(dir.path(), &tmp, SYSTEM, "vmedia-1", MAC);
     let ironic = Ironic::start(
         &[],
         &[

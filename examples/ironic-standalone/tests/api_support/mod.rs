@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod real_ironic;
+pub mod sushy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
