@@ -16,10 +16,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{fast_config, free_port, task, tool};
+use common::{fast_config, serve_static, task, tool};
 use ironic_core::driver::{
     BiosInterface, BootDevice, FirmwareInterface, InspectInterface, InspectOutcome,
     ManagementInterface, PowerInterface, Task,
@@ -28,36 +27,6 @@ use ironic_drivers_redfish::{
     RedfishBios, RedfishFirmware, RedfishInspect, RedfishManagement, RedfishPower,
 };
 use serde_json::{Value, json};
-
-struct Static {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Static {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(tree: &Path) -> Static {
-    let port = free_port();
-    let child = Command::new(tool("sushy-static"))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m"])
-        .arg(tree)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sushy-static");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sushy-static did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Static { child, url }
-}
 
 fn ironic_expectations(url: &str) -> BTreeMap<String, Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trees/ironic_expect.py");
@@ -205,7 +174,7 @@ async fn every_tree_reads_as_ironic_reads_it_or_better() {
     assert!(trees.len() >= 20, "the trees are in tests/trees");
     for tree in &trees {
         let name = tree.file_name().unwrap().to_string_lossy().into_owned();
-        let srv = serve(tree);
+        let srv = serve_static(tree);
         let expected = ironic_expectations(&srv.url);
         assert!(!expected.is_empty(), "{name}: no systems");
         for (path, exp) in &expected {

@@ -15,46 +15,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::{
-    FakeSystem, IsoServer, Sushy, SushyOptions, fast_config, free_port, raw_get, task, tool,
+    FakeSystem, IsoServer, Sushy, SushyOptions, fast_config, raw_get, serve_static, task, tool,
 };
 use ironic_core::ErrorKind;
 use ironic_core::driver::{ManagementInterface, VendorInterface, VmediaDevice};
 use ironic_drivers_redfish::{RedfishManagement, RedfishVendor};
 use serde_json::{Value, json};
-
-struct Static {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Static {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(tree: &Path) -> Static {
-    let port = free_port();
-    let child = Command::new(tool("sushy-static"))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m"])
-        .arg(tree)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sushy-static");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sushy-static did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Static { child, url }
-}
 
 /// What Ironic's `get_all_subscriptions` and `get_subscription` (for every
 /// member) answer on the tree at `url`, through sushy as Ironic calls it.
@@ -126,7 +95,7 @@ async fn subscriptions_of_published_trees_read_as_ironic_reads_them() {
     let mut ironic_fails = 0;
     for tree in &trees {
         let name = tree.file_name().unwrap().to_string_lossy().to_string();
-        let s = serve(tree);
+        let s = serve_static(tree);
         let ironic = ironic_answers(&s.url);
         let all = call(&vendor, &s.url, "get_all_subscriptions", "GET", json!({}))
             .await
@@ -208,7 +177,7 @@ async fn subscriptions_of_published_trees_read_as_ironic_reads_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn arguments_are_checked_as_ironic_checks_them() {
     let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trees/dmtf-public-rackmount1");
-    let s = serve(&tree);
+    let s = serve_static(&tree);
     let vendor = RedfishVendor::new(fast_config());
     let cases = [
         (

@@ -448,3 +448,37 @@ pub async fn raw_get(address: &str, path: &str, auth: Option<(&str, &str)>) -> V
     let text = resp.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
+
+/// `sushy-static` (PyPI sushy-tools) serving a published Redfish tree read-only
+/// on a free loopback port, killed on drop.
+pub struct Static {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Drop for Static {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serve the mockup directory `tree`; waits until it accepts connections.
+pub fn serve_static(tree: &Path) -> Static {
+    let port = free_port();
+    let child = Command::new(tool("sushy-static"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m"])
+        .arg(tree)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sushy-static");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sushy-static did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Static { child, url }
+}
