@@ -443,22 +443,8 @@ async fn large_lists_are_cut_at_the_byte_budget_and_next_reaches_every_node() {
     let ironic = Ironic::start(&[], &[MEMORY, ("IRONIC__API__MAX_LIST_BODY_SIZE", "64")]);
     let url = &ironic.url;
     let c = client();
-    let mut created = std::collections::BTreeSet::new();
-    for i in 0..12 {
-        let r = c
-            .post(format!("{url}/v1/nodes"))
-            .header("X-OpenStack-Ironic-API-Version", "latest")
-            .json(
-                &json!({"driver": "fake-hardware", "name": format!("big-{i}"),
-                          "extra": {"blob": "x".repeat(20 * 1024)}}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        let n: Value = r.json().await.unwrap();
-        created.insert(n["uuid"].as_str().unwrap().to_owned());
-    }
+    let created: std::collections::BTreeSet<String> =
+        big_nodes(&c, url, 12, 20).await.into_iter().collect();
     // Small nodes are unaffected: the summary list (uuid, name, states) fits.
     let r: Value = c
         .get(format!("{url}/v1/nodes"))
@@ -579,21 +565,25 @@ async fn read_head(s: &mut TcpStream) -> (u16, usize, usize) {
     (status, len, out.len() - end)
 }
 
-/// Creates `n` nodes of ~900 KiB each (`extra`): about `n` MB of detail list.
-async fn big_nodes(c: &reqwest::Client, url: &str, n: usize) {
+/// Creates `n` nodes of ~`kib` KiB each (`extra`), named `big-{i}`; their UUIDs.
+async fn big_nodes(c: &reqwest::Client, url: &str, n: usize, kib: usize) -> Vec<String> {
+    let mut uuids = Vec::with_capacity(n);
     for i in 0..n {
         let r = c
             .post(format!("{url}/v1/nodes"))
             .header("X-OpenStack-Ironic-API-Version", "latest")
             .json(
                 &json!({"driver": "fake-hardware", "name": format!("big-{i}"),
-                          "extra": {"blob": "x".repeat(900 * 1024)}}),
+                          "extra": {"blob": "x".repeat(kib * 1024)}}),
             )
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let n: Value = r.json().await.unwrap();
+        uuids.push(n["uuid"].as_str().unwrap().to_owned());
     }
+    uuids
 }
 
 /// A client with a small receive buffer that asks for the node detail list,
@@ -647,7 +637,7 @@ async fn idle_keep_alives_and_clients_that_stop_reading_are_cut() {
 
     // About 11 MB of nodes, more than loopback's socket buffers hold; four
     // readers read the head and stop.
-    big_nodes(&c, url, 12).await;
+    big_nodes(&c, url, 12, 900).await;
     let mut stalled = Vec::new();
     for _ in 0..4 {
         let (s, len, got) = stalled_reader(&addr).await;
@@ -707,7 +697,7 @@ async fn stalled_readers_cannot_hold_more_than_the_response_memory() {
     let addr = ironic.addr();
     let url = &ironic.url;
     let c = client();
-    big_nodes(&c, url, 12).await;
+    big_nodes(&c, url, 12, 900).await;
     let mut stalled = Vec::new();
     for _ in 0..3 {
         stalled.push(stalled_reader(&addr).await);
