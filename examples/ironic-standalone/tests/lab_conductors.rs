@@ -5,34 +5,16 @@
 //! Needs a PostgreSQL server: `scripts/setup-test-deps.sh` starts one (or set
 //! IRONIC_TEST_POSTGRES_URL); the test creates and drops its own database.
 
+mod api_support;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use api_support::call;
 use ironic_core::store::conformance::TestDatabase;
 use ironic_standalone::lab::conductors;
 use ironic_standalone::lab::run::{Lab, LabOptions};
 use serde_json::{Value, json};
-
-async fn call(
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .header("X-OpenStack-Ironic-API-Version", "latest");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 async fn get(base: &str, path: &str) -> Value {
     let (s, v) = call(base, reqwest::Method::GET, path, None).await;
