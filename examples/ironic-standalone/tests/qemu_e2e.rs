@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use e2e_support::api::Api;
 use e2e_support::ipmi_bmc::{self, IpmiBmc};
 use e2e_support::netns::{BRIDGE, LabNet, SERVER_IP};
-use e2e_support::qemu::{QemuMachine, VmSpec, clean};
+use e2e_support::qemu::{QemuMachine, VmSpec};
 use e2e_support::{image, need_file, ramdisk, tool};
 use ironic_boot_pxe::{
     BootFiles, DhcpBind, DhcpConfig, DhcpMode, DhcpServer, HttpBootServer, ProvisioningDhcp,
@@ -379,28 +379,15 @@ async fn lifecycle(api: &Api, vm: &Vm, body: Value, t0: Instant) -> Result<(), S
     }
     // ... and the machine booted it: network boot for the ramdisk, then the disk
     // (the BMC has powered it on; QEMU may still be starting).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let boots = vm.machine.boots();
-        let last = boots.last().ok_or("no boot recorded")?;
-        if last.source == BootSource::Disk && last.console().contains(&vm.marker) {
-            if !boots[boots_before..]
-                .iter()
-                .any(|b| b.source == BootSource::Network)
-            {
-                return Err("the deploy did not network-boot the ramdisk".into());
-            }
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the instance did not print its marker {} on the serial console; last boot from {:?}:\n{}",
-                vm.marker,
-                last.source,
-                clean(&last.console())
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let boots = vm
+        .machine
+        .wait_disk_marker(&vm.marker, Duration::from_secs(60))
+        .await?;
+    if !boots[boots_before..]
+        .iter()
+        .any(|b| b.source == BootSource::Network)
+    {
+        return Err("the deploy did not network-boot the ramdisk".into());
     }
     say("the VM booted the deployed image from its disk (marker on the serial console)");
     let n = api.get(&format!("/v1/nodes/{uuid}")).await?;

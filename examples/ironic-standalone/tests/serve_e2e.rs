@@ -589,25 +589,13 @@ async fn lifecycle(
     );
     say(&format!("active: {timings}"));
     // The machine boots the deployed disk in its firmware mode and prints the marker.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let boots = vm.machine.boots();
-        let last = boots.last().ok_or("no boot recorded")?;
-        if last.source == BootSource::Disk && last.console().contains(&vm.marker) {
-            if last.mode != vm.mode {
-                return Err(format!("booted the disk in {:?} mode", last.mode));
-            }
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the instance did not print {} on the serial console; last boot from {:?}:\n{}",
-                vm.marker,
-                last.source,
-                clean(&last.console())
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let boots = vm
+        .machine
+        .wait_disk_marker(&vm.marker, Duration::from_secs(300))
+        .await?;
+    let last = boots.last().expect("a boot");
+    if last.mode != vm.mode {
+        return Err(format!("booted the disk in {:?} mode", last.mode));
     }
     say(&format!(
         "booted the deployed image from its disk ({:?}, marker on the console)",

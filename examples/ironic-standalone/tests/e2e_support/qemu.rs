@@ -101,6 +101,32 @@ impl QemuMachine {
         self.shared.lock().unwrap().boots.clone()
     }
 
+    /// Wait until the machine's latest boot is from its disk and its serial
+    /// console shows `marker`; every boot so far, or an error with that boot's
+    /// console.
+    pub async fn wait_disk_marker(
+        &self,
+        marker: &str,
+        within: Duration,
+    ) -> Result<Vec<BootRecord>, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let boots = self.boots();
+            let last = boots.last().ok_or("no boot recorded")?;
+            if last.source == BootSource::Disk && last.console().contains(marker) {
+                return Ok(boots);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the instance did not print its marker {marker} on the serial console; last boot from {:?}:\n{}",
+                    last.source,
+                    clean(&last.console())
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Whether QEMU runs.
     pub fn running(&self) -> bool {
         self.shared.lock().unwrap().running
