@@ -475,33 +475,19 @@ fn uefi_image(dir: &Path, name: &str, mib: u64) -> Vec<u8> {
     std::fs::read(&img).unwrap()
 }
 
-/// An ext4 filesystem image (a partition image) with the given UUID.
-fn ext4_image(dir: &Path, name: &str, uuid: &str) -> Vec<u8> {
-    let tree = dir.join(format!("{name}.tree"));
-    std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
-    std::fs::create_dir_all(tree.join("etc")).unwrap();
-    std::fs::write(tree.join("boot/grub/grub.cfg"), "echo partition image\n").unwrap();
-    std::fs::write(tree.join("etc/motd"), "the image's motd\n").unwrap();
-    let img = dir.join(name);
-    let _ = std::fs::remove_file(&img);
-    Command::new("truncate")
-        .args(["-s", "16M"])
-        .arg(&img)
-        .status()
-        .unwrap();
-    tool(
-        "mkfs.ext4",
+/// An ext4 filesystem image (a partition image) with the given UUID (a
+/// grub.cfg and a motd), written as `dir/name` for the image server.
+fn partition_image(dir: &Path, name: &str, uuid: &str) -> Vec<u8> {
+    let img = ext4_image(
+        dir,
+        uuid,
         &[
-            "-q",
-            "-F",
-            "-U",
-            uuid,
-            "-d",
-            tree.to_str().unwrap(),
-            img.to_str().unwrap(),
+            ("boot/grub/grub.cfg", b"echo partition image\n"),
+            ("etc/motd", b"the image's motd\n"),
         ],
     );
-    std::fs::read(&img).unwrap()
+    std::fs::rename(&img, dir.join(name)).unwrap();
+    std::fs::read(dir.join(name)).unwrap()
 }
 
 fn config_drive_meta(disk: &Path, dir: &Path) -> Value {
@@ -686,7 +672,7 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         ("bios", "9e0c5a7d-2f44-4d1b-8e3a-7c6b5a493822"),
     ] {
         let name = format!("part-{mode}.img");
-        let part = ext4_image(d, &name, fs_uuid);
+        let part = partition_image(d, &name, fs_uuid);
         let (s, v) = ironic
             .call(
                 reqwest::Method::PATCH,
