@@ -228,6 +228,10 @@ pub enum Error {
     /// 400: the node is in maintenance and the action is refused.
     #[error("The node {0} is in maintenance mode.")]
     InMaintenance(String),
+    /// 403: the node is `protected`: it cannot be undeployed, rebuilt or
+    /// deleted until that is unset (Ironic's `NodeProtected`).
+    #[error("Node {0} is protected and cannot be undeployed, rebuilt or deleted")]
+    Protected(String),
     /// 400 (driver validation) / 500: a driver call failed.
     #[error("{0}")]
     Driver(#[from] DriverError),

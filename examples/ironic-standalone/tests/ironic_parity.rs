@@ -284,6 +284,18 @@ impl Parity {
         }
     }
 
+    /// Compare the `faultstring` of two error answers (message parity).
+    fn same_fault(&mut self, what: &str, (real, ours): &(Resp, Resp)) {
+        let fault = |r: &Resp| -> Value {
+            r.body["error_message"]
+                .as_str()
+                .and_then(|m| serde_json::from_str::<Value>(m).ok())
+                .map(|v| v["faultstring"].clone())
+                .unwrap_or(Value::Null)
+        };
+        self.same(what, &fault(real), &fault(ours));
+    }
+
     /// Record a difference when two values that must agree do not.
     fn same(&mut self, what: &str, real: &Value, ours: &Value) {
         self.checks += 1;
@@ -313,6 +325,202 @@ impl Parity {
             }
         }
     }
+}
+
+/// What a node in use may not do (Ironic's conductor rules): `protected` only
+/// in active/rescue, its reason cleared with it and refused alone; undeploy,
+/// rebuild and delete of a protected node are 403; a port's connectivity
+/// fields (pxe_enabled, local_link_connection, physical_network, port group)
+/// are frozen outside enroll/manageable/inspection unless in maintenance, its
+/// address while the node is active; `retired` cannot be set in available.
+async fn protection_and_ports(p: &mut Parity) {
+    let n = uuid(60);
+    let port = uuid(61);
+    p.call(
+        "POST",
+        "/v1/nodes",
+        Some("latest"),
+        Some(json!({"driver": "fake-hardware", "uuid": n, "name": "protected-node"})),
+    )
+    .await;
+    p.call(
+        "POST",
+        "/v1/ports",
+        Some("latest"),
+        Some(json!({"node_uuid": n, "uuid": port, "address": "52:54:00:60:00:01"})),
+    )
+    .await;
+    // In enroll the connectivity fields may change.
+    p.call(
+        "PATCH",
+        &format!("/v1/ports/{port}"),
+        Some("latest"),
+        Some(json!([{"op": "replace", "path": "/pxe_enabled", "value": false}])),
+    )
+    .await;
+    let node = format!("/v1/nodes/{n}");
+    let provision = format!("{node}/states/provision");
+    let patch_node =
+        |path: &str, value: Value| json!([{"op": "add", "path": path, "value": value}]);
+    let r = p
+        .call(
+            "PATCH",
+            &node,
+            Some("latest"),
+            Some(patch_node("/protected", json!(true))),
+        )
+        .await;
+    p.same_fault("protect in enroll", &r);
+    for (target, state) in [("manage", "manageable"), ("provide", "available")] {
+        p.call(
+            "PUT",
+            &provision,
+            Some("latest"),
+            Some(json!({"target": target})),
+        )
+        .await;
+        p.wait_field(&n, "provision_state", json!(state)).await;
+    }
+    for (path, value) in [
+        ("/pxe_enabled", json!(true)),
+        (
+            "/local_link_connection",
+            json!({"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "p1"}),
+        ),
+        ("/physical_network", json!("physnet1")),
+    ] {
+        let r = p
+            .call(
+                "PATCH",
+                &format!("/v1/ports/{port}"),
+                Some("latest"),
+                Some(json!([{"op": "add", "path": path, "value": value}])),
+            )
+            .await;
+        p.same(
+            "connectivity change in available: status",
+            &json!(r.0.status),
+            &json!(409),
+        );
+    }
+    // The address may change while available.
+    p.call(
+        "PATCH",
+        &format!("/v1/ports/{port}"),
+        Some("latest"),
+        Some(json!([{"op": "replace", "path": "/address", "value": "52:54:00:60:00:02"}])),
+    )
+    .await;
+    let r = p
+        .call(
+            "PATCH",
+            &node,
+            Some("latest"),
+            Some(patch_node("/retired", json!(true))),
+        )
+        .await;
+    p.same_fault("retire in available", &r);
+    let r = p
+        .call(
+            "PATCH",
+            &node,
+            Some("latest"),
+            Some(patch_node("/protected_reason", json!("no"))),
+        )
+        .await;
+    p.same_fault("protected_reason alone", &r);
+    // In maintenance the connectivity fields may change.
+    p.call(
+        "PATCH",
+        &node,
+        Some("latest"),
+        Some(patch_node("/maintenance", json!(true))),
+    )
+    .await;
+    p.call(
+        "PATCH",
+        &format!("/v1/ports/{port}"),
+        Some("latest"),
+        Some(json!([{"op": "replace", "path": "/pxe_enabled", "value": true}])),
+    )
+    .await;
+    p.call(
+        "PATCH",
+        &node,
+        Some("latest"),
+        Some(patch_node("/maintenance", json!(false))),
+    )
+    .await;
+    p.call(
+        "PUT",
+        &provision,
+        Some("latest"),
+        Some(json!({"target": "active"})),
+    )
+    .await;
+    p.wait_field(&n, "provision_state", json!("active")).await;
+    let r = p
+        .call(
+            "PATCH",
+            &format!("/v1/ports/{port}"),
+            Some("latest"),
+            Some(json!([{"op": "replace", "path": "/address", "value": "52:54:00:60:00:03"}])),
+        )
+        .await;
+    p.same_fault("address change while active", &r);
+    let r = p
+        .call(
+            "PATCH",
+            &node,
+            Some("latest"),
+            Some(json!([{"op": "add", "path": "/protected", "value": true},
+                        {"op": "add", "path": "/protected_reason", "value": "tenant data"}])),
+        )
+        .await;
+    p.same(
+        "protect in active: reason",
+        &r.0.body["protected_reason"],
+        &r.1.body["protected_reason"],
+    );
+    for target in ["deleted", "rebuild"] {
+        let r = p
+            .call(
+                "PUT",
+                &provision,
+                Some("latest"),
+                Some(json!({"target": target})),
+            )
+            .await;
+        p.same_fault(&format!("{target} of a protected node"), &r);
+    }
+    let r = p.call("DELETE", &node, Some("latest"), None).await;
+    p.same_fault("delete of a protected node", &r);
+    // Unprotecting clears the reason.
+    let r = p
+        .call(
+            "PATCH",
+            &node,
+            Some("latest"),
+            Some(patch_node("/protected", json!(false))),
+        )
+        .await;
+    p.same(
+        "unprotect: reason",
+        &r.0.body["protected_reason"],
+        &r.1.body["protected_reason"],
+    );
+    let r = p.call("DELETE", &node, Some("latest"), None).await;
+    p.same_fault("delete of an active node", &r);
+    p.call(
+        "PUT",
+        &provision,
+        Some("latest"),
+        Some(json!({"target": "deleted"})),
+    )
+    .await;
+    p.wait_field(&n, "provision_state", json!("available"))
+        .await;
+    p.call("DELETE", &node, Some("latest"), None).await;
 }
 
 /// Allocations as clients see them: created `allocating` and processed in the
@@ -1371,6 +1579,7 @@ fn the_api_answers_as_ironic_39_does() {
         allocations(&mut p).await;
         inspection_rules(&mut p).await;
         runbook_traits(&mut p).await;
+        protection_and_ports(&mut p).await;
         recent_versions(&mut p, &real).await;
     });
     let (known, diffs): (Vec<String>, Vec<String>) = p

@@ -111,7 +111,12 @@ impl Conductor {
         r.map(|()| out)
     }
 
-    async fn apply_update(&self, job: &mut Job, new: Node, reset_interfaces: bool) -> Result<()> {
+    async fn apply_update(
+        &self,
+        job: &mut Job,
+        mut new: Node,
+        reset_interfaces: bool,
+    ) -> Result<()> {
         let old = job.node().clone();
         let uuid = old.uuid;
         let removing_instance_in_maintenance =
@@ -134,20 +139,48 @@ impl Conductor {
                 "Node {uuid} is associated with instance {a}."
             )));
         }
-        if new.protected && !old.protected && old.provision_state != ProvisionState::Active {
-            return Err(Error::Invalid(format!(
-                "Node {uuid} can only be protected in the active state, it is {}",
-                old.provision_state
-            )));
+        // Ironic's _check_update_protected / _check_update_retired: unsetting
+        // the flag clears its reason; a reason alone is refused.
+        if new.protected != old.protected {
+            if !new.protected {
+                new.protected_reason = None;
+            } else if !matches!(
+                old.provision_state,
+                ProvisionState::Active | ProvisionState::Rescue
+            ) {
+                return Err(Error::Conflict(format!(
+                    "Node {uuid} can only be made protected in provision states 'active' or 'rescue', the current state is '{}'",
+                    old.provision_state
+                )));
+            }
         }
-        if !new.protected && new.protected_reason.is_some() {
+        if new.protected_reason != old.protected_reason
+            && new
+                .protected_reason
+                .as_deref()
+                .is_some_and(|r| !r.is_empty())
+            && !new.protected
+        {
             return Err(Error::Invalid(
-                "protected_reason can only be set together with protected".to_owned(),
+                "The protected_reason field can only be set when protected is True".to_owned(),
             ));
         }
-        if !new.retired && new.retired_reason.is_some() {
+        if new.retired != old.retired {
+            if !new.retired {
+                new.retired_reason = None;
+            } else if old.provision_state == ProvisionState::Available {
+                return Err(Error::Conflict(format!(
+                    "Node {uuid} can not have 'retired' set in provision state 'available', the current state is '{}'",
+                    old.provision_state
+                )));
+            }
+        }
+        if new.retired_reason != old.retired_reason
+            && new.retired_reason.as_deref().is_some_and(|r| !r.is_empty())
+            && !new.retired
+        {
             return Err(Error::Invalid(
-                "retired_reason can only be set together with retired".to_owned(),
+                "The retired_reason field can only be set when retired is True".to_owned(),
             ));
         }
         let n = job.node_mut();
@@ -230,21 +263,25 @@ impl Conductor {
         let r = async {
             let n = job.node();
             let uuid = n.uuid;
-            if !n.provision_state.delete_allowed() && !n.maintenance {
-                return Err(Error::InvalidState {
-                    action: "delete".to_owned(),
-                    node: uuid.to_string(),
-                    state: n.provision_state.to_string(),
-                });
-            }
-            if let Some(i) = &n.instance_uuid {
+            // Ironic's order (destroy_node): the instance, then protection,
+            // then the state; maintenance lets a broken node go.
+            if let Some(i) = &n.instance_uuid
+                && !n.maintenance
+            {
                 return Err(Error::Conflict(format!(
                     "Node {uuid} is associated with instance {i}."
                 )));
             }
             if n.protected {
+                return Err(Error::Protected(uuid.to_string()));
+            }
+            if !n.provision_state.delete_allowed() && !n.maintenance {
                 return Err(Error::Conflict(format!(
-                    "Node {uuid} is protected and cannot be deleted"
+                    "Can not delete node \"{uuid}\" while it is in provision state \"{}\". \
+                     Valid provision states to perform deletion are: \
+                     \"('manageable', 'enroll', 'adopt failed', 'available')\", \
+                     or set the node into maintenance mode",
+                    n.provision_state
                 )));
             }
             if n.console_enabled {
@@ -485,9 +522,12 @@ impl Conductor {
         }
     }
 
-    /// Update a port (fields the API may change; `internal_info` is kept). A port
-    /// with a VIF attached cannot change its address while its node is active
-    /// (unless in maintenance).
+    /// Update a port (fields the API may change; `internal_info` is kept), as
+    /// Ironic's `update_port`: the address cannot change while the node is
+    /// active or has an instance, nor the connectivity fields (port group,
+    /// `pxe_enabled`, `local_link_connection`, `physical_network`) outside
+    /// enroll, inspecting, inspect wait and manageable, unless the node is in
+    /// maintenance.
     pub async fn update_port(&self, mut port: Port) -> Result<Port> {
         self.check_accepting()?;
         let old = self.store().get_port(&Ident::Uuid(port.uuid.0)).await?;
@@ -498,13 +538,36 @@ impl Conductor {
         let r = async {
             let n = job.node();
             if old.address != port.address
-                && old.vif().is_some()
-                && n.provision_state == ProvisionState::Active
+                && (n.provision_state == ProvisionState::Active || n.instance_uuid.is_some())
                 && !n.maintenance
             {
                 return Err(Error::Conflict(format!(
-                    "Cannot change the address of port {} while a VIF is attached and node {} is active",
+                    "Cannot update hardware address for port {} as node {} is active or has instance UUID assigned",
                     port.uuid, n.uuid
+                )));
+            }
+            // Ironic's update_port: what connects the port to a network only
+            // changes while the node is not in use, or in maintenance.
+            let connectivity_changed = old.portgroup_uuid != port.portgroup_uuid
+                || old.pxe_enabled != port.pxe_enabled
+                || old.local_link_connection != port.local_link_connection
+                || old.physical_network != port.physical_network;
+            if connectivity_changed
+                && !n.maintenance
+                && !matches!(
+                    n.provision_state,
+                    ProvisionState::Enroll
+                        | ProvisionState::Inspecting
+                        | ProvisionState::InspectWait
+                        | ProvisionState::Manageable
+                )
+            {
+                return Err(Error::Conflict(format!(
+                    "Port {} can not have any connectivity attributes (portgroup_id, pxe_enabled, \
+                     local_link_connection, physical_network) updated unless node {} is in a \
+                     enroll, inspecting, inspect wait, manageable state or in maintenance mode. \
+                     The current state is {}.",
+                    port.uuid, n.uuid, n.provision_state
                 )));
             }
             if port.node_uuid != old.node_uuid {
@@ -523,21 +586,18 @@ impl Conductor {
         r
     }
 
-    /// Delete a port; refused while a VIF is attached and its node is active
-    /// (unless in maintenance).
+    /// Delete a port; refused while a VIF is attached (unless the node is in
+    /// maintenance), as Ironic's `destroy_port`.
     pub async fn delete_port(&self, id: PortId) -> Result<()> {
         self.check_accepting()?;
         let port = self.store().get_port(&Ident::Uuid(id.0)).await?;
         let job = self.job(&port.node_uuid.into(), true).await?;
         let n = job.node();
-        let r = if port.vif().is_some()
-            && n.provision_state == ProvisionState::Active
+        let r = if let Some(vif) = port.vif()
             && !n.maintenance
         {
             Err(Error::Conflict(format!(
-                "Cannot delete port {id}: VIF {} is attached and node {} is active",
-                port.vif().unwrap_or_default(),
-                n.uuid
+                "Cannot delete the port {id} as it is bound to VIF {vif} for use."
             )))
         } else {
             self.store().delete_port(id).await.map_err(Error::from)

@@ -107,9 +107,7 @@ impl Conductor {
                     return Err(Error::InMaintenance(uuid));
                 }
                 if event == Event::Rebuild && job.node().protected {
-                    return Err(Error::Conflict(format!(
-                        "Node {uuid} is protected and cannot be rebuilt; unset protected first"
-                    )));
+                    return Err(Error::Protected(uuid));
                 }
                 for t in [
                     InterfaceType::Power,
@@ -150,9 +148,7 @@ impl Conductor {
             }
             Event::Delete => {
                 if job.node().protected {
-                    return Err(Error::Conflict(format!(
-                        "Node {uuid} is protected and cannot be undeployed; unset protected first"
-                    )));
+                    return Err(Error::Protected(uuid));
                 }
                 job.reserve_worker()?;
                 job.node_mut().last_error = None;

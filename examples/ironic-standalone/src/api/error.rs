@@ -176,6 +176,7 @@ impl From<ironic_core::Error> for ApiError {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::NodeLocked { .. } | E::Conflict(_) => StatusCode::CONFLICT,
             E::InvalidState { .. } | E::Invalid(_) | E::InMaintenance(_) => StatusCode::BAD_REQUEST,
+            E::Protected(_) => StatusCode::FORBIDDEN,
             E::Driver(d) => driver_status(d.kind()),
             E::NoFreeWorker | E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(detail) => return ApiError::internal(format!("database error: {detail}")),

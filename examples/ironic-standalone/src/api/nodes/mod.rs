@@ -478,27 +478,8 @@ async fn update(
         }
         set_field(&st, &mut updated, field, &new).await?;
     }
-    if updated.protected && node.provision_state != ProvisionState::Active && !node.protected {
-        return Err(ApiError::bad_request(
-            "Protected can only be set when node is in active provision state",
-        ));
-    }
-    if !updated.protected {
-        if updated.protected_reason.is_some() && node.protected_reason != updated.protected_reason {
-            return Err(ApiError::bad_request(
-                "Cannot set protected_reason without protected=True",
-            ));
-        }
-        updated.protected_reason = None;
-    }
-    if !updated.retired {
-        if updated.retired_reason.is_some() && node.retired_reason != updated.retired_reason {
-            return Err(ApiError::bad_request(
-                "Cannot set retired_reason without retired=True",
-            ));
-        }
-        updated.retired_reason = None;
-    }
+    // protected/retired and their reasons: Conductor::update_node (Ironic's
+    // _check_update_protected and _check_update_retired).
     if updated.instance_name.is_none()
         && let Some(Value::String(dn)) = updated.instance_info.get("display_name")
         && node.instance_info != updated.instance_info
