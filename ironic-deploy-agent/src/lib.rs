@@ -23,8 +23,8 @@ pub fn register(reg: &mut ironic_core::InterfaceRegistry, cfg: AgentConfig) {
     register_with(reg, cfg, AgentInspectConfig::default());
 }
 
-/// Register the `direct` deploy interface, the `agent` inspect interface and
-/// the `agent` (software) RAID interface.
+/// Register the `direct` deploy interface, the `agent` inspect and rescue
+/// interfaces and the `agent` (software) RAID interface.
 pub fn register_with(
     reg: &mut ironic_core::InterfaceRegistry,
     cfg: AgentConfig,
@@ -36,6 +36,10 @@ pub fn register_with(
             cfg.clone(),
             conductor::raid::AgentRaidConfig::default(),
         )),
+    )
+    .register_rescue(
+        conductor::AgentRescue::NAME,
+        std::sync::Arc::new(conductor::AgentRescue::new(cfg.clone())),
     )
     .register_deploy(
         AgentDeploy::NAME,

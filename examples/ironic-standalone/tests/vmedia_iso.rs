@@ -249,3 +249,157 @@ fn redfish_virtual_media_inserts_an_iso_built_for_the_node() {
         assert!(reason.contains("deploy_kernel") && reason.contains("http://192.0.2.1/k"), "{reason}");
     });
 }
+
+/// Rescue over virtual media (item 3's "same for the rescue ramdisk"): an
+/// adopted node rescued with the `agent` rescue interface and
+/// `redfish-virtual-media` gets an ISO built from its `rescue_kernel` and
+/// `rescue_ramdisk` (not the deploy ones), inserted by the BMC; the rescue
+/// password is not in it; aborting the wait ejects it and removes the file.
+#[test]
+fn rescue_inserts_an_iso_built_from_the_rescue_ramdisk() {
+    tool("isoinfo", "genisoimage");
+    tool("grub-mkimage", "grub-common");
+    need_file("/usr/lib/grub/i386-pc/kernel.img", "grub-pc-bin");
+    need_file("/usr/lib/grub/x86_64-efi/kernel.img", "grub-efi-amd64-bin");
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("sushy-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = |name: &str, len: u32, k: u32| {
+        let p = dir.path().join(name);
+        let data: Vec<u8> = (0..len).map(|i| (i * k % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        (p, data)
+    };
+    let (deploy_kernel, _) = file("deploy.kernel", 200_000, 7);
+    let (deploy_ramdisk, _) = file("deploy.initramfs", 300_000, 13);
+    let (rescue_kernel, rescue_kernel_data) = file("rescue.kernel", 210_000, 3);
+    let (rescue_ramdisk, rescue_ramdisk_data) = file("rescue.initramfs", 310_000, 5);
+    let bmc = sushy(dir.path(), &tmp);
+    let ironic = Ironic::start(
+        &[],
+        &[
+            (
+                "IRONIC__BOOT__DEPLOY_KERNEL",
+                deploy_kernel.to_str().unwrap(),
+            ),
+            (
+                "IRONIC__BOOT__DEPLOY_RAMDISK",
+                deploy_ramdisk.to_str().unwrap(),
+            ),
+        ],
+    );
+    let api = ironic.url.clone();
+    rt().block_on(async {
+        let (s, node) = call(
+            &api,
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({
+                "name": "rescue-1",
+                "driver": "redfish",
+                "boot_interface": "redfish-virtual-media",
+                "rescue_interface": "agent",
+                "driver_info": {
+                    "redfish_address": bmc.url,
+                    "redfish_system_id": format!("/redfish/v1/Systems/{SYSTEM}"),
+                    "rescue_kernel": rescue_kernel.to_str().unwrap(),
+                    "rescue_ramdisk": rescue_ramdisk.to_str().unwrap(),
+                },
+                "instance_info": {
+                    "image_source": "http://127.0.0.1:9/image.raw",
+                    "image_checksum": format!("sha256:{}", "0".repeat(64)),
+                },
+            })),
+        )
+        .await;
+        assert_eq!(s, 201, "{node}");
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        let (s, port) = call(
+            &api,
+            reqwest::Method::POST,
+            "/v1/ports",
+            Some(json!({"node_uuid": uuid, "address": MAC, "pxe_enabled": true})),
+        )
+        .await;
+        assert_eq!(s, 201, "{port}");
+        let state = |want: &'static str| {
+            let api = api.clone();
+            let uuid = uuid.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let (_, n) = call(
+                        &api,
+                        reqwest::Method::GET,
+                        &format!("/v1/nodes/{uuid}"),
+                        None,
+                    )
+                    .await;
+                    if n["provision_state"] == want {
+                        return n;
+                    }
+                    assert!(Instant::now() < deadline, "node never reached {want}: {n}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+        let target = |body: serde_json::Value| {
+            let api = api.clone();
+            let uuid = uuid.clone();
+            async move {
+                let (s, b) = call(
+                    &api,
+                    reqwest::Method::PUT,
+                    &format!("/v1/nodes/{uuid}/states/provision"),
+                    Some(body.clone()),
+                )
+                .await;
+                assert_eq!(s, 202, "{body}: {b}");
+            }
+        };
+        target(json!({"target": "manage"})).await;
+        state("manageable").await;
+        target(json!({"target": "adopt"})).await;
+        state("active").await;
+        target(json!({"target": "rescue", "rescue_password": "pw-rescue"})).await;
+        let n = state("rescue wait").await;
+        let vmedia = &n["driver_internal_info"]["redfish_vmedia"];
+        let iso_url = format!("{api}/boot/vmedia/boot-{uuid}.iso");
+        assert_eq!(vmedia["image"], iso_url.as_str(), "{n}");
+        let name = format!("boot-{uuid}.iso");
+        let fetched = find_named(&tmp, &name);
+        assert_eq!(fetched.len(), 1, "sushy-emulator holds {fetched:?}");
+        let iso = &fetched[0];
+        assert_eq!(iso_file(iso, "/ironic-agent.kernel"), rescue_kernel_data);
+        assert_eq!(
+            iso_file(iso, "/ironic-agent.initramfs"),
+            rescue_ramdisk_data
+        );
+        let cfg = String::from_utf8(iso_file(iso, "/boot/grub/grub.cfg")).unwrap();
+        assert!(cfg.contains(&format!("'ipa-api-url={api}'")), "{cfg}");
+        assert!(
+            !cfg.contains("pw-rescue"),
+            "the rescue password is in the ISO: {cfg}"
+        );
+        let cd_url = format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd");
+        let (_, cd) = call(&bmc.url, reqwest::Method::GET, &cd_url, None).await;
+        assert_eq!(cd["Inserted"], true, "{cd}");
+
+        target(json!({"target": "abort"})).await;
+        state("rescue failed").await;
+        let (_, cd) = call(&bmc.url, reqwest::Method::GET, &cd_url, None).await;
+        assert_eq!(cd["Inserted"], false, "{cd}");
+        assert_eq!(reqwest::get(&iso_url).await.unwrap().status().as_u16(), 404);
+        let (_, n) = call(
+            &api,
+            reqwest::Method::GET,
+            &format!("/v1/nodes/{uuid}"),
+            None,
+        )
+        .await;
+        assert!(
+            n["instance_info"].get("rescue_password").is_none(),
+            "the rescue password is removed: {n}"
+        );
+    });
+}
