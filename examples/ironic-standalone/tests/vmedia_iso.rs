@@ -274,7 +274,7 @@ fn rescue_inserts_an_iso_built_from_the_rescue_ramdisk() {
     let (deploy_ramdisk, _) = file("deploy.initramfs", 300_000, 13);
     let (rescue_kernel, rescue_kernel_data) = file("rescue.kernel", 210_000, 3);
     let (rescue_ramdisk, rescue_ramdisk_data) = file("rescue.initramfs", 310_000, 5);
-    let bmc = sushy(dir.path(), &tmp);
+    let bmc = Sushy::start(dir.path(), &tmp, SYSTEM, "rescue-1", MAC);
     let ironic = Ironic::start(
         &[],
         &[
