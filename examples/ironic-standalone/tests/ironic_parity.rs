@@ -332,7 +332,8 @@ impl Parity {
 /// rebuild and delete of a protected node are 403; a port's connectivity
 /// fields (pxe_enabled, local_link_connection, physical_network, port group)
 /// are frozen outside enroll/manageable/inspection unless in maintenance, its
-/// address while the node is active; `retired` cannot be set in available.
+/// address while the node is active; `retired` cannot be set in available, a
+/// retired node is cleaned back to manageable and cannot be provided.
 async fn protection_and_ports(p: &mut Parity) {
     let n = uuid(60);
     let port = uuid(61);
@@ -511,6 +512,17 @@ async fn protection_and_ports(p: &mut Parity) {
     );
     let r = p.call("DELETE", &node, Some("latest"), None).await;
     p.same_fault("delete of an active node", &r);
+    // A retired node is cleaned back to manageable, not available, and cannot
+    // be provided.
+    p.call(
+        "PATCH",
+        &node,
+        Some("latest"),
+        Some(json!([{"op": "add", "path": "/retired", "value": true},
+                    {"op": "add", "path": "/retired_reason", "value": "end of life"},
+                    {"op": "add", "path": "/automated_clean", "value": true}])),
+    )
+    .await;
     p.call(
         "PUT",
         &provision,
@@ -518,8 +530,17 @@ async fn protection_and_ports(p: &mut Parity) {
         Some(json!({"target": "deleted"})),
     )
     .await;
-    p.wait_field(&n, "provision_state", json!("available"))
+    p.wait_field(&n, "provision_state", json!("manageable"))
         .await;
+    let r = p
+        .call(
+            "PUT",
+            &provision,
+            Some("latest"),
+            Some(json!({"target": "provide"})),
+        )
+        .await;
+    p.same_fault("provide of a retired node", &r);
     p.call("DELETE", &node, Some("latest"), None).await;
 }
 

@@ -171,7 +171,7 @@ impl Conductor {
                 }
                 if job.node().retired {
                     return Err(Error::Invalid(format!(
-                        "Node {uuid} is retired and cannot be provided; unset retired first"
+                        "The providing operation can't be performed on node {uuid} because it is retired."
                     )));
                 }
                 job.reserve_worker()?;

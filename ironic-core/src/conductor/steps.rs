@@ -579,8 +579,11 @@ impl Job {
         if matches!(kind, StepKind::Verify | StepKind::Clean | StepKind::Service) {
             self.update_cache().await;
         }
+        // Ironic's cleaning end: manual cleaning, and any cleaning of a retired
+        // node, goes back to manageable instead of available.
         let event = match (kind, self.node().target_provision_state) {
             (StepKind::Clean, Some(S::Manageable)) => Event::Manage,
+            (StepKind::Clean, _) if self.node().retired => Event::Manage,
             _ => Event::Done,
         };
         self.transition_or_log(event, None).await;
