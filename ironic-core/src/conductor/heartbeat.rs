@@ -437,7 +437,24 @@ async fn process_heartbeat(mut job: Job, hb: Heartbeat) -> Job {
                 super::job::wipe_token(job.node_mut());
                 job.node_mut().last_error = None;
                 if job.transition(Event::Resume, None).await.is_ok() {
-                    job.transition_or_log(Event::Done, None).await;
+                    // Ironic's _finalize_rescue: the rescue boot (a virtual-media ISO
+                    // stays inserted otherwise) and the rescuing network go, the
+                    // tenant networks come back.
+                    let r = async {
+                        d.rescue.clean_up(&mut job.task).await?;
+                        d.network.configure_tenant_networks(&mut job.task).await
+                    }
+                    .await;
+                    match r {
+                        Ok(()) => job.transition_or_log(Event::Done, None).await,
+                        Err(e) => {
+                            job.fail(
+                                format!("Failed to finalize rescue for node {uuid}: {e}"),
+                                false,
+                            )
+                            .await
+                        }
+                    }
                 }
                 job
             }
