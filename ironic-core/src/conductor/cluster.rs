@@ -37,6 +37,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use super::ring::HashRing;
 use super::{Conductor, NodeEvent};
 use crate::model::{ConductorRecord, Node, Severity};
@@ -389,45 +391,61 @@ impl Conductor {
                 return;
             }
         };
+        // Every lock first (one store call each), so no orphan waits behind
+        // another's clean-up; then each orphan is failed on its own, at most
+        // `max_concurrent_operations` at once (Ironic spawns each in a worker):
+        // a failure runs the driver's clean-up (power off, boot clean-up), which
+        // takes as long as the BMC does, and a dead conductor may leave
+        // thousands of nodes mid-deploy.
+        let mut released = Vec::new();
         for n in orphans.into_iter().filter(|n| self.owns(n)) {
             let uuid = n.uuid;
             match self.store().release_node(uuid, dead).await {
                 Ok(()) => {
-                    tracing::warn!(node = %uuid, old = %dead, new = %self.config().host, "released the lock of an offline conductor")
+                    tracing::warn!(node = %uuid, old = %dead, new = %self.config().host, "released the lock of an offline conductor");
+                    released.push(uuid);
                 }
                 Err(e) => {
                     // Someone else got there first (or the node is gone).
                     tracing::debug!(node = %uuid, error = %e, "could not release an orphaned lock");
-                    continue;
                 }
             }
-            let Ok(mut job) = self.job(&uuid.into(), false).await else {
-                continue;
-            };
-            let what = if api_only { "API service" } else { "conductor" };
-            let reason = format!(
-                "{what} {dead} went offline (no heartbeat for {} s)",
-                self.config().heartbeat_timeout.as_secs()
-            );
-            if job.node().target_power_state.is_some() {
-                let msg = format!(
-                    "Pending power operation was aborted due to conductor take over: {reason}"
-                );
-                job.node_mut().target_power_state = None;
-                job.node_mut().last_error = Some(msg.clone());
-                job.save_or_log().await;
-                self.record_history(job.node(), "takeover", Severity::Error, &msg)
-                    .await;
-            }
-            let state = job.node().provision_state;
-            if state.is_stuck_on_restart() && !job.node().maintenance {
-                let msg = format!(
-                    "Operation was aborted due to conductor take over: {reason} while the node was {state}"
-                );
-                job.fail(msg, false).await;
-            }
-            job.finish().await;
         }
+        let what = if api_only { "API service" } else { "conductor" };
+        let reason = format!(
+            "{what} {dead} went offline (no heartbeat for {} s)",
+            self.config().heartbeat_timeout.as_secs()
+        );
+        futures::stream::iter(released)
+            .for_each_concurrent(self.config().max_concurrent_operations.max(1), |uuid| {
+                self.fail_orphan(uuid, &reason)
+            })
+            .await;
+    }
+
+    /// A node whose lock was just taken from an offline conductor: abort its
+    /// pending power action, fail a transient state (`reason` says why).
+    async fn fail_orphan(&self, uuid: crate::ids::NodeId, reason: &str) {
+        let Ok(mut job) = self.job(&uuid.into(), false).await else {
+            return;
+        };
+        if job.node().target_power_state.is_some() {
+            let msg =
+                format!("Pending power operation was aborted due to conductor take over: {reason}");
+            job.node_mut().target_power_state = None;
+            job.node_mut().last_error = Some(msg.clone());
+            job.save_or_log().await;
+            self.record_history(job.node(), "takeover", Severity::Error, &msg)
+                .await;
+        }
+        let state = job.node().provision_state;
+        if state.is_stuck_on_restart() && !job.node().maintenance {
+            let msg = format!(
+                "Operation was aborted due to conductor take over: {reason} while the node was {state}"
+            );
+            job.fail(msg, false).await;
+        }
+        job.finish().await;
     }
 
     /// Forget the offline conductor (or API-only front end) `dead` if its last
