@@ -17,9 +17,14 @@
 //!    `delete_configuration` removes them: no array, no superblock, no
 //!    partition table left.
 //!
+//! In legacy BIOS mode (msdos and GPT holders), `install_bootloader` puts
+//! GRUB (from the ramdisk) on both holder disks and SeaBIOS boots the disks
+//! together and each one alone to the image's `grub.cfg`.
+//!
 //! Needs root, `qemu-system-x86`,
 //! `busybox-static`, `cpio`, `mdadm`, `parted`, `fdisk` (sfdisk), `ovmf`,
-//! `dosfstools`, `mtools`, `grub-efi-amd64-bin`, and Debian's kernel
+//! `dosfstools`, `mtools`, `grub-efi-amd64-bin`, `grub-pc-bin`, `e2fsprogs`,
+//! and Debian's kernel
 //! package (fetched with `apt-get download` into `target/e2e-kernel`, shared
 //! with the ironic-standalone QEMU test).
 
@@ -169,6 +174,24 @@ fn initramfs(kernel: &Path, dir: &Path) -> PathBuf {
     // parted's partprobe (BLKPG: adds a partition to a disk whose other
     // partitions are in use), not busybox's (BLKRRPART, refused then)
     install_with_libs(&need("partprobe", "parted"), &tree, "/sbin/partprobe");
+    // GRUB for BIOS from the ramdisk (install_bootloader on a RAID root in BIOS mode)
+    install_with_libs(
+        &need("grub-mkimage", "grub-common"),
+        &tree,
+        "/sbin/grub-mkimage",
+    );
+    let grub_pc = Path::new("/usr/lib/grub/i386-pc");
+    assert!(
+        grub_pc.join("boot.img").is_file(),
+        "GRUB for BIOS is needed by this test: apt-get install grub-pc-bin"
+    );
+    let to = tree.join("usr/lib/grub/i386-pc");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(grub_pc).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
     for rel in MODULES {
         let src = kernel.join("modules/kernel").join(rel);
         assert!(
@@ -471,24 +494,34 @@ fn whole_disk_image(dir: &Path) -> Vec<u8> {
 
 /// Boot `disks` (virtio) in OVMF until the console shows `marker`.
 fn boot_uefi(disks: &[PathBuf], dir: &Path, marker: &str) {
-    let vars = dir.join("OVMF_VARS.fd");
-    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
-        .expect("OVMF firmware is needed: apt-get install ovmf");
-    let console = dir.join("ovmf-console.log");
+    boot_disks(disks, dir, marker, true)
+}
+
+/// Boot `disks` (virtio) in OVMF (`uefi`) or SeaBIOS until the console shows
+/// `marker`.
+fn boot_disks(disks: &[PathBuf], dir: &Path, marker: &str, uefi: bool) {
+    let console = dir.join("firmware-console.log");
     let _ = std::fs::remove_file(&console);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel", "tcg", "-machine", "q35", "-m", "256", "-display", "none",
-    ])
-    .args(["-no-reboot", "-nodefaults"])
-    .arg("-serial")
-    .arg(format!("file:{}", console.display()))
-    .args([
-        "-drive",
-        "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-    ])
-    .arg("-drive")
-    .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    cmd.args(["-accel", "tcg", "-m", "256", "-display", "none"])
+        .args(["-no-reboot", "-nodefaults"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()));
+    if uefi {
+        let vars = dir.join("OVMF_VARS.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+            .expect("OVMF firmware is needed: apt-get install ovmf");
+        cmd.args(["-machine", "q35"])
+            .args([
+                "-drive",
+                "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            ])
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    } else {
+        // SeaBIOS
+        cmd.args(["-machine", "pc"]);
+    }
     for d in disks {
         cmd.arg("-drive").arg(format!(
             "file={},format=raw,if=virtio,readonly=on",
@@ -513,8 +546,9 @@ fn boot_uefi(disks: &[PathBuf], dir: &Path, marker: &str) {
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!(
-        "{} disk(s) did not boot to {marker:?} within 240 s; console:\n{}",
+        "{} disk(s) did not boot ({}) to {marker:?} within 240 s; console:\n{}",
         disks.len(),
+        if uefi { "OVMF" } else { "SeaBIOS" },
         vm.console()
     );
 }
@@ -628,22 +662,6 @@ async fn software_raid_in_a_vm() {
         "{msg}"
     );
     let uuids = vm.ok(&http, "standby.get_partition_uuids", json!({})).await;
-    // BIOS boot from software RAID is refused clearly (GRUB on every holder is
-    // not done), never reported as done
-    let r = vm
-        .command(
-            &http,
-            "image.install_bootloader",
-            json!({"root_uuid": uuids["root uuid"], "target_boot_mode": "bios"}),
-        )
-        .await;
-    assert_eq!(r["command_status"], "FAILED", "{r}");
-    assert!(
-        r["command_error"]
-            .to_string()
-            .contains("legacy BIOS boot from software RAID"),
-        "{r}"
-    );
     // Ironic's configure_local_boot in UEFI mode: the ESP mirrored on both disks
     let r = vm
         .ok(
@@ -757,4 +775,207 @@ async fn software_raid_in_a_vm() {
         assert!(md_superblock(&f, 551 * MIB + 4096).is_none());
         assert!(md_superblock(&f, GIB + 4096).is_none());
     }
+}
+
+/// What the BIOS test image's grub.cfg prints.
+const BIOS_MARKER: &str = "ironic-rs-raid-bios-boots";
+/// The BIOS test image's root filesystem UUID (its `rootfs_uuid`).
+const ROOTFS_UUID: &str = "5f0c2a1e-8d43-4b6e-9a57-2c7d1e9b4f10";
+
+/// A 24 MiB whole-disk msdos image: one ext4 root partition (made by
+/// mke2fs) whose `/boot/grub/grub.cfg` prints [`BIOS_MARKER`]. No boot code:
+/// GRUB for BIOS comes from the ramdisk, as this agent never runs the image's
+/// own `grub-install` (IPA's `_install_grub2` does, in a chroot, and has it off
+/// by default since CVE-2026-43003).
+fn bios_image(dir: &Path) -> Vec<u8> {
+    let tree = dir.join("bios-root");
+    std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    std::fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        format!(
+            "serial --unit=0 --speed=115200\nterminal_output serial\necho {BIOS_MARKER}\nsleep 1\nhalt\n"
+        ),
+    )
+    .unwrap();
+    let fs = dir.join("bios-root.ext4");
+    std::fs::File::create(&fs)
+        .unwrap()
+        .set_len(20 * MIB)
+        .unwrap();
+    run(
+        Command::new(need("mkfs.ext4", "e2fsprogs"))
+            .args(["-q", "-F", "-U", ROOTFS_UUID, "-d"])
+            .arg(&tree)
+            .arg(&fs),
+        "mkfs.ext4",
+    );
+    let img = dir.join("bios-image.raw");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(24 * MIB)
+        .unwrap();
+    let mut c = Command::new("sfdisk")
+        .args(["-q", img.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk is needed: apt-get install fdisk");
+    std::io::Write::write_all(
+        &mut c.stdin.take().unwrap(),
+        b"label: dos\nlabel-id: 0x1e2f3a4b\nstart=2048, size=40960, type=83\n",
+    )
+    .unwrap();
+    assert!(c.wait().unwrap().success());
+    let mut data = std::fs::read(&img).unwrap();
+    let root = std::fs::read(&fs).unwrap();
+    data[MIB as usize..MIB as usize + root.len()].copy_from_slice(&root);
+    data
+}
+
+/// Software RAID in legacy BIOS mode with `disk_label` holders (`msdos`,
+/// Ironic's default in BIOS, or `gpt`): create_configuration, a whole-disk
+/// image onto the RAID-1 root, install_bootloader (GRUB on every holder), then
+/// SeaBIOS boots the disks together and each one alone to the image's
+/// grub.cfg. `rootfs_uuid`: the root UUID sent as Ironic does with the
+/// image's `rootfs_uuid` (else its fallback, the agent's reported disk id).
+async fn bios_raid(disk_label: &str, rootfs_uuid: bool) {
+    need("qemu-system-x86_64", "qemu-system-x86");
+    need("mdadm", "mdadm");
+    need("sfdisk", "fdisk");
+    let kernel = kernel();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_owned();
+    let initrd = initramfs(&kernel, &dir);
+    let disks: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("disk{i}.raw"))).collect();
+    for d in &disks {
+        std::fs::File::create(d).unwrap().set_len(2 * GIB).unwrap();
+    }
+    let image = bios_image(&dir);
+    std::fs::write(dir.join("image.raw"), &image).unwrap();
+    let srv = ImageServer::start(&dir, ServeOptions::new()).await.unwrap();
+    let image_url = srv
+        .url("image.raw")
+        .replace("127.0.0.1", "10.0.2.2")
+        .replace("localhost", "10.0.2.2");
+    let http = reqwest::Client::new();
+
+    let config = json!({"logical_disks": [
+        {"size_gb": 1, "raid_level": "1", "controller": "software", "is_root_volume": true,
+         "volume_name": "root"}
+    ]});
+    let node = json!({"uuid": "7c1d5a2e-4f3b-4c8d-9e6a-b2f1c3d4e5f6", "properties":
+        {"capabilities": format!("boot_mode:bios,disk_label:{disk_label}")},
+        "instance_info": {}, "driver_internal_info": {}, "target_raid_config": config});
+    let vm = boot_ramdisk(&kernel, &initrd, &disks, &dir, 1);
+    vm.wait_api(&http).await;
+    let r = vm
+        .ok(
+            &http,
+            "clean.execute_clean_step",
+            json!({"step": {"step": "create_configuration", "interface": "raid",
+                "priority": 0, "args": {}, "abortable": true, "reboot_requested": false},
+                "node": node, "ports": [], "clean_version": null}),
+        )
+        .await;
+    assert_eq!(r["clean_result"], config);
+    let info = json!({"id": "raid-bios-image", "urls": [image_url], "disk_format": "raw",
+        "os_hash_algo": "sha256", "os_hash_value": sha256_hex(&image)});
+    let msg = vm
+        .ok(
+            &http,
+            "standby.prepare_image",
+            json!({"image_info": info, "configdrive": null}),
+        )
+        .await;
+    assert!(
+        msg["result"]
+            .as_str()
+            .unwrap()
+            .contains("written to device /dev/md0"),
+        "{msg}"
+    );
+    let uuids = vm.ok(&http, "standby.get_partition_uuids", json!({})).await;
+    assert_eq!(
+        uuids["root uuid"], "0x1e2f3a4b",
+        "the image's disk id: {uuids}"
+    );
+    // Ironic's configure_local_boot for software RAID: install_bootloader in
+    // BIOS mode with the image's rootfs_uuid, else root_uuid_or_disk_id
+    let root_uuid = if rootfs_uuid {
+        json!(ROOTFS_UUID)
+    } else {
+        uuids["root uuid"].clone()
+    };
+    let r = vm
+        .ok(
+            &http,
+            "image.install_bootloader",
+            json!({"root_uuid": root_uuid, "efi_system_part_uuid": null,
+                "prep_boot_part_uuid": null, "target_boot_mode": "bios"}),
+        )
+        .await;
+    let msg = r["result"].as_str().unwrap();
+    let place = if disk_label == "gpt" {
+        "new BIOS boot partition 2"
+    } else {
+        "the gap after the MBR"
+    };
+    assert!(
+        msg.contains(&format!(
+            "on every holder disk of the software RAID /dev/md0: /dev/vda ({place}), /dev/vdb ({place})"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains(ROOTFS_UUID), "{msg}");
+    vm.power_off(&http).await;
+
+    let boot_img = std::fs::read("/usr/lib/grub/i386-pc/boot.img").unwrap();
+    for d in &disks {
+        let parts = partitions(d);
+        let f = std::fs::File::open(d).unwrap();
+        let mut mbr = [0u8; 512];
+        f.read_exact_at(&mut mbr, 0).unwrap();
+        // GRUB's boot code (up to its patched sector/drive fields) in the MBR
+        assert_eq!(mbr[..0x5a], boot_img[..0x5a], "{}", d.display());
+        assert_eq!(&mbr[510..], &[0x55, 0xAA]);
+        let core_at = u64::from_le_bytes(mbr[0x5c..0x64].try_into().unwrap());
+        if disk_label == "gpt" {
+            // the RAID partition at 8 MiB, the BIOS boot partition in the room before it
+            assert_eq!(parts.len(), 2, "{parts:?}");
+            assert_eq!(parts[0].0, 8 * MIB, "{parts:?}");
+            assert_eq!(parts[0].2, "A19D880F-05FC-4D3B-A006-743F0F84911E");
+            assert_eq!((parts[1].0, parts[1].1), (MIB, 2 * MIB), "{parts:?}");
+            assert_eq!(parts[1].2, "21686148-6E55-6E1F-744E-656564454649");
+            assert_eq!(core_at, 2048, "the core image in the BIOS boot partition");
+        } else {
+            assert_eq!(parts.len(), 1, "{parts:?}");
+            assert_eq!(parts[0].0, MIB, "{parts:?}");
+            assert_eq!(parts[0].2, "fd", "Linux RAID autodetect");
+            assert_eq!(core_at, 1, "the core image right after the MBR");
+        }
+        let (data_offset, name) = md_superblock(&f, parts[0].0 + 4096)
+            .unwrap_or_else(|| panic!("no md 1.2 superblock on {}", d.display()));
+        assert!(name.ends_with("root"), "{name}");
+        let mut got = vec![0u8; image.len()];
+        f.read_exact_at(&mut got, parts[0].0 + data_offset).unwrap();
+        assert!(
+            got[MIB as usize..] == image[MIB as usize..],
+            "{} mirrors the image",
+            d.display()
+        );
+    }
+    // SeaBIOS boots GRUB from either disk: GRUB assembles the (degraded) array
+    // and runs the image's grub.cfg
+    boot_disks(&disks, &dir, BIOS_MARKER, false);
+    boot_disks(&disks[..1], &dir, BIOS_MARKER, false);
+    boot_disks(&disks[1..], &dir, BIOS_MARKER, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn software_raid_bios_msdos_in_a_vm() {
+    bios_raid("msdos", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn software_raid_bios_gpt_in_a_vm() {
+    bios_raid("gpt", false).await;
 }

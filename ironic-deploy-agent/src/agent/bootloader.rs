@@ -509,13 +509,7 @@ pub(crate) async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Resul
         if p.target_boot_mode == "uefi" {
             return uefi_on_raid(st, &md, p).await;
         }
-        return Err(AgentError::CommandFailed(format!(
-            "{} is a software RAID volume: legacy BIOS boot from software RAID needs GRUB \
-             installed on every holder disk ({}), which this agent does not do yet; deploy \
-             in UEFI mode (each holder disk then gets a mirrored EFI System Partition)",
-            md.name,
-            md.holders.join(", ")
-        )));
+        return super::grub::bios_on_raid(&md, p).await;
     }
     let image_type = *st.image_type.lock().await;
     let whole_disk = image_type == Some(ImageType::WholeDisk)

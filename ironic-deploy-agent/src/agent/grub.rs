@@ -81,8 +81,13 @@ pub fn early_config(root_uuid: &str) -> String {
     )
 }
 
-/// Build a core image for `target` (`i386-pc`, `x86_64-efi`) with `grub-mkimage`.
-async fn mkimage(target: &str, root_uuid: &str, format: &str) -> Result<Vec<u8>> {
+/// Modules a core image needs to read a software RAID (md) array: GRUB
+/// assembles it from the disks the firmware shows, degraded or not.
+const RAID_MODULES: &[&str] = &["diskfilter", "mdraid1x", "mdraid09"];
+
+/// Build a core image for `target` (`i386-pc`, `x86_64-efi`) with
+/// `grub-mkimage`, with [`MODULES`] and `extra`.
+async fn mkimage(target: &str, root_uuid: &str, format: &str, extra: &[&str]) -> Result<Vec<u8>> {
     let dir = std::env::temp_dir().join(format!(
         "ironic-agent-grub-{}",
         crate::agent::entropy::uuid_v4()
@@ -109,6 +114,7 @@ async fn mkimage(target: &str, root_uuid: &str, format: &str) -> Result<Vec<u8>>
         if target == "i386-pc" {
             mods.push("biosdisk");
         }
+        mods.extend_from_slice(extra);
         let out = tokio::process::Command::new("grub-mkimage")
             .arg("-d")
             .arg(&moddir)
@@ -462,7 +468,7 @@ pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<Strin
             ));
         }
         if !have_fallback {
-            let img = mkimage("x86_64-efi", &root_uuid, "x86_64-efi").await?;
+            let img = mkimage("x86_64-efi", &root_uuid, "x86_64-efi", &[]).await?;
             let fat = esp::open(&f, &part)?;
             esp::write(&fat, "/EFI/BOOT/BOOTX64.EFI", &img)?;
             what.push("GRUB (from the ramdisk) as \\EFI\\BOOT\\BOOTX64.EFI".into());
@@ -496,10 +502,129 @@ pub async fn install(st: &Arc<State>, device: &Path, p: &Params) -> Result<Strin
             "GRUB's boot.img is not in the ramdisk ({e}); install grub-pc-bin"
         ))
     })?;
-    let core = mkimage("i386-pc", &root_uuid, "i386-pc").await?;
+    let core = mkimage("i386-pc", &root_uuid, "i386-pc", &[]).await?;
     embed_bios(&f, &boot_img, &core, start, room)?;
     tracing::info!(device = %device.display(), core_sector = start, root = %root_uuid, "GRUB installed for BIOS boot");
     Ok(format!(
         "BIOS: GRUB (from the ramdisk) in the MBR and at sector {start}, root filesystem {root_uuid}"
+    ))
+}
+
+/// The root filesystem on a software RAID volume and its filesystem UUID: by
+/// `root_uuid` when it names a filesystem or partition (Ironic sends the
+/// image's `rootfs_uuid` for software RAID), else, when it is a disk
+/// identifier (`0x...`, Ironic's fallback `root_uuid_or_disk_id` when the
+/// image has no `rootfs_uuid`) or missing, the first ext2/3/4 partition with a
+/// GRUB configuration or a `/vmlinuz`. (IPA skips GRUB then and the holders
+/// are left without boot code; this agent finds the root or fails.)
+fn raid_root(f: &std::fs::File, root_uuid: Option<&str>) -> Result<(partition::Partition, String)> {
+    if let Some(u) = root_uuid.filter(|u| !u.starts_with("0x")) {
+        let p = root_partition(f, u)?;
+        let fs = partition::fs_uuid(f, p.start).unwrap_or_else(|| u.to_owned());
+        return Ok((p, fs));
+    }
+    let table = partition::read_table(f)?;
+    for p in table.partitions() {
+        let Some(uuid) = partition::ext_uuid(f, p.start) else {
+            continue;
+        };
+        for path in ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/vmlinuz"] {
+            if matches!(ext4_metadata(f, p, path), Ok(Some(_))) {
+                return Ok((p.clone(), uuid));
+            }
+        }
+    }
+    Err(AgentError::NoRootDevice(format!(
+        "the root UUID {} does not name a filesystem and no partition of the software RAID \
+         volume holds /boot/grub/grub.cfg, /boot/grub2/grub.cfg or /vmlinuz on ext2/3/4 \
+         (set instance_info image_rootfs_uuid to the image's root filesystem UUID)",
+        root_uuid.unwrap_or("(none)")
+    )))
+}
+
+/// Legacy BIOS boot from a software RAID volume, as IPA's `_install_grub2`
+/// with an md root device (`grub-install` on every holder disk) and
+/// `prepare_boot_partitions_for_softraid` in BIOS mode (a 2 MiB BIOS boot
+/// partition, `bios-boot-part-N`, on each GPT holder, in the room
+/// `create_configuration` left before the RAID partitions; an msdos holder
+/// keeps GRUB in the gap after its MBR). Every holder gets GRUB's `boot.img`
+/// in its MBR and the same core image (from the ramdisk's GRUB, with the md
+/// RAID modules): the firmware may boot any one disk, and GRUB assembles the
+/// array from the disks it sees (degraded when one is gone), finds the root
+/// filesystem by UUID on it and runs the image's `grub.cfg`. A BIOS boot
+/// partition left by an earlier deployment is reused.
+pub(crate) async fn bios_on_raid(md: &super::steps::raid::MdDevice, p: &Params) -> Result<String> {
+    use super::steps::raid;
+    let (f, _) = image::open_device(Path::new(&md.name))?;
+    let (root, root_uuid) = raid_root(&f, p.root_uuid.as_deref())?;
+    drop(f);
+    if md.holders.is_empty() {
+        return Err(AgentError::NoRootDevice(format!(
+            "the software RAID volume {} has no holder disks",
+            md.name
+        )));
+    }
+    let boot_img = std::fs::read(Path::new(GRUB_LIB).join("i386-pc/boot.img")).map_err(|e| {
+        AgentError::CommandFailed(format!(
+            "GRUB's boot.img is not in the ramdisk ({e}); install grub-pc-bin"
+        ))
+    })?;
+    let core = mkimage("i386-pc", &root_uuid, "i386-pc", RAID_MODULES).await?;
+    let mut done = Vec::new();
+    for (n, holder) in md.holders.iter().enumerate() {
+        let (hf, size) = image::open_device(Path::new(holder))?;
+        refuse_bios_on_4kn(&hf)?;
+        let table = partition::read_table(&hf)?;
+        let bios_boot = table
+            .partitions()
+            .iter()
+            .find(|q| q.kind == partition::PartKind::Gpt(partition::BIOS_BOOT))
+            .cloned();
+        let (start, room, what) = match (&table, bios_boot) {
+            (partition::Table::Gpt { .. }, Some(q)) => (
+                q.start / 512,
+                q.len / 512,
+                format!("BIOS boot partition {}", q.number),
+            ),
+            (partition::Table::Gpt { .. }, None) => {
+                let q = partition::add_partition(
+                    &hf,
+                    size,
+                    1 << 20,
+                    Some(2 << 20),
+                    partition::BIOS_BOOT,
+                    &format!("bios-boot-part-{n}"),
+                )
+                .map_err(|e| {
+                    AgentError::CommandFailed(format!(
+                        "no room for a BIOS boot partition on the holder disk {holder} \
+                         (RAID partitions made in BIOS mode start at 8 MiB): {e}"
+                    ))
+                })?;
+                raid::rescan(holder, &[partition::partition_path(holder, q.number)]).await;
+                tracing::debug!(disk = %holder, partition = q.number, "BIOS boot partition created on a holder disk");
+                (
+                    q.start / 512,
+                    q.len / 512,
+                    format!("new BIOS boot partition {}", q.number),
+                )
+            }
+            _ => {
+                let (s, r) = bios_core_location(&table)?;
+                (s, r, "the gap after the MBR".to_owned())
+            }
+        };
+        embed_bios(&hf, &boot_img, &core, start, room).map_err(|e| {
+            AgentError::CommandFailed(format!("installing GRUB on the holder disk {holder}: {e}"))
+        })?;
+        tracing::info!(disk = %holder, core_sector = start, root = %root_uuid, "GRUB installed on a holder disk");
+        done.push(format!("{holder} ({what})"));
+    }
+    Ok(format!(
+        "BIOS: GRUB (from the ramdisk) on every holder disk of the software RAID {}: {}; it \
+         assembles the array and boots the root filesystem {root_uuid} (partition {})",
+        md.name,
+        done.join(", "),
+        root.number
     ))
 }

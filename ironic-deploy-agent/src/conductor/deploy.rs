@@ -153,6 +153,19 @@ fn json_u64(v: &Value) -> Option<u64> {
     }
 }
 
+/// Whether the node's target RAID configuration asks for software RAID (a
+/// logical disk with `controller: software`), as Ironic's `configure_local_boot`
+/// checks it.
+pub fn is_software_raid(node: &ironic_core::Node) -> bool {
+    node.target_raid_config
+        .get("logical_disks")
+        .and_then(Value::as_array)
+        .is_some_and(|lds| {
+            lds.iter()
+                .any(|ld| ld.get("controller").and_then(Value::as_str) == Some("software"))
+        })
+}
+
 /// The boot mode the instance is deployed for (`uefi` or `bios`):
 /// `instance_info.deploy_boot_mode`, the `boot_mode` capability of
 /// `instance_info`, the node's `boot_mode`, the `boot_mode` capability of its
@@ -442,11 +455,13 @@ impl AgentDeploy {
         let whole_disk = Self::is_whole_disk(&task.node.instance_info);
         task.node.set_internal("is_whole_disk_image", whole_disk);
         let mode = deploy_boot_mode(&task.node);
+        let software_raid = is_software_raid(&task.node);
         // Ironic's configure_local_boot: a partition image gets a boot loader
         // (GRUB from the ramdisk); a whole-disk image brings its own, and under
-        // UEFI gets a boot entry for the loader on its ESP.
-        if !whole_disk || mode == "uefi" {
-            self.install_bootloader(task, &client, &uuids, whole_disk, mode)
+        // UEFI gets a boot entry for the loader on its ESP; a software RAID
+        // root always gets one (on every holder disk).
+        if software_raid || !whole_disk || mode == "uefi" {
+            self.install_bootloader(task, &client, &uuids, whole_disk, mode, software_raid)
                 .await?;
         }
         let _ = client.sync().await;
@@ -463,6 +478,7 @@ impl AgentDeploy {
         uuids: &Value,
         whole_disk: bool,
         mode: &str,
+        software_raid: bool,
     ) -> Result<(), DriverError> {
         let uuid = task.node.uuid;
         let failed = |why: String| {
@@ -471,7 +487,19 @@ impl AgentDeploy {
             ))
         };
         let part = |k: &str| uuids.get(k).filter(|v| !v.is_null()).cloned();
-        let root = part("root uuid");
+        // software RAID: the image's root filesystem UUID (Ironic reads
+        // instance_info image_rootfs_uuid, then Glance's rootfs_uuid), else
+        // root_uuid_or_disk_id
+        let rootfs = task
+            .node
+            .instance_info
+            .get("image_rootfs_uuid")
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .cloned();
+        let root = match rootfs {
+            Some(r) if software_raid => Some(r),
+            _ => part("root uuid"),
+        };
         if !whole_disk && root.is_none() {
             return Err(failed(
                 "the agent reported no root partition UUID for the partition image".into(),
@@ -510,9 +538,10 @@ impl AgentDeploy {
                     "boot loader installed");
                 Ok(())
             }
-            // As Ironic: a whole-disk image brings its own boot loader, so a
-            // failed UEFI boot entry is not fatal.
-            _ if whole_disk => {
+            // A whole-disk image brings its own boot loader, so a failed UEFI
+            // boot entry is not fatal; on software RAID nothing boots without
+            // the boot loader on the holders.
+            _ if whole_disk && !software_raid => {
                 tracing::info!(node = %uuid, error = %r.error_message(),
                     "could not install the boot loader of a whole-disk image; it boots with its own");
                 Ok(())
@@ -985,6 +1014,24 @@ mod tests {
         n.instance_info = ii.as_object().unwrap().clone();
         f(&mut n);
         Task::new(n)
+    }
+
+    #[test]
+    fn software_raid_is_a_software_logical_disk_in_the_target_config() {
+        let mut n = Node::new("fake-hardware");
+        assert!(!is_software_raid(&n));
+        n.target_raid_config = json!({"logical_disks": [
+            {"size_gb": 100, "raid_level": "5", "controller": "RAID.Integrated.1-1"}]})
+        .as_object()
+        .unwrap()
+        .clone();
+        assert!(!is_software_raid(&n), "a hardware controller");
+        n.target_raid_config = json!({"logical_disks": [
+            {"size_gb": "MAX", "raid_level": "1", "controller": "software"}]})
+        .as_object()
+        .unwrap()
+        .clone();
+        assert!(is_software_raid(&n));
     }
 
     #[test]
