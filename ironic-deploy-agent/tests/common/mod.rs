@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod rack;
+pub mod vm;
 
 use rand::{Rng, SeedableRng};
 use sha2::Digest;
