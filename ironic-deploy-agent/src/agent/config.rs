@@ -39,6 +39,9 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// Host to advertise in `callback_url` (`ipa-advertise-host`).
     pub advertise_host: Option<String>,
+    /// Port to advertise in `callback_url` when it is not the one the API
+    /// listens on, e.g. behind a port forward (`ipa-advertise-port`).
+    pub advertise_port: Option<u16>,
     /// Serve the API over TLS with a self-signed certificate whose PEM goes to
     /// Ironic in the heartbeat, when Ironic supports it (API 1.68+)
     /// (`ipa-enable-auto-tls`; on by default, as in IPA).
@@ -97,6 +100,7 @@ impl Default for AgentConfig {
             token: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 9999)),
             advertise_host: None,
+            advertise_port: None,
             auto_tls: true,
             global_request_id: None,
             insecure: false,
@@ -203,6 +207,12 @@ impl AgentConfig {
                     self.listen.set_ip(ip);
                 }
                 "ipa-advertise-host" => self.advertise_host = Some(v.clone()),
+                "ipa-advertise-port" => {
+                    let p = v.parse().map_err(|_| {
+                        AgentError::InvalidParams(format!("ipa-advertise-port={v:?}"))
+                    })?;
+                    self.advertise_port = Some(p);
+                }
                 "ipa-enable-auto-tls" => self.auto_tls = truthy(v),
                 "ipa-global-request-id" if !v.is_empty() => {
                     self.global_request_id = Some(v.clone())
@@ -236,7 +246,8 @@ mod tests {
              BOOTIF=01-52-54-00-12-34-56 ipa-agent-token=abc quiet ipa-insecure=1 \
              ipa-lookup-timeout=30 console=\"ttyS0,115200\" \
              ipa-inspection-callback-url=http://10.0.0.1:6385/v1/continue_inspection \
-             ipa-global-request-id=req-1234 ipa-enable-auto-tls=0 ipa-progress-interval=2.5",
+             ipa-global-request-id=req-1234 ipa-enable-auto-tls=0 ipa-progress-interval=2.5 \
+             ipa-advertise-host=127.0.0.1 ipa-advertise-port=45001",
         );
         assert_eq!(p["console"], "ttyS0,115200");
         assert_eq!(p["quiet"], "");
@@ -254,6 +265,8 @@ mod tests {
         assert_eq!(c.global_request_id.as_deref(), Some("req-1234"));
         assert!(!c.auto_tls);
         assert_eq!(c.progress_interval, Duration::from_millis(2500));
+        assert_eq!(c.advertise_host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.advertise_port, Some(45001));
         assert!(
             AgentConfig::default().auto_tls,
             "auto TLS is on by default, as in IPA"
@@ -262,6 +275,10 @@ mod tests {
         assert!(c.apply_cmdline(&parse_cmdline("BOOTIF=zz")).is_err());
         assert!(
             c.apply_cmdline(&parse_cmdline("ipa-lookup-timeout=x"))
+                .is_err()
+        );
+        assert!(
+            c.apply_cmdline(&parse_cmdline("ipa-advertise-port=99999"))
                 .is_err()
         );
     }

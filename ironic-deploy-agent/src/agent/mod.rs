@@ -176,7 +176,8 @@ impl Agent {
         } else {
             host
         };
-        let callback_url = format!("{scheme}://{host_fmt}:{}", addr.port());
+        let port = st.cfg.advertise_port.unwrap_or(addr.port());
+        let callback_url = format!("{scheme}://{host_fmt}:{port}");
         let server = api::Server::new(st.clone(), listener, tls);
         tracing::info!(%callback_url, "serving the agent API");
         Ok((tokio::spawn(server.run()), callback_url, cert_pem))

@@ -37,6 +37,9 @@ struct Args {
     /// Host name or IP to advertise in callback_url.
     #[arg(long)]
     advertise_host: Option<String>,
+    /// Port to advertise in callback_url (default: the one it listens on).
+    #[arg(long)]
+    advertise_port: Option<u16>,
     /// Serve the command API over TLS with a self-signed certificate (the
     /// default when Ironic's API is 1.68 or newer, as IPA does).
     #[arg(long, conflicts_with = "no_auto_tls")]
@@ -117,6 +120,7 @@ fn config(a: Args) -> Result<AgentConfig, String> {
         c.listen = l;
     }
     c.advertise_host = a.advertise_host.or(c.advertise_host);
+    c.advertise_port = a.advertise_port.or(c.advertise_port);
     if a.auto_tls {
         c.auto_tls = true;
     }
