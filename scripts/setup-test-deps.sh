@@ -69,6 +69,24 @@ if [ -n "$ironic_pkgs" ]; then
   fi
 fi
 
+# The real ironic-python-agent (*/test-deps/pip-ipa.txt) in its own venv, made with
+# Debian's /usr/bin/python3: the test runs it in a QEMU VM that sees only the host's /usr,
+# /etc and this checkout (a python from elsewhere, e.g. pyenv's, would not be there).
+ipa_pkgs=$(list pip-ipa.txt)
+if [ -n "$ipa_pkgs" ]; then
+  if [ ! -x .venv-ipa/bin/python ] || [ "$(readlink -f .venv-ipa/bin/python)" != "$(readlink -f /usr/bin/python3)" ]; then
+    rm -rf .venv-ipa
+    /usr/bin/python3 -m venv .venv-ipa
+  fi
+  stamp=.venv-ipa/.installed
+  want=$(echo "$ipa_pkgs" | tr ' ' '\n' | sort | tr '\n' ' ')
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup-test-deps: installing PyPI packages into .venv-ipa: $want"
+    .venv-ipa/bin/pip install -q $want
+    echo "$want" > "$stamp"
+  fi
+fi
+
 # PostgreSQL (ironic-core's PostgresStore and the multi-conductor tests): when nothing
 # answers on 127.0.0.1:5432, start the newest Debian cluster (no systemd here), then make
 # sure the role and database the tests use exist. Each test creates and drops its own

@@ -328,7 +328,10 @@ impl AgentDeploy {
             )));
         }
         let mut info = json!({
-            "id": source,
+            // as Ironic's AgentDeploy.write_image (image_source.split('/')[-1]):
+            // IPA names its download of a non-raw image /tmp/<id>, so a whole
+            // URL there fails (ironic-agent accepted any id)
+            "id": source.rsplit('/').next().unwrap_or(source),
             "urls": [source],
             "disk_format": ii.get("image_disk_format").cloned().unwrap_or(json!("raw")),
             "container_format": "bare",
@@ -1042,6 +1045,7 @@ mod tests {
         assert!(AgentDeploy::is_whole_disk(&t.node.instance_info));
         let info = AgentDeploy::image_info(&t).unwrap();
         assert_eq!(info["image_type"], "whole-disk");
+        assert_eq!(info["id"], "img", "the last part of the URL, as Ironic");
         assert!(info.get("deploy_boot_mode").is_none(), "{info}");
         let mut ii = base.clone();
         ii["kernel"] = json!("http://x/vmlinuz");

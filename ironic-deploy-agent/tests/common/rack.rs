@@ -68,11 +68,38 @@ struct Machine {
     extra_args: Vec<String>,
 }
 
+/// Machines that boot the real ironic-python-agent instead of `ironic-agent`:
+/// a QEMU VM (TCG) with the node's disk file as its only disk (virtio), a NIC
+/// with the node's PXE MAC on QEMU's user network (the host's loopback is
+/// `10.0.2.2` there; IPA's port 9999 is forwarded to `127.0.0.1:<port>`, which
+/// IPA advertises), and the host's `/usr`, `/etc` and this checkout (which
+/// holds `.venv-ipa`) mounted read-only over 9p. The initramfs's `/init`
+/// builds a root from them and runs IPA with the kernel command line the
+/// deploy interface asked for.
+#[derive(Clone, Debug)]
+pub struct IpaVm {
+    /// Debian's kernel.
+    pub kernel: PathBuf,
+    /// The initramfs (busybox, virtio and 9p modules, `/init`).
+    pub initrd: PathBuf,
+    /// The checkout whose `.venv-ipa` holds IPA.
+    pub root: PathBuf,
+}
+
 /// The machines, by node.
 #[derive(Clone, Debug, Default)]
 pub struct Rack {
     machines: Arc<Mutex<HashMap<NodeId, Machine>>>,
     dir: PathBuf,
+    ipa: Option<Arc<IpaVm>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Rack {
@@ -80,7 +107,77 @@ impl Rack {
         Rack {
             machines: Default::default(),
             dir: dir.to_owned(),
+            ipa: None,
         }
+    }
+
+    /// The serial console of the node's newest IPA VM.
+    pub fn console(&self, node: NodeId) -> String {
+        let boots = self.boots(node);
+        std::fs::read_to_string(
+            self.dir
+                .join(node.to_string())
+                .join(format!("console-{boots}.log")),
+        )
+        .unwrap_or_default()
+    }
+
+    fn start_ipa(&self, vm: &IpaVm, node: NodeId, m: &Machine) -> Result<Child, DriverError> {
+        let dir = self.dir.join(node.to_string());
+        let port = free_port();
+        // BOOTIF=01-52-54-00-... is the PXE port the deploy interface booted from
+        let mac = m
+            .cmdline
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("BOOTIF=01-"))
+            .map(|m| m.replace('-', ":"))
+            .ok_or_else(|| DriverError::other("no BOOTIF in the ramdisk command line"))?;
+        let cmdline = format!(
+            "{} console=ttyS0 panic=-1 ipa-test-root={} ipa-advertise-host=127.0.0.1 \
+             ipa-advertise-port={port} ipa-debug=1",
+            m.cmdline.replace("://127.0.0.1:", "://10.0.2.2:"),
+            vm.root.display()
+        );
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", "1024",
+        ])
+        .args(["-smp", "1", "-display", "none", "-no-reboot", "-nodefaults"])
+        .arg("-kernel")
+        .arg(&vm.kernel)
+        .arg("-initrd")
+        .arg(&vm.initrd)
+        .arg("-append")
+        .arg(cmdline)
+        .arg("-serial")
+        .arg(format!(
+            "file:{}",
+            dir.join(format!("console-{}.log", m.boots + 1)).display()
+        ))
+        .arg("-netdev")
+        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:9999"))
+        .arg("-device")
+        .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio",
+            self.disk(node).display()
+        ));
+        for (path, tag) in [
+            (Path::new("/usr"), "usr"),
+            (Path::new("/etc"), "etc"),
+            (vm.root.as_path(), "work"),
+        ] {
+            cmd.arg("-virtfs").arg(format!(
+                "local,path={},mount_tag={tag},security_model=none,readonly=on",
+                path.display()
+            ));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| DriverError::other(format!("cannot start qemu-system-x86_64: {e}")))
     }
 
     /// The disk file of a node.
@@ -131,6 +228,12 @@ impl Rack {
         }
         let dir = self.dir.join(node.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| DriverError::other(e.to_string()))?;
+        if let Some(vm) = &self.ipa {
+            let child = self.start_ipa(vm, node, m)?;
+            m.agent = Some(child);
+            m.boots += 1;
+            return Ok(());
+        }
         let cmdline = dir.join("cmdline");
         std::fs::write(&cmdline, &m.cmdline).map_err(|e| DriverError::other(e.to_string()))?;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironic-agent"));
@@ -322,13 +425,20 @@ impl Drop for Env {
 
 /// Start a conductor (MemoryStore, fake + rack + direct + agent inspect) and the shim.
 pub async fn env() -> Env {
+    env_with(ironic_deploy_agent::AgentConfig::default(), None).await
+}
+
+/// [`env`] with the agent deploy's configuration, and machines that boot IPA
+/// in a VM when `ipa` is given.
+pub async fn env_with(agent: ironic_deploy_agent::AgentConfig, ipa: Option<IpaVm>) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let rack = Rack::new(dir.path());
+    let mut rack = Rack::new(dir.path());
+    rack.ipa = ipa.map(Arc::new);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_url = format!("http://{}", l.local_addr().unwrap());
     let mut reg = InterfaceRegistry::with_noop();
     fake::register(&mut reg, FakeConfig::default());
-    ironic_deploy_agent::register(&mut reg, ironic_deploy_agent::AgentConfig::default());
+    ironic_deploy_agent::register(&mut reg, agent);
     reg.register_power("rack", Arc::new(RackPower(rack.clone())))
         .register_boot("rack", Arc::new(RackBoot(rack.clone())))
         .register_hardware_type(RACK);
