@@ -4,13 +4,18 @@
 //! sorted or unique (see `migrations/0001_initial.sql`). Only runtime queries are
 //! used (no compile-time checked macros), so building needs no database.
 //!
-//! Concurrency: a small connection pool; SQLite serialises writers, every
+//! Concurrency: a few connections of our own, no pool: one writer, and readers
+//! beside it (WAL lets them read while it writes). SQLite serialises writers, every
 //! multi-statement write runs in a `BEGIN IMMEDIATE` transaction, and a
-//! `busy_timeout` makes a writer wait for another instead of failing. The node lock
-//! is one `UPDATE ... WHERE reservation IS NULL` statement, so several processes
-//! sharing one file still get exactly one winner. Within one process, writes queue
-//! on an async gate before they reach SQLite: two of our own writers never meet
-//! SQLite's busy handler, which sleeps whole milliseconds between retries.
+//! `busy_timeout` makes a writer wait for another process instead of failing. The
+//! node lock is one `UPDATE ... WHERE reservation IS NULL` statement, so several
+//! processes sharing one file still get exactly one winner. Within one process,
+//! writes queue on an async gate before they reach SQLite: two of our own writers
+//! never meet SQLite's busy handler, which sleeps whole milliseconds between
+//! retries. The connections are held directly rather than in an sqlx pool: the
+//! pool pings a connection on every checkout and again, from a task it spawns, on
+//! every return, so one statement cost three round trips to the connection's
+//! thread instead of one.
 //!
 //! Durability (group commit): a write is acknowledged (its method returns `Ok`)
 //! only once its commit is on disk. SQLite runs with `synchronous = NORMAL`, so a
@@ -40,9 +45,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::*;
 
@@ -53,12 +58,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SqliteOptions {
-    /// Connections in the pool (SQLite runs one writer at a time; readers run beside it
-    /// in WAL mode). Default 4.
+    /// Connections to the file: one writer, the others read (SQLite runs one writer
+    /// at a time; readers run beside it in WAL mode). Default 4; 1 makes the writer
+    /// read too.
     pub max_connections: u32,
     /// How long a statement waits for another connection's write lock before failing
     /// with "database is locked". Default 30 s.
     pub busy_timeout: Duration,
+    /// Page cache of the writer connection, in KiB (SQLite's `cache_size`; its
+    /// default is 2,000). Default 16,384: the writer's cache stays valid between its
+    /// writes (only another process writing invalidates it), so a larger one saves
+    /// re-reading the pages of the nodes' B-tree from the file. The readers keep
+    /// SQLite's default: every write invalidates their caches anyway.
+    pub writer_cache_kib: u32,
+    /// WAL pages after which a commit checkpoints the WAL into the database
+    /// (SQLite's `wal_autocheckpoint`; its default is 1,000). Default 10,000
+    /// (about 40 MiB of WAL): fewer checkpoints copy a page that was written many
+    /// times once instead of once per checkpoint.
+    pub wal_autocheckpoint: u32,
 }
 
 impl Default for SqliteOptions {
@@ -66,6 +83,8 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_connections: 4,
             busy_timeout: Duration::from_secs(30),
+            writer_cache_kib: 16_384,
+            wal_autocheckpoint: 10_000,
         }
     }
 }
@@ -81,11 +100,73 @@ impl Default for SqliteOptions {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    conns: Arc<Conns>,
     /// The file, or `None` in memory.
     path: Option<PathBuf>,
     /// Serialises this process's writes and makes them durable (module docs).
     writes: Arc<Writes>,
+    /// The column values of the rows of the nodes this process has locked, as
+    /// last written or read: an update writes only the columns that changed.
+    locked: Arc<std::sync::Mutex<std::collections::HashMap<NodeId, nodes::Columns>>>,
+}
+
+/// A connection, `None` once the store is closed.
+type Slot = Mutex<Option<SqliteConnection>>;
+
+/// A connection in use.
+type Conn<'a> = MappedMutexGuard<'a, SqliteConnection>;
+
+/// The connections of one store (module docs).
+#[derive(Debug)]
+struct Conns {
+    /// Every write runs here.
+    writer: Slot,
+    /// Reads run here (none: on the writer, as in memory).
+    readers: Vec<Slot>,
+    /// The reader to wait for when all are busy.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Conns {
+    fn new(writer: SqliteConnection, readers: Vec<SqliteConnection>) -> Self {
+        Conns {
+            writer: Mutex::new(Some(writer)),
+            readers: readers.into_iter().map(|c| Mutex::new(Some(c))).collect(),
+            next: Default::default(),
+        }
+    }
+
+    async fn writer(&self) -> StoreResult<Conn<'_>> {
+        open_slot(self.writer.lock().await)
+    }
+
+    /// A free reader, else the next one in turn.
+    async fn reader(&self) -> StoreResult<Conn<'_>> {
+        if self.readers.is_empty() {
+            return self.writer().await;
+        }
+        for r in &self.readers {
+            if let Ok(g) = r.try_lock() {
+                return open_slot(g);
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+        open_slot(self.readers[i].lock().await)
+    }
+
+    /// Close every connection (the last one checkpoints the WAL).
+    async fn close(&self) {
+        for slot in self.readers.iter().chain([&self.writer]) {
+            if let Some(c) = slot.lock().await.take() {
+                let _ = c.close().await;
+            }
+        }
+    }
+}
+
+fn open_slot(g: MutexGuard<'_, Option<SqliteConnection>>) -> StoreResult<Conn<'_>> {
+    MutexGuard::try_map(g, Option::as_mut)
+        .map_err(|_| StoreError::Backend("the SQLite store is closed".to_owned()))
 }
 
 /// The write gate and the group commit of one store (see the module docs).
@@ -197,19 +278,33 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .connect_with(connect)
+        let mut writer = connect
+            .clone()
+            .pragma(
+                "cache_size",
+                format!("-{}", options.writer_cache_kib.max(1)),
+            )
+            .pragma("wal_autocheckpoint", options.wal_autocheckpoint.to_string())
+            .connect()
             .await
             .map_err(|e| fail("cannot connect", &describe(&e)))?;
         // Read the schema now, so a damaged file fails here and not on first use.
         sqlx::query("SELECT count(*) FROM sqlite_schema")
-            .execute(&pool)
+            .execute(&mut writer)
             .await
             .map_err(|e| fail("cannot read the schema", &describe(&e)))?;
-        migrate(&pool)
+        migrate(&mut writer)
             .await
             .map_err(|e| fail("cannot migrate", &e))?;
+        let mut readers = Vec::new();
+        for _ in 1..options.max_connections.max(1) {
+            readers.push(
+                connect
+                    .connect()
+                    .await
+                    .map_err(|e| fail("cannot connect", &describe(&e)))?,
+            );
+        }
         // The WAL file exists from the first write on; make its directory entry
         // durable too when it is new (SQLite does not flush the directory).
         let mut wal = path.clone().into_os_string();
@@ -221,9 +316,10 @@ impl SqliteStore {
             let _ = d.sync_all();
         }
         Ok(SqliteStore {
-            pool,
+            conns: Arc::new(Conns::new(writer, readers)),
             path: Some(path),
             writes: Arc::new(Writes::new(Some(wal))),
+            locked: Default::default(),
         })
     }
 
@@ -232,21 +328,18 @@ impl SqliteStore {
         let connect = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {e}")))?
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(connect)
+        let mut conn = connect
+            .connect()
             .await
             .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {}", describe(&e))))?;
-        migrate(&pool)
+        migrate(&mut conn)
             .await
             .map_err(|e| StoreError::Backend(format!("in-memory SQLite: {e}")))?;
         Ok(SqliteStore {
-            pool,
+            conns: Arc::new(Conns::new(conn, Vec::new())),
             path: None,
             writes: Arc::new(Writes::new(None)),
+            locked: Default::default(),
         })
     }
 
@@ -269,15 +362,32 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The columns of the rows of the nodes locked here (see the field).
+    fn locked_rows(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<NodeId, nodes::Columns>> {
+        self.locked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer connection: every write statement runs here.
+    async fn w(&self) -> StoreResult<Conn<'_>> {
+        self.conns.writer().await
+    }
+
+    /// A reader connection (the writer in memory).
+    async fn r(&self) -> StoreResult<Conn<'_>> {
+        self.conns.reader().await
+    }
+
     /// Close every connection, checkpointing the WAL. Dropping the store without
-    /// closing it loses nothing that was committed.
+    /// closing it loses nothing that was committed. Calls after closing fail.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.conns.close().await;
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> Result<(), String> {
-    MIGRATOR.run(pool).await.map_err(|e| match e {
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), String> {
+    MIGRATOR.run(conn).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::VersionMissing(v) => format!(
             "the database has schema migration {v}, which this ironic-rs does not know: \
              it was written by a newer version"
@@ -504,16 +614,16 @@ impl Store for SqliteStore {
     }
 
     async fn create_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
-        self.rule_create(r).await
+        self.write(self.rule_create(r)).await
     }
     async fn get_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<InspectionRule> {
         self.rule_get(id).await
     }
     async fn update_inspection_rule(&self, r: &InspectionRule) -> StoreResult<()> {
-        self.rule_update(r).await
+        self.write(self.rule_update(r)).await
     }
     async fn delete_inspection_rule(&self, id: InspectionRuleId) -> StoreResult<()> {
-        self.rule_delete(id).await
+        self.write(self.rule_delete(id)).await
     }
     async fn list_inspection_rules(&self) -> StoreResult<Vec<InspectionRule>> {
         self.rule_list().await

@@ -1,6 +1,6 @@
 //! Per-node data: history, and the BIOS, firmware and inventory caches.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Connection as _};
 
 use super::*;
 
@@ -38,8 +38,8 @@ impl SqliteStore {
         let node = e.node_uuid.to_string();
         let data = encode("history event", e.uuid, e)?;
         let ctx = || format!("recording history event {} of node {node}", e.uuid);
-        let mut tx = self
-            .pool
+        let mut conn = self.w().await?;
+        let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|err| backend(ctx(), err))?;
@@ -78,7 +78,7 @@ impl SqliteStore {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT data FROM node_history WHERE node_uuid = ? ORDER BY id")
                 .bind(node.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.r().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading the history of node {node}"), e))?;
         rows.iter().map(|d| decode("history event", d)).collect()
@@ -98,7 +98,7 @@ impl SqliteStore {
         )))
         .bind(node.to_string())
         .bind(data)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| {
             if is_foreign_key_violation(&e) {
@@ -123,7 +123,7 @@ impl SqliteStore {
             blob.table()
         )))
         .bind(node.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.r().await?)
         .await
         .map_err(|e| {
             backend(

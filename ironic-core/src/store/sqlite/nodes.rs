@@ -17,32 +17,100 @@ fn node_data(node: &Node) -> StoreResult<String> {
     Ok(v.to_string())
 }
 
+/// The columns a node's row has beside `uuid`, `reservation` and `data`, in the
+/// order [`Columns::of`] gives their values.
+pub(super) const COLUMNS: [&str; 19] = [
+    "name",
+    "instance_uuid",
+    "driver",
+    "provision_state",
+    "power_state",
+    "maintenance",
+    "fault",
+    "conductor_group",
+    "owner",
+    "lessee",
+    "resource_class",
+    "chassis_uuid",
+    "retired",
+    "description",
+    "shard",
+    "parent_node",
+    "created_at",
+    "updated_at",
+    "provision_updated_at",
+];
+
+/// One column's value.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Col {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+}
+
+/// The values of a node's [`COLUMNS`].
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Columns([Col; 19]);
+
+impl Columns {
+    fn of(n: &Node) -> Self {
+        use Col::*;
+        let text = |v: Option<&str>| Text(v.map(str::to_owned));
+        Columns([
+            Text(n.name.clone()),
+            Text(n.instance_uuid.clone()),
+            Text(Some(n.driver.clone())),
+            text(Some(n.provision_state.as_str())),
+            text(n.power_state.map(|p| p.as_str())),
+            Bool(n.maintenance),
+            text(n.fault.map(|f| f.as_str())),
+            Text(Some(n.conductor_group.clone())),
+            Text(n.owner.clone()),
+            Text(n.lessee.clone()),
+            Text(n.resource_class.clone()),
+            Text(n.chassis_uuid.map(|c| c.to_string())),
+            Bool(n.retired),
+            Text(n.description.clone()),
+            Text(n.shard.clone()),
+            Text(n.parent_node.map(|p| p.to_string())),
+            Int(Some(nanos(&n.created_at))),
+            Int(n.updated_at.as_ref().map(nanos)),
+            Int(n.provision_updated_at.as_ref().map(nanos)),
+        ])
+    }
+}
+
+fn bind_col<'q>(
+    q: Query<'q, Sqlite, SqliteArguments>,
+    c: Col,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    match c {
+        Col::Text(v) => q.bind(v),
+        Col::Int(v) => q.bind(v),
+        Col::Bool(v) => q.bind(v),
+    }
+}
+
+fn push_col(qb: &mut QueryBuilder<Sqlite>, c: Col) {
+    match c {
+        Col::Text(v) => qb.push_bind(v),
+        Col::Int(v) => qb.push_bind(v),
+        Col::Bool(v) => qb.push_bind(v),
+    };
+}
+
 /// Bind the columns shared by INSERT and UPDATE, in the order the statements name them.
 fn bind_columns<'q>(
     q: Query<'q, Sqlite, SqliteArguments>,
     n: &Node,
     data: String,
 ) -> Query<'q, Sqlite, SqliteArguments> {
-    q.bind(n.name.clone())
-        .bind(n.instance_uuid.clone())
-        .bind(n.driver.clone())
-        .bind(n.provision_state.as_str())
-        .bind(n.power_state.map(|p| p.as_str()))
-        .bind(n.maintenance)
-        .bind(n.fault.map(|f| f.as_str()))
-        .bind(n.conductor_group.clone())
-        .bind(n.owner.clone())
-        .bind(n.lessee.clone())
-        .bind(n.resource_class.clone())
-        .bind(n.chassis_uuid.map(|c| c.to_string()))
-        .bind(n.retired)
-        .bind(n.description.clone())
-        .bind(n.shard.clone())
-        .bind(n.parent_node.map(|p| p.to_string()))
-        .bind(nanos(&n.created_at))
-        .bind(n.updated_at.as_ref().map(nanos))
-        .bind(n.provision_updated_at.as_ref().map(nanos))
-        .bind(data)
+    let mut q = q;
+    for c in Columns::of(n).0 {
+        q = bind_col(q, c);
+    }
+    q.bind(data)
 }
 
 /// Map a failed node write to Ironic's messages for the unique values.
@@ -300,7 +368,7 @@ impl SqliteStore {
         .bind(node.uuid.to_string())
         .bind(node.reservation.clone());
         bind_columns(q, node, data)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| write_error(node, "creating", e))?;
         Ok(())
@@ -311,13 +379,13 @@ impl SqliteStore {
             Ident::Uuid(u) => {
                 sqlx::query_as("SELECT data, reservation FROM nodes WHERE uuid = ?")
                     .bind(u.hyphenated().to_string())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.r().await?)
                     .await
             }
             Ident::Name(n) => {
                 sqlx::query_as("SELECT data, reservation FROM nodes WHERE name = ?")
                     .bind(n.clone())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.r().await?)
                     .await
             }
         }
@@ -327,6 +395,40 @@ impl SqliteStore {
 
     pub(super) async fn node_update(&self, node: &Node) -> StoreResult<()> {
         let data = node_data(node)?;
+        let new = Columns::of(node);
+        let known = self.locked_rows().get(&node.uuid).cloned();
+        if let Some(old) = known {
+            // Only what changed: every indexed column in the SET list costs its
+            // index a delete and an insert (a page in the WAL each), even when the
+            // value is the same. The columns believed unchanged are compared, so
+            // a row another process changed is not half-written: it falls
+            // through to the full update.
+            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE nodes SET data = ");
+            qb.push_bind(data.clone());
+            let mut same = Vec::new();
+            for ((col, o), n) in COLUMNS.iter().zip(old.0).zip(new.0.iter().cloned()) {
+                if o == n {
+                    same.push((col, o));
+                } else {
+                    qb.push(format_args!(", {col} = "));
+                    push_col(&mut qb, n);
+                }
+            }
+            qb.push(" WHERE uuid = ").push_bind(node.uuid.to_string());
+            for (col, o) in same {
+                qb.push(format_args!(" AND {col} IS "));
+                push_col(&mut qb, o);
+            }
+            let done = qb
+                .build()
+                .execute(&mut *self.w().await?)
+                .await
+                .map_err(|e| write_error(node, "updating", e))?;
+            if done.rows_affected() == 1 {
+                self.locked_rows().insert(node.uuid, new);
+                return Ok(());
+            }
+        }
         let q = sqlx::query(
             "UPDATE nodes SET name = ?, instance_uuid = ?, driver = ?, provision_state = ?, \
              power_state = ?, maintenance = ?, fault = ?, conductor_group = ?, owner = ?, \
@@ -337,11 +439,14 @@ impl SqliteStore {
         );
         let done = bind_columns(q, node, data)
             .bind(node.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| write_error(node, "updating", e))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("Node", node.uuid));
+        }
+        if let Some(known) = self.locked_rows().get_mut(&node.uuid) {
+            *known = new;
         }
         Ok(())
     }
@@ -350,9 +455,10 @@ impl SqliteStore {
         // Ports, port groups, history and the per-node caches go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM nodes WHERE uuid = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("deleting node {id}"), e))?;
+        self.locked_rows().remove(&id);
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("Node", id));
         }
@@ -370,7 +476,7 @@ impl SqliteStore {
             mq.push_bind(marker.hyphenated().to_string());
             let row = mq
                 .build()
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.r().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading marker node {marker}"), e))?
                 .ok_or_else(|| StoreError::not_found("Node", marker))?;
@@ -395,7 +501,7 @@ impl SqliteStore {
         }
         let rows: Vec<(String, Option<String>)> = qb
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.r().await?)
             .await
             .map_err(|e| backend("listing nodes", e))?;
         rows.into_iter().map(to_node).collect()
@@ -406,7 +512,7 @@ impl SqliteStore {
         push_filter(&mut qb, filter);
         let n: i64 = qb
             .build_query_scalar()
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.r().await?)
             .await
             .map_err(|e| backend("counting nodes", e))?;
         Ok(usize::try_from(n).unwrap_or_default())
@@ -423,11 +529,13 @@ impl SqliteStore {
             )
             .bind(host.to_owned())
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("reserving node {id} for {host}"), e))?;
             if let Some(row) = row {
-                return to_node(row);
+                let node = to_node(row)?;
+                self.locked_rows().insert(id, Columns::of(&node));
+                return Ok(node);
             }
             match self.reservation_of(id).await? {
                 Some(holder) => return Err(StoreError::Locked { node: id, holder }),
@@ -444,7 +552,7 @@ impl SqliteStore {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT reservation FROM nodes WHERE uuid = ?")
                 .bind(id.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.r().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading the reservation of node {id}"), e))?;
         Ok(row.ok_or_else(|| StoreError::not_found("Node", id))?.0)
@@ -455,9 +563,10 @@ impl SqliteStore {
             sqlx::query("UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?")
                 .bind(id.to_string())
                 .bind(host.to_owned())
-                .execute(&self.pool)
+                .execute(&mut *self.w().await?)
                 .await
                 .map_err(|e| backend(format_args!("releasing node {id} for {host}"), e))?;
+        self.locked_rows().remove(&id);
         if done.rows_affected() == 1 {
             return Ok(());
         }
@@ -471,9 +580,10 @@ impl SqliteStore {
     pub(super) async fn node_clear_reservations(&self, host: &str) -> StoreResult<usize> {
         let done = sqlx::query("UPDATE nodes SET reservation = NULL WHERE reservation = ?")
             .bind(host.to_owned())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("clearing the reservations of {host}"), e))?;
+        self.locked_rows().clear();
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 }

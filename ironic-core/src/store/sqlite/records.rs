@@ -74,7 +74,7 @@ impl SqliteStore {
             t.table
         )))
         .bind(value)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.r().await?)
         .await
         .map_err(|e| backend(format_args!("reading {} {ident}", t.kind.to_lowercase()), e))?;
         decode(
@@ -89,7 +89,7 @@ impl SqliteStore {
             t.table
         )))
         .bind(uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| backend(format_args!("deleting {} {uuid}", t.kind.to_lowercase()), e))?;
         if done.rows_affected() == 0 {
@@ -103,7 +103,7 @@ impl SqliteStore {
             "SELECT data FROM {} ORDER BY id",
             t.table
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.r().await?)
         .await
         .map_err(|e| backend(format_args!("listing {}", t.table), e))?;
         rows.iter().map(|d| decode(t.table, d)).collect()
@@ -115,7 +115,7 @@ impl SqliteStore {
         sqlx::query("INSERT INTO chassis (uuid, data) VALUES (?, ?)")
             .bind(c.uuid.to_string())
             .bind(encode("chassis", c.uuid, c)?)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| CHASSIS.write_error(c.uuid, None, "creating", e))?;
         Ok(())
@@ -129,7 +129,7 @@ impl SqliteStore {
         let done = sqlx::query("UPDATE chassis SET data = ? WHERE uuid = ?")
             .bind(encode("chassis", c.uuid, c)?)
             .bind(c.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| CHASSIS.write_error(c.uuid, None, "updating", e))?;
         if done.rows_affected() == 0 {
@@ -152,7 +152,7 @@ impl SqliteStore {
         sqlx::query("INSERT INTO inspection_rules (uuid, data) VALUES (?, ?)")
             .bind(r.uuid.to_string())
             .bind(encode("inspection rule", r.uuid, r)?)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| RULES.write_error(r.uuid, None, "creating", e))?;
         Ok(())
@@ -166,7 +166,7 @@ impl SqliteStore {
         let done = sqlx::query("UPDATE inspection_rules SET data = ? WHERE uuid = ?")
             .bind(encode("inspection rule", r.uuid, r)?)
             .bind(r.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| RULES.write_error(r.uuid, None, "updating", e))?;
         if done.rows_affected() == 0 {
@@ -191,7 +191,7 @@ impl SqliteStore {
             .bind(a.node_uuid.map(|n| n.to_string()))
             .bind(encode("allocation", a.uuid, a)?)
             .bind(a.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| ALLOCATIONS.write_error(a.uuid, a.name.as_deref(), "creating", e))?;
         Ok(())
@@ -208,7 +208,7 @@ impl SqliteStore {
                 .bind(a.node_uuid.map(|n| n.to_string()))
                 .bind(encode("allocation", a.uuid, a)?)
                 .bind(a.uuid.to_string())
-                .execute(&self.pool)
+                .execute(&mut *self.w().await?)
                 .await
                 .map_err(|e| ALLOCATIONS.write_error(a.uuid, a.name.as_deref(), "updating", e))?;
         if done.rows_affected() == 0 {
@@ -232,7 +232,7 @@ impl SqliteStore {
             .bind(t.name.clone())
             .bind(encode("deploy template", t.uuid, t)?)
             .bind(t.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| TEMPLATES.write_error(t.uuid, Some(&t.name), "creating", e))?;
         Ok(())
@@ -247,7 +247,7 @@ impl SqliteStore {
             .bind(t.name.clone())
             .bind(encode("deploy template", t.uuid, t)?)
             .bind(t.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| TEMPLATES.write_error(t.uuid, Some(&t.name), "updating", e))?;
         if done.rows_affected() == 0 {
@@ -283,7 +283,7 @@ impl SqliteStore {
         .bind(ts_text(&c.created_at))
         .bind(ts_text(&now()))
         .bind(c.url.clone())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| backend(format_args!("registering conductor {}", c.hostname), e))?;
         Ok(())
@@ -293,7 +293,7 @@ impl SqliteStore {
         let done = sqlx::query("UPDATE conductors SET updated_at = ? WHERE hostname = ?")
             .bind(ts_text(&now()))
             .bind(hostname.to_owned())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("touching conductor {hostname}"), e))?;
         if done.rows_affected() == 0 {
@@ -305,7 +305,7 @@ impl SqliteStore {
     pub(super) async fn conductor_delete(&self, hostname: &str) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM conductors WHERE hostname = ?")
             .bind(hostname.to_owned())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("deleting conductor {hostname}"), e))?;
         if done.rows_affected() == 0 {
@@ -328,7 +328,7 @@ impl SqliteStore {
             "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at, url \
              FROM conductors ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.r().await?)
         .await
         .map_err(|e| backend("listing conductors", e))?;
         rows.into_iter()

@@ -37,7 +37,7 @@ impl SqliteStore {
             "SELECT data FROM {table} WHERE uuid = ?"
         )))
         .bind(uuid.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.r().await?)
         .await
         .map_err(|e| backend(format_args!("reading {} {uuid}", kind.to_lowercase()), e))?;
         decode(
@@ -54,7 +54,7 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         let done = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE uuid = ?")))
             .bind(uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| backend(format_args!("deleting {} {uuid}", kind.to_lowercase()), e))?;
         if done.rows_affected() == 0 {
@@ -74,14 +74,14 @@ impl SqliteStore {
                     "SELECT data FROM {table} WHERE node_uuid = ? ORDER BY id"
                 )))
                 .bind(n.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.r().await?)
                 .await
             }
             None => {
                 sqlx::query_scalar(AssertSqlSafe(format!(
                     "SELECT data FROM {table} ORDER BY id"
                 )))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.r().await?)
                 .await
             }
         }
@@ -101,7 +101,7 @@ impl SqliteStore {
         .bind(c.connector_type.clone())
         .bind(c.connector_id.clone())
         .bind(encode("volume connector", c.uuid, c)?)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| {
             volume_write_error(
@@ -134,7 +134,7 @@ impl SqliteStore {
         .bind(c.connector_id.clone())
         .bind(encode("volume connector", c.uuid, c)?)
         .bind(c.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| {
             volume_write_error(
@@ -174,7 +174,7 @@ impl SqliteStore {
         .bind(t.node_uuid.to_string())
         .bind(i64::from(t.boot_index))
         .bind(encode("volume target", t.uuid, t)?)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| {
             volume_write_error(
@@ -201,7 +201,7 @@ impl SqliteStore {
         .bind(i64::from(t.boot_index))
         .bind(encode("volume target", t.uuid, t)?)
         .bind(t.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| {
             volume_write_error(
@@ -247,7 +247,7 @@ impl SqliteStore {
             .bind(r.uuid.to_string())
             .bind(r.name.clone())
             .bind(encode("runbook", r.uuid, r)?)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| Self::runbook_error(r, "creating", e))?;
         Ok(())
@@ -262,7 +262,7 @@ impl SqliteStore {
             "SELECT data FROM runbooks WHERE {col} = ?"
         )))
         .bind(value)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.r().await?)
         .await
         .map_err(|e| backend(format_args!("reading runbook {ident}"), e))?;
         decode(
@@ -276,7 +276,7 @@ impl SqliteStore {
             .bind(r.name.clone())
             .bind(encode("runbook", r.uuid, r)?)
             .bind(r.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|e| Self::runbook_error(r, "updating", e))?;
         if done.rows_affected() == 0 {
@@ -291,7 +291,7 @@ impl SqliteStore {
 
     pub(super) async fn runbook_list(&self) -> StoreResult<Vec<Runbook>> {
         let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM runbooks ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.r().await?)
             .await
             .map_err(|e| backend("listing runbooks", e))?;
         rows.iter().map(|d| decode("runbooks", d)).collect()
