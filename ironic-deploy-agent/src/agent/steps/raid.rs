@@ -932,7 +932,20 @@ pub(crate) async fn run(
 /// `None` when there is no array (then disks are picked as usual); root device
 /// hints are ignored for a RAID root volume, as IPA does.
 pub(crate) async fn root_volume(st: &State, node: &Value) -> Option<BlockDevice> {
-    let mds = md_devices(&st.cfg.sys_root);
+    let mut mds = md_devices(&st.cfg.sys_root);
+    let has_config = node
+        .get("raid_config")
+        .and_then(|c| logical_disks(c).ok())
+        .is_some_and(|lds| !lds.is_empty());
+    if mds.is_empty() && has_config {
+        // a fresh ramdisk without udev's incremental assembly: assemble the
+        // arrays the node's raid_config says exist (IPA's
+        // _md_scan_and_assemble at hardware manager start)
+        match run_tool_status("mdadm", &argv(&["--assemble", "--scan"])).await {
+            Ok(_) => mds = md_devices(&st.cfg.sys_root),
+            Err(e) => tracing::warn!(error = %e, "could not assemble the software RAID arrays"),
+        }
+    }
     if mds.is_empty() {
         return None;
     }
