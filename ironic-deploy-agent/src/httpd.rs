@@ -76,7 +76,13 @@ async fn serve(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if name.contains('/') || name.contains("..") {
+    // a relative path of plain names: no `..`, no root, no `.`
+    let rel = std::path::Path::new(&name);
+    if name.is_empty()
+        || !rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
         return StatusCode::NOT_FOUND.into_response();
     }
     let path = inner.root.join(&name);
@@ -86,6 +92,9 @@ async fn serve(
     let Ok(meta) = file.metadata().await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    if !meta.is_file() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let len = meta.len();
     let range = headers
         .get(header::RANGE)
@@ -141,14 +150,15 @@ async fn serve(
 }
 
 impl ImageServer {
-    /// Serve the files of `root` (flat) on `127.0.0.1:<free port>`.
+    /// Serve the files of `root` and its subdirectories (e.g. Ironic's
+    /// `http_root` with `agent_images/<node>`) on `127.0.0.1:<free port>`.
     pub async fn start(root: impl Into<PathBuf>, opts: ServeOptions) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             root: root.into(),
             opts,
         });
         let app = axum::Router::new()
-            .route("/{name}", axum::routing::get(serve))
+            .route("/{*name}", axum::routing::get(serve))
             .with_state(inner);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -181,5 +191,28 @@ mod tests {
         assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
         assert_eq!(parse_range("bytes=100-", 100), None);
         assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
+    }
+
+    #[tokio::test]
+    async fn serves_subdirectories_and_nothing_outside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("agent_images")).unwrap();
+        std::fs::write(root.join("agent_images/node"), b"image").unwrap();
+        std::fs::write(d.path().join("secret"), b"no").unwrap();
+        let srv = super::ImageServer::start(&root, super::ServeOptions::new())
+            .await
+            .unwrap();
+        let get = |p: &str| reqwest::get(format!("http://{}/{p}", srv.addr()));
+        let r = get("agent_images/node").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(&r.bytes().await.unwrap()[..], b"image");
+        for p in [
+            "agent_images/%2e%2e/%2e%2e/secret",
+            "%2e%2e/secret",
+            "agent_images",
+        ] {
+            assert_eq!(get(p).await.unwrap().status(), 404, "{p}");
+        }
     }
 }
