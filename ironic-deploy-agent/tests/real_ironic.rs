@@ -15,6 +15,11 @@
 //! has the node in a ramdisk state (`wait call-back`, `clean wait`, ...). It is
 //! stopped when the node leaves those states, as a power-off would; the agent's
 //! own `standby.power_off` exits the process.
+//!
+//! Software RAID (`raid_interface = agent`) needs md arrays of real disks, so
+//! that machine is a QEMU ramdisk (Debian's kernel, busybox, the agent,
+//! mdadm) with two virtio disks, booted with the same command line and
+//! reaching Ironic on the host's loopback through QEMU's user network.
 
 mod common;
 
@@ -85,6 +90,12 @@ struct Ironic {
 
 impl Ironic {
     async fn start(dir: &Path) -> Ironic {
+        Self::start_with(dir, "").await
+    }
+
+    /// Start Ironic with `extra` appended to its configuration (a later value
+    /// of an option wins; sections may repeat).
+    async fn start_with(dir: &Path, extra: &str) -> Ironic {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         for d in [
@@ -140,7 +151,8 @@ impl Ironic {
              http_root = {d}/httpboot\n\
              http_url = http://127.0.0.1:9/\n\
              [oslo_concurrency]\n\
-             lock_path = {d}/locks\n",
+             lock_path = {d}/locks\n\
+             {extra}",
             pid = std::process::id(),
         );
         let cf = dir.join("ironic.conf");
@@ -287,16 +299,17 @@ const RAMDISK_STATES: &[&str] = &[
 ];
 
 impl Machine {
-    fn start(ironic: &Ironic, uuid: &str, mac: &str, disk: &Path, dir: &Path) -> Machine {
+    /// The machine of node `uuid`: `boot(n, cmdline)` starts its `n`th ramdisk
+    /// with the kernel command line Ironic's PXE configuration gives.
+    fn start(
+        ironic: &Ironic,
+        uuid: &str,
+        dir: &Path,
+        boot: impl Fn(u32, &str) -> Child + Send + 'static,
+    ) -> Machine {
         let stop = Arc::new(AtomicBool::new(false));
         let boots = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (url, uuid, mac, disk, dir) = (
-            ironic.url.clone(),
-            uuid.to_owned(),
-            mac.to_owned(),
-            disk.to_owned(),
-            dir.to_owned(),
-        );
+        let (url, uuid, dir) = (ironic.url.clone(), uuid.to_owned(), dir.to_owned());
         let http = ironic.http.clone();
         let (stop2, boots2) = (stop.clone(), boots.clone());
         let task = tokio::spawn(async move {
@@ -354,37 +367,7 @@ impl Machine {
                     && let Some(cmdline) = cmdline
                 {
                     let n = boots2.fetch_add(1, Ordering::SeqCst) + 1;
-                    let cmdline_file = dir.join(format!("cmdline-{n}"));
-                    std::fs::write(&cmdline_file, cmdline).unwrap();
-                    let log = std::fs::File::create(dir.join(format!("agent-{n}.log"))).unwrap();
-                    let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
-                        .arg("--cmdline")
-                        .arg(&cmdline_file)
-                        .args([
-                            "--mac",
-                            &mac,
-                            "--listen",
-                            "127.0.0.1:0",
-                            "--advertise-host",
-                            "127.0.0.1",
-                        ])
-                        .args([
-                            "--power-off",
-                            "exit",
-                            "--heartbeat-interval",
-                            "2",
-                            "--heartbeat-min-interval",
-                            "1",
-                        ])
-                        .arg("--root-device")
-                        .arg(&disk)
-                        .arg("--state-dir")
-                        .arg(dir.join(format!("agent-state-{n}")))
-                        .env("NO_COLOR", "1")
-                        .stdout(Stdio::null())
-                        .stderr(log)
-                        .spawn()
-                        .unwrap();
+                    let child = boot(n, &cmdline);
                     agent = Some(Guard(child));
                 } else if !in_ramdisk
                     && state.is_some()
@@ -407,6 +390,42 @@ impl Machine {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;
     }
+}
+
+/// The `n`th boot of a machine that runs `ironic-agent` on this host with
+/// `disk` (a file) as its disk.
+fn agent_process(dir: &Path, n: u32, cmdline: &str, mac: &str, disk: &Path) -> Child {
+    let cmdline_file = dir.join(format!("cmdline-{n}"));
+    std::fs::write(&cmdline_file, cmdline).unwrap();
+    let log = std::fs::File::create(dir.join(format!("agent-{n}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
+        .arg("--cmdline")
+        .arg(&cmdline_file)
+        .args([
+            "--mac",
+            mac,
+            "--listen",
+            "127.0.0.1:0",
+            "--advertise-host",
+            "127.0.0.1",
+        ])
+        .args([
+            "--power-off",
+            "exit",
+            "--heartbeat-interval",
+            "2",
+            "--heartbeat-min-interval",
+            "1",
+        ])
+        .arg("--root-device")
+        .arg(disk)
+        .arg("--state-dir")
+        .arg(dir.join(format!("agent-state-{n}")))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 /// The kernel command line of the deploy ramdisk in the PXE (BIOS) or GRUB
@@ -564,7 +583,10 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         )
         .await;
     assert_eq!(s, 201, "{v}");
-    let machine = Machine::start(&ironic, &uuid, mac, &disk, d);
+    let machine = Machine::start(&ironic, &uuid, d, {
+        let (d, disk, mac) = (d.to_owned(), disk.clone(), mac.to_owned());
+        move |n, cmdline| agent_process(&d, n, cmdline, &mac, &disk)
+    });
 
     // manage + provide: automated cleaning (erase_devices) through the agent, over TLS
     ironic.provision(&uuid, json!({"target": "manage"})).await;
@@ -887,5 +909,278 @@ async fn ironic_39_deploys_and_cleans_through_ironic_agent() {
         machine.boots.load(Ordering::SeqCst) >= 9,
         "the agent booted for every ramdisk phase"
     );
+    machine.shutdown().await;
+}
+
+/// The `n`th boot of a machine that runs `ironic-agent` in a QEMU ramdisk
+/// (Debian's kernel, busybox, mdadm, GRUB for BIOS) with `disks` as its virtio
+/// disks, the NIC `mac` on QEMU's user network: Ironic's API on this host's
+/// loopback is `10.0.2.2` there, and the agent's port 9999 is forwarded to
+/// `127.0.0.1:<port>`, which it advertises (with its auto-TLS certificate).
+/// `forward`: ports of the host's loopback that the VM reaches as its own
+/// `127.0.0.1` too (URLs that Ironic also checks from the host).
+#[allow(clippy::too_many_arguments)]
+fn agent_vm(
+    dir: &Path,
+    n: u32,
+    cmdline: &str,
+    mac: &str,
+    disks: &[PathBuf],
+    kernel: &Path,
+    initrd: &Path,
+    forward: u16,
+) -> Child {
+    let port = free_port();
+    let cmdline = format!(
+        "{} console=ttyS0 panic=-1 no_timer_check ipa-advertise-host=127.0.0.1 \
+         ipa-advertise-port={port} test-forward-ports={forward}",
+        cmdline.replace("://127.0.0.1:", "://10.0.2.2:")
+    );
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", "768",
+    ])
+    .args(["-smp", "1", "-display", "none", "-no-reboot", "-nodefaults"])
+    .arg("-kernel")
+    .arg(kernel.join("vmlinuz"))
+    .arg("-initrd")
+    .arg(initrd)
+    .arg("-append")
+    .arg(cmdline)
+    .arg("-serial")
+    .arg(format!(
+        "file:{}",
+        dir.join(format!("agent-{n}.log")).display()
+    ))
+    .arg("-netdev")
+    .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:9999"))
+    .arg("-device")
+    .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
+    for d in disks {
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", d.display()));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86")
+}
+
+/// Ironic 39's agent RAID interface (`raid_interface = agent`) through
+/// ironic-agent in a QEMU ramdisk with two virtio disks: a RAID-1 root volume
+/// from `target_raid_config` in manual cleaning (`delete_configuration`, then
+/// `create_configuration`; Ironic records `raid_config`), automated cleaning
+/// that leaves the arrays, a whole-disk image deployed onto the RAID root in
+/// BIOS mode (Ironic sends `install_bootloader` with the image's
+/// `rootfs_uuid` for software RAID: GRUB goes on both disks, which then boot
+/// in SeaBIOS each alone), and `delete_configuration` in manual cleaning after
+/// the undeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ironic_39_builds_software_raid_through_ironic_agent() {
+    use common::vm;
+    vm::need("qemu-system-x86_64", "qemu-system-x86");
+    vm::need("mdadm", "mdadm");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kernel = vm::kernel();
+    let initrd = vm::agent_initramfs(&kernel, d);
+    // Ironic caches the file:// image and serves it from http_root at
+    // http_url (it checks that URL itself; the VM forwards its own
+    // 127.0.0.1:<port> to the host's loopback, 10.0.2.2 there); the
+    // agent heartbeats every 3-6 s (a third to a half of the timeout Ironic
+    // gives at lookup; the host-process machine passes --heartbeat-interval)
+    std::fs::create_dir_all(d.join("httpboot")).unwrap();
+    let http = ImageServer::start(d.join("httpboot"), ServeOptions::new())
+        .await
+        .unwrap();
+    let ironic = Ironic::start_with(
+        d,
+        &format!(
+            "[DEFAULT]\n\
+             enabled_raid_interfaces = agent,no-raid\n\
+             default_raid_interface = no-raid\n\
+             [deploy]\n\
+             http_url = http://127.0.0.1:{}/\n\
+             erase_devices_priority = 0\n\
+             [conductor]\n\
+             file_url_allowed_paths = {}\n\
+             [api]\n\
+             ramdisk_heartbeat_timeout = 10\n",
+            http.addr().port(),
+            d.display()
+        ),
+    )
+    .await;
+    let srv = ImageServer::start(d, ServeOptions::new()).await.unwrap();
+    std::fs::write(d.join("deploy.kernel"), b"kernel").unwrap();
+    std::fs::write(d.join("deploy.initramfs"), b"initramfs").unwrap();
+    let disks: Vec<PathBuf> = (0..2)
+        .map(|i| make_disk(&d.join(format!("disk{i}.raw")), 2 << 30))
+        .collect();
+    let mac = "52:54:00:1b:0d:01";
+    let (s, node) = ironic
+        .call(
+            reqwest::Method::POST,
+            "/nodes",
+            Some(json!({"name": "raid-node", "driver": "manual-management",
+                "boot_interface": "pxe", "deploy_interface": "direct", "power_interface": "fake",
+                "management_interface": "noop", "network_interface": "noop",
+                "inspect_interface": "no-inspect", "raid_interface": "agent",
+                "driver_info": {"deploy_kernel": srv.url("deploy.kernel"),
+                                "deploy_ramdisk": srv.url("deploy.initramfs")},
+                "properties": {"cpu_arch": "x86_64", "memory_mb": 768, "local_gb": 2,
+                               "capabilities": "boot_mode:bios"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{node}");
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::POST,
+            "/ports",
+            Some(json!({"node_uuid": uuid, "address": mac})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let config = json!({"logical_disks": [{"size_gb": 1, "raid_level": "1",
+        "controller": "software", "is_root_volume": true}]});
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::PUT,
+            &format!("/nodes/{uuid}/states/raid"),
+            Some(config.clone()),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let machine = Machine::start(&ironic, &uuid, d, {
+        let (d, disks, kernel, initrd) =
+            (d.to_owned(), disks.clone(), kernel.clone(), initrd.clone());
+        let forward = http.addr().port();
+        move |n, cmdline| agent_vm(&d, n, cmdline, mac, &disks, &kernel, &initrd, forward)
+    });
+
+    // manual cleaning builds the array, Ironic records it
+    ironic.provision(&uuid, json!({"target": "manage"})).await;
+    ironic.settle(&uuid, &["manageable"]).await;
+    ironic
+        .provision(
+            &uuid,
+            json!({"target": "clean", "clean_steps": [
+                {"interface": "raid", "step": "delete_configuration"},
+                {"interface": "raid", "step": "create_configuration"}]}),
+        )
+        .await;
+    let n = ironic.settle(&uuid, &["manageable", "clean failed"]).await;
+    assert_eq!(
+        n["provision_state"],
+        "manageable",
+        "{}\n{}",
+        n["last_error"],
+        ironic.diagnostics()
+    );
+    let lds = n["raid_config"]["logical_disks"].as_array().unwrap();
+    assert_eq!(lds.len(), 1, "{}", n["raid_config"]);
+    assert_eq!(lds[0]["raid_level"], "1");
+    assert_eq!(lds[0]["controller"], "software");
+    for disk in &disks {
+        let parts = vm::partitions(disk);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        let f = std::fs::File::open(disk).unwrap();
+        let (_, name) = vm::md_superblock(&f, parts[0].0 + 4096)
+            .unwrap_or_else(|| panic!("no md superblock on {}", disk.display()));
+        assert!(!name.is_empty());
+    }
+
+    // provide: automated cleaning (erase_devices_metadata) keeps the RAID members
+    ironic.provision(&uuid, json!({"target": "provide"})).await;
+    let n = ironic.settle(&uuid, &["available", "clean failed"]).await;
+    assert_eq!(
+        n["provision_state"],
+        "available",
+        "{}\n{}",
+        n["last_error"],
+        ironic.diagnostics()
+    );
+
+    // deploy a whole-disk image onto the RAID-1 root in BIOS mode (image_type
+    // given: without it Ironic 39 asks whether a file:// source is a path and
+    // fails with a 500, "'str' object has no attribute 'url'")
+    let img = vm::bios_image(d);
+    std::fs::write(d.join("raid-image.raw"), &img).unwrap();
+    let (s, v) = ironic
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/nodes/{uuid}"),
+            Some(json!([{"op": "add", "path": "/instance_info", "value": {
+                "image_source": format!("file://{}", d.join("raid-image.raw").display()),
+                "image_disk_format": "raw", "image_os_hash_algo": "sha256",
+                "image_os_hash_value": sha256_hex(&img),
+                "image_rootfs_uuid": vm::ROOTFS_UUID, "image_type": "whole-disk",
+                "capabilities": {"boot_mode": "bios"}}}])),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    ironic.provision(&uuid, json!({"target": "active"})).await;
+    let n = ironic.settle(&uuid, &["active", "deploy failed"]).await;
+    assert_eq!(
+        n["provision_state"],
+        "active",
+        "{}\n{}",
+        n["last_error"],
+        ironic.diagnostics()
+    );
+    for disk in &disks {
+        let parts = vm::partitions(disk);
+        let f = std::fs::File::open(disk).unwrap();
+        let (data_offset, _) = vm::md_superblock(&f, parts[0].0 + 4096).unwrap();
+        let mut got = vec![0u8; img.len()];
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut got, parts[0].0 + data_offset).unwrap();
+        assert!(
+            got[1 << 20..] == img[1 << 20..],
+            "{} mirrors the image",
+            disk.display()
+        );
+    }
+    // GRUB on each disk: either one alone boots the image's grub.cfg
+    let boot_dir = d.join("boot");
+    std::fs::create_dir_all(&boot_dir).unwrap();
+    vm::boot_disks(&disks[..1], &boot_dir, vm::BIOS_MARKER, false);
+    vm::boot_disks(&disks[1..], &boot_dir, vm::BIOS_MARKER, false);
+
+    // undeploy, then manual cleaning deletes the array
+    ironic.provision(&uuid, json!({"target": "deleted"})).await;
+    let n = ironic.settle(&uuid, &["available", "clean failed"]).await;
+    assert_eq!(n["provision_state"], "available", "{}", n["last_error"]);
+    ironic.provision(&uuid, json!({"target": "manage"})).await;
+    ironic.settle(&uuid, &["manageable"]).await;
+    ironic
+        .provision(
+            &uuid,
+            json!({"target": "clean", "clean_steps": [
+                {"interface": "raid", "step": "delete_configuration"}]}),
+        )
+        .await;
+    let n = ironic.settle(&uuid, &["manageable", "clean failed"]).await;
+    assert_eq!(
+        n["provision_state"],
+        "manageable",
+        "{}\n{}",
+        n["last_error"],
+        ironic.diagnostics()
+    );
+    assert_eq!(
+        n["raid_config"],
+        json!({}),
+        "Ironic's post-delete hook clears raid_config"
+    );
+    for disk in &disks {
+        assert!(
+            vm::partitions(disk).is_empty(),
+            "{} still has partitions",
+            disk.display()
+        );
+    }
     machine.shutdown().await;
 }

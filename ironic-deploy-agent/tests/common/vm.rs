@@ -114,6 +114,13 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
+# test-forward-ports=P1,P2: the VM's 127.0.0.1:P is the host's loopback (10.0.2.2:P),
+# for URLs that the host and the VM must both reach (Ironic's http_url)
+for p in $(sed -n 's/.*test-forward-ports=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' '); do
+  printf '#!/bin/sh\nexec nc 10.0.2.2 %s\n' "$p" > /bin/fwd-$p
+  chmod +x /bin/fwd-$p
+  nc -ll -p "$p" -e /bin/fwd-$p &
+done
 echo "raid-ramdisk: disks: $(ls /sys/block | tr '\n' ' ')"
 RUST_LOG=info /bin/ironic-agent --listen 0.0.0.0:9999 --state-dir /run/ironic-agent
 echo "raid-ramdisk: ironic-agent exited with status $?"
