@@ -10,6 +10,7 @@ pub mod inspection_rules;
 pub mod lab;
 pub mod metrics;
 pub mod network;
+pub mod progress;
 pub mod ramdisk;
 pub mod server;
 pub mod vmedia;

@@ -100,7 +100,7 @@ fn init_logging(cfg: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(ironic_standalone::progress::StderrWriter);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -137,7 +137,8 @@ fn main() -> ExitCode {
                     .to_owned()
             }),
         };
-        return match ironic_standalone::ramdisk::build(&opts) {
+        let progress = ironic_standalone::progress::Progress::stderr("ironic ramdisk build");
+        return match ironic_standalone::ramdisk::build_reporting(&opts, &progress) {
             Ok(report) => {
                 println!("{}", report.summary());
                 ExitCode::SUCCESS

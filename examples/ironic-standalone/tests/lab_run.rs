@@ -123,6 +123,13 @@ async fn the_lab_binary_comes_up_and_stops_on_sigint() {
     assert!(banner.contains("2 simulated servers"), "{banner}");
     assert!(banner.contains("baremetal node deploy"), "{banner}");
     assert!(dir.path().join("images/lab-image.raw").is_file());
+    // stderr is a file: progress as plain lines, the count at its end.
+    let stderr = log();
+    assert!(
+        stderr.contains("ironic lab: starting 2 simulated servers")
+            && stderr.contains("ironic lab: nodes available (manage, then provide: cleaning): 2/2"),
+        "{stderr}"
+    );
     let pid = child.id().unwrap() as i32;
     // SIGINT, as Ctrl-C sends.
     std::process::Command::new("kill")

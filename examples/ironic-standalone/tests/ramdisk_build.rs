@@ -143,6 +143,37 @@ fn ramdisk_build_makes_an_initramfs_and_an_iso_whose_tools_run_and_agent_calls_h
         stdout.contains("deploy_ramdisk ="),
         "the summary says what to put in the config: {stdout}"
     );
+    // Not a terminal: the progress is plain lines on stderr, one per step and
+    // one per tenth of the initramfs's files (not one per file).
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ironic ramdisk build: "))
+        .collect();
+    for step in [
+        "collecting the host's tools and their libraries",
+        "GRUB images for the ISO",
+        "initramfs: files written and compressed: 0/",
+        "ironic-agent.iso (BIOS and UEFI)",
+    ] {
+        assert!(
+            progress.iter().any(|l| l.contains(step)),
+            "no progress line with {step:?} in:\n{stderr}"
+        );
+    }
+    let files = progress
+        .iter()
+        .filter_map(|l| l.split("compressed: ").nth(1))
+        .collect::<Vec<_>>();
+    let last = files.last().unwrap().split('/').collect::<Vec<_>>();
+    assert_eq!(last[0], last[1], "every file counted: {files:?}");
+    // One line per tenth, plus one per 5 s while a tenth takes longer (big
+    // modules on a loaded machine): never one per file.
+    let bound = 12 + started.elapsed().as_secs() as usize / 5;
+    assert!(
+        files.len() <= bound && files.len() < last[1].parse::<usize>().unwrap() / 4,
+        "a line per tenth or per 5 s: {files:?}"
+    );
 
     for f in ["ironic-agent.eltorito.img", "ironic-agent.esp.img"] {
         assert!(

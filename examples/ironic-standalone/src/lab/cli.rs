@@ -14,6 +14,7 @@ use crate::lab::images;
 use crate::lab::model::Faults;
 use crate::lab::rack::BmcKind;
 use crate::lab::run::{Lab, LabError, LabOptions};
+use crate::progress::Progress;
 
 /// `ironic lab`: the service plus simulated servers on loopback.
 #[derive(clap::Args, Debug, Clone)]
@@ -256,7 +257,14 @@ pub fn instructions(lab: &Lab) -> String {
 
 /// Runs the lab until `shutdown` resolves (Ctrl-C), then stops everything it started.
 pub async fn run(opts: LabOptions, shutdown: impl Future<Output = ()>) -> Result<(), LabError> {
-    let lab = Lab::start(&opts).await?;
+    let status = Progress::stderr("ironic lab");
+    status.step(&format!(
+        "starting {} simulated servers, their BMCs and the conductor",
+        opts.servers
+    ));
+    let lab = Lab::start(&opts).await;
+    status.finish();
+    let lab = lab?;
     let names: HashMap<NodeId, String> = lab
         .conductor
         .list_nodes(&NodeQuery::default())
@@ -268,7 +276,7 @@ pub async fn run(opts: LabOptions, shutdown: impl Future<Output = ()>) -> Result
     let progress = spawn_progress(&lab.conductor, names);
     tokio::pin!(shutdown);
     let failures = tokio::select! {
-        f = lab.make_available(opts.ready_timeout) => f,
+        f = lab.make_available_reporting(opts.ready_timeout, &status) => f,
         _ = &mut shutdown => {
             tracing::info!("interrupted while bringing the lab up; stopping");
             progress.abort();

@@ -15,6 +15,7 @@ use crate::lab::machine::{self, AgentLaunch};
 use crate::lab::model::Faults;
 use crate::lab::rack::{Rack, RackConfig};
 use crate::lab::service::{self, HttpServer};
+use crate::progress::Progress;
 
 /// What `ironic lab` starts.
 #[derive(Clone, Debug)]
@@ -335,7 +336,22 @@ impl Lab {
     /// `manage` then `provide` every node, concurrently; returns the names that failed
     /// with why.
     pub async fn make_available(&self, timeout: Duration) -> Vec<(String, String)> {
+        self.make_available_reporting(timeout, &Progress::silent())
+            .await
+    }
+
+    /// [`Lab::make_available`], counting the nodes that got there (or failed) in
+    /// `progress`.
+    pub async fn make_available_reporting(
+        &self,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Vec<(String, String)> {
         let started = Instant::now();
+        progress.counted(
+            "nodes available (manage, then provide: cleaning)",
+            self.rack.servers.len() as u64,
+        );
         let api = self.via_api.then(|| format!("http://{}", self.api.addr()));
         let jobs = self.rack.servers.iter().map(|s| {
             let conductor = self.conductor.clone();
@@ -363,6 +379,7 @@ impl Lab {
                     Ok::<(), String>(())
                 }
                 .await;
+                progress.inc(r.is_ok());
                 r.err().map(|e| (name, e))
             }
         });
@@ -371,6 +388,7 @@ impl Lab {
             .into_iter()
             .flatten()
             .collect();
+        progress.finish();
         tracing::info!(
             ready = self.rack.servers.len() - failures.len(),
             failed = failures.len(),

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 pub use cpio::CpioWriter;
 pub use kernel::{ModuleTree, check_bzimage};
 
+use crate::progress::Progress;
+
 /// The modules put into the initramfs (with their dependencies), when the kernel
 /// has them as modules: virtual machines, the common server NICs and storage
 /// controllers, software RAID (md), USB and CD (virtual media), the file
@@ -271,6 +273,21 @@ fn default_agent() -> PathBuf {
 
 /// Build the kernel and initramfs into `opts.output`.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
+    build_reporting(opts, &Progress::silent())
+}
+
+/// [`build`], saying each step (fetching the kernel, collecting the host's
+/// tools, GRUB, the initramfs file by file, the ISO) to `progress`.
+pub fn build_reporting(
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuildReport, RamdiskError> {
+    let r = build_steps(opts, progress);
+    progress.finish();
+    r
+}
+
+fn build_steps(opts: &BuildOptions, progress: &Progress) -> Result<BuildReport, RamdiskError> {
     let started = Instant::now();
     let out = &opts.output;
     std::fs::create_dir_all(out).map_err(|e| RamdiskError::io(out, e))?;
@@ -303,6 +320,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
         }
         None => {
             let cache = opts.cache.clone().unwrap_or_else(|| out.join(".cache"));
+            progress.step(&format!(
+                "kernel: Debian's kernel package (apt-get download, cached in {})",
+                cache.join("kernel").display()
+            ));
             kernel::fetch_debian(&cache.join("kernel"))?
         }
     };
@@ -323,13 +344,26 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     let payload = if opts.without_tools {
         tools::Payload::default()
     } else {
+        progress.step(if opts.with_burnin {
+            "collecting the host's tools, the burn-in tools and their libraries"
+        } else {
+            "collecting the host's tools and their libraries"
+        });
         tools::collect(Path::new("/"), opts.with_burnin)?
     };
     // GRUB for the ISO before the long part, so that a missing GRUB fails early.
     let boot_files = match &opts.iso_cmdline {
-        Some(_) => Some(iso::BootFiles::build(&out.join(".grub"))?),
+        Some(_) => {
+            progress.step("GRUB images for the ISO (BIOS and UEFI)");
+            Some(iso::BootFiles::build(&out.join(".grub"))?)
+        }
         None => None,
     };
+    // Every file of the initramfs: the tools, busybox, the agent, the modules.
+    progress.counted(
+        "initramfs: files written and compressed",
+        (payload.files.len() + 2 + order.len()) as u64,
+    );
 
     // The initramfs.
     let initramfs = out.join("ironic-agent.initramfs");
@@ -388,13 +422,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     for (rel, host, mode) in &payload.files {
         let data = std::fs::read(host).map_err(|e| RamdiskError::io(host, e))?;
         w.file(rel, *mode, &data).map_err(e)?;
+        progress.inc(true);
     }
     for (link, target) in &payload.links {
         w.symlink(link, target).map_err(e)?;
     }
     w.file("bin/busybox", 0o755, &busybox).map_err(e)?;
+    progress.inc(true);
     w.symlink("bin/sh", "busybox").map_err(e)?;
     w.file("bin/ironic-agent", 0o755, &agent).map_err(e)?;
+    progress.inc(true);
     let mut list = String::new();
     for rel in &order {
         let name = rel.rsplit('/').next().unwrap_or(rel);
@@ -404,6 +441,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
             .map_err(e)?;
         list.push_str(name);
         list.push('\n');
+        progress.inc(true);
     }
     w.file("etc/modules.order", 0o644, list.as_bytes())
         .map_err(e)?;
@@ -433,6 +471,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, RamdiskError> {
     }
     let iso = match (&boot_files, &opts.iso_cmdline) {
         (Some(files), Some(cmdline)) => {
+            progress.step("ironic-agent.iso (BIOS and UEFI)");
             files.save(out)?;
             let _ = std::fs::remove_dir_all(out.join(".grub"));
             let path = iso::iso_path(out);
