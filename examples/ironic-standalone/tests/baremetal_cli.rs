@@ -355,23 +355,7 @@ fn sigterm_shuts_down_cleanly_and_state_survives_a_restart() {
 fn cli_calls_the_redfish_vendor_methods() {
     let dir = tempfile::tempdir().unwrap();
     let rt = api_support::rt();
-    let spec = ironic_lab::ServerSpec {
-        name: "lab-0".into(),
-        uuid: uuid::Uuid::new_v4(),
-        macs: vec!["52:54:00:e0:14:98".parse().unwrap()],
-        disk: dir.path().join("lab-0.img"),
-        disk_size: 1 << 30,
-        cpus: 2,
-        memory_mib: 2048,
-        username: "admin".into(),
-        password: ironic_core::Secret::new("pw-lab-0"),
-    };
-    let sim = rt
-        .block_on(ironic_lab::RedfishSim::start(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![ironic_lab::SimServer::new(spec)],
-        ))
-        .unwrap();
+    let sim = api_support::lab_redfish_sim(&rt, dir.path());
     let ironic = Ironic::start(&[], &[]);
     let url = ironic.url.clone();
     let info = format!("redfish_address={}", sim.url());

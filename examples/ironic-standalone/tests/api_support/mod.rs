@@ -302,3 +302,24 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
 }
+
+/// The lab's Redfish simulator (it keeps event subscriptions) with one system,
+/// `/redfish/v1/Systems/lab-0`, user `admin`, password `pw-lab-0`; its disk in `dir`.
+pub fn lab_redfish_sim(rt: &tokio::runtime::Runtime, dir: &Path) -> ironic_lab::RedfishSim {
+    let spec = ironic_lab::ServerSpec {
+        name: "lab-0".into(),
+        uuid: uuid::Uuid::new_v4(),
+        macs: vec!["52:54:00:e0:14:98".parse().unwrap()],
+        disk: dir.join("lab-0.img"),
+        disk_size: 1 << 30,
+        cpus: 2,
+        memory_mib: 2048,
+        username: "admin".into(),
+        password: ironic_core::Secret::new("pw-lab-0"),
+    };
+    rt.block_on(ironic_lab::RedfishSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![ironic_lab::SimServer::new(spec)],
+    ))
+    .unwrap()
+}
