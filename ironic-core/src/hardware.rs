@@ -209,7 +209,7 @@ impl HardwareType {
 /// |---|---|
 /// | bios | `no-bios` |
 /// | boot | `ipxe`, `pxe`, `http-ipxe`, `http` |
-/// | console | `no-console` |
+/// | console | `no-console`, `fake-graphical` |
 /// | deploy | `direct`, `ramdisk` |
 /// | firmware | `no-firmware` |
 /// | inspect | `agent`, `no-inspect` |
@@ -224,7 +224,7 @@ pub const GENERIC: HardwareType = HardwareType {
     name: "generic",
     bios: &["no-bios"],
     boot: &["ipxe", "pxe", "http-ipxe", "http"],
-    console: &["no-console"],
+    console: &["no-console", "fake-graphical"],
     deploy: &["direct", "ramdisk"],
     firmware: &["no-firmware"],
     inspect: &["agent", "no-inspect"],
@@ -246,7 +246,7 @@ pub const GENERIC: HardwareType = HardwareType {
 /// |---|---|
 /// | bios | `fake`, `no-bios` |
 /// | boot | `fake`, `ipxe`, `pxe`, `http-ipxe`, `http` |
-/// | console | `fake`, `no-console` |
+/// | console | `fake`, `no-console`, `fake-graphical` |
 /// | deploy | `fake`, `direct`, `ramdisk` |
 /// | firmware | `fake`, `no-firmware` |
 /// | inspect | `fake`, `agent`, `no-inspect` |
@@ -261,7 +261,7 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
     name: "fake-hardware",
     bios: &["fake", "no-bios"],
     boot: &["fake", "ipxe", "pxe", "http-ipxe", "http"],
-    console: &["fake", "no-console"],
+    console: &["fake", "no-console", "fake-graphical"],
     deploy: &["fake", "direct", "ramdisk"],
     firmware: &["fake", "no-firmware"],
     inspect: &["fake", "agent", "no-inspect"],
@@ -281,7 +281,7 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
 /// |---|---|
 /// | bios | `no-bios` |
 /// | boot | `ipxe`, `pxe`, `http-ipxe`, `http` |
-/// | console | `no-console` |
+/// | console | `no-console`, `fake-graphical` |
 /// | deploy | `direct`, `ramdisk` |
 /// | firmware | `no-firmware` |
 /// | inspect | `agent`, `no-inspect` |

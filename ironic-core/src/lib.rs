@@ -4,6 +4,7 @@ pub mod conductor;
 pub mod driver;
 pub mod error;
 pub mod fake;
+pub mod graphical;
 pub mod hardware;
 pub mod ids;
 pub mod inspection_rules;

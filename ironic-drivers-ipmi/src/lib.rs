@@ -26,14 +26,14 @@ pub use session::crypto::CipherSuite;
 pub const NAME: &str = "ipmitool";
 
 /// The `ipmi` hardware type, as Ironic defines it: power `ipmitool`, management
-/// `ipmitool` or `noop`, console `ipmitool-socat` or `no-console`, vendor
+/// `ipmitool` or `noop`, console `ipmitool-socat`, `no-console` or `fake-graphical`, vendor
 /// `ipmitool` or `no-vendor`, boot `ipxe`, `pxe`, `http-ipxe`, `http`.
 /// Interfaces not registered in the registry are skipped when picking defaults.
 pub const IPMI_HARDWARE: HardwareType = GENERIC
     .named("ipmi")
     .with_power(&[NAME])
     .with_management(&[NAME, "noop"])
-    .with_console(&[CONSOLE_NAME, "no-console"])
+    .with_console(&[CONSOLE_NAME, "no-console", "fake-graphical"])
     .with_vendor(&[NAME, "no-vendor"]);
 
 /// The interfaces of this crate, sharing one client: one session and one command

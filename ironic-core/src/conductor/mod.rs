@@ -29,6 +29,7 @@ mod allocations;
 mod budget;
 mod cache;
 mod cluster;
+mod console;
 mod heartbeat;
 mod job;
 mod media;
@@ -172,6 +173,10 @@ pub struct ConductorConfig {
     pub state_budgets: BTreeMap<crate::states::ProvisionState, Duration>,
     /// How often the budgets are checked (60 s; zero disables the check).
     pub state_budget_check_interval: Duration,
+    /// How often consoles whose session expired are stopped
+    /// ([`Conductor::expire_console_sessions`]; Ironic's
+    /// `[vnc] expire_console_session_interval`, 120 s; zero disables the check).
+    pub console_session_check_interval: Duration,
     /// The inspection rule engine: secret masking, the operator's built-in
     /// rules and the HTTP client of `api-call` actions (Ironic's
     /// `[inspection_rules]`).
@@ -220,6 +225,7 @@ impl Default for ConductorConfig {
             enable_health_monitoring: true,
             state_budgets: BTreeMap::new(),
             state_budget_check_interval: min(60),
+            console_session_check_interval: min(120),
             inspection_rules: Default::default(),
         }
     }
@@ -356,6 +362,14 @@ impl Conductor {
             c.resume_allocations().await?;
         }
         c.spawn_periodics();
+        if c.config().takes_work {
+            // Ironic's `_start_consoles`, in a worker: a slow BMC does not hold
+            // up the start.
+            let c2 = c.clone();
+            c.inner
+                .tracker
+                .spawn(async move { c2.start_consoles().await });
+        }
         tracing::info!(host = %c.config().host, "conductor started");
         Ok(c)
     }
@@ -376,6 +390,7 @@ impl Conductor {
         self.inner.periodics.wait().await;
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
+        self.stop_all_consoles().await;
         let host = &self.config().host;
         match self.store().clear_reservations(host).await {
             Ok(0) => {}

@@ -84,6 +84,13 @@ impl Conductor {
             cfg.state_budget_check_interval,
             |c| async move { c.check_state_budgets().await },
         );
+        self.spawn_periodic(
+            "expire_console_sessions",
+            cfg.console_session_check_interval,
+            |c| async move {
+                c.expire_console_sessions().await;
+            },
+        );
     }
 
     /// Clear what a previous run under this host name left: `target_power_state`

@@ -193,22 +193,57 @@ impl Conductor {
         Ok(d.management.get_sensors_data(&task).await?)
     }
 
-    /// Start or stop the console and record `console_enabled`.
+    /// Start or stop the console and record `console_enabled`, as Ironic's
+    /// `set_console_mode`: nothing is done when the console is already in that
+    /// state (after validating); `last_error` is cleared first, and a failure is
+    /// recorded in `last_error` and the node's history
+    /// (`Error enabling the console on node ...`) and returned.
     pub async fn set_console_mode(&self, ident: &Ident, enabled: bool) -> Result<()> {
         self.check_accepting()?;
         let mut job = self.job(ident, true).await?;
-        let r: Result<()> = async {
-            let d = job.task.driver()?.clone();
-            d.console.validate(&job.task)?;
-            if enabled {
-                d.console.start_console(&mut job.task).await?;
-            } else {
-                d.console.stop_console(&mut job.task).await?;
+        let d = match job.task.driver() {
+            Ok(d) => d.clone(),
+            Err(e) => {
+                job.finish().await;
+                return Err(e.into());
             }
-            job.node_mut().console_enabled = enabled;
-            job.save().await
+        };
+        if let Err(e) = d.console.validate(&job.task) {
+            job.finish().await;
+            return Err(e.into());
         }
-        .await;
+        if job.node().console_enabled == enabled {
+            tracing::info!(node = %job.node().uuid, enabled, "no console action: the console is already in that state");
+            job.finish().await;
+            return Ok(());
+        }
+        job.node_mut().last_error = None;
+        let r = if enabled {
+            d.console.start_console(&mut job.task).await
+        } else {
+            d.console.stop_console(&mut job.task).await
+        };
+        let r: Result<()> = match r {
+            Ok(()) => {
+                job.node_mut().console_enabled = enabled;
+                job.save().await
+            }
+            Err(e) => {
+                let msg = format!(
+                    "Error {} the console on node {}. Reason: {e}",
+                    if enabled { "enabling" } else { "disabling" },
+                    job.node().uuid
+                );
+                tracing::error!(node = %job.node().uuid, "{msg}");
+                job.node_mut().last_error = Some(msg.clone());
+                if job.save().await.is_ok() {
+                    let node = job.node().clone();
+                    self.record_history(&node, "console", crate::model::Severity::Error, &msg)
+                        .await;
+                }
+                Err(e.into())
+            }
+        };
         job.finish().await;
         r
     }

@@ -18,7 +18,10 @@ pub struct ConsoleInfo {
 ///
 /// # Contract
 /// `start_console` succeeds if the console is already started; `stop_console` if it
-/// is already stopped.
+/// is already stopped. Both may change the node (the conductor saves it with
+/// `console_enabled`). Graphical consoles ([`crate::graphical`]) also say when a
+/// session has expired ([`ConsoleInterface::session_expired`]): the conductor's
+/// periodic check stops those consoles.
 #[async_trait]
 pub trait ConsoleInterface: BaseInterface {
     /// Start the console.
@@ -27,4 +30,16 @@ pub trait ConsoleInterface: BaseInterface {
     async fn stop_console(&self, task: &mut Task) -> Result<(), DriverError>;
     /// Connection information.
     async fn get_console(&self, task: &Task) -> Result<ConsoleInfo, DriverError>;
+    /// Whether the node's console session has expired and the console should be
+    /// stopped (Ironic's `_expire_console_sessions` of graphical consoles). Must
+    /// not contact anything. Default: never.
+    fn session_expired(&self, task: &Task) -> bool {
+        let _ = task;
+        false
+    }
+    /// Stop every console this interface runs, whatever the node (Ironic's
+    /// `stop_all_containers`, at conductor shutdown). Default: nothing to do.
+    async fn stop_all(&self) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
