@@ -3,6 +3,7 @@
 mod bios;
 pub mod client;
 pub mod config;
+mod console;
 mod error;
 mod firmware;
 mod https_boot;
@@ -25,6 +26,7 @@ use ironic_core::{DriverError, HardwareType, InterfaceRegistry};
 pub use bios::RedfishBios;
 pub use client::{RedfishClient, SessionStats};
 pub use config::{AuthType, RedfishConfig, RedfishDriverInfo, VerifyCa};
+pub use console::{GRAPHICAL_CONSOLE, RedfishConsoleApp, register_graphical_console};
 pub use firmware::RedfishFirmware;
 pub use https_boot::{RedfishHttpsBoot, UEFI_HTTP_URL};
 pub use inspect::RedfishInspect;
@@ -48,8 +50,13 @@ pub const HTTPS_BOOT: &str = "redfish-https";
 /// The `redfish` hardware type, as Ironic's `RedfishHardware` defines it. This
 /// crate provides the `redfish` implementations (the vendor interface with
 /// Ironic's passthru methods: event subscriptions, `eject_vmedia`),
-/// `redfish-virtual-media` and `redfish-https`; `redfish-graphical` is not
-/// implemented (so the console default falls to the next registered name).
+/// `redfish-virtual-media`, `redfish-https` and `redfish-graphical`.
+///
+/// Consoles: Ironic lists `redfish-graphical`, `ipmitool-socat`, `no-console`,
+/// `fake-graphical`, and its default `enabled_console_interfaces` is `no-console`
+/// alone, so a node gets `no-console` unless the operator enables a console.
+/// Here registering is enabling, so `no-console` comes first to keep that
+/// default; `ipmitool-socat` is not offered for Redfish nodes.
 pub const REDFISH_HARDWARE: HardwareType = GENERIC
     .named("redfish")
     .with_bios(&["redfish", "no-bios"])
@@ -61,7 +68,7 @@ pub const REDFISH_HARDWARE: HardwareType = GENERIC
         "redfish-virtual-media",
         "redfish-https",
     ])
-    .with_console(&["no-console", "redfish-graphical"])
+    .with_console(&["no-console", "redfish-graphical", "fake-graphical"])
     .with_firmware(&["redfish", "no-firmware"])
     .with_inspect(&["redfish", "agent", "no-inspect"])
     .with_management(&["redfish", "noop"])
@@ -113,6 +120,10 @@ fn register_inner(
         .register_firmware(NAME, Arc::new(RedfishFirmware::with_shared(shared.clone())))
         .register_vendor(NAME, Arc::new(RedfishVendor::with_shared(shared.clone())))
         .register_hardware_type(REDFISH_HARDWARE);
+    // Ironic's default console provider (`fake`) until the application passes
+    // its own with `register_graphical_console`.
+    let auth = shared.config.default_auth_type;
+    register_graphical_console(registry, Default::default(), auth);
 }
 
 /// What the interfaces of one registration share: the settings and the clients.
