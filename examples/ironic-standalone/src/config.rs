@@ -12,11 +12,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod boot;
+mod vnc;
 
 pub use boot::{
     BootDhcp, BootHttp, BootSection, BootTftp, DEFAULT_HARDWARE_TYPES, DhcpModeConfig,
     DriversSection, default_enabled, host_port,
 };
+pub use vnc::{CONTAINER_PROVIDERS, VncSection};
 
 /// Everything `ironic` reads.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -53,6 +55,8 @@ pub struct Config {
     pub inspector: crate::network::InspectorSection,
     /// `[inspection_rules]`: built-in rules and secret masking (API 1.96).
     pub inspection_rules: crate::inspection_rules::InspectionRulesSection,
+    /// `[vnc]`: graphical consoles (the noVNC proxy, tokens, container provider).
+    pub vnc: VncSection,
 }
 
 /// How clients authenticate.
@@ -633,6 +637,7 @@ impl Config {
         }
         self.boot.check()?;
         self.drivers.check()?;
+        self.vnc.check()?;
         if crate::network::enabled(self) {
             crate::network::build(self).map_err(ConfigError::Invalid)?;
         }

@@ -14,3 +14,4 @@ pub mod progress;
 pub mod ramdisk;
 pub mod server;
 pub mod vmedia;
+pub mod vnc;

@@ -56,6 +56,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The noVNC proxy (`[vnc] enabled`) could not start.
+    #[error("cannot start the noVNC proxy: {0}")]
+    Vnc(#[from] crate::vnc::VncError),
 }
 
 /// Every implementation this build has, registered over `[boot]` and `[fake]`,
@@ -109,6 +112,22 @@ fn available_registry(
         cfg.redfish.driver_config(),
         std::sync::Arc::new(isos),
     );
+    // Graphical consoles over the `[vnc]` container provider (one shared by both).
+    match cfg.vnc.consoles() {
+        Ok(consoles) => {
+            ironic_core::graphical::register_fake_graphical(&mut reg, consoles.clone());
+            ironic_drivers_redfish::register_graphical_console(
+                &mut reg,
+                consoles,
+                cfg.redfish.driver_config().default_auth_type,
+            );
+        }
+        Err(e) => {
+            for name in ["fake-graphical", "redfish-graphical"] {
+                unavailable.insert((InterfaceType::Console, name), e.clone());
+            }
+        }
+    }
     // (Config::check validated [inspector]; an error here means it was skipped)
     let inspect = crate::network::inspect_config(cfg).unwrap_or_else(|e| {
         tracing::error!(error = %e, "[inspector] ignored");
@@ -334,6 +353,7 @@ pub fn conductor_config(cfg: &Config) -> ConductorConfig {
             .map(|(s, b)| (*s, secs(*b)))
             .collect();
         v.state_budget_check_interval = secs(c.state_budget_check_interval);
+        v.console_session_check_interval = secs(cfg.vnc.expire_console_session_interval);
         v
     }
 }
@@ -471,6 +491,8 @@ pub struct Launched {
     pub boot: BootPlan,
     /// The running boot servers (stopped when dropped).
     pub boot_servers: BootServers,
+    /// The noVNC proxy when `[vnc] enabled` (stopped when dropped).
+    pub vnc: Option<crate::vnc::VncProxy>,
 }
 
 impl std::fmt::Debug for Launched {
@@ -513,6 +535,11 @@ pub async fn launch(cfg: &Config) -> Result<Launched, ServeError> {
     }
     let boot_servers = crate::boot::start(&cfg, &boot).await?;
     let deployment = start_with(&cfg, registry).await?;
+    let vnc = if cfg.vnc.enabled {
+        Some(crate::vnc::start(&cfg.vnc, deployment.conductor.clone()).await?)
+    } else {
+        None
+    };
     tracing::info!(
         listen = %addr,
         api_url = %api_url,
@@ -528,6 +555,7 @@ pub async fn launch(cfg: &Config) -> Result<Launched, ServeError> {
         deployment,
         boot,
         boot_servers,
+        vnc,
     })
 }
 
@@ -548,6 +576,7 @@ pub async fn serve(
         listener,
         deployment,
         boot_servers,
+        vnc,
         ..
     } = launched;
     let report = crate::http::serve(listener, app, limits, shutdown).await;
@@ -559,6 +588,7 @@ pub async fn serve(
         accept_errors = report.accept_errors,
         "API stopped; shutting the conductor down"
     );
+    drop(vnc);
     deployment.conductor.shutdown().await;
     drop(boot_servers);
     tracing::info!("conductor stopped");

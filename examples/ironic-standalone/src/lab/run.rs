@@ -116,6 +116,8 @@ pub struct Lab {
     pub boot_servers: crate::boot::BootServers,
     /// The boot files' base URL.
     pub boot_url: String,
+    /// The noVNC proxy when `[vnc] enabled` (graphical consoles).
+    pub vnc: Option<crate::vnc::VncProxy>,
     /// `<data_dir>/lab.lock`, locked for the lab's lifetime.
     _lock: std::fs::File,
     /// The Open vSwitch bridge the servers' NICs are plugged into (`--switch ovs`).
@@ -264,6 +266,7 @@ impl Lab {
         let api = svc.api;
         let boot_servers = svc.boot_servers;
         let boot_url = svc.boot_url;
+        let vnc = svc.vnc;
         let api_url = format!("http://{}", api.addr());
         tracing::info!(api = %api_url, "Ironic API and conductor running");
         let extra = match &opts.database {
@@ -326,6 +329,7 @@ impl Lab {
             api,
             boot_servers,
             boot_url,
+            vnc,
             _lock: lock,
             bridge,
             conductors: extra,
@@ -401,6 +405,7 @@ impl Lab {
     /// Stops the API, the conductors, the machines (agents) and the BMCs.
     pub async fn shutdown(self) {
         self.api.shutdown().await;
+        drop(self.vnc);
         futures::future::join_all(self.conductors.into_iter().map(LabConductor::stop)).await;
         self.conductor.shutdown().await;
         self.rack.shutdown().await;

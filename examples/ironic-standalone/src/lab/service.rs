@@ -89,6 +89,8 @@ pub struct Service {
     pub boot_url: String,
     /// The boot servers `[boot]` asked for (none by default: the files are on the API).
     pub boot_servers: crate::boot::BootServers,
+    /// The noVNC proxy when `[vnc] enabled`.
+    pub vnc: Option<crate::vnc::VncProxy>,
 }
 
 /// Starts what `ironic serve` starts for `cfg` ([`server::launch`]: the same
@@ -104,6 +106,7 @@ pub async fn start(cfg: &Config) -> Result<Service, ServeError> {
         listener,
         deployment,
         boot_servers,
+        vnc,
         ..
     } = launched;
     let api = HttpServer::spawn_with(listener, app, limits).map_err(ServeError::Serve)?;
@@ -112,5 +115,6 @@ pub async fn start(cfg: &Config) -> Result<Service, ServeError> {
         api,
         boot_url,
         boot_servers,
+        vnc,
     })
 }
