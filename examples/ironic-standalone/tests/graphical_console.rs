@@ -420,6 +420,27 @@ fn redfish_graphical_console_through_the_novnc_proxy_in_a_browser_and_the_cli() 
         assert!(console_url.starts_with(&prefix), "{console_url}");
         let token = token_of(&console_url);
         assert_eq!(token.len(), 43, "{token}");
+        // Enabling an enabled console does nothing (Ironic: "No console action
+        // was triggered"): same token. Bad bodies get Ironic's messages.
+        set_console(&url, &node, true).await;
+        assert_eq!(console_state(&url, &node).await, st);
+        for (body, want) in [
+            (json!({}), "Missing mandatory parameter: enabled"),
+            (
+                json!({"enabled": "maybe"}),
+                "Invalid enabled: Unrecognized value 'maybe', acceptable values are:",
+            ),
+        ] {
+            let (s, b) = call(
+                &url,
+                Method::PUT,
+                &format!("/v1/nodes/{node}/states/console"),
+                Some(body),
+            )
+            .await;
+            assert_eq!(s, 400, "{b}");
+            assert!(b.to_string().contains(want), "{b}");
+        }
         let pid = xvnc_pid(&node).expect("no Xvnc runs for the node");
         let cmdline =
             String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())

@@ -578,13 +578,28 @@ async fn set_console(
 ) -> ApiResult<Response> {
     let body = parse_object(&body)?;
     take(&body, &["enabled"])?;
+    // Ironic's `args.boolean` (oslo's bool_from_string, strict) and its messages.
     let enabled = match body.get("enabled") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => crate::api::query::parse_bool("enabled", s)?,
-        _ => {
+        None | Some(Value::Null) => {
             return Err(ApiError::bad_request(
-                "'enabled' is a required boolean argument",
+                "Missing mandatory parameter: enabled",
             ));
+        }
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match s.trim().to_ascii_lowercase().as_str() {
+                "1" | "t" | "true" | "on" | "y" | "yes" => true,
+                "0" | "f" | "false" | "off" | "n" | "no" => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid enabled: Unrecognized value '{s}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+                    )));
+                }
+            }
         }
     };
     st.conductor()
