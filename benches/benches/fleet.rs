@@ -12,7 +12,9 @@
 //! hash ring (all three run in this process, on the same cores: this measures
 //! what the coordination costs, not what three machines add). `FLEET_STORES`
 //! picks the full-size runs (default `memory,sqlite,postgres,postgres-3`);
-//! `FLEET_CRITERION=0` skips the criterion part.
+//! `FLEET_CRITERION=0` skips the criterion part. `FLEET_SQLITE_CONNECTIONS`,
+//! `FLEET_SQLITE_CACHE_KIB` and `FLEET_SQLITE_AUTOCHECKPOINT` override the SQLite
+//! store's `max_connections`, `writer_cache_kib` and `wal_autocheckpoint`.
 //!
 //! First, one full-size run per store (`FLEET_NODES`, default 10,000) in a child
 //! process of its own, so that its peak memory (`VmHWM` from `/proc/self/status`)
@@ -35,7 +37,7 @@ use futures::StreamExt;
 use ironic_core::conductor::{Conductor, ConductorConfig, NodeEvent, ProvisionRequest};
 use ironic_core::fake::{self, FakeConfig};
 use ironic_core::store::conformance::TestDatabase;
-use ironic_core::store::{MemoryStore, PostgresStore, SqliteStore, Store};
+use ironic_core::store::{MemoryStore, PostgresStore, SqliteOptions, SqliteStore, Store};
 use ironic_core::{Error, Ident, InterfaceRegistry, Node, NodeId, ProvisionState as S};
 use tokio::sync::{broadcast, oneshot};
 
@@ -250,14 +252,28 @@ async fn stores_for(
     };
     match kind {
         "memory" => (vec![Arc::new(MemoryStore::new())], None),
-        "sqlite" => (
-            vec![Arc::new(
-                SqliteStore::open(dir.join("fleet.sqlite"))
-                    .await
-                    .expect("open SQLite"),
-            )],
-            None,
-        ),
+        "sqlite" => {
+            // The store's options, each from the environment when set (to compare them).
+            let mut o = SqliteOptions::default();
+            o.max_connections = env_usize("FLEET_SQLITE_CONNECTIONS", o.max_connections as usize)
+                .try_into()
+                .expect("FLEET_SQLITE_CONNECTIONS");
+            o.writer_cache_kib = env_usize("FLEET_SQLITE_CACHE_KIB", o.writer_cache_kib as usize)
+                .try_into()
+                .expect("FLEET_SQLITE_CACHE_KIB");
+            o.wal_autocheckpoint =
+                env_usize("FLEET_SQLITE_AUTOCHECKPOINT", o.wal_autocheckpoint as usize)
+                    .try_into()
+                    .expect("FLEET_SQLITE_AUTOCHECKPOINT");
+            (
+                vec![Arc::new(
+                    SqliteStore::open_with(dir.join("fleet.sqlite"), o)
+                        .await
+                        .expect("open SQLite"),
+                )],
+                None,
+            )
+        }
         "postgres" => pg(1).await,
         "postgres-3" => pg(3).await,
         other => panic!("unknown store {other}"),
