@@ -7,9 +7,9 @@
 
 mod api_support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use api_support::webdriver::{Browser, Driver};
 use api_support::{Ironic, bm, call, rt};
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -274,106 +274,29 @@ async fn rfb_handshake(ws: Ws) -> ((u16, u16), String) {
 }
 
 // ---------------------------------------------------------------------------
-// Chromium over WebDriver (as tests/dashboard.rs drives it)
+// Chromium over WebDriver (api_support::webdriver, as tests/dashboard.rs)
 
-struct Driver {
-    child: Child,
-    url: String,
-    profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let hint =
-            "install Debian's `chromium` and `chromium-driver` (scripts/setup-test-deps.sh does)";
-        let chromedriver = need(&["/usr/bin/chromedriver"], hint);
-        need(&["/usr/bin/chromium"], hint);
-        let port = free_port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            profile: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Open `url` in a new headless session and poll `script` until it returns
-    /// a string starting with `want` (90 s at most); returns the last value.
-    async fn wait_for(&self, url: &str, script: &str, want: &str) -> String {
-        let c = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while c.get(format!("{}/status", self.url)).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu",
-                         "--disable-background-networking", "--no-first-run",
-                         "--disable-dev-shm-usage", "--window-size=1400,900",
-                         format!("--user-data-dir={}", self.profile.path().display())]
-            }
-        }}});
-        let r: Value = c
-            .post(format!("{}/session", self.url))
-            .json(&caps)
-            .send()
+/// Open `url` in a new headless session and poll `script` until it returns
+/// a string starting with `want` (90 s at most); returns the last value.
+async fn browser_wait_for(driver: &Driver, url: &str, script: &str, want: &str) -> String {
+    let b = Browser::open(driver).await;
+    b.go(url).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        last = b
+            .js(script, json!([]))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = r["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .unwrap_or_default()
             .to_owned();
-        let base = format!("{}/session/{id}", self.url);
-        let v: Value = c
-            .post(format!("{base}/url"))
-            .json(&json!({"url": url}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(v["value"].get("error").is_none(), "{v}");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            let v: Value = c
-                .post(format!("{base}/execute/sync"))
-                .json(&json!({"script": script, "args": []}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            last = v["value"].as_str().unwrap_or_default().to_owned();
-            if last.starts_with(want) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        if last.starts_with(want) {
+            break;
         }
-        let _ = c.delete(&base).send().await;
-        last
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    b.close().await;
+    last
 }
 
 // ---------------------------------------------------------------------------
@@ -533,13 +456,13 @@ fn redfish_graphical_console_through_the_novnc_proxy_in_a_browser_and_the_cli() 
 
         // (b) noVNC in Chromium, opened at the URL the API gave, connects.
         let driver = Driver::start();
-        let status = driver
-            .wait_for(
-                &console_url,
-                "return document.getElementById('status').textContent",
-                "Connected",
-            )
-            .await;
+        let status = browser_wait_for(
+            &driver,
+            &console_url,
+            "return document.getElementById('status').textContent",
+            "Connected",
+        )
+        .await;
         assert!(
             status.starts_with("Connected"),
             "noVNC shows {status:?}; ironic log:\n{}",

@@ -4,6 +4,7 @@
 
 pub mod real_ironic;
 pub mod sushy;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
