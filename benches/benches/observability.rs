@@ -90,14 +90,15 @@ fn bench(c: &mut Criterion) {
             ("dashboard_page", "/dashboard/api/nodes?limit=50".to_owned()),
             (
                 "dashboard_filtered",
-                "/dashboard/api/nodes?limit=50&provision_state=deploy%20wait".to_owned(),
+                // DeployWait as the API names it
+                "/dashboard/api/nodes?limit=50&provision_state=wait%20call-back".to_owned(),
             ),
         ] {
             let u = format!("{url}{path}");
             g.bench_with_input(BenchmarkId::new(name, n), &u, |b, u| {
                 b.to_async(&rt).iter(|| async {
                     let r = http.get(u).send().await.expect("GET");
-                    assert!(r.status().is_success());
+                    assert!(r.status().is_success(), "{u}: {}", r.status());
                     r.bytes().await.expect("body").len()
                 })
             });
