@@ -6,7 +6,8 @@
 //!
 //! Concurrency: a few connections of our own, no pool: one writer, and readers
 //! beside it (WAL lets them read while it writes). SQLite serialises writers, every
-//! multi-statement write runs in a `BEGIN IMMEDIATE` transaction, and a
+//! multi-statement write is all or nothing (its own `BEGIN IMMEDIATE` transaction,
+//! or a savepoint in a shared one), and a
 //! `busy_timeout` makes a writer wait for another process instead of failing. The
 //! node lock is one `UPDATE ... WHERE reservation IS NULL` statement, so several
 //! processes sharing one file still get exactly one winner. Within one process,
@@ -17,7 +18,13 @@
 //! every return, so one statement cost three round trips to the connection's
 //! thread instead of one.
 //!
-//! Durability (group commit): a write is acknowledged (its method returns `Ok`)
+//! Group commit: writes that queue at the gate while others run share one
+//! transaction (`commit.rs`): one commit writes each page they touched into the
+//! WAL once, instead of once per statement. A write that fails within it fails
+//! alone (a statement undoes itself; a write of several statements has a
+//! savepoint). Inside a write, reads run on the writer, so that they see its batch.
+//!
+//! Durability: a write is acknowledged (its method returns `Ok`)
 //! only once its commit is on disk. SQLite runs with `synchronous = NORMAL`, so a
 //! commit itself does not flush the write-ahead log; instead every write, after
 //! its commit, waits for an `fdatasync` of the WAL file that started after that
@@ -30,6 +37,7 @@
 //! one. Statements are prepared once per connection and reused (sqlx's statement
 //! cache).
 
+mod commit;
 mod node_data;
 mod nodes;
 mod ports;
@@ -50,6 +58,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::*;
+use commit::Writes;
 
 /// The migrations embedded in the binary (`ironic-core/migrations/`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -169,71 +178,6 @@ fn open_slot(g: MutexGuard<'_, Option<SqliteConnection>>) -> StoreResult<Conn<'_
         .map_err(|_| StoreError::Backend("the SQLite store is closed".to_owned()))
 }
 
-/// The write gate and the group commit of one store (see the module docs).
-#[derive(Debug)]
-struct Writes {
-    /// Held while a write runs: our writers queue here, not in SQLite's busy handler.
-    gate: tokio::sync::Mutex<()>,
-    /// The WAL file to flush (`None` in memory).
-    wal: Option<PathBuf>,
-    /// Tickets taken by writers whose commit is done (monotonic).
-    requested: std::sync::atomic::AtomicU64,
-    /// Held during a flush; holds the highest ticket known durable.
-    flushed: tokio::sync::Mutex<u64>,
-}
-
-impl Writes {
-    fn new(wal: Option<PathBuf>) -> Self {
-        Writes {
-            gate: tokio::sync::Mutex::new(()),
-            wal,
-            requested: std::sync::atomic::AtomicU64::new(0),
-            flushed: tokio::sync::Mutex::new(0),
-        }
-    }
-
-    /// Wait until every commit made before this call is on disk.
-    async fn durable(&self) -> StoreResult<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let Some(wal) = &self.wal else {
-            return Ok(());
-        };
-        let ticket = self.requested.fetch_add(1, SeqCst) + 1;
-        let mut flushed = self.flushed.lock().await;
-        if *flushed >= ticket {
-            // A flush that began after our commit has finished.
-            return Ok(());
-        }
-        // Every ticket taken so far belongs to a commit that is already done.
-        let upto = self.requested.load(SeqCst);
-        let wal = wal.clone();
-        let r = tokio::task::spawn_blocking(move || flush(&wal))
-            .await
-            .map_err(|e| StoreError::Backend(format!("flushing the SQLite WAL: {e}")))?;
-        r?;
-        *flushed = upto;
-        Ok(())
-    }
-}
-
-/// `fdatasync` the WAL file. No WAL file means nothing is pending in one: SQLite
-/// removes it only after checkpointing it into the database and flushing that.
-fn flush(wal: &Path) -> StoreResult<()> {
-    match std::fs::File::open(wal) {
-        Ok(f) => f.sync_data().map_err(|e| {
-            StoreError::Backend(format!(
-                "flushing {} (the commit may not be durable): {e}",
-                wal.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::Backend(format!(
-            "opening {} to flush it: {e}",
-            wal.display()
-        ))),
-    }
-}
-
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.path {
@@ -318,7 +262,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conns: Arc::new(Conns::new(writer, readers)),
             path: Some(path),
-            writes: Arc::new(Writes::new(Some(wal))),
+            writes: Arc::new(Writes::new(Some(wal), options.max_connections > 1)),
             locked: Default::default(),
         })
     }
@@ -338,7 +282,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conns: Arc::new(Conns::new(conn, Vec::new())),
             path: None,
-            writes: Arc::new(Writes::new(None)),
+            writes: Arc::new(Writes::new(None, false)),
             locked: Default::default(),
         })
     }
@@ -346,20 +290,6 @@ impl SqliteStore {
     /// The database file (`None` in memory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
-    }
-
-    /// Run one write: behind the gate, then wait until its commit is durable
-    /// (module docs). A failed write flushes nothing.
-    async fn write<T>(
-        &self,
-        op: impl std::future::Future<Output = StoreResult<T>>,
-    ) -> StoreResult<T> {
-        let out = {
-            let _gate = self.writes.gate.lock().await;
-            op.await?
-        };
-        self.writes.durable().await?;
-        Ok(out)
     }
 
     /// The columns of the rows of the nodes locked here (see the field).
@@ -374,8 +304,12 @@ impl SqliteStore {
         self.conns.writer().await
     }
 
-    /// A reader connection (the writer in memory).
+    /// A reader connection (the writer in memory, and inside a write, whose
+    /// reads must see the uncommitted writes of its batch).
     async fn r(&self) -> StoreResult<Conn<'_>> {
+        if self.in_write() {
+            return self.w().await;
+        }
         self.conns.reader().await
     }
 
@@ -679,7 +613,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_history(&self, e: &HistoryEvent, max_per_node: usize) -> StoreResult<()> {
-        self.write(self.history_add(e, max_per_node)).await
+        self.write_atomic(self.history_add(e, max_per_node)).await
     }
     async fn list_history(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
         self.history_list(node).await

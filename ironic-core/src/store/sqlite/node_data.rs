@@ -1,6 +1,6 @@
 //! Per-node data: history, and the BIOS, firmware and inventory caches.
 
-use sqlx::{AssertSqlSafe, Connection as _};
+use sqlx::AssertSqlSafe;
 
 use super::*;
 
@@ -38,16 +38,12 @@ impl SqliteStore {
         let node = e.node_uuid.to_string();
         let data = encode("history event", e.uuid, e)?;
         let ctx = || format!("recording history event {} of node {node}", e.uuid);
-        let mut conn = self.w().await?;
-        let mut tx = conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|err| backend(ctx(), err))?;
+        // Atomic by `write_atomic` (a savepoint or a transaction of its own).
         sqlx::query("INSERT INTO node_history (uuid, node_uuid, data) VALUES (?, ?, ?)")
             .bind(e.uuid.to_string())
             .bind(node.clone())
             .bind(data)
-            .execute(&mut *tx)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(|err| {
                 if is_foreign_key_violation(&err) {
@@ -68,10 +64,10 @@ impl SqliteStore {
         .bind(node.clone())
         .bind(node.clone())
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|err| backend(ctx(), err))?;
-        tx.commit().await.map_err(|err| backend(ctx(), err))
+        Ok(())
     }
 
     pub(super) async fn history_list(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
