@@ -361,6 +361,7 @@ impl Job {
         if to != from {
             node.provision_state_since = Some(now);
         }
+        inspection_times(node, from, to, now);
         let id = node.uuid;
         let last_error = node.last_error.clone();
         self.save().await?;
@@ -403,5 +404,32 @@ impl Job {
         if let Err(e) = self.transition(event, target).await {
             tracing::error!(node = %self.task.node.uuid, event = %event, error = %e, "state transition failed");
         }
+    }
+}
+
+/// Ironic's rule for the inspection times (its database layer, on every
+/// provision state change): leaving `inspecting` / `inspect wait` for
+/// `manageable` finishes the inspection (`inspection_finished_at` now,
+/// `inspection_started_at` cleared); leaving them for `inspect failed` clears
+/// `inspection_started_at`.
+pub(crate) fn inspection_times(
+    node: &mut crate::model::Node,
+    from: ProvisionState,
+    to: ProvisionState,
+    now: crate::model::Timestamp,
+) {
+    if !matches!(
+        from,
+        ProvisionState::Inspecting | ProvisionState::InspectWait
+    ) {
+        return;
+    }
+    match to {
+        ProvisionState::Manageable => {
+            node.inspection_finished_at = Some(now);
+            node.inspection_started_at = None;
+        }
+        ProvisionState::InspectFailed => node.inspection_started_at = None,
+        _ => {}
     }
 }

@@ -173,6 +173,7 @@ impl Conductor {
                 node.target_provision_state = target;
                 node.provision_updated_at = Some(now);
                 node.provision_state_since = Some(now);
+                super::job::inspection_times(&mut node, state, to, now);
                 node.step_started_at = None;
                 for f in [
                     &mut node.clean_step,
