@@ -168,10 +168,12 @@ async fn validate(
         if t == InterfaceType::Vendor {
             continue;
         }
-        out.insert(
-            t.as_str().to_owned(),
-            json!({"result": r.result, "reason": r.reason}),
-        );
+        // `reason` only when there is one (Ironic's validate_driver_interfaces)
+        let mut v = json!({"result": r.result});
+        if let Some(reason) = r.reason {
+            v["reason"] = json!(reason);
+        }
+        out.insert(t.as_str().to_owned(), v);
     }
     ok_value(&Value::Object(out))
 }
