@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ironic_core::DriverError;
 use ironic_core::driver::{
     BaseInterface, BootDevice, BootInterface, BootIsoBuilder, PropertyDoc, RamdiskKind,
     RamdiskParams, Task, VmediaDevice,
 };
+use ironic_core::{DriverError, PowerAction};
 use serde_json::{Value, json};
 
 use crate::client::RedfishClient;
@@ -352,6 +352,16 @@ impl RedfishVirtualMediaBoot {
         validate_iso(task, kind, self.builder.as_ref())
     }
 
+    /// Eject the ramdisk ISO and forget what was built for it.
+    async fn eject_ramdisk(&self, task: &mut Task) -> Result<(), DriverError> {
+        self.eject_all_cd(task).await?;
+        if let Some(b) = &self.builder {
+            b.clean_up(task).await?;
+        }
+        task.node.driver_internal_info.remove("redfish_vmedia");
+        Ok(())
+    }
+
     async fn eject_all_cd(&self, task: &Task) -> Result<()> {
         let (client, path) = self.shared.connect(task).await?;
         let system: ComputerSystem = client.get(&path).await?;
@@ -404,23 +414,26 @@ impl BootInterface for RedfishVirtualMediaBoot {
     }
 
     async fn clean_up_ramdisk(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.eject_all_cd(task).await?;
-        if let Some(b) = &self.builder {
-            b.clean_up(task).await?;
+        // Ironic's RedfishVirtualMediaBoot.clean_up_ramdisk powers the node off
+        // before it ejects the ramdisk (so an aborted deploy, inspection or
+        // cleaning leaves it off); a node that must not be powered off
+        // (disable_power_off) keeps its power; a task without resolved
+        // interfaces (a bare driver test) has no power interface to use
+        if !task.node.disable_power_off && task.driver.is_some() {
+            task.node_power_action(PowerAction::PowerOff, None).await?;
         }
-        task.node.driver_internal_info.remove("redfish_vmedia");
-        Ok(())
+        self.eject_ramdisk(task).await
     }
 
     async fn prepare_instance(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.clean_up_ramdisk(task).await?;
+        self.eject_ramdisk(task).await?;
         let (client, path) = self.shared.connect(task).await?;
         set_boot_device(&client, &path, task, BootDevice::Disk, true).await?;
         Ok(())
     }
 
     async fn clean_up_instance(&self, task: &mut Task) -> Result<(), DriverError> {
-        self.clean_up_ramdisk(task).await
+        self.eject_ramdisk(task).await
     }
 
     fn validate_rescue(&self, task: &Task) -> Result<(), DriverError> {
