@@ -1,6 +1,8 @@
 //! The real OpenStack Ironic (PyPI `ironic` 39, API + conductor in one `ironic`
-//! process, SQLite, noauth, fake-hardware), started on a free loopback port as a
-//! yardstick for the parity tests.
+//! process, SQLite, noauth), started on a free loopback port as a yardstick for
+//! the parity tests: fake-hardware only ([`RealIronic::start`]), or with the
+//! `redfish` hardware type and the interfaces Metal3 uses as well
+//! ([`RealIronic::start_redfish`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -74,17 +76,101 @@ sync_power_state_interval = -1
 dhcp_provider = none
 ";
 
+/// What [`RealIronic::start_redfish`] enables on top of fake-hardware: the
+/// `redfish` hardware type with every interface Metal3's baremetal-operator
+/// sets (redfish power/management/bios/raid/firmware/inspect/vendor,
+/// redfish-virtual-media boot, direct/ramdisk/custom-agent deploy, agent
+/// inspect/raid/rescue); the deploy ISO the node names is handed to the BMC
+/// as its URL (`ramdisk_image_download_source = http`), so the BMC downloads
+/// it from the test's image server.
+const REDFISH: &[(&str, &str)] = &[
+    (
+        "enabled_hardware_types = fake-hardware",
+        "enabled_hardware_types = fake-hardware,redfish",
+    ),
+    (
+        "enabled_bios_interfaces = fake,no-bios",
+        "enabled_bios_interfaces = fake,no-bios,redfish",
+    ),
+    (
+        "enabled_boot_interfaces = fake",
+        "enabled_boot_interfaces = fake,redfish-virtual-media",
+    ),
+    (
+        "enabled_deploy_interfaces = fake",
+        "enabled_deploy_interfaces = fake,direct,ramdisk,custom-agent",
+    ),
+    (
+        "enabled_firmware_interfaces = fake,no-firmware",
+        "enabled_firmware_interfaces = fake,no-firmware,redfish",
+    ),
+    (
+        "enabled_inspect_interfaces = fake,no-inspect",
+        "enabled_inspect_interfaces = fake,no-inspect,agent,redfish",
+    ),
+    (
+        "enabled_management_interfaces = fake",
+        "enabled_management_interfaces = fake,redfish",
+    ),
+    (
+        "enabled_power_interfaces = fake",
+        "enabled_power_interfaces = fake,redfish",
+    ),
+    (
+        "enabled_raid_interfaces = fake,no-raid",
+        "enabled_raid_interfaces = fake,no-raid,redfish,agent",
+    ),
+    (
+        "enabled_rescue_interfaces = fake,no-rescue",
+        "enabled_rescue_interfaces = fake,no-rescue,agent",
+    ),
+    (
+        "enabled_vendor_interfaces = fake,no-vendor",
+        "enabled_vendor_interfaces = fake,no-vendor,redfish",
+    ),
+];
+
+/// Sections [`RealIronic::start_redfish`] appends: where the agent's API is,
+/// where images are published (HTTP_URL, the test's image server), ISOs taken
+/// by URL.
+const REDFISH_SECTIONS: &str = "[deploy]
+http_url = HTTP_URL
+http_root = DIR/httpboot
+ramdisk_image_download_source = http
+[service_catalog]
+endpoint_override = http://127.0.0.1:PORT
+";
+
 impl RealIronic {
-    /// Create the schema and start `ironic`; waits until the conductor is registered.
+    /// Create the schema and start `ironic` with fake-hardware only; waits until
+    /// the conductor is registered.
     pub fn start() -> RealIronic {
+        Self::start_with(CONFIG.to_owned())
+    }
+
+    /// As [`RealIronic::start`], with the `redfish` hardware type and its
+    /// interfaces enabled too (see [`REDFISH`]); `http_url` is where Ironic
+    /// says published images are (`[deploy] http_url`).
+    pub fn start_redfish(http_url: &str) -> RealIronic {
+        let mut conf = CONFIG.to_owned();
+        for (from, to) in REDFISH {
+            assert!(conf.contains(&format!("{from}\n")), "{from}");
+            conf = conf.replace(&format!("{from}\n"), &format!("{to}\n"));
+        }
+        conf.push_str(&REDFISH_SECTIONS.replace("HTTP_URL", http_url));
+        Self::start_with(conf)
+    }
+
+    fn start_with(template: String) -> RealIronic {
         let venv = venv();
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("httpboot")).unwrap();
         let port = free_port();
         let host = format!("parity-{}", std::process::id());
         let conf = dir.path().join("ironic.conf");
         std::fs::write(
             &conf,
-            CONFIG
+            template
                 .replace("HOST", &host)
                 .replace("PORT", &port.to_string())
                 .replace("DIR", &dir.path().display().to_string()),

@@ -1,5 +1,5 @@
-//! sushy-emulator (PyPI `sushy-tools`) with its fake driver and one system,
-//! on a free loopback port, killed on drop.
+//! sushy-emulator (PyPI `sushy-tools`) with its fake driver and one system or
+//! several, on a free loopback port, killed on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +28,20 @@ impl Sushy {
     /// system `uuid` named `name` with one NIC `mac`; what it downloads (virtual
     /// media) goes to `tmp`. Waits until it accepts connections.
     pub fn start(dir: &Path, tmp: &Path, uuid: &str, name: &str, mac: &str) -> Sushy {
+        Self::start_systems(dir, tmp, &[(uuid, name, mac)])
+    }
+
+    /// As [`Sushy::start`] with several powered-off systems, each
+    /// `(uuid, name, mac)`.
+    pub fn start_systems(dir: &Path, tmp: &Path, systems: &[(&str, &str, &str)]) -> Sushy {
+        let systems: Vec<String> = systems
+            .iter()
+            .map(|(uuid, name, mac)| {
+                format!(
+                    "{{'uuid': {uuid:?}, 'name': {name:?}, 'power_state': 'Off', 'nics': [{{'mac': {mac:?}, 'ip': '10.9.0.10'}}]}}"
+                )
+            })
+            .collect();
         let bin = pip_tool("sushy-emulator", "sushy-tools");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -40,8 +54,9 @@ impl Sushy {
             format!(
                 "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
                  SUSHY_EMULATOR_STATE_DIR = {:?}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
-                 SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': {uuid:?}, 'name': {name:?}, 'power_state': 'Off', 'nics': [{{'mac': {mac:?}, 'ip': '10.9.0.10'}}]}}]\n",
-                dir.join("state").display().to_string()
+                 SUSHY_EMULATOR_FAKE_SYSTEMS = [{}]\n",
+                dir.join("state").display().to_string(),
+                systems.join(", ")
             ),
         )
         .unwrap();
