@@ -72,6 +72,7 @@ conformance_tests!(
     mac_addresses_are_unique,
     reservation_is_compare_and_set,
     update_does_not_touch_reservation,
+    update_and_release_saves_and_unlocks,
     clear_reservations_releases_only_that_host,
     concurrent_reservations_have_one_winner,
     concurrent_creates_have_one_winner,

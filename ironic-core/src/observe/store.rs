@@ -120,6 +120,13 @@ impl Store for ObservedStore {
         r
     }
 
+    async fn update_node_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        let started = Instant::now();
+        let r = self.inner.update_node_and_release(node, host).await;
+        self.done("update_node_and_release", started, r.is_ok());
+        r
+    }
+
     async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
         let started = Instant::now();
         let r = self.inner.clear_reservations(host).await;

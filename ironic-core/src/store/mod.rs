@@ -289,6 +289,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn reserve_node(&self, id: NodeId, host: &str) -> StoreResult<Node>;
     /// Release the lock if `host` holds it.
     async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()>;
+    /// Save a node and release the lock `host` holds on it: what a job does at
+    /// its end. The default calls [`update_node`](Store::update_node), then
+    /// [`release_node`](Store::release_node), with their errors; a store may do
+    /// both in one write (the SQLite and PostgreSQL stores do), which must end
+    /// as those two calls would.
+    async fn update_node_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        self.update_node(node).await?;
+        self.release_node(node.uuid, host).await
+    }
     /// Release every lock `host` holds (conductor start-up). Returns how many.
     async fn clear_reservations(&self, host: &str) -> StoreResult<usize>;
 

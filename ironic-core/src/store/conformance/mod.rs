@@ -58,7 +58,7 @@ pub use nodes::{
     clear_reservations_releases_only_that_host, concurrent_creates_have_one_winner,
     concurrent_reservations_have_one_winner, delete_node_cascades, instance_uuids_are_unique,
     names_are_unique, node_crud_roundtrip, reservation_is_compare_and_set,
-    update_does_not_touch_reservation, uuids_are_unique,
+    update_and_release_saves_and_unlocks, update_does_not_touch_reservation, uuids_are_unique,
 };
 pub use related::{
     bios_firmware_inventory_roundtrip, chassis_allocation_template_crud, children_need_their_node,
@@ -90,6 +90,7 @@ checks!(
     mac_addresses_are_unique,
     reservation_is_compare_and_set,
     update_does_not_touch_reservation,
+    update_and_release_saves_and_unlocks,
     clear_reservations_releases_only_that_host,
     concurrent_reservations_have_one_winner,
     concurrent_creates_have_one_winner,

@@ -433,6 +433,73 @@ pub async fn reservation_is_compare_and_set(store: &dyn Store) {
     );
 }
 
+/// `update_node_and_release` saves the node and releases the caller's lock in one
+/// call: on a node the caller locked (also twice in a row with changes of
+/// indexed columns), it ends as `update_node` then `release_node`; on a node
+/// another host holds, the fields are written and the lock stays with its holder
+/// (`Locked`); on a missing node, `NotFound`.
+pub async fn update_and_release_saves_and_unlocks(store: &dyn Store) {
+    let host = unique("conductor");
+    let mut node = Node::new("fake-hardware");
+    node.name = Some(unique("ur"));
+    store.create_node(&node).await.expect("create_node");
+    for (i, state) in [ProvisionState::Manageable, ProvisionState::Available]
+        .into_iter()
+        .enumerate()
+    {
+        let locked = store
+            .reserve_node(node.uuid, &host)
+            .await
+            .expect("reserve_node");
+        assert_eq!(locked.reservation.as_deref(), Some(host.as_str()));
+        node.provision_state = state;
+        node.description = Some(format!("saved at release {i}"));
+        store
+            .update_node_and_release(&node, &host)
+            .await
+            .expect("update_node_and_release");
+        let got = store.get_node(&node.uuid.into()).await.expect("get_node");
+        assert_eq!(got.reservation, None, "the lock is released");
+        assert_eq!(got.provision_state, state, "the node is saved");
+        assert_eq!(got.description, node.description);
+        let mut q = NodeQuery::default();
+        q.filter.provision_state = Some(vec![state]);
+        q.filter.reserved = Some(false);
+        let listed = store.list_nodes(&q).await.expect("list_nodes");
+        assert!(
+            listed.iter().any(|n| n.uuid == node.uuid),
+            "the indexed columns follow (provision_state, reservation)"
+        );
+    }
+
+    let other = unique("other");
+    store
+        .reserve_node(node.uuid, &other)
+        .await
+        .expect("reserve_node");
+    node.description = Some("written under another's lock".into());
+    match store.update_node_and_release(&node, &host).await {
+        Err(StoreError::Locked { holder, .. }) => assert_eq!(holder, other),
+        r => panic!("expected Locked by {other}, got {r:?}"),
+    }
+    let got = store.get_node(&node.uuid.into()).await.expect("get_node");
+    assert_eq!(
+        got.reservation.as_deref(),
+        Some(other.as_str()),
+        "the lock stays"
+    );
+    assert_eq!(
+        got.description, node.description,
+        "as update_node, the fields are written"
+    );
+
+    let missing = Node::new("fake-hardware");
+    assert!(matches!(
+        store.update_node_and_release(&missing, &host).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 /// `update_node` never writes `reservation`: neither taking a lock nor dropping one.
 pub async fn update_does_not_touch_reservation(store: &dyn Store) {
     let host = unique("conductor");

@@ -426,6 +426,9 @@ impl Store for SqliteStore {
     async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()> {
         self.write(self.node_release(id, host)).await
     }
+    async fn update_node_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        self.write(self.node_update_and_release(node, host)).await
+    }
     async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
         self.write(self.node_clear_reservations(host)).await
     }

@@ -394,6 +394,26 @@ impl SqliteStore {
     }
 
     pub(super) async fn node_update(&self, node: &Node) -> StoreResult<()> {
+        match self.node_update_with(node, None).await? {
+            true => Ok(()),
+            false => Err(StoreError::not_found("Node", node.uuid)),
+        }
+    }
+
+    /// Save the node and release `host`'s lock in one statement; when `host`
+    /// does not hold it, as `update_node` then `release_node` (their errors).
+    pub(super) async fn node_update_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        if self.node_update_with(node, Some(host)).await? {
+            self.locked_rows().remove(&node.uuid);
+            return Ok(());
+        }
+        self.node_update(node).await?;
+        self.node_release(node.uuid, host).await
+    }
+
+    /// The update; with `release`, only while that host holds the lock, which
+    /// it then releases. Whether a row was updated.
+    async fn node_update_with(&self, node: &Node, release: Option<&str>) -> StoreResult<bool> {
         let data = node_data(node)?;
         let new = Columns::of(node);
         let known = self.locked_rows().get(&node.uuid).cloned();
@@ -405,6 +425,9 @@ impl SqliteStore {
             // through to the full update.
             let mut qb = QueryBuilder::<Sqlite>::new("UPDATE nodes SET data = ");
             qb.push_bind(data.clone());
+            if release.is_some() {
+                qb.push(", reservation = NULL");
+            }
             let mut same = Vec::new();
             for ((col, o), n) in COLUMNS.iter().zip(old.0).zip(new.0.iter().cloned()) {
                 if o == n {
@@ -415,6 +438,9 @@ impl SqliteStore {
                 }
             }
             qb.push(" WHERE uuid = ").push_bind(node.uuid.to_string());
+            if let Some(host) = release {
+                qb.push(" AND reservation = ").push_bind(host.to_owned());
+            }
             for (col, o) in same {
                 qb.push(format_args!(" AND {col} IS "));
                 push_col(&mut qb, o);
@@ -426,29 +452,42 @@ impl SqliteStore {
                 .map_err(|e| write_error(node, "updating", e))?;
             if done.rows_affected() == 1 {
                 self.locked_rows().insert(node.uuid, new);
-                return Ok(());
+                return Ok(true);
             }
         }
-        let q = sqlx::query(
-            "UPDATE nodes SET name = ?, instance_uuid = ?, driver = ?, provision_state = ?, \
-             power_state = ?, maintenance = ?, fault = ?, conductor_group = ?, owner = ?, \
-             lessee = ?, resource_class = ?, chassis_uuid = ?, retired = ?, description = ?, \
-             shard = ?, parent_node = ?, created_at = ?, updated_at = ?, \
-             provision_updated_at = ?, data = ? \
-             WHERE uuid = ?",
-        );
-        let done = bind_columns(q, node, data)
-            .bind(node.uuid.to_string())
+        let sql = match release {
+            None => {
+                "UPDATE nodes SET name = ?, instance_uuid = ?, driver = ?, provision_state = ?, \
+                 power_state = ?, maintenance = ?, fault = ?, conductor_group = ?, owner = ?, \
+                 lessee = ?, resource_class = ?, chassis_uuid = ?, retired = ?, description = ?, \
+                 shard = ?, parent_node = ?, created_at = ?, updated_at = ?, \
+                 provision_updated_at = ?, data = ? \
+                 WHERE uuid = ?"
+            }
+            Some(_) => {
+                "UPDATE nodes SET name = ?, instance_uuid = ?, driver = ?, provision_state = ?, \
+                 power_state = ?, maintenance = ?, fault = ?, conductor_group = ?, owner = ?, \
+                 lessee = ?, resource_class = ?, chassis_uuid = ?, retired = ?, description = ?, \
+                 shard = ?, parent_node = ?, created_at = ?, updated_at = ?, \
+                 provision_updated_at = ?, data = ?, reservation = NULL \
+                 WHERE uuid = ? AND reservation = ?"
+            }
+        };
+        let mut q = bind_columns(sqlx::query(sql), node, data).bind(node.uuid.to_string());
+        if let Some(host) = release {
+            q = q.bind(host.to_owned());
+        }
+        let done = q
             .execute(&mut *self.w().await?)
             .await
             .map_err(|e| write_error(node, "updating", e))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("Node", node.uuid));
+            return Ok(false);
         }
         if let Some(known) = self.locked_rows().get_mut(&node.uuid) {
             *known = new;
         }
-        Ok(())
+        Ok(true)
     }
 
     pub(super) async fn node_delete(&self, id: NodeId) -> StoreResult<()> {
