@@ -276,6 +276,10 @@ impl Job {
                 };
                 let count = settings.len();
                 let merged = merge_bios(&old, settings);
+                if merged == old {
+                    // Unchanged (as Ironic's sync, which writes only what differs).
+                    return;
+                }
                 match store.set_bios_settings(uuid, &merged).await {
                     Ok(()) => {
                         tracing::debug!(node = %uuid, settings = count, "cached the BIOS settings")

@@ -66,6 +66,10 @@ pub(crate) struct Job {
     /// waiting, held): sent after the lock is released, so that whoever reacts to it
     /// finds the node unlocked.
     pub(crate) deferred: Option<NodeEvent>,
+    /// The node has changes not yet in the store: a worker's transition into a
+    /// state where the job ends leaves its save to [`Job::finish`], which saves
+    /// and releases the lock in one write.
+    unsaved: bool,
 }
 
 /// Which operation a state belongs to, for messages and history.
@@ -197,6 +201,7 @@ impl Conductor {
                 saved_power,
                 permit: None,
                 deferred: None,
+                unsaved: false,
             }),
             Err(e) => {
                 lock.release().await;
@@ -281,7 +286,24 @@ impl Job {
     }
 
     /// Release the lock (and the worker permit), then send the last state change.
-    pub(crate) async fn finish(self) {
+    /// A save left by the last transition is written with the release.
+    pub(crate) async fn finish(mut self) {
+        if self.unsaved {
+            self.unsaved = false;
+            let node = &self.task.node;
+            match self
+                .c
+                .store()
+                .update_node_and_release(node, &self.lock.host)
+                .await
+            {
+                Ok(()) => self.lock.released = true,
+                Err(e) => {
+                    tracing::error!(node = %node.uuid, error = %e, "could not save the node");
+                }
+            }
+            self.power_changed();
+        }
         let Job {
             lock,
             permit,
@@ -289,7 +311,9 @@ impl Job {
             c,
             ..
         } = self;
-        lock.release().await;
+        if !lock.released {
+            lock.release().await;
+        }
         drop(permit);
         if let Some(e) = deferred {
             c.emit(e);
@@ -300,6 +324,13 @@ impl Job {
     pub(crate) async fn save(&mut self) -> Result<()> {
         self.task.node.updated_at = Some(crate::model::now());
         self.c.store().update_node(&self.task.node).await?;
+        self.unsaved = false;
+        self.power_changed();
+        Ok(())
+    }
+
+    /// After a save: emit a power event if the recorded power state changed.
+    fn power_changed(&mut self) {
         let now = self.task.node.power_state;
         if now != self.saved_power {
             tracing::info!(node = %self.task.node.uuid, from = ?self.saved_power.map(|p| p.as_str()), to = ?now.map(|p| p.as_str()), "power state changed");
@@ -310,7 +341,6 @@ impl Job {
             });
             self.saved_power = now;
         }
-        Ok(())
     }
 
     /// Save, logging instead of failing (for error paths).
@@ -364,7 +394,15 @@ impl Job {
         inspection_times(node, from, to, now);
         let id = node.uuid;
         let last_error = node.last_error.clone();
-        self.save().await?;
+        let job_ends_here =
+            to.is_stable() || to.is_failure() || to.is_hold() || to.is_wait_for_callback();
+        if job_ends_here && self.permit.is_some() {
+            // A worker's job ends after this: `finish` saves with the release.
+            self.task.node.updated_at = Some(now);
+            self.unsaved = true;
+        } else {
+            self.save().await?;
+        }
         if to.is_failure() || to == ProvisionState::Error {
             tracing::error!(node = %id, from = %from, to = %to, event = %event, last_error = last_error.as_deref().unwrap_or(""), "provision state changed");
         } else {
@@ -388,8 +426,6 @@ impl Job {
             target: new_target,
             last_error,
         };
-        let job_ends_here =
-            to.is_stable() || to.is_failure() || to.is_hold() || to.is_wait_for_callback();
         if job_ends_here {
             self.deferred = Some(event);
         } else {

@@ -63,17 +63,25 @@ impl Conductor {
                 req.target
             ))
         })?;
-        let node = self.store().get_node(ident).await?;
-        if states::next(node.provision_state, event).is_none() {
-            return Err(match node.reservation {
-                Some(holder) => Error::NodeLocked {
-                    node: ident.to_string(),
-                    holder,
-                },
-                None => invalid_state(&req.target, &node),
-            });
-        }
-        let mut job = self.job(ident, true).await?;
+        // Lock first: the node comes with the lock (prepare_verb checks its
+        // state). Only when it is locked elsewhere, read it: a verb its state
+        // does not allow fails at once, the holder may be changing that state.
+        let mut job = match self.job(ident, false).await {
+            Err(Error::NodeLocked { .. }) => {
+                let node = self.store().get_node(ident).await?;
+                if states::next(node.provision_state, event).is_none() {
+                    return Err(match node.reservation {
+                        Some(holder) => Error::NodeLocked {
+                            node: ident.to_string(),
+                            holder,
+                        },
+                        None => invalid_state(&req.target, &node),
+                    });
+                }
+                self.job(ident, true).await?
+            }
+            r => r?,
+        };
         match self.prepare_verb(&mut job, event, &req).await {
             Err(e) => {
                 job.finish().await;
