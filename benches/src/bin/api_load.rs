@@ -11,7 +11,10 @@
 //!    `GET /v1/nodes/detail` and `GET /v1/nodes?fields=...`, each with the
 //!    server's CPU time per listing,
 //! 3. `GET /v1/nodes/{uuid}` at 1, 8 and 32 connections,
-//! 4. 100 nodes from enroll to active (manage, provide, deploy, polling),
+//! 4. 100 nodes from enroll to active (manage, provide, deploy), each phase
+//!    timed: ironic-rs watched on its change stream (`GET /dashboard/events`,
+//!    what the dashboard uses) and again polled, Ironic polled (one GET per
+//!    node not there yet, then `--poll-ms`, default 20),
 //!
 //! then prints each figure, the ratio, the peak RSS (`VmHWM`, summed over the
 //! server's process tree) of both, and the machine's load average (the figures
@@ -23,7 +26,7 @@
 //! cargo run --release -p ironic-benches --bin api_load -- --ironic-venv /tmp/ironic-venv
 //! ```
 //! Options: `--ours PATH` (default `target/release/ironic`), `--seconds N` per
-//! timed phase (default 5), `--nodes N` (default 1000), `--lifecycle N` (100),
+//! timed phase (default 5), `--nodes N` (default 1000), `--lifecycle N` (100), `--poll-ms N` (20),
 //! `--only ours|ironic`.
 //!
 //! `--rss 10000,100000` measures only memory: for each count, `ironic serve` on
@@ -47,6 +50,8 @@ struct Args {
     seconds: u64,
     nodes: usize,
     lifecycle: usize,
+    /// `--poll-ms`: pause between polling rounds of the lifecycle phase.
+    poll_ms: u64,
     only: Option<String>,
     /// `--rss N,M`: only measure memory with N, M nodes enrolled.
     rss: Vec<usize>,
@@ -59,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         seconds: 5,
         nodes: 1000,
         lifecycle: 100,
+        poll_ms: 20,
         only: None,
         rss: Vec::new(),
     };
@@ -73,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             "--lifecycle" => {
                 a.lifecycle = val()?.parse().map_err(|e| format!("--lifecycle: {e}"))?
             }
+            "--poll-ms" => a.poll_ms = val()?.parse().map_err(|e| format!("--poll-ms: {e}"))?,
             "--only" => a.only = Some(val()?),
             "--rss" => {
                 a.rss = val()?
@@ -81,7 +88,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "-h" | "--help" => {
-                return Err("usage: api_load [--ours PATH] [--ironic-venv DIR] [--seconds N] [--nodes N] [--lifecycle N] [--only ours|ironic] [--rss N,M]".into());
+                return Err("usage: api_load [--ours PATH] [--ironic-venv DIR] [--seconds N] [--nodes N] [--lifecycle N] [--poll-ms N] [--only ours|ironic] [--rss N,M]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -231,54 +238,200 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// How the lifecycle phase learns that nodes reached a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// The server's change stream (`GET /dashboard/events`, server-sent
+    /// events: a node's row each time it changes), as the dashboard does; a
+    /// node silent for a second is read once (a missed or merged event cannot
+    /// hang the tool).
+    Events,
+    /// `GET /v1/nodes/{uuid}?fields=provision_state,last_error` for every
+    /// node not there yet, then a pause of this many milliseconds, again.
+    Poll(u64),
+}
+
+impl std::fmt::Display for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Watch::Events => f.write_str("change stream"),
+            Watch::Poll(ms) => write!(f, "polled every {ms} ms"),
+        }
+    }
+}
+
+/// The provision state of every node, as the change stream last told it.
+#[derive(Default)]
+struct Seen {
+    states: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Seen {
+    fn set(&self, uuid: String, state: String, last_error: String) {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid, (state, last_error));
+        self.changed.notify_waiters();
+    }
+}
+
+/// Subscribe to `GET /dashboard/events` and keep `seen` up to date until the
+/// stream ends; returns once the server answered (so later changes are seen).
+async fn follow_events(base: &str, seen: Arc<Seen>) -> Result<tokio::task::JoinHandle<()>, String> {
+    let c = reqwest::Client::builder()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{base}/dashboard/events");
+    let mut resp = c
+        .get(&url)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if resp.status() != 200 {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    Ok(tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&event);
+                let mut kind = "message";
+                let mut data = String::new();
+                for line in text.lines() {
+                    if let Some(k) = line.strip_prefix("event:") {
+                        kind = k.trim();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim_start());
+                    }
+                }
+                match kind {
+                    "node" => {
+                        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                        if let (Some(u), Some(ps)) =
+                            (v["uuid"].as_str(), v["provision_state"].as_str())
+                        {
+                            let err = v["last_error"].as_str().unwrap_or_default();
+                            seen.set(u.to_owned(), ps.to_owned(), err.to_owned());
+                        }
+                    }
+                    // Events were dropped: the waiter reads the nodes it still waits for.
+                    "resync" => seen.changed.notify_waiters(),
+                    _ => {}
+                }
+            }
+        }
+    }))
+}
+
+/// Read one node's provision state (and last error) over the API.
+async fn node_state(c: &reqwest::Client, base: &str, id: &str) -> Result<(String, String), String> {
+    let (_, v) = req(
+        c,
+        reqwest::Method::GET,
+        format!("{base}/v1/nodes/{id}?fields=provision_state,last_error"),
+        None,
+    )
+    .await?;
+    Ok((
+        v["provision_state"].as_str().unwrap_or("").to_owned(),
+        v["last_error"].to_string(),
+    ))
+}
+
+fn failed(id: &str, ps: &str, err: &str) -> Result<(), String> {
+    if ps.ends_with("failed") || ps == "error" {
+        return Err(format!("node {id} went to {ps}: {err}"));
+    }
+    Ok(())
+}
+
+/// Wait until every node of `ids` is in `state`, learning it as `watch` says.
 async fn wait_state(
     c: &reqwest::Client,
     base: &str,
     ids: &[String],
     state: &str,
+    watch: Watch,
+    seen: &Seen,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut pending: Vec<&String> = ids.iter().collect();
+    let mut read_all = matches!(watch, Watch::Poll(_));
     while !pending.is_empty() {
         if Instant::now() > deadline {
             return Err(format!("{} nodes did not reach {state}", pending.len()));
         }
+        // Registered before looking, so no change between the look and the
+        // wait is missed.
+        let changed = seen.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         let mut still = Vec::new();
         for id in pending {
-            let (_, v) = req(
-                c,
-                reqwest::Method::GET,
-                format!("{base}/v1/nodes/{id}?fields=provision_state,last_error"),
-                None,
-            )
-            .await?;
-            let ps = v["provision_state"].as_str().unwrap_or("");
-            if ps == state {
-                continue;
+            let (ps, err) = if read_all {
+                node_state(c, base, id).await?
+            } else {
+                let states = seen.states.lock().unwrap_or_else(|e| e.into_inner());
+                states.get(id.as_str()).cloned().unwrap_or_default()
+            };
+            failed(id, &ps, &err)?;
+            if ps != state {
+                still.push(id);
             }
-            if ps.ends_with("failed") || ps == "error" {
-                return Err(format!("node {id} went to {ps}: {}", v["last_error"]));
-            }
-            still.push(id);
         }
         pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        if pending.is_empty() {
+            break;
         }
+        read_all = match watch {
+            Watch::Poll(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                true
+            }
+            // No change for a second (or events were dropped): read them once.
+            Watch::Events => tokio::time::timeout(Duration::from_secs(1), changed)
+                .await
+                .is_err(),
+        };
     }
     Ok(())
 }
 
-/// 100 nodes from enroll to active; returns seconds.
-async fn lifecycle(base: &str, n: usize) -> Result<f64, String> {
+/// `n` nodes from enroll to active (enroll with 8 connections; manage, provide
+/// and deploy each sent to all nodes, 8 at a time, then awaited); returns the
+/// seconds of each phase (enroll, manage, provide, deploy) and, of the last
+/// three, the seconds until every request was answered (202).
+async fn lifecycle(
+    base: &str,
+    n: usize,
+    watch: Watch,
+    prefix: &str,
+) -> Result<([f64; 4], [f64; 3]), String> {
     let c = client(8);
-    let started = Instant::now();
-    let (_, ids) = enroll(base, n, 8, "life").await?;
-    for (verb, state) in [
+    let seen = Arc::new(Seen::default());
+    let stream = match watch {
+        Watch::Events => Some(follow_events(base, seen.clone()).await?),
+        Watch::Poll(_) => None,
+    };
+    let mut phases = [0.0; 4];
+    let mut sent = [0.0; 3];
+    let mut t = Instant::now();
+    let (_, ids) = enroll(base, n, 8, prefix).await?;
+    phases[0] = t.elapsed().as_secs_f64();
+    for (k, (verb, state)) in [
         ("manage", "manageable"),
         ("provide", "available"),
         ("active", "active"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t = Instant::now();
         for chunk in ids.chunks(8) {
             let mut hs = Vec::new();
             for id in chunk {
@@ -297,9 +450,14 @@ async fn lifecycle(base: &str, n: usize) -> Result<f64, String> {
                 h.await.map_err(|e| e.to_string())??;
             }
         }
-        wait_state(&c, base, &ids, state).await?;
+        sent[k] = t.elapsed().as_secs_f64();
+        wait_state(&c, base, &ids, state, watch, &seen).await?;
+        phases[k + 1] = t.elapsed().as_secs_f64();
     }
-    Ok(started.elapsed().as_secs_f64())
+    if let Some(s) = stream {
+        s.abort();
+    }
+    Ok((phases, sent))
 }
 
 /// The list queries measured: (label, query string).
@@ -323,7 +481,13 @@ struct Figures {
     /// Server CPU per listing (ms) for each of `LISTS`.
     list_cpu_ms: [f64; 3],
     get: [f64; 3],
-    lifecycle_s: f64,
+    /// The lifecycle's phases (enroll, manage, provide, deploy), seconds: on
+    /// the change stream where the server has one, else polled.
+    lifecycle: [f64; 4],
+    /// How `lifecycle` was watched.
+    lifecycle_watch: Option<Watch>,
+    /// The same, polled (ironic-rs only: Ironic's figure is polled already).
+    lifecycle_polled: Option<[f64; 4]>,
     rss_kib: u64,
 }
 
@@ -397,9 +561,37 @@ async fn measure(s: &Server, a: &Args) -> Result<Figures, String> {
         .await?;
         eprintln!("[{}] {:.1} GETs/s at {conns} connections", s.name, f.get[k]);
     }
-    eprintln!("[{}] {} nodes enroll -> active ...", s.name, a.lifecycle);
-    f.lifecycle_s = lifecycle(&base, a.lifecycle).await?;
-    eprintln!("[{}] {:.2} s", s.name, f.lifecycle_s);
+    let poll = Watch::Poll(a.poll_ms);
+    let watches: &[Watch] = if s.name == "ironic-rs" {
+        &[Watch::Events, poll]
+    } else {
+        &[poll]
+    };
+    for (k, &w) in watches.iter().enumerate() {
+        eprintln!(
+            "[{}] {} nodes enroll -> active ({w}) ...",
+            s.name, a.lifecycle
+        );
+        let (p, sent) = lifecycle(&base, a.lifecycle, w, &format!("life{k}")).await?;
+        eprintln!(
+            "[{}] {:.3} s: enroll {:.3}, manage {:.3} (all 202 after {:.3}), provide {:.3} ({:.3}), deploy {:.3} ({:.3})",
+            s.name,
+            p.iter().sum::<f64>(),
+            p[0],
+            p[1],
+            sent[0],
+            p[2],
+            sent[1],
+            p[3],
+            sent[2]
+        );
+        if k == 0 {
+            f.lifecycle = p;
+            f.lifecycle_watch = Some(w);
+        } else {
+            f.lifecycle_polled = Some(p);
+        }
+    }
     f.rss_kib = peak_rss_kib(pid);
     Ok(f)
 }
@@ -516,12 +708,35 @@ async fn main() {
             "/s",
         );
     }
+    let secs = |name: &str, x: f64, y: f64| {
+        println!(
+            "{:<58} {:>10.3} s   {:>10.3} s   {:>9}",
+            name,
+            x,
+            y,
+            ratio(y, x)
+        );
+    };
+    let watch = |f: &Figures| f.lifecycle_watch.map_or("-".into(), |w| w.to_string());
     println!(
-        "{:<58} {:>10.2} s   {:>10.2} s   {:>9}",
-        format!("{} nodes enroll -> active", a.lifecycle),
-        o.lifecycle_s,
-        r.lifecycle_s,
-        ratio(r.lifecycle_s, o.lifecycle_s)
+        "{} nodes enroll -> active: ironic-rs {}, Ironic 39 {}",
+        a.lifecycle,
+        watch(&o),
+        watch(&r)
+    );
+    let polled = o.lifecycle_polled.unwrap_or_default();
+    for (k, phase) in ["enroll", "manage", "provide", "deploy"].iter().enumerate() {
+        secs(&format!("  {phase}"), o.lifecycle[k], r.lifecycle[k]);
+    }
+    secs(
+        "  total",
+        o.lifecycle.iter().sum(),
+        r.lifecycle.iter().sum(),
+    );
+    secs(
+        &format!("  total, ironic-rs polled every {} ms too", a.poll_ms),
+        polled.iter().sum(),
+        r.lifecycle.iter().sum(),
     );
     println!(
         "{:<58} {:>10.1} MiB {:>10.1} MiB {:>9}",
