@@ -3,13 +3,18 @@
 //! * TFTP: 1, 10 and 50 concurrent `curl tftp://` clients (blksize 1468, as PXE
 //!   ROMs ask) each fetching a 32 MiB ramdisk, from this crate's [`TftpServer`]
 //!   and from `tftpd-hpa` serving the same file on loopback. Reports aggregate
-//!   throughput and per-transfer times.
+//!   throughput, per-transfer times, and the CPU time of the server and of
+//!   the curl clients during the round (user + system, from `/proc`): on a
+//!   2-core machine the clients' CPU is most of it, so the figure to compare
+//!   is how much CPU a server needs to move the same bytes.
 //! * DHCP: DISCOVER → OFFER latency, measured by a client in a network
 //!   namespace against this crate's [`DhcpServer`] and against dnsmasq with a
 //!   reservation for the same MAC.
 //!
 //! Run (as root, release build): `cargo bench -p ironic-boot-pxe --bench boot_servers`.
-//! `PXE_BENCH_CLIENTS=1,10` and `PXE_BENCH_DHCP_ROUNDS=200` change the sizes.
+//! `PXE_BENCH_CLIENTS=1,10` and `PXE_BENCH_DHCP_ROUNDS=200` change the sizes
+//! (`PXE_BENCH_DHCP_ROUNDS=0`: TFTP only); `PXE_BENCH_TFTP_THREADS=1,4` adds
+//! rows for our server with that many serving threads.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,7 +47,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
     tftp_bench(&clients);
-    dhcp_bench(rounds);
+    if rounds > 0 {
+        dhcp_bench(rounds);
+    }
 }
 
 fn free_udp_port() -> u16 {
@@ -95,17 +102,99 @@ fn fetch_all(addr: SocketAddr, n: usize) -> (Duration, Vec<Duration>) {
     (start.elapsed(), times)
 }
 
-fn report(server: &str, n: usize, wall: Duration, mut times: Vec<Duration>) {
+/// CPU seconds (user + system) from a `/proc/PID/stat` line: the process's
+/// own, and that of its children it waited for.
+fn proc_cpu(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<f64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let t = |i: usize| f.get(i - 3).copied().unwrap_or(0.0) / 100.0;
+    (t(14) + t(15), t(16) + t(17))
+}
+
+/// Samples, every 10 ms until dropped, the CPU time of the processes `pid`
+/// forked (tftpd-hpa's transfer processes: it does not wait for them, so their
+/// time never reaches its own `/proc` figures); the sum of the last sample of
+/// each (at most 10 ms of each process's CPU is missed).
+struct ForkedCpu {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<f64>>,
+}
+
+impl ForkedCpu {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::<String, f64>::new();
+            let list = format!("/proc/{pid}/task/{pid}/children");
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let kids = std::fs::read_to_string(&list).unwrap_or_default();
+                for k in kids.split_whitespace() {
+                    let (own, _) = proc_cpu(k);
+                    let e = seen.entry(k.to_owned()).or_default();
+                    *e = e.max(own);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen.values().sum()
+        });
+        ForkedCpu {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map_or(0.0, |t| t.join().unwrap_or(0.0))
+    }
+}
+
+/// CPU used by the in-process server (this process) or by `tftpd-hpa`
+/// (`Some(pid)`: the listening process only; its transfer processes are
+/// counted by [`ForkedCpu`]), and by the curl clients (this process's
+/// waited-for children).
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: f64,
+    clients: f64,
+}
+
+fn cpu_now(hpa: Option<u32>) -> Cpu {
+    let (me, children) = proc_cpu("self");
+    let server = match hpa {
+        Some(pid) => {
+            let (own, reaped) = proc_cpu(&pid.to_string());
+            own + reaped
+        }
+        None => me,
+    };
+    Cpu {
+        server,
+        clients: children,
+    }
+}
+
+fn report(server: &str, n: usize, wall: Duration, mut times: Vec<Duration>, cpu: (Cpu, Cpu)) {
     times.sort();
     let mib = (SIZE * n) as f64 / (1024.0 * 1024.0);
     let p50 = times[times.len() / 2];
     let max = *times.last().unwrap();
     println!(
-        "| {server:<16} | {n:>3} | {:>8.1} | {:>8.2} | {:>8.2} | {:>8.2} |",
+        "| {server:<16} | {n:>3} | {:>8.1} | {:>8.2} | {:>8.2} | {:>8.2} | {:>6.2} | {:>6.2} |",
         mib / wall.as_secs_f64(),
         wall.as_secs_f64(),
         p50.as_secs_f64(),
-        max.as_secs_f64()
+        max.as_secs_f64(),
+        cpu.1.server - cpu.0.server,
+        cpu.1.clients - cpu.0.clients,
     );
 }
 
@@ -136,8 +225,22 @@ fn tftp_bench(clients: &[usize]) {
         TftpOptions::default(),
     )
     .unwrap();
+    let extra: Vec<(usize, TftpServer)> = std::env::var("PXE_BENCH_TFTP_THREADS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .map(|threads| {
+            let files = BootFiles::new(Some(&root)).unwrap();
+            let opts = TftpOptions {
+                threads,
+                ..TftpOptions::default()
+            };
+            let srv = TftpServer::bind("127.0.0.1:0".parse().unwrap(), files, opts).unwrap();
+            (threads, srv)
+        })
+        .collect();
     let port = free_udp_port();
-    let _hpa = ChildGuard(
+    let hpa_proc = ChildGuard(
         Command::new(&tftpd)
             .args(["--foreground", "--listen", "--user", "root", "--address"])
             .arg(format!("127.0.0.1:{port}"))
@@ -151,15 +254,30 @@ fn tftp_bench(clients: &[usize]) {
     std::thread::sleep(Duration::from_millis(300));
     let hpa: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     println!("\nTFTP: 32 MiB file, curl --tftp-blksize 1468, loopback\n");
-    println!("| server           | clients | MiB/s total | wall s | p50 s | max s |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| server           | clients | MiB/s total | wall s | p50 s | max s | server CPU s | curl CPU s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let hpa_pid = Some(hpa_proc.0.id());
     for &n in clients {
+        let c0 = cpu_now(None);
         let (w, t) = fetch_all(ours.local_addr(), n);
-        report("ironic-boot-pxe", n, w, t);
+        report("ironic-boot-pxe", n, w, t, (c0, cpu_now(None)));
+        let c0 = cpu_now(None);
         let (w, t) = fetch_all(ours_mem.local_addr(), n);
-        report("  (from memory)", n, w, t);
+        report("  (from memory)", n, w, t, (c0, cpu_now(None)));
+        for (threads, srv) in &extra {
+            let c0 = cpu_now(None);
+            let (w, t) = fetch_all(srv.local_addr(), n);
+            let name = format!("  ({threads} threads)");
+            report(&name, n, w, t, (c0, cpu_now(None)));
+        }
+        let c0 = cpu_now(hpa_pid);
+        let forked = ForkedCpu::start(hpa_proc.0.id());
         let (w, t) = fetch_all(hpa, n);
-        report("tftpd-hpa", n, w, t);
+        let mut c1 = cpu_now(hpa_pid);
+        c1.server += forked.finish();
+        report("tftpd-hpa", n, w, t, (c0, c1));
     }
 }
 
