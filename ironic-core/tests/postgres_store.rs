@@ -116,3 +116,61 @@ async fn debug_hides_the_password_and_the_schema_is_migrated_once() {
         s.close().await;
     }
 }
+
+/// The store's own connections heal: after the server ends them (as a restart
+/// would), a statement fails at most once per connection and the next ones run
+/// on new connections; a connection idle for a while is checked before use, so
+/// after a pause nothing fails at all.
+#[tokio::test]
+async fn connections_cut_by_the_server_are_opened_again() {
+    use sqlx::Connection;
+    let db = TestDatabase::create().await;
+    let mut options = ironic_core::store::PostgresOptions::default();
+    options.max_connections = 2;
+    let store = PostgresStore::connect_with(db.url(), options)
+        .await
+        .unwrap();
+    let node = Node::new("fake-hardware");
+    store.create_node(&node).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let cut = async |admin: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'ironic-rs' \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    };
+    assert!(
+        cut(&mut admin).await >= 1,
+        "the store's connections were found"
+    );
+    let mut failed = 0;
+    loop {
+        match store.get_node(&node.uuid.into()).await {
+            Ok(got) => {
+                assert_eq!(got.uuid, node.uuid);
+                break;
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(failed <= 2, "still failing after {failed} tries: {e}");
+            }
+        }
+    }
+    for _ in 0..10 {
+        store.get_node(&node.uuid.into()).await.unwrap();
+    }
+
+    assert!(cut(&mut admin).await >= 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    for _ in 0..10 {
+        store
+            .get_node(&node.uuid.into())
+            .await
+            .expect("an idle connection is checked and opened again before use");
+    }
+    store.close().await;
+}

@@ -4,7 +4,10 @@
 //! indexed columns, `migrations-postgres/`), with runtime queries only, so a build
 //! needs no database. What PostgreSQL adds:
 //!
-//! * a connection pool shared by every task of the process, with a bounded wait;
+//! * connections of the store's own shared by every task of the process, with a
+//!   bounded, first-come first-served wait (`conns.rs`): a statement costs one
+//!   round trip to the server, not the three of sqlx's pool (which pings on
+//!   checkout and on return); sqlx's pool serves only migrations and `LISTEN`;
 //! * the node lock is one `UPDATE ... WHERE reservation IS NULL` (row-locked by
 //!   PostgreSQL: of two conductors racing for a node, exactly one updates the row);
 //! * conductor keep-alives are stamped with the database's clock, so liveness is
@@ -14,6 +17,7 @@
 //!
 //! The URL's password never appears in `Debug`, errors or logs.
 
+mod conns;
 mod nodes;
 mod ports;
 mod records;
@@ -36,7 +40,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PostgresOptions {
-    /// Connections in the pool (default 10).
+    /// Connections for statements, opened on first use (default 10).
     pub max_connections: u32,
     /// How long a query waits for a free connection, and the first connection for
     /// the server, before failing (default 10 s).
@@ -63,7 +67,10 @@ impl Default for PostgresOptions {
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
+    /// For migrations and the event listener.
     pool: PgPool,
+    /// Every statement runs on one of these (see `conns.rs`).
+    conns: std::sync::Arc<conns::Conns>,
     /// `postgres://user@host:port/db`, without the password.
     shown: String,
     /// The `LISTEN` side of [`Store::notifications`], started on first use.
@@ -141,9 +148,10 @@ impl PostgresStore {
             .map_err(|e| fail("invalid URL", &scrub(&e.to_string(), url)))?
             .application_name("ironic-rs");
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
+            .max_connections(2)
+            .idle_timeout(Duration::from_secs(30))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| fail("cannot connect", &scrub(&describe(&e), url)))?;
         migrate(&pool)
@@ -151,6 +159,11 @@ impl PostgresStore {
             .map_err(|e| fail("cannot migrate", &scrub(&e, url)))?;
         Ok(PostgresStore {
             pool,
+            conns: std::sync::Arc::new(conns::Conns::new(
+                options.max_connections,
+                connect,
+                options.acquire_timeout,
+            )),
             shown,
             listener: Default::default(),
         })
@@ -158,7 +171,16 @@ impl PostgresStore {
 
     /// Close every connection.
     pub async fn close(&self) {
+        self.conns.close().await;
         self.pool.close().await;
+    }
+
+    /// A connection for one statement (or one transaction).
+    async fn c(&self) -> StoreResult<conns::Lease<'_>> {
+        self.conns
+            .get()
+            .await
+            .map_err(|e| backend("connecting to the database", e))
     }
 }
 
@@ -282,6 +304,9 @@ impl Store for PostgresStore {
     }
     async fn release_node(&self, id: NodeId, host: &str) -> StoreResult<()> {
         self.node_release(id, host).await
+    }
+    async fn update_node_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        self.node_update_and_release(node, host).await
     }
     async fn clear_reservations(&self, host: &str) -> StoreResult<usize> {
         self.node_clear_reservations(host).await
@@ -482,7 +507,7 @@ impl Store for PostgresStore {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
             .bind(payload.to_owned())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend("sending a notification", e))?;
         Ok(())
@@ -506,7 +531,7 @@ impl Store for PostgresStore {
 
     async fn now(&self) -> StoreResult<Timestamp> {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {DB_NOW_NANOS}")))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut self.c().await?)
             .await
             .map_err(|e| backend("reading the database clock", e))?;
         Ok(from_nanos(n))

@@ -330,7 +330,7 @@ impl PostgresStore {
         .bind(node.uuid.to_string())
         .bind(node.reservation.clone());
         bind_columns(q, node, data)
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| write_error(node, "creating", e))?;
         Ok(())
@@ -341,13 +341,13 @@ impl PostgresStore {
             Ident::Uuid(u) => {
                 sqlx::query_as("SELECT data, reservation FROM nodes WHERE uuid = $1")
                     .bind(u.hyphenated().to_string())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut self.c().await?)
                     .await
             }
             Ident::Name(n) => {
                 sqlx::query_as("SELECT data, reservation FROM nodes WHERE name = $1")
                     .bind(n.clone())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut self.c().await?)
                     .await
             }
         }
@@ -367,7 +367,7 @@ impl PostgresStore {
         );
         let done = bind_columns(q, node, data)
             .bind(node.uuid.to_string())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| write_error(node, "updating", e))?;
         if done.rows_affected() == 0 {
@@ -376,11 +376,36 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Save the node and release `host`'s lock in one statement; when `host`
+    /// does not hold it, as `update_node` then `release_node` (their errors).
+    pub(super) async fn node_update_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
+        let data = node_data(node)?;
+        let q = sqlx::query(
+            "UPDATE nodes SET name = $1, instance_uuid = $2, driver = $3, provision_state = $4, \
+             power_state = $5, maintenance = $6, fault = $7, conductor_group = $8, owner = $9, \
+             lessee = $10, resource_class = $11, chassis_uuid = $12, retired = $13, \
+             description = $14, shard = $15, parent_node = $16, created_at = $17, \
+             updated_at = $18, provision_updated_at = $19, data = $20, reservation = NULL \
+             WHERE uuid = $21 AND reservation = $22",
+        );
+        let done = bind_columns(q, node, data)
+            .bind(node.uuid.to_string())
+            .bind(host.to_owned())
+            .execute(&mut self.c().await?)
+            .await
+            .map_err(|e| write_error(node, "updating", e))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        self.node_update(node).await?;
+        self.node_release(node.uuid, host).await
+    }
+
     pub(super) async fn node_delete(&self, id: NodeId) -> StoreResult<()> {
         // Ports, port groups, history and the per-node caches go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM nodes WHERE uuid = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("deleting node {id}"), e))?;
         if done.rows_affected() == 0 {
@@ -400,7 +425,7 @@ impl PostgresStore {
             mq.push_bind(marker.hyphenated().to_string());
             let row = mq
                 .build()
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut self.c().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading marker node {marker}"), e))?
                 .ok_or_else(|| StoreError::not_found("Node", marker))?;
@@ -426,7 +451,7 @@ impl PostgresStore {
         }
         let rows: Vec<(String, Option<String>)> = qb
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut self.c().await?)
             .await
             .map_err(|e| backend("listing nodes", e))?;
         rows.into_iter().map(to_node).collect()
@@ -437,7 +462,7 @@ impl PostgresStore {
         push_filter(&mut qb, filter);
         let n: i64 = qb
             .build_query_scalar()
-            .fetch_one(&self.pool)
+            .fetch_one(&mut self.c().await?)
             .await
             .map_err(|e| backend("counting nodes", e))?;
         Ok(usize::try_from(n).unwrap_or_default())
@@ -454,7 +479,7 @@ impl PostgresStore {
             )
             .bind(host.to_owned())
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("reserving node {id} for {host}"), e))?;
             if let Some(row) = row {
@@ -475,7 +500,7 @@ impl PostgresStore {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT reservation FROM nodes WHERE uuid = $1")
                 .bind(id.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut self.c().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading the reservation of node {id}"), e))?;
         Ok(row.ok_or_else(|| StoreError::not_found("Node", id))?.0)
@@ -486,7 +511,7 @@ impl PostgresStore {
             sqlx::query("UPDATE nodes SET reservation = NULL WHERE uuid = $1 AND reservation = $2")
                 .bind(id.to_string())
                 .bind(host.to_owned())
-                .execute(&self.pool)
+                .execute(&mut self.c().await?)
                 .await
                 .map_err(|e| backend(format_args!("releasing node {id} for {host}"), e))?;
         if done.rows_affected() == 1 {
@@ -502,7 +527,7 @@ impl PostgresStore {
     pub(super) async fn node_clear_reservations(&self, host: &str) -> StoreResult<usize> {
         let done = sqlx::query("UPDATE nodes SET reservation = NULL WHERE reservation = $1")
             .bind(host.to_owned())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("clearing the reservations of {host}"), e))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))

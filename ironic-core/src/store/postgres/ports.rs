@@ -27,17 +27,15 @@ impl PostgresStore {
         doing: &str,
         e: sqlx::Error,
     ) -> StoreError {
-        let exists = |table: &'static str, uuid: String| {
-            let pool = self.pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*) FROM {table} WHERE uuid = $1"
-                )))
-                .bind(uuid)
-                .fetch_one(&pool)
-                .await
-                .map(|n| n > 0)
-            }
+        let exists = |table: &'static str, uuid: String| async move {
+            let mut conn = self.conns.get().await?;
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE uuid = $1"
+            )))
+            .bind(uuid)
+            .fetch_one(&mut conn)
+            .await
+            .map(|n| n > 0)
         };
         match exists("nodes", node.to_string()).await {
             Ok(false) => return StoreError::not_found("Node", node),
@@ -93,7 +91,7 @@ impl PostgresStore {
         .bind(port.physical_network.clone())
         .bind(data)
         .bind(port.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await;
         match res {
             Ok(_) => Ok(()),
@@ -114,7 +112,7 @@ impl PostgresStore {
         };
         let row: Option<(String, Option<String>)> = sqlx::query_as(sql)
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("reading port {ident}"), e))?;
         to_port(row.ok_or_else(|| StoreError::not_found("Port", ident))?)
@@ -124,7 +122,7 @@ impl PostgresStore {
         let row: Option<(String, Option<String>)> =
             sqlx::query_as("SELECT data, portgroup_uuid FROM ports WHERE address = $1")
                 .bind(address.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut self.c().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading port {address}"), e))?;
         to_port(row.ok_or_else(|| StoreError::not_found("Port", address))?)
@@ -143,7 +141,7 @@ impl PostgresStore {
         .bind(port.physical_network.clone())
         .bind(data)
         .bind(port.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await;
         match res {
             Ok(done) if done.rows_affected() == 0 => Err(StoreError::not_found("Port", port.uuid)),
@@ -155,7 +153,7 @@ impl PostgresStore {
     pub(super) async fn port_delete(&self, id: PortId) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM ports WHERE uuid = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("deleting port {id}"), e))?;
         if done.rows_affected() == 0 {
@@ -193,7 +191,7 @@ impl PostgresStore {
         if let Some(marker) = query.marker {
             let id: i64 = sqlx::query("SELECT id FROM ports WHERE uuid = $1")
                 .bind(marker.hyphenated().to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut self.c().await?)
                 .await
                 .and_then(|row| row.map(|r| r.try_get(0)).transpose())
                 .map_err(|e| backend(format_args!("reading marker port {marker}"), e))?
@@ -211,7 +209,7 @@ impl PostgresStore {
         }
         let rows: Vec<(String, Option<String>)> = qb
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut self.c().await?)
             .await
             .map_err(|e| backend("listing ports", e))?;
         rows.into_iter().map(to_port).collect()
@@ -258,7 +256,7 @@ impl PostgresStore {
         .bind(pg.node_uuid.to_string())
         .bind(data)
         .bind(pg.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await;
         match res {
             Ok(_) => Ok(()),
@@ -276,7 +274,7 @@ impl PostgresStore {
         };
         let data: Option<String> = sqlx::query_scalar(sql)
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("reading portgroup {ident}"), e))?;
         decode(
@@ -295,7 +293,7 @@ impl PostgresStore {
         .bind(pg.node_uuid.to_string())
         .bind(data)
         .bind(pg.uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await;
         match res {
             Ok(done) if done.rows_affected() == 0 => {
@@ -310,7 +308,7 @@ impl PostgresStore {
         // Member ports stay, without the group (ON DELETE SET NULL).
         let done = sqlx::query("DELETE FROM portgroups WHERE uuid = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("deleting portgroup {id}"), e))?;
         if done.rows_affected() == 0 {
@@ -324,12 +322,12 @@ impl PostgresStore {
             Some(n) => {
                 sqlx::query_scalar("SELECT data FROM portgroups WHERE node_uuid = $1 ORDER BY id")
                     .bind(n.to_string())
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut self.c().await?)
                     .await
             }
             None => {
                 sqlx::query_scalar("SELECT data FROM portgroups ORDER BY id")
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut self.c().await?)
                     .await
             }
         }

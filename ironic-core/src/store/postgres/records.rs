@@ -146,7 +146,7 @@ impl PostgresStore {
         if let Some(n) = node {
             q = q.bind(n);
         }
-        q.execute(&self.pool)
+        q.execute(&mut self.c().await?)
             .await
             .map_err(|e| t.write_error(uuid, name, "creating", e))?;
         Ok(())
@@ -183,7 +183,7 @@ impl PostgresStore {
             q = q.bind(n);
         }
         let done = q
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| t.write_error(uuid, name, "updating", e))?;
         if done.rows_affected() == 0 {
@@ -207,7 +207,7 @@ impl PostgresStore {
             t.table
         )))
         .bind(value)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("reading {} {ident}", t.kind.to_lowercase()), e))?;
         decode(
@@ -222,7 +222,7 @@ impl PostgresStore {
             t.table
         )))
         .bind(uuid.to_string())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("deleting {} {uuid}", t.kind.to_lowercase()), e))?;
         if done.rows_affected() == 0 {
@@ -236,7 +236,7 @@ impl PostgresStore {
             "SELECT data FROM {} ORDER BY id",
             t.table
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("listing {}", t.table), e))?;
         rows.iter().map(|d| decode(t.table, d)).collect()
@@ -255,7 +255,7 @@ impl PostgresStore {
                     t.table
                 )))
                 .bind(n.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut self.c().await?)
                 .await
             }
             None => {
@@ -263,7 +263,7 @@ impl PostgresStore {
                     "SELECT data FROM {} ORDER BY id",
                     t.table
                 )))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut self.c().await?)
                 .await
             }
         }
@@ -312,7 +312,7 @@ impl PostgresStore {
             .bind(c.connector_type.clone())
             .bind(c.connector_id.clone())
             .bind(data)
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| {
                 Self::volume_error(
@@ -343,7 +343,7 @@ impl PostgresStore {
             .bind(t.node_uuid.to_string())
             .bind(i64::from(t.boot_index))
             .bind(data)
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| {
                 Self::volume_error(TARGETS, t.uuid, t.node_uuid, || target_clash(t), doing, e)
@@ -372,7 +372,7 @@ impl PostgresStore {
         .bind(c.alive)
         .bind(nanos(&c.created_at))
         .bind(c.url.clone())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("registering conductor {}", c.hostname), e))?;
         Ok(())
@@ -383,7 +383,7 @@ impl PostgresStore {
             "UPDATE conductors SET updated_at = {DB_NOW_NANOS} WHERE hostname = $1"
         )))
         .bind(hostname.to_owned())
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("touching conductor {hostname}"), e))?;
         if done.rows_affected() == 0 {
@@ -395,7 +395,7 @@ impl PostgresStore {
     pub(super) async fn conductor_delete(&self, hostname: &str) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM conductors WHERE hostname = $1")
             .bind(hostname.to_owned())
-            .execute(&self.pool)
+            .execute(&mut self.c().await?)
             .await
             .map_err(|e| backend(format_args!("deleting conductor {hostname}"), e))?;
         if done.rows_affected() == 0 {
@@ -417,7 +417,7 @@ impl PostgresStore {
         )
         .bind(hostname.to_owned())
         .bind(nanos(&stamped_before))
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await
         .map_err(|e| backend(format_args!("forgetting conductor {hostname}"), e))?;
         Ok(done.rows_affected() > 0)
@@ -437,7 +437,7 @@ impl PostgresStore {
             "SELECT hostname, conductor_group, drivers, alive, created_at, updated_at, url \
              FROM conductors ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.c().await?)
         .await
         .map_err(|e| backend("listing conductors", e))?;
         rows.into_iter()
@@ -461,7 +461,12 @@ impl PostgresStore {
         let node = e.node_uuid.to_string();
         let data = encode("history event", e.uuid, e)?;
         let ctx = || format!("recording history event {} of node {node}", e.uuid);
-        let mut tx = self.pool.begin().await.map_err(|err| backend(ctx(), err))?;
+        // Until `settled`, the lease drops its connection when it ends: a `?`
+        // below leaves no transaction open on the server.
+        let mut conn = self.c().await?;
+        let mut tx = sqlx::Connection::begin(conn.for_transaction())
+            .await
+            .map_err(|err| backend(ctx(), err))?;
         sqlx::query("INSERT INTO node_history (uuid, node_uuid, data) VALUES ($1, $2, $3)")
             .bind(e.uuid.to_string())
             .bind(node.clone())
@@ -489,14 +494,15 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|err| backend(ctx(), err))?;
-        tx.commit().await.map_err(|err| backend(ctx(), err))
+        let committed = tx.commit().await;
+        conn.settled(committed).map_err(|err| backend(ctx(), err))
     }
 
     pub(super) async fn history_list(&self, node: NodeId) -> StoreResult<Vec<HistoryEvent>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT data FROM node_history WHERE node_uuid = $1 ORDER BY id")
                 .bind(node.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut self.c().await?)
                 .await
                 .map_err(|e| backend(format_args!("reading the history of node {node}"), e))?;
         rows.iter().map(|d| decode("history event", d)).collect()
@@ -516,7 +522,7 @@ impl PostgresStore {
         )))
         .bind(node.to_string())
         .bind(data)
-        .execute(&self.pool)
+        .execute(&mut self.c().await?)
         .await
         .map_err(|e| {
             if is_foreign_key_violation(&e) {
@@ -541,7 +547,7 @@ impl PostgresStore {
             blob.table()
         )))
         .bind(node.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.c().await?)
         .await
         .map_err(|e| {
             backend(
