@@ -595,3 +595,45 @@ fn other_resources_round_trip() {
         assert_eq!(s, 400);
     });
 }
+
+/// A power-off request for a node with `disable_power_off` is refused with
+/// Ironic's PowerStateFailure, an InvalidState: 409 (BMO asks for `rebooting`
+/// / `soft rebooting` instead); reboots are accepted.
+#[test]
+fn power_off_of_a_disable_power_off_node_is_a_conflict() {
+    let ir = Ironic::start(&[], &[]);
+    rt().block_on(async {
+        let api = Api::new(&ir.url);
+        let (s, node) = api
+            .json(
+                reqwest::Method::POST,
+                "/v1/nodes",
+                Some(json!({"driver": "fake-hardware", "disable_power_off": true})),
+            )
+            .await;
+        assert_eq!(s, 201, "{node}");
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        let path = format!("/v1/nodes/{uuid}/states/power");
+        for target in ["power off", "soft power off"] {
+            let (s, v) = api
+                .json(reqwest::Method::PUT, &path, Some(json!({"target": target})))
+                .await;
+            assert_eq!(s, 409, "{target}: {v}");
+            let e = inner_error(&v);
+            assert!(
+                e["faultstring"].as_str().is_some_and(
+                    |m| m.starts_with(&format!("Failed to set node power state to {target}"))
+                ),
+                "{e}"
+            );
+        }
+        let (s, v) = api
+            .json(
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({"target": "rebooting"})),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+    });
+}

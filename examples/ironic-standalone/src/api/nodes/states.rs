@@ -466,9 +466,10 @@ async fn power(
             node.provision_state
         )));
     }
+    // Ironic raises PowerStateFailure, an InvalidState: 409
     if matches!(action, PowerAction::PowerOff | PowerAction::SoftPowerOff) && node.disable_power_off
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::conflict(format!(
             "Failed to set node power state to {target}: power off is disabled for this node (disable_power_off)."
         )));
     }
