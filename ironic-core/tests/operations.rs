@@ -190,6 +190,39 @@ async fn adopt_and_service() {
     e.c.shutdown().await;
 }
 
+/// As Ironic's do_node_service: when no requested step needs the ramdisk
+/// (out-of-band firmware/BIOS steps, what Metal3 services with), the steps run
+/// at once without booting it; a step that needs it still boots it.
+#[tokio::test]
+async fn service_boots_the_ramdisk_only_for_steps_that_need_it() {
+    let e = env(FakeDeployMode::Agent).await;
+    let n = e.c.create_node(Node::new("fake-hardware")).await.unwrap();
+    let i = id(&n);
+    provision(&e.c, &i, "manage").await;
+    wait_state(&e.c, &i, S::Manageable).await;
+    provision(&e.c, &i, "adopt").await;
+    wait_state(&e.c, &i, S::Active).await;
+    let req = ProvisionRequest::new("service").with_service_steps(vec![
+            json!({"interface": "firmware", "step": "update", "args": {"settings": [{"component": "bmc", "url": "http://x/bmc-2.1.bin"}]}}),
+        ]);
+    e.c.provision(&i, req).await.unwrap();
+    let n = wait_state(&e.c, &i, S::Active).await;
+    assert_eq!(n.internal("fake_firmware").unwrap()["bmc"], "bmc-2.1.bin");
+    assert_eq!(e.fake.calls("deploy.prepare_service"), 0);
+    assert_eq!(e.fake.calls("deploy.tear_down_service"), 0);
+    // an in-band step (the default for service steps): the ramdisk boots
+    e.fake.set_agent_steps(
+        ironic_core::driver::StepKind::Service,
+        vec![ironic_core::driver::StepDef::service("burnin_cpu", 0)],
+    );
+    let req = ProvisionRequest::new("service")
+        .with_service_steps(vec![json!({"interface": "deploy", "step": "burnin_cpu"})]);
+    e.c.provision(&i, req).await.unwrap();
+    wait_state(&e.c, &i, S::ServiceWait).await;
+    assert_eq!(e.fake.calls("deploy.prepare_service"), 1);
+    e.c.shutdown().await;
+}
+
 /// Wait until the background worker has processed an allocation.
 async fn settle(c: &ironic_core::Conductor, a: &Allocation) -> Allocation {
     assert_eq!(

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::job::{Job, event_type, wipe_token};
-use super::steps::{capitalize, parse_user_steps, requested_key};
+use super::steps::{capitalize, parse_user_steps, refreshed_key, requested_key};
 use super::{Conductor, ProvisionRequest};
 use crate::driver::{InspectOutcome, StepKind, StepOutcome};
 use crate::error::{DriverError, Error, Result};
@@ -524,7 +524,30 @@ async fn start_service(mut job: Job) -> Job {
         .unwrap_or(false);
     let d = try_or_fail!(job, job.task.driver().cloned(), "{e}");
     job.update_cache().await;
-    let outcome = if disable_ramdisk {
+    // As Ironic's do_node_service: the step list is composed first, and the
+    // ramdisk boots only when one of the steps requires it (or the list cannot
+    // be composed yet); out-of-band steps alone (BIOS, firmware over the BMC,
+    // what Metal3 services with) run at once, as with disable_ramdisk.
+    let ramdisk_needed = !disable_ramdisk
+        && match job.compute_steps(StepKind::Service).await {
+            Ok(()) => {
+                let needed = job
+                    .steps(StepKind::Service)
+                    .iter()
+                    .any(|s| s.requires_ramdisk);
+                if needed {
+                    // composed again once the ramdisk is up
+                    job.node_mut()
+                        .remove_internal(&refreshed_key(StepKind::Service));
+                } else {
+                    tracing::debug!(node = %uuid, "no service step requires the ramdisk: servicing without it");
+                    job.node_mut().set_internal("service_disable_ramdisk", true);
+                }
+                needed
+            }
+            Err(_) => true,
+        };
+    let outcome = if !ramdisk_needed {
         StepOutcome::Done
     } else {
         try_or_fail!(
