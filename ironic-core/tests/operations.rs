@@ -185,6 +185,14 @@ async fn adopt_and_service() {
         n.last_error
     );
     assert_eq!(n.fault, Some(ironic_core::model::Fault::ServiceFailure));
+    // in maintenance, abort is refused as Ironic's conductor does (InvalidState,
+    // 409) until the operator takes the node out of maintenance
+    let err = e.c.provision(&i, ProvisionRequest::new("abort")).await;
+    assert!(
+        matches!(&err, Err(Error::Conflict(m)) if m.contains("maintenance")),
+        "{err:?}"
+    );
+    e.c.set_maintenance(&i, false, None).await.unwrap();
     provision(&e.c, &i, "abort").await;
     wait_state(&e.c, &i, S::Active).await;
     e.c.shutdown().await;

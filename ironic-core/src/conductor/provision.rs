@@ -327,6 +327,13 @@ impl Conductor {
         };
         match state {
             S::ServiceFailed => {
+                // Ironic's do_provisioning_action: InvalidState (409)
+                if job.node().maintenance {
+                    return Err(Error::Conflict(format!(
+                        "Can not abort service on node \"{}\" while it is in maintenance mode. Please remove the node from maintenance prior to issuing the request to abort the service operation.",
+                        job.node().uuid
+                    )));
+                }
                 job.transition(Event::Abort, None).await?;
                 Ok(None)
             }
