@@ -70,7 +70,17 @@ async fn rescue_and_unrescue_through_the_agent() {
     wait_state(&e.c, &i, S::RescueWait).await;
     provision(&e.c, &i, "abort").await;
     let n = wait_state(&e.c, &i, S::RescueFailed).await;
-    assert!(n.last_error.unwrap().contains("aborted"));
+    // as Ironic's _do_node_rescue_abort: no last_error, an informational
+    // history entry
+    assert_eq!(n.last_error, None);
+    let hist = e.c.history(&i).await.unwrap();
+    assert!(
+        hist.iter().any(
+            |h| h.event == "By request, the rescue operation was aborted."
+                && h.severity == ironic_core::model::Severity::Info
+        ),
+        "{hist:?}"
+    );
     // and undeployed from there
     provision(&e.c, &i, "deleted").await;
     wait_state(&e.c, &i, S::Available).await;

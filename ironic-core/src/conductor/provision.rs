@@ -705,11 +705,25 @@ impl Job {
         if !errors.is_empty() {
             last_error.push_str(&format!("; cleaning up also failed: {}", errors.join("; ")));
         }
-        self.node_mut().last_error = Some(last_error.clone());
-        let node = self.node().clone();
-        self.c
-            .record_history(&node, event_type(state), Severity::Warning, &last_error)
-            .await;
+        if state == S::RescueWait && errors.is_empty() {
+            // Ironic's _do_node_rescue_abort: the node is back to normal, no
+            // last_error; the history says it (not as an error)
+            let node = self.node().clone();
+            self.c
+                .record_history(
+                    &node,
+                    event_type(state),
+                    Severity::Info,
+                    "By request, the rescue operation was aborted.",
+                )
+                .await;
+        } else {
+            self.node_mut().last_error = Some(last_error.clone());
+            let node = self.node().clone();
+            self.c
+                .record_history(&node, event_type(state), Severity::Warning, &last_error)
+                .await;
+        }
         self.transition_or_log(Event::Abort, None).await;
         if self.node().provision_state == S::ServiceFailed {
             self.transition_or_log(Event::Abort, None).await;
