@@ -610,6 +610,17 @@ impl Job {
             S::Verifying => (Event::Fail, Some(StepKind::Verify)),
             _ => (Event::Fail, None),
         };
+        // the fault first, as Ironic's cleaning/servicing error handlers: the
+        // tear-down leaves a failed node as it is (powered, on its network)
+        let faulted =
+            step_failure && matches!(kind, Some(StepKind::Clean) | Some(StepKind::Service));
+        if faulted {
+            self.node_mut().fault = Some(if kind == Some(StepKind::Clean) {
+                Fault::CleanFailure
+            } else {
+                Fault::ServiceFailure
+            });
+        }
         if let Some(d) = &driver {
             let r = match state {
                 S::Deploying | S::DeployWait | S::DeployHold => {
@@ -635,15 +646,10 @@ impl Job {
                 cleanup_errors.join("; ")
             ));
         }
-        if step_failure && matches!(kind, Some(StepKind::Clean) | Some(StepKind::Service)) {
+        if faulted {
             let n = self.node_mut();
             n.maintenance = true;
             n.maintenance_reason = Some(last_error.clone());
-            n.fault = Some(if kind == Some(StepKind::Clean) {
-                Fault::CleanFailure
-            } else {
-                Fault::ServiceFailure
-            });
         }
         if let Some(k) = kind {
             self.current_step_ended(k, StepResult::Failed);

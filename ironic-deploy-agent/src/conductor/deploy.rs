@@ -8,6 +8,7 @@ use ironic_core::driver::{
     BaseInterface, DeployInterface, Heartbeat, HeartbeatOutcome, NetworkPhase, PropertyDoc,
     RamdiskKind, RamdiskParams, Step, StepDef, StepKind, StepOutcome, Task,
 };
+use ironic_core::model::Fault;
 use ironic_core::{DriverError, PowerAction, ProvisionState, Secret};
 use serde_json::{Value, json};
 
@@ -739,8 +740,12 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down(&self, task: &mut Task) -> Result<(), DriverError> {
-        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
-            .await?;
+        // a node that must not be powered off is rebooted in clean_up instead
+        // (Ironic's AgentBaseMixin.tear_down / clean_up)
+        if !task.node.disable_power_off {
+            task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
+                .await?;
+        }
         let driver = task.driver()?.clone();
         driver.network.unconfigure_tenant_networks(task).await?;
         driver.boot.clean_up_instance(task).await?;
@@ -763,6 +768,12 @@ impl DeployInterface for AgentDeploy {
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
         driver.boot.clean_up_instance(task).await?;
+        // tear_down cannot power it off: reboot so that it no longer runs the
+        // instance (Ironic's AgentBaseMixin.clean_up)
+        if task.node.disable_power_off {
+            task.node_power_action(PowerAction::Reboot, self.cfg.power_timeout)
+                .await?;
+        }
         Self::wipe_agent(task);
         Ok(())
     }
@@ -778,15 +789,24 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down_cleaning(&self, task: &mut Task) -> Result<(), DriverError> {
-        // The ramdisk is done: power the node off (Ironic's tear_down_inband_cleaning).
-        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
-            .await?;
+        // The ramdisk is done: power the node off, unless cleaning failed (it
+        // stays up to be looked at) or it must not be powered off, which is
+        // rebooted at the end instead (Ironic's tear_down_inband_cleaning).
+        let failure = task.node.fault == Some(Fault::CleanFailure);
+        if !failure && !task.node.disable_power_off {
+            task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
+                .await?;
+        }
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
         driver
             .network
             .remove_network(task, NetworkPhase::Cleaning)
             .await?;
+        if !failure && task.node.disable_power_off {
+            task.node_power_action(PowerAction::Reboot, self.cfg.power_timeout)
+                .await?;
+        }
         Self::wipe_agent(task);
         Ok(())
     }
@@ -801,17 +821,31 @@ impl DeployInterface for AgentDeploy {
     }
 
     async fn tear_down_service(&self, task: &mut Task) -> Result<(), DriverError> {
-        // As after cleaning (Ironic's tear_down_inband_service).
-        task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
-            .await?;
+        // Ironic's tear_down_inband_service: off (unless servicing failed, or
+        // the node must not be powered off), the ramdisk cleaned up; then,
+        // unless it failed, back on the instance's networks and booted into
+        // the instance again (rebooted when it must not be powered off).
+        let failure = task.node.fault == Some(Fault::ServiceFailure);
+        if !failure && !task.node.disable_power_off {
+            task.node_power_action(PowerAction::PowerOff, self.cfg.power_timeout)
+                .await?;
+        }
         let driver = task.driver()?.clone();
         driver.boot.clean_up_ramdisk(task).await?;
-        driver
-            .network
-            .remove_network(task, NetworkPhase::Servicing)
-            .await?;
-        // back on the instance's networks (Ironic's tear_down_inband_service)
-        driver.network.configure_tenant_networks(task).await?;
+        if !failure {
+            driver
+                .network
+                .remove_network(task, NetworkPhase::Servicing)
+                .await?;
+            driver.network.configure_tenant_networks(task).await?;
+            driver.boot.prepare_instance(task).await?;
+            let next = if task.node.disable_power_off {
+                PowerAction::Reboot
+            } else {
+                PowerAction::PowerOn
+            };
+            task.node_power_action(next, self.cfg.power_timeout).await?;
+        }
         Self::wipe_agent(task);
         Ok(())
     }
@@ -1117,5 +1151,91 @@ mod tests {
         );
         assert_eq!(outcome(ServiceWait, |_| {}).await, Continue);
         assert_eq!(outcome(InspectWait, |_| {}).await, Wait);
+    }
+
+    /// A task for a fake-hardware node whose deploy interface is this one,
+    /// with the fakes for the rest; and their call counters.
+    fn fake_task(f: impl FnOnce(&mut Node)) -> (Task, ironic_core::fake::FakeControl) {
+        let mut reg = ironic_core::InterfaceRegistry::with_noop();
+        let fake = ironic_core::fake::register(&mut reg, Default::default());
+        reg.register_deploy(
+            AgentDeploy::NAME,
+            std::sync::Arc::new(AgentDeploy::default()),
+        );
+        let mut n = Node::new("fake-hardware");
+        n.interfaces.deploy_interface = AgentDeploy::NAME.into();
+        n.interfaces.network_interface = "noop".into();
+        n.provision_state = ProvisionState::ServiceWait;
+        f(&mut n);
+        reg.resolve_interfaces(&mut n).unwrap();
+        let driver = reg.driver_for(&n).unwrap();
+        (Task::new(n).with_driver(driver), fake)
+    }
+
+    /// Ironic's tear_down_inband_service: the instance boots again after
+    /// servicing (rebooted, never powered off, for a disable_power_off node);
+    /// after a failure the node is left as it is.
+    #[tokio::test]
+    async fn service_tear_down_boots_the_instance_and_respects_disable_power_off() {
+        let (mut t, fake) = fake_task(|_| {});
+        AgentDeploy::default()
+            .tear_down_service(&mut t)
+            .await
+            .unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 2, "off, then on");
+        assert_eq!(fake.calls("boot.prepare_instance"), 1);
+        assert_eq!(t.node.power_state, Some(ironic_core::PowerState::On));
+
+        let (mut t, fake) = fake_task(|n| n.disable_power_off = true);
+        AgentDeploy::default()
+            .tear_down_service(&mut t)
+            .await
+            .unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 0, "never off");
+        assert_eq!(fake.calls("power.reboot"), 1);
+        assert_eq!(fake.calls("boot.prepare_instance"), 1);
+
+        let (mut t, fake) = fake_task(|n| n.fault = Some(Fault::ServiceFailure));
+        AgentDeploy::default()
+            .tear_down_service(&mut t)
+            .await
+            .unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 0);
+        assert_eq!(fake.calls("power.reboot"), 0);
+        assert_eq!(fake.calls("boot.prepare_instance"), 0);
+        assert_eq!(fake.calls("boot.clean_up_ramdisk"), 1);
+    }
+
+    /// Cleaning and deprovisioning never power off a disable_power_off node:
+    /// they reboot it instead (Ironic's tear_down_inband_cleaning, tear_down
+    /// and clean_up).
+    #[tokio::test]
+    async fn disable_power_off_nodes_are_rebooted_not_powered_off() {
+        let (mut t, fake) = fake_task(|n| {
+            n.disable_power_off = true;
+            n.provision_state = ProvisionState::CleanWait;
+        });
+        AgentDeploy::default()
+            .tear_down_cleaning(&mut t)
+            .await
+            .unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 0);
+        assert_eq!(fake.calls("power.reboot"), 1);
+
+        let (mut t, fake) = fake_task(|n| {
+            n.disable_power_off = true;
+            n.provision_state = ProvisionState::Deleting;
+        });
+        let d = AgentDeploy::default();
+        d.clean_up(&mut t).await.unwrap();
+        d.tear_down(&mut t).await.unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 0);
+        assert_eq!(fake.calls("power.reboot"), 1);
+
+        let (mut t, fake) = fake_task(|n| n.provision_state = ProvisionState::Deleting);
+        d.clean_up(&mut t).await.unwrap();
+        d.tear_down(&mut t).await.unwrap();
+        assert_eq!(fake.calls("power.set_power_state"), 1, "powered off");
+        assert_eq!(fake.calls("power.reboot"), 0);
     }
 }
