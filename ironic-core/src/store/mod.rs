@@ -87,6 +87,27 @@ pub(crate) fn target_clash(t: &VolumeTarget) -> String {
     )
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// The JSON kept in `data`: the whole node except `reservation`, which lives in its
+/// own column only (so a stale copy can never be read back). Both SQL stores keep it.
+pub(crate) fn node_data(node: &Node) -> StoreResult<String> {
+    // Straight to text: through a `serde_json::Value` (a map and a key per
+    // field, then printed) this was a fifth of the conductor's CPU in the fleet.
+    let unlocked;
+    let node = match node.reservation {
+        None => node,
+        Some(_) => {
+            unlocked = Node {
+                reservation: None,
+                ..node.clone()
+            };
+            &unlocked
+        }
+    };
+    serde_json::to_string(node)
+        .map_err(|e| StoreError::Backend(format!("cannot serialize node {}: {e}", node.uuid)))
+}
+
 /// Result of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

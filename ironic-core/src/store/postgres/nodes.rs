@@ -8,25 +8,19 @@ use sqlx::query::Query;
 use sqlx::{QueryBuilder, Row};
 
 use super::*;
+use crate::store::node_data;
 
-/// The JSON kept in `data`: the whole node except `reservation`, which lives in its
-/// own column only (so a stale copy can never be read back).
-fn node_data(node: &Node) -> StoreResult<String> {
-    // Straight to text: through a `serde_json::Value` (a map and a key per
-    // field, then printed) this was a fifth of the conductor's CPU in the fleet.
-    let unlocked;
-    let node = match node.reservation {
-        None => node,
-        Some(_) => {
-            unlocked = Node {
-                reservation: None,
-                ..node.clone()
-            };
-            &unlocked
-        }
+/// `UPDATE nodes SET` every column but `uuid` and `reservation`, bound by
+/// `bind_columns` as `$1` … `$20`; `node_update` and `node_update_and_release`
+/// add their own `WHERE`.
+macro_rules! update_node_set {
+    () => {
+        "UPDATE nodes SET name = $1, instance_uuid = $2, driver = $3, provision_state = $4, \
+         power_state = $5, maintenance = $6, fault = $7, conductor_group = $8, owner = $9, \
+         lessee = $10, resource_class = $11, chassis_uuid = $12, retired = $13, \
+         description = $14, shard = $15, parent_node = $16, created_at = $17, \
+         updated_at = $18, provision_updated_at = $19, data = $20"
     };
-    serde_json::to_string(node)
-        .map_err(|e| StoreError::Backend(format!("cannot serialize node {}: {e}", node.uuid)))
 }
 
 /// Bind the columns shared by INSERT and UPDATE, in the order the statements name them.
@@ -366,14 +360,7 @@ impl PostgresStore {
 
     pub(super) async fn node_update(&self, node: &Node) -> StoreResult<()> {
         let data = node_data(node)?;
-        let q = sqlx::query(
-            "UPDATE nodes SET name = $1, instance_uuid = $2, driver = $3, provision_state = $4, \
-             power_state = $5, maintenance = $6, fault = $7, conductor_group = $8, owner = $9, \
-             lessee = $10, resource_class = $11, chassis_uuid = $12, retired = $13, \
-             description = $14, shard = $15, parent_node = $16, created_at = $17, \
-             updated_at = $18, provision_updated_at = $19, data = $20 \
-             WHERE uuid = $21",
-        );
+        let q = sqlx::query(concat!(update_node_set!(), " WHERE uuid = $21"));
         let done = bind_columns(q, node, data)
             .bind(node.uuid.to_string())
             .execute(&mut self.c().await?)
@@ -389,14 +376,10 @@ impl PostgresStore {
     /// does not hold it, as `update_node` then `release_node` (their errors).
     pub(super) async fn node_update_and_release(&self, node: &Node, host: &str) -> StoreResult<()> {
         let data = node_data(node)?;
-        let q = sqlx::query(
-            "UPDATE nodes SET name = $1, instance_uuid = $2, driver = $3, provision_state = $4, \
-             power_state = $5, maintenance = $6, fault = $7, conductor_group = $8, owner = $9, \
-             lessee = $10, resource_class = $11, chassis_uuid = $12, retired = $13, \
-             description = $14, shard = $15, parent_node = $16, created_at = $17, \
-             updated_at = $18, provision_updated_at = $19, data = $20, reservation = NULL \
-             WHERE uuid = $21 AND reservation = $22",
-        );
+        let q = sqlx::query(concat!(
+            update_node_set!(),
+            ", reservation = NULL WHERE uuid = $21 AND reservation = $22"
+        ));
         let done = bind_columns(q, node, data)
             .bind(node.uuid.to_string())
             .bind(host.to_owned())

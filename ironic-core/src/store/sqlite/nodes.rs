@@ -5,26 +5,7 @@ use sqlx::sqlite::{Sqlite, SqliteArguments};
 use sqlx::{QueryBuilder, Row};
 
 use super::*;
-
-/// The JSON kept in `data`: the whole node except `reservation`, which lives in its
-/// own column only (so a stale copy can never be read back).
-fn node_data(node: &Node) -> StoreResult<String> {
-    // Straight to text: through a `serde_json::Value` (a map and a key per
-    // field, then printed) this was a fifth of the conductor's CPU in the fleet.
-    let unlocked;
-    let node = match node.reservation {
-        None => node,
-        Some(_) => {
-            unlocked = Node {
-                reservation: None,
-                ..node.clone()
-            };
-            &unlocked
-        }
-    };
-    serde_json::to_string(node)
-        .map_err(|e| StoreError::Backend(format!("cannot serialize node {}: {e}", node.uuid)))
-}
+use crate::store::node_data;
 
 /// The columns a node's row has beside `uuid`, `reservation` and `data`, in the
 /// order [`Columns::of`] gives their values.
