@@ -482,11 +482,14 @@ fn an_api_only_process_hands_node_actions_to_the_conductor() {
 fn the_locks_of_a_dead_api_only_process_are_released() {
     let rt = rt();
     let db = rt.block_on(TestDatabase::create());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on for the whole test: the local end of a
+    // connection the test holds, so no server started meanwhile (this test's or
+    // another's) can take it and answer the conductor's internal URL (a port
+    // merely freed could be handed to the next listener: the API process then
+    // forwarded to whoever got it).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let kept = std::net::TcpStream::connect(holder.local_addr().unwrap()).unwrap();
+    let closed = kept.local_addr().unwrap().port();
     let unreachable = format!("http://127.0.0.1:{closed}");
     let conductor = Ironic::start(
         &[],
